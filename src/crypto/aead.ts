@@ -32,12 +32,12 @@ class AesGcm16 implements AeadAlgorithm {
       );
     }
     const keyLen = this.keyBits / 8;
-    return new AesGcm16Context(
-      this,
-      this.cipherName,
-      createSecretKey(Buffer.from(keyMaterial.subarray(0, keyLen))),
-      Buffer.from(keyMaterial.subarray(keyLen)),
-    );
+    // createSecretKey copies the octets into the KeyObject; zero our temporary copy.
+    const keyCopy = Buffer.alloc(keyLen);
+    keyCopy.set(keyMaterial.subarray(0, keyLen));
+    const key = createSecretKey(keyCopy);
+    keyCopy.fill(0);
+    return new AesGcm16Context(this, this.cipherName, key, Buffer.from(keyMaterial.subarray(keyLen)));
   }
 }
 
