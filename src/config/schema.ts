@@ -1,0 +1,175 @@
+/**
+ * The schema of tunsec's YAML configuration, section by section, with
+ * swanctl.conf's names and (unless docs/configuration.md says otherwise)
+ * its defaults. Unknown keys are errors. Values that depend on other values
+ * (lifetimes, rekey margins) are left undefined here and settled in
+ * ./lifetimes.ts; the sections are put together in ./load.ts.
+ */
+import { z } from 'zod';
+import { ProtocolId } from '../ike/transforms.js';
+import type { Identity } from './identity.js';
+import { type Parsed, bad, describeValue, ok } from './result.js';
+import {
+  byteCount,
+  choice,
+  defaultProposalList,
+  duration,
+  field,
+  hostAddresses,
+  identity,
+  integer,
+  listenAddress,
+  packetCount,
+  path,
+  paths,
+  port,
+  proposals,
+  trafficSelectors,
+  yesNo,
+} from './fields.js';
+import { parseTrafficSelector } from './traffic-selector.js';
+
+/** Log subsystems, charon's names plus `tun` (the TUN device); `default` sets all not listed. */
+export const LOG_SUBSYSTEMS = ['default', 'dmn', 'mgr', 'ike', 'chd', 'job', 'cfg', 'knl', 'net', 'asn', 'enc', 'lib', 'esp', 'tun'] as const;
+export type LogSubsystem = (typeof LOG_SUBSYSTEMS)[number];
+
+/** charon's levels: -1 silent, 0 basic, 1 audit, 2 control, 3 controlmore, 4 raw (secrets!). */
+const logLevel = () => integer(-1, 4);
+
+export const daemonSchema = z.strictObject({
+  pid_file: path().default('/run/tunsec.pid'),
+  control_socket: path().default('/run/tunsec.sock'),
+  log: z.strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>).optional(),
+  keylog: path().optional(),
+  metrics: listenAddress().optional(),
+  global: choice(['clear', 'drop']).default('drop'),
+  prefer_configured_proposals: yesNo().default(true),
+});
+
+export const authoritiesSchema = z.strictObject({
+  cacerts: paths().default([]),
+  crls: paths().default([]),
+  strictcrl: choice(['yes', 'ifuri', 'no']).default('no'),
+});
+
+/** `secrets.<type><suffix>`: private keys (tunsec authenticates with public keys only). */
+export const SECRET_TYPES = ['private', 'rsa', 'ecdsa', 'pkcs8'] as const;
+export type SecretType = (typeof SECRET_TYPES)[number];
+export const secretSchema = z.strictObject({ file: path() });
+
+const ANY_ID: Identity = { type: 'ID_ANY', value: '', text: '%any' };
+
+export const localAuthSchema = z.strictObject({
+  auth: choice(['pubkey']).default('pubkey'),
+  id: identity().optional(),
+  certs: paths().default([]),
+});
+
+export const remoteAuthSchema = z.strictObject({
+  auth: choice(['pubkey']).default('pubkey'),
+  id: identity().default(ANY_ID),
+  certs: paths().default([]),
+  cacerts: paths().default([]),
+});
+
+const mobike = () =>
+  field((v): Parsed<false> => {
+    if (v === false || v === 'no') return ok(false);
+    if (v === true || v === 'yes') return bad("tunsec does not implement MOBIKE (RFC 4555); only 'no' is accepted");
+    return bad(`must be 'no', got ${describeValue(v)}`);
+  });
+
+const version = () =>
+  field((v): Parsed<2> => {
+    if (v === 2 || v === '2') return ok(2);
+    return bad(`tunsec speaks IKEv2 only; version must be 2, got ${describeValue(v)}`);
+  });
+
+/** Connection-level keys; `local`, `remote` and `children` are sections of their own, parsed separately. */
+export const connectionSchema = z.strictObject({
+  version: version().default(2),
+  local_addrs: hostAddresses().default(['%any']),
+  remote_addrs: hostAddresses(),
+  local_port: port().default(500),
+  remote_port: port().default(500),
+  proposals: proposals(ProtocolId.IKE).default(() => defaultProposalList(ProtocolId.IKE)),
+  local: z.unknown().optional(),
+  remote: z.unknown().optional(),
+  children: z.unknown().optional(),
+  send_cert: choice(['always', 'ifasked', 'never']).default('ifasked'),
+  send_certreq: yesNo().default(true),
+  rekey_time: duration().optional(),
+  reauth_time: duration().optional(),
+  over_time: duration().optional(),
+  rand_time: duration().optional(),
+  dpd_delay: duration().default(0),
+  dpd_timeout: duration().default(0),
+  keyingtries: integer(0, 1000).default(1),
+  encap: yesNo().default(false),
+  fragmentation: choice(['yes', 'accept', 'force', 'no']).default('yes'),
+  mobike: mobike().default(false),
+  unique: choice(['no', 'never', 'keep', 'replace']).default('no'),
+});
+
+export type StartAction = 'none' | 'trap' | 'start' | 'trap|start';
+
+const startAction = () =>
+  field((v): Parsed<StartAction> => {
+    const words = typeof v === 'string' ? v.split('|').map((s) => s.trim()).sort() : [];
+    const key = words.join('|');
+    if (key === 'none' || key === 'trap' || key === 'start') return ok(key);
+    if (key === 'start|trap') return ok('trap|start');
+    return bad(`must be one of 'none', 'trap', 'start', 'trap|start', got ${describeValue(v)}`);
+  });
+
+/** The largest replay window tunsec's RFC 6479 window accepts, in packets. */
+export const MAX_REPLAY_WINDOW = 65536;
+
+const DYNAMIC = parseTrafficSelector('dynamic');
+const dynamicTs = () => (DYNAMIC.ok ? [DYNAMIC.value] : []);
+
+export const childSchema = z.strictObject({
+  local_ts: trafficSelectors().default(dynamicTs),
+  remote_ts: trafficSelectors().default(dynamicTs),
+  esp_proposals: proposals(ProtocolId.ESP).default(() => defaultProposalList(ProtocolId.ESP)),
+  mode: choice(['transport', 'tunnel']).default('transport'),
+  start_action: startAction().default('none'),
+  dpd_action: choice(['clear', 'trap', 'restart']).default('clear'),
+  close_action: choice(['none', 'trap', 'start']).default('none'),
+  rekey_time: duration().optional(),
+  life_time: duration().optional(),
+  rand_time: duration().optional(),
+  rekey_bytes: byteCount().optional(),
+  life_bytes: byteCount().optional(),
+  rand_bytes: byteCount().optional(),
+  rekey_packets: packetCount().optional(),
+  life_packets: packetCount().optional(),
+  rand_packets: packetCount().optional(),
+  replay_window: integer(0, MAX_REPLAY_WINDOW).default(32),
+  policy: choice(['private', 'private-or-clear']).default('private'),
+});
+
+/**
+ * The top level. Its sections are parsed one by one (./load.ts), and each
+ * connection, its `local`/`remote` sections and each child on their own, so
+ * one bad value hides no problem elsewhere.
+ */
+export const topSchema = z.strictObject({
+  daemon: z.unknown().optional(),
+  authorities: z.unknown().optional(),
+  secrets: z.record(z.string(), z.unknown()).optional(),
+  connections: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * Keys of swanctl.conf tunsec does not take, so an operator copying a
+ * swanctl configuration learns that the key is known but unsupported.
+ */
+export const UNSUPPORTED_SWANCTL_KEYS: ReadonlySet<string> = new Set([
+  'vips', 'pools', 'aggressive', 'pull', 'dscp', 'childless', 'ocsp', 'ppk_id', 'ppk_required', 'if_id_in', 'if_id_out',
+  'mediation', 'mediated_by', 'mediation_peer', 'round', 'pubkeys', 'eap_id', 'aaa_id', 'xauth_id', 'groups',
+  'cert_policy', 'ca_id', 'revocation', 'ah_proposals', 'sha256_96', 'updown', 'hostaccess', 'policies',
+  'policies_fwd_out', 'ipcomp', 'inactivity', 'reqid', 'priority', 'interface', 'mark_in', 'mark_in_sa', 'mark_out',
+  'set_mark_in', 'set_mark_out', 'label', 'label_mode', 'tfc_padding', 'per_cpu_sas', 'hw_offload', 'copy_df',
+  'copy_ecn', 'copy_dscp', 'icmp',
+]);

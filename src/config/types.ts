@@ -1,0 +1,109 @@
+/**
+ * The loaded configuration, with every default applied and every derived
+ * value computed. Key names are the YAML (swanctl.conf) names; times are in
+ * seconds, byte and packet counts plain numbers (0 = no limit); relative
+ * paths are resolved against the configuration file's directory.
+ */
+import type { ProposalList } from '../ike/proposal/parse.js';
+import type { ListenAddress } from './fields.js';
+import type { Identity } from './identity.js';
+import type { ChildLifetimes, IkeLifetimes } from './lifetimes.js';
+import type { LogSubsystem, SecretType, StartAction } from './schema.js';
+import type { TrafficSelectorConfig } from './traffic-selector.js';
+
+export type { Identity, IdentityType } from './identity.js';
+export type { ListenAddress } from './fields.js';
+export type { LogSubsystem, SecretType, StartAction } from './schema.js';
+export type { TrafficSelectorConfig } from './traffic-selector.js';
+export type { ProposalList } from '../ike/proposal/parse.js';
+
+export interface TunsecConfig {
+  daemon: DaemonConfig;
+  authorities: AuthoritiesConfig;
+  /** By section name (`private-moon`, `ecdsa`, …). */
+  secrets: Record<string, SecretConfig>;
+  /** By connection name, in file order. */
+  connections: Record<string, ConnectionConfig>;
+}
+
+export interface DaemonConfig {
+  pid_file: string;
+  control_socket: string;
+  /** Level per subsystem (-1..4), `default` applied to every subsystem not given. */
+  log: Record<Exclude<LogSubsystem, 'default'>, number>;
+  /** File to append IKE and ESP keys to (for Wireshark); absent = no key log. */
+  keylog?: string;
+  /** Metrics listen address; absent = no metrics endpoint. */
+  metrics?: ListenAddress;
+  /** What happens to traffic covered by tunsec's policies while the global off-switch is engaged. */
+  global: 'clear' | 'drop';
+  /** As responder, our proposal order decides (strongSwan's charon.prefer_configured_proposals). */
+  prefer_configured_proposals: boolean;
+}
+
+export interface AuthoritiesConfig {
+  /** Trusted CA certificates: files or directories of PEM/DER files. */
+  cacerts: string[];
+  /** CRLs: files or directories. */
+  crls: string[];
+  /** `yes`: a valid CRL is required for every certificate; `ifuri`: when the certificate names a CRL distribution point; `no`: CRLs are used when present. */
+  strictcrl: 'yes' | 'ifuri' | 'no';
+}
+
+export interface SecretConfig {
+  type: SecretType;
+  file: string;
+}
+
+export interface LocalAuthConfig {
+  auth: 'pubkey';
+  /** Absent: the subject DN of the first certificate. */
+  id?: Identity;
+  certs: string[];
+}
+
+export interface RemoteAuthConfig {
+  auth: 'pubkey';
+  /** ID_ANY when not configured. */
+  id: Identity;
+  /** Pinned peer certificates. */
+  certs: string[];
+  /** CA certificates for this peer (in addition to `authorities.cacerts`). */
+  cacerts: string[];
+}
+
+export interface ConnectionConfig extends IkeLifetimes {
+  name: string;
+  version: 2;
+  local_addrs: string[];
+  remote_addrs: string[];
+  local_port: number;
+  remote_port: number;
+  proposals: ProposalList;
+  local: LocalAuthConfig;
+  remote: RemoteAuthConfig;
+  send_cert: 'always' | 'ifasked' | 'never';
+  send_certreq: boolean;
+  dpd_delay: number;
+  dpd_timeout: number;
+  keyingtries: number;
+  encap: boolean;
+  fragmentation: 'yes' | 'accept' | 'force' | 'no';
+  mobike: false;
+  unique: 'no' | 'never' | 'keep' | 'replace';
+  /** By child name, in file order. */
+  children: Record<string, ChildConfig>;
+}
+
+export interface ChildConfig extends ChildLifetimes {
+  name: string;
+  local_ts: TrafficSelectorConfig[];
+  remote_ts: TrafficSelectorConfig[];
+  esp_proposals: ProposalList;
+  mode: 'transport' | 'tunnel';
+  start_action: StartAction;
+  dpd_action: 'clear' | 'trap' | 'restart';
+  close_action: 'none' | 'trap' | 'start';
+  replay_window: number;
+  policy: 'private' | 'private-or-clear';
+}
