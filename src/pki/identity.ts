@@ -1,0 +1,273 @@
+/**
+ * IKE identities (RFC 7296 §3.5) and how a certificate vouches for them
+ * (RFC 4945 §3.1 profile, as strongSwan applies it).
+ *
+ * Configuration text is read the way strongSwan reads it:
+ *   "10.0.0.1", "fd00::1"        → ipv4 / ipv6
+ *   "@#0a1b…"                    → keyid (hex; ":" separators allowed)
+ *   "@@user@example.org"         → rfc822 (the text after "@@")
+ *   "@moon.example.org"          → fqdn (the text after "@"; never an IP)
+ *   "user@example.org"           → rfc822 (any other text with "@")
+ *   "C=CH, O=X, CN=moon"         → dn (any text with "="; a text that is not
+ *                                   a valid DN is an error here, where
+ *                                   strongSwan would fall back to KEY_ID)
+ *   "moon.example.org"           → fqdn (everything else)
+ * and with an explicit type prefix: "fqdn:", "dns:", "email:", "rfc822:",
+ * "userfqdn:", "ipv4:", "ipv6:", "asn1dn:", "keyid:" (literal text; "keyid:#hex"
+ * for octets).
+ *
+ * Against a certificate (`certMatchesIdentity`):
+ *   fqdn   a dNSName subjectAltName, case-insensitively, a trailing dot
+ *          ignored; no wildcards ("*.example.org" in a SAN matches only
+ *          that literal name)
+ *   ipv4/6 an iPAddress subjectAltName, octet for octet
+ *   rfc822 an rfc822Name subjectAltName; the domain part case-insensitively,
+ *          the local part exactly (RFC 5280 §4.2.1.6)
+ *   dn     the subject DN (names.ts comparison), or a directoryName SAN
+ *   keyid  the subjectKeyIdentifier, the SHA-1 of the SPKI, or the SHA-1 of
+ *          the subjectPublicKey bits
+ */
+import { formatGeneralName, spkiSha1, subjectPublicKeySha1, type Certificate } from './certificate.js';
+import { DerError } from './der.js';
+import { PkiError } from './errors.js';
+import { formatIp, parseIpv4, parseIpv6 } from './ip.js';
+import { decodeName, nameFromString, namesMatch, type Name } from './name.js';
+
+export { dnToString } from './name.js';
+
+export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid';
+
+/**
+ * An IKE identity. `value` is text for every type: the FQDN or address,
+ * the IP address in canonical form ("fd77::1"), the DN as printed
+ * ("C=CH, O=X, CN=moon"), the key ID as lower-case hex. A DN also carries
+ * its DER, which is what goes into the ID payload.
+ */
+export type Identity =
+  | { readonly type: 'fqdn' | 'rfc822' | 'ipv4' | 'ipv6' | 'keyid'; readonly value: string }
+  | { readonly type: 'dn'; readonly value: string; readonly der: Buffer };
+
+/** IANA "IKEv2 Identification Payload ID Types" that map to Identity. */
+export const ID_TYPE = {
+  ID_IPV4_ADDR: 1,
+  ID_FQDN: 2,
+  ID_RFC822_ADDR: 3,
+  ID_IPV6_ADDR: 5,
+  ID_DER_ASN1_DN: 9,
+  ID_KEY_ID: 11,
+} as const;
+
+/** ID Type and Identification Data of an IDi/IDr payload. */
+export interface IdPayloadData {
+  readonly idType: number;
+  readonly data: Buffer;
+}
+
+export type MatchResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+// ---------------------------------------------------------------------------
+// Construction
+
+function dnIdentity(name: Name): Identity {
+  return { type: 'dn', value: name.text, der: name.der };
+}
+
+function ipIdentity(text: string, family?: 4 | 6): Identity {
+  const v4 = family !== 6 ? parseIpv4(text) : null;
+  if (v4) return { type: 'ipv4', value: formatIp(v4) };
+  const v6 = family !== 4 ? parseIpv6(text) : null;
+  if (v6) return { type: 'ipv6', value: formatIp(v6) };
+  throw new PkiError(`identity "${text}" is not an IPv${family ?? '4 or IPv6'} address`);
+}
+
+function keyIdFromHex(text: string, original: string): Identity {
+  const hex = text.replace(/:/g, '');
+  if (hex === '' || !/^([0-9a-fA-F]{2})+$/.test(hex)) throw new PkiError(`identity "${original}" is not a hex key ID`);
+  return { type: 'keyid', value: hex.toLowerCase() };
+}
+
+function dnFromText(text: string, original: string): Identity {
+  try {
+    return dnIdentity(nameFromString(text));
+  } catch (err) {
+    if (err instanceof PkiError) throw new PkiError(`identity "${original}" is not a valid DN: ${err.message}`);
+    throw err;
+  }
+}
+
+const PREFIXES: Readonly<Record<string, (rest: string, original: string) => Identity>> = {
+  fqdn: (r) => ({ type: 'fqdn', value: r }),
+  dns: (r) => ({ type: 'fqdn', value: r }),
+  email: (r) => ({ type: 'rfc822', value: r }),
+  rfc822: (r) => ({ type: 'rfc822', value: r }),
+  userfqdn: (r) => ({ type: 'rfc822', value: r }),
+  ipv4: (r) => ipIdentity(r, 4),
+  ipv6: (r) => ipIdentity(r, 6),
+  asn1dn: (r, o) => dnFromText(r, o),
+  keyid: (r, o) => (r.startsWith('#') ? keyIdFromHex(r.slice(1), o) : { type: 'keyid', value: Buffer.from(r, 'utf8').toString('hex') }),
+};
+
+/** An identity from configuration text (rules in the module comment). */
+export function parseIdentity(text: string): Identity {
+  if (text === '' || ['%any', '%any6', '*'].includes(text)) {
+    throw new PkiError(`identity "${text}" is a wildcard, not an identity of its own`);
+  }
+  const prefix = /^([a-z0-9]+):(.*)$/i.exec(text);
+  const byPrefix = prefix ? PREFIXES[prefix[1]!.toLowerCase()] : undefined;
+  if (byPrefix) return byPrefix(prefix![2]!, text);
+  if (text.includes('=')) return dnFromText(text, text);
+  if (text.startsWith('@#')) return keyIdFromHex(text.slice(2), text);
+  if (text.startsWith('@@')) return { type: 'rfc822', value: text.slice(2) };
+  if (text.startsWith('@')) return { type: 'fqdn', value: text.slice(1) };
+  if (text.includes('@')) return { type: 'rfc822', value: text };
+  if (text.includes(':')) return ipIdentity(text, 6);
+  return parseIpv4(text) ? ipIdentity(text, 4) : { type: 'fqdn', value: text };
+}
+
+/** The identity a certificate's subject DN gives (strongSwan's default local ID). */
+export function subjectIdentity(cert: Certificate): Identity {
+  return dnIdentity(cert.subject);
+}
+
+/** Text as operators write it; `parseIdentity` reads it back to the same identity. */
+export function identityToString(id: Identity): string {
+  switch (id.type) {
+    case 'keyid':
+      return `@#${id.value}`;
+    case 'fqdn':
+      // Keep FQDNs that would otherwise read as something else recognisable.
+      return /[=@:]/.test(id.value) || parseIpv4(id.value) ? `fqdn:${id.value}` : id.value;
+    case 'rfc822':
+      return id.value.startsWith('@') || id.value.includes('=') || !id.value.includes('@') ? `email:${id.value}` : id.value;
+    default:
+      return id.value;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ID payload
+
+/** ID Type and Identification Data for an IDi/IDr payload. */
+export function identityToIdPayload(id: Identity): IdPayloadData {
+  switch (id.type) {
+    case 'ipv4':
+      return { idType: ID_TYPE.ID_IPV4_ADDR, data: parseIpv4(id.value) ?? fail(`"${id.value}" is not an IPv4 address`) };
+    case 'ipv6':
+      return { idType: ID_TYPE.ID_IPV6_ADDR, data: parseIpv6(id.value) ?? fail(`"${id.value}" is not an IPv6 address`) };
+    case 'fqdn':
+      return { idType: ID_TYPE.ID_FQDN, data: Buffer.from(id.value, 'utf8') };
+    case 'rfc822':
+      return { idType: ID_TYPE.ID_RFC822_ADDR, data: Buffer.from(id.value, 'utf8') };
+    case 'dn':
+      return { idType: ID_TYPE.ID_DER_ASN1_DN, data: Buffer.from(id.der) };
+    case 'keyid':
+      return { idType: ID_TYPE.ID_KEY_ID, data: Buffer.from(id.value, 'hex') };
+  }
+}
+
+function fail(message: string): never {
+  throw new PkiError(message);
+}
+
+/** The identity in a received IDi/IDr payload; PkiError for malformed data or other ID types. */
+export function identityFromIdPayload(payload: IdPayloadData): Identity {
+  const { idType, data } = payload;
+  switch (idType) {
+    case ID_TYPE.ID_IPV4_ADDR:
+      if (data.length !== 4) throw new PkiError(`ID_IPV4_ADDR has ${data.length} octets, expected 4`);
+      return { type: 'ipv4', value: formatIp(data) };
+    case ID_TYPE.ID_IPV6_ADDR:
+      if (data.length !== 16) throw new PkiError(`ID_IPV6_ADDR has ${data.length} octets, expected 16`);
+      return { type: 'ipv6', value: formatIp(data) };
+    case ID_TYPE.ID_FQDN:
+    case ID_TYPE.ID_RFC822_ADDR: {
+      const text = data.toString('utf8');
+      if (!Buffer.from(text, 'utf8').equals(data) || /[\x00-\x1f\x7f]/.test(text)) {
+        throw new PkiError(`${idType === ID_TYPE.ID_FQDN ? 'ID_FQDN' : 'ID_RFC822_ADDR'} is not printable UTF-8 text`);
+      }
+      return { type: idType === ID_TYPE.ID_FQDN ? 'fqdn' : 'rfc822', value: text };
+    }
+    case ID_TYPE.ID_DER_ASN1_DN:
+      try {
+        return dnIdentity(decodeName(Buffer.from(data), 'ID_DER_ASN1_DN'));
+      } catch (err) {
+        if (err instanceof DerError) throw new PkiError(`ID_DER_ASN1_DN is not a DER Name (${err.message})`);
+        throw err;
+      }
+    case ID_TYPE.ID_KEY_ID:
+      return { type: 'keyid', value: data.toString('hex') };
+    default:
+      throw new PkiError(`ID type ${idType} is not supported`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Identity ↔ certificate
+
+function normalizeFqdn(s: string): string {
+  return s.toLowerCase().replace(/\.$/, '');
+}
+
+function rfc822Equal(a: string, b: string): boolean {
+  const at = (s: string): [string, string] => {
+    const i = s.lastIndexOf('@');
+    return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)];
+  };
+  const [la, da] = at(a);
+  const [lb, db] = at(b);
+  return la === lb && normalizeFqdn(da) === normalizeFqdn(db);
+}
+
+function sanList(cert: Certificate): string {
+  return `[${cert.subjectAltNames.map(formatGeneralName).join(', ')}]`;
+}
+
+/** Does the certificate vouch for this identity? With a reason when it does not. Never throws. */
+export function certMatchesIdentity(cert: Certificate, id: Identity): MatchResult {
+  try {
+    return matchIdentity(cert, id);
+  } catch (err) {
+    // Only reachable with a hand-made Identity whose value or DER is malformed.
+    if (err instanceof PkiError || err instanceof DerError) return { ok: false, reason: `ID ${id.value} is malformed (${err.message})` };
+    throw err;
+  }
+}
+
+function matchIdentity(cert: Certificate, id: Identity): MatchResult {
+  const sans = cert.subjectAltNames;
+  let matched = false;
+  switch (id.type) {
+    case 'fqdn': {
+      const want = normalizeFqdn(id.value);
+      matched = sans.some((n) => n.type === 'dns' && normalizeFqdn(n.value) === want);
+      break;
+    }
+    case 'ipv4':
+    case 'ipv6': {
+      const want = identityToIdPayload(id).data;
+      matched = sans.some((n) => n.type === 'ip' && n.value.equals(want));
+      break;
+    }
+    case 'rfc822':
+      matched = sans.some((n) => n.type === 'email' && rfc822Equal(n.value, id.value));
+      break;
+    case 'dn': {
+      const want = decodeName(id.der);
+      if (namesMatch(cert.subject, want)) return { ok: true };
+      matched = sans.some((n) => n.type === 'dn' && namesMatch(n.value, want));
+      if (!matched) return { ok: false, reason: `ID '${id.value}' does not match certificate subject '${cert.subject.text}'` };
+      break;
+    }
+    case 'keyid': {
+      const want = Buffer.from(id.value, 'hex');
+      matched =
+        (cert.subjectKeyIdentifier?.equals(want) ?? false) ||
+        spkiSha1(cert).equals(want) ||
+        subjectPublicKeySha1(cert).equals(want);
+      if (!matched) return { ok: false, reason: `ID @#${id.value} is neither the subjectKeyIdentifier nor the key hash of '${cert.subject.text}'` };
+      break;
+    }
+  }
+  if (matched) return { ok: true };
+  return { ok: false, reason: `ID ${id.value} not in certificate SANs ${sanList(cert)}` };
+}
