@@ -1,0 +1,235 @@
+/**
+ * The IKE SA manager: the table of IKE SAs by our SPI, half-open SAs by
+ * (SPIi, peer) so a retransmitted IKE_SA_INIT finds its SA (RFC 7296 §2.1),
+ * the responder's COOKIE defence against half-open floods (§2.6), choosing the
+ * connection for an incoming IKE_SA_INIT, and dispatching datagrams.
+ * Sockets stay outside: the daemon feeds `receive()` and gives a sender.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { ExchangeType, IkeParseError, NotifyType, PayloadType, decodeMessage, encodeMessage, type IkeMessage } from './codec/index.js';
+import { notify } from './codec/build.js';
+import type { IpsecBackend } from '../esp/api.js';
+import type { Logger } from './log.js';
+import type { Endpoint } from './net/udp.js';
+import { IkeSaContext } from './sa/context.js';
+import { IkeSa, DEFAULT_RETRANSMIT, type IkeSaIo, type RetransmitSettings } from './sa/ike-sa.js';
+import type { IkePeerConfig } from './sa/peer-config.js';
+import { randomSpi } from './tasks/ike-init.js';
+
+export interface ConnectionEntry {
+  config: IkePeerConfig;
+  /** Local addresses this connection uses ('%any' matches all). */
+  localAddrs: string[];
+  remoteAddrs: string[];
+  /** The peer's IKE port (500). */
+  remotePort: number;
+}
+
+export interface ManagerOptions {
+  connections: ConnectionEntry[];
+  backend: IpsecBackend;
+  log: Logger;
+  io: IkeSaIo;
+  /** Our IKE port (500) — where initiated SAs start. */
+  ikePort: number;
+  retransmit?: RetransmitSettings;
+  /** Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (§2.6). */
+  cookieThreshold?: number;
+  /** Half-open SAs are dropped after this long (strongSwan: 30 s). */
+  halfOpenTimeoutMs?: number;
+}
+
+export interface ManagerCounters {
+  malformed: number;
+  unknownSpi: number;
+  noConnection: number;
+  cookiesSent: number;
+  cookiesRejected: number;
+  internalErrors: number;
+}
+
+const key = (spi: Buffer): string => spi.toString('hex');
+
+export class IkeSaManager {
+  private readonly byLocalSpi = new Map<string, IkeSa>();
+  private readonly halfOpen = new Map<string, IkeSa>();
+  private cookieSecret = randomBytes(32);
+  private previousCookieSecret = this.cookieSecret;
+  readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0 };
+
+  constructor(private readonly options: ManagerOptions) {}
+
+  get sas(): IkeSa[] {
+    return [...this.byLocalSpi.values()];
+  }
+
+  get halfOpenCount(): number {
+    return this.halfOpen.size;
+  }
+
+  /** Rotate the COOKIE secret (§2.6 suggests periodically); the previous one stays valid once. */
+  rotateCookieSecret(): void {
+    this.previousCookieSecret = this.cookieSecret;
+    this.cookieSecret = randomBytes(32);
+  }
+
+  /** Start an IKE SA for a configured connection; resolves when established, rejects with the reason it failed. */
+  initiate(name: string, localAddress?: string): Promise<IkeSa> {
+    const entry = this.options.connections.find((c) => c.config.name === name);
+    if (!entry) return Promise.reject(new Error(`no connection named '${name}'`));
+    const remoteAddress = entry.remoteAddrs.find((a) => a !== '%any');
+    const local = localAddress ?? entry.localAddrs.find((a) => a !== '%any');
+    if (!remoteAddress || !local) return Promise.reject(new Error(`connection '${name}' needs concrete local_addrs and remote_addrs to initiate`));
+    const ctx = new IkeSaContext(
+      true,
+      entry.config,
+      { address: local, port: this.options.ikePort },
+      { address: remoteAddress, port: entry.remotePort },
+      this.options.backend,
+      this.options.log,
+      randomSpi(),
+    );
+    const sa = this.register(ctx);
+    return new Promise((resolve, reject) => {
+      sa.on('established', () => resolve(sa));
+      sa.on('destroyed', (_s, reason) => {
+        this.unregister(sa);
+        reject(new Error(reason));
+      });
+      sa.initiate();
+    });
+  }
+
+  private register(ctx: IkeSaContext): IkeSa {
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? DEFAULT_RETRANSMIT);
+    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    return sa;
+  }
+
+  private unregister(sa: IkeSa): void {
+    if (this.byLocalSpi.get(key(sa.ctx.localSpi)) === sa) this.byLocalSpi.delete(key(sa.ctx.localSpi));
+    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+  }
+
+  /**
+   * A datagram that arrived on one of our IKE sockets (marker already removed).
+   * Nothing a peer sends may take the daemon down: an unexpected error is
+   * logged and counted, and only the datagram is lost.
+   */
+  receive(datagram: Buffer, local: Endpoint, remote: Endpoint): void {
+    try {
+      this.dispatch(datagram, local, remote);
+    } catch (err) {
+      this.counters.internalErrors++;
+      this.options.log.log('error', `internal error handling a datagram from ${remote.address}:${remote.port}: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+
+  private dispatch(datagram: Buffer, local: Endpoint, remote: Endpoint): void {
+    let message: IkeMessage;
+    try {
+      message = decodeMessage(datagram);
+    } catch (err) {
+      if (err instanceof IkeParseError) {
+        this.counters.malformed++;
+        this.options.log.log('debug', `malformed IKE datagram from ${remote.address}:${remote.port} dropped: ${err.message}`);
+        return;
+      }
+      throw err;
+    }
+    const h = message.header;
+    if (h.exchangeType === ExchangeType.IKE_SA_INIT && !h.response && h.initiator && h.spiR.equals(Buffer.alloc(8))) {
+      return this.receiveInitRequest(datagram, message, local, remote);
+    }
+    // The sender set I when it is the original initiator: then we are the responder and our SPI is SPIr.
+    const ourSpi = h.initiator ? h.spiR : h.spiI;
+    const sa = this.byLocalSpi.get(key(ourSpi));
+    if (!sa) {
+      this.counters.unknownSpi++;
+      this.options.log.log('debug', `IKE message for unknown SPI ${ourSpi.toString('hex')} from ${remote.address} dropped`);
+      return;
+    }
+    const wasHalfOpen = sa.state !== 'established';
+    sa.receive(datagram, message, local, remote);
+    if (wasHalfOpen && (sa.state as string) === 'established') {
+      for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    }
+  }
+
+  private receiveInitRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
+    const hoKey = `${key(message.header.spiI)}/${remote.address}/${remote.port}`;
+    const existing = this.halfOpen.get(hoKey);
+    if (existing) return existing.receive(datagram, message, local, remote);
+
+    if (this.halfOpen.size >= (this.options.cookieThreshold ?? 10) && !this.cookieValid(message, remote)) {
+      this.sendCookie(message, local, remote);
+      return;
+    }
+    const entry = this.options.connections.find(
+      (c) => (c.localAddrs.includes('%any') || c.localAddrs.includes(local.address)) && (c.remoteAddrs.includes('%any') || c.remoteAddrs.includes(remote.address)),
+    );
+    if (!entry) {
+      this.counters.noConnection++;
+      this.options.log.log('info', `no connection configured for IKE_SA_INIT from ${remote.address} to ${local.address}; ignored`);
+      return;
+    }
+    const ctx = new IkeSaContext(false, entry.config, local, remote, this.options.backend, this.options.log, Buffer.from(message.header.spiI));
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? DEFAULT_RETRANSMIT);
+    sa.on('destroyed', () => this.unregister(sa));
+    this.halfOpen.set(hoKey, sa);
+    sa.receive(datagram, message, local, remote);
+    if (sa.state === 'destroyed') {
+      this.halfOpen.delete(hoKey);
+      return;
+    }
+    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    const timer = setTimeout(() => {
+      if (sa.state !== 'established' && sa.state !== 'destroyed') sa.destroy('half-open IKE_SA timed out');
+    }, this.options.halfOpenTimeoutMs ?? 30_000);
+    timer.unref?.();
+  }
+
+  /** §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>). */
+  private cookieFor(message: IkeMessage, remote: Endpoint, secret: Buffer): Buffer {
+    const ni = message.payloads.find((p) => p.type === PayloadType.NONCE);
+    const h = createHmac('sha256', secret);
+    if (ni?.type === PayloadType.NONCE) h.update(ni.nonce);
+    h.update(remote.address).update(message.header.spiI);
+    return Buffer.concat([Buffer.from([secret === this.cookieSecret ? 1 : 0]), h.digest()]);
+  }
+
+  private cookieValid(message: IkeMessage, remote: Endpoint): boolean {
+    const first = message.payloads[0];
+    if (first?.type !== PayloadType.NOTIFY || first.notifyType !== NotifyType.COOKIE) return false;
+    const ok = [this.cookieSecret, this.previousCookieSecret].some((s) => this.cookieFor(message, remote, s).subarray(1).equals(first.data.subarray(1)));
+    if (!ok) this.counters.cookiesRejected++;
+    return ok;
+  }
+
+  private sendCookie(message: IkeMessage, local: Endpoint, remote: Endpoint): void {
+    this.counters.cookiesSent++;
+    const response = encodeMessage({
+      header: { ...message.header, spiR: Buffer.alloc(8), response: true, initiator: false, higherVersion: false },
+      payloads: [notify(NotifyType.COOKIE, { data: this.cookieFor(message, remote, this.cookieSecret) })],
+    });
+    this.options.io.send(local, remote, [response]);
+  }
+
+  /** Delete every IKE SA (shutdown); resolves when all are answered or gone. */
+  async deleteAll(timeoutMs = 3000): Promise<void> {
+    const sas = this.sas.filter((s) => s.state !== 'destroyed');
+    await Promise.race([
+      Promise.all(
+        sas.map(
+          (sa) =>
+            new Promise<void>((resolve) => {
+              sa.on('destroyed', () => resolve());
+              sa.delete('shutting down');
+            }),
+        ),
+      ),
+      new Promise((r) => setTimeout(r, timeoutMs).unref?.()),
+    ]);
+    for (const sa of this.sas) sa.destroy('shutting down');
+  }
+}

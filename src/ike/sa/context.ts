@@ -1,0 +1,81 @@
+/**
+ * The state of one IKE SA that its tasks share (RFC 7296 §2): SPIs, roles,
+ * the IKE_SA_INIT octets AUTH signs, nonces, keys, what was learned about the
+ * peer. The exchange engine (./ike-sa.ts) owns message IDs, retransmission
+ * and encryption; tasks read and fill this.
+ */
+import type { Certificate, Identity } from '../../pki/index.js';
+import type { IpsecBackend } from '../../esp/api.js';
+import type { Endpoint } from '../net/udp.js';
+import type { SelectedProposal } from '../proposal/index.js';
+import type { IkeKeyset } from './keyset.js';
+import type { IkePeerConfig } from './peer-config.js';
+import type { Logger } from '../log.js';
+
+export type IkeSaState = 'created' | 'connecting' | 'established' | 'deleting' | 'destroyed';
+
+export interface ChildSaRecord {
+  name: string;
+  reqid: number;
+  mode: 'transport' | 'tunnel';
+  encap: boolean;
+  proposal: SelectedProposal;
+  inboundSpi: number;
+  outboundSpi: number;
+  localTs: string[];
+  remoteTs: string[];
+  installedAt: number;
+}
+
+export class IkeSaContext {
+  state: IkeSaState = 'created';
+  spiI: Buffer;
+  spiR: Buffer = Buffer.alloc(8);
+
+  /** RealMessage1 / RealMessage2 of §2.15: the IKE_SA_INIT request and response as sent/received. */
+  initRequest?: Buffer;
+  initResponse?: Buffer;
+  Ni?: Buffer;
+  Nr?: Buffer;
+  selected?: SelectedProposal;
+  keys?: IkeKeyset;
+
+  /** NAT detection (§2.23): we are behind a NAT / the peer is (or pretends to be). */
+  natLocal = false;
+  natRemote = false;
+  peerFragmentation = false;
+  /** SIGNATURE_HASH_ALGORITHMS the peer announced (RFC 7427 §4); empty = it did not. */
+  peerSignatureHashes: number[] = [];
+  /** SHA-1 SPKI hashes of the CAs the peer asked certificates from (CERTREQ). */
+  peerCertReqs: Buffer[] = [];
+  peerId?: Identity;
+  peerCertificate?: Certificate;
+  establishedAt?: number;
+  readonly children: ChildSaRecord[] = [];
+
+  constructor(
+    readonly originalInitiator: boolean,
+    readonly config: IkePeerConfig,
+    public local: Endpoint,
+    public remote: Endpoint,
+    readonly backend: IpsecBackend,
+    readonly log: Logger,
+    spiI: Buffer,
+  ) {
+    this.spiI = spiI;
+  }
+
+  /** Our own SPI (§2.6: the initiator chose SPIi, the responder SPIr). */
+  get localSpi(): Buffer {
+    return this.originalInitiator ? this.spiI : this.spiR;
+  }
+
+  /** UDP encapsulation for ESP: a NAT in the path, or forced by configuration. */
+  get udpEncapsulation(): boolean {
+    return this.natLocal || this.natRemote;
+  }
+
+  get name(): string {
+    return `${this.config.name}[${this.spiI.toString('hex')}_i ${this.spiR.toString('hex')}_r]`;
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * What one IKE SA needs from the configuration, resolved: parsed proposals,
+ * loaded credentials and trust store. The daemon builds these from the YAML
+ * config (src/config); tests build them directly.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Certificate, Identity, TrustStore } from '../../pki/index.js';
+import type { IpsecMode, PolicyFailureMode, SaLifetimes } from '../../esp/api.js';
+import type { Proposal } from '../proposal/index.js';
+import type { TrafficSelectorConfig } from '../ts/index.js';
+
+export interface ChildPeerConfig {
+  name: string;
+  /** ESP proposals; a KE transform in them is the PFS group for CREATE_CHILD_SA only. */
+  espProposals: Proposal[];
+  mode: IpsecMode;
+  /** Traffic selectors as configured (CIDR, `dynamic`, `[proto/port]` suffixes), parsed. */
+  localTs: TrafficSelectorConfig[];
+  remoteTs: TrafficSelectorConfig[];
+  replayWindow: number;
+  lifetimes: SaLifetimes;
+  policy: PolicyFailureMode;
+}
+
+export type SendCertPolicy = 'always' | 'ifasked' | 'never';
+
+export interface IkePeerConfig {
+  name: string;
+  ikeProposals: Proposal[];
+  localId: Identity;
+  /** The identity the peer must prove; undefined accepts any identity its certificate carries. */
+  remoteId?: Identity;
+  certificate: Certificate;
+  intermediates: Certificate[];
+  privateKey: KeyObject;
+  trust: TrustStore;
+  strictCrl: boolean;
+  sendCert: SendCertPolicy;
+  sendCertReq: boolean;
+  /** RFC 7383: announce support and fragment when the peer supports it too. */
+  fragmentation: boolean;
+  /** Largest IKE datagram (IP payload) before fragmenting; strongSwan's default is 1280. */
+  fragmentSize: number;
+  /** Pretend a NAT so that IKE floats to 4500 and ESP is UDP-encapsulated (`encap: yes`). */
+  forceEncap: boolean;
+  children: ChildPeerConfig[];
+}

@@ -1,0 +1,245 @@
+/**
+ * CHILD_SA creation inside IKE_AUTH (RFC 7296 §1.2, §2.9, §2.17): the ESP
+ * proposal (no KE in IKE_AUTH, the CHILD_SA takes its keys from the IKE SA),
+ * TSi/TSr with narrowing, USE_TRANSPORT_MODE (§3.10.1), SPI allocation,
+ * KEYMAT = prf+(SK_d, Ni | Nr), and installation through the datapath's
+ * narrow IpsecBackend API. A CHILD_SA that cannot be agreed fails alone:
+ * the IKE SA stays up and the response carries the error notify (§2.21.3).
+ */
+import { aeadFor } from '../../crypto/aead.js';
+import { deriveChildKeymat, wipe } from '../../crypto/ikev2-keys.js';
+import type { IpsecMode, SaSpec, PolicySpec, TrafficSelector as EspSelector } from '../../esp/api.js';
+import { ExchangeType, NotifyType, PayloadType, notifyTypeName, isErrorNotify } from '../codec/index.js';
+import { notify, tsPayload } from '../codec/build.js';
+import {
+  checkSelectedProposal,
+  formatProposal,
+  fromProposalSubstructures,
+  selectProposal,
+  toProposalSubstructure,
+  toProposalSubstructures,
+  transformOfType,
+  withoutKe,
+  type SelectedProposal,
+} from '../proposal/index.js';
+import { EsnId, ProtocolId, TransformType } from '../transforms.js';
+import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
+import type { IkeSaContext } from '../sa/context.js';
+import type { ChildPeerConfig } from '../sa/peer-config.js';
+import { BaseTask, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
+
+let nextReqid = 1;
+
+function spiBytes(spi: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(spi >>> 0);
+  return b;
+}
+
+interface Negotiated {
+  config: ChildPeerConfig;
+  proposal: SelectedProposal;
+  mode: IpsecMode;
+  tsi: TsRange[];
+  tsr: TsRange[];
+}
+
+export class ChildCreateTask extends BaseTask {
+  readonly name = 'CHILD_CREATE';
+  private inboundSpi?: number;
+  private proposed?: { tsi: TsRange[]; tsr: TsRange[] };
+  private negotiated?: Negotiated;
+  /** Responder: the notify that replaces SA/TS in the response when the CHILD_SA failed. */
+  private failure?: number;
+
+  /** Initiator: the child to create; responder: undefined, chosen from the request. */
+  constructor(
+    private readonly sa: IkeSaContext,
+    private readonly config?: ChildPeerConfig,
+  ) {
+    super();
+  }
+
+  override buildRequest(msg: TaskMessage): void {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH || !this.config) return;
+    const { sa, config } = this;
+    this.inboundSpi = sa.backend.allocateSpi();
+    this.proposed = initiatorTs({ localConfig: config.localTs, remoteConfig: config.remoteTs, localAddr: sa.local.address, remoteAddr: sa.remote.address });
+    if (config.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
+    msg.payloads.push(
+      { type: PayloadType.SA, proposals: toProposalSubstructures(withoutKe(config.espProposals), spiBytes(this.inboundSpi)) },
+      tsPayload(PayloadType.TSi, rangesToPayload(this.proposed.tsi)),
+      tsPayload(PayloadType.TSr, rangesToPayload(this.proposed.tsr)),
+    );
+  }
+
+  override processResponse(msg: TaskMessage): TaskStatus {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return 'need_more';
+    if (!this.config) return 'done';
+    const { sa, config } = this;
+    const fail = (why: string): TaskStatus => {
+      sa.log.log('warn', `${sa.name}: CHILD_SA ${config.name} failed: ${why}; the IKE_SA stays up`);
+      return 'done';
+    };
+    const saPayload = firstOfType(msg, PayloadType.SA);
+    const tsi = firstOfType(msg, PayloadType.TSi);
+    const tsr = firstOfType(msg, PayloadType.TSr);
+    if (!saPayload || !tsi || !tsr) {
+      const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
+      return fail(error ? `peer answered ${notifyTypeName(error.notifyType)}` : 'the response carries no SA/TSi/TSr');
+    }
+    const check = checkSelectedProposal(withoutKe(config.espProposals), fromProposalSubstructures(saPayload.proposals));
+    if (!check.ok) return fail(check.error);
+    const ts = checkInitiatorTs(this.proposed!, { tsi: tsi.selectors, tsr: tsr.selectors });
+    if (!ts.ok) return fail(ts.error);
+    const transport = findNotify(msg, NotifyType.USE_TRANSPORT_MODE) !== undefined;
+    if (config.mode === 'transport' && !transport) return fail('peer did not accept transport mode (no USE_TRANSPORT_MODE in its response)');
+    if (config.mode === 'tunnel' && transport) return fail('peer answered USE_TRANSPORT_MODE to a tunnel mode request');
+    this.negotiated = { config, proposal: check.selected, mode: config.mode, tsi: ts.tsi, tsr: ts.tsr };
+    this.install();
+    return 'done';
+  }
+
+  override processRequest(msg: TaskMessage): void {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return;
+    const { sa } = this;
+    const saPayload = firstOfType(msg, PayloadType.SA);
+    const tsi = firstOfType(msg, PayloadType.TSi);
+    const tsr = firstOfType(msg, PayloadType.TSr);
+    if (!saPayload || !tsi || !tsr) return; // childless IKE_AUTH (RFC 6023)
+    const wantsTransport = findNotify(msg, NotifyType.USE_TRANSPORT_MODE) !== undefined;
+    const received = fromProposalSubstructures(saPayload.proposals);
+    let reason = 'no CHILD_SA configured';
+    let failure = NotifyType.TS_UNACCEPTABLE;
+    for (const config of sa.config.children) {
+      const ts = selectResponderTs({
+        tsi: tsi.selectors,
+        tsr: tsr.selectors,
+        localConfig: config.localTs,
+        remoteConfig: config.remoteTs,
+        localAddr: sa.local.address,
+        remoteAddr: sa.remote.address,
+      });
+      if ('error' in ts) {
+        reason = `child ${config.name}: ${ts.reason}`;
+        continue;
+      }
+      const proposal = selectProposal(received, withoutKe(config.espProposals));
+      if (!proposal) {
+        reason = `child ${config.name}: no acceptable ESP proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}`;
+        failure = NotifyType.NO_PROPOSAL_CHOSEN;
+        continue;
+      }
+      if (proposal.spi.length !== 4) {
+        reason = `child ${config.name}: ESP proposal with a ${proposal.spi.length}-octet SPI`;
+        failure = NotifyType.NO_PROPOSAL_CHOSEN;
+        continue;
+      }
+      if (wantsTransport !== (config.mode === 'transport')) {
+        reason = `child ${config.name}: peer requested ${wantsTransport ? 'transport' : 'tunnel'} mode, configured ${config.mode}`;
+        failure = NotifyType.NO_PROPOSAL_CHOSEN;
+        continue;
+      }
+      if (config.mode === 'transport') {
+        const allowed = transportModeAllowed({ local: ts.tsr, remote: ts.tsi }, sa.local.address, sa.remote.address, { remoteBehindNat: sa.natRemote });
+        if (!allowed.allowed) {
+          reason = `child ${config.name}: transport mode not possible: ${allowed.reason}`;
+          failure = NotifyType.TS_UNACCEPTABLE;
+          continue;
+        }
+      }
+      this.negotiated = { config, proposal, mode: config.mode, tsi: ts.tsi, tsr: ts.tsr };
+      this.inboundSpi = sa.backend.allocateSpi();
+      this.install();
+      return;
+    }
+    this.failure = failure;
+    sa.log.log('warn', `${sa.name}: CHILD_SA refused (${notifyTypeName(failure)}): ${reason}; the IKE_SA stays up`);
+  }
+
+  override buildResponse(msg: TaskMessage): TaskStatus {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return 'need_more';
+    if (this.failure !== undefined) {
+      msg.payloads.push(notify(this.failure));
+      return 'done';
+    }
+    const n = this.negotiated;
+    if (!n) return 'done';
+    if (n.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
+    msg.payloads.push(
+      { type: PayloadType.SA, proposals: [toProposalSubstructure(n.proposal, n.proposal.number, spiBytes(this.inboundSpi!))] },
+      tsPayload(PayloadType.TSi, rangesToPayload(n.tsi)),
+      tsPayload(PayloadType.TSr, rangesToPayload(n.tsr)),
+    );
+    return 'done';
+  }
+
+  /** KEYMAT (§2.17) and the inbound + outbound SAs and policies. */
+  private install(): void {
+    const { sa } = this;
+    const n = this.negotiated!;
+    const encr = transformOfType(n.proposal, TransformType.ENCR)!;
+    const aead = aeadFor(encr.id, encr.keyLength ?? 0);
+    if (!aead) throw new Error(`ESP: ${formatProposal(n.proposal)} selected but not implemented`);
+    const keys = sa.keys!;
+    const keymat = deriveChildKeymat({ prf: keys.prf, skD: keys.skD, Ni: sa.Ni!, Nr: sa.Nr!, encrKeyMaterialLength: aead.keyMaterialLength, integKeyLength: 0 });
+    const initiator = sa.originalInitiator;
+    const inKeys = initiator ? keymat.responderToInitiator : keymat.initiatorToResponder;
+    const outKeys = initiator ? keymat.initiatorToResponder : keymat.responderToInitiator;
+    const outboundSpi = n.proposal.spi.readUInt32BE(0);
+    const reqid = nextReqid++;
+    // Our side of the traffic: TSi for the initiator, TSr for the responder.
+    const localTs = toEspSelectors(initiator ? n.tsi : n.tsr);
+    const remoteTs = toEspSelectors(initiator ? n.tsr : n.tsi);
+    const encap = sa.udpEncapsulation ? { localPort: sa.local.port, remotePort: sa.remote.port } : undefined;
+    const esn = transformOfType(n.proposal, TransformType.ESN)?.id === EsnId.ESN;
+    const common = {
+      localAddress: sa.local.address,
+      remoteAddress: sa.remote.address,
+      mode: n.mode,
+      ...(encap ? { encap } : {}),
+      esn,
+      lifetimes: n.config.lifetimes,
+      reqid,
+      localSelectors: localTs,
+      remoteSelectors: remoteTs,
+    };
+    const inbound: SaSpec = { ...common, spi: this.inboundSpi!, direction: 'in', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: inKeys.encr }, replayWindow: n.config.replayWindow };
+    const outbound: SaSpec = { ...common, spi: outboundSpi, direction: 'out', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: outKeys.encr }, replayWindow: 0 };
+    sa.backend.addSa(inbound);
+    sa.backend.addSa(outbound);
+    wipe(keymat);
+    const policy = (direction: 'in' | 'out', local: EspSelector[], remote: EspSelector[]): PolicySpec => ({
+      reqid,
+      direction,
+      local,
+      remote,
+      action: 'protect',
+      failureMode: n.config.policy,
+      priority: 100,
+      mode: n.mode,
+      localAddress: sa.local.address,
+      remoteAddress: sa.remote.address,
+    });
+    sa.backend.addPolicy(policy('out', localTs, remoteTs));
+    sa.backend.addPolicy(policy('in', localTs, remoteTs));
+    sa.backend.setOutboundSa(reqid, outboundSpi);
+    sa.children.push({
+      name: n.config.name,
+      reqid,
+      mode: n.mode,
+      encap: encap !== undefined,
+      proposal: n.proposal,
+      inboundSpi: this.inboundSpi!,
+      outboundSpi,
+      localTs: (initiator ? n.tsi : n.tsr).map((r) => formatRanges([r])),
+      remoteTs: (initiator ? n.tsr : n.tsi).map((r) => formatRanges([r])),
+      installedAt: Date.now(),
+    });
+    sa.log.log(
+      'info',
+      `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} established with SPIs ${this.inboundSpi!.toString(16).padStart(8, '0')}_i ${outboundSpi.toString(16).padStart(8, '0')}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}, TS ${formatRanges(initiator ? n.tsi : n.tsr)} === ${formatRanges(initiator ? n.tsr : n.tsi)}`,
+    );
+    void ProtocolId;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * IKE_AUTH authentication (RFC 7296 §1.2, §2.15, §3.5, §3.6, §3.8) with
+ * certificates: IDi/IDr, CERT (our certificate and intermediates, by the
+ * send_cert policy), AUTH by RFC 7427 Digital Signature when the peer announced
+ * SIGNATURE_HASH_ALGORITHMS, else the classic method for the key type
+ * (RSA method 1, ECDSA methods 9/10/11 of RFC 4754), INITIAL_CONTACT; and the
+ * peer's side: path validation to a trust anchor (with CRLs), the peer ID
+ * matched against the certificate, the AUTH signature verified.
+ */
+import type { KeyObject } from 'node:crypto';
+import { CryptoError } from '../../crypto/types.js';
+import { chooseSignatureAlgorithm, signAuth, verifyAuth, SignatureAuthMethod } from '../../crypto/signature.js';
+import {
+  certMatchesIdentity,
+  identityFromIdPayload,
+  identityToIdPayload,
+  identityToString,
+  parseCertificate,
+  validateCertificate,
+  type Certificate,
+  type Identity,
+} from '../../pki/index.js';
+import { CertEncoding, ExchangeType, NotifyType, PayloadType, notifyTypeName, isErrorNotify, type PayloadOf } from '../codec/index.js';
+import { idPayload, notify } from '../codec/build.js';
+import { signedOctets } from '../auth/signed-octets.js';
+import type { IkeSaContext } from '../sa/context.js';
+import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, payloadsOfType, type TaskMessage, type TaskStatus } from './task.js';
+
+const AUTH_FAILED = NotifyType.AUTHENTICATION_FAILED;
+
+export function sameIdentity(a: Identity, b: Identity): boolean {
+  if (a.type !== b.type) return false;
+  if (a.type === 'dn' && b.type === 'dn') return a.der.equals(b.der);
+  return a.type === 'fqdn' || a.type === 'rfc822' ? a.value.toLowerCase() === b.value.toLowerCase() : a.value === b.value;
+}
+
+/** Classic signature method for a key (RFC 7296 §3.8, RFC 4754). */
+function classicMethod(key: KeyObject): SignatureAuthMethod {
+  if (key.asymmetricKeyType === 'rsa') return SignatureAuthMethod.RSA_DIGITAL_SIGNATURE;
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  if (curve === 'prime256v1') return SignatureAuthMethod.ECDSA_SHA256_P256;
+  if (curve === 'secp384r1') return SignatureAuthMethod.ECDSA_SHA384_P384;
+  if (curve === 'secp521r1') return SignatureAuthMethod.ECDSA_SHA512_P521;
+  throw new ExchangeFailure(`no classic AUTH method for a ${key.asymmetricKeyType} key on ${curve ?? 'no curve'}; the peer must support RFC 7427`, AUTH_FAILED);
+}
+
+export class IkeAuthTask extends BaseTask {
+  readonly name = 'IKE_AUTH';
+
+  constructor(private readonly sa: IkeSaContext) {
+    super();
+  }
+
+  /** Our ID, CERT and AUTH payloads for the message we send. */
+  private addOwn(msg: TaskMessage): void {
+    const { sa } = this;
+    const { config } = sa;
+    const initiator = sa.originalInitiator;
+    const ownId = identityToIdPayload(config.localId);
+    msg.payloads.push(idPayload(initiator ? PayloadType.IDi : PayloadType.IDr, ownId));
+    const sendCert = config.sendCert === 'always' || (config.sendCert === 'ifasked' && sa.peerCertReqs.length > 0);
+    if (sendCert) {
+      for (const cert of [config.certificate, ...config.intermediates]) {
+        msg.payloads.push({ type: PayloadType.CERT, encoding: CertEncoding.X509_SIGNATURE, data: cert.der });
+      }
+    }
+    if (initiator) {
+      msg.payloads.push(notify(NotifyType.INITIAL_CONTACT));
+      if (config.remoteId) msg.payloads.push(idPayload(PayloadType.IDr, identityToIdPayload(config.remoteId)));
+    }
+    const keys = sa.keys!;
+    const octets = signedOctets({
+      realMessage: initiator ? sa.initRequest! : sa.initResponse!,
+      peerNonce: initiator ? sa.Nr! : sa.Ni!,
+      prf: keys.prf,
+      skP: initiator ? keys.skPi : keys.skPr,
+      id: ownId,
+    });
+    let signed;
+    try {
+      if (sa.peerSignatureHashes.length > 0) {
+        const algorithm = chooseSignatureAlgorithm({ key: config.privateKey, peerHashes: sa.peerSignatureHashes });
+        signed = signAuth({ method: SignatureAuthMethod.DIGITAL_SIGNATURE, privateKey: config.privateKey, octets, algorithm });
+      } else {
+        signed = signAuth({ method: classicMethod(config.privateKey), privateKey: config.privateKey, octets });
+      }
+    } catch (err) {
+      if (err instanceof CryptoError) throw new ExchangeFailure(`cannot sign AUTH: ${err.message}`, AUTH_FAILED);
+      throw err;
+    }
+    msg.payloads.push({ type: PayloadType.AUTH, method: signed.method, data: signed.authData });
+  }
+
+  /** Authenticate the peer from its ID, CERT and AUTH payloads; throws AUTHENTICATION_FAILED with one clear reason. */
+  private verifyPeer(msg: TaskMessage): void {
+    const { sa } = this;
+    const { config } = sa;
+    const peerIsInitiator = !sa.originalInitiator;
+    const idP = firstOfType(msg, peerIsInitiator ? PayloadType.IDi : PayloadType.IDr);
+    const auth = firstOfType(msg, PayloadType.AUTH);
+    if (!idP || !auth) throw new ExchangeFailure(`peer's IKE_AUTH lacks ${idP ? 'AUTH' : peerIsInitiator ? 'IDi' : 'IDr'}`, peerIsInitiator ? NotifyType.INVALID_SYNTAX : AUTH_FAILED);
+    let peerId: Identity;
+    try {
+      peerId = identityFromIdPayload({ idType: idP.idType, data: idP.data });
+    } catch (err) {
+      throw new ExchangeFailure(`peer ID unusable: ${(err as Error).message}`, AUTH_FAILED);
+    }
+    const shownId = identityToString(peerId);
+    if (config.remoteId && !sameIdentity(config.remoteId, peerId)) {
+      throw new ExchangeFailure(`peer identity ${shownId} is not the configured remote id ${identityToString(config.remoteId)}`, AUTH_FAILED);
+    }
+    const certs = this.peerCertificates(payloadsOfType(msg, PayloadType.CERT));
+    const peerCert = certs[0];
+    if (!peerCert) throw new ExchangeFailure(`peer ${shownId} sent no X.509 certificate (send_cert policy? we ${config.sendCertReq ? 'sent' : 'did not send'} a CERTREQ)`, AUTH_FAILED);
+    const validation = validateCertificate(peerCert, config.trust, { intermediates: certs.slice(1), strictCrl: config.strictCrl });
+    if (!validation.ok) throw new ExchangeFailure(validation.reason, AUTH_FAILED);
+    for (const note of validation.notes) sa.log.log('info', `${sa.name}: ${note}`);
+    const match = certMatchesIdentity(peerCert, peerId);
+    if (!match.ok) throw new ExchangeFailure(match.reason, AUTH_FAILED);
+
+    const keys = sa.keys!;
+    const octets = signedOctets({
+      realMessage: peerIsInitiator ? sa.initRequest! : sa.initResponse!,
+      peerNonce: peerIsInitiator ? sa.Nr! : sa.Ni!,
+      prf: keys.prf,
+      skP: peerIsInitiator ? keys.skPi : keys.skPr,
+      id: idP,
+    });
+    let ok: boolean;
+    try {
+      ok = verifyAuth({ method: auth.method, publicKey: peerCert.publicKey, octets, authData: auth.data });
+    } catch (err) {
+      if (err instanceof CryptoError) throw new ExchangeFailure(`peer ${shownId}: AUTH method ${auth.method} unusable: ${err.message}`, AUTH_FAILED);
+      throw err;
+    }
+    if (!ok) throw new ExchangeFailure(`peer ${shownId}: AUTH signature does not verify with its certificate`, AUTH_FAILED);
+    sa.peerId = peerId;
+    sa.peerCertificate = peerCert;
+    sa.log.log('info', `${sa.name}: authentication of '${shownId}' with ${auth.method === 14 ? 'RFC 7427 signature' : `AUTH method ${auth.method}`} successful`);
+  }
+
+  private peerCertificates(payloads: PayloadOf<PayloadType.CERT>[]): Certificate[] {
+    const certs: Certificate[] = [];
+    for (const p of payloads) {
+      if (p.encoding !== CertEncoding.X509_SIGNATURE) continue;
+      try {
+        certs.push(parseCertificate(p.data, 'peer CERT payload'));
+      } catch (err) {
+        throw new ExchangeFailure(`peer's CERT payload does not parse: ${(err as Error).message}`, AUTH_FAILED);
+      }
+    }
+    return certs;
+  }
+
+  override buildRequest(msg: TaskMessage): void {
+    if (msg.exchangeType === ExchangeType.IKE_AUTH) this.addOwn(msg);
+  }
+
+  override processResponse(msg: TaskMessage): TaskStatus {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return 'need_more';
+    const failed = findNotify(msg, AUTH_FAILED);
+    if (failed) throw new ExchangeFailure('peer answered AUTHENTICATION_FAILED: it did not accept our credentials', undefined);
+    const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType) && n.notifyType < 16384 && !firstOfType(msg, PayloadType.AUTH));
+    if (error) throw new ExchangeFailure(`IKE_AUTH failed: peer answered ${notifyTypeName(error.notifyType)}`, undefined);
+    this.verifyPeer(msg);
+    return 'done';
+  }
+
+  override processRequest(msg: TaskMessage): void {
+    if (msg.exchangeType === ExchangeType.IKE_AUTH) this.verifyPeer(msg);
+  }
+
+  override buildResponse(msg: TaskMessage): TaskStatus {
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return 'need_more';
+    this.addOwn(msg);
+    return 'done';
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Tasks, in the shape of strongSwan's libcharon: an exchange is a composition
+ * of tasks, each handling one concern (IKE_SA_INIT crypto, NAT detection,
+ * certificate requests, authentication, CHILD_SA creation) and contributing
+ * payloads to / consuming payloads from the messages of that exchange, in
+ * both roles. A task runs for one or more exchanges: it answers `need_more`
+ * until its part is complete.
+ */
+import type { Payload, PayloadOf } from '../codec/index.js';
+import { PayloadType } from '../codec/index.js';
+
+/** `done`: the task is complete; `need_more`: it takes part in the next exchange too; `retry`: resend this exchange's request rebuilt (COOKIE, INVALID_KE_PAYLOAD). */
+export type TaskStatus = 'done' | 'need_more' | 'retry';
+
+/** A message being built or processed by tasks. */
+export interface TaskMessage {
+  exchangeType: number;
+  messageId: number;
+  payloads: Payload[];
+}
+
+export interface Task {
+  readonly name: string;
+  /** Initiator: add payloads to the request. */
+  buildRequest(msg: TaskMessage): void;
+  /** Initiator: consume the response. */
+  processResponse(msg: TaskMessage): TaskStatus;
+  /** Responder: consume the request. */
+  processRequest(msg: TaskMessage): void;
+  /** Responder: add payloads to the response. */
+  buildResponse(msg: TaskMessage): TaskStatus;
+}
+
+/**
+ * An error that ends an exchange (and, if `fatal`, the IKE SA). `notify` is
+ * what the responder sends back (RFC 7296 §2.21); `log` is the one operator
+ * line that says what was wrong.
+ */
+export class ExchangeFailure extends Error {
+  override readonly name = 'ExchangeFailure';
+  constructor(
+    message: string,
+    readonly notify: number | undefined,
+    readonly fatal: boolean = true,
+    readonly notifyData?: Buffer,
+  ) {
+    super(message);
+  }
+}
+
+export function payloadsOfType<T extends Payload['type']>(msg: TaskMessage, type: T): PayloadOf<T>[] {
+  return msg.payloads.filter((p) => p.type === type) as PayloadOf<T>[];
+}
+
+export function firstOfType<T extends Payload['type']>(msg: TaskMessage, type: T): PayloadOf<T> | undefined {
+  return msg.payloads.find((p) => p.type === type) as PayloadOf<T> | undefined;
+}
+
+export function notifiesOf(msg: TaskMessage): PayloadOf<PayloadType.NOTIFY>[] {
+  return payloadsOfType(msg, PayloadType.NOTIFY);
+}
+
+export function findNotify(msg: TaskMessage, notifyType: number): PayloadOf<PayloadType.NOTIFY> | undefined {
+  return notifiesOf(msg).find((n) => n.notifyType === notifyType);
+}
+
+/** A base with no-op handlers, so a task implements only the steps it takes part in. */
+export abstract class BaseTask implements Task {
+  abstract readonly name: string;
+  buildRequest(_msg: TaskMessage): void {}
+  processResponse(_msg: TaskMessage): TaskStatus {
+    return 'done';
+  }
+  processRequest(_msg: TaskMessage): void {}
+  buildResponse(_msg: TaskMessage): TaskStatus {
+    return 'done';
+  }
+}

@@ -1,0 +1,116 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePorts, peerConfig, startPeer, testPki, child, tsList, type TestPeer } from '../support/peers.js';
+import { formatProposal } from '../../../src/ike/proposal/index.js';
+
+describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2)', () => {
+  const peers: TestPeer[] = [];
+  afterEach(() => {
+    for (const p of peers.splice(0)) p.stop();
+  });
+
+  async function pair(opts: { moon?: Parameters<typeof peerConfig>[4]; sun?: Parameters<typeof peerConfig>[4] } = {}) {
+    const pki = testPki();
+    const ports = await freePorts();
+    const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
+    const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
+    const moon = await startPeer('127.0.0.1', ports, [
+      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+    ]);
+    const sun = await startPeer('127.0.0.2', ports, [
+      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+    ]);
+    peers.push(moon, sun);
+    return { moon, sun, pki };
+  }
+
+  it('establishes the IKE SA and a transport-mode CHILD SA whose SPIs and keys agree on both sides', async () => {
+    const { moon, sun } = await pair();
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.state).toBe('established');
+    const moonChild = sa.ctx.children[0]!;
+    expect(moonChild.mode).toBe('transport');
+    expect(formatProposal(sa.ctx.selected!)).toBe('aes128gcm16-prfsha384-ecp384bp');
+    const sunSa = sun.manager.sas[0]!;
+    expect(sunSa.state).toBe('established');
+    const sunChild = sunSa.ctx.children[0]!;
+    expect(sunChild.inboundSpi).toBe(moonChild.outboundSpi);
+    expect(sunChild.outboundSpi).toBe(moonChild.inboundSpi);
+    // The key material installed for moon→sun on moon equals sun's inbound one.
+    const moonOut = moon.sad.listSas().find((e) => e.spec.direction === 'out')!;
+    const sunIn = sun.sad.inboundSa(moonOut.spec.spi)!;
+    expect(Buffer.from(sunIn.spec.aead.keyMaterial).equals(Buffer.from(moonOut.spec.aead.keyMaterial))).toBe(true);
+    expect(moonOut.spec.encap).toBeUndefined();
+    expect(sa.ctx.peerId?.value).toBe('sun.tunsec.test');
+    expect(sunSa.ctx.peerId?.value).toBe('moon.tunsec.test');
+  });
+
+  it('with encap: yes both sides float to the NAT-T port and install UDP-encapsulated SAs (RFC 3948)', async () => {
+    const { moon, sun } = await pair({ moon: { forceEncap: true, children: [child({ mode: 'tunnel' })] }, sun: { children: [child({ mode: 'tunnel' })] } });
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.ctx.udpEncapsulation).toBe(true);
+    expect(sa.ctx.local.port).toBe(moon.transport.boundEndpoints().find((e) => e.natt)!.port);
+    const out = moon.sad.listSas().find((e) => e.spec.direction === 'out')!;
+    expect(out.spec.encap).toBeDefined();
+    expect(sun.sad.listSas().every((e) => e.spec.encap !== undefined)).toBe(true);
+  });
+
+  it('an IKE_AUTH larger than the fragment size is sent as RFC 7383 fragments and still authenticates', async () => {
+    const { moon, sun } = await pair({ moon: { fragmentSize: 576 }, sun: { fragmentSize: 576 } });
+    await moon.manager.initiate('host-host');
+    const fragments = moon.sent.filter((s) => s.bytes[16] === 53); // next payload SKF
+    expect(fragments.length).toBeGreaterThan(1);
+    expect(sun.sent.filter((s) => s.bytes[16] === 53).length).toBeGreaterThan(1);
+  });
+
+  it('a proposal mismatch under strict proposals fails with NO_PROPOSAL_CHOSEN and says what was offered', async () => {
+    const { moon, sun } = await pair({ sun: { ikeProposals: (await import('../support/peers.js')).proposals('aes256gcm16-prfsha512-ecp521!', 1) } });
+    await expect(moon.manager.initiate('host-host')).rejects.toThrow('NO_PROPOSAL_CHOSEN');
+    expect(sun.log.text()).toContain('no acceptable IKE proposal: peer offered aes128gcm16-prfsha384-ecp384bp');
+  });
+
+  it('a responder preferring another group answers INVALID_KE_PAYLOAD and the initiator retries with that group', async () => {
+    const { proposals } = await import('../support/peers.js');
+    const { moon, sun } = await pair({
+      moon: { ikeProposals: proposals('aes128gcm16-prfsha384-ecp256-ecp384bp!', 1) },
+      sun: { ikeProposals: proposals('aes128gcm16-prfsha384-ecp384bp!', 1) },
+    });
+    const sa = await moon.manager.initiate('host-host');
+    expect(formatProposal(sa.ctx.selected!)).toBe('aes128gcm16-prfsha384-ecp384bp');
+    expect(moon.log.text()).toContain('peer wants key exchange group 29 instead of 19');
+    expect(sun.manager.sas.filter((s) => s.state === 'established')).toHaveLength(1);
+  });
+
+  it('a peer whose certificate lacks the configured identity is rejected with AUTHENTICATION_FAILED and the reason is logged', async () => {
+    const { moon, sun } = await pair({ sun: { remoteId: (await import('../../../src/pki/index.js')).parseIdentity('mars.tunsec.test') } });
+    await expect(moon.manager.initiate('host-host')).rejects.toThrow('AUTHENTICATION_FAILED');
+    expect(sun.log.text()).toContain('peer identity moon.tunsec.test is not the configured remote id mars.tunsec.test');
+    expect(sun.sad.listSas()).toHaveLength(0);
+  });
+
+  it('a CHILD_SA with disjoint traffic selectors is refused with TS_UNACCEPTABLE while the IKE SA comes up', async () => {
+    const { moon, sun } = await pair({ sun: { children: [child({ remoteTs: tsList(['192.0.2.0/24']) })] } });
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.state).toBe('established');
+    expect(sa.ctx.children).toHaveLength(0);
+    expect(moon.log.text()).toContain('CHILD_SA host-host failed: peer answered TS_UNACCEPTABLE');
+    expect(sun.sad.listSas()).toHaveLength(0);
+  });
+
+  it('past the half-open threshold the responder demands a COOKIE and the initiator echoes it (RFC 7296 §2.6)', async () => {
+    const pki = testPki();
+    const ports = await freePorts();
+    const moonCert = pki.host('moon.tunsec.test');
+    const sunCert = pki.host('sun.tunsec.test');
+    const moon = await startPeer('127.0.0.1', ports, [
+      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+    ]);
+    const sun = await startPeer('127.0.0.2', ports, [
+      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+    ], { cookieThreshold: 0 });
+    peers.push(moon, sun);
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.state).toBe('established');
+    expect(sun.manager.counters.cookiesSent).toBe(1);
+    expect(moon.log.text()).toContain('responder demands a COOKIE');
+  });
+});
