@@ -12,7 +12,8 @@ import type { IpsecBackend } from '../esp/api.js';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/udp.js';
 import { IkeSaContext } from './sa/context.js';
-import { IkeSa, DEFAULT_RETRANSMIT, type IkeSaIo, type RetransmitSettings } from './sa/ike-sa.js';
+import { IkeSa, type IkeSaIo } from './sa/ike-sa.js';
+import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
 import { randomSpi } from './tasks/ike-init.js';
 
@@ -32,7 +33,7 @@ export interface ManagerOptions {
   io: IkeSaIo;
   /** Our IKE port (500) — where initiated SAs start. */
   ikePort: number;
-  retransmit?: RetransmitSettings;
+  retransmit?: Partial<RetransmitSettings>;
   /** Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (§2.6). */
   cookieThreshold?: number;
   /** Half-open SAs are dropped after this long (strongSwan: 30 s). */
@@ -101,7 +102,7 @@ export class IkeSaManager {
   }
 
   private register(ctx: IkeSaContext): IkeSa {
-    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? DEFAULT_RETRANSMIT);
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
     this.byLocalSpi.set(key(ctx.localSpi), sa);
     return sa;
   }
@@ -174,7 +175,7 @@ export class IkeSaManager {
       return;
     }
     const ctx = new IkeSaContext(false, entry.config, local, remote, this.options.backend, this.options.log, Buffer.from(message.header.spiI));
-    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? DEFAULT_RETRANSMIT);
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
     sa.on('destroyed', () => this.unregister(sa));
     this.halfOpen.set(hoKey, sa);
     sa.receive(datagram, message, local, remote);

@@ -29,15 +29,8 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
+import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext } from './context.js';
-
-/** Retransmission (§2.1, §2.4), defaults as strongSwan's: 4 s × 1.8ⁿ, 5 retransmits. */
-export interface RetransmitSettings {
-  timeoutMs: number;
-  base: number;
-  tries: number;
-}
-export const DEFAULT_RETRANSMIT: RetransmitSettings = { timeoutMs: 4000, base: 1.8, tries: 5 };
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -57,15 +50,15 @@ interface PendingRequest {
   exchangeType: number;
   datagrams: Buffer[];
   tasks: Task[];
-  tries: number;
-  timer?: NodeJS.Timeout;
+  retransmitter: Retransmitter;
   onResponse?: (msg: TaskMessage) => void;
 }
 
 export class IkeSa {
-  private nextRequestId = 0;
-  private expectedPeerRequestId = 0;
-  private lastResponse?: { messageId: number; datagrams: Buffer[] };
+  /** Our requests (§2.3; window 1). */
+  private requests = new RequestWindow<PendingRequest>();
+  /** The peer's requests and our cached responses (§2.1). */
+  private readonly responses = new ResponseWindow();
   private pending?: PendingRequest;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
   private initiatorTasks: Task[] = [];
@@ -77,7 +70,7 @@ export class IkeSa {
   constructor(
     readonly ctx: IkeSaContext,
     private readonly io: IkeSaIo,
-    private readonly retransmit: RetransmitSettings = DEFAULT_RETRANSMIT,
+    private readonly retransmit: Partial<RetransmitSettings> = {},
   ) {
     const tasks = (): Task[] => [
       new IkeInitTask(ctx),
@@ -114,7 +107,7 @@ export class IkeSa {
   private sendNextRequest(): void {
     if (this.pending || this.initiatorTasks.length === 0) return;
     const exchangeType = this.exchangeForInitiator();
-    const msg: TaskMessage = { exchangeType, messageId: this.nextRequestId, payloads: [] };
+    const msg: TaskMessage = { exchangeType, messageId: this.requests.nextId, payloads: [] };
     try {
       for (const t of this.initiatorTasks) t.buildRequest(msg);
     } catch (err) {
@@ -162,26 +155,20 @@ export class IkeSa {
       return this.fail(err);
     }
     if (msg.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initRequest = datagrams[0];
-    this.pending = { messageId: msg.messageId, exchangeType: msg.exchangeType, datagrams, tasks, tries: 0, ...(onResponse ? { onResponse } : {}) };
-    this.transmit();
-  }
-
-  private transmit(): void {
-    const p = this.pending;
-    if (!p) return;
-    this.io.send(this.ctx.local, this.ctx.remote, p.datagrams);
-    const delay = this.retransmit.timeoutMs * this.retransmit.base ** p.tries;
-    p.timer = setTimeout(() => {
-      if (this.pending !== p) return;
-      if (p.tries >= this.retransmit.tries) {
-        this.destroy(`peer ${this.ctx.remote.address} did not answer ${ExchangeType[p.exchangeType] ?? p.exchangeType} request ${p.messageId} after ${p.tries} retransmits`);
-        return;
-      }
-      p.tries++;
-      this.ctx.log.log('info', `${this.ctx.name}: retransmit ${p.tries} of request ${p.messageId}`);
-      this.transmit();
-    }, delay);
-    p.timer.unref?.();
+    const name = ExchangeType[msg.exchangeType] ?? String(msg.exchangeType);
+    const retransmitter = new Retransmitter({
+      settings: this.retransmit,
+      send: (attempt) => {
+        if (attempt > 0) this.ctx.log.log('info', `${this.ctx.name}: retransmit ${attempt} of ${name} request ${msg.messageId}`);
+        this.io.send(this.ctx.local, this.ctx.remote, datagrams);
+      },
+      giveUp: (r) =>
+        this.destroy(`peer ${this.ctx.remote.address} did not answer ${name} request ${msg.messageId} after ${r.retransmits} retransmits (${(r.elapsedMs / 1000).toFixed(1)} s)`),
+    });
+    const pending: PendingRequest = { messageId: msg.messageId, exchangeType: msg.exchangeType, datagrams, tasks, retransmitter, ...(onResponse ? { onResponse } : {}) };
+    this.requests.allocate(pending);
+    this.pending = pending;
+    retransmitter.start();
   }
 
   /** A datagram for this IKE SA (the manager matched the SPIs). */
@@ -232,9 +219,9 @@ export class IkeSa {
     }
     const payloads = this.open(datagram, message);
     if (!payloads) return;
-    clearTimeout(p.timer);
+    p.retransmitter.cancel();
+    this.requests.response(p.messageId);
     this.pending = undefined;
-    this.nextRequestId++;
     const msg: TaskMessage = { exchangeType: p.exchangeType, messageId: p.messageId, payloads };
     if (p.onResponse) {
       p.onResponse(msg);
@@ -252,7 +239,7 @@ export class IkeSa {
       }
       if (retry) {
         // COOKIE / INVALID_KE_PAYLOAD: the same IKE_SA_INIT again, message ID 0, responder SPI still zero.
-        this.nextRequestId = 0;
+        this.requests = new RequestWindow<PendingRequest>();
         this.ctx.spiR = Buffer.alloc(8);
         this.initiatorTasks = p.tasks;
         this.sendNextRequest();
@@ -285,16 +272,20 @@ export class IkeSa {
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
     const id = message.header.messageId;
-    if (this.lastResponse && id === this.lastResponse.messageId) {
-      // §2.1: a retransmitted request gets the same response, never a second processing.
-      if (message.header.exchangeType === ExchangeType.IKE_SA_INIT || this.isLastFragmentOrWhole(message)) {
-        this.io.send(local, remote, this.lastResponse.datagrams);
+    const cached = this.responses.cachedResponse(id);
+    if (cached) {
+      // §2.1: a retransmitted request gets the same response, never a second processing
+      // (once per retransmitted message: on its last fragment).
+      if (this.isLastFragmentOrWhole(message)) {
+        this.responses.receive(id);
+        this.io.send(local, remote, cached.map((c) => Buffer.from(c)));
       }
       return;
     }
-    if (id !== this.expectedPeerRequestId) return; // §2.3: outside the window
+    if (id < this.responses.expectedId || id >= this.responses.expectedId + this.responses.windowSize) return; // §2.3
     const payloads = this.open(datagram, message);
     if (!payloads) return;
+    if (this.responses.receive(id).action !== 'process') return;
     // The peer's requests come from where it is now (NAT-T float, §2.23).
     this.ctx.local = local;
     this.ctx.remote = remote;
@@ -328,8 +319,7 @@ export class IkeSa {
     }
     const datagrams = this.encode(response, true);
     if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = datagrams[0];
-    this.lastResponse = { messageId: id, datagrams };
-    this.expectedPeerRequestId = id + 1;
+    this.responses.respond(id, datagrams);
     this.io.send(local, remote, datagrams);
     if (fatal !== undefined) return this.destroy(fatal);
     if (exchangeType === ExchangeType.IKE_AUTH) this.establish();
@@ -356,7 +346,7 @@ export class IkeSa {
   private notifyAuthFailure(err: unknown): void {
     if (!(err instanceof ExchangeFailure) || err.notify !== NotifyType.AUTHENTICATION_FAILED) return;
     try {
-      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.nextRequestId, payloads: [notify(NotifyType.AUTHENTICATION_FAILED)] };
+      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [notify(NotifyType.AUTHENTICATION_FAILED)] };
       this.io.send(this.ctx.local, this.ctx.remote, this.encode(msg, false));
     } catch {
       /* best effort */
@@ -370,10 +360,11 @@ export class IkeSa {
     this.ctx.state = 'deleting';
     this.initiatorTasks = [];
     if (this.pending) {
-      clearTimeout(this.pending.timer);
+      this.pending.retransmitter.cancel();
+      this.requests.clear();
       this.pending = undefined;
     }
-    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.nextRequestId, payloads: [deletePayload(ProtocolId.IKE)] }, [], () =>
+    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.IKE)] }, [], () =>
       this.destroy(reason),
     );
   }
@@ -389,7 +380,8 @@ export class IkeSa {
   /** Tear down: stop timers, remove CHILD SAs from the datapath, wipe keys. */
   destroy(reason: string): void {
     if (this.ctx.state === 'destroyed') return;
-    if (this.pending) clearTimeout(this.pending.timer);
+    this.pending?.retransmitter.cancel();
+    this.requests.clear();
     this.pending = undefined;
     for (const child of this.ctx.children.splice(0)) {
       this.ctx.backend.deleteSa(child.inboundSpi, 'in');

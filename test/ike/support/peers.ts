@@ -103,7 +103,7 @@ export async function startPeer(address: string, ports: { ike: number; natt: num
     backend: sad,
     log,
     ikePort: ports.ike,
-    retransmit: { timeoutMs: 300, base: 1.5, tries: 3 },
+    retransmit: { timeout: 0.3, base: 1.5, tries: 3 },
     ...(options.cookieThreshold !== undefined ? { cookieThreshold: options.cookieThreshold } : {}),
     io: {
       nattPort: ports.natt,
