@@ -8,15 +8,14 @@
  * `opaque` (RFC 4301 OPAQUE). For icmp/ipv6-icmp the "port" is the ICMP type
  * (below 256) or type·256+code, as in strongSwan.
  */
-import type { Family } from './ip.js';
-import { bigIntToBytes, bytesToBigInt, bytesToIp, ipFamily, ipToBytes } from './ip.js';
+import { type IpFamily, bytesToBigInt, formatIp, parseIp, prefixRange } from '../util/ip.js';
 import { type Parsed, bad, ok } from './result.js';
 
 export interface TrafficSelectorConfig {
   /** Replaced by the IKE address of that side (or a virtual IP) when the CHILD_SA is set up. */
   dynamic: boolean;
   /** Address family; undefined for `dynamic`. */
-  family?: Family;
+  family?: IpFamily;
   /** First and last address of the range (canonical text); undefined for `dynamic`. */
   startAddress?: string;
   endAddress?: string;
@@ -112,36 +111,28 @@ export function parseTrafficSelector(text: string): Parsed<TrafficSelectorConfig
   return ok({ dynamic: false, family: range.family, startAddress: range.start, endAddress: range.end, ...common });
 }
 
-function addressRange(net: string): { family: Family; start: string; end: string } | string {
+function addressRange(net: string): { family: IpFamily; start: string; end: string } | string {
   if (net === '') return 'no subnet or address';
+  const familyOf = (bytes: Buffer): IpFamily => (bytes.length === 4 ? 4 : 6);
   const dash = net.indexOf('-');
   if (dash !== -1) {
-    const a = net.slice(0, dash).trim();
-    const b = net.slice(dash + 1).trim();
-    const fa = ipFamily(a);
-    const fb = ipFamily(b);
-    const ba = ipToBytes(a);
-    const bb = ipToBytes(b);
-    if (fa === undefined || fb === undefined || ba === undefined || bb === undefined) return `'${net}' is not an address range a-b`;
-    if (fa !== fb) return `the range '${net}' mixes IPv4 and IPv6`;
-    if (bytesToBigInt(ba) > bytesToBigInt(bb)) return `the range '${net}' ends before it starts`;
-    return { family: fa, start: bytesToIp(ba), end: bytesToIp(bb) };
+    const a = parseIp(net.slice(0, dash).trim());
+    const b = parseIp(net.slice(dash + 1).trim());
+    if (a === undefined || b === undefined) return `'${net}' is not an address range a-b`;
+    if (a.length !== b.length) return `the range '${net}' mixes IPv4 and IPv6`;
+    if (bytesToBigInt(a) > bytesToBigInt(b)) return `the range '${net}' ends before it starts`;
+    return { family: familyOf(a), start: formatIp(a), end: formatIp(b) };
   }
   const slash = net.indexOf('/');
   const address = slash === -1 ? net : net.slice(0, slash);
-  const family = ipFamily(address);
-  const bytes = ipToBytes(address);
-  if (family === undefined || bytes === undefined) return `'${address}' is not an IP address`;
-  const bits = family === 4 ? 32 : 128;
+  const bytes = parseIp(address);
+  if (bytes === undefined) return `'${address}' is not an IP address`;
+  const family = familyOf(bytes);
+  const bits = bytes.length * 8;
   const prefixText = slash === -1 ? String(bits) : net.slice(slash + 1);
   if (!/^\d+$/.test(prefixText) || Number(prefixText) > bits) return `invalid prefix length '/${prefixText}' (0-${bits} for IPv${family})`;
   const prefix = Number(prefixText);
-  const hostMask = (1n << BigInt(bits - prefix)) - 1n;
-  const value = bytesToBigInt(bytes);
-  const length = bits / 8;
-  if ((value & hostMask) !== 0n) {
-    const network = `${bytesToIp(bigIntToBytes(value & ~hostMask, length))}/${prefix}`;
-    return `host bits are set (did you mean ${network}?)`;
-  }
-  return { family, start: bytesToIp(bytes), end: bytesToIp(bigIntToBytes(value | hostMask, length)) };
+  const { start, end } = prefixRange(bytes, prefix);
+  if (!start.equals(bytes)) return `host bits are set (did you mean ${formatIp(start)}/${prefix}?)`;
+  return { family, start: formatIp(start), end: formatIp(end) };
 }

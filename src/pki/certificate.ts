@@ -31,7 +31,7 @@ import {
   readWhole,
 } from './der.js';
 import { PkiError } from './errors.js';
-import { formatIp } from './ip.js';
+import { formatIp } from '../util/ip.js';
 import { decodeName, type Name } from './name.js';
 
 /** RFC 5280 §4.2.1.3 bit names, bit 0 first. */

@@ -30,7 +30,7 @@
 import { formatGeneralName, spkiSha1, subjectPublicKeySha1, type Certificate } from './certificate.js';
 import { DerError } from './der.js';
 import { PkiError } from './errors.js';
-import { formatIp, parseIpv4, parseIpv6 } from './ip.js';
+import { formatIp, parseIpv4, parseIpv6 } from '../util/ip.js';
 import { decodeName, nameFromString, namesMatch, type Name } from './name.js';
 
 export { dnToString } from './name.js';
@@ -72,12 +72,10 @@ function dnIdentity(name: Name): Identity {
   return { type: 'dn', value: name.text, der: name.der };
 }
 
-function ipIdentity(text: string, family?: 4 | 6): Identity {
-  const v4 = family !== 6 ? parseIpv4(text) : null;
-  if (v4) return { type: 'ipv4', value: formatIp(v4) };
-  const v6 = family !== 4 ? parseIpv6(text) : null;
-  if (v6) return { type: 'ipv6', value: formatIp(v6) };
-  throw new PkiError(`identity "${text}" is not an IPv${family ?? '4 or IPv6'} address`);
+function ipIdentity(text: string, family: 4 | 6): Identity {
+  const bytes = family === 4 ? parseIpv4(text) : parseIpv6(text);
+  if (bytes) return { type: family === 4 ? 'ipv4' : 'ipv6', value: formatIp(bytes) };
+  throw new PkiError(`identity "${text}" is not an IPv${family} address`);
 }
 
 function keyIdFromHex(text: string, original: string): Identity {
@@ -95,33 +93,73 @@ function dnFromText(text: string, original: string): Identity {
   }
 }
 
-const PREFIXES: Readonly<Record<string, (rest: string, original: string) => Identity>> = {
-  fqdn: (r) => ({ type: 'fqdn', value: r }),
-  dns: (r) => ({ type: 'fqdn', value: r }),
-  email: (r) => ({ type: 'rfc822', value: r }),
-  rfc822: (r) => ({ type: 'rfc822', value: r }),
-  userfqdn: (r) => ({ type: 'rfc822', value: r }),
-  ipv4: (r) => ipIdentity(r, 4),
-  ipv6: (r) => ipIdentity(r, 6),
-  asn1dn: (r, o) => dnFromText(r, o),
-  keyid: (r, o) => (r.startsWith('#') ? keyIdFromHex(r.slice(1), o) : { type: 'keyid', value: Buffer.from(r, 'utf8').toString('hex') }),
+/**
+ * How `parseIdentity` reads a text before it checks the value: the type,
+ * and the part of the text that holds the value (after a prefix, "@", "@@"
+ * or "@#").
+ */
+export interface IdentityText {
+  readonly type: IdentityType;
+  readonly rest: string;
+  /** A prefix such as "ipv6:" named the type (rather than the text's shape). */
+  readonly prefixed: boolean;
+  /** keyid only: `rest` is hex ("@#…", "keyid:#…"), not literal text. */
+  readonly hex: boolean;
+}
+
+const PREFIXES: Readonly<Record<string, IdentityType>> = {
+  fqdn: 'fqdn',
+  dns: 'fqdn',
+  email: 'rfc822',
+  rfc822: 'rfc822',
+  userfqdn: 'rfc822',
+  ipv4: 'ipv4',
+  ipv6: 'ipv6',
+  asn1dn: 'dn',
+  keyid: 'keyid',
 };
+
+/**
+ * The type strongSwan infers for configuration text (rules in the module
+ * comment), without checking the value; undefined for the wildcards "",
+ * "%any", "%any6" and "*".
+ */
+export function readIdentityText(text: string): IdentityText | undefined {
+  if (text === '' || ['%any', '%any6', '*'].includes(text)) return undefined;
+  const read = (type: IdentityType, rest: string, prefixed = false, hex = false): IdentityText => ({ type, rest, prefixed, hex });
+  const prefix = /^([a-z0-9]+):(.*)$/i.exec(text);
+  const byPrefix = prefix ? PREFIXES[prefix[1]!.toLowerCase()] : undefined;
+  if (byPrefix) {
+    const rest = prefix![2]!;
+    return byPrefix === 'keyid' && rest.startsWith('#') ? read('keyid', rest.slice(1), true, true) : read(byPrefix, rest, true);
+  }
+  if (text.includes('=')) return read('dn', text);
+  if (text.startsWith('@#')) return read('keyid', text.slice(2), false, true);
+  if (text.startsWith('@@')) return read('rfc822', text.slice(2));
+  if (text.startsWith('@')) return read('fqdn', text.slice(1));
+  if (text.includes('@')) return read('rfc822', text);
+  if (text.includes(':')) return read('ipv6', text);
+  return parseIpv4(text) ? read('ipv4', text) : read('fqdn', text);
+}
 
 /** An identity from configuration text (rules in the module comment). */
 export function parseIdentity(text: string): Identity {
-  if (text === '' || ['%any', '%any6', '*'].includes(text)) {
-    throw new PkiError(`identity "${text}" is a wildcard, not an identity of its own`);
+  const read = readIdentityText(text);
+  if (!read) throw new PkiError(`identity "${text}" is a wildcard, not an identity of its own`);
+  const { type, rest } = read;
+  switch (type) {
+    case 'fqdn':
+    case 'rfc822':
+      return { type, value: rest };
+    case 'ipv4':
+      return ipIdentity(rest, 4);
+    case 'ipv6':
+      return ipIdentity(rest, 6);
+    case 'dn':
+      return dnFromText(rest, text);
+    case 'keyid':
+      return read.hex ? keyIdFromHex(rest, text) : { type, value: Buffer.from(rest, 'utf8').toString('hex') };
   }
-  const prefix = /^([a-z0-9]+):(.*)$/i.exec(text);
-  const byPrefix = prefix ? PREFIXES[prefix[1]!.toLowerCase()] : undefined;
-  if (byPrefix) return byPrefix(prefix![2]!, text);
-  if (text.includes('=')) return dnFromText(text, text);
-  if (text.startsWith('@#')) return keyIdFromHex(text.slice(2), text);
-  if (text.startsWith('@@')) return { type: 'rfc822', value: text.slice(2) };
-  if (text.startsWith('@')) return { type: 'fqdn', value: text.slice(1) };
-  if (text.includes('@')) return { type: 'rfc822', value: text };
-  if (text.includes(':')) return ipIdentity(text, 6);
-  return parseIpv4(text) ? ipIdentity(text, 4) : { type: 'fqdn', value: text };
 }
 
 /** The identity a certificate's subject DN gives (strongSwan's default local ID). */

@@ -8,7 +8,8 @@
  *   issue.ts      a throwaway CA for tests and the demo
  *
  * and underneath: certificate.ts / crl.ts (DER parsing), name.ts (DNs),
- * signed.ts (signature checks), pem.ts, der.ts, ip.ts. Imports only src/crypto.
+ * signed.ts (signature checks), pem.ts, der.ts, ip.ts (null-returning forms of
+ * src/util/ip.ts). Imports only src/crypto and src/util.
  */
 export { PkiError } from './errors.js';
 export {
@@ -53,6 +54,7 @@ export {
 } from './validate.js';
 export {
   parseIdentity,
+  readIdentityText,
   identityToString,
   identityToIdPayload,
   identityFromIdPayload,
@@ -61,6 +63,7 @@ export {
   ID_TYPE,
   type Identity,
   type IdentityType,
+  type IdentityText,
   type IdPayloadData,
   type MatchResult,
 } from './identity.js';

@@ -28,7 +28,7 @@ import {
 import { parseCrl, REVOCATION_REASONS, type Crl } from './crl.js';
 import { Tag, sequence, tlv } from './der.js';
 import { PkiError } from './errors.js';
-import { parseIp } from './ip.js';
+import { parseIp } from '../util/ip.js';
 import { nameFromString } from './name.js';
 import { encodePem } from './pem.js';
 

@@ -260,6 +260,16 @@ function encodeValue(type: string, raw: string, text: string): Buffer {
  * same RDN only when followed by "type="; otherwise it is part of the value.
  */
 export function nameFromString(text: string): Name {
+  try {
+    return parseNameText(text);
+  } catch (err) {
+    // A dotted attribute type that is no valid OID ("1.99=x") fails in the DER writer.
+    if (err instanceof DerError) throw new PkiError(`DN "${text}": ${err.message}`);
+    throw err;
+  }
+}
+
+function parseNameText(text: string): Name {
   const slashForm = text.startsWith('/');
   const rdnTexts = slashForm ? splitUnescaped(text.slice(1), '/') : splitUnescaped(text, ',');
   const rdns: AttributeTypeAndValue[][] = [];

@@ -7,7 +7,7 @@
  * Next Payload fields and lengths are filled in by encodeMessage.
  */
 import { IkeEncodeError } from './errors.js';
-import { parseIp } from './ip.js';
+import { parseIp, prefixRange } from '../../util/ip.js';
 import { PayloadType } from './payload-type.js';
 import type { NotifyPayload } from './payloads/notify.js';
 import type { NoncePayload } from './payloads/nonce.js';
@@ -51,14 +51,7 @@ export function addressRange(start: string, end: string = start, options: Select
   const a = parseIp(start);
   const b = parseIp(end);
   if (!a || !b || a.length !== b.length) throw new IkeEncodeError(`TS: "${start}" - "${end}" is not a range of one address family`);
-  return {
-    tsType: a.length === 4 ? TsType.TS_IPV4_ADDR_RANGE : TsType.TS_IPV6_ADDR_RANGE,
-    ipProtocolId: options.ipProtocolId ?? 0,
-    startPort: options.startPort ?? 0,
-    endPort: options.endPort ?? 0xffff,
-    startAddress: a,
-    endAddress: b,
-  };
+  return rangeSelector(a, b, options);
 }
 
 /** The address-range selector covering a prefix, e.g. "10.1.0.0/16" or "fd00::/64" (a bare address is a /32 or /128). */
@@ -71,20 +64,18 @@ export function prefixSelector(prefix: string, options: SelectorOptions = {}): A
   if (!Number.isInteger(length) || length < 0 || length > bits || (lengthText !== undefined && !/^\d+$/.test(lengthText))) {
     throw new IkeEncodeError(`TS: "${prefix}" has a bad prefix length`);
   }
-  const start = Buffer.from(base);
-  const end = Buffer.from(base);
-  for (let bit = length; bit < bits; bit++) {
-    const mask = 0x80 >> (bit % 8);
-    start[bit >> 3]! &= ~mask;
-    end[bit >> 3]! |= mask;
-  }
+  const { start, end } = prefixRange(base, length);
+  return rangeSelector(start, end, options);
+}
+
+function rangeSelector(startAddress: Buffer, endAddress: Buffer, options: SelectorOptions): AddressRangeSelector {
   return {
-    tsType: base.length === 4 ? TsType.TS_IPV4_ADDR_RANGE : TsType.TS_IPV6_ADDR_RANGE,
+    tsType: startAddress.length === 4 ? TsType.TS_IPV4_ADDR_RANGE : TsType.TS_IPV6_ADDR_RANGE,
     ipProtocolId: options.ipProtocolId ?? 0,
     startPort: options.startPort ?? 0,
     endPort: options.endPort ?? 0xffff,
-    startAddress: start,
-    endAddress: end,
+    startAddress,
+    endAddress,
   };
 }
 

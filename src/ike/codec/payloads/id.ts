@@ -14,13 +14,18 @@
  * (strongSwan's conventions): "10.0.0.1", "fd00::1", "moon.example.org" or
  * "@moon.example.org" (FQDN), "user@example.org" (RFC822),
  * "C=CH, O=Example, CN=moon" (DN), "@#0123abcd" (KEY_ID), "%null" (ID_NULL).
+ * Reading and printing the types an IKE identity can have is src/pki's
+ * (`parseIdentity`, `identityToString`); the codec adds ID_NULL and a
+ * fallback for data that is no valid identity.
  */
 import type { GenericHeaderFields } from '../context.js';
 import { PayloadType } from '../payload-type.js';
 import { Writer, type Reader, checkUint } from '../reader.js';
 import { IkeEncodeError } from '../errors.js';
-import { formatIp, parseIp } from '../ip.js';
-import { dnFromString, dnToString } from '../dn.js';
+import { formatIp, parseIp } from '../../../util/ip.js';
+import { PkiError } from '../../../pki/errors.js';
+import { identityFromIdPayload, identityToIdPayload, identityToString, parseIdentity } from '../../../pki/identity.js';
+import { dnFromString } from '../dn.js';
 
 /** IANA "IKEv2 Identification Payload ID Types". */
 export enum IdType {
@@ -83,18 +88,22 @@ export function idTypeName(idType: number): string {
 /** Readable text for an identity (never throws; unparseable data shows as hex). */
 export function idToString(id: Identification): string {
   switch (id.idType) {
-    case IdType.ID_IPV4_ADDR:
-    case IdType.ID_IPV6_ADDR:
-      return formatIp(id.data);
-    case IdType.ID_FQDN:
-    case IdType.ID_RFC822_ADDR:
-      return id.data.toString('utf8');
-    case IdType.ID_DER_ASN1_DN:
-      return dnToString(id.data) ?? `#${id.data.toString('hex')}`;
-    case IdType.ID_KEY_ID:
-      return `@#${id.data.toString('hex')}`;
     case IdType.ID_NULL:
       return '%null';
+    case IdType.ID_IPV4_ADDR:
+    case IdType.ID_IPV6_ADDR:
+    case IdType.ID_FQDN:
+    case IdType.ID_RFC822_ADDR:
+    case IdType.ID_DER_ASN1_DN:
+    case IdType.ID_KEY_ID:
+      try {
+        return identityToString(identityFromIdPayload(id));
+      } catch (err) {
+        if (!(err instanceof PkiError)) throw err;
+      }
+      // Data that is no valid identity of its type.
+      if (id.idType === IdType.ID_FQDN || id.idType === IdType.ID_RFC822_ADDR) return id.data.toString('utf8');
+      return id.idType === IdType.ID_DER_ASN1_DN ? `#${id.data.toString('hex')}` : formatIp(id.data);
     default:
       return `${idTypeName(id.idType)}:#${id.data.toString('hex')}`;
   }
@@ -130,20 +139,18 @@ export function nullId(): Identification {
 }
 
 /**
- * An identity from configuration text, as strongSwan reads it: an IP address;
- * "@#hex" → KEY_ID; "@name" → FQDN (the @ stops IP/DN guessing);
- * "user@host" → RFC822; text with "=" → DN; "%null" → ID_NULL; else FQDN.
+ * An identity from configuration text, as strongSwan reads it (src/pki's
+ * `parseIdentity`: an IP address; "@#hex" → KEY_ID; "@name" → FQDN;
+ * "@@user@host" and "user@host" → RFC822; text with "=" → DN; prefixes such
+ * as "fqdn:"; else FQDN), plus "%null" → ID_NULL.
  */
 export function idFromString(text: string): Identification {
   if (text === '%null') return nullId();
-  if (parseIp(text)) return ipId(text);
-  if (text.startsWith('@#')) {
-    const hex = text.slice(2).replace(/:/g, '');
-    if (!/^([0-9a-fA-F]{2})*$/.test(hex)) throw new IkeEncodeError(`ID: "${text}" is not a hex KEY_ID`);
-    return keyId(Buffer.from(hex, 'hex'));
+  try {
+    const { idType, data } = identityToIdPayload(parseIdentity(text));
+    return { idType, data };
+  } catch (err) {
+    if (err instanceof PkiError) throw new IkeEncodeError(`ID: ${err.message}`);
+    throw err;
   }
-  if (text.startsWith('@')) return fqdnId(text.slice(1));
-  if (text.includes('=')) return dnId(text);
-  if (text.includes('@')) return rfc822Id(text);
-  return fqdnId(text);
 }

@@ -24,7 +24,7 @@ import type { GenericHeaderFields } from '../context.js';
 import { PayloadType } from '../payload-type.js';
 import { type Reader, type Writer, checkUint } from '../reader.js';
 import { IkeEncodeError } from '../errors.js';
-import { formatIp } from '../ip.js';
+import { formatIp } from '../../../util/ip.js';
 
 /** IANA "IKEv2 Traffic Selector Types". */
 export enum TsType {
