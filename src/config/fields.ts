@@ -11,7 +11,7 @@ import type { ProposalProtocol } from '../ike/proposal/types.js';
 import { canonicalIp, ipFamily } from '../util/ip.js';
 import { type Identity, parseIdentity } from './identity.js';
 import { type Parsed, bad, describeValue, ok } from './result.js';
-import { type TrafficSelectorConfig, parseTrafficSelector } from './traffic-selector.js';
+import { type TrafficSelectorConfig, parseTrafficSelector } from '../ike/ts/syntax.js';
 import { parseByteCount, parseDuration, parsePacketCount } from './units.js';
 
 /** A field whose value `parse` checks and converts. */

@@ -5,7 +5,7 @@ export type { ConfigProblem } from './problems.js';
 export { ConfigError, formatProblem } from './problems.js';
 export type * from './types.js';
 export { parseIdentity } from './identity.js';
-export { parseTrafficSelector } from './traffic-selector.js';
+export { parseTrafficSelector } from '../ike/ts/syntax.js';
 export { formatDuration, parseByteCount, parseDuration, parsePacketCount } from './units.js';
 export { REKEY_MARGIN_SECONDS } from './lifetimes.js';
 export { LOG_SUBSYSTEMS, MAX_REPLAY_WINDOW } from './schema.js';

@@ -1,8 +1,4 @@
-/** What the small value parsers of src/config return: a value, or one message for the operator. */
-export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
-
-export const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
-export const bad = <T = never>(message: string): Parsed<T> => ({ ok: false, message });
+export { type Parsed, ok, bad } from '../util/parsed.js';
 
 /** How a YAML value is named in messages: `'4x'`, `a number (12)`, `a list`. */
 export function describeValue(v: unknown): string {

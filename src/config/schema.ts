@@ -27,7 +27,7 @@ import {
   trafficSelectors,
   yesNo,
 } from './fields.js';
-import { parseTrafficSelector } from './traffic-selector.js';
+import { parseTrafficSelector } from '../ike/ts/syntax.js';
 
 /** Log subsystems, charon's names plus `tun` (the TUN device); `default` sets all not listed. */
 export const LOG_SUBSYSTEMS = ['default', 'dmn', 'mgr', 'ike', 'chd', 'job', 'cfg', 'knl', 'net', 'asn', 'enc', 'lib', 'esp', 'tun'] as const;

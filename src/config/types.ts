@@ -9,12 +9,12 @@ import type { ListenAddress } from './fields.js';
 import type { Identity } from './identity.js';
 import type { ChildLifetimes, IkeLifetimes } from './lifetimes.js';
 import type { LogSubsystem, SecretType, StartAction } from './schema.js';
-import type { TrafficSelectorConfig } from './traffic-selector.js';
+import type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
 
 export type { Identity, IdentityType } from './identity.js';
 export type { ListenAddress } from './fields.js';
 export type { LogSubsystem, SecretType, StartAction } from './schema.js';
-export type { TrafficSelectorConfig } from './traffic-selector.js';
+export type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
 export type { ProposalList } from '../ike/proposal/parse.js';
 
 export interface TunsecConfig {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseIdentity } from '../../src/config/identity.js';
 import { checkChildLifetimes, checkIkeLifetimes, resolveChildLifetimes, resolveIkeLifetimes } from '../../src/config/lifetimes.js';
-import { parseTrafficSelector } from '../../src/config/traffic-selector.js';
+import { parseTrafficSelector } from '../../src/ike/ts/syntax.js';
 import { formatDuration, parseByteCount, parseDuration, parsePacketCount } from '../../src/config/units.js';
 
 describe('times', () => {

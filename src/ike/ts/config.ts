@@ -1,7 +1,7 @@
 /**
  * Configured traffic selectors (`local_ts`, `remote_ts`) → selector ranges.
  *
- * The text syntax is swanctl's and is parsed by src/config/traffic-selector.ts
+ * The text syntax is swanctl's and is parsed by src/ike/ts/syntax.ts
  * (`10.0.0.0/24`, `fd00::/64`, `10.0.0.1-10.0.0.9`, `dynamic`, each with an
  * optional `[proto/port]`, `[proto/low-high]`, `[proto/opaque]` suffix); this
  * module adds `%any` (both families, `0.0.0.0/0` and `::/0`), `%any4` and
@@ -14,12 +14,12 @@
  *   octet): `[icmp/8]` is 8·256 … 8·256+255. Values of 256 and up are taken
  *   as Type·256 + Code already. (strongSwan maps `[icmp/8]` to Code 0 only.)
  */
-import { parseTrafficSelector, type TrafficSelectorConfig } from '../../config/traffic-selector.js';
-import type { Parsed } from '../../config/result.js';
+import { parseTrafficSelector, type TrafficSelectorConfig } from './syntax.js';
+import type { Parsed } from '../../util/parsed.js';
 import { parseIp } from '../codec/ip.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type TsRange, hostRange, isAnyPort, isOpaquePort } from './range.js';
 
-export type { TrafficSelectorConfig } from '../../config/traffic-selector.js';
+export type { TrafficSelectorConfig } from './syntax.js';
 
 const ANY_NETS: Readonly<Record<string, readonly string[]>> = {
   '%any': ['0.0.0.0/0', '::/0'],

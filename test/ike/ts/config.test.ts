@@ -1,6 +1,6 @@
 /**
  * `local_ts` / `remote_ts` strings → selector ranges: swanctl syntax (parsed
- * by src/config/traffic-selector.ts), `%any`, `dynamic`, ICMP types.
+ * by src/ike/ts/syntax.ts), `%any`, `dynamic`, ICMP types.
  */
 import { describe, expect, it } from 'vitest';
 import { parseTsConfig, parseTsConfigList, resolveTsConfig } from '../../../src/ike/ts/config.js';

@@ -8,8 +8,8 @@
  * `opaque` (RFC 4301 OPAQUE). For icmp/ipv6-icmp the "port" is the ICMP type
  * (below 256) or type·256+code, as in strongSwan.
  */
-import { type IpFamily, bytesToBigInt, formatIp, parseIp, prefixRange } from '../util/ip.js';
-import { type Parsed, bad, ok } from './result.js';
+import { type IpFamily, bytesToBigInt, formatIp, parseIp, prefixRange } from '../../util/ip.js';
+import { type Parsed, bad, ok } from '../../util/parsed.js';
 
 export interface TrafficSelectorConfig {
   /** Replaced by the IKE address of that side (or a virtual IP) when the CHILD_SA is set up. */
