@@ -1,0 +1,255 @@
+#!/usr/bin/env node
+/**
+ * The `tunsec` command.
+ *
+ *   tunsec daemon [-c FILE] [--port-nat-t PORT]   run the daemon in the foreground
+ *   tunsec config check FILE [--creds]            check a configuration file
+ *   tunsec version                                print the version
+ *   tunsec help                                   print this summary
+ *
+ * Exit codes: 0 success, 1 failure (invalid configuration, daemon could not
+ * start), 2 usage error. Arguments are parsed by hand: no dependencies.
+ */
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
+import { resolveCredentials } from '../daemon/credentials.js';
+import { Daemon, DaemonStartError, NATT_PORT } from '../daemon/daemon.js';
+
+export const DEFAULT_CONFIG = '/etc/tunsec/tunsec.yaml';
+
+const USAGE = `usage: tunsec <command> [options]
+
+commands:
+  daemon [-c FILE] [--port-nat-t PORT]
+                           run the IKE daemon in the foreground (default configuration
+                           ${DEFAULT_CONFIG}); logs JSON lines on stdout unless it is a
+                           terminal; SIGTERM/SIGINT stop it, deleting all SAs
+  config check FILE [--creds]
+                           check a configuration file: every problem and warning, then a
+                           one-line summary; --creds also loads certificates, keys and CAs
+  version                  print the version
+  help                     print this help
+
+exit codes: 0 ok, 1 failed (invalid configuration, daemon not started), 2 usage error
+`;
+
+class UsageError extends Error {}
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const stdio: Io = {
+  out: (t) => void process.stdout.write(t),
+  err: (t) => void process.stderr.write(t),
+};
+
+/** Options of one subcommand: `-c FILE`, `--config FILE`, `--config=FILE`, flags; the rest positional. */
+function parseOptions(args: readonly string[], spec: { values: Record<string, string>; flags: Record<string, string> }): { values: Map<string, string>; flags: Set<string>; positional: string[] } {
+  const values = new Map<string, string>();
+  const flags = new Set<string>();
+  const positional: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
+    const valueKey = spec.values[name];
+    const flagKey = spec.flags[name];
+    if (valueKey !== undefined) {
+      const value = eq > 0 && arg.startsWith('--') ? arg.slice(eq + 1) : args[++i];
+      if (value === undefined || value === '') throw new UsageError(`option ${name} needs a value`);
+      values.set(valueKey, value);
+    } else if (flagKey !== undefined && eq < 0) {
+      flags.add(flagKey);
+    } else {
+      throw new UsageError(`unknown option '${arg}'`);
+    }
+  }
+  return { values, flags, positional };
+}
+
+/** The package version, from the package.json above this file (src/cli or dist/src/cli). */
+export function version(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      try {
+        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === 'tunsec' && pkg.version) return pkg.version;
+      } catch {
+        /* not ours */
+      }
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+function describeProblem(source: string, p: ConfigProblem): string {
+  const where = p.line === undefined || p.path === '' ? '' : `line ${p.line}: `;
+  return `${source}: ${where}${p.severity === 'warning' ? 'warning: ' : ''}${formatProblem(p)}`;
+}
+
+function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+function summary(config: TunsecConfig): string {
+  const conns = Object.values(config.connections).map((c) => {
+    const children = Object.values(c.children);
+    const start = children.filter((ch) => ch.start_action.includes('start')).length > 0 ? ', start' : '';
+    return `${c.name} (${c.local_addrs.join(',')} → ${c.remote_addrs.join(',')}, ${plural(children.length, 'child', 'children')}${start})`;
+  });
+  return `${plural(conns.length, 'connection')}${conns.length ? `: ${conns.join(', ')}` : ''}`;
+}
+
+/** `tunsec config check FILE [--creds]`. */
+export function configCheck(args: readonly string[], io: Io = stdio): number {
+  const { positional, flags } = parseOptions(args, { values: {}, flags: { '--creds': 'creds' } });
+  if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'config check needs a FILE' : `config check takes one FILE, got ${positional.length}`);
+  const file = positional[0]!;
+  const r = loadConfig({ path: file });
+  const problems = r.ok ? r.warnings : r.error.problems;
+  for (const p of problems) io.out(`${describeProblem(file, p)}\n`);
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  let warnings = problems.filter((p) => p.severity === 'warning').length;
+  if (!r.ok) {
+    io.out(`${file}: invalid: ${plural(errors, 'error')}, ${plural(warnings, 'warning')}\n`);
+    return 1;
+  }
+  if (flags.has('creds')) {
+    const creds = resolveCredentials(r.config);
+    for (const w of creds.warnings) io.out(`${file}: warning: ${w}\n`);
+    for (const e of creds.errors) io.out(`${file}: ${e}\n`);
+    warnings += creds.warnings.length;
+    if (creds.errors.length > 0) {
+      io.out(`${file}: invalid credentials: ${plural(creds.errors.length, 'error')}, ${plural(warnings, 'warning')}\n`);
+      return 1;
+    }
+  }
+  io.out(`${file}: OK${warnings ? ` (${plural(warnings, 'warning')})` : ''}: ${summary(r.config)}\n`);
+  return 0;
+}
+
+/** `tunsec daemon -c FILE`: runs until SIGTERM/SIGINT; resolves with the exit code. */
+export async function runDaemon(args: readonly string[], io: Io = stdio): Promise<number> {
+  const { values, positional } = parseOptions(args, {
+    values: { '-c': 'config', '--config': 'config', '--port-nat-t': 'natt' },
+    flags: {},
+  });
+  if (positional.length > 0) throw new UsageError(`daemon takes no arguments besides options, got '${positional[0]}'`);
+  const configPath = values.get('config') ?? DEFAULT_CONFIG;
+  const nattText = values.get('natt');
+  const nattPort = nattText === undefined ? NATT_PORT : Number(nattText);
+  if (!Number.isInteger(nattPort) || nattPort < 1 || nattPort > 65535) throw new UsageError(`--port-nat-t: '${nattText}' is not a port (1-65535)`);
+
+  const daemon = new Daemon({ nattPort });
+  const log = daemon.log;
+  // Whatever escapes a handler is logged; the daemon keeps serving its SAs.
+  process.on('uncaughtException', (err) => log.log('daemon', 'error', `uncaught exception: ${err.stack ?? String(err)}`));
+  process.on('unhandledRejection', (reason) => log.log('daemon', 'error', `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+
+  let resolveExit!: (code: number) => void;
+  const exit = new Promise<number>((r) => (resolveExit = r));
+  let stopRequested: string | undefined;
+  let started = false;
+  const stop = (signal: string): void => {
+    if (stopRequested !== undefined) {
+      log.log('daemon', 'warn', `${signal} received while stopping: exiting now`);
+      resolveExit(1);
+      return;
+    }
+    stopRequested = signal;
+    if (!started) return; // stopped right after start finishes
+    daemon.stop(`${signal} received`).then(
+      () => resolveExit(0),
+      (err: Error) => {
+        log.log('daemon', 'error', `stopping failed: ${err.stack ?? err.message}`);
+        resolveExit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => daemon.reload());
+
+  try {
+    await daemon.start(configPath);
+  } catch (err) {
+    const message = err instanceof DaemonStartError ? err.message : `unexpected error: ${(err as Error).stack ?? String(err)}`;
+    if (!(err instanceof DaemonStartError)) log.log('daemon', 'error', `not started: ${message}`);
+    // JSON goes to a log collector; say it plainly on stderr too. On a terminal the text log already did.
+    if (log.json) io.err(`tunsec: daemon not started: ${message}\n`);
+    return 1;
+  }
+  started = true;
+  if (stopRequested !== undefined) {
+    const signal = stopRequested;
+    stopRequested = undefined;
+    stop(signal);
+  }
+  return exit;
+}
+
+export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'daemon':
+        return await runDaemon(rest, io);
+      case 'config':
+        if (rest[0] === 'check') return configCheck(rest.slice(1), io);
+        throw new UsageError(rest[0] === undefined ? "'config' needs a subcommand: check" : `unknown config subcommand '${rest[0]}'`);
+      case 'version':
+      case '--version':
+        io.out(`tunsec ${version()}\n`);
+        return 0;
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE);
+        return 0;
+      case undefined:
+        throw new UsageError('no command given');
+      default:
+        throw new UsageError(`unknown command '${command}'`);
+    }
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.err(`tunsec: ${err.message}\n\n${USAGE}`);
+    return 2;
+  }
+}
+
+/** Run as the program (also through the npm bin symlink), not when imported by tests. */
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`tunsec: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,294 @@
+/**
+ * From the loaded configuration to what the IKE layer runs with: for every
+ * connection an `IkePeerConfig` (certificate chain, the private key that
+ * matches it, trust store, identities, proposals, children) inside the
+ * `ConnectionEntry` the SA manager looks connections up by.
+ *
+ * Files are read here, not while the configuration is checked. Every problem
+ * is collected (one message each, naming the connection, the key and the
+ * file: "connection dc1: local.certs: /etc/x.pem: no CERTIFICATE block"), so
+ * an operator sees them all at once.
+ *
+ * Private keys come only from `secrets`, as with swanctl: every secret is
+ * loaded and a connection uses the one whose public key is its certificate's.
+ * A key file lying next to the certificate is not guessed.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { AuthoritiesConfig, ChildConfig, ConnectionConfig, SecretConfig, TunsecConfig } from '../config/index.js';
+import type { Identity as ConfigIdentity } from '../config/index.js';
+import type { SaLifetimes } from '../esp/api.js';
+import type { ConnectionEntry } from '../ike/manager.js';
+import type { ChildPeerConfig, IkePeerConfig } from '../ike/sa/peer-config.js';
+import {
+  PkiError,
+  TrustStore,
+  certMatchesIdentity,
+  identityToString,
+  keyMatchesCertificate,
+  loadCertificateChain,
+  loadCertificates,
+  loadPrivateKey,
+  parseIdentity,
+  subjectIdentity,
+  type Certificate,
+  type Identity,
+} from '../pki/index.js';
+
+/** strongSwan's default fragment size (charon.fragment_size): the largest IKE datagram, IP header included. */
+export const FRAGMENT_SIZE = 1280;
+
+export interface LoadedSecret {
+  /** The section name, `private-moon`. */
+  name: string;
+  file: string;
+  key: KeyObject;
+}
+
+export interface SecretsResult {
+  keys: LoadedSecret[];
+  errors: string[];
+  warnings: string[];
+}
+
+export interface ResolvedConnection {
+  name: string;
+  entry: ConnectionEntry;
+  /** Children with `start_action: start` (or `trap|start`): the connection is initiated when loaded. */
+  startChildren: string[];
+  keyingtries: number;
+}
+
+export interface CredentialsResult {
+  connections: ResolvedConnection[];
+  /** Every problem; a non-empty list means the daemon cannot start. */
+  errors: string[];
+  /** To be logged: loose key file permissions, skipped files in CA directories, settings without effect. */
+  warnings: string[];
+}
+
+/** Resolve every connection of the configuration; problems of all of them are reported. */
+export function resolveCredentials(config: TunsecConfig): CredentialsResult {
+  const errors = new Set<string>();
+  const warnings = new Set<string>();
+  const secrets = loadSecrets(config.secrets);
+  secrets.errors.forEach((e) => errors.add(e));
+  secrets.warnings.forEach((w) => warnings.add(w));
+  if (config.authorities.strictcrl === 'ifuri') {
+    warnings.add("authorities.strictcrl: 'ifuri' acts as 'no' for now: tunsec does not fetch CRLs from distribution points, and certificate validation has no per-certificate strict mode yet");
+  }
+  const connections: ResolvedConnection[] = [];
+  for (const conn of Object.values(config.connections)) {
+    const r = resolveConnection(conn, config.authorities, secrets.keys);
+    r.errors.forEach((e) => errors.add(e));
+    r.warnings.forEach((w) => warnings.add(w));
+    if (r.connection) connections.push(r.connection);
+  }
+  return { connections, errors: [...errors], warnings: [...warnings] };
+}
+
+const KEY_TYPES: Readonly<Record<SecretConfig['type'], readonly string[] | undefined>> = {
+  private: undefined,
+  pkcs8: undefined,
+  rsa: ['rsa', 'rsa-pss'],
+  ecdsa: ['ec'],
+};
+
+/** Load every private key of `secrets`, with permission warnings. */
+export function loadSecrets(secrets: Record<string, SecretConfig>): SecretsResult {
+  const keys: LoadedSecret[] = [];
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  for (const [name, secret] of Object.entries(secrets)) {
+    try {
+      const loaded = loadPrivateKey(secret.file);
+      const allowed = KEY_TYPES[secret.type];
+      const type = loaded.key.asymmetricKeyType ?? 'unknown';
+      if (allowed && !allowed.includes(type)) {
+        errors.push(`secrets.${name}: ${secret.file}: holds ${type === 'ec' ? 'an ECDSA' : type === 'rsa' || type === 'rsa-pss' ? 'an RSA' : `a ${type}`} key, but the section is named ${secret.type}<suffix> (use private<suffix> for any key type)`);
+        continue;
+      }
+      warnings.push(...loaded.warnings.map((w) => `secrets.${name}: ${w}`));
+      keys.push({ name, file: secret.file, key: loaded.key });
+    } catch (err) {
+      if (!(err instanceof PkiError)) throw err;
+      errors.push(`secrets.${name}: ${err.message}`);
+    }
+  }
+  return { keys, errors, warnings };
+}
+
+interface ConnectionResult {
+  connection?: ResolvedConnection;
+  errors: string[];
+  warnings: string[];
+}
+
+/** One connection: its credentials, trust store, identities and children. */
+export function resolveConnection(conn: ConnectionConfig, authorities: AuthoritiesConfig, keys: readonly LoadedSecret[]): ConnectionResult {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const at = (key: string, message: string): string => `connection ${conn.name}: ${key}: ${message}`;
+  const pki = <T>(key: string, f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch (err) {
+      if (!(err instanceof PkiError)) throw err;
+      errors.push(key.startsWith('authorities.') ? `${key}: ${err.message}` : at(key, err.message));
+      return undefined;
+    }
+  };
+
+  // Our certificate: the first file's first certificate; the rest of that file and the other files are its chain.
+  let certificate: Certificate | undefined;
+  const intermediates: Certificate[] = [];
+  const [first, ...more] = conn.local.certs;
+  if (first === undefined) {
+    errors.push(at('local.certs', "required with auth 'pubkey'"));
+  } else {
+    const chain = pki('local.certs', () => loadCertificateChain(first));
+    if (chain) {
+      certificate = chain.certificate;
+      intermediates.push(...chain.intermediates);
+    }
+    for (const file of more) intermediates.push(...(pki('local.certs', () => loadCertificates(file)) ?? []));
+  }
+
+  // The private key: whichever secret is the key pair of our certificate.
+  let privateKey: KeyObject | undefined;
+  if (certificate && first !== undefined) {
+    const match = keys.find((k) => keyMatchesCertificate(k.key, certificate));
+    if (match) {
+      privateKey = match.key;
+    } else {
+      const subject = `'${certificate.subject.text}'`;
+      errors.push(
+        keys.length === 0
+          ? at('local.certs', `${first}: no private key for certificate ${subject}: no key is loaded from secrets (add its file under secrets, e.g. secrets: { private-${conn.name}: { file: … } }; tunsec does not look for key files next to certificates)`)
+          : at('local.certs', `${first}: no private key in secrets matches certificate ${subject} (tried ${keys.map((k) => `secrets.${k.name} ${k.file}`).join(', ')})`),
+      );
+    }
+  }
+
+  // Identities.
+  let localId: Identity | undefined;
+  if (certificate) {
+    if (conn.local.id === undefined) {
+      localId = subjectIdentity(certificate);
+    } else if (conn.local.id.type === 'ID_ANY') {
+      errors.push(at('local.id', `'${conn.local.id.text}' matches any identity; it cannot be sent as ours (leave local.id out to use the certificate's subject DN)`));
+    } else {
+      localId = pki('local.id', () => toPkiIdentity(conn.local.id!));
+      if (localId) {
+        const m = certMatchesIdentity(certificate, localId);
+        if (!m.ok) errors.push(at('local.id', `'${conn.local.id.text}' is not vouched for by ${first}: ${m.reason}`));
+      }
+    }
+  }
+  const remoteId = conn.remote.id.type === 'ID_ANY' ? undefined : pki('remote.id', () => toPkiIdentity(conn.remote.id));
+
+  // Trust: CA certificates (files or directories), pinned peer certificates, CRLs.
+  const trust = new TrustStore();
+  const errorsBeforeTrust = errors.length;
+  const sources: Array<[string, string]> = [
+    ...authorities.cacerts.map((p): [string, string] => ['authorities.cacerts', p]),
+    ...conn.remote.cacerts.map((p): [string, string] => ['remote.cacerts', p]),
+  ];
+  for (const [key, path] of sources) {
+    const report = pki(key, () => trust.loadTrustAnchors(path));
+    if (report) warnings.push(...report.warnings.map((w) => `${key}: ${w}`));
+  }
+  for (const path of conn.remote.certs) {
+    // A pinned certificate is trusted as it is (a path of length one).
+    pki('remote.certs', () => loadCertificates(path).forEach((c) => trust.addTrustAnchor(c)));
+  }
+  if (trust.trustAnchors.length === 0 && errors.length === errorsBeforeTrust) {
+    errors.push(at('remote.cacerts', 'no CA certificate was loaded (authorities.cacerts, remote.cacerts and remote.certs gave none): no peer could be authenticated'));
+  }
+  for (const path of authorities.crls) {
+    const report = pki('authorities.crls', () => trust.loadCrls(path));
+    if (report) warnings.push(...report.warnings.map((w) => `authorities.crls: ${w}`));
+  }
+
+  if (certificate) {
+    const now = Date.now();
+    if (certificate.notAfter.getTime() < now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' expired on ${certificate.notAfter.toISOString()}`));
+    if (certificate.notBefore.getTime() > now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' is not valid before ${certificate.notBefore.toISOString()}`));
+  }
+
+  const children = Object.values(conn.children).map(childConfig);
+  if (children.length > 1) {
+    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) are only accepted as responder until CREATE_CHILD_SA is supported`);
+  }
+
+  if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
+  const peer: IkePeerConfig = {
+    name: conn.name,
+    ikeProposals: conn.proposals.proposals,
+    localId,
+    ...(remoteId ? { remoteId } : {}),
+    certificate,
+    intermediates,
+    privateKey,
+    trust,
+    strictCrl: authorities.strictcrl === 'yes',
+    sendCert: conn.send_cert,
+    sendCertReq: conn.send_certreq,
+    fragmentation: conn.fragmentation !== 'no',
+    fragmentSize: FRAGMENT_SIZE,
+    forceEncap: conn.encap,
+    children,
+  };
+  const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
+  return {
+    connection: {
+      name: conn.name,
+      entry: {
+        config: peer,
+        localAddrs: [...new Set(conn.local_addrs.map(anyAddress))],
+        remoteAddrs: [...new Set(conn.remote_addrs.map(anyAddress))],
+        remotePort: conn.remote_port,
+      },
+      startChildren: Object.values(conn.children)
+        .filter((c) => c.start_action === 'start' || c.start_action === 'trap|start')
+        .map((c) => c.name),
+      keyingtries: conn.keyingtries,
+    },
+    errors,
+    warnings,
+  };
+}
+
+/** A configured identity (already checked by src/config) as the IKE layer's type. */
+export function toPkiIdentity(id: ConfigIdentity): Identity {
+  return parseIdentity(id.text);
+}
+
+/** soft = rekey, hard = life (seconds, bytes, packets; 0 = none). */
+export function childLifetimes(child: ChildConfig): SaLifetimes {
+  return {
+    softSeconds: child.rekey_time,
+    hardSeconds: child.life_time,
+    softBytes: child.rekey_bytes,
+    hardBytes: child.life_bytes,
+    softPackets: child.rekey_packets,
+    hardPackets: child.life_packets,
+  };
+}
+
+export function childConfig(child: ChildConfig): ChildPeerConfig {
+  return {
+    name: child.name,
+    espProposals: child.esp_proposals.proposals,
+    mode: child.mode,
+    localTs: child.local_ts,
+    remoteTs: child.remote_ts,
+    replayWindow: child.replay_window,
+    lifetimes: childLifetimes(child),
+    policy: child.policy,
+  };
+}
+
+/** `moon.ikev2.test`, `C=CH, O=…, CN=moon` — for logs. */
+export function describeIdentity(id: Identity | undefined): string {
+  return id === undefined ? '%any' : identityToString(id);
+}

@@ -1,0 +1,360 @@
+/**
+ * The tunsec daemon: loads the configuration and credentials, binds the IKE
+ * sockets, runs the IKE SA manager over them, initiates the connections with
+ * `start_action: start`, and shuts everything down on request.
+ *
+ * Nothing a peer sends and no bug in a handler may stop the daemon: errors in
+ * event handlers are logged and the daemon goes on. Starting fails (with
+ * every problem listed) when the configuration or the credentials are
+ * unusable, when the pid file names a running daemon, or when a socket
+ * cannot be bound.
+ */
+import { SecurityAssociationDatabase } from '../esp/sadb.js';
+import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
+import { IkeSaManager } from '../ike/manager.js';
+import type { IkeSaIo } from '../ike/sa/ike-sa.js';
+import type { RetransmitSettings } from '../ike/exchange/index.js';
+import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
+import { resolveCredentials, type ResolvedConnection } from './credentials.js';
+import { SaEventReporter } from './events.js';
+import { DaemonLogger } from './logger.js';
+import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
+import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
+
+/** The IKE port when no connection sets `local_port` (RFC 7296 §2). */
+export const IKE_PORT = 500;
+/** The NAT-T port (RFC 3948); strongSwan's charon.port_nat_t. */
+export const NATT_PORT = 4500;
+
+export interface DaemonOptions {
+  logger?: DaemonLogger;
+  /** The NAT-T port to bind and float to (default 4500). */
+  nattPort?: number;
+  /** Default strongSwan's: 4 s, ×1.8, 5 retransmits. */
+  retransmit?: Partial<RetransmitSettings>;
+  /** Delay before re-initiating a failed `start` connection: first, and the cap as it doubles. */
+  retryDelayMs?: { initial: number; max: number };
+  /** How often SA events are looked for even without traffic (default 5 s). */
+  sweepIntervalMs?: number;
+}
+
+/** Why the daemon did not start; `problems` are the lines to show, each on its own. */
+export class DaemonStartError extends Error {
+  override readonly name = 'DaemonStartError';
+  constructor(
+    message: string,
+    readonly problems: readonly string[] = [],
+  ) {
+    super(problems.length === 0 ? message : `${message}\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Daemon {
+  readonly log: DaemonLogger;
+  private state: DaemonState = 'new';
+  private config?: TunsecConfig;
+  private transport?: UdpTransport;
+  private managerInstance?: IkeSaManager;
+  readonly backend = new SecurityAssociationDatabase();
+  private readonly events: SaEventReporter;
+  private readonly sourceAddresses = new SourceAddressCache();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly wakeups = new Set<() => void>();
+  private pidFile?: string;
+  private connections: ResolvedConnection[] = [];
+  private readonly nattPort: number;
+
+  constructor(private readonly options: DaemonOptions = {}) {
+    this.log = options.logger ?? new DaemonLogger();
+    this.nattPort = options.nattPort ?? NATT_PORT;
+    this.events = new SaEventReporter(() => this.managerInstance, this.log);
+  }
+
+  get manager(): IkeSaManager | undefined {
+    return this.managerInstance;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  /** The bound IKE and NAT-T endpoints. */
+  get endpoints(): Array<Endpoint & { natt: boolean }> {
+    return this.transport?.boundEndpoints() ?? [];
+  }
+
+  /**
+   * Load `configPath` and start. Rejects with a DaemonStartError listing every
+   * problem; nothing is left bound or written then.
+   */
+  async start(configPath: string): Promise<void> {
+    if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
+    this.state = 'starting';
+    try {
+      await this.startUp(configPath);
+    } catch (err) {
+      this.cleanUp();
+      this.state = 'stopped';
+      if (err instanceof DaemonStartError) {
+        this.log.log('daemon', 'error', `not started: ${err.message.split('\n')[0]}`);
+      }
+      throw err;
+    }
+    this.state = 'running';
+  }
+
+  private async startUp(configPath: string): Promise<void> {
+    this.log.log('daemon', 'info', `tunsec daemon starting (pid ${process.pid}), configuration ${configPath}`);
+
+    const loaded = loadConfig({ path: configPath });
+    if (!loaded.ok) {
+      const problems = loaded.error.problems;
+      for (const p of problems) this.log.log('cfg', p.severity === 'error' ? 'error' : 'warn', describeProblem(configPath, p));
+      const errors = problems.filter((p) => p.severity === 'error');
+      throw new DaemonStartError(
+        `${configPath}: ${errors.length} configuration problem${errors.length === 1 ? '' : 's'}`,
+        errors.map((p) => describeProblem(configPath, p)),
+      );
+    }
+    const config = loaded.config;
+    this.config = config;
+    this.log.setLevels(config.daemon.log);
+    for (const w of loaded.warnings) this.log.log('cfg', 'warn', describeProblem(configPath, w));
+
+    const creds = resolveCredentials(config);
+    for (const w of creds.warnings) this.log.log('cfg', 'warn', w);
+    if (creds.errors.length > 0) {
+      for (const e of creds.errors) this.log.log('cfg', 'error', e);
+      throw new DaemonStartError(`${configPath}: ${creds.errors.length} credential problem${creds.errors.length === 1 ? '' : 's'}`, creds.errors);
+    }
+    this.connections = creds.connections;
+    for (const c of creds.connections) {
+      const e = c.entry;
+      this.log.log(
+        'cfg',
+        'info',
+        `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}', ${e.config.children.length} child${e.config.children.length === 1 ? '' : 'ren'}`,
+      );
+    }
+    if (creds.connections.length === 0) this.log.log('cfg', 'warn', 'no connections are configured: the daemon will answer no IKE requests');
+
+    const ikePort = this.ikePort(config);
+
+    try {
+      const r = acquirePidFile(config.daemon.pid_file);
+      this.pidFile = config.daemon.pid_file;
+      if (r.replacedStale !== undefined) this.log.log('daemon', 'info', `replaced stale pid file ${config.daemon.pid_file} (process ${r.replacedStale} is gone)`);
+    } catch (err) {
+      if (err instanceof PidFileError) throw new DaemonStartError(err.message);
+      throw err;
+    }
+
+    if (creds.connections.length > 0) {
+      this.transport = await this.bind(
+        Object.values(config.connections).flatMap((c) => c.local_addrs),
+        ikePort,
+      );
+    }
+    const transport = this.transport;
+    const io: IkeSaIo = {
+      nattPort: this.nattPort,
+      send: (local, remote, datagrams) => {
+        for (const d of datagrams) {
+          try {
+            transport?.sendIke(local, remote, d);
+          } catch (err) {
+            this.log.log('net', 'error', `cannot send IKE datagram from ${fmt(local)} to ${fmt(remote)}: ${(err as Error).message}`);
+          }
+        }
+      },
+    };
+    this.log.onIkeMessage = (_level, message) => this.events.observe(message);
+    this.managerInstance = new IkeSaManager({
+      connections: creds.connections.map((c) => c.entry),
+      backend: this.backend,
+      log: this.log.ikeLogger(creds.connections.map((c) => c.name)),
+      io,
+      ikePort,
+      ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
+    });
+    transport?.on('ike', (d) => this.receiveIke(d));
+    transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: no ESP datapath yet`));
+    transport?.on('dropped', (reason, from, local) => this.log.log('net', 'debug', `datagram from ${fmt(from)} to ${fmt(local)} dropped: ${reason}`));
+
+    const sweep = setInterval(() => this.guard('SA sweep', () => this.events.reconcile()), this.options.sweepIntervalMs ?? 5000);
+    sweep.unref();
+    this.timers.add(sweep);
+
+    const endpoints = this.endpoints;
+    this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
+      pid: process.pid,
+      pid_file: config.daemon.pid_file,
+      endpoints,
+      connections: creds.connections.map((c) => c.name),
+    });
+
+    for (const c of creds.connections) {
+      if (c.startChildren.length > 0) void this.keepInitiating(c);
+    }
+  }
+
+  /** One IKE port for all connections (their `local_port`); the NAT-T port is the daemon's. */
+  private ikePort(config: TunsecConfig): number {
+    const ports = new Map<number, string[]>();
+    for (const c of Object.values(config.connections)) ports.set(c.local_port, [...(ports.get(c.local_port) ?? []), c.name]);
+    if (ports.size > 1) {
+      throw new DaemonStartError('connections use different local_port values; tunsec listens on one IKE port', [
+        ...[...ports].map(([port, names]) => `local_port ${port}: ${names.join(', ')}`),
+      ]);
+    }
+    const port = ports.keys().next().value ?? IKE_PORT;
+    if (port === this.nattPort) throw new DaemonStartError(`local_port ${port} is the NAT-T port; choose another IKE port`);
+    return port;
+  }
+
+  private async bind(localAddrs: string[], ikePort: number): Promise<UdpTransport> {
+    const plan = bindAddresses(localAddrs);
+    const attempt = async (addresses: string[]): Promise<UdpTransport> => {
+      const t = new UdpTransport({ addresses, ikePort, nattPort: this.nattPort });
+      await t.start();
+      return t;
+    };
+    try {
+      return await attempt(plan.addresses);
+    } catch (err) {
+      if (plan.optionalV6Wildcard && plan.addresses.length > 1) {
+        try {
+          const t = await attempt(plan.addresses.filter((a) => a !== WILDCARD_V6));
+          this.log.log('net', 'warn', `IPv6 unavailable (${(err as Error).message}); listening on IPv4 only`);
+          return t;
+        } catch {
+          /* report the first failure */
+        }
+      }
+      throw new DaemonStartError((err as Error).message);
+    }
+  }
+
+  private receiveIke(d: ReceivedIke): void {
+    this.guard('IKE datagram', () => {
+      if (!isWildcard(d.local.address)) {
+        this.managerInstance?.receive(d.message, d.local, d.remote);
+        this.events.reconcile();
+        return;
+      }
+      // A wildcard socket: IKE needs the concrete address the datagram was sent to.
+      this.sourceAddresses.get(d.remote.address).then(
+        (address) =>
+          this.guard('IKE datagram', () => {
+            if (this.state !== 'running' && this.state !== 'stopping') return;
+            this.managerInstance?.receive(d.message, { address, port: d.local.port }, d.remote);
+            this.events.reconcile();
+          }),
+        (err: Error) => this.log.log('net', 'warn', `IKE datagram from ${fmt(d.remote)} dropped: no route back (${err.message})`),
+      );
+    });
+  }
+
+  /** Initiate until established, retrying with backoff; `keyingtries` attempts (0 = forever). */
+  private async keepInitiating(c: ResolvedConnection): Promise<void> {
+    const delays = this.options.retryDelayMs ?? { initial: 1000, max: 60_000 };
+    for (let attempt = 1; this.state === 'starting' || this.state === 'running'; attempt++) {
+      try {
+        const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
+        const local =
+          c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
+        const sa = await this.managerInstance!.initiate(c.name, local);
+        this.events.reconcile();
+        this.log.log('daemon', 'info', `connection ${c.name} established (attempt ${attempt})`, { conn: c.name, spi_i: sa.ctx.spiI.toString('hex') });
+        return;
+      } catch (err) {
+        this.events.reconcile();
+        if (this.state !== 'running' && this.state !== 'starting') return;
+        const tries = c.keyingtries === 0 ? 'forever' : `${c.keyingtries}`;
+        const last = c.keyingtries !== 0 && attempt >= c.keyingtries;
+        this.log.log(
+          'daemon',
+          last ? 'error' : 'warn',
+          `connection ${c.name}: establishing failed (attempt ${attempt} of ${tries}): ${(err as Error).message}${last ? '; giving up (keyingtries)' : ''}`,
+        );
+        if (last) return;
+        await this.sleep(retryDelay(attempt, delays));
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+        this.wakeups.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.timers.add(timer);
+      this.wakeups.add(wake);
+    });
+  }
+
+  /** Run a handler; an exception is logged, never thrown into the event loop. */
+  guard(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.log.log('daemon', 'error', `internal error in ${what} handler: ${(err as Error).stack ?? String(err)}`);
+    }
+  }
+
+  /** SIGHUP. */
+  reload(): void {
+    this.log.log('daemon', 'warn', 'SIGHUP received: reload not implemented yet; the configuration is unchanged');
+  }
+
+  /** Delete every IKE SA (telling the peers), close the sockets, remove the pid file. */
+  async stop(reason = 'stopping'): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') {
+      this.state = this.state === 'new' ? 'stopped' : this.state;
+      return;
+    }
+    this.state = 'stopping';
+    this.log.log('daemon', 'info', `${reason}: deleting ${this.managerInstance?.sas.length ?? 0} IKE SA(s)`);
+    for (const wake of [...this.wakeups]) wake();
+    try {
+      await this.managerInstance?.deleteAll();
+    } catch (err) {
+      this.log.log('daemon', 'error', `deleting IKE SAs failed: ${(err as Error).message}`);
+    }
+    this.guard('SA sweep', () => this.events.reconcile());
+    this.cleanUp();
+    this.state = 'stopped';
+    this.log.event('daemon', 'daemon_stopped', 'tunsec daemon stopped', { pid: process.pid });
+  }
+
+  private cleanUp(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.transport?.stop();
+    this.transport = undefined;
+    if (this.pidFile) releasePidFile(this.pidFile);
+    this.pidFile = undefined;
+    this.log.onIkeMessage = undefined;
+  }
+}
+
+/** Delay after failed attempt `attempt` (1, 2, …): `initial`, doubling, at most `max`. */
+export function retryDelay(attempt: number, delays: { initial: number; max: number }): number {
+  return Math.min(delays.initial * 2 ** Math.min(attempt - 1, 30), delays.max);
+}
+
+function fmt(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** `tunsec.yaml: line 4: connections.dc1.remote_addrs: required` */
+function describeProblem(source: string, p: ConfigProblem): string {
+  const where = p.line === undefined || p.path === '' ? '' : `line ${p.line}: `;
+  return `${source}: ${where}${p.severity === 'warning' ? 'warning: ' : ''}${formatProblem(p)}`;
+}
