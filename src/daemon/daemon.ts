@@ -34,8 +34,6 @@ export interface DaemonOptions {
   retransmit?: Partial<RetransmitSettings>;
   /** Delay before re-initiating a failed `start` connection: first, and the cap as it doubles. */
   retryDelayMs?: { initial: number; max: number };
-  /** How often SA events are looked for even without traffic (default 5 s). */
-  sweepIntervalMs?: number;
 }
 
 /** Why the daemon did not start; `problems` are the lines to show, each on its own. */
@@ -69,7 +67,7 @@ export class Daemon {
   constructor(private readonly options: DaemonOptions = {}) {
     this.log = options.logger ?? new DaemonLogger();
     this.nattPort = options.nattPort ?? NATT_PORT;
-    this.events = new SaEventReporter(() => this.managerInstance, this.log);
+    this.events = new SaEventReporter(this.log);
   }
 
   get manager(): IkeSaManager | undefined {
@@ -170,7 +168,6 @@ export class Daemon {
         }
       },
     };
-    this.log.onIkeMessage = (_level, message) => this.events.observe(message);
     this.managerInstance = new IkeSaManager({
       connections: creds.connections.map((c) => c.entry),
       backend: this.backend,
@@ -179,13 +176,10 @@ export class Daemon {
       ikePort,
       ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
     });
+    this.events.attach(this.managerInstance);
     transport?.on('ike', (d) => this.receiveIke(d));
     transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: no ESP datapath yet`));
     transport?.on('dropped', (reason, from, local) => this.log.log('net', 'debug', `datagram from ${fmt(from)} to ${fmt(local)} dropped: ${reason}`));
-
-    const sweep = setInterval(() => this.guard('SA sweep', () => this.events.reconcile()), this.options.sweepIntervalMs ?? 5000);
-    sweep.unref();
-    this.timers.add(sweep);
 
     const endpoints = this.endpoints;
     this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
@@ -241,7 +235,6 @@ export class Daemon {
     this.guard('IKE datagram', () => {
       if (!isWildcard(d.local.address)) {
         this.managerInstance?.receive(d.message, d.local, d.remote);
-        this.events.reconcile();
         return;
       }
       // A wildcard socket: IKE needs the concrete address the datagram was sent to.
@@ -250,8 +243,7 @@ export class Daemon {
           this.guard('IKE datagram', () => {
             if (this.state !== 'running' && this.state !== 'stopping') return;
             this.managerInstance?.receive(d.message, { address, port: d.local.port }, d.remote);
-            this.events.reconcile();
-          }),
+              }),
         (err: Error) => this.log.log('net', 'warn', `IKE datagram from ${fmt(d.remote)} dropped: no route back (${err.message})`),
       );
     });
@@ -266,11 +258,9 @@ export class Daemon {
         const local =
           c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
         const sa = await this.managerInstance!.initiate(c.name, local);
-        this.events.reconcile();
         this.log.log('daemon', 'info', `connection ${c.name} established (attempt ${attempt})`, { conn: c.name, spi_i: sa.ctx.spiI.toString('hex') });
         return;
       } catch (err) {
-        this.events.reconcile();
         if (this.state !== 'running' && this.state !== 'starting') return;
         const tries = c.keyingtries === 0 ? 'forever' : `${c.keyingtries}`;
         const last = c.keyingtries !== 0 && attempt >= c.keyingtries;
@@ -327,7 +317,6 @@ export class Daemon {
     } catch (err) {
       this.log.log('daemon', 'error', `deleting IKE SAs failed: ${(err as Error).message}`);
     }
-    this.guard('SA sweep', () => this.events.reconcile());
     this.cleanUp();
     this.state = 'stopped';
     this.log.event('daemon', 'daemon_stopped', 'tunsec daemon stopped', { pid: process.pid });
@@ -340,7 +329,6 @@ export class Daemon {
     this.transport = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
-    this.log.onIkeMessage = undefined;
   }
 }
 

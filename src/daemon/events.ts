@@ -1,13 +1,7 @@
 /**
  * IKE and CHILD SA life-cycle events for the log (and later the control
- * socket): `ike_established`, `child_established`, `ike_destroyed`.
- *
- * The SA manager creates responder SAs itself and keeps the one 'destroyed'
- * handler an IkeSa has for its own bookkeeping, so the daemon does not hook
- * SAs one by one. It compares the manager's SAs with what it has reported:
- * after every datagram, after every initiation, and whenever the IKE layer
- * logs that an SA was established or destroyed (the line that also carries the
- * reason). Every SA is reported established once and destroyed once.
+ * socket): `ike_established`, `child_established`, `child_failed`,
+ * `ike_destroyed`, from the SA manager's events.
  */
 import { formatProposal } from '../ike/proposal/index.js';
 import type { IkeSaManager } from '../ike/manager.js';
@@ -21,67 +15,15 @@ export function spiHex(spi: number): string {
   return (spi >>> 0).toString(16).padStart(8, '0');
 }
 
-/** `moon-sun[0011223344556677_i 8899aabbccddeeff_r]: IKE_SA destroyed: reason` */
-const LIFECYCLE = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\[([0-9a-f]{16})_i ([0-9a-f]{16})_r\]: IKE_SA (established|destroyed)(?:: ([\s\S]*))?$/;
-
-interface Tracked {
-  established: boolean;
-}
-
 export class SaEventReporter {
-  private readonly tracked = new Map<IkeSa, Tracked>();
-  /** SAs reported destroyed: the manager may still list them for a while. */
-  private readonly finished = new WeakSet<IkeSa>();
-  /** Destroy reasons seen in the log, by `spiI_spiR`, until the SA is reported. */
-  private readonly reasons = new Map<string, string>();
+  constructor(private readonly log: DaemonLogger) {}
 
-  constructor(
-    private readonly manager: () => IkeSaManager | undefined,
-    private readonly log: DaemonLogger,
-  ) {}
-
-  /** Every message of the IKE layer passes here (before level filtering). */
-  observe(message: string): void {
-    const m = LIFECYCLE.exec(message);
-    if (!m) return;
-    const [, name, spiI, spiR, what, reason] = m;
-    const key = `${spiI}_${spiR}`;
-    if (what === 'destroyed') this.reasons.set(key, reason ?? 'unknown');
-    this.reconcile();
-    if (what === 'destroyed' && this.reasons.has(key)) {
-      // An SA the manager never listed (a responder SA that failed in its first exchange).
-      this.reasons.delete(key);
-      this.log.event('ike', 'ike_destroyed', `IKE_SA ${name}[${spiI}_i ${spiR}_r] destroyed: ${reason ?? 'unknown'}`, {
-        name,
-        spi_i: spiI,
-        spi_r: spiR,
-        reason: reason ?? 'unknown',
-        was_established: false,
-      });
-    }
-  }
-
-  /** Report what changed since the last look. */
-  reconcile(): void {
-    const manager = this.manager();
-    if (manager) for (const sa of manager.sas) if (!this.tracked.has(sa) && !this.finished.has(sa)) this.tracked.set(sa, { established: false });
-    for (const [sa, t] of this.tracked) {
-      try {
-        if (!t.established && sa.state === 'established') {
-          t.established = true;
-          this.established(sa);
-        }
-        if (sa.state === 'destroyed') {
-          this.tracked.delete(sa);
-          this.finished.add(sa);
-          this.destroyed(sa, t.established);
-        }
-      } catch (err) {
-        this.tracked.delete(sa);
-        this.finished.add(sa);
-        this.log.log('daemon', 'error', `internal error reporting an SA event: ${(err as Error).stack ?? String(err)}`);
-      }
-    }
+  /** Log every IKE/CHILD SA life-cycle event of the manager as a JSON event line. */
+  attach(manager: IkeSaManager): void {
+    manager.on('established', (sa) => this.established(sa));
+    manager.on('childEstablished', (sa, child) => this.childEstablished(sa, child));
+    manager.on('childFailed', (sa, name, reason) => this.childFailed(sa, name, reason));
+    manager.on('destroyed', (sa, reason) => this.destroyed(sa, reason));
   }
 
   private established(sa: IkeSa): void {
@@ -109,7 +51,6 @@ export class SaEventReporter {
         nat_remote: ctx.natRemote,
       },
     );
-    for (const child of ctx.children) this.childEstablished(sa, child);
   }
 
   private childEstablished(sa: IkeSa, child: ChildSaRecord): void {
@@ -135,13 +76,21 @@ export class SaEventReporter {
     );
   }
 
-  private destroyed(sa: IkeSa, wasEstablished: boolean): void {
+  private childFailed(sa: IkeSa, name: string, reason: string): void {
+    this.log.event('ike', 'child_failed', `CHILD_SA ${name} of ${sa.ctx.config.name} failed: ${reason}`, {
+      name,
+      conn: sa.ctx.config.name,
+      spi_i: sa.ctx.spiI.toString('hex'),
+      spi_r: sa.ctx.spiR.toString('hex'),
+      reason,
+    });
+  }
+
+  private destroyed(sa: IkeSa, reason: string): void {
     const ctx = sa.ctx;
     const spiI = ctx.spiI.toString('hex');
     const spiR = ctx.spiR.toString('hex');
-    const key = `${spiI}_${spiR}`;
-    const reason = this.reasons.get(key) ?? 'unknown';
-    this.reasons.delete(key);
+    const wasEstablished = ctx.establishedAt !== undefined;
     this.log.event('ike', 'ike_destroyed', `IKE_SA ${ctx.config.name}[${spiI}_i ${spiR}_r] destroyed: ${reason}`, {
       name: ctx.config.name,
       spi_i: spiI,

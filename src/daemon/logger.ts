@@ -45,8 +45,6 @@ export class DaemonLogger {
   readonly json: boolean;
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
-  /** Called for every IKE-layer message before it is filtered (the daemon watches SA life cycle lines). */
-  onIkeMessage?: (level: LogLevel, message: string) => void;
 
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
@@ -110,11 +108,6 @@ export class DaemonLogger {
       log: (level, message) => {
         const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)[[:]/.exec(message);
         this.log(m && names.has(m[1]!) ? 'ike' : 'mgr', level, message);
-        try {
-          this.onIkeMessage?.(level, message);
-        } catch (err) {
-          this.log('daemon', 'error', `internal error in an IKE log hook: ${(err as Error).stack ?? String(err)}`);
-        }
       },
     };
   }

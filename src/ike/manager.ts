@@ -12,7 +12,7 @@ import type { IpsecBackend } from '../esp/api.js';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/udp.js';
 import { IkeSaContext } from './sa/context.js';
-import { IkeSa, type IkeSaIo } from './sa/ike-sa.js';
+import { IkeSa, type IkeSaEvents, type IkeSaIo } from './sa/ike-sa.js';
 import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
 import { randomSpi } from './tasks/ike-init.js';
@@ -51,14 +51,37 @@ export interface ManagerCounters {
 
 const key = (spi: Buffer): string => spi.toString('hex');
 
+/** Every IKE SA's life-cycle events, for the daemon (log, status, metrics). */
+export type ManagerEvents = IkeSaEvents;
+type ManagerListeners = { [K in keyof ManagerEvents]: Array<ManagerEvents[K]> };
+
 export class IkeSaManager {
   private readonly byLocalSpi = new Map<string, IkeSa>();
   private readonly halfOpen = new Map<string, IkeSa>();
   private cookieSecret = randomBytes(32);
   private previousCookieSecret = this.cookieSecret;
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [] };
   readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0 };
 
   constructor(private readonly options: ManagerOptions) {}
+
+  /** Subscribe to the events of every IKE SA this manager creates (initiated or responded). */
+  on<K extends keyof ManagerEvents>(event: K, handler: ManagerEvents[K]): this {
+    this.listeners[event].push(handler);
+    return this;
+  }
+
+  /** A new IkeSa, with its events forwarded and its removal from the tables on destroy. */
+  private create(ctx: IkeSaContext): IkeSa {
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
+    sa.on('destroyed', () => this.unregister(sa));
+    for (const event of Object.keys(this.listeners) as Array<keyof ManagerEvents>) {
+      sa.on(event, ((...args: unknown[]) => {
+        for (const h of this.listeners[event]) (h as (...a: unknown[]) => void)(...args);
+      }) as ManagerEvents[typeof event]);
+    }
+    return sa;
+  }
 
   get sas(): IkeSa[] {
     return [...this.byLocalSpi.values()];
@@ -90,21 +113,13 @@ export class IkeSaManager {
       this.options.log,
       randomSpi(),
     );
-    const sa = this.register(ctx);
+    const sa = this.create(ctx);
+    this.byLocalSpi.set(key(ctx.localSpi), sa);
     return new Promise((resolve, reject) => {
       sa.on('established', () => resolve(sa));
-      sa.on('destroyed', (_s, reason) => {
-        this.unregister(sa);
-        reject(new Error(reason));
-      });
+      sa.on('destroyed', (_s, reason) => reject(new Error(reason)));
       sa.initiate();
     });
-  }
-
-  private register(ctx: IkeSaContext): IkeSa {
-    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
-    this.byLocalSpi.set(key(ctx.localSpi), sa);
-    return sa;
   }
 
   private unregister(sa: IkeSa): void {
@@ -175,8 +190,7 @@ export class IkeSaManager {
       return;
     }
     const ctx = new IkeSaContext(false, entry.config, local, remote, this.options.backend, this.options.log, Buffer.from(message.header.spiI));
-    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
-    sa.on('destroyed', () => this.unregister(sa));
+    const sa = this.create(ctx);
     this.halfOpen.set(hoKey, sa);
     sa.receive(datagram, message, local, remote);
     if (sa.state === 'destroyed') {

@@ -46,16 +46,13 @@ describe('the daemon logger', () => {
     expect(out.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['shown at 0', 'shown at 2', 'events shown at 0']);
   });
 
-  it('sends IKE messages about a configured connection to ike and the rest to mgr, and lets the daemon watch them', () => {
+  it('sends IKE messages about a configured connection to ike and the rest to mgr', () => {
     const { log, out } = capture(true);
-    const seen: string[] = [];
-    log.onIkeMessage = (_level, m) => seen.push(m);
     const ike = log.ikeLogger(['moon-sun']);
     ike.log('info', 'moon-sun[0011223344556677_i 0000000000000000_r]: IKE_SA_INIT done');
     ike.log('info', 'moon-sun: initiating IKE_SA to 10.0.0.2');
     ike.log('info', 'no connection configured for IKE_SA_INIT from 10.0.0.9 to 10.0.0.1; ignored');
     expect(out.map((l) => (JSON.parse(l) as { subsys: string }).subsys)).toEqual(['ike', 'ike', 'mgr']);
-    expect(seen).toHaveLength(3);
   });
 });
 

@@ -27,8 +27,16 @@ export interface ChildSaRecord {
   installedAt: number;
 }
 
+/** What tasks report about CHILD SAs; the exchange engine turns these into IkeSa events. */
+export interface ChildSaObserver {
+  childEstablished(child: ChildSaRecord): void;
+  childFailed(name: string, reason: string): void;
+}
+
 export class IkeSaContext {
   state: IkeSaState = 'created';
+  /** Set by the IkeSa that owns this context. */
+  observer: ChildSaObserver = { childEstablished: () => {}, childFailed: () => {} };
   spiI: Buffer;
   spiR: Buffer = Buffer.alloc(8);
 
@@ -52,6 +60,8 @@ export class IkeSaContext {
   peerCertificate?: Certificate;
   establishedAt?: number;
   readonly children: ChildSaRecord[] = [];
+  /** CHILD SAs installed during the current exchange, announced when it completes. */
+  readonly pendingChildEvents: ChildSaRecord[] = [];
 
   constructor(
     readonly originalInitiator: boolean,

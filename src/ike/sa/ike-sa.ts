@@ -30,7 +30,7 @@ import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
-import { IkeSaContext } from './context.js';
+import { IkeSaContext, type ChildSaRecord } from './context.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -43,7 +43,12 @@ export interface IkeSaEvents {
   established(sa: IkeSa): void;
   /** The IKE SA is gone (deleted, failed, timed out); `reason` is the operator's log line. */
   destroyed(sa: IkeSa, reason: string): void;
+  childEstablished(sa: IkeSa, child: ChildSaRecord): void;
+  /** A CHILD_SA could not be negotiated; the IKE SA stays up. */
+  childFailed(sa: IkeSa, name: string, reason: string): void;
 }
+
+type Listeners = { [K in keyof IkeSaEvents]: Array<IkeSaEvents[K]> };
 
 interface PendingRequest {
   messageId: number;
@@ -65,7 +70,7 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private handlers: Partial<IkeSaEvents> = {};
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [] };
 
   constructor(
     readonly ctx: IkeSaContext,
@@ -81,11 +86,25 @@ export class IkeSa {
     ];
     if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
+    ctx.observer = {
+      childEstablished: (child) => this.emit('childEstablished', this, child),
+      childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+    };
   }
 
   on<K extends keyof IkeSaEvents>(event: K, handler: IkeSaEvents[K]): this {
-    this.handlers[event] = handler;
+    this.listeners[event].push(handler);
     return this;
+  }
+
+  private emit<K extends keyof IkeSaEvents>(event: K, ...args: Parameters<IkeSaEvents[K]>): void {
+    for (const h of this.listeners[event]) {
+      try {
+        (h as (...a: Parameters<IkeSaEvents[K]>) => void)(...args);
+      } catch (err) {
+        this.ctx.log.log('error', `${this.ctx.name}: ${event} listener failed: ${(err as Error).stack ?? String(err)}`);
+      }
+    }
   }
 
   get state(): IkeSaContext['state'] {
@@ -267,7 +286,8 @@ export class IkeSa {
     this.ctx.establishedAt = Date.now();
     const sel = this.ctx.selected;
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]${sel ? '' : ''}`);
-    this.handlers.established?.(this);
+    this.emit('established', this);
+    for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
   }
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
@@ -392,7 +412,7 @@ export class IkeSa {
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
-    this.handlers.destroyed?.(this, reason);
+    this.emit('destroyed', this, reason);
   }
 
   /** Human-readable name of a notify, for logs. */

@@ -22,7 +22,7 @@ import {
   withoutKe,
   type SelectedProposal,
 } from '../proposal/index.js';
-import { EsnId, ProtocolId, TransformType } from '../transforms.js';
+import { EsnId, TransformType } from '../transforms.js';
 import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
 import type { IkeSaContext } from '../sa/context.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
@@ -79,6 +79,7 @@ export class ChildCreateTask extends BaseTask {
     const { sa, config } = this;
     const fail = (why: string): TaskStatus => {
       sa.log.log('warn', `${sa.name}: CHILD_SA ${config.name} failed: ${why}; the IKE_SA stays up`);
+      sa.observer.childFailed(config.name, why);
       return 'done';
     };
     const saPayload = firstOfType(msg, PayloadType.SA);
@@ -155,6 +156,7 @@ export class ChildCreateTask extends BaseTask {
     }
     this.failure = failure;
     sa.log.log('warn', `${sa.name}: CHILD_SA refused (${notifyTypeName(failure)}): ${reason}; the IKE_SA stays up`);
+    sa.observer.childFailed(sa.config.children[0]?.name ?? '(none)', `refused with ${notifyTypeName(failure)}: ${reason}`);
   }
 
   override buildResponse(msg: TaskMessage): TaskStatus {
@@ -224,7 +226,7 @@ export class ChildCreateTask extends BaseTask {
     sa.backend.addPolicy(policy('out', localTs, remoteTs));
     sa.backend.addPolicy(policy('in', localTs, remoteTs));
     sa.backend.setOutboundSa(reqid, outboundSpi);
-    sa.children.push({
+    const record = {
       name: n.config.name,
       reqid,
       mode: n.mode,
@@ -235,11 +237,12 @@ export class ChildCreateTask extends BaseTask {
       localTs: (initiator ? n.tsi : n.tsr).map((r) => formatRanges([r])),
       remoteTs: (initiator ? n.tsr : n.tsi).map((r) => formatRanges([r])),
       installedAt: Date.now(),
-    });
+    };
+    sa.children.push(record);
     sa.log.log(
       'info',
       `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} established with SPIs ${this.inboundSpi!.toString(16).padStart(8, '0')}_i ${outboundSpi.toString(16).padStart(8, '0')}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}, TS ${formatRanges(initiator ? n.tsi : n.tsr)} === ${formatRanges(initiator ? n.tsr : n.tsi)}`,
     );
-    void ProtocolId;
+    this.sa.pendingChildEvents.push(record);
   }
 }

@@ -1,0 +1,87 @@
+/**
+ * Runs a real `tunsec daemon` (the CLI, from source through tsx) inside a
+ * network namespace, collecting its JSON log lines; stopped by PID.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '../support/proc.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface LogLine {
+  level?: string;
+  msg?: string;
+  event?: string;
+  [key: string]: unknown;
+}
+
+export class TunsecDaemon {
+  readonly dir = mkdtempSync('/tmp/tsd-');
+  readonly lines: LogLine[] = [];
+  private child?: ChildProcess;
+  private exit?: Promise<number | null>;
+
+  constructor(
+    private readonly netns: string,
+    /** The YAML configuration; `${DIR}` is replaced with this daemon's temp dir. */
+    private readonly yaml: string,
+    readonly files: Record<string, string> = {},
+  ) {}
+
+  async start(): Promise<void> {
+    for (const [name, content] of Object.entries(this.files)) writeFileSync(join(this.dir, name), content, { mode: 0o600 });
+    const config = join(this.dir, 'tunsec.yaml');
+    writeFileSync(config, this.yaml.replaceAll('${DIR}', this.dir));
+    const child = spawn('ip', ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    let buf = '';
+    const onData = (chunk: Buffer): void => {
+      buf += chunk.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.lines.push({ msg: line });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+  }
+
+  async event(name: string, timeoutMs = 20_000): Promise<LogLine> {
+    try {
+      return await waitFor(`tunsec event ${name}`, () => this.lines.find((l) => l.event === name), timeoutMs);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; tunsec log:\n${this.text()}`);
+    }
+  }
+
+  text(): string {
+    return this.lines.map((l) => (l.event ? JSON.stringify(l) : `${l.level ?? ''} ${l.msg ?? ''}`)).join('\n');
+  }
+
+  /** SIGTERM (graceful: DELETEs sent), then SIGKILL after a grace period. Resolves with the exit code. */
+  async stop(graceMs = 8000): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) {
+      rmSync(this.dir, { recursive: true, force: true });
+      return child?.exitCode ?? null;
+    }
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    const code = await this.exit!;
+    clearTimeout(timer);
+    rmSync(this.dir, { recursive: true, force: true });
+    return code;
+  }
+}
