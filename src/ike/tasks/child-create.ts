@@ -25,6 +25,7 @@ import {
 import { EsnId, TransformType } from '../transforms.js';
 import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
 import type { IkeSaContext } from '../sa/context.js';
+import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import { BaseTask, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
 
@@ -67,7 +68,7 @@ export class ChildCreateTask extends BaseTask {
     this.proposed = initiatorTs({ localConfig: config.localTs, remoteConfig: config.remoteTs, localAddr: sa.local.address, remoteAddr: sa.remote.address });
     if (config.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
     msg.payloads.push(
-      { type: PayloadType.SA, proposals: toProposalSubstructures(withoutKe(config.espProposals), spiBytes(this.inboundSpi)) },
+      { type: PayloadType.SA, proposals: toProposalSubstructures(withoutKe(implementedProposals(config.espProposals)), spiBytes(this.inboundSpi)) },
       tsPayload(PayloadType.TSi, rangesToPayload(this.proposed.tsi)),
       tsPayload(PayloadType.TSr, rangesToPayload(this.proposed.tsr)),
     );
@@ -89,7 +90,7 @@ export class ChildCreateTask extends BaseTask {
       const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
       return fail(error ? `peer answered ${notifyTypeName(error.notifyType)}` : 'the response carries no SA/TSi/TSr');
     }
-    const check = checkSelectedProposal(withoutKe(config.espProposals), fromProposalSubstructures(saPayload.proposals));
+    const check = checkSelectedProposal(withoutKe(implementedProposals(config.espProposals)), fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) return fail(check.error);
     const ts = checkInitiatorTs(this.proposed!, { tsi: tsi.selectors, tsr: tsr.selectors });
     if (!ts.ok) return fail(ts.error);
@@ -125,7 +126,7 @@ export class ChildCreateTask extends BaseTask {
         reason = `child ${config.name}: ${ts.reason}`;
         continue;
       }
-      const proposal = selectProposal(received, withoutKe(config.espProposals));
+      const proposal = selectProposal(received, withoutKe(implementedProposals(config.espProposals)));
       if (!proposal) {
         reason = `child ${config.name}: no acceptable ESP proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}`;
         failure = NotifyType.NO_PROPOSAL_CHOSEN;

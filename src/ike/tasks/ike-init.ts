@@ -20,9 +20,11 @@ import {
   selectProposal,
   toProposalSubstructure,
   toProposalSubstructures,
+  type Proposal,
 } from '../proposal/index.js';
 import type { IkeSaContext } from '../sa/context.js';
 import { deriveKeyset, ikeSuite, UnsupportedSuiteError } from '../sa/keyset.js';
+import { implementedProposals } from '../sa/suites.js';
 import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
 
 /** Our nonces are 32 octets: at least half the key size of every PRF we implement (§2.10). */
@@ -40,9 +42,12 @@ export class IkeInitTask extends BaseTask {
   private keGroup?: number;
   private cookie?: Buffer;
   private restarts = 0;
+  /** The configured IKE proposals cut down to what tunsec implements: what is offered or matched. */
+  private readonly proposals: Proposal[];
 
   constructor(private readonly sa: IkeSaContext) {
     super();
+    this.proposals = implementedProposals(sa.config.ikeProposals);
   }
 
   /** The cookie we echo (the exchange engine puts it first in the request, §2.6). */
@@ -53,8 +58,8 @@ export class IkeInitTask extends BaseTask {
   override buildRequest(msg: TaskMessage): void {
     if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
     const { config } = this.sa;
-    this.keGroup ??= initialKeGroup(config.ikeProposals);
-    if (this.keGroup === undefined) throw new ExchangeFailure(`connection ${config.name}: IKE proposals carry no key exchange group`, undefined);
+    this.keGroup ??= initialKeGroup(this.proposals);
+    if (this.keGroup === undefined) throw new ExchangeFailure(`connection ${config.name}: no IKE proposal that tunsec implements carries a key exchange group`, undefined);
     const group = keyExchangeGroup(this.keGroup);
     if (!group) throw new ExchangeFailure(`key exchange group ${this.keGroup} is not implemented`, undefined);
     // §2.6 / §1.2: a restart after COOKIE or INVALID_KE_PAYLOAD keeps the nonce; a new group needs a new KE.
@@ -62,7 +67,7 @@ export class IkeInitTask extends BaseTask {
     this.sa.Ni ??= randomBytes(NONCE_LENGTH);
     if (this.cookie) msg.payloads.push(notify(NotifyType.COOKIE, { data: this.cookie }));
     msg.payloads.push(
-      { type: PayloadType.SA, proposals: toProposalSubstructures(config.ikeProposals) },
+      { type: PayloadType.SA, proposals: toProposalSubstructures(this.proposals) },
       { type: PayloadType.KE, dhGroup: this.keGroup, keyExchangeData: this.ke.publicValue },
       nonce(this.sa.Ni),
     );
@@ -100,7 +105,7 @@ export class IkeInitTask extends BaseTask {
     const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
     if (invalidKe) {
       const wanted = invalidKe.data.length === 2 ? invalidKe.data.readUInt16BE(0) : undefined;
-      if (wanted === undefined || !offersKeGroup(sa.config.ikeProposals, wanted) || wanted === this.keGroup || ++this.restarts > MAX_RESTARTS) {
+      if (wanted === undefined || !offersKeGroup(this.proposals, wanted) || wanted === this.keGroup || ++this.restarts > MAX_RESTARTS) {
         throw new ExchangeFailure(`peer sent INVALID_KE_PAYLOAD asking for group ${wanted ?? '(malformed)'}, which we do not offer`, undefined);
       }
       sa.log.log('info', `${sa.name}: peer wants key exchange group ${wanted} instead of ${this.keGroup}, retrying`);
@@ -114,7 +119,7 @@ export class IkeInitTask extends BaseTask {
     const ke = firstOfType(msg, PayloadType.KE);
     const nr = firstOfType(msg, PayloadType.NONCE);
     if (!saPayload || !ke || !nr) throw new ExchangeFailure('IKE_SA_INIT response lacks SA, KE or Nonce', undefined);
-    const check = checkSelectedProposal(sa.config.ikeProposals, fromProposalSubstructures(saPayload.proposals));
+    const check = checkSelectedProposal(this.proposals, fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) throw new ExchangeFailure(`IKE_SA_INIT response: ${check.error}`, undefined);
     if (ke.dhGroup !== this.keGroup) throw new ExchangeFailure(`IKE_SA_INIT response: KE group ${ke.dhGroup}, we sent ${this.keGroup}`, undefined);
     sa.selected = check.selected;
@@ -133,10 +138,10 @@ export class IkeInitTask extends BaseTask {
     const ni = firstOfType(msg, PayloadType.NONCE);
     if (!saPayload || !ke || !ni) throw new ExchangeFailure('IKE_SA_INIT request lacks SA, KE or Nonce', NotifyType.INVALID_SYNTAX);
     const received = fromProposalSubstructures(saPayload.proposals);
-    const selected = selectProposal(received, sa.config.ikeProposals);
+    const selected = selectProposal(received, this.proposals);
     if (!selected) {
       throw new ExchangeFailure(
-        `no acceptable IKE proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}; configured ${sa.config.ikeProposals.map((p) => formatProposal(p)).join(', ')}`,
+        `no acceptable IKE proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}; configured ${this.proposals.map((p) => formatProposal(p)).join(', ')}`,
         NotifyType.NO_PROPOSAL_CHOSEN,
       );
     }

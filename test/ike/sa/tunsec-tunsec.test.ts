@@ -62,6 +62,17 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     expect(sun.sent.filter((s) => s.bytes[16] === 53).length).toBeGreaterThan(1);
   });
 
+  it("two peers configured with strongSwan's `default` proposals agree on one tunsec implements", async () => {
+    const { proposals } = await import('../support/peers.js');
+    const { moon } = await pair({
+      moon: { ikeProposals: proposals('default', 1), children: [child({ espProposals: proposals('default', 3) })] },
+      sun: { ikeProposals: proposals('default', 1), children: [child({ espProposals: proposals('default', 3) })] },
+    });
+    const sa = await moon.manager.initiate('host-host');
+    expect(formatProposal(sa.ctx.selected!)).toMatch(/^aes(128|256)gcm16-prfsha(256|384|512)-/);
+    expect(sa.ctx.children).toHaveLength(1);
+  });
+
   it('a proposal mismatch under strict proposals fails with NO_PROPOSAL_CHOSEN and says what was offered', async () => {
     const { moon, sun } = await pair({ sun: { ikeProposals: (await import('../support/peers.js')).proposals('aes256gcm16-prfsha512-ecp521!', 1) } });
     await expect(moon.manager.initiate('host-host')).rejects.toThrow('NO_PROPOSAL_CHOSEN');
