@@ -125,3 +125,74 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     expect(moon.log.text()).toContain('responder demands a COOKIE');
   });
 });
+
+describe('robustness of the IKE exchange engine', () => {
+  const peers: TestPeer[] = [];
+  afterEach(() => {
+    for (const p of peers.splice(0)) p.stop();
+  });
+
+  async function pairWith(sunOptions: Parameters<typeof startPeer>[3]) {
+    const pki = testPki();
+    const ports = await freePorts();
+    const moon = await startPeer('127.0.0.1', ports, [
+      { config: peerConfig(pki, pki.host('moon.tunsec.test'), 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+    ]);
+    const sun = await startPeer(
+      '127.0.0.2',
+      ports,
+      [{ config: peerConfig(pki, pki.host('sun.tunsec.test'), 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
+      sunOptions,
+    );
+    peers.push(moon, sun);
+    return { moon, sun, ports };
+  }
+
+  it('a lost IKE_AUTH response is recovered: the retransmitted request gets the cached response, not a second processing (§2.1)', async () => {
+    let dropped = 0;
+    const { moon, sun } = await pairWith({
+      // Drop sun's first IKE_AUTH response (exchange type 35, R flag) once.
+      dropOutgoing: (b) => b[18] === 35 && (b[19]! & 0x20) !== 0 && dropped++ === 0,
+    });
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.state).toBe('established');
+    expect(moon.log.text()).toContain('retransmit 1 of IKE_AUTH request 1');
+    // sun processed IKE_AUTH once: one CHILD SA pair, one authentication line.
+    expect(sun.sad.listSas()).toHaveLength(2);
+    expect(sun.log.text().match(/authentication of 'moon.tunsec.test'/g)).toHaveLength(1);
+  });
+
+  it('garbage, truncated and unknown-SPI datagrams are counted and dropped without disturbing an established SA', async () => {
+    const { moon, sun, ports } = await pairWith({});
+    const sa = await moon.manager.initiate('host-host');
+    const { createSocket } = await import('node:dgram');
+    const s = createSocket('udp4');
+    const send = (b: Buffer) => new Promise<void>((r) => s.send(b, ports.ike, '127.0.0.2', () => r()));
+    const init = moon.sent[0]!.bytes;
+    await send(Buffer.from('this is not IKE at all, but it is long enough'));
+    await send(init.subarray(0, 40)); // truncated: header length says more
+    const unknown = Buffer.from(init);
+    unknown.writeUInt32BE(0xdeadbeef, 8); // a responder SPI nobody has
+    unknown[18] = 37; // INFORMATIONAL
+    await send(unknown);
+    await new Promise((r) => setTimeout(r, 100));
+    s.close();
+    expect(sun.manager.counters.malformed).toBe(2);
+    expect(sun.manager.counters.unknownSpi).toBe(1);
+    expect(sun.manager.counters.internalErrors).toBe(0);
+    expect(sa.state).toBe('established');
+    expect(sun.manager.sas.filter((x) => x.state === 'established')).toHaveLength(1);
+  });
+
+  it('deleting the IKE SA removes it and its CHILD SAs on both sides (INFORMATIONAL Delete, §1.4.1)', async () => {
+    const { moon, sun } = await pairWith({});
+    const sa = await moon.manager.initiate('host-host');
+    const gone = new Promise<string>((r) => sa.on('destroyed', (_s, reason) => r(reason)));
+    sa.delete('test says so');
+    expect(await gone).toBe('test says so');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(moon.sad.listSas()).toHaveLength(0);
+    expect(sun.sad.listSas()).toHaveLength(0);
+    expect(sun.log.text()).toContain('IKE_SA destroyed: peer deleted the IKE_SA');
+  });
+});
