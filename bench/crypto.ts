@@ -1,7 +1,7 @@
 /**
  * Handshake crypto costs on this machine: what one IKE_SA_INIT + IKE_AUTH
  * (+ a PFS rekey) spends in key exchange, signatures and key derivation.
- * `npm run bench` (or `node dist/bench/crypto.js [--quick]`). Writes
+  * `npm run bench` (or `npx tsx bench/crypto.ts [--quick]`). Writes
  * bench/results/crypto-<timestamp>.json, crypto-latest.json and crypto-latest.md.
  */
 import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
@@ -45,7 +45,7 @@ function measure(caseName: string, metric: string, unit: string, op: () => void)
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 /** Works from bench/ (tsx) and from dist/bench/ (compiled). */
-const repoRoot = here.includes('/dist/') ? join(here, '..', '..') : join(here, '..');
+const repoRoot = join(here, '..');
 const pki = join(repoRoot, 'test/fixtures/strongswan-5.9.8-ecp384bp-demo/pki');
 
 const rows: BenchRow[] = [];
