@@ -1,7 +1,7 @@
 /**
  * Handshake crypto costs on this machine: what one IKE_SA_INIT + IKE_AUTH
  * (+ a PFS rekey) spends in key exchange, signatures and key derivation.
-  * `npm run bench` (or `npx tsx bench/crypto.ts [--quick]`). Writes
+ * `npm run bench` (or `npx tsx bench/crypto.ts [--quick]`). Writes
  * bench/results/crypto-<timestamp>.json, crypto-latest.json and crypto-latest.md.
  */
 import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
