@@ -218,7 +218,10 @@ export class IkeSa {
     const last = message.payloads[message.payloads.length - 1];
     if (last?.type === PayloadType.SKF) {
       const r = this.reassembler.add(message, datagram, aead);
-      if (r.status === 'complete') return r.payloads;
+      if (r.status === 'complete') {
+        this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
+        return r.payloads;
+      }
       if (r.status === 'rejected') {
         if (r.error) throw r.error;
         this.ctx.log.log('warn', `${this.ctx.name}: IKE fragment rejected: ${r.reason}`);
