@@ -1,0 +1,98 @@
+/**
+ * Two `tunsec daemon` processes in their own network namespaces on the real
+ * IKE ports 500/4500: transport mode (USE_TRANSPORT_MODE) over IPv4 and IPv6,
+ * no NAT so no UDP encapsulation; and the same with `encap: yes`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { NetnsPair } from '../support/netns.js';
+import { TunsecDaemon } from './tunsec-daemon.js';
+
+const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Interop Root CA', key: 'p384' });
+
+function yaml(opts: { name: string; peer: string; local: string; remote: string; start: boolean; encap: boolean }): string {
+  return `daemon:
+  pid_file: \${DIR}/tunsec.pid
+  control_socket: \${DIR}/tunsec.sock
+authorities:
+  cacerts: [\${DIR}/ca.pem]
+secrets:
+  private-key:
+    file: \${DIR}/key.pem
+connections:
+  host-host:
+    local_addrs: ${opts.local}
+    remote_addrs: ${opts.remote}
+    proposals: aes128gcm16-prfsha384-ecp384bp!
+    encap: ${opts.encap ? 'yes' : 'no'}
+    local:
+      certs: [\${DIR}/cert.pem]
+      id: ${opts.name}.tunsec.test
+    remote:
+      id: ${opts.peer}.tunsec.test
+    children:
+      host-host:
+        mode: transport
+        local_ts: dynamic
+        remote_ts: dynamic
+        esp_proposals: aes128gcm16-ecp384bp!
+        start_action: ${opts.start ? 'start' : 'none'}
+`;
+}
+
+describe.each([
+  ['IPv4', 'ip4'],
+  ['IPv6', 'ip6'],
+] as const)('tunsec ↔ tunsec daemons on ports 500/4500 over %s', (_f, key) => {
+  let pair: NetnsPair;
+  const certs: Record<string, Issued> = {};
+  beforeAll(async () => {
+    pair = await NetnsPair.create('tt');
+    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
+      certs[name] = issueCertificate(ca, {
+        subject: `C=CH, O=tunsec interop, CN=${name}`,
+        key: 'p384',
+        subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] },
+      });
+    }
+  });
+  afterAll(async () => {
+    await pair?.destroy();
+  });
+
+  const daemon = (name: 'moon' | 'sun', start: boolean, encap: boolean): TunsecDaemon => {
+    const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+    return new TunsecDaemon(me.ns, yaml({ name, peer, local: me[key], remote: other[key], start, encap }), {
+      'ca.pem': ca.certificatePem,
+      'cert.pem': certs[name]!.certificatePem,
+      'key.pem': certs[name]!.privateKeyPem!,
+    });
+  };
+
+  it.each([
+    ['without NAT: raw IKE on 500, transport-mode SAs without UDP encapsulation', false],
+    ['with encap: yes: IKE floats to 4500 and the transport-mode SAs are UDP-encapsulated', true],
+  ] as const)('%s', async (_title, encap) => {
+    const sun = daemon('sun', false, false);
+    const moon = daemon('moon', true, encap);
+    try {
+      await sun.start();
+      await sun.event('daemon_started');
+      await moon.start();
+      const [mc, sc] = [await moon.event('child_established'), await sun.event('child_established')];
+      expect(mc.mode).toBe('transport');
+      expect(sc.mode).toBe('transport');
+      expect(mc.spi_in).toBe(sc.spi_out);
+      expect(mc.spi_out).toBe(sc.spi_in);
+      expect(mc.proposal).toBe('aes128gcm16-noesn'); // no KE in IKE_AUTH: PFS only on rekey
+      expect(mc.encap).toBe(encap);
+      expect(sc.encap).toBe(encap);
+      const ike = await moon.event('ike_established');
+      expect((ike.local as { port: number }).port).toBe(encap ? 4500 : 500);
+      expect((ike.remote as { port: number }).port).toBe(encap ? 4500 : 500);
+    } finally {
+      expect(await moon.stop()).toBe(0);
+      expect(await sun.stop()).toBe(0);
+    }
+  });
+});
