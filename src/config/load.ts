@@ -216,6 +216,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       ...(daemonIn.metrics === undefined ? {} : { metrics: daemonIn.metrics }),
       global: daemonIn.global,
       prefer_configured_proposals: daemonIn.prefer_configured_proposals,
+      keep_alive: daemonIn.keep_alive,
     };
   }
 

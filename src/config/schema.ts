@@ -44,6 +44,7 @@ export const daemonSchema = z.strictObject({
   metrics: listenAddress().optional(),
   global: choice(['clear', 'drop']).default('drop'),
   prefer_configured_proposals: yesNo().default(true),
+  keep_alive: duration().default(20),
 });
 
 export const authoritiesSchema = z.strictObject({

@@ -39,6 +39,8 @@ export interface DaemonConfig {
   global: 'clear' | 'drop';
   /** As responder, our proposal order decides (strongSwan's charon.prefer_configured_proposals). */
   prefer_configured_proposals: boolean;
+  /** Seconds between NAT-T keepalives while we are behind a NAT (RFC 3948 §2.3; charon.keep_alive); 0 = none. */
+  keep_alive: number;
 }
 
 export interface AuthoritiesConfig {

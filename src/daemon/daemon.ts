@@ -158,6 +158,14 @@ export class Daemon {
     const transport = this.transport;
     const io: IkeSaIo = {
       nattPort: this.nattPort,
+      keepaliveMs: config.daemon.keep_alive * 1000,
+      sendKeepalive: (local, remote) => {
+        try {
+          transport?.sendKeepalive(local, remote);
+        } catch (err) {
+          this.log.log('net', 'warn', `cannot send NAT-T keepalive to ${fmt(remote)}: ${(err as Error).message}`);
+        }
+      },
       send: (local, remote, datagrams) => {
         for (const d of datagrams) {
           try {
@@ -179,6 +187,7 @@ export class Daemon {
     this.events.attach(this.managerInstance);
     transport?.on('ike', (d) => this.receiveIke(d));
     transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: no ESP datapath yet`));
+    transport?.on('keepalive', (from, local) => this.log.log('net', 'debug', `NAT-T keepalive from ${fmt(from)} to ${fmt(local)}`));
     transport?.on('dropped', (reason, from, local) => this.log.log('net', 'debug', `datagram from ${fmt(from)} to ${fmt(local)} dropped: ${reason}`));
 
     const endpoints = this.endpoints;

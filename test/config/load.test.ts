@@ -144,6 +144,7 @@ describe('defaults', () => {
       log: { dmn: 1, mgr: 1, ike: 1, chd: 1, job: 1, cfg: 1, knl: 1, net: 1, asn: 1, enc: 1, lib: 1, esp: 1, tun: 1 },
       global: 'drop',
       prefer_configured_proposals: true,
+      keep_alive: 20,
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });
     expect(dc1.local.certs).toEqual(['/etc/tunsec/x509/me.pem']);

@@ -75,6 +75,7 @@ describe.each([
   ] as const)('%s', async (_title, encap) => {
     const sun = daemon('sun', false, false);
     const moon = daemon('moon', true, encap);
+    let codes: Array<number | null> = [];
     try {
       await sun.start();
       await sun.event('daemon_started');
@@ -91,8 +92,8 @@ describe.each([
       expect((ike.local as { port: number }).port).toBe(encap ? 4500 : 500);
       expect((ike.remote as { port: number }).port).toBe(encap ? 4500 : 500);
     } finally {
-      expect(await moon.stop()).toBe(0);
-      expect(await sun.stop()).toBe(0);
+      codes = [await moon.stop(), await sun.stop()];
     }
+    expect(codes).toEqual([0, 0]);
   });
 });

@@ -46,6 +46,8 @@ export interface UdpTransportOptions {
 export interface UdpTransportEvents {
   ike(d: ReceivedIke): void;
   esp(d: ReceivedEspInUdp): void;
+  /** A NAT-keepalive arrived (RFC 3948 §2.3); it carries nothing and is only counted. */
+  keepalive(from: Endpoint, local: Endpoint): void;
   /** Datagrams that are none of the above (too short, marker-only): counted, not processed. */
   dropped(reason: string, from: Endpoint, local: Endpoint): void;
 }
@@ -129,7 +131,7 @@ export class UdpTransport {
       this.handlers.ike?.({ local, remote, message: msg, natt: false });
       return;
     }
-    if (msg.length === 1 && msg[0] === 0xff) return; // NAT-keepalive, RFC 3948 §2.3
+    if (msg.length === 1 && msg[0] === 0xff) return this.handlers.keepalive?.(remote, local); // RFC 3948 §2.3
     if (msg.length >= NON_ESP_MARKER_LENGTH && msg.readUInt32BE(0) === 0) {
       if (msg.length < NON_ESP_MARKER_LENGTH + IKE_HEADER_LENGTH) {
         return this.handlers.dropped?.('short IKE message behind non-ESP marker', remote, local);

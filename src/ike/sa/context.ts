@@ -82,7 +82,7 @@ export class IkeSaContext {
 
   /** UDP encapsulation for ESP: a NAT in the path, or forced by configuration. */
   get udpEncapsulation(): boolean {
-    return this.natLocal || this.natRemote;
+    return this.natLocal || this.natRemote || this.config.forceEncap;
   }
 
   get name(): string {

@@ -37,6 +37,10 @@ export interface IkeSaIo {
   send(local: Endpoint, remote: Endpoint, datagrams: Buffer[]): void;
   /** NAT-T port to float to (§2.23); 4500 in production. */
   readonly nattPort: number;
+  /** Send a NAT-keepalive (RFC 3948 §2.3) from the NAT-T socket of `local`. */
+  sendKeepalive?(local: Endpoint, remote: Endpoint): void;
+  /** Milliseconds between keepalives while behind a NAT; 0 = none (default 20 s, charon.keep_alive). */
+  readonly keepaliveMs?: number;
 }
 
 export interface IkeSaEvents {
@@ -65,6 +69,7 @@ export class IkeSa {
   /** The peer's requests and our cached responses (§2.1). */
   private readonly responses = new ResponseWindow();
   private pending?: PendingRequest;
+  private keepaliveTimer?: NodeJS.Timeout;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
   private initiatorTasks: Task[] = [];
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
@@ -287,10 +292,25 @@ export class IkeSa {
   private establish(): void {
     this.ctx.state = 'established';
     this.ctx.establishedAt = Date.now();
+    this.startKeepalives();
     const sel = this.ctx.selected;
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]${sel ? '' : ''}`);
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
+  }
+
+  /**
+   * RFC 3948 §2.3: behind a NAT, keep its mapping alive with a one-octet
+   * 0xFF datagram from the NAT-T port (strongSwan's default: every 20 s).
+   * Simplification: sent on the interval even when other traffic flows.
+   */
+  private startKeepalives(): void {
+    const interval = this.io.keepaliveMs ?? 20_000;
+    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive || this.keepaliveTimer) return;
+    this.keepaliveTimer = setInterval(() => {
+      if (this.ctx.state === 'established') this.io.sendKeepalive!(this.ctx.local, this.ctx.remote);
+    }, interval);
+    this.keepaliveTimer.unref?.();
   }
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
@@ -406,6 +426,7 @@ export class IkeSa {
     this.pending?.retransmitter.cancel();
     this.requests.clear();
     this.pending = undefined;
+    clearInterval(this.keepaliveTimer);
     for (const child of this.ctx.children.splice(0)) {
       this.ctx.backend.deleteSa(child.inboundSpi, 'in');
       this.ctx.backend.deleteSa(child.outboundSpi, 'out');

@@ -43,15 +43,12 @@ export class IkeNatdTask extends BaseTask {
     const { sa } = this;
     const sources = notifiesOf(msg).filter((n) => n.notifyType === NotifyType.NAT_DETECTION_SOURCE_IP);
     const dest = notifiesOf(msg).find((n) => n.notifyType === NotifyType.NAT_DETECTION_DESTINATION_IP);
-    if (sources.length === 0 || !dest) {
-      if (sa.config.forceEncap) sa.natLocal = true;
-      return; // peer does not do NAT-T detection
-    }
+    if (sources.length === 0 || !dest) return; // peer does not do NAT-T detection (forceEncap still applies)
     const expectedSource = natdHash(sa.spiI, spiR, sa.remote);
     sa.natRemote = !sources.some((s) => s.data.equals(expectedSource));
-    sa.natLocal = !dest.data.equals(natdHash(sa.spiI, spiR, sa.local)) || sa.config.forceEncap;
+    sa.natLocal = !dest.data.equals(natdHash(sa.spiI, spiR, sa.local));
     if (sa.natRemote) sa.log.log('info', `${sa.name}: remote host is behind NAT (or forces UDP encapsulation)`);
-    if (sa.natLocal && !sa.config.forceEncap) sa.log.log('info', `${sa.name}: local host is behind NAT`);
+    if (sa.natLocal) sa.log.log('info', `${sa.name}: local host is behind NAT, sending keepalives`);
   }
 
   override buildRequest(msg: TaskMessage): void {
