@@ -14,7 +14,7 @@ import { createCa, issueCertificate } from '../src/pki/issue.js';
 import { freePorts, peerConfig, startPeer, testPki } from '../test/ike/support/peers.js';
 import { NetnsPair } from '../test/support/netns.js';
 import { StrongSwan, type StrongSwanConnection } from '../test/support/strongswan.js';
-import { TunsecDaemon } from '../test/interop/tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, tunsecYaml } from '../test/interop/tunsec-daemon.js';
 import { markdownTable, summarize, type BenchRow } from './stats.js';
 
 const quick = process.argv.includes('--quick');
@@ -77,8 +77,8 @@ async function withStrongSwanInitiator(responder: 'tunsec' | 'strongswan'): Prom
     } else {
       sunTs = new TunsecDaemon(
         pair.b.ns,
-        `daemon:\n  pid_file: \${DIR}/p.pid\n  control_socket: \${DIR}/s.sock\n  log: { default: 0 }\nauthorities:\n  cacerts: [\${DIR}/ca.pem]\nsecrets:\n  private-sun:\n    file: \${DIR}/key.pem\nconnections:\n  host-host:\n    local_addrs: ${pair.b.ip4}\n    remote_addrs: ${pair.a.ip4}\n    proposals: aes128gcm16-prfsha384-ecp384bp!\n    local: { certs: [\${DIR}/cert.pem], id: sun.ikev2.test }\n    remote: { id: moon.ikev2.test }\n    children:\n      host-host: { mode: tunnel, esp_proposals: aes128gcm16-ecp384bp!, local_ts: dynamic, remote_ts: dynamic }\n`,
-        { 'ca.pem': ca.certificatePem, 'cert.pem': sunCert.certificatePem, 'key.pem': sunCert.privateKeyPem! },
+        tunsecYaml({ name: 'host-host', local: pair.b.ip4, remote: pair.a.ip4, localId: 'sun.ikev2.test', remoteId: 'moon.ikev2.test', mode: 'tunnel', startAction: 'none', daemonExtra: ['log: { default: 0 }'] }),
+        credentialFiles(ca.certificatePem, sunCert),
       );
       await sunTs.start();
       await sunTs.event('daemon_started');

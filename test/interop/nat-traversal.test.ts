@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createCa, issueCertificate } from '../../src/pki/issue.js';
 import { haveProgram, must, run, waitFor } from '../support/proc.js';
-import { TunsecDaemon } from './tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
 const id = randomBytes(3).toString('hex');
 const n = 100 + (randomBytes(1)[0]! % 100);
@@ -45,38 +45,6 @@ async function topology(): Promise<void> {
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=NAT test CA', key: 'p256' });
 const cert = (name: string) => issueCertificate(ca, { subject: `C=CH, O=tunsec interop, CN=${name}`, key: 'p256', subjectAltNames: { dns: [`${name}.tunsec.test`] } });
 
-function yaml(o: { name: string; peer: string; local: string; remote: string; start: boolean; localTs: string; remoteTs: string }): string {
-  return `daemon:
-  pid_file: \${DIR}/tunsec.pid
-  control_socket: \${DIR}/tunsec.sock
-  keep_alive: 1s
-  log:
-    net: 2
-authorities:
-  cacerts: [\${DIR}/ca.pem]
-secrets:
-  private-key:
-    file: \${DIR}/key.pem
-connections:
-  nat:
-    local_addrs: ${o.local}
-    remote_addrs: "${o.remote}"
-    proposals: aes128gcm16-prfsha384-ecp384bp!
-    local:
-      certs: [\${DIR}/cert.pem]
-      id: ${o.name}.tunsec.test
-    remote:
-      id: ${o.peer}.tunsec.test
-    children:
-      nat:
-        mode: tunnel
-        local_ts: ${o.localTs}
-        remote_ts: ${o.remoteTs}
-        esp_proposals: aes128gcm16-ecp384bp!
-        start_action: ${o.start ? 'start' : 'none'}
-`;
-}
-
 describe('NAT traversal through a masquerading router (RFC 7296 §2.23, RFC 3948)', () => {
   beforeAll(topology);
   afterAll(async () => {
@@ -84,12 +52,24 @@ describe('NAT traversal through a masquerading router (RFC 7296 §2.23, RFC 3948
   });
 
   it('both sides detect the NAT, IKE floats to 4500, the SAs are UDP-encapsulated and moon sends keepalives', async () => {
-    const files = (name: string) => {
-      const c = cert(name);
-      return { 'ca.pem': ca.certificatePem, 'cert.pem': c.certificatePem, 'key.pem': c.privateKeyPem! };
-    };
-    const sun = new TunsecDaemon(ns.sun, yaml({ name: 'sun', peer: 'moon', local: outside.sun, remote: '%any', start: false, localTs: 'dynamic', remoteTs: `192.168.${n}.0/24` }), files('sun'));
-    const moon = new TunsecDaemon(ns.moon, yaml({ name: 'moon', peer: 'sun', local: inside.moon, remote: outside.sun, start: true, localTs: 'dynamic', remoteTs: 'dynamic' }), files('moon'));
+    const host = (me: 'moon' | 'sun', local: string, remote: string, remoteTs: string) =>
+      new TunsecDaemon(
+        ns[me],
+        tunsecYaml({
+          name: 'nat',
+          local,
+          remote,
+          localId: `${me}.tunsec.test`,
+          remoteId: `${me === 'moon' ? 'sun' : 'moon'}.tunsec.test`,
+          mode: 'tunnel',
+          startAction: me === 'moon' ? 'start' : 'none',
+          remoteTs,
+          daemonExtra: ['keep_alive: 1s', 'log:', '  net: 2'],
+        }),
+        credentialFiles(ca.certificatePem, cert(me)),
+      );
+    const sun = host('sun', outside.sun, '%any', `192.168.${n}.0/24`);
+    const moon = host('moon', inside.moon, outside.sun, 'dynamic');
     let codes: Array<number | null> = [];
     try {
       await sun.start();

@@ -10,40 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueCertificate } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
 import { StrongSwan, requireStrongSwan, type ViciValue } from '../support/strongswan.js';
-import { TunsecDaemon } from './tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
 requireStrongSwan();
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Interop Root CA', key: 'rsa3072' });
-
-function tunsecYaml(opts: { local: string; remote: string; startAction: 'start' | 'none'; mode: 'tunnel' | 'transport' }): string {
-  return `daemon:
-  pid_file: \${DIR}/tunsec.pid
-  control_socket: \${DIR}/tunsec.sock
-authorities:
-  cacerts: [\${DIR}/ca.pem]
-secrets:
-  private-sun:
-    file: \${DIR}/sun-key.pem
-connections:
-  host-host:
-    local_addrs: ${opts.local}
-    remote_addrs: ${opts.remote}
-    proposals: aes128gcm16-prfsha384-ecp384bp!
-    local:
-      certs: [\${DIR}/sun-cert.pem]
-      id: sun.ikev2.test
-    remote:
-      id: moon.ikev2.test
-    children:
-      host-host:
-        mode: ${opts.mode}
-        local_ts: dynamic
-        remote_ts: dynamic
-        esp_proposals: aes128gcm16-ecp384bp!
-        start_action: ${opts.startAction}
-`;
-}
 
 type Sas = Record<string, ViciValue>;
 const childOf = (sas: Sas): Record<string, ViciValue> => {
@@ -95,11 +66,19 @@ describe.each([
         },
       ],
     });
-    const sun = new TunsecDaemon(pair.b.ns, tunsecYaml({ local: pair.b[key], remote: pair.a[key], startAction: initiator === 'tunsec' ? 'start' : 'none', mode }), {
-      'ca.pem': ca.certificatePem,
-      'sun-cert.pem': sunCert.certificatePem,
-      'sun-key.pem': sunCert.privateKeyPem!,
-    });
+    const sun = new TunsecDaemon(
+      pair.b.ns,
+      tunsecYaml({
+        name: 'host-host',
+        local: pair.b[key],
+        remote: pair.a[key],
+        localId: 'sun.ikev2.test',
+        remoteId: 'moon.ikev2.test',
+        startAction: initiator === 'tunsec' ? 'start' : 'none',
+        mode,
+      }),
+      credentialFiles(ca.certificatePem, sunCert),
+    );
     return { moon, sun };
   }
 

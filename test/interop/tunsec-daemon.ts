@@ -85,3 +85,61 @@ export class TunsecDaemon {
     return code;
   }
 }
+
+export interface TunsecHostConfig {
+  /** Connection and CHILD_SA name. */
+  name: string;
+  local: string;
+  remote: string;
+  localId: string;
+  remoteId: string;
+  mode: 'transport' | 'tunnel';
+  startAction: 'start' | 'none';
+  encap?: boolean;
+  localTs?: string;
+  remoteTs?: string;
+  /** Extra YAML lines for the daemon section (two-space indented). */
+  daemonExtra?: string[];
+}
+
+/**
+ * A one-connection tunsec configuration with the mission's strict proposals.
+ * Credentials are `${DIR}/ca.pem`, `${DIR}/cert.pem`, `${DIR}/key.pem` (see `credentialFiles`).
+ */
+export function tunsecYaml(o: TunsecHostConfig): string {
+  return [
+    'daemon:',
+    '  pid_file: ${DIR}/tunsec.pid',
+    '  control_socket: ${DIR}/tunsec.sock',
+    ...(o.daemonExtra ?? []).map((l) => `  ${l}`),
+    'authorities:',
+    '  cacerts: [${DIR}/ca.pem]',
+    'secrets:',
+    '  private-key:',
+    '    file: ${DIR}/key.pem',
+    'connections:',
+    `  ${o.name}:`,
+    `    local_addrs: "${o.local}"`,
+    `    remote_addrs: "${o.remote}"`,
+    '    proposals: aes128gcm16-prfsha384-ecp384bp!',
+    `    encap: ${o.encap ? 'yes' : 'no'}`,
+    '    local:',
+    '      certs: [${DIR}/cert.pem]',
+    `      id: ${o.localId}`,
+    '    remote:',
+    `      id: ${o.remoteId}`,
+    '    children:',
+    `      ${o.name}:`,
+    `        mode: ${o.mode}`,
+    `        local_ts: ${o.localTs ?? 'dynamic'}`,
+    `        remote_ts: ${o.remoteTs ?? 'dynamic'}`,
+    '        esp_proposals: aes128gcm16-ecp384bp!',
+    `        start_action: ${o.startAction}`,
+    '',
+  ].join('\n');
+}
+
+/** The files `tunsecYaml` refers to. */
+export function credentialFiles(caPem: string, issued: { certificatePem: string; privateKeyPem?: string }): Record<string, string> {
+  return { 'ca.pem': caPem, 'cert.pem': issued.certificatePem, 'key.pem': issued.privateKeyPem! };
+}

@@ -6,39 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
-import { TunsecDaemon } from './tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Interop Root CA', key: 'p384' });
-
-function yaml(opts: { name: string; peer: string; local: string; remote: string; start: boolean; encap: boolean }): string {
-  return `daemon:
-  pid_file: \${DIR}/tunsec.pid
-  control_socket: \${DIR}/tunsec.sock
-authorities:
-  cacerts: [\${DIR}/ca.pem]
-secrets:
-  private-key:
-    file: \${DIR}/key.pem
-connections:
-  host-host:
-    local_addrs: ${opts.local}
-    remote_addrs: ${opts.remote}
-    proposals: aes128gcm16-prfsha384-ecp384bp!
-    encap: ${opts.encap ? 'yes' : 'no'}
-    local:
-      certs: [\${DIR}/cert.pem]
-      id: ${opts.name}.tunsec.test
-    remote:
-      id: ${opts.peer}.tunsec.test
-    children:
-      host-host:
-        mode: transport
-        local_ts: dynamic
-        remote_ts: dynamic
-        esp_proposals: aes128gcm16-ecp384bp!
-        start_action: ${opts.start ? 'start' : 'none'}
-`;
-}
 
 describe.each([
   ['IPv4', 'ip4'],
@@ -62,11 +32,11 @@ describe.each([
 
   const daemon = (name: 'moon' | 'sun', start: boolean, encap: boolean): TunsecDaemon => {
     const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
-    return new TunsecDaemon(me.ns, yaml({ name, peer, local: me[key], remote: other[key], start, encap }), {
-      'ca.pem': ca.certificatePem,
-      'cert.pem': certs[name]!.certificatePem,
-      'key.pem': certs[name]!.privateKeyPem!,
-    });
+    return new TunsecDaemon(
+      me.ns,
+      tunsecYaml({ name: 'host-host', local: me[key], remote: other[key], localId: `${name}.tunsec.test`, remoteId: `${peer}.tunsec.test`, mode: 'transport', startAction: start ? 'start' : 'none', encap }),
+      credentialFiles(ca.certificatePem, certs[name]!),
+    );
   };
 
   it.each([

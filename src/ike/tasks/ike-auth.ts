@@ -68,14 +68,7 @@ export class IkeAuthTask extends BaseTask {
       msg.payloads.push(notify(NotifyType.INITIAL_CONTACT));
       if (config.remoteId) msg.payloads.push(idPayload(PayloadType.IDr, identityToIdPayload(config.remoteId)));
     }
-    const keys = sa.keys!;
-    const octets = signedOctets({
-      realMessage: initiator ? sa.initRequest! : sa.initResponse!,
-      peerNonce: initiator ? sa.Nr! : sa.Ni!,
-      prf: keys.prf,
-      skP: initiator ? keys.skPi : keys.skPr,
-      id: ownId,
-    });
+    const octets = this.signedOctetsOf(initiator, ownId);
     let signed;
     try {
       if (sa.peerSignatureHashes.length > 0) {
@@ -118,14 +111,7 @@ export class IkeAuthTask extends BaseTask {
     const match = certMatchesIdentity(peerCert, peerId);
     if (!match.ok) throw new ExchangeFailure(match.reason, AUTH_FAILED);
 
-    const keys = sa.keys!;
-    const octets = signedOctets({
-      realMessage: peerIsInitiator ? sa.initRequest! : sa.initResponse!,
-      peerNonce: peerIsInitiator ? sa.Nr! : sa.Ni!,
-      prf: keys.prf,
-      skP: peerIsInitiator ? keys.skPi : keys.skPr,
-      id: idP,
-    });
+    const octets = this.signedOctetsOf(peerIsInitiator, idP);
     let ok: boolean;
     try {
       ok = verifyAuth({ method: auth.method, publicKey: peerCert.publicKey, octets, authData: auth.data });
@@ -137,6 +123,19 @@ export class IkeAuthTask extends BaseTask {
     sa.peerId = peerId;
     sa.peerCertificate = peerCert;
     sa.log.log('info', `${sa.name}: authentication of '${shownId}' with ${auth.method === 14 ? 'RFC 7427 signature' : `AUTH method ${auth.method}`} successful`);
+  }
+
+  /** §2.15: what the original initiator (`byInitiator`) or responder signs, with its ID payload body. */
+  private signedOctetsOf(byInitiator: boolean, id: Parameters<typeof signedOctets>[0]['id']): Buffer {
+    const { sa } = this;
+    const keys = sa.keys!;
+    return signedOctets({
+      realMessage: byInitiator ? sa.initRequest! : sa.initResponse!,
+      peerNonce: byInitiator ? sa.Nr! : sa.Ni!,
+      prf: keys.prf,
+      skP: byInitiator ? keys.skPi : keys.skPr,
+      id,
+    });
   }
 
   private peerCertificates(payloads: PayloadOf<PayloadType.CERT>[]): Certificate[] {
