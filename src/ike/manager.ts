@@ -36,6 +36,8 @@ export interface ManagerOptions {
   retransmit?: Partial<RetransmitSettings>;
   /** Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (§2.6). */
   cookieThreshold?: number;
+  /** INVALID_IKE_SPI notifies sent per second at most (§2.21.4); default 10. */
+  invalidSpiPerSecond?: number;
   /** Half-open SAs are dropped after this long (strongSwan: 30 s). */
   halfOpenTimeoutMs?: number;
 }
@@ -47,6 +49,7 @@ export interface ManagerCounters {
   cookiesSent: number;
   cookiesRejected: number;
   internalErrors: number;
+  invalidSpiSent: number;
 }
 
 const key = (spi: Buffer): string => spi.toString('hex');
@@ -59,9 +62,11 @@ export class IkeSaManager {
   private readonly byLocalSpi = new Map<string, IkeSa>();
   private readonly halfOpen = new Map<string, IkeSa>();
   private cookieSecret = randomBytes(32);
+  private invalidSpiWindowStart = 0;
+  private invalidSpiSent = 0;
   private previousCookieSecret = this.cookieSecret;
   private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [] };
-  readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0 };
+  readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0, invalidSpiSent: 0 };
 
   constructor(private readonly options: ManagerOptions) {}
 
@@ -163,6 +168,7 @@ export class IkeSaManager {
     if (!sa) {
       this.counters.unknownSpi++;
       this.options.log.log('debug', `IKE message for unknown SPI ${ourSpi.toString('hex')} from ${remote.address} dropped`);
+      if (!h.response) this.sendInvalidIkeSpi(message, local, remote);
       return;
     }
     const wasHalfOpen = sa.state !== 'established';
@@ -202,6 +208,27 @@ export class IkeSaManager {
       if (sa.state !== 'established' && sa.state !== 'destroyed') sa.destroy('half-open IKE_SA timed out');
     }, this.options.halfOpenTimeoutMs ?? 30_000);
     timer.unref?.();
+  }
+
+  /**
+   * §2.21.4: a request for an IKE SA we do not know (we may have restarted)
+   * MAY be answered, unprotected, with INVALID_IKE_SPI, SPIs and Message ID
+   * copied. Rate-limited so that it cannot be used for reflection.
+   */
+  private sendInvalidIkeSpi(message: IkeMessage, local: Endpoint, remote: Endpoint): void {
+    const now = Date.now();
+    if (now - this.invalidSpiWindowStart >= 1000) {
+      this.invalidSpiWindowStart = now;
+      this.invalidSpiSent = 0;
+    }
+    if (this.invalidSpiSent >= (this.options.invalidSpiPerSecond ?? 10)) return;
+    this.invalidSpiSent++;
+    this.counters.invalidSpiSent++;
+    const response = encodeMessage({
+      header: { ...message.header, exchangeType: ExchangeType.INFORMATIONAL, response: true, initiator: !message.header.initiator, higherVersion: false },
+      payloads: [notify(NotifyType.INVALID_IKE_SPI)],
+    });
+    this.options.io.send(local, remote, [response]);
   }
 
   /** §2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>). */

@@ -179,6 +179,12 @@ describe('robustness of the IKE exchange engine', () => {
     s.close();
     expect(sun.manager.counters.malformed).toBe(2);
     expect(sun.manager.counters.unknownSpi).toBe(1);
+    // §2.21.4: the request for an unknown SA was answered, unprotected, with INVALID_IKE_SPI.
+    expect(sun.manager.counters.invalidSpiSent).toBe(1);
+    const answer = sun.sent[sun.sent.length - 1]!.bytes;
+    expect(answer.readUInt32BE(8)).toBe(0xdeadbeef);
+    expect(answer[18]).toBe(37);
+    expect(answer.readUInt16BE(28 + 6)).toBe(4); // Notify type INVALID_IKE_SPI
     expect(sun.manager.counters.internalErrors).toBe(0);
     expect(sa.state).toBe('established');
     expect(sun.manager.sas.filter((x) => x.state === 'established')).toHaveLength(1);
