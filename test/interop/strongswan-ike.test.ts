@@ -130,6 +130,13 @@ describe.each([
       const r = await moon.initiate('host-host');
       expect(r.code, r.stdout + r.stderr + sun.text()).toBe(0);
       await expectSameSas(moon, sun);
+      // strongSwan deletes the CHILD_SA: tunsec removes its pair and answers with its own Delete.
+      const t = await moon.swanctl(['--terminate', '--child', 'host-host', '--timeout', '10']);
+      expect(t.code, t.stdout + t.stderr).toBe(0);
+      expect(t.stdout).toMatch(/closing CHILD_SA host-host\{1\}/);
+      const after = (await moon.listSas())['host-host'] as Record<string, ViciValue>;
+      expect(Object.keys((after['child-sas'] as Record<string, ViciValue> | undefined) ?? {})).toHaveLength(0);
+      expect(sun.text()).toMatch(/CHILD_SA host-host\{\d+\} deleted by the peer/);
     } finally {
       await sun.stop();
       await moon.stop();

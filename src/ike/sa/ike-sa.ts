@@ -381,8 +381,42 @@ export class IkeSa {
     for (const p of msg.payloads) {
       if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return 'peer reported AUTHENTICATION_FAILED';
     }
-    void response;
+    const ourInbound: Buffer[] = [];
+    for (const p of msg.payloads) {
+      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.deleteChildren(p.spis));
+    }
+    // §1.4.1: answer a CHILD_SA Delete with the Delete of our own half of each pair.
+    if (ourInbound.length > 0) response.payloads.push(deletePayload(ProtocolId.ESP, ourInbound));
     return undefined;
+  }
+
+  /**
+   * Remove the CHILD SAs whose outbound SPIs (the peer's inbound SPIs, as it
+   * names them in its Delete) are listed; returns our inbound SPIs of those pairs.
+   * Unknown SPIs are ignored (§1.4.1: the SA may already be gone).
+   */
+  private deleteChildren(peerSpis: readonly Buffer[]): Buffer[] {
+    const gone: Buffer[] = [];
+    for (const spi of peerSpis) {
+      if (spi.length !== 4) continue;
+      const outbound = spi.readUInt32BE(0);
+      const i = this.ctx.children.findIndex((c) => c.outboundSpi === outbound);
+      if (i < 0) continue;
+      const [child] = this.ctx.children.splice(i, 1);
+      this.removeChild(child!);
+      const inbound = Buffer.alloc(4);
+      inbound.writeUInt32BE(child!.inboundSpi);
+      gone.push(inbound);
+      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
+    }
+    return gone;
+  }
+
+  private removeChild(child: ChildSaRecord): void {
+    this.ctx.backend.deleteSa(child.inboundSpi, 'in');
+    this.ctx.backend.deleteSa(child.outboundSpi, 'out');
+    this.ctx.backend.deletePolicy(child.reqid, 'in');
+    this.ctx.backend.deletePolicy(child.reqid, 'out');
   }
 
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
@@ -427,12 +461,7 @@ export class IkeSa {
     this.requests.clear();
     this.pending = undefined;
     clearInterval(this.keepaliveTimer);
-    for (const child of this.ctx.children.splice(0)) {
-      this.ctx.backend.deleteSa(child.inboundSpi, 'in');
-      this.ctx.backend.deleteSa(child.outboundSpi, 'out');
-      this.ctx.backend.deletePolicy(child.reqid, 'in');
-      this.ctx.backend.deletePolicy(child.reqid, 'out');
-    }
+    for (const child of this.ctx.children.splice(0)) this.removeChild(child);
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
