@@ -52,7 +52,6 @@ type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 export class Daemon {
   readonly log: DaemonLogger;
   private state: DaemonState = 'new';
-  private config?: TunsecConfig;
   private transport?: UdpTransport;
   private managerInstance?: IkeSaManager;
   readonly backend = new SecurityAssociationDatabase();
@@ -61,7 +60,6 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly wakeups = new Set<() => void>();
   private pidFile?: string;
-  private connections: ResolvedConnection[] = [];
   private readonly nattPort: number;
 
   constructor(private readonly options: DaemonOptions = {}) {
@@ -117,7 +115,6 @@ export class Daemon {
       );
     }
     const config = loaded.config;
-    this.config = config;
     this.log.setLevels(config.daemon.log);
     for (const w of loaded.warnings) this.log.log('cfg', 'warn', describeProblem(configPath, w));
 
@@ -127,7 +124,6 @@ export class Daemon {
       for (const e of creds.errors) this.log.log('cfg', 'error', e);
       throw new DaemonStartError(`${configPath}: ${creds.errors.length} credential problem${creds.errors.length === 1 ? '' : 's'}`, creds.errors);
     }
-    this.connections = creds.connections;
     for (const c of creds.connections) {
       const e = c.entry;
       this.log.log(

@@ -15,7 +15,6 @@ import {
   decryptSk,
   encodeMessage,
   fragmentMessage,
-  notifyTypeName,
   type IkeHeader,
   type IkeMessage,
   type Payload,
@@ -293,8 +292,7 @@ export class IkeSa {
     this.ctx.state = 'established';
     this.ctx.establishedAt = Date.now();
     this.startKeepalives();
-    const sel = this.ctx.selected;
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]${sel ? '' : ''}`);
+    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]`);
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
   }
@@ -466,10 +464,5 @@ export class IkeSa {
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
     this.emit('destroyed', this, reason);
-  }
-
-  /** Human-readable name of a notify, for logs. */
-  static notifyName(type: number): string {
-    return notifyTypeName(type);
   }
 }
