@@ -217,6 +217,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       global: daemonIn.global,
       prefer_configured_proposals: daemonIn.prefer_configured_proposals,
       keep_alive: daemonIn.keep_alive,
+      bypass_rules: daemonIn.bypass_rules,
     };
   }
 

@@ -45,6 +45,7 @@ export const daemonSchema = z.strictObject({
   global: choice(['clear', 'drop']).default('drop'),
   prefer_configured_proposals: yesNo().default(true),
   keep_alive: duration().default(20),
+  bypass_rules: yesNo().default(true),
 });
 
 export const authoritiesSchema = z.strictObject({

@@ -41,6 +41,8 @@ export interface DaemonConfig {
   prefer_configured_proposals: boolean;
   /** Seconds between NAT-T keepalives while we are behind a NAT (RFC 3948 §2.3; charon.keep_alive); 0 = none. */
   keep_alive: number;
+  /** Install `ip rule … sport 500/4500 lookup main` so IKE never follows a TUN route (src/daemon/bypass.ts). */
+  bypass_rules: boolean;
 }
 
 export interface AuthoritiesConfig {

@@ -17,6 +17,7 @@ import type { RetransmitSettings } from '../ike/exchange/index.js';
 import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { SaEventReporter } from './events.js';
+import { IkeBypassRules } from './bypass.js';
 import { DaemonLogger } from './logger.js';
 import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
@@ -60,6 +61,7 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly wakeups = new Set<() => void>();
   private pidFile?: string;
+  private bypass?: IkeBypassRules;
   private readonly nattPort: number;
 
   constructor(private readonly options: DaemonOptions = {}) {
@@ -91,6 +93,8 @@ export class Daemon {
     try {
       await this.startUp(configPath);
     } catch (err) {
+      await this.bypass?.remove();
+      this.bypass = undefined;
       this.cleanUp();
       this.state = 'stopped';
       if (err instanceof DaemonStartError) {
@@ -150,6 +154,10 @@ export class Daemon {
         Object.values(config.connections).flatMap((c) => c.local_addrs),
         ikePort,
       );
+    }
+    if (config.daemon.bypass_rules && creds.connections.length > 0) {
+      this.bypass = new IkeBypassRules([ikePort, this.nattPort]);
+      for (const problem of await this.bypass.install()) this.log.log('net', 'warn', `IKE bypass rule not installed: ${problem}`);
     }
     const transport = this.transport;
     const io: IkeSaIo = {
@@ -322,6 +330,8 @@ export class Daemon {
     } catch (err) {
       this.log.log('daemon', 'error', `deleting IKE SAs failed: ${(err as Error).message}`);
     }
+    await this.bypass?.remove();
+    this.bypass = undefined;
     this.cleanUp();
     this.state = 'stopped';
     this.log.event('daemon', 'daemon_stopped', 'tunsec daemon stopped', { pid: process.pid });

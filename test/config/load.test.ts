@@ -145,6 +145,7 @@ describe('defaults', () => {
       global: 'drop',
       prefer_configured_proposals: true,
       keep_alive: 20,
+      bypass_rules: true,
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });
     expect(dc1.local.certs).toEqual(['/etc/tunsec/x509/me.pem']);

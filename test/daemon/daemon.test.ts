@@ -17,6 +17,7 @@ interface Side {
 function daemonConfig(dir: string, side: Side, ports: { ike: number }, cert: string, key: string, caCert: string): string {
   return `daemon:
   pid_file: ${join(dir, `${side.name}.pid`)}
+  bypass_rules: no
   control_socket: ${join(dir, `${side.name}.sock`)}
 authorities:
   cacerts: [${caCert}]

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
+import { must, run } from '../support/proc.js';
 import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Interop Root CA', key: 'p384' });
@@ -30,14 +31,69 @@ describe.each([
     await pair?.destroy();
   });
 
-  const daemon = (name: 'moon' | 'sun', start: boolean, encap: boolean): TunsecDaemon => {
+  const daemon = (name: 'moon' | 'sun', start: boolean, encap: boolean, bypassRules = true): TunsecDaemon => {
     const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
     return new TunsecDaemon(
       me.ns,
-      tunsecYaml({ name: 'host-host', local: me[key], remote: other[key], localId: `${name}.tunsec.test`, remoteId: `${peer}.tunsec.test`, mode: 'transport', startAction: start ? 'start' : 'none', encap }),
+      tunsecYaml({
+        name: 'host-host',
+        local: me[key],
+        remote: other[key],
+        localId: `${name}.tunsec.test`,
+        remoteId: `${peer}.tunsec.test`,
+        mode: 'transport',
+        startAction: start ? 'start' : 'none',
+        encap,
+        daemonExtra: [`bypass_rules: ${bypassRules ? 'yes' : 'no'}`],
+      }),
       credentialFiles(ca.certificatePem, certs[name]!),
     );
   };
+
+  it("with the peer's address routed into a TUN device, IKE still reaches it through the sport bypass rules, which are removed at stop", async () => {
+    const fam = key === 'ip4' ? '-4' : '-6';
+    const tun = `tsb${Math.floor(Math.random() * 1e5)}`;
+    // What the datapath does for a host-to-host policy: the peer's address goes into the TUN device.
+    await must('ip', ['-n', pair.a.ns, 'tuntap', 'add', 'dev', tun, 'mode', 'tun']);
+    await must('ip', ['-n', pair.a.ns, 'link', 'set', tun, 'up']);
+    await must('ip', ['-n', pair.a.ns, fam, 'route', 'add', 'table', '220', pair.b[key], 'dev', tun]);
+    await must('ip', ['-n', pair.a.ns, fam, 'rule', 'add', 'pref', '220', 'lookup', '220']);
+    try {
+      // Control: without the bypass rules the IKE_SA_INIT disappears into the TUN device.
+      let sun = daemon('sun', false, false);
+      let moon = daemon('moon', true, false, false);
+      try {
+        await sun.start();
+        await sun.event('daemon_started');
+        await moon.start();
+        await moon.event('daemon_started');
+        await new Promise((r) => setTimeout(r, 2500));
+        expect(moon.lines.some((l) => l.event === 'ike_established')).toBe(false);
+      } finally {
+        await moon.stop();
+        await sun.stop();
+      }
+      sun = daemon('sun', false, false);
+      moon = daemon('moon', true, false, true);
+      let codes: Array<number | null> = [];
+      try {
+        await sun.start();
+        await sun.event('daemon_started');
+        await moon.start();
+        expect((await moon.event('child_established')).mode).toBe('transport');
+        const rules = await must('ip', ['-n', pair.a.ns, fam, 'rule', 'show', 'pref', '210']);
+        expect(rules).toMatch(/ipproto udp sport 500 lookup main/);
+        expect(rules).toMatch(/ipproto udp sport 4500 lookup main/);
+      } finally {
+        codes = [await moon.stop(), await sun.stop()];
+      }
+      expect(codes).toEqual([0, 0]);
+      expect(await must('ip', ['-n', pair.a.ns, fam, 'rule', 'show', 'pref', '210'])).toBe('');
+    } finally {
+      await run('ip', ['-n', pair.a.ns, fam, 'rule', 'del', 'pref', '220', 'lookup', '220']);
+      await run('ip', ['-n', pair.a.ns, 'link', 'del', tun]);
+    }
+  });
 
   it.each([
     ['without NAT: raw IKE on 500, transport-mode SAs without UDP encapsulation', false],
