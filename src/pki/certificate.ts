@@ -28,6 +28,7 @@ import {
   readOid,
   readSmallUint,
   readTime,
+  readSignedStructure,
   readWhole,
 } from './der.js';
 import { PkiError } from './errors.js';
@@ -209,13 +210,7 @@ export function parseCertificate(der: Uint8Array, source: string): Certificate {
 }
 
 function decodeCertificate(der: Buffer, source: string): Certificate {
-  const outer = readWhole(der, Tag.SEQUENCE, 'Certificate');
-  const top = new DerCursor(outer.content, 'Certificate');
-  const tbsEl = top.next(Tag.SEQUENCE, 'tbsCertificate');
-  const sigAlg = top.next(Tag.SEQUENCE, 'signatureAlgorithm');
-  const sigValue = readBitString(top.next(Tag.BIT_STRING, 'signatureValue'), 'signatureValue');
-  top.done();
-  if (sigValue.unusedBits !== 0) throw new DerError('signatureValue: not a whole number of octets');
+  const { tbs: tbsEl, signatureAlgorithm: sigAlg, signatureValue } = readSignedStructure(der, 'Certificate', 'tbsCertificate');
 
   const tbs = new DerCursor(tbsEl.content, 'tbsCertificate');
   const versionEl = tbs.optional(contextConstructed(0));
@@ -260,7 +255,7 @@ function decodeCertificate(der: Buffer, source: string): Certificate {
     tbs: Buffer.from(tbsEl.encoded),
     signatureAlgorithm: Buffer.from(sigAlg.encoded),
     tbsSignatureAlgorithm: Buffer.from(tbsSigAlg.encoded),
-    signatureValue: Buffer.from(sigValue.bytes),
+    signatureValue: Buffer.from(signatureValue),
     extensions,
     subjectAltNames: [],
     unsupportedCriticalExtensions: [],

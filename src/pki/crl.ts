@@ -23,10 +23,10 @@ import {
   contextConstructed,
   contextPrimitive,
   expectTag,
-  readBitString,
   readChildren,
   readSmallUint,
   readTime,
+  readSignedStructure,
   readWhole,
 } from './der.js';
 import { OID, decodeExtensions } from './certificate.js';
@@ -92,13 +92,7 @@ export function findRevoked(crl: Crl, serialNumber: Buffer): RevokedCertificate 
 }
 
 function decodeCrl(der: Buffer, source: string): Crl {
-  const outer = readWhole(der, Tag.SEQUENCE, 'CertificateList');
-  const top = new DerCursor(outer.content, 'CertificateList');
-  const tbsEl = top.next(Tag.SEQUENCE, 'tbsCertList');
-  const sigAlg = top.next(Tag.SEQUENCE, 'signatureAlgorithm');
-  const sigValue = readBitString(top.next(Tag.BIT_STRING, 'signatureValue'), 'signatureValue');
-  top.done();
-  if (sigValue.unusedBits !== 0) throw new DerError('signatureValue: not a whole number of octets');
+  const { tbs: tbsEl, signatureAlgorithm: sigAlg, signatureValue } = readSignedStructure(der, 'CertificateList', 'tbsCertList');
 
   const tbs = new DerCursor(tbsEl.content, 'tbsCertList');
   const versionEl = tbs.optional(Tag.INTEGER);
@@ -178,7 +172,7 @@ function decodeCrl(der: Buffer, source: string): Crl {
     tbs: Buffer.from(tbsEl.encoded),
     signatureAlgorithm: Buffer.from(sigAlg.encoded),
     tbsSignatureAlgorithm: Buffer.from(tbsSigAlg.encoded),
-    signatureValue: Buffer.from(sigValue.bytes),
+    signatureValue: Buffer.from(signatureValue),
     ...(crlNumber !== undefined ? { crlNumber } : {}),
     ...(authorityKeyIdentifier ? { authorityKeyIdentifier } : {}),
     revoked,

@@ -261,3 +261,23 @@ export function oidContent(oid: string): Buffer {
 export function oid(dotted: string): Buffer {
   return tlv(Tag.OID, oidContent(dotted));
 }
+
+/** The SIGNED{…} outer structure shared by certificates and CRLs (RFC 5280 §4.1, §5.1). */
+export interface SignedStructure {
+  /** The to-be-signed element (tbsCertificate / tbsCertList). */
+  tbs: DerElement;
+  signatureAlgorithm: DerElement;
+  signatureValue: Buffer;
+}
+
+/** SEQUENCE { tbs SEQUENCE, signatureAlgorithm SEQUENCE, signatureValue BIT STRING (whole octets) }. */
+export function readSignedStructure(der: Buffer, name: string, tbsName: string): SignedStructure {
+  const outer = readWhole(der, Tag.SEQUENCE, name);
+  const top = new DerCursor(outer.content, name);
+  const tbs = top.next(Tag.SEQUENCE, tbsName);
+  const signatureAlgorithm = top.next(Tag.SEQUENCE, 'signatureAlgorithm');
+  const sigValue = readBitString(top.next(Tag.BIT_STRING, 'signatureValue'), 'signatureValue');
+  top.done();
+  if (sigValue.unusedBits !== 0) throw new DerError('signatureValue: not a whole number of octets');
+  return { tbs, signatureAlgorithm, signatureValue: sigValue.bytes };
+}
