@@ -69,6 +69,8 @@ export class IkeSa {
   private readonly responses = new ResponseWindow();
   private pending?: PendingRequest;
   private keepaliveTimer?: NodeJS.Timeout;
+  /** A Delete requested while another request was outstanding (sent when it is answered). */
+  private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
   private initiatorTasks: Task[] = [];
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
@@ -128,7 +130,13 @@ export class IkeSa {
   }
 
   private sendNextRequest(): void {
-    if (this.pending || this.initiatorTasks.length === 0) return;
+    if (this.pending) return;
+    if (this.queuedDelete !== undefined) {
+      const reason = this.queuedDelete;
+      this.queuedDelete = undefined;
+      return this.sendDelete(reason);
+    }
+    if (this.initiatorTasks.length === 0) return;
     const exchangeType = this.exchangeForInitiator();
     const msg: TaskMessage = { exchangeType, messageId: this.requests.nextId, payloads: [] };
     try {
@@ -434,11 +442,16 @@ export class IkeSa {
     if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason);
     this.ctx.state = 'deleting';
     this.initiatorTasks = [];
+    // §2.3: with a request outstanding the Delete waits for its response (window 1);
+    // a Delete sent with the next ID would be dropped by a peer that never saw the current one.
     if (this.pending) {
-      this.pending.retransmitter.cancel();
-      this.requests.clear();
-      this.pending = undefined;
+      this.queuedDelete = reason;
+      return;
     }
+    this.sendDelete(reason);
+  }
+
+  private sendDelete(reason: string): void {
     this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.IKE)] }, [], () =>
       this.destroy(reason),
     );
