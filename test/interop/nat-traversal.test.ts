@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createCa, issueCertificate } from '../../src/pki/issue.js';
-import { haveProgram, must, run, waitFor } from '../support/proc.js';
+import { must, requireRootAndPrograms, run, waitFor } from '../support/proc.js';
 import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
 const id = randomBytes(3).toString('hex');
@@ -16,7 +16,7 @@ const ns = { moon: `tnm${id}`, router: `tnr${id}`, sun: `tns${id}` };
 const inside = { moon: `192.168.${n}.2`, router: `192.168.${n}.1` };
 const outside = { router: `10.${n}.0.1`, sun: `10.${n}.0.2` };
 
-if (!haveProgram('nft')) throw new Error('nft (nftables) is required for the NAT traversal test: run scripts/setup-system.sh as root');
+requireRootAndPrograms('NAT traversal test', ['ip', 'nft']);
 
 async function topology(): Promise<void> {
   for (const name of Object.values(ns)) await must('ip', ['netns', 'add', name]);

@@ -37,6 +37,18 @@ export function haveProgram(name: string): boolean {
   return (process.env.PATH ?? '').split(':').some((d) => d && existsSync(`${d}/${name}`));
 }
 
+/**
+ * Fail (never skip) when a test's prerequisites are missing: CI must not pass
+ * with a suite silently left out. Checks root and programs on PATH.
+ */
+export function requireRootAndPrograms(suite: string, programs: readonly string[]): void {
+  const problems: string[] = [];
+  if (process.getuid?.() !== 0) problems.push('must run as root');
+  const missing = programs.filter((p) => !haveProgram(p));
+  if (missing.length) problems.push(`missing ${missing.join(', ')}`);
+  if (problems.length) throw new Error(`${suite}: ${problems.join('; ')} (run scripts/setup-system.sh as root)`);
+}
+
 /** Read a PID file; undefined when absent or the process is gone. */
 export function pidFromFile(path: string): number | undefined {
   if (!existsSync(path)) return undefined;

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { must, run, haveProgram } from '../support/proc.js';
+import { must, run, requireRootAndPrograms } from '../support/proc.js';
 import { TunDevice } from '../../src/tun/device.js';
 import { loadNative, nativeAvailable } from '../../src/tun/native.js';
 import { PacketPool } from '../../src/tun/pool.js';
 import { join } from 'node:path';
 import { NsScript, repoRoot } from './helpers.js';
 
-const isRoot = process.getuid?.() === 0;
-const canNetns = isRoot && existsSync('/dev/net/tun') && haveProgram('ip') && nativeAvailable();
+requireRootAndPrograms('TUN device tests', ['ip', 'ping', 'setpriv']);
+if (!existsSync('/dev/net/tun')) throw new Error('TUN device tests: /dev/net/tun is missing');
+if (!nativeAvailable()) throw new Error('TUN device tests: the native addon is not built (npm ci builds it)');
 
 describe('native addon errors', () => {
   it('turns errno into JS exceptions with strerror text and code', () => {
@@ -29,7 +30,7 @@ describe('native addon errors', () => {
     expect(() => n.writeBatch(1, [Buffer.alloc(4)], new Int32Array([99]), 1)).toThrow(/length out of range/);
   });
 
-  it.skipIf(!isRoot || !haveProgram('setpriv') || !nativeAvailable())('unprivileged: EACCES/EPERM become exceptions, not crashes', async () => {
+  it('unprivileged: EACCES/EPERM become exceptions, not crashes', async () => {
     const addonPath = join(repoRoot, 'native/build/Release/tunsec_native.node');
     const code = `const m = require(${JSON.stringify(addonPath)}); for (const f of [() => m.tunOpen('tsnp0', false), () => m.rawSocket(4, 50), () => m.rawSocket(6, 50)]) { try { f(); console.log('ok'); } catch (e) { console.log(e.code + ' ' + e.message); } }`;
     const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', code]);
@@ -50,7 +51,7 @@ describe('native addon errors', () => {
   });
 });
 
-describe.skipIf(!canNetns || !haveProgram('ping'))('TUN device in a netns', () => {
+describe('TUN device in a netns', () => {
   const ns = `tstun${randomBytes(3).toString('hex')}`;
   const scripts: NsScript[] = [];
 

@@ -1,12 +1,13 @@
 import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { haveProgram } from '../support/proc.js';
+import { requireRootAndPrograms } from '../support/proc.js';
 import { NetnsPair } from '../support/netns.js';
 import { nativeAvailable } from '../../src/tun/native.js';
 import { constants, dgramFd, formatAddr, getsockoptInt, setBufferSize, setsockoptInt } from '../../src/tun/raw-esp.js';
 import { NsScript } from './helpers.js';
 
-const isRoot = process.getuid?.() === 0;
+requireRootAndPrograms('raw ESP socket tests', ['ip']);
+if (!nativeAvailable()) throw new Error('raw ESP socket tests: the native addon is not built (npm ci builds it)');
 
 describe('socket options', () => {
   it('formats v4/v6 address slots', () => {
@@ -19,7 +20,7 @@ describe('socket options', () => {
     expect(formatAddr(s)).toBe('10.1.2.3');
   });
 
-  it.skipIf(!isRoot || !nativeAvailable())('SO_MARK and forced buffers on a Node dgram socket fd', async () => {
+  it('SO_MARK and forced buffers on a Node dgram socket fd', async () => {
     const sock = dgram.createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
     try {
@@ -36,7 +37,7 @@ describe('socket options', () => {
   });
 });
 
-describe.skipIf(!isRoot || !haveProgram('ip') || !nativeAvailable())('raw ESP between two netns', () => {
+describe('raw ESP between two netns', () => {
   let pair: NetnsPair;
   const scripts: NsScript[] = [];
   beforeAll(async () => {
