@@ -20,6 +20,7 @@ import {
   toProposalSubstructures,
   transformOfType,
   withoutKe,
+  type Proposal,
   type SelectedProposal,
 } from '../proposal/index.js';
 import { EsnId, TransformType } from '../transforms.js';
@@ -48,6 +49,8 @@ interface Negotiated {
 export class ChildCreateTask extends BaseTask {
   readonly name = 'CHILD_CREATE';
   private inboundSpi?: number;
+  /** Initiator: the ESP proposals offered in IKE_AUTH (implemented transforms, no KE); the reply is checked against exactly these. */
+  private offered?: Proposal[];
   private proposed?: { tsi: TsRange[]; tsr: TsRange[] };
   private negotiated?: Negotiated;
   /** Responder: the notify that replaces SA/TS in the response when the CHILD_SA failed. */
@@ -66,9 +69,10 @@ export class ChildCreateTask extends BaseTask {
     const { sa, config } = this;
     this.inboundSpi = sa.backend.allocateSpi();
     this.proposed = initiatorTs({ localConfig: config.localTs, remoteConfig: config.remoteTs, localAddr: sa.local.address, remoteAddr: sa.remote.address });
+    this.offered = withoutKe(implementedProposals(config.espProposals));
     if (config.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
     msg.payloads.push(
-      { type: PayloadType.SA, proposals: toProposalSubstructures(withoutKe(implementedProposals(config.espProposals)), spiBytes(this.inboundSpi)) },
+      { type: PayloadType.SA, proposals: toProposalSubstructures(this.offered, spiBytes(this.inboundSpi)) },
       tsPayload(PayloadType.TSi, rangesToPayload(this.proposed.tsi)),
       tsPayload(PayloadType.TSr, rangesToPayload(this.proposed.tsr)),
     );
@@ -90,7 +94,7 @@ export class ChildCreateTask extends BaseTask {
       const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
       return fail(error ? `peer answered ${notifyTypeName(error.notifyType)}` : 'the response carries no SA/TSi/TSr');
     }
-    const check = checkSelectedProposal(withoutKe(implementedProposals(config.espProposals)), fromProposalSubstructures(saPayload.proposals));
+    const check = checkSelectedProposal(this.offered!, fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) return fail(check.error);
     const ts = checkInitiatorTs(this.proposed!, { tsi: tsi.selectors, tsr: tsr.selectors });
     if (!ts.ok) return fail(ts.error);

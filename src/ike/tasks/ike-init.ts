@@ -23,7 +23,7 @@ import {
   type Proposal,
 } from '../proposal/index.js';
 import type { IkeSaContext } from '../sa/context.js';
-import { deriveKeyset, ikeSuite, UnsupportedSuiteError } from '../sa/keyset.js';
+import { deriveKeyset } from '../sa/keyset.js';
 import { implementedProposals } from '../sa/suites.js';
 import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
 
@@ -144,12 +144,6 @@ export class IkeInitTask extends BaseTask {
         `no acceptable IKE proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}; configured ${this.proposals.map((p) => formatProposal(p)).join(', ')}`,
         NotifyType.NO_PROPOSAL_CHOSEN,
       );
-    }
-    try {
-      ikeSuite(selected);
-    } catch (err) {
-      if (err instanceof UnsupportedSuiteError) throw new ExchangeFailure(err.message, NotifyType.NO_PROPOSAL_CHOSEN);
-      throw err;
     }
     const decision = checkKeGroup(selected, ke.dhGroup);
     if (decision.action !== 'accept') {
