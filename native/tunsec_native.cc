@@ -24,6 +24,10 @@
 #include <string>
 #include <vector>
 
+namespace tunsec {
+void InitAead(Napi::Env env, Napi::Object exports);  // tunsec_aead.cc
+}
+
 namespace {
 
 const char *ErrnoName(int e) {
@@ -636,6 +640,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sendBatch", Napi::Function::New<SendBatch>(env, "sendBatch"));
   exports.Set("recvBatch", Napi::Function::New<RecvBatch>(env, "recvBatch"));
   exports.Set("Poller", Poller::Define(env));
+  tunsec::InitAead(env, exports);
 
   Napi::Object c = Napi::Object::New(env);
   auto def = [&](const char *k, int v) { c.Set(k, Napi::Number::New(env, v)); };

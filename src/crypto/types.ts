@@ -24,17 +24,49 @@ export interface AeadAlgorithm {
   readonly saltLength: number;
   readonly ivLength: number;
   readonly icvLength: number;
-  /** Bind key material (key ‖ salt, `keyMaterialLength` octets) into a reusable context. */
-  createContext(keyMaterial: Uint8Array): AeadContext;
+  /**
+   * Bind key material (key ‖ salt, `keyMaterialLength` octets) into a reusable context.
+   * By default the native implementation (OpenSSL EVP keyed once, native/tunsec_aead.cc) when
+   * the addon is loadable, node:crypto otherwise; `options.implementation` picks one explicitly
+   * (CryptoError if 'native' is asked for and the addon is not available).
+   */
+  createContext(keyMaterial: Uint8Array, options?: AeadContextOptions): AeadContext;
+}
+
+/** 'native': the tunsec addon's AeadKey; 'node': node:crypto createCipheriv per call. */
+export type AeadImplementation = 'native' | 'node';
+
+export interface AeadContextOptions {
+  /** Default: 'native' when the addon is loadable, else 'node'. */
+  implementation?: AeadImplementation;
 }
 
 export interface AeadContext {
   readonly algorithm: AeadAlgorithm;
+  /** Which implementation this context uses. */
+  readonly implementation: AeadImplementation;
   /** ciphertext ‖ ICV. `iv` is the 8-octet explicit IV. */
   seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer;
   /** Plaintext, or `null` when the ICV does not verify. Never throws on bad input data. */
   open(iv: Uint8Array, aad: Uint8Array, ciphertextAndIcv: Uint8Array): Buffer | null;
-  /** Overwrite the key material held by this context (SA deleted). */
+  /**
+   * Seal in place, for the ESP datapath: nonce = salt ‖ `buf[ivOff, ivOff+8)`;
+   * `buf[ptOff, ptOff+ptLen)` is replaced by its ciphertext and the ICV is written at
+   * `buf[ptOff+ptLen, ptOff+ptLen+icvLength)`. `aad` may be any length (ESP: 8 or 12 octets,
+   * RFC 4106 §5) and may be a view of `buf` (e.g. the packet's SPI ‖ Sequence Number).
+   * Throws TypeError for a non-Uint8Array `buf`/`aad` or a non-number offset, RangeError for an
+   * offset or length that is not a non-negative integer or reaches outside `buf`.
+   */
+  sealInPlace(buf: Uint8Array, ivOff: number, aad: Uint8Array, ptOff: number, ptLen: number): void;
+  /**
+   * Open in place: `buf[ctOff, ctOff+ctLen)` is the ciphertext (ctLen excludes the ICV, which
+   * follows at `buf[ctOff+ctLen]`); on `true` it has been replaced by the plaintext. On `false`
+   * (ICV did not verify) `buf` is left unchanged — it still holds the ciphertext, never
+   * unauthenticated plaintext — and nothing in it may be treated as decrypted data.
+   * Never throws for bad data; argument errors throw like `sealInPlace`.
+   */
+  openInPlace(buf: Uint8Array, ivOff: number, aad: Uint8Array, ctOff: number, ctLen: number): boolean;
+  /** Overwrite the key material held by this context (SA deleted); later use throws CryptoError. */
   destroy(): void;
 }
 
