@@ -147,3 +147,34 @@ export function prefixRange(address: Uint8Array, length: number): { start: Buffe
   }
   return { start, end };
 }
+
+/**
+ * The fewest prefixes ("a.b.c.d/n", "x::/n") whose union is exactly the
+ * address range `start`-`end`, in address order, e.g. 10.0.0.1-10.0.0.6 →
+ * 10.0.0.1/32, 10.0.0.2/31, 10.0.0.4/31, 10.0.0.6/32. Greedy from the start:
+ * each step takes the largest aligned block that stays inside the range.
+ * Throws a RangeError unless both are addresses of one family with start ≤ end.
+ */
+export function rangeToPrefixes(start: string, end: string): string[] {
+  const first = parseIp(start);
+  const last = parseIp(end);
+  if (first === undefined || last === undefined || first.length !== last.length) {
+    throw new RangeError(`'${start}-${end}' is not an address range of one family`);
+  }
+  const bits = BigInt(first.length * 8);
+  const stop = bytesToBigInt(last);
+  let next = bytesToBigInt(first);
+  if (next > stop) throw new RangeError(`the range '${start}-${end}' ends before it starts`);
+  const prefixes: string[] = [];
+  while (next <= stop) {
+    let hostBits = 0n;
+    for (;;) {
+      const size = 1n << (hostBits + 1n);
+      if (hostBits === bits || next % size !== 0n || next + size - 1n > stop) break;
+      hostBits++;
+    }
+    prefixes.push(`${formatIp(bigIntToBytes(next, first.length))}/${bits - hostBits}`);
+    next += 1n << hostBits;
+  }
+  return prefixes;
+}
