@@ -218,6 +218,13 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       prefer_configured_proposals: daemonIn.prefer_configured_proposals,
       keep_alive: daemonIn.keep_alive,
       bypass_rules: daemonIn.bypass_rules,
+      datapath: daemonIn.datapath,
+      tun_name: daemonIn.tun_name,
+      tun_mtu: daemonIn.tun_mtu,
+      fwmark: daemonIn.fwmark,
+      route_table: daemonIn.route_table,
+      route_priority: daemonIn.route_priority,
+      hold_packets: daemonIn.hold_packets,
     };
   }
 

@@ -36,6 +36,14 @@ export type LogSubsystem = (typeof LOG_SUBSYSTEMS)[number];
 /** charon's levels: -1 silent, 0 basic, 1 audit, 2 control, 3 controlmore, 4 raw (secrets!). */
 const logLevel = () => integer(-1, 4);
 
+/** A Linux interface name: 1–15 octets, no '/', ':' or white space (IFNAMSIZ, dev_valid_name). */
+const interfaceName = () =>
+  field((v) =>
+    typeof v === 'string' && /^[^/:\s]{1,15}$/.test(v) && v !== '.' && v !== '..' && Buffer.byteLength(v) <= 15
+      ? ok(v)
+      : bad<string>(`expected an interface name of 1–15 characters without '/', ':' or spaces, got ${describeValue(v)}`),
+  );
+
 export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec.pid'),
   control_socket: path().default('/run/tunsec.sock'),
@@ -46,6 +54,13 @@ export const daemonSchema = z.strictObject({
   prefer_configured_proposals: yesNo().default(true),
   keep_alive: duration().default(20),
   bypass_rules: yesNo().default(true),
+  datapath: choice(['userspace', 'none']).default('userspace'),
+  tun_name: interfaceName().default('tunsec0'),
+  tun_mtu: integer(576, 9000).default(1400),
+  fwmark: integer(1, 0xffffffff).default(0x7473),
+  route_table: integer(1, 0xfffffff0).default(220),
+  route_priority: integer(1, 32765).default(220),
+  hold_packets: integer(0, 1024).default(16),
 });
 
 export const authoritiesSchema = z.strictObject({

@@ -31,7 +31,7 @@ export interface DaemonConfig {
   control_socket: string;
   /** Level per subsystem (-1..4), `default` applied to every subsystem not given. */
   log: Record<Exclude<LogSubsystem, 'default'>, number>;
-  /** File to append IKE and ESP keys to (for Wireshark); absent = no key log. */
+  /** Directory receiving Wireshark's `ikev2_decryption_table` and `esp_sa` files (a Wireshark configuration directory); absent = no key log. */
   keylog?: string;
   /** Metrics listen address; absent = no metrics endpoint. */
   metrics?: ListenAddress;
@@ -43,6 +43,19 @@ export interface DaemonConfig {
   keep_alive: number;
   /** Install `ip rule … sport 500/4500 lookup main` so IKE never follows a TUN route (src/daemon/bypass.ts). */
   bypass_rules: boolean;
+  /** `userspace`: tunsec's own ESP datapath over a TUN device; `none`: IKE only, SAs are negotiated but carry no traffic. */
+  datapath: 'userspace' | 'none';
+  /** TUN device name (at most 15 octets). */
+  tun_name: string;
+  /** TUN MTU: the outer MTU minus the worst-case ESP overhead (1500 − 85 → 1400 like libipsec). */
+  tun_mtu: number;
+  /** SO_MARK of tunsec's own sockets, routed around the TUN device. */
+  fwmark: number;
+  /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */
+  route_table: number;
+  route_priority: number;
+  /** Packets held per policy while an SA is negotiated on demand. */
+  hold_packets: number;
 }
 
 export interface AuthoritiesConfig {

@@ -55,6 +55,8 @@ export interface ResolvedConnection {
   entry: ConnectionEntry;
   /** Children with `start_action: start` (or `trap|start`): the connection is initiated when loaded. */
   startChildren: string[];
+  /** Children with `start_action: trap` (or `trap|start`): their policies are installed when loaded and traffic triggers negotiation. */
+  trapChildren: string[];
   keyingtries: number;
 }
 
@@ -83,6 +85,9 @@ export function resolveCredentials(config: TunsecConfig): CredentialsResult {
     r.warnings.forEach((w) => warnings.add(w));
     if (r.connection) connections.push(r.connection);
   }
+  // reqids in configuration order: stable across restarts, and what trap policies and CHILD_SAs share
+  let reqid = 1;
+  for (const c of connections) for (const child of c.entry.config.children) child.reqid = reqid++;
   return { connections, errors: [...errors], warnings: [...warnings] };
 }
 
@@ -215,7 +220,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     if (certificate.notBefore.getTime() > now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' is not valid before ${certificate.notBefore.toISOString()}`));
   }
 
-  const children = Object.values(conn.children).map(childConfig);
+  const children = Object.values(conn.children).map((c) => childConfig(c));
   if (children.length > 1) {
     warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) are only accepted as responder until CREATE_CHILD_SA is supported`);
   }
@@ -251,6 +256,9 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
       startChildren: Object.values(conn.children)
         .filter((c) => c.start_action === 'start' || c.start_action === 'trap|start')
         .map((c) => c.name),
+      trapChildren: Object.values(conn.children)
+        .filter((c) => c.start_action === 'trap' || c.start_action === 'trap|start')
+        .map((c) => c.name),
       keyingtries: conn.keyingtries,
     },
     errors,
@@ -275,9 +283,10 @@ export function childLifetimes(child: ChildConfig): SaLifetimes {
   };
 }
 
-export function childConfig(child: ChildConfig): ChildPeerConfig {
+export function childConfig(child: ChildConfig, reqid?: number): ChildPeerConfig {
   return {
     name: child.name,
+    ...(reqid === undefined ? {} : { reqid }),
     espProposals: child.esp_proposals.proposals,
     mode: child.mode,
     localTs: child.local_ts,

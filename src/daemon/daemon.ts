@@ -18,6 +18,9 @@ import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { SaEventReporter } from './events.js';
 import { IkeBypassRules } from './bypass.js';
+import { DaemonDatapath } from './datapath.js';
+import { transformOfType } from '../ike/proposal/index.js';
+import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
 import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
@@ -60,8 +63,12 @@ export class Daemon {
   private readonly sourceAddresses = new SourceAddressCache();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly wakeups = new Set<() => void>();
+  private connections: ResolvedConnection[] = [];
+  /** Connections with an on-demand (acquire) initiation in progress. */
+  private readonly initiating = new Set<string>();
   private pidFile?: string;
   private bypass?: IkeBypassRules;
+  private datapathInstance?: DaemonDatapath;
   private readonly nattPort: number;
 
   constructor(private readonly options: DaemonOptions = {}) {
@@ -72,6 +79,11 @@ export class Daemon {
 
   get manager(): IkeSaManager | undefined {
     return this.managerInstance;
+  }
+
+  /** The userspace ESP datapath (absent with `datapath: none`). */
+  get datapath(): DaemonDatapath | undefined {
+    return this.datapathInstance;
   }
 
   get running(): boolean {
@@ -93,6 +105,8 @@ export class Daemon {
     try {
       await this.startUp(configPath);
     } catch (err) {
+      await this.datapathInstance?.stop();
+      this.datapathInstance = undefined;
       await this.bypass?.remove();
       this.bypass = undefined;
       this.cleanUp();
@@ -160,6 +174,15 @@ export class Daemon {
       for (const problem of await this.bypass.install()) this.log.log('net', 'warn', `IKE bypass rule not installed: ${problem}`);
     }
     const transport = this.transport;
+    if (config.daemon.datapath === 'userspace') {
+      const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.acquired(trap.connection, trap.child));
+      this.datapathInstance = dp;
+      try {
+        await dp.start(transport);
+      } catch (err) {
+        throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
+      }
+    }
     const io: IkeSaIo = {
       nattPort: this.nattPort,
       keepaliveMs: config.daemon.keep_alive * 1000,
@@ -189,8 +212,16 @@ export class Daemon {
       ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
     });
     this.events.attach(this.managerInstance);
+    const keylog = this.datapathInstance?.keyLog;
+    if (keylog) {
+      this.managerInstance.on('established', (sa) => {
+        const encr = sa.ctx.selected ? transformOfType(sa.ctx.selected, TransformType.ENCR) : undefined;
+        const keys = sa.ctx.keys;
+        if (encr && keys) keylog.ikeSa({ spiI: sa.ctx.spiI, spiR: sa.ctx.spiR, encrId: encr.id, keyBits: encr.keyLength ?? 0, skEi: keys.skEi, skEr: keys.skEr });
+      });
+    }
     transport?.on('ike', (d) => this.receiveIke(d));
-    transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: no ESP datapath yet`));
+    if (!this.datapathInstance) transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: datapath none`));
     transport?.on('keepalive', (from, local) => this.log.log('net', 'debug', `NAT-T keepalive from ${fmt(from)} to ${fmt(local)}`));
     transport?.on('dropped', (reason, from, local) => this.log.log('net', 'debug', `datagram from ${fmt(from)} to ${fmt(local)} dropped: ${reason}`));
 
@@ -202,8 +233,36 @@ export class Daemon {
       connections: creds.connections.map((c) => c.name),
     });
 
+    this.connections = creds.connections;
+    await this.datapathInstance?.installTraps(creds.connections);
     for (const c of creds.connections) {
       if (c.startChildren.length > 0) void this.keepInitiating(c);
+    }
+  }
+
+  /**
+   * Traffic hit the trap policy of a child: negotiate, unless an IKE SA of
+   * the connection is already up or on its way (its CHILD_SA installs the
+   * policy that replaces the trap).
+   */
+  private acquired(connection: string, child: string): void {
+    if (this.state !== 'running') return;
+    const busy = this.managerInstance?.sas.some((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed');
+    if (busy || this.initiating.has(connection)) return;
+    const c = this.connections.find((x) => x.name === connection);
+    if (!c) return;
+    this.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
+    this.initiating.add(connection);
+    void this.initiateOnce(c).finally(() => this.initiating.delete(connection));
+  }
+
+  private async initiateOnce(c: ResolvedConnection): Promise<void> {
+    try {
+      const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
+      const local = c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
+      await this.managerInstance!.initiate(c.name, local);
+    } catch (err) {
+      this.log.log('daemon', 'warn', `connection ${c.name}: on-demand negotiation failed: ${(err as Error).message}`);
     }
   }
 
@@ -330,6 +389,8 @@ export class Daemon {
     } catch (err) {
       this.log.log('daemon', 'error', `deleting IKE SAs failed: ${(err as Error).message}`);
     }
+    await this.datapathInstance?.stop();
+    this.datapathInstance = undefined;
     await this.bypass?.remove();
     this.bypass = undefined;
     this.cleanUp();

@@ -15,7 +15,7 @@ import type { DaemonConfig } from '../config/index.js';
 import type { Logger, LogLevel } from '../ike/log.js';
 
 /** Where a message comes from; `daemon` takes its level from `log.dmn`. */
-export type Subsystem = 'daemon' | 'cfg' | 'net' | 'mgr' | 'ike';
+export type Subsystem = 'daemon' | 'cfg' | 'net' | 'mgr' | 'ike' | 'esp' | 'knl';
 
 const CONFIG_KEY: Readonly<Record<Subsystem, keyof DaemonConfig['log']>> = {
   daemon: 'dmn',
@@ -23,6 +23,8 @@ const CONFIG_KEY: Readonly<Record<Subsystem, keyof DaemonConfig['log']>> = {
   net: 'net',
   mgr: 'mgr',
   ike: 'ike',
+  esp: 'esp',
+  knl: 'knl',
 };
 
 /** The charon level a message needs for it to be written. */
@@ -49,7 +51,7 @@ export class DaemonLogger {
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
     this.json = options.json ?? !process.stdout.isTTY;
-    this.levels = { daemon: 1, cfg: 1, net: 1, mgr: 1, ike: 1, ...options.levels };
+    this.levels = { daemon: 1, cfg: 1, net: 1, mgr: 1, ike: 1, esp: 1, knl: 1, ...options.levels };
     this.now = options.now ?? (() => new Date());
   }
 

@@ -253,7 +253,7 @@ export function openEsp(sa: EspSa, packet: Buffer, seqHigh = 0, counters?: EspCo
  * `nextHeaderField` is the octet that becomes 50. Undefined if not a
  * well-formed IPv4/IPv6 packet.
  */
-function transportSplit(packet: Uint8Array): { headerLength: number; totalLength: number; nextHeaderField: number } | undefined {
+export function transportSplit(packet: Uint8Array): { headerLength: number; totalLength: number; nextHeaderField: number } | undefined {
   if (packet.length < 1) return undefined;
   const v = packet[0]! >> 4;
   if (v === 4) {

@@ -1,36 +1,103 @@
 /**
- * The SAD and SPD as data (RFC 4301 §4.4): what IKE installed, keyed the way
- * the datapath looks it up — inbound SAs by SPI, outbound SAs by reqid,
- * policies by (reqid, direction) in priority order. The packet path (ESP
- * encap/decap, TUN) builds on this store; IKE reaches it only through the
- * IpsecBackend interface.
+ * The SAD and SPD of the userspace datapath (RFC 4301 §4.4): what IKE
+ * installed through the IpsecBackend interface, held the way the packet path
+ * looks it up — inbound SAs by SPI, the outbound SA of a CHILD_SA by reqid,
+ * policies in priority order (./spd.ts) — plus each SA's running state:
+ * the keyed AEAD, the outbound sequence counter, the inbound replay window,
+ * counters and lifetimes (soft/hard by time, bytes and packets, raising
+ * `expire` events for the rekey logic; a hard expiry removes the SA, as the
+ * kernel does).
+ *
+ * Nothing here reads or writes packets; ./datapath.ts does, using the
+ * lookups below.
  */
 import { randomInt } from 'node:crypto';
+import { aeadFor } from '../crypto/aead.js';
+import { parseIp } from '../util/ip.js';
 import type {
+  AcquireEvent,
   Direction,
+  ExpireEvent,
   IpsecBackend,
   IpsecBackendEvents,
   PolicySpec,
   SaCounters,
   SaSpec,
 } from './api.js';
-
-export interface SadEntry {
-  spec: Readonly<SaSpec>;
-  counters: SaCounters;
-  installedAt: number;
-}
+import type { EspSa } from './packet.js';
+import { MAX_SEQ_32, MAX_SEQ_ESN, ReplayWindow } from './replay.js';
+import { compileSelector, SecurityPolicyDatabase, type CompiledSelector, type SpdEntry } from './spd.js';
 
 const zeroCounters = (): SaCounters => ({ bytes: 0, packets: 0, replayDrops: 0, icvFailures: 0, badPadding: 0, policyDrops: 0, lastUsed: 0 });
+
+/** One installed SA with its running state. */
+export class SadEntry {
+  readonly counters: SaCounters = zeroCounters();
+  readonly installedAt: number;
+  readonly esp: EspSa;
+  /** Outer address family and octets. */
+  readonly family: 4 | 6;
+  readonly localAddress: Buffer;
+  readonly remoteAddress: Buffer;
+  readonly localSelectors: readonly CompiledSelector[];
+  readonly remoteSelectors: readonly CompiledSelector[];
+  /** Outbound: the last sequence number sent (the next is seq + 1). */
+  seq = 0;
+  /** Outbound: the last sequence number this SA may use (2^32 − 1 without ESN, RFC 4303 §3.3.3). */
+  readonly maxSeq: number;
+  /** Inbound: the anti-replay window (size 0 = checking off, still tracks ESN high bits). */
+  readonly replay: ReplayWindow | undefined;
+  softExpired = false;
+  /** Set once removed: a reference kept by a packet in flight must not use it. */
+  removed = false;
+
+  constructor(readonly spec: Readonly<SaSpec>, now: number) {
+    const alg = aeadFor(spec.aead.transformId, spec.aead.keyBits);
+    if (!alg) throw new Error(`SAD: AEAD transform ${spec.aead.transformId}/${spec.aead.keyBits} is not implemented`);
+    if (spec.aead.keyMaterial.length !== alg.keyMaterialLength) {
+      throw new Error(`SAD: SA ${hex(spec.spi)} needs ${alg.keyMaterialLength} octets of key material, got ${spec.aead.keyMaterial.length}`);
+    }
+    const local = parseIp(spec.localAddress);
+    const remote = parseIp(spec.remoteAddress);
+    if (!local || !remote || local.length !== remote.length) throw new Error(`SAD: SA ${hex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
+    this.installedAt = now;
+    this.family = local.length === 4 ? 4 : 6;
+    this.localAddress = local;
+    this.remoteAddress = remote;
+    this.localSelectors = spec.localSelectors.map(compileSelector);
+    this.remoteSelectors = spec.remoteSelectors.map(compileSelector);
+    this.esp = { ctx: alg.createContext(spec.aead.keyMaterial), spi: spec.spi >>> 0, esn: spec.esn };
+    this.maxSeq = spec.esn ? MAX_SEQ_ESN : MAX_SEQ_32;
+    this.replay = spec.direction === 'in' ? new ReplayWindow(spec.replayWindow, spec.esn) : undefined;
+  }
+
+  get name(): string {
+    return `${hex(this.spec.spi)}_${this.spec.direction === 'in' ? 'i' : 'o'}`;
+  }
+}
+
+export const hex = (spi: number): string => (spi >>> 0).toString(16).padStart(8, '0');
+
+export interface PolicyChange {
+  entry: SpdEntry;
+  added: boolean;
+}
+
+type Listeners = { [K in keyof IpsecBackendEvents]: IpsecBackendEvents[K][] };
 
 export class SecurityAssociationDatabase implements IpsecBackend {
   private readonly inbound = new Map<number, SadEntry>();
   private readonly outbound = new Map<number, SadEntry>();
-  /** reqid → SPI of the outbound SA currently used for it. */
-  private readonly activeOutbound = new Map<number, number>();
+  /** reqid → the outbound SA currently used for it. */
+  private readonly activeOutbound = new Map<number, SadEntry>();
   private readonly reservedSpis = new Set<number>();
-  private readonly policies: PolicySpec[] = [];
-  private handlers: Partial<IpsecBackendEvents> = {};
+  readonly spd = new SecurityPolicyDatabase();
+  private readonly listeners: Listeners = { acquire: [], expire: [] };
+  private readonly policyListeners: ((c: PolicyChange) => void)[] = [];
+  private readonly outboundListeners: ((reqid: number) => void)[] = [];
+  private readonly saListeners: ((sa: Readonly<SaSpec>) => void)[] = [];
+  /** Clock in ms (tests replace it). */
+  now: () => number = Date.now;
 
   allocateSpi(): number {
     for (;;) {
@@ -45,66 +112,153 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   addSa(sa: SaSpec): void {
     const table = sa.direction === 'in' ? this.inbound : this.outbound;
-    if (table.has(sa.spi)) throw new Error(`SAD: ${sa.direction}bound SA with SPI ${sa.spi.toString(16)} already installed`);
-    // The backend keeps its own copy of the key material: IKE wipes its KEYMAT after installing.
+    if (table.has(sa.spi >>> 0)) throw new Error(`SAD: ${sa.direction}bound SA with SPI ${hex(sa.spi)} already installed`);
+    // The AEAD context keeps its own copy of the key: IKE wipes its KEYMAT after installing.
     const spec: SaSpec = { ...sa, aead: { ...sa.aead, keyMaterial: Buffer.from(sa.aead.keyMaterial) } };
-    table.set(sa.spi, { spec, counters: zeroCounters(), installedAt: Date.now() });
-    if (sa.direction === 'in') this.reservedSpis.delete(sa.spi);
+    const entry = new SadEntry(spec, this.now());
+    table.set(sa.spi >>> 0, entry);
+    if (sa.direction === 'in') this.reservedSpis.delete(sa.spi >>> 0);
+    for (const l of this.saListeners) l(spec);
   }
 
   deleteSa(spi: number, direction: Direction): boolean {
+    spi >>>= 0;
     const table = direction === 'in' ? this.inbound : this.outbound;
     const entry = table.get(spi);
     if (!entry) {
       if (direction === 'in') this.reservedSpis.delete(spi);
       return false;
     }
-    (entry.spec.aead.keyMaterial as Buffer).fill(0);
-    table.delete(spi);
-    if (direction === 'out' && this.activeOutbound.get(entry.spec.reqid) === spi) this.activeOutbound.delete(entry.spec.reqid);
+    this.remove(entry);
     return true;
   }
 
+  private remove(entry: SadEntry): void {
+    const { spec } = entry;
+    (spec.direction === 'in' ? this.inbound : this.outbound).delete(spec.spi >>> 0);
+    if (this.activeOutbound.get(spec.reqid) === entry) this.activeOutbound.delete(spec.reqid);
+    entry.removed = true;
+    entry.esp.ctx.destroy();
+    (spec.aead.keyMaterial as Buffer).fill(0);
+  }
+
   querySa(spi: number, direction: Direction): SaCounters | undefined {
-    const entry = (direction === 'in' ? this.inbound : this.outbound).get(spi);
+    const entry = (direction === 'in' ? this.inbound : this.outbound).get(spi >>> 0);
     return entry ? { ...entry.counters } : undefined;
   }
 
   setOutboundSa(reqid: number, spi: number): void {
-    const entry = this.outbound.get(spi);
-    if (!entry || entry.spec.reqid !== reqid) throw new Error(`SAD: no outbound SA ${spi.toString(16)} for reqid ${reqid}`);
-    this.activeOutbound.set(reqid, spi);
+    const entry = this.outbound.get(spi >>> 0);
+    if (!entry || entry.spec.reqid !== reqid) throw new Error(`SAD: no outbound SA ${hex(spi)} for reqid ${reqid}`);
+    this.activeOutbound.set(reqid, entry);
+    for (const l of this.outboundListeners) l(reqid);
   }
 
   addPolicy(policy: PolicySpec): void {
-    this.deletePolicy(policy.reqid, policy.direction);
-    this.policies.push(policy);
-    this.policies.sort((a, b) => a.priority - b.priority);
+    const old = this.spd.get(policy.reqid, policy.direction);
+    const entry = this.spd.add(policy);
+    // the new policy is announced before the old one's removal: routes are never briefly missing
+    for (const l of this.policyListeners) l({ entry, added: true });
+    if (old) for (const l of this.policyListeners) l({ entry: old, added: false });
   }
 
   deletePolicy(reqid: number, direction: Direction): boolean {
-    const i = this.policies.findIndex((p) => p.reqid === reqid && p.direction === direction);
-    if (i < 0) return false;
-    this.policies.splice(i, 1);
+    const entry = this.spd.remove(reqid, direction);
+    if (!entry) return false;
+    for (const l of this.policyListeners) l({ entry, added: false });
     return true;
   }
 
   on<K extends keyof IpsecBackendEvents>(event: K, handler: IpsecBackendEvents[K]): void {
-    this.handlers[event] = handler;
+    (this.listeners[event] as IpsecBackendEvents[K][]).push(handler);
   }
 
+  /** Policies added/removed (the route manager follows these). */
+  onPolicyChange(listener: (c: PolicyChange) => void): void {
+    this.policyListeners.push(listener);
+  }
+
+  /** An SA was installed (the key log follows these). */
+  onSaAdded(listener: (sa: Readonly<SaSpec>) => void): void {
+    this.saListeners.push(listener);
+  }
+
+  /** A CHILD_SA got (a new) outbound SA: held packets can go. */
+  onOutboundReady(listener: (reqid: number) => void): void {
+    this.outboundListeners.push(listener);
+  }
+
+  emitAcquire(e: AcquireEvent): void {
+    for (const l of this.listeners.acquire) l(e);
+  }
+
+  private emitExpire(e: ExpireEvent): void {
+    for (const l of this.listeners.expire) l(e);
+  }
+
+  // ---------------------------------------------------------------------
   // Lookups for the datapath and for status output.
+
   inboundSa(spi: number): SadEntry | undefined {
-    return this.inbound.get(spi);
+    return this.inbound.get(spi >>> 0);
   }
   outboundSaFor(reqid: number): SadEntry | undefined {
-    const spi = this.activeOutbound.get(reqid);
-    return spi === undefined ? undefined : this.outbound.get(spi);
+    return this.activeOutbound.get(reqid);
   }
   listSas(): SadEntry[] {
     return [...this.inbound.values(), ...this.outbound.values()];
   }
-  listPolicies(): readonly PolicySpec[] {
-    return this.policies;
+  listPolicies(): PolicySpec[] {
+    return this.spd.list().map((e) => e.spec);
+  }
+
+  // ---------------------------------------------------------------------
+  // Lifetimes (RFC 4301 §4.4.2.1): byte/packet limits are checked as the
+  // datapath accounts traffic, time limits by `checkLifetimes` (a timer).
+
+  /**
+   * Count one packet of `bytes` (the IP packet that was protected or
+   * delivered) against the SA. Returns false when the SA reached its hard
+   * limit and was removed: the packet must be dropped.
+   */
+  account(entry: SadEntry, bytes: number, nowSeconds: number): boolean {
+    const c = entry.counters;
+    c.bytes += bytes;
+    c.packets++;
+    c.lastUsed = nowSeconds;
+    const l = entry.spec.lifetimes;
+    if ((l.hardBytes > 0 && c.bytes >= l.hardBytes) || (l.hardPackets > 0 && c.packets >= l.hardPackets)) {
+      this.expire(entry, true, l.hardPackets > 0 && c.packets >= l.hardPackets ? 'packets' : 'bytes');
+      return false;
+    }
+    if (!entry.softExpired && ((l.softBytes > 0 && c.bytes >= l.softBytes) || (l.softPackets > 0 && c.packets >= l.softPackets))) {
+      this.expire(entry, false, l.softPackets > 0 && c.packets >= l.softPackets ? 'packets' : 'bytes');
+    }
+    return true;
+  }
+
+  /** The outbound sequence counter ran out (no ESN: it must not cycle): a hard expiry. */
+  sequenceExhausted(entry: SadEntry): void {
+    this.expire(entry, true, 'packets');
+  }
+
+  /** Raise soft/hard expiries that are due by time; call about once a second. */
+  checkLifetimes(): void {
+    const now = this.now();
+    for (const table of [this.inbound, this.outbound]) {
+      for (const entry of [...table.values()]) {
+        const l = entry.spec.lifetimes;
+        const age = (now - entry.installedAt) / 1000;
+        if (l.hardSeconds > 0 && age >= l.hardSeconds) this.expire(entry, true, 'time');
+        else if (!entry.softExpired && l.softSeconds > 0 && age >= l.softSeconds) this.expire(entry, false, 'time');
+      }
+    }
+  }
+
+  private expire(entry: SadEntry, hard: boolean, reason: ExpireEvent['reason']): void {
+    if (entry.removed) return;
+    if (hard) this.remove(entry);
+    else entry.softExpired = true;
+    this.emitExpire({ reqid: entry.spec.reqid, spi: entry.spec.spi, direction: entry.spec.direction, hard, reason });
   }
 }

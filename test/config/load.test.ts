@@ -146,9 +146,22 @@ describe('defaults', () => {
       prefer_configured_proposals: true,
       keep_alive: 20,
       bypass_rules: true,
+      datapath: 'userspace',
+      tun_name: 'tunsec0',
+      tun_mtu: 1400,
+      fwmark: 0x7473,
+      route_table: 220,
+      route_priority: 220,
+      hold_packets: 16,
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });
     expect(dc1.local.certs).toEqual(['/etc/tunsec/x509/me.pem']);
+  });
+
+  it('a TUN device name longer than 15 octets is refused with its key path', () => {
+    const r = loadConfig({ text: minimal({ top: 'daemon:\n  tun_name: a-very-long-interface\n' }) });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.problems.map((p) => p.path)).toContain('daemon.tun_name');
   });
 
   it('log levels: default applies to every subsystem not named', () => {

@@ -43,6 +43,7 @@ function config(dir: string, pki: PkiFiles, o: { name: string; local: string; re
     `daemon:
   pid_file: ${join(dir, `${o.name}.pid`)}
   bypass_rules: no
+  datapath: none
   log: { default: 2 }
 authorities:
   cacerts: [${pki.caCert}]
@@ -169,7 +170,7 @@ describe('tunsec daemon (in process)', () => {
     const file = join(dir.path, 'both.yaml');
     writeFileSync(
       file,
-      `daemon:\n  pid_file: ${join(dir.path, 'a.pid')}\n  bypass_rules: no\nauthorities:\n  cacerts: [${pki.caCert}]\nsecrets:\n  private-a:\n    file: ${a.key}\nconnections:\n${conn('a', 40500, '127.0.0.2')}${conn('b', 40501, '127.0.0.3')}`,
+      `daemon:\n  pid_file: ${join(dir.path, 'a.pid')}\n  bypass_rules: no\n  datapath: none\nauthorities:\n  cacerts: [${pki.caCert}]\nsecrets:\n  private-a:\n    file: ${a.key}\nconnections:\n${conn('a', 40500, '127.0.0.2')}${conn('b', 40501, '127.0.0.3')}`,
     );
     const x = daemon();
     daemons.push(x.d);

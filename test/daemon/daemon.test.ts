@@ -18,6 +18,7 @@ function daemonConfig(dir: string, side: Side, ports: { ike: number }, cert: str
   return `daemon:
   pid_file: ${join(dir, `${side.name}.pid`)}
   bypass_rules: no
+  datapath: none
   control_socket: ${join(dir, `${side.name}.sock`)}
 authorities:
   cacerts: [${caCert}]

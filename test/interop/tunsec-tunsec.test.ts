@@ -44,7 +44,7 @@ describe.each([
         mode: 'transport',
         startAction: start ? 'start' : 'none',
         encap,
-        daemonExtra: [`bypass_rules: ${bypassRules ? 'yes' : 'no'}`],
+        daemonExtra: [`bypass_rules: ${bypassRules ? 'yes' : 'no'}`, 'datapath: none'],
       }),
       credentialFiles(ca.certificatePem, certs[name]!),
     );

@@ -181,6 +181,20 @@ export class UdpTransport {
     if (s?.natt) s.socket.send(NAT_KEEPALIVE, remote.port, remote.address);
   }
 
+  /**
+   * The NAT-T socket that sends from `local` (the ESP datapath sends
+   * ESP-in-UDP on it directly, RFC 3948 §2.2 port sharing), or undefined.
+   */
+  nattSocket(local: Endpoint): Socket | undefined {
+    const s = this.socketFor(local);
+    return s?.natt ? s.socket : undefined;
+  }
+
+  /** Every bound socket (to set socket options such as SO_MARK on them). */
+  allSockets(): Socket[] {
+    return this.sockets.map((s) => s.socket);
+  }
+
   /** The endpoints actually bound (port 0 in the options resolves to a real port here). */
   boundEndpoints(): Array<Endpoint & { natt: boolean }> {
     return this.sockets.map((s) => ({ ...s.local, natt: s.natt }));

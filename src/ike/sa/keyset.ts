@@ -34,6 +34,13 @@ export class IkeKeyset {
   get skPr(): Buffer {
     return this.keys.SK_pr;
   }
+  /** SK_ei / SK_er (key ‖ salt): only for the key log (Wireshark's ikev2_decryption_table). */
+  get skEi(): Buffer {
+    return this.keys.SK_ei;
+  }
+  get skEr(): Buffer {
+    return this.keys.SK_er;
+  }
 
   /** The context sealing what `originalInitiator ? I : R` sends. */
   sealerFor(originalInitiator: boolean): AeadContext {

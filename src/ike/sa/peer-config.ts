@@ -20,6 +20,13 @@ export interface ChildPeerConfig {
   replayWindow: number;
   lifetimes: SaLifetimes;
   policy: PolicyFailureMode;
+  /**
+   * The reqid tying this child's SAs to its policies (XFRM's meaning): fixed
+   * per configured child so that a trap policy installed before negotiation
+   * and the CHILD_SA's own policies are the same policy. Absent: one is
+   * allocated per CHILD_SA.
+   */
+  reqid?: number;
 }
 
 export type SendCertPolicy = 'always' | 'ifasked' | 'never';

@@ -30,7 +30,8 @@ import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import { BaseTask, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
 
-let nextReqid = 1;
+/** reqids for children configured without one; configured reqids are small numbers (src/daemon/credentials.ts). */
+let nextReqid = 0x100000;
 
 function spiBytes(spi: number): Buffer {
   const b = Buffer.alloc(4);
@@ -194,7 +195,7 @@ export class ChildCreateTask extends BaseTask {
     const inKeys = initiator ? keymat.responderToInitiator : keymat.initiatorToResponder;
     const outKeys = initiator ? keymat.initiatorToResponder : keymat.responderToInitiator;
     const outboundSpi = n.proposal.spi.readUInt32BE(0);
-    const reqid = nextReqid++;
+    const reqid = n.config.reqid ?? nextReqid++;
     // Our side of the traffic: TSi for the initiator, TSr for the responder.
     const localTs = toEspSelectors(initiator ? n.tsi : n.tsr);
     const remoteTs = toEspSelectors(initiator ? n.tsr : n.tsi);

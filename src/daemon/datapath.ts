@@ -1,0 +1,227 @@
+/**
+ * The daemon's userspace ESP datapath: the TUN device and sockets
+ * (src/esp/io.ts), the packet logic (src/esp/datapath.ts) over the SAD/SPD
+ * that IKE fills, the routes and rules that bring the SPD's flows into the
+ * TUN device (./routes.ts), trap policies, and the key log.
+ *
+ * Trap policies (RFC 4301 §5.1.1, strongSwan's start_action=trap): for every
+ * child with `start_action` trap or start whose selectors can be resolved
+ * without a peer (concrete `remote_addrs`), an outbound `protect` policy with
+ * the child's reqid is installed at start. Until the CHILD_SA exists, its
+ * traffic is held and triggers negotiation (`private`) or passes in the clear
+ * (`private-or-clear`); the CHILD_SA's own policy replaces it, and when IKE
+ * removes that policy (the CHILD_SA is gone) the trap comes back at once —
+ * so traffic of a `private` child is never sent in the clear, not before the
+ * first SA, not between SAs, not after one is lost.
+ */
+import { networkInterfaces } from 'node:os';
+import type { DaemonConfig } from '../config/index.js';
+import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
+import { EspDatapath, type DatapathCounters, type DatapathLogger } from '../esp/datapath.js';
+import { EspDataplane, type IoCounters } from '../esp/io.js';
+import type { SecurityAssociationDatabase } from '../esp/sadb.js';
+import type { SpdEntry } from '../esp/spd.js';
+import { compileSelector, selectorMatches } from '../esp/spd.js';
+import type { UdpTransport } from '../ike/net/udp.js';
+import { initiatorTs, toEspSelectors } from '../ike/ts/index.js';
+import { dgramFd, setsockoptInt, constants } from '../tun/raw-esp.js';
+import { parseIp } from '../util/ip.js';
+import type { ResolvedConnection } from './credentials.js';
+import { KeyLog } from './keylog.js';
+import type { DaemonLogger } from './logger.js';
+import { sourceAddressFor } from './net.js';
+import { TunRoutes } from './routes.js';
+
+export interface TrapInfo {
+  connection: string;
+  child: string;
+  spec: PolicySpec;
+}
+
+export interface DatapathStatus {
+  tun: string | undefined;
+  counters: DatapathCounters;
+  io: IoCounters;
+  traps: Array<{ connection: string; child: string; reqid: number }>;
+}
+
+export class DaemonDatapath {
+  readonly datapath: EspDatapath;
+  private dataplane?: EspDataplane;
+  private routes?: TunRoutes;
+  private readonly traps = new Map<number, TrapInfo>();
+  private keylog?: KeyLog;
+  private stopped = false;
+
+  constructor(
+    private readonly config: DaemonConfig,
+    readonly sad: SecurityAssociationDatabase,
+    private readonly log: DaemonLogger,
+    /** A trap policy saw traffic: negotiate its child. */
+    private readonly onAcquire: (trap: TrapInfo, e: AcquireEvent) => void,
+  ) {
+    const espLog: DatapathLogger = { log: (level, message) => this.log.log('esp', level, message) };
+    this.datapath = new EspDatapath(sad, {
+      holdPackets: config.hold_packets,
+      log: espLog,
+      onHeldReady: (reqid) => this.dataplane?.releaseHeld(reqid),
+    });
+    if (config.keylog !== undefined) {
+      this.keylog = KeyLog.open(config.keylog);
+      this.log.log('daemon', 'warn', `key log is on: IKE and ESP keys are written to ${config.keylog} (debugging only)`);
+      sad.onSaAdded((sa) => this.keylog?.espSa(sa));
+    }
+  }
+
+  get keyLog(): KeyLog | undefined {
+    return this.keylog;
+  }
+
+  /** Open the TUN device and sockets, install routes; throws (after cleaning up) if the device or sockets cannot be opened. */
+  async start(transport: UdpTransport | undefined): Promise<void> {
+    const c = this.config;
+    // The trap listener goes first: when IKE removes a CHILD_SA's policy, the trap
+    // comes back before the route manager sees the removal, so routes never lapse.
+    this.sad.onPolicyChange(({ entry, added }) => {
+      if (added || this.stopped || entry.spec.direction !== 'out') return;
+      const trap = this.traps.get(entry.spec.reqid);
+      if (trap && !this.sad.spd.get(trap.spec.reqid, 'out')) this.sad.addPolicy(trap.spec);
+    });
+    this.routes = new TunRoutes({ tunName: c.tun_name, table: c.route_table, rulePref: c.route_priority, fwmark: c.fwmark });
+    this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
+    this.sad.on('acquire', (e) => {
+      const trap = this.traps.get(e.reqid);
+      if (trap) this.onAcquire(trap, e);
+    });
+    this.sad.on('expire', (e) =>
+      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${(e.spi >>> 0).toString(16).padStart(8, '0')}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
+    );
+
+    this.dataplane = new EspDataplane({
+      datapath: this.datapath,
+      tunName: c.tun_name,
+      mtu: c.tun_mtu,
+      mark: c.fwmark,
+      udp: {
+        fdFor: (address, port) => {
+          const socket = transport?.nattSocket({ address, port });
+          return socket ? dgramFd(socket) : undefined;
+        },
+      },
+      log: { log: (level, message) => this.log.log('esp', level, message) },
+    });
+    this.dataplane.start();
+    for (const p of await this.routes.start()) this.log.log('knl', 'warn', p);
+    if (transport) {
+      transport.on('esp', (d) => this.dataplane?.receiveUdp(d.packet, d.remote.address));
+      // Mark the IKE sockets too (the sport rules of bypass.ts cover them already; this also covers custom ports).
+      const k = constants();
+      for (const s of transport.allSockets()) {
+        try {
+          setsockoptInt(dgramFd(s), k.SOL_SOCKET, k.SO_MARK, c.fwmark);
+        } catch (err) {
+          this.log.log('net', 'debug', `cannot mark an IKE socket: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.log.log('esp', 'info', `userspace ESP datapath on ${this.dataplane.tunName} (MTU ${c.tun_mtu}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+  }
+
+  /** Install the trap policies of the connections' trap/start children. */
+  async installTraps(connections: readonly ResolvedConnection[]): Promise<void> {
+    for (const conn of connections) {
+      const names = new Set([...conn.trapChildren, ...conn.startChildren]);
+      for (const child of conn.entry.config.children) {
+        if (!names.has(child.name) || child.reqid === undefined) continue;
+        const remote = conn.entry.remoteAddrs.find((a) => a !== '%any');
+        if (remote === undefined) {
+          this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: remote_addrs names no concrete address`);
+          continue;
+        }
+        let local = conn.entry.localAddrs.find((a) => a !== '%any');
+        try {
+          local ??= await sourceAddressFor(remote);
+        } catch (err) {
+          this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${remote} (${(err as Error).message})`);
+          continue;
+        }
+        const ts = initiatorTs({ localConfig: child.localTs, remoteConfig: child.remoteTs, localAddr: local, remoteAddr: remote });
+        const spec: PolicySpec = {
+          reqid: child.reqid,
+          direction: 'out',
+          local: toEspSelectors(ts.tsi),
+          remote: toEspSelectors(ts.tsr),
+          action: 'protect',
+          failureMode: child.policy,
+          priority: 100,
+          mode: child.mode,
+          localAddress: local,
+          remoteAddress: remote,
+        };
+        this.traps.set(child.reqid, { connection: conn.name, child: child.name, spec });
+        this.sad.addPolicy(spec);
+        this.log.log('esp', 'info', `trap policy for ${conn.name}/${child.name}{${child.reqid}} installed (${child.policy})`);
+      }
+    }
+  }
+
+  /** Keep the routes in step with the outbound `protect` policies. */
+  private followPolicy(entry: SpdEntry, added: boolean): void {
+    const spec = entry.spec;
+    if (spec.direction !== 'out' || spec.action !== 'protect' || !this.routes) return;
+    const key = `${spec.reqid}#${entry.order}`;
+    const done = (what: string) => (problems: string[]) => {
+      for (const p of problems) this.log.log('knl', 'warn', `${what} routes of policy {${spec.reqid}}: ${p}`);
+    };
+    if (added) {
+      const localAddress = sourceWithin(spec.local, spec.localAddress);
+      void this.routes.addPolicy(key, { local: spec.local, remote: spec.remote, ...(localAddress ? { localAddress } : {}) }).then(done('installing'));
+    } else {
+      void this.routes.removePolicy(key).then(done('removing'));
+    }
+  }
+
+  status(): DatapathStatus {
+    return {
+      tun: this.dataplane?.tunName,
+      counters: { ...this.datapath.counters },
+      io: this.dataplane ? { ...this.dataplane.io } : { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0 },
+      traps: [...this.traps.entries()].map(([reqid, t]) => ({ connection: t.connection, child: t.child, reqid })),
+    };
+  }
+
+  /** Remove routes and rules, close the TUN device and sockets. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const reqid of this.traps.keys()) this.sad.deletePolicy(reqid, 'out');
+    this.traps.clear();
+    const problems = (await this.routes?.stop()) ?? [];
+    for (const p of problems) this.log.log('knl', 'warn', `removing routes: ${p}`);
+    this.dataplane?.stop();
+    this.dataplane = undefined;
+  }
+}
+
+/**
+ * The source address for routes into the TUN device: the SA's outer
+ * address when the local selectors contain it (transport mode, host-to-host
+ * tunnels), else one of this host's addresses inside them (a gateway's
+ * inner address), else none (the kernel picks).
+ */
+export function sourceWithin(local: readonly TrafficSelector[], outer: string): string | undefined {
+  const compiled = local.map(compileSelector);
+  const inside = (address: string): boolean => {
+    const bytes = parseIp(address);
+    if (!bytes) return false;
+    const family = bytes.length === 4 ? 4 : 6;
+    return compiled.some((s) => selectorMatches(s, family, s.protocol, bytes, 0, s.anyPort ? -1 : s.startPort));
+  };
+  if (inside(outer)) return outer;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.internal || (a.family === 'IPv6' && a.address.startsWith('fe80'))) continue;
+      if (inside(a.address)) return a.address;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,496 @@
+/**
+ * The ESP packet path (RFC 4301 §5, RFC 4303 §3.3, §3.4), without I/O:
+ *
+ *   outbound — a packet read from the TUN device → SPD lookup → PROTECT
+ *   (seal with the CHILD_SA's outbound SA, or hold it and ask IKE for an SA),
+ *   BYPASS or DISCARD;
+ *   inbound — an ESP packet from the raw socket or ESP-in-UDP → SAD lookup by
+ *   SPI → replay pre-check → ICV → replay window update → padding / next
+ *   header → inbound policy check against the SA's selectors → the packet to
+ *   write to the TUN device.
+ *
+ * The I/O loop (./io.ts) owns buffers and sockets and asks this class what to
+ * do with each packet; results come back in caller-owned result objects so
+ * the per-packet path allocates as little as the AEAD lets it. Nothing a
+ * packet contains makes these methods throw: every drop is counted under its
+ * reason (`DatapathCounters`, and the SA's counters), and logged at most once
+ * per interval per reason.
+ *
+ * Policies without an SA (RFC 4301 §5.1.1 "trigger"): `private` holds the
+ * first packets (a small bounded queue per policy) and raises `acquire`;
+ * `private-or-clear` passes them in the clear, counted as fallbacks. A packet
+ * in the TUN device that no outbound policy selects is dropped (fail
+ * closed): the routes only send selected flows there, so such a packet is a
+ * race with a policy removal or a route that is wider than the policy.
+ */
+import type { AcquireEvent, TrafficSelector } from './api.js';
+import { buildOuterHeader, fixTransportChecksum, outerHeaderLength, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
+import {
+  decapTransport,
+  decapTunnel,
+  encapTransportInto,
+  encapTunnelInto,
+  espSeqLow,
+  espSpi,
+  openEsp,
+  sealEspInto,
+  transportSplit,
+} from './packet.js';
+import { seqHigh } from './replay.js';
+import { hex, type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
+import { FlowKey, type SpdEntry } from './spd.js';
+import { formatIp } from '../util/ip.js';
+
+export interface DatapathLogger {
+  log(level: 'error' | 'warn' | 'info' | 'debug', message: string): void;
+}
+
+/** Why packets were dropped or passed in the clear; everything the datapath does is counted here. */
+export interface DatapathCounters {
+  outPackets: number;
+  outBytes: number;
+  inPackets: number;
+  inBytes: number;
+  /** Outbound: not an IPv4/IPv6 packet, or one that cannot be transport-mode encapsulated. */
+  outMalformed: number;
+  /** Outbound: no policy selects it (dropped, fail closed). */
+  outNoPolicy: number;
+  outBypass: number;
+  outDiscard: number;
+  /** Held while an SA is negotiated / dropped because the hold queue was full. */
+  outHeld: number;
+  outHoldOverflow: number;
+  /** `private` policy without an SA, not held. */
+  outNoSa: number;
+  /** `private-or-clear` policy without an SA: sent in the clear. */
+  outFallbackClear: number;
+  /** Global off switch engaged: protected traffic passed in the clear / dropped. */
+  outGlobalClear: number;
+  outGlobalDrop: number;
+  acquires: number;
+  /** Inbound: shorter than an ESP header / not ESP / inner packet malformed. */
+  inMalformed: number;
+  inUnknownSpi: number;
+  inReplay: number;
+  inIcv: number;
+  inPadding: number;
+  inDummy: number;
+  /** Decrypted packet outside the SA's traffic selectors (RFC 4301 §5.2). */
+  inPolicy: number;
+  /** SA reached its hard lifetime with this packet. */
+  expiredDrops: number;
+}
+
+const zero = (): DatapathCounters => ({
+  outPackets: 0,
+  outBytes: 0,
+  inPackets: 0,
+  inBytes: 0,
+  outMalformed: 0,
+  outNoPolicy: 0,
+  outBypass: 0,
+  outDiscard: 0,
+  outHeld: 0,
+  outHoldOverflow: 0,
+  outNoSa: 0,
+  outFallbackClear: 0,
+  outGlobalClear: 0,
+  outGlobalDrop: 0,
+  acquires: 0,
+  inMalformed: 0,
+  inUnknownSpi: 0,
+  inReplay: 0,
+  inIcv: 0,
+  inPadding: 0,
+  inDummy: 0,
+  inPolicy: 0,
+  expiredDrops: 0,
+});
+
+/** Outbound verdicts. */
+export const OUT_DROP = 0;
+/** `out[0, length)` is to be sent to `sa`'s peer: a whole IP packet (raw) or the ESP packet (ESP-in-UDP). */
+export const OUT_SEND = 1;
+/** The original packet goes out unprotected (bypass policy, private-or-clear fallback, global off switch). */
+export const OUT_CLEAR = 2;
+/** The packet was copied into a hold queue. */
+export const OUT_HELD = 3;
+
+export interface OutboundResult {
+  verdict: number;
+  length: number;
+  sa: SadEntry | undefined;
+}
+
+export interface InboundResult {
+  /** The packet to write to the TUN device, or undefined (dropped). */
+  packet: Buffer | undefined;
+  sa: SadEntry | undefined;
+}
+
+/** Where an inbound ESP packet came from: raw IP (IPv4 with its header, IPv6 bare) or ESP-in-UDP. */
+export interface InboundSource {
+  family: 4 | 6;
+  /** Source address octets (4 or 16). */
+  address: Uint8Array;
+  udp: boolean;
+}
+
+export interface DatapathOptions {
+  /** Packets held per policy while an SA is negotiated (default 16; 0 = none). */
+  holdPackets?: number;
+  /** Minimum interval between two acquires of one policy (default 5 s). */
+  acquireIntervalMs?: number;
+  /** Rate limit of per-reason drop log lines (default 10 s). */
+  logIntervalMs?: number;
+  log?: DatapathLogger;
+  /** Called when packets were held for `reqid` and its outbound SA is now installed. */
+  onHeldReady?: (reqid: number) => void;
+}
+
+/** The octets of a TCP/UDP-less selector for one address: protocol and ports from the flow. */
+function flowSelector(flow: FlowKey, off: number, port: number): TrafficSelector {
+  const len = flow.family === 4 ? 4 : 16;
+  const addr = formatIp(flow.buf.subarray(off, off + len));
+  const known = port >= 0;
+  return { protocol: flow.protocol, startAddress: addr, endAddress: addr, startPort: known ? port : 0, endPort: known ? port : 0xffff };
+}
+
+interface PolicyRuntime {
+  held: Buffer[];
+  lastAcquire: number;
+}
+
+export class EspDatapath {
+  readonly counters: DatapathCounters = zero();
+  /** Global off switch (operator): protected traffic is passed in the clear or dropped; undefined = normal. */
+  globalOff: 'clear' | 'drop' | undefined;
+  private readonly flow = new FlowKey();
+  private readonly policyState = new Map<number, PolicyRuntime>();
+  private readonly holdPackets: number;
+  private readonly acquireIntervalMs: number;
+  private readonly logIntervalMs: number;
+  private readonly logger: DatapathLogger | undefined;
+  private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
+  private nowSeconds = Math.floor(Date.now() / 1000);
+
+  constructor(
+    readonly sad: SecurityAssociationDatabase,
+    opts: DatapathOptions = {},
+  ) {
+    this.holdPackets = opts.holdPackets ?? 16;
+    this.acquireIntervalMs = opts.acquireIntervalMs ?? 5000;
+    this.logIntervalMs = opts.logIntervalMs ?? 10_000;
+    this.logger = opts.log;
+    const onHeldReady = opts.onHeldReady;
+    sad.onOutboundReady((reqid) => {
+      const st = this.policyState.get(reqid);
+      if (st && st.held.length > 0 && onHeldReady) onHeldReady(reqid);
+    });
+    sad.onPolicyChange(({ entry, added }) => {
+      // held packets survive a policy being replaced (trap → CHILD_SA policy), not its removal
+      if (!added && entry.spec.direction === 'out' && !sad.spd.get(entry.spec.reqid, 'out')) this.policyState.delete(entry.spec.reqid);
+    });
+  }
+
+  /** Refresh the coarse clock used for `lastUsed` (the I/O loop calls it once per batch). */
+  tick(nowMs = this.sad.now()): void {
+    this.nowSeconds = Math.floor(nowMs / 1000);
+  }
+
+  /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */
+  takeHeld(reqid: number): Buffer[] {
+    const st = this.policyState.get(reqid);
+    if (!st) return [];
+    return st.held.splice(0);
+  }
+
+  // -----------------------------------------------------------------------
+  // Outbound (RFC 4301 §5.1)
+
+  /**
+   * Decide about `pkt[0, length)` read from the TUN device. For OUT_SEND the
+   * protected packet is in `out[0, res.length)`: a whole IP packet for a raw
+   * SA (transport: the original header; tunnel: a new outer header), the ESP
+   * packet alone for an ESP-in-UDP SA. `out` must not overlap `pkt` and
+   * needs room for the packet plus ESP and outer header overhead (~100 octets).
+   */
+  outbound(pkt: Buffer, length: number, out: Buffer, res: OutboundResult): void {
+    res.verdict = OUT_DROP;
+    res.length = 0;
+    res.sa = undefined;
+    const c = this.counters;
+    const flow = this.flow;
+    if (!flow.read(pkt, length)) {
+      c.outMalformed++;
+      return;
+    }
+    const policy = this.sad.spd.lookup(flow, 'out');
+    if (!policy) {
+      c.outNoPolicy++;
+      this.rateLog('no-policy', 'debug', () => `dropped an outbound packet no policy selects (${this.describeFlow()})`);
+      return;
+    }
+    const action = policy.spec.action;
+    if (action === 'bypass') {
+      c.outBypass++;
+      res.verdict = OUT_CLEAR;
+      return;
+    }
+    if (action === 'discard') {
+      c.outDiscard++;
+      return;
+    }
+    if (this.globalOff !== undefined) {
+      if (this.globalOff === 'clear') {
+        c.outGlobalClear++;
+        res.verdict = OUT_CLEAR;
+      } else {
+        c.outGlobalDrop++;
+      }
+      return;
+    }
+    const sa = this.sad.outboundSaFor(policy.spec.reqid);
+    if (sa === undefined || !this.protect(sa, pkt, length, out, res)) this.withoutSa(policy, pkt, length, res);
+  }
+
+  /** Seal with `sa`; false if the SA cannot be used (sequence numbers or lifetime exhausted). */
+  private protect(sa: SadEntry, pkt: Buffer, length: number, out: Buffer, res: OutboundResult): boolean {
+    const seq = sa.seq + 1;
+    if (seq > sa.maxSeq) {
+      // RFC 4303 §3.3.3: the counter must not cycle; the SA is replaced by a rekey.
+      this.sad.sequenceExhausted(sa);
+      return false;
+    }
+    if (!this.sad.account(sa, length, this.nowSeconds)) {
+      this.counters.expiredDrops++;
+      return false;
+    }
+    const packet = length === pkt.length ? pkt : pkt.subarray(0, length);
+    let n: number;
+    // IV: the sequence number, unique per packet of an SA (RFC 4106 §3.1).
+    if (sa.spec.encap !== undefined) {
+      if (sa.spec.mode === 'tunnel') {
+        n = encapTunnelInto(sa.esp, seq, seq, packet, out, 0);
+      } else {
+        const split = transportSplit(packet);
+        n = split === undefined ? -1 : sealEspInto(sa.esp, seq, seq, packet.subarray(split.headerLength, split.totalLength), packet[split.nextHeaderField]!, out, 0);
+      }
+    } else if (sa.spec.mode === 'tunnel') {
+      const hdr = outerHeaderLength(sa.localAddress.length);
+      n = encapTunnelInto(sa.esp, seq, seq, packet, out, hdr);
+      if (n >= 0) n += buildOuterHeader({ src: sa.localAddress, dst: sa.remoteAddress, payloadLength: n, inner: packet }, out, 0);
+    } else {
+      n = encapTransportInto(sa.esp, seq, seq, packet, out, 0);
+    }
+    sa.seq = seq;
+    if (n < 0) {
+      this.counters.outMalformed++;
+      res.verdict = OUT_DROP;
+      return true;
+    }
+    this.counters.outPackets++;
+    this.counters.outBytes += length;
+    res.verdict = OUT_SEND;
+    res.length = n;
+    res.sa = sa;
+    return true;
+  }
+
+  private withoutSa(policy: SpdEntry, pkt: Buffer, length: number, res: OutboundResult): void {
+    const c = this.counters;
+    const reqid = policy.spec.reqid;
+    if (policy.spec.failureMode === 'private-or-clear') {
+      c.outFallbackClear++;
+      res.verdict = OUT_CLEAR;
+      this.rateLog(`fallback-${reqid}`, 'warn', () => `policy {${reqid}} has no SA: passing traffic in the clear (private-or-clear fallback; ${this.describeFlow()})`);
+      this.acquire(policy);
+      return;
+    }
+    let st = this.policyState.get(reqid);
+    if (!st) {
+      st = { held: [], lastAcquire: -Infinity };
+      this.policyState.set(reqid, st);
+    }
+    if (st.held.length < this.holdPackets) {
+      st.held.push(Buffer.from(pkt.subarray(0, length)));
+      c.outHeld++;
+      res.verdict = OUT_HELD;
+    } else if (this.holdPackets > 0) {
+      c.outHoldOverflow++;
+    } else {
+      c.outNoSa++;
+    }
+    this.acquire(policy);
+  }
+
+  private acquire(policy: SpdEntry): void {
+    const reqid = policy.spec.reqid;
+    let st = this.policyState.get(reqid);
+    if (!st) {
+      st = { held: [], lastAcquire: -Infinity };
+      this.policyState.set(reqid, st);
+    }
+    const now = this.sad.now();
+    if (now - st.lastAcquire < this.acquireIntervalMs) return;
+    st.lastAcquire = now;
+    this.counters.acquires++;
+    const flow = this.flow;
+    const e: AcquireEvent = {
+      reqid,
+      packetSelector: { local: flowSelector(flow, flow.srcOff, flow.srcPort), remote: flowSelector(flow, flow.dstOff, flow.dstPort) },
+    };
+    this.sad.emitAcquire(e);
+  }
+
+  // -----------------------------------------------------------------------
+  // Inbound (RFC 4301 §5.2, RFC 4303 §3.4)
+
+  /**
+   * Process one received ESP packet. `buf[espOff, espEnd)` is the ESP packet;
+   * for raw IPv4 `buf` is the whole IP packet (header at 0), otherwise
+   * `espOff` is 0 and no IP header is present. `scratch` (≥ the packet + 40
+   * octets) is where an IP header is rebuilt when the packet arrived without
+   * one. On success `res.packet` is the packet for the TUN device (a view of
+   * `buf`, `scratch` or the AEAD's output).
+   */
+  inbound(buf: Buffer, espOff: number, espEnd: number, src: InboundSource, scratch: Buffer, res: InboundResult): void {
+    res.packet = undefined;
+    res.sa = undefined;
+    const c = this.counters;
+    const esp = buf.subarray(espOff, espEnd);
+    const spi = espSpi(esp);
+    if (spi === undefined) {
+      c.inMalformed++;
+      return;
+    }
+    const sa = this.sad.inboundSa(spi);
+    if (sa === undefined || sa.family !== src.family) {
+      c.inUnknownSpi++;
+      this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${hex(spi)} from ${formatIp(src.address)}`);
+      return;
+    }
+    const replay = sa.replay!;
+    const candidate = replay.check(espSeqLow(esp)!);
+    if (candidate < 0) {
+      c.inReplay++;
+      sa.counters.replayDrops++;
+      this.rateLog(`replay-${spi}`, 'debug', () => `SA ${sa.name}: dropped a replayed or too old packet (seq ${espSeqLow(esp)})`);
+      return;
+    }
+    const high = seqHigh(candidate);
+    let packet: Buffer | undefined;
+    let failure: string | undefined;
+    // Whether the ICV verified: only then may the packet move the replay window.
+    let authenticated = true;
+    if (sa.spec.mode === 'tunnel') {
+      const r = decapTunnel(sa.esp, esp, high, sa.counters);
+      if (r.ok) packet = r.packet;
+      else failure = r.reason;
+    } else if (!src.udp && src.family === 4 && espOff > 0) {
+      const r = decapTransport(sa.esp, buf.subarray(0, espEnd), high, sa.counters);
+      if (r.ok) packet = r.packet;
+      else {
+        failure = r.reason;
+        // here 'malformed' means the IP packet around ESP, before any ICV check
+        if (failure === 'malformed') authenticated = false;
+      }
+    } else {
+      const r = openEsp(sa.esp, esp, high, sa.counters);
+      if (r.ok) {
+        packet = this.rebuildTransport(sa, src, r.nextHeader, r.payload, scratch);
+        if (packet === undefined) failure = 'malformed';
+      } else {
+        failure = r.reason;
+      }
+    }
+    if (packet === undefined) {
+      failure ??= 'malformed';
+      this.countInboundFailure(sa, failure);
+      if (failure === 'icv' || failure === 'truncated') authenticated = false;
+      // A packet that authenticated (a dummy, bad padding, a malformed inner packet) still used up its sequence number.
+      if (authenticated) replay.accept(candidate);
+      return;
+    }
+    // Only an authenticated packet moves the window (RFC 4303 §3.4.3).
+    if (!replay.accept(candidate)) {
+      c.inReplay++;
+      sa.counters.replayDrops++;
+      return;
+    }
+    if (!this.flow.read(packet) || !this.flow.matches(sa.localSelectors, sa.remoteSelectors, 'in')) {
+      c.inPolicy++;
+      sa.counters.policyDrops++;
+      this.rateLog(`policy-${spi}`, 'warn', () => `SA ${sa.name}: dropped a decrypted packet outside the SA's traffic selectors (${this.describeFlow()})`);
+      return;
+    }
+    if (!this.sad.account(sa, packet.length, this.nowSeconds)) {
+      c.expiredDrops++;
+      return;
+    }
+    c.inPackets++;
+    c.inBytes += packet.length;
+    res.packet = packet;
+    res.sa = sa;
+  }
+
+  /**
+   * Transport mode without a received IP header (raw IPv6, ESP-in-UDP): the
+   * header is rebuilt from the outer source and the SA's local address; after
+   * UDP encapsulation TCP/UDP checksums are recomputed (RFC 3948 §3.1.2).
+   */
+  private rebuildTransport(sa: SadEntry, src: InboundSource, nextHeader: number, payload: Buffer, scratch: Buffer): Buffer | undefined {
+    const hl = sa.family === 4 ? IPV4_MIN_HEADER : IPV6_HEADER;
+    const total = hl + payload.length;
+    if (total > scratch.length || (sa.family === 4 && total > 0xffff) || payload.length > 0xffff) return undefined;
+    buildOuterHeader({ src: src.address, dst: sa.localAddress, payloadLength: payload.length, protocol: nextHeader, tos: 0, df: 'clear', id: 0 }, scratch, 0);
+    payload.copy(scratch, hl);
+    const packet = scratch.subarray(0, total);
+    if (src.udp) fixTransportChecksum(packet);
+    return packet;
+  }
+
+  private countInboundFailure(sa: SadEntry, reason: string): void {
+    const c = this.counters;
+    switch (reason) {
+      case 'icv':
+        c.inIcv++;
+        this.rateLog(`icv-${sa.spec.spi}`, 'warn', () => `SA ${sa.name}: dropped a packet whose ICV does not verify`);
+        break;
+      case 'padding':
+        c.inPadding++;
+        break;
+      case 'dummy':
+        c.inDummy++;
+        break;
+      default:
+        c.inMalformed++;
+    }
+  }
+
+  // -----------------------------------------------------------------------
+
+  private describeFlow(): string {
+    const f = this.flow;
+    const len = f.family === 4 ? 4 : 16;
+    const src = formatIp(f.buf.subarray(f.srcOff, f.srcOff + len));
+    const dst = formatIp(f.buf.subarray(f.dstOff, f.dstOff + len));
+    const ports = f.srcPort >= 0 && f.protocol !== 1 && f.protocol !== 58 ? ` ${f.srcPort} → ${f.dstPort}` : '';
+    return `proto ${f.protocol} ${src} → ${dst}${ports}`;
+  }
+
+  /** Log `key`'s message at most once per interval, saying how many were suppressed. */
+  private rateLog(key: string, level: 'error' | 'warn' | 'info' | 'debug', message: () => string): void {
+    if (!this.logger) return;
+    const now = this.sad.now();
+    const last = this.lastLog.get(key);
+    if (last && now - last.at < this.logIntervalMs) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.lastLog.set(key, { at: now, suppressed: 0 });
+    if (this.lastLog.size > 4096) this.lastLog.clear();
+    this.logger.log(level, suppressed > 0 ? `${message()} (and ${suppressed} more since the last report)` : message());
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The datapath's I/O loop: the TUN device on one side, raw ESP sockets and
+ * ESP-in-UDP on the other, ./datapath.ts deciding about every packet.
+ *
+ *   TUN readable → readBatch (up to `batchSize` packets, one native call) →
+ *     EspDatapath.outbound per packet, sealed into a transmit slot → consecutive
+ *     packets for one SA leave in one sendmmsg (raw IP with IP_HDRINCL, or the
+ *     NAT-T UDP socket for ESP-in-UDP).
+ *   raw ESP readable → recvmmsg batch → EspDatapath.inbound → one batched
+ *     write of the decrypted packets to the TUN device.
+ *   ESP-in-UDP arrives on IKE's NAT-T socket (port sharing, RFC 3948 §2.2):
+ *     the daemon hands those datagrams to `receiveUdp`.
+ *
+ * Every socket tunsec sends on is marked (SO_MARK) so that the policy
+ * routing which sends protected flows into the TUN device never captures
+ * tunsec's own packets. Errors of one send are counted and logged (rate
+ * limited), never thrown out of the loop.
+ */
+import type { Socket } from 'node:dgram';
+import { TunDevice } from '../tun/device.js';
+import { RawEspSocket, ADDR_SLOT } from '../tun/raw-esp.js';
+import { RawIpSender } from '../tun/raw-ip.js';
+import { loadNative, type NativeAddon } from '../tun/native.js';
+import { formatIp, parseIp } from '../util/ip.js';
+import { EspDatapath, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './datapath.js';
+import type { SadEntry } from './sadb.js';
+
+/** Where ESP-in-UDP leaves: the fd of the NAT-T socket bound to (address, port). */
+export interface UdpEspSockets {
+  fdFor(localAddress: string, localPort: number): number | undefined;
+}
+
+export interface DataplaneOptions {
+  datapath: EspDatapath;
+  tunName: string;
+  /** TUN MTU: the outer MTU minus the worst-case ESP overhead (see docs/datapath.md). */
+  mtu: number;
+  /** SO_MARK on every socket tunsec sends with. */
+  mark: number;
+  udp: UdpEspSockets;
+  /** Packets per batch (default 64). */
+  batchSize?: number;
+  /** Socket buffers (default 4 MiB). */
+  socketBufferSize?: number;
+  log?: DatapathLogger;
+}
+
+/** I/O counters (the datapath's own counters say what happened to packets). */
+export interface IoCounters {
+  tunReads: number;
+  tunWrites: number;
+  /** TUN write refused (queue full): decrypted packets lost. */
+  tunWriteDrops: number;
+  espReceived: number;
+  udpReceived: number;
+  /** Send failures: socket buffer full or a routing error (EHOSTUNREACH, EMSGSIZE, …). */
+  sendDrops: number;
+  clearSent: number;
+}
+
+const SLOT = 2048 + 128;
+
+interface UdpRoute {
+  fd: number;
+  address: string;
+  port: number;
+}
+
+export class EspDataplane {
+  readonly io: IoCounters = { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0 };
+  private readonly addon: NativeAddon;
+  private readonly dp: EspDatapath;
+  private readonly batch: number;
+  private tun?: TunDevice;
+  private readonly espSockets: RawEspSocket[] = [];
+  private readonly senders: { 4?: RawIpSender; 6?: RawIpSender } = {};
+  private timer?: NodeJS.Timeout;
+  // transmit staging: packets for one destination, flushed with one sendmmsg
+  private readonly txBufs: Buffer[];
+  private readonly txLens: Int32Array;
+  private txCount = 0;
+  private txSa: SadEntry | undefined;
+  // TUN write staging
+  private readonly wBufs: Buffer[];
+  private readonly wLens: Int32Array;
+  private wCount = 0;
+  private readonly scratch: Buffer[];
+  private readonly outRes: OutboundResult = { verdict: 0, length: 0, sa: undefined };
+  private readonly inRes: InboundResult = { packet: undefined, sa: undefined };
+  private readonly udpRoutes = new WeakMap<SadEntry, UdpRoute>();
+  private readonly lastError = new Map<string, number>();
+
+  constructor(private readonly opts: DataplaneOptions) {
+    this.addon = loadNative();
+    this.dp = opts.datapath;
+    this.batch = opts.batchSize ?? 64;
+    this.txBufs = Array.from({ length: this.batch }, () => Buffer.alloc(SLOT));
+    this.txLens = new Int32Array(this.batch);
+    this.wBufs = new Array<Buffer>(this.batch).fill(Buffer.alloc(0));
+    this.wLens = new Int32Array(this.batch);
+    this.scratch = Array.from({ length: this.batch }, () => Buffer.alloc(SLOT));
+  }
+
+  get tunName(): string | undefined {
+    return this.tun?.name;
+  }
+
+  /** Open the TUN device and the sockets and start the loops. Throws (after closing what it opened) on failure. */
+  start(): void {
+    const o = this.opts;
+    const buffer = o.socketBufferSize ?? 4 * 1024 * 1024;
+    try {
+      this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64) });
+      for (const family of [4, 6] as const) {
+        this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
+        const rx = RawEspSocket.open({ family, mark: o.mark, recvBufferSize: buffer, batchSize: this.batch, slotSize: SLOT });
+        this.espSockets.push(rx);
+        rx.onReadable(
+          () => this.onEspReadable(rx),
+          (err) => this.ioError('esp-poll', err),
+        );
+      }
+      this.tun.onReadable(
+        () => this.onTunReadable(),
+        (err) => this.ioError('tun-poll', err),
+      );
+    } catch (err) {
+      this.stop();
+      throw err;
+    }
+    this.dp.tick();
+    this.timer = setInterval(() => {
+      this.dp.tick();
+      this.dp.sad.checkLifetimes();
+    }, 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    for (const s of this.espSockets.splice(0)) s.close();
+    this.senders[4]?.close();
+    this.senders[6]?.close();
+    delete this.senders[4];
+    delete this.senders[6];
+    this.tun?.close();
+    this.tun = undefined;
+  }
+
+  // -----------------------------------------------------------------------
+  // Outbound
+
+  private onTunReadable(): void {
+    const tun = this.tun;
+    if (!tun) return;
+    const rx = tun.rx;
+    for (;;) {
+      let n: number;
+      try {
+        n = tun.readBatch();
+      } catch (err) {
+        this.ioError('tun-read', err);
+        return;
+      }
+      if (n <= 0) break;
+      this.io.tunReads += n;
+      this.dp.tick();
+      for (let i = 0; i < n; i++) this.outboundOne(rx.buffers[i] as Buffer, rx.lengths[i]!);
+      this.flushTx();
+      if (n < rx.count) break;
+    }
+  }
+
+  private outboundOne(pkt: Buffer, length: number): void {
+    const res = this.outRes;
+    if (this.txCount === this.batch) this.flushTx();
+    const slot = this.txBufs[this.txCount]!;
+    this.dp.outbound(pkt, length, slot, res);
+    if (res.verdict === OUT_SEND) {
+      const sa = res.sa!;
+      if (this.txSa !== sa && this.txCount > 0) {
+        // a different destination: send what is staged first, then move this packet to slot 0
+        const at = this.txCount;
+        this.flushTx();
+        const staged = this.txBufs[at]!;
+        this.txBufs[at] = this.txBufs[0]!;
+        this.txBufs[0] = staged;
+      }
+      this.txSa = sa;
+      this.txLens[this.txCount++] = res.length;
+    } else if (res.verdict === OUT_CLEAR) {
+      this.sendClear(pkt, length);
+    }
+  }
+
+  private flushTx(): void {
+    const count = this.txCount;
+    const sa = this.txSa;
+    this.txCount = 0;
+    this.txSa = undefined;
+    if (count === 0 || sa === undefined) return;
+    let sent = 0;
+    try {
+      if (sa.spec.encap !== undefined) {
+        const route = this.udpRoute(sa);
+        if (route) sent = this.addon.sendBatch(route.fd, this.txBufs, this.txLens, count, route.address, route.port);
+      } else {
+        const sender = this.senders[sa.family];
+        if (sender) sent = sender.sendBatch(sa.spec.remoteAddress, count, this.txBufs, this.txLens);
+      }
+    } catch (err) {
+      this.ioError(`send-${sa.spec.remoteAddress}`, err);
+    }
+    if (sent < count) this.io.sendDrops += count - sent;
+  }
+
+  private udpRoute(sa: SadEntry): UdpRoute | undefined {
+    let r = this.udpRoutes.get(sa);
+    if (!r) {
+      const encap = sa.spec.encap!;
+      const fd = this.opts.udp.fdFor(sa.spec.localAddress, encap.localPort);
+      if (fd === undefined) {
+        this.ioError(`udp-${sa.spec.localAddress}`, new Error(`no NAT-T socket bound to ${sa.spec.localAddress}:${encap.localPort}`));
+        return undefined;
+      }
+      r = { fd, address: sa.spec.remoteAddress, port: encap.remotePort };
+      this.udpRoutes.set(sa, r);
+    }
+    return r;
+  }
+
+  /** Send the original packet unprotected (bypass, private-or-clear fallback, global off switch). */
+  private sendClear(pkt: Buffer, length: number): void {
+    const v = pkt[0]! >> 4;
+    const sender = v === 4 ? this.senders[4] : this.senders[6];
+    if (!sender) return;
+    const dst = v === 4 ? formatIp(pkt.subarray(16, 20)) : formatIp(pkt.subarray(24, 40));
+    try {
+      if (sender.send(pkt, dst, length)) this.io.clearSent++;
+      else this.io.sendDrops++;
+    } catch (err) {
+      this.io.sendDrops++;
+      this.ioError(`clear-${dst}`, err);
+    }
+  }
+
+  /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
+  releaseHeld(reqid: number): void {
+    for (const pkt of this.dp.takeHeld(reqid)) this.outboundOne(pkt, pkt.length);
+    this.flushTx();
+  }
+
+  // -----------------------------------------------------------------------
+  // Inbound
+
+  private readonly rawSource: InboundSource = { family: 4, address: new Uint8Array(4), udp: false };
+
+  private onEspReadable(sock: RawEspSocket): void {
+    const src = this.rawSource;
+    for (;;) {
+      let n: number;
+      try {
+        n = sock.recvBatch();
+      } catch (err) {
+        this.ioError('esp-recv', err);
+        return;
+      }
+      if (n <= 0) break;
+      this.io.espReceived += n;
+      this.dp.tick();
+      src.family = sock.family;
+      for (let i = 0; i < n; i++) {
+        const buf = sock.rx.buffers[i] as Buffer;
+        const len = sock.rx.lengths[i]!;
+        const slot = i * ADDR_SLOT;
+        src.address = sock.rxAddrs.subarray(slot + 4, slot + 4 + (sock.family === 4 ? 4 : 16));
+        const off = sock.family === 4 ? ((buf[0]! & 0x0f) << 2) : 0;
+        if (off > len) {
+          this.dp.counters.inMalformed++;
+          continue;
+        }
+        this.inboundOne(buf, off, len, src);
+      }
+      this.flushTun();
+      if (n < sock.rx.count) break;
+    }
+  }
+
+  private readonly udpSource: InboundSource = { family: 4, address: new Uint8Array(4), udp: true };
+
+  /** An ESP-in-UDP datagram from IKE's NAT-T socket (after the non-ESP-marker demux). */
+  receiveUdp(packet: Buffer, remoteAddress: string): void {
+    const address = parseIp(remoteAddress);
+    if (!address) return;
+    this.io.udpReceived++;
+    this.dp.tick();
+    const src = this.udpSource;
+    src.family = address.length === 4 ? 4 : 6;
+    src.address = address;
+    this.inboundOne(packet, 0, packet.length, src);
+    this.flushTun();
+  }
+
+  private inboundOne(buf: Buffer, espOff: number, espEnd: number, src: InboundSource): void {
+    if (this.wCount === this.batch) this.flushTun();
+    const res = this.inRes;
+    this.dp.inbound(buf, espOff, espEnd, src, this.scratch[this.wCount]!, res);
+    if (res.packet !== undefined) {
+      this.wBufs[this.wCount] = res.packet;
+      this.wLens[this.wCount++] = res.packet.length;
+    }
+  }
+
+  private flushTun(): void {
+    const count = this.wCount;
+    this.wCount = 0;
+    if (count === 0 || !this.tun) return;
+    let written = 0;
+    try {
+      written = this.tun.writeBatch(this.wBufs, this.wLens, count);
+    } catch (err) {
+      this.ioError('tun-write', err);
+    }
+    this.io.tunWrites += written;
+    if (written < count) this.io.tunWriteDrops += count - written;
+  }
+
+  // -----------------------------------------------------------------------
+
+  private ioError(key: string, err: unknown): void {
+    const now = Date.now();
+    if (now - (this.lastError.get(key) ?? -Infinity) < 10_000) return;
+    this.lastError.set(key, now);
+    this.opts.log?.log('warn', `datapath I/O: ${key}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** The fd of a bound Node dgram socket, for ESP-in-UDP sends (re-exported for the daemon). */
+export { dgramFd } from '../tun/raw-esp.js';
+export type { Socket as DgramSocket };
