@@ -35,12 +35,12 @@
  * Allocation on the hot path: `sealEspInto` writes header, payload and
  * trailer into the caller's buffer (no payload copy at all when the payload
  * already sits at `offset + 16` of `out`: reserve the headroom and seal in
- * place); the only allocations are the AeadContext's own (node:crypto cipher
- * object and its output, copied once into `out` — AeadContext.seal returns a
- * fresh Buffer). `openEsp` returns a subarray of the Buffer AeadContext.open
- * allocates; `decapTransport` moves the payload back into the received
- * packet (in place). Failure results are shared constants: dropping costs no
- * allocation.
+ * place) and the AEAD encrypts there (AeadContext.sealInPlace; with the
+ * native context nothing is allocated at all). `openEsp` decrypts IN PLACE:
+ * after a successful open the packet's ciphertext area holds the plaintext
+ * and the returned payload is a view of it (a failed open leaves the packet
+ * unchanged); `decapTransport` moves the payload back over the ESP header.
+ * Failure results are shared constants: dropping costs no allocation.
  */
 import type { AeadContext } from '../crypto/types.js';
 import type { SaCounters } from './api.js';
@@ -180,8 +180,7 @@ export function sealEspInto(
   out[p++] = nextHeader;
 
   const aad = aadFor(out, offset, high, low, sa.esn);
-  const sealed = sa.ctx.seal(out.subarray(ivOff, ivOff + ivLength), aad, out.subarray(ptStart, ptStart + ptLength));
-  sealed.copy(out, ptStart);
+  sa.ctx.sealInPlace(out, ivOff, aad, ptStart, ptLength);
   return total;
 }
 
@@ -220,11 +219,11 @@ export function openEsp(sa: EspSa, packet: Buffer, seqHigh = 0, counters?: EspCo
   if (packet.length < ctStart + 2 + alg.icvLength) return FAIL.truncated;
   const low = ((packet[4]! << 24) | (packet[5]! << 16) | (packet[6]! << 8) | packet[7]!) >>> 0;
   const aad = aadFor(packet, 0, seqHigh >>> 0, low, sa.esn);
-  const pt = sa.ctx.open(packet.subarray(ESP_HEADER_LENGTH, ctStart), aad, packet.subarray(ctStart));
-  if (pt === null) {
+  if (!sa.ctx.openInPlace(packet, ESP_HEADER_LENGTH, aad, ctStart, packet.length - ctStart - alg.icvLength)) {
     if (counters) counters.icvFailures++;
     return FAIL.icv;
   }
+  const pt = packet.subarray(ctStart, packet.length - alg.icvLength);
   const nextHeader = pt[pt.length - 1]!;
   const padLength = pt[pt.length - 2]!;
   const payloadLength = pt.length - 2 - padLength;
