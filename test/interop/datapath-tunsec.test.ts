@@ -104,3 +104,77 @@ describe.each([
     }
   }, 90_000);
 });
+
+describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
+  let pair: NetnsPair;
+  let moon: TunsecDaemon;
+  let sun: TunsecDaemon;
+  // Inner networks behind each side (on lo), protected between each other.
+  const inner = { moon: { v4: '192.168.71.1', v6: 'fd71::1' }, sun: { v4: '192.168.72.1', v6: 'fd72::1' } };
+
+  beforeAll(async () => {
+    pair = await NetnsPair.create('dq');
+    const certs: Record<string, Issued> = {};
+    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
+      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
+    }
+    for (const [side, addrs] of [[pair.a, inner.moon], [pair.b, inner.sun]] as const) {
+      await pair.exec(side, 'ip', ['addr', 'add', `${addrs.v4}/24`, 'dev', 'lo']);
+      await pair.exec(side, 'ip', ['-6', 'addr', 'add', `${addrs.v6}/64`, 'dev', 'lo']);
+    }
+    const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
+      const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+      const [mine, theirs] = name === 'moon' ? ['71', '72'] : ['72', '71'];
+      return new TunsecDaemon(
+        me.ns,
+        tunsecYaml({
+          name: 'net-net',
+          local: me.ip4,
+          remote: other.ip4,
+          localId: `${name}.tunsec.test`,
+          remoteId: `${peer}.tunsec.test`,
+          mode: 'tunnel',
+          encap: true,
+          startAction: name === 'moon' ? 'start' : 'none',
+          localTs: `192.168.${mine}.0/24,fd${mine}::/64`,
+          remoteTs: `192.168.${theirs}.0/24,fd${theirs}::/64`,
+        }),
+        credentialFiles(ca.certificatePem, certs[name]!),
+      );
+    };
+    sun = daemon('sun');
+    moon = daemon('moon');
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('child_established');
+    await sun.event('child_established');
+  }, 60_000);
+
+  afterAll(async () => {
+    await moon?.stop();
+    await sun?.stop();
+    await pair?.destroy();
+  });
+
+  it('IPv4 and IPv6 between the inner networks cross the veth only as ESP-in-UDP on port 4500', async () => {
+    const clear = await Capture.start(pair.b.ns, pair.b.ifname, ['not', 'udp', 'port', '4500', 'and', 'not', 'udp', 'port', '500']);
+    const encapsulated = await Capture.start(pair.b.ns, pair.b.ifname, ['-c', '10', 'udp', 'port', '4500']);
+    try {
+      for (const [from, to] of [[inner.moon.v4, inner.sun.v4], [inner.moon.v6, inner.sun.v6]] as const) {
+        const ping = await pair.exec(pair.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', from, to], 20_000);
+        expect(ping.code, `${ping.stdout}\n${ping.stderr}\nmoon:\n${moon.text()}\nsun:\n${sun.text()}`).toBe(0);
+      }
+      const leaked = (await clear.stop()).filter((p) => !isNeighborDiscovery(p));
+      expect(leaked.map((p) => `${p.protocol} ${p.src} → ${p.dst}`)).toEqual([]);
+      const esp = await encapsulated.stop();
+      expect(esp.length).toBeGreaterThan(0);
+      expect(esp.every((p) => p.src === pair.a.ip4 || p.src === pair.b.ip4)).toBe(true);
+    } finally {
+      await clear.stop();
+      await encapsulated.stop();
+      clear.remove();
+      encapsulated.remove();
+    }
+  }, 60_000);
+});
