@@ -8,11 +8,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
-import { pidFromFile, requireRootAndPrograms, stopPid } from '../support/proc.js';
+import { join } from 'node:path';
+import { pidFromFile, requireRootAndPrograms, run, stopPid, waitFor } from '../support/proc.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
 import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
-requireRootAndPrograms('tunsec datapath', ['ip', 'ping', 'tcpdump', 'iperf3']);
+requireRootAndPrograms('tunsec datapath', ['ip', 'ping', 'tcpdump', 'iperf3', 'tshark', 'python3']);
 
 const ca = createCa({ subject: 'C=CH, O=tunsec datapath, CN=tunsec Datapath Root CA', key: 'p384' });
 
@@ -177,4 +178,77 @@ describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
       encapsulated.remove();
     }
   }, 60_000);
+});
+
+describe('wire evidence: standard ESP, decryptable with the key log, replays dropped', () => {
+  let pair: NetnsPair;
+  let moon: TunsecDaemon;
+  let sun: TunsecDaemon;
+  let capture: Capture;
+
+  beforeAll(async () => {
+    pair = await NetnsPair.create('dw');
+    const certs: Record<string, Issued> = {};
+    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
+      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
+    }
+    const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
+      const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+      return new TunsecDaemon(
+        me.ns,
+        tunsecYaml({
+          name: 'host-host',
+          local: me.ip4,
+          remote: other.ip4,
+          localId: `${name}.tunsec.test`,
+          remoteId: `${peer}.tunsec.test`,
+          mode: 'transport',
+          startAction: name === 'moon' ? 'start' : 'none',
+          daemonExtra: name === 'sun' ? ['keylog: ${DIR}/keys', 'log: { esp: 2 }'] : [],
+        }),
+        credentialFiles(ca.certificatePem, certs[name]!),
+      );
+    };
+    // The capture starts first: IKE_AUTH is needed to check the IKE keys too.
+    capture = await Capture.start(pair.b.ns, pair.b.ifname);
+    sun = daemon('sun');
+    moon = daemon('moon');
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await sun.event('child_established');
+    await moon.event('child_established');
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', pair.b.ip4], 20_000);
+    expect(ping.code, ping.stdout).toBe(0);
+    await capture.stop();
+  }, 60_000);
+
+  afterAll(async () => {
+    await capture?.stop();
+    capture?.remove();
+    await moon?.stop();
+    await sun?.stop();
+    await pair?.destroy();
+  });
+
+  it("tshark decrypts tunsec's IKE_AUTH and its ESP with the esp_sa / ikev2_decryption_table files tunsec wrote", async () => {
+    const keys = join(sun.dir, 'keys');
+    const env = { ...process.env, WIRESHARK_CONFIG_DIR: keys, HOME: keys };
+    const icmp = await run('tshark', ['-r', capture.file, '-Y', 'esp && icmp.type == 8', '-T', 'fields', '-e', 'ip.src', '-e', 'ip.dst'], { env, timeoutMs: 60_000 });
+    expect(icmp.code, icmp.stderr).toBe(0);
+    expect(icmp.stdout.trim().split('\n')).toEqual(Array(3).fill(`${pair.a.ip4}\t${pair.b.ip4}`));
+    // The identities travel only inside the encrypted IKE_AUTH (exchange type 35) messages.
+    const ike = await run('tshark', ['-r', capture.file, '-Y', 'isakmp.exchangetype == 35', '-T', 'fields', '-e', 'isakmp.id.data.fqdn'], { env, timeoutMs: 60_000 });
+    expect(ike.code, ike.stderr).toBe(0);
+    expect(ike.stdout.trim().split('\n')).toEqual(['moon.tunsec.test,sun.tunsec.test', 'sun.tunsec.test']);
+  }, 90_000);
+
+  it('an ESP packet captured on the wire and sent again is dropped as a replay and counted', async () => {
+    const esp = capture.packets().find((p) => p.protocol === 'esp' && p.src === pair.a.ip4)!;
+    expect(esp).toBeDefined();
+    const send = 'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 0))';
+    const r = await pair.exec(pair.a, 'python3', ['-c', send, esp.ip.toString('hex'), pair.b.ip4]);
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor('replay drop in the log', () => sun.lines.some((l) => /dropped a replayed or too old packet/.test(String(l.msg))), 5000);
+  });
 });

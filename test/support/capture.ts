@@ -76,7 +76,7 @@ export class Capture {
   static async start(netns: string, ifname: string, filter: string[] = []): Promise<Capture> {
     const dir = mkdtempSync('/tmp/tscap-');
     const file = join(dir, 'capture.pcap');
-    const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-n', '-U', '-s', '2048', '-w', file, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-n', '-U', '--immediate-mode', '-s', '2048', '-w', file, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const capture = new Capture(child, dir, file);
@@ -94,7 +94,7 @@ export class Capture {
   async stop(): Promise<CapturedPacket[]> {
     if (this.stopped) return this.stopped;
     if (this.child.exitCode === null) {
-      // let the last packets reach the file (-U flushes per packet)
+      // let the last packets reach the file (--immediate-mode -U: each is written as it arrives)
       await sleep(200);
       const exited = new Promise((r) => this.child.once('exit', r));
       this.child.kill('SIGINT');
@@ -102,6 +102,12 @@ export class Capture {
       if (this.child.exitCode === null) this.child.kill('SIGKILL');
     }
     this.stopped = existsSync(this.file) && statSync(this.file).size >= 24 ? readIpPackets(this.file) : [];
+    return this.stopped;
+  }
+
+  /** The packets of a stopped capture. */
+  packets(): CapturedPacket[] {
+    if (!this.stopped) throw new Error('capture not stopped yet');
     return this.stopped;
   }
 
