@@ -225,6 +225,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,
       hold_packets: daemonIn.hold_packets,
+      mss_clamp: daemonIn.mss_clamp,
     };
   }
 

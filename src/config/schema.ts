@@ -44,6 +44,12 @@ const interfaceName = () =>
       : bad<string>(`expected an interface name of 1–15 characters without '/', ':' or spaces, got ${describeValue(v)}`),
   );
 
+/** `auto` (path MTU minus the worst-case ESP overhead) or an MTU in octets. */
+const tunMtu = () =>
+  field((v): Parsed<number | 'auto'> =>
+    v === 'auto' ? ok('auto') : typeof v === 'number' && Number.isInteger(v) && v >= 576 && v <= 9000 ? ok(v) : bad(`expected 'auto' or an MTU of 576–9000 octets, got ${describeValue(v)}`),
+  );
+
 export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec.pid'),
   control_socket: path().default('/run/tunsec.sock'),
@@ -56,11 +62,12 @@ export const daemonSchema = z.strictObject({
   bypass_rules: yesNo().default(true),
   datapath: choice(['userspace', 'none']).default('userspace'),
   tun_name: interfaceName().default('tunsec0'),
-  tun_mtu: integer(576, 9000).default(1400),
+  tun_mtu: tunMtu().default('auto'),
   fwmark: integer(1, 0xffffffff).default(0x7473),
   route_table: integer(1, 0xfffffff0).default(220),
   route_priority: integer(1, 32765).default(220),
   hold_packets: integer(0, 1024).default(16),
+  mss_clamp: yesNo().default(true),
 });
 
 export const authoritiesSchema = z.strictObject({

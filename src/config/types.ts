@@ -47,8 +47,8 @@ export interface DaemonConfig {
   datapath: 'userspace' | 'none';
   /** TUN device name (at most 15 octets). */
   tun_name: string;
-  /** TUN MTU: the outer MTU minus the worst-case ESP overhead (1500 − 85 → 1400 like libipsec). */
-  tun_mtu: number;
+  /** TUN MTU: `auto` = the path MTU towards the peers minus the worst-case ESP overhead (1500 → 1415), or fixed. */
+  tun_mtu: number | 'auto';
   /** SO_MARK of tunsec's own sockets, routed around the TUN device. */
   fwmark: number;
   /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */
@@ -56,6 +56,8 @@ export interface DaemonConfig {
   route_priority: number;
   /** Packets held per policy while an SA is negotiated on demand. */
   hold_packets: number;
+  /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
+  mss_clamp: boolean;
 }
 
 export interface AuthoritiesConfig {

@@ -29,7 +29,7 @@ import { parseIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';
 import type { DaemonLogger } from './logger.js';
-import { sourceAddressFor } from './net.js';
+import { routeMtuFor, sourceAddressFor, tunMtuFor } from './net.js';
 import { TunRoutes } from './routes.js';
 
 export interface TrapInfo {
@@ -78,8 +78,10 @@ export class DaemonDatapath {
   }
 
   /** Open the TUN device and sockets, install routes; throws (after cleaning up) if the device or sockets cannot be opened. */
-  async start(transport: UdpTransport | undefined): Promise<void> {
+  async start(transport: UdpTransport | undefined, connections: readonly ResolvedConnection[] = []): Promise<void> {
     const c = this.config;
+    const mtu = c.tun_mtu === 'auto' ? await this.autoMtu(connections) : c.tun_mtu;
+    if (c.mss_clamp) this.datapath.mssClampMtu = mtu;
     // The trap listener goes first: when IKE removes a CHILD_SA's policy, the trap
     // comes back before the route manager sees the removal, so routes never lapse.
     this.sad.onPolicyChange(({ entry, added }) => {
@@ -100,7 +102,7 @@ export class DaemonDatapath {
     this.dataplane = new EspDataplane({
       datapath: this.datapath,
       tunName: c.tun_name,
-      mtu: c.tun_mtu,
+      mtu,
       mark: c.fwmark,
       udp: {
         fdFor: (address, port) => {
@@ -124,7 +126,14 @@ export class DaemonDatapath {
         }
       }
     }
-    this.log.log('esp', 'info', `userspace ESP datapath on ${this.dataplane.tunName} (MTU ${c.tun_mtu}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+    this.log.log('esp', 'info', `userspace ESP datapath on ${this.dataplane.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+  }
+
+  /** The smallest path MTU towards the connections' peers (1500 when none is known) less the ESP overhead. */
+  private async autoMtu(connections: readonly ResolvedConnection[]): Promise<number> {
+    const remotes = [...new Set(connections.flatMap((c) => c.entry.remoteAddrs).filter((a) => a !== '%any'))];
+    const mtus = (await Promise.all(remotes.map((r) => routeMtuFor(r)))).filter((m): m is number => m !== undefined);
+    return tunMtuFor(mtus.length > 0 ? Math.min(...mtus) : 1500);
   }
 
   /** Install the trap policies of the connections' trap/start children. */

@@ -14,6 +14,8 @@
  * on the address it was reached at, the same one. `SourceAddressCache` finds
  * it with a connected UDP socket (no packet is sent).
  */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 
@@ -100,4 +102,44 @@ export class SourceAddressCache {
     }
     return address;
   }
+}
+
+/**
+ * The MTU of the path towards `remote` as the routing table says it: the
+ * route's own `mtu` metric, else the MTU of its outgoing device; undefined
+ * when there is no route.
+ */
+export async function routeMtuFor(remote: string): Promise<number | undefined> {
+  const out = await new Promise<string | undefined>((resolve) => {
+    execFile('ip', ['-j', '-d', 'route', 'get', remote], { timeout: 5000 }, (err, stdout) => resolve(err ? undefined : String(stdout)));
+  });
+  if (out === undefined) return undefined;
+  let route: { dev?: string; metrics?: Array<{ mtu?: number }> } | undefined;
+  try {
+    route = (JSON.parse(out) as Array<typeof route>)[0];
+  } catch {
+    return undefined;
+  }
+  const metric = route?.metrics?.find((m) => typeof m.mtu === 'number')?.mtu;
+  if (metric !== undefined) return metric;
+  if (!route?.dev || !/^[^/]+$/.test(route.dev)) return undefined;
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${route.dev}/mtu`, 'utf8').trim());
+    return Number.isInteger(mtu) && mtu > 0 ? mtu : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Worst-case octets ESP adds to a packet that leaves through the TUN device:
+ * an IPv6 outer header (tunnel mode; transport mode adds none but is covered),
+ * UDP encapsulation (RFC 3948), ESP header, 8-octet IV, up to 3 octets of
+ * padding, pad length and next header, 16-octet ICV (RFC 4303, RFC 4106).
+ */
+export const ESP_WORST_OVERHEAD = 40 + 8 + 8 + 8 + 3 + 2 + 16;
+
+/** TUN MTU for a path MTU: what is left after the worst-case ESP overhead, at least the IPv6 minimum of 1280. */
+export function tunMtuFor(pathMtu: number): number {
+  return Math.max(1280, pathMtu - ESP_WORST_OVERHEAD);
 }

@@ -24,7 +24,7 @@
  * race with a policy removal or a route that is wider than the policy.
  */
 import type { AcquireEvent, TrafficSelector } from './api.js';
-import { buildOuterHeader, fixTransportChecksum, outerHeaderLength, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
+import { buildOuterHeader, clampTcpMss, fixTransportChecksum, outerHeaderLength, IPPROTO_TCP, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
 import {
   decapTransport,
   decapTunnel,
@@ -146,6 +146,8 @@ export interface DatapathOptions {
   log?: DatapathLogger;
   /** Called when packets were held for `reqid` and its outbound SA is now installed. */
   onHeldReady?: (reqid: number) => void;
+  /** Clamp the MSS of TCP SYNs in both directions to what this IP MTU (the TUN MTU) allows; 0 = off (default). */
+  mssClampMtu?: number;
 }
 
 /** The octets of a TCP/UDP-less selector for one address: protocol and ports from the flow. */
@@ -171,6 +173,8 @@ export class EspDatapath {
   private readonly acquireIntervalMs: number;
   private readonly logIntervalMs: number;
   private readonly logger: DatapathLogger | undefined;
+  /** See DatapathOptions.mssClampMtu; may be set once the TUN MTU is known. */
+  mssClampMtu: number;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   private nowSeconds = Math.floor(Date.now() / 1000);
 
@@ -182,6 +186,7 @@ export class EspDatapath {
     this.acquireIntervalMs = opts.acquireIntervalMs ?? 5000;
     this.logIntervalMs = opts.logIntervalMs ?? 10_000;
     this.logger = opts.log;
+    this.mssClampMtu = opts.mssClampMtu ?? 0;
     const onHeldReady = opts.onHeldReady;
     sad.onOutboundReady((reqid) => {
       const st = this.policyState.get(reqid);
@@ -250,6 +255,7 @@ export class EspDatapath {
       }
       return;
     }
+    if (this.mssClampMtu > 0 && flow.protocol === IPPROTO_TCP) clampTcpMss(pkt, length, this.mssClampMtu);
     const sa = this.sad.outboundSaFor(policy.spec.reqid);
     if (sa === undefined || !this.protect(sa, pkt, length, out, res)) this.withoutSa(policy, pkt, length, res);
   }
@@ -428,6 +434,7 @@ export class EspDatapath {
       c.expiredDrops++;
       return;
     }
+    if (this.mssClampMtu > 0 && this.flow.protocol === IPPROTO_TCP) clampTcpMss(packet, packet.length, this.mssClampMtu);
     c.inPackets++;
     c.inBytes += packet.length;
     res.packet = packet;

@@ -371,3 +371,67 @@ export function fixTransportChecksum(packet: Buffer): boolean {
   packet.writeUInt16BE(sum, field);
   return true;
 }
+
+/**
+ * TCP MSS clamping: if `packet` (IPv4/IPv6, whole datagram) is a TCP SYN
+ * whose MSS option exceeds the MSS the IP-level `mtu` allows (mtu − IP
+ * header − 20), lower it and patch the TCP checksum incrementally (RFC 1624).
+ * This keeps TCP segments of flows crossing the datapath (forwarded ones,
+ * which did not see the TUN MTU) from needing fragmentation after ESP.
+ * Returns true if it changed the packet.
+ */
+export function clampTcpMss(packet: Buffer, length: number, mtu: number): boolean {
+  if (length < 1) return false;
+  const v = packet[0]! >> 4;
+  let off: number;
+  let end: number;
+  let ipHeader: number;
+  if (v === 4) {
+    if (length < IPV4_MIN_HEADER || packet[9] !== IPPROTO_TCP || (packet.readUInt16BE(6) & 0x1fff) !== 0) return false;
+    off = (packet[0]! & 0x0f) * 4;
+    end = Math.min(length, packet.readUInt16BE(2));
+    ipHeader = IPV4_MIN_HEADER;
+  } else if (v === 6) {
+    // only a TCP header right after the fixed header (SYNs carry no extension headers in practice)
+    if (length < IPV6_HEADER || packet[6] !== IPPROTO_TCP) return false;
+    off = IPV6_HEADER;
+    end = Math.min(length, IPV6_HEADER + packet.readUInt16BE(4));
+    ipHeader = IPV6_HEADER;
+  } else {
+    return false;
+  }
+  if (off + 20 > end || (packet[off + 13]! & 0x02) === 0) return false; // not a SYN
+  const dataOffset = (packet[off + 12]! >> 4) * 4;
+  if (dataOffset < 20 || off + dataOffset > end) return false;
+  const limit = mtu - ipHeader - 20;
+  if (limit <= 0) return false;
+  for (let o = off + 20; o < off + dataOffset; ) {
+    const kind = packet[o]!;
+    if (kind === 0) break; // end of options
+    if (kind === 1) {
+      o++;
+      continue;
+    }
+    if (o + 1 >= off + dataOffset) break;
+    const len = packet[o + 1]!;
+    if (len < 2 || o + len > off + dataOffset) break;
+    if (kind === 2 && len === 4) {
+      const mss = packet.readUInt16BE(o + 2);
+      if (mss <= limit) return false;
+      packet.writeUInt16BE(limit, o + 2);
+      // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), when the MSS value is a 16-bit word of
+      // the checksummed data (even offset in the segment); otherwise recompute the sum.
+      if ((o - off) % 2 === 0) {
+        let sum = (~packet.readUInt16BE(off + 16) & 0xffff) + (~mss & 0xffff) + limit;
+        sum = (sum & 0xffff) + (sum >>> 16);
+        sum = (sum & 0xffff) + (sum >>> 16);
+        packet.writeUInt16BE(~sum & 0xffff, off + 16);
+      } else {
+        fixTransportChecksum(packet.subarray(0, end));
+      }
+      return true;
+    }
+    o += len;
+  }
+  return false;
+}

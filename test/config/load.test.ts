@@ -148,11 +148,12 @@ describe('defaults', () => {
       bypass_rules: true,
       datapath: 'userspace',
       tun_name: 'tunsec0',
-      tun_mtu: 1400,
+      tun_mtu: 'auto',
       fwmark: 0x7473,
       route_table: 220,
       route_priority: 220,
       hold_packets: 16,
+      mss_clamp: true,
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });
     expect(dc1.local.certs).toEqual(['/etc/tunsec/x509/me.pem']);

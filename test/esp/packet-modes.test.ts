@@ -25,6 +25,7 @@ import {
 } from '../../src/esp/packet.js';
 import {
   buildOuterHeader,
+  clampTcpMss,
   fixTransportChecksum,
   ipv4HeaderChecksumValid,
   packetSelector,
@@ -421,5 +422,45 @@ describe('fixTransportChecksum (RFC 3948 §3.1.2)', () => {
     expect(fixTransportChecksum(r.packet)).toBe(true);
     expect(l4ChecksumOk(r.packet)).toBe(true);
     expect(ipv4HeaderChecksumValid(r.packet)).toBe(true);
+  });
+});
+
+describe('TCP MSS clamping', () => {
+  const syn = (version: 4 | 6, mss: number, flags = 0x02): Buffer => {
+    const tcp = Buffer.alloc(24);
+    tcp.writeUInt16BE(40000, 0);
+    tcp.writeUInt16BE(443, 2);
+    tcp.writeUInt32BE(12345, 4);
+    tcp[12] = 6 << 4; // 24 octets: one option word
+    tcp[13] = flags;
+    tcp.writeUInt16BE(65535, 14);
+    tcp[20] = 2;
+    tcp[21] = 4;
+    tcp.writeUInt16BE(mss, 22);
+    const packet = version === 4 ? ipv4({ options: Buffer.alloc(0), protocol: 6, payload: tcp }) : ipv6([], 6, tcp);
+    fixTransportChecksum(packet);
+    return packet;
+  };
+  const checksumOk = (p: Buffer): boolean => {
+    const copy = Buffer.from(p);
+    fixTransportChecksum(copy);
+    return copy.equals(p);
+  };
+
+  it.each([4, 6] as const)('a SYN over IPv%i with MSS 1460 is clamped to the TUN MTU less 40/60 octets and its checksum stays valid', (v) => {
+    const p = syn(v, 1460);
+    expect(clampTcpMss(p, p.length, 1400)).toBe(true);
+    const tcp = v === 4 ? 20 : 40;
+    expect(p.readUInt16BE(tcp + 22)).toBe(v === 4 ? 1360 : 1340);
+    expect(checksumOk(p)).toBe(true);
+  });
+
+  it('a SYN whose MSS already fits, and a segment without SYN, are left alone', () => {
+    const small = syn(4, 1200);
+    expect(clampTcpMss(small, small.length, 1400)).toBe(false);
+    const ack = syn(4, 1460, 0x10);
+    const before = Buffer.from(ack);
+    expect(clampTcpMss(ack, ack.length, 1400)).toBe(false);
+    expect(ack.equals(before)).toBe(true);
   });
 });
