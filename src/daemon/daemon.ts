@@ -178,7 +178,7 @@ export class Daemon {
       const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.acquired(trap.connection, trap.child));
       this.datapathInstance = dp;
       try {
-        await dp.start(transport);
+        await dp.start(transport, creds.connections);
       } catch (err) {
         throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
       }
