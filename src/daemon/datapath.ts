@@ -194,7 +194,7 @@ export class DaemonDatapath {
     return {
       tun: this.dataplane?.tunName,
       counters: { ...this.datapath.counters },
-      io: this.dataplane ? { ...this.dataplane.io } : { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0 },
+      io: this.dataplane ? { ...this.dataplane.io } : { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 },
       traps: [...this.traps.entries()].map(([reqid, t]) => ({ connection: t.connection, child: t.child, reqid })),
     };
   }

@@ -56,6 +56,8 @@ export interface IoCounters {
   /** Send failures: socket buffer full or a routing error (EHOSTUNREACH, EMSGSIZE, …). */
   sendDrops: number;
   clearSent: number;
+  /** Packets dropped because processing them hit a bug (logged with its stack). */
+  internalErrors: number;
 }
 
 const SLOT = 2048 + 128;
@@ -67,7 +69,7 @@ interface UdpRoute {
 }
 
 export class EspDataplane {
-  readonly io: IoCounters = { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0 };
+  readonly io: IoCounters = { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 };
   private readonly addon: NativeAddon;
   private readonly dp: EspDatapath;
   private readonly batch: number;
@@ -166,7 +168,13 @@ export class EspDataplane {
       if (n <= 0) break;
       this.io.tunReads += n;
       this.dp.tick();
-      for (let i = 0; i < n; i++) this.outboundOne(rx.buffers[i] as Buffer, rx.lengths[i]!);
+      for (let i = 0; i < n; i++) {
+        try {
+          this.outboundOne(rx.buffers[i] as Buffer, rx.lengths[i]!);
+        } catch (err) {
+          this.internalError('outbound', err);
+        }
+      }
       this.flushTx();
       if (n < rx.count) break;
     }
@@ -247,8 +255,17 @@ export class EspDataplane {
 
   /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
   releaseHeld(reqid: number): void {
-    for (const pkt of this.dp.takeHeld(reqid)) this.outboundOne(pkt, pkt.length);
-    this.flushTx();
+    // After the current IKE exchange step: a responder's IKE_AUTH response leaves before these packets.
+    setImmediate(() => {
+      for (const pkt of this.dp.takeHeld(reqid)) {
+        try {
+          this.outboundOne(pkt, pkt.length);
+        } catch (err) {
+          this.internalError('held', err);
+        }
+      }
+      this.flushTx();
+    });
   }
 
   // -----------------------------------------------------------------------
@@ -280,7 +297,11 @@ export class EspDataplane {
           this.dp.counters.inMalformed++;
           continue;
         }
-        this.inboundOne(buf, off, len, src);
+        try {
+          this.inboundOne(buf, off, len, src);
+        } catch (err) {
+          this.internalError('inbound', err);
+        }
       }
       this.flushTun();
       if (n < sock.rx.count) break;
@@ -298,7 +319,11 @@ export class EspDataplane {
     const src = this.udpSource;
     src.family = address.length === 4 ? 4 : 6;
     src.address = address;
-    this.inboundOne(packet, 0, packet.length, src);
+    try {
+      this.inboundOne(packet, 0, packet.length, src);
+    } catch (err) {
+      this.internalError('inbound', err);
+    }
     this.flushTun();
   }
 
@@ -327,6 +352,12 @@ export class EspDataplane {
   }
 
   // -----------------------------------------------------------------------
+
+  /** A bug met by one packet: counted and logged, the loop goes on with the next packet. */
+  private internalError(where: string, err: unknown): void {
+    this.io.internalErrors++;
+    this.ioError(`internal-${where}`, err instanceof Error ? new Error(`internal error (${where} packet dropped): ${err.stack ?? err.message}`) : err);
+  }
 
   private ioError(key: string, err: unknown): void {
     const now = Date.now();
