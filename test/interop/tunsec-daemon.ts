@@ -94,7 +94,9 @@ export interface TunsecHostConfig {
   localId: string;
   remoteId: string;
   mode: 'transport' | 'tunnel';
-  startAction: 'start' | 'none';
+  startAction: 'start' | 'trap' | 'none';
+  /** Failure mode of the child's policy (default private). */
+  policy?: 'private' | 'private-or-clear';
   encap?: boolean;
   localTs?: string;
   remoteTs?: string;
@@ -135,6 +137,7 @@ export function tunsecYaml(o: TunsecHostConfig): string {
     `        remote_ts: ${o.remoteTs ?? 'dynamic'}`,
     '        esp_proposals: aes128gcm16-ecp384bp!',
     `        start_action: ${o.startAction}`,
+    ...(o.policy ? [`        policy: ${o.policy}`] : []),
     '',
   ].join('\n');
 }

@@ -1,0 +1,116 @@
+/**
+ * What the datapath does without an SA (RFC 4301 §5.1.1): a `private` policy
+ * holds the first packets, negotiates on demand and sends them once the SA is
+ * up, and never lets its traffic out in the clear — not before the first SA,
+ * not after the peer is gone; `private-or-clear` passes traffic in the clear
+ * while negotiation fails, and says so in its log.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { Capture, isNeighborDiscovery } from '../support/capture.js';
+import { NetnsPair } from '../support/netns.js';
+import { requireRootAndPrograms, waitFor } from '../support/proc.js';
+import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
+
+requireRootAndPrograms('tunsec datapath policies', ['ip', 'ping', 'tcpdump']);
+
+const ca = createCa({ subject: 'C=CH, O=tunsec datapath, CN=tunsec Policy Test CA', key: 'p384' });
+
+describe('policies without an SA', () => {
+  let pair: NetnsPair;
+  const certs: Record<string, Issued> = {};
+  const daemons: TunsecDaemon[] = [];
+
+  beforeEach(async () => {
+    pair = await NetnsPair.create('dt');
+    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
+      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
+    }
+  });
+  afterEach(async () => {
+    for (const d of daemons.splice(0)) await d.stop();
+    await pair?.destroy();
+  });
+
+  const daemon = (name: 'moon' | 'sun', startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private'): TunsecDaemon => {
+    const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+    const d = new TunsecDaemon(
+      me.ns,
+      tunsecYaml({
+        name: 'host-host',
+        local: me.ip4,
+        remote: other.ip4,
+        localId: `${name}.tunsec.test`,
+        remoteId: `${peer}.tunsec.test`,
+        mode: 'transport',
+        startAction,
+        policy,
+      }),
+      credentialFiles(ca.certificatePem, certs[name]!),
+    );
+    daemons.push(d);
+    return d;
+  };
+
+  it('trap: the first ping is held while the SA is negotiated on demand, then delivered encrypted', async () => {
+    const sun = daemon('sun', 'none');
+    const moon = daemon('moon', 'trap');
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('daemon_started');
+    await waitFor('trap policy', () => moon.lines.some((l) => /trap policy for host-host\/host-host\{\d+\} installed/.test(String(l.msg))));
+    expect(moon.lines.some((l) => l.event === 'ike_established')).toBe(false);
+    const capture = await Capture.start(pair.b.ns, pair.b.ifname, ['icmp']);
+    // one echo request, and 10 s for the negotiation: it can only succeed if the held packet went out after it
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '10', pair.b.ip4], 20_000);
+    const clear = (await capture.stop()).filter((p) => !isNeighborDiscovery(p));
+    capture.remove();
+    expect(ping.code, `${ping.stdout}\n${moon.text()}`).toBe(0);
+    expect(moon.text()).toMatch(/triggers negotiation \(acquire\)/);
+    await moon.event('child_established');
+    expect(clear).toEqual([]);
+  }, 60_000);
+
+  it('private: with the peer gone, traffic is dropped and never sent in the clear; it flows encrypted again once the peer is back', async () => {
+    let sun = daemon('sun', 'none');
+    const moon = daemon('moon', 'start');
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('child_established');
+    await sun.stop(); // sends its Deletes: moon's CHILD_SA and IKE SA are gone
+    await waitFor('IKE SA deleted', () => moon.lines.some((l) => l.event === 'ike_destroyed'), 10_000);
+    const capture = await Capture.start(pair.b.ns, pair.b.ifname, ['icmp']);
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '3', '-i', '0.3', '-W', '1', pair.b.ip4], 20_000);
+    // echo requests/replies only: the peer's host answers tunsec's IKE retries with ICMP port unreachable, which is fine
+    const clear = (await capture.stop()).filter((p) => p.icmpType === 8 || p.icmpType === 0);
+    capture.remove();
+    expect(ping.code).not.toBe(0);
+    expect(clear.map((p) => `${p.protocol} ${p.src} → ${p.dst}`)).toEqual([]);
+    // the trap asked for a new SA; with the peer back, traffic flows again
+    sun = daemon('sun', 'none');
+    await sun.start();
+    await sun.event('daemon_started');
+    await waitFor(
+      'ping through a renegotiated SA',
+      async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '2', pair.b.ip4], 10_000)).code === 0,
+      30_000,
+      500,
+    );
+    await sun.event('child_established');
+  }, 90_000);
+
+  it('private-or-clear: while the peer does not answer, traffic passes in the clear and the fallback is logged', async () => {
+    const moon = daemon('moon', 'trap', 'private-or-clear');
+    await moon.start();
+    await moon.event('daemon_started');
+    const capture = await Capture.start(pair.b.ns, pair.b.ifname, ['icmp']);
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '2', '-i', '0.3', '-W', '2', pair.b.ip4], 20_000);
+    const clear = (await capture.stop()).filter((p) => p.protocol === 'icmp' && p.src === pair.a.ip4);
+    capture.remove();
+    expect(ping.code, ping.stdout).toBe(0);
+    expect(clear.length).toBe(2);
+    expect(moon.text()).toMatch(/passing traffic in the clear \(private-or-clear fallback/);
+  }, 60_000);
+});
