@@ -24,10 +24,11 @@
  * race with a policy removal or a route that is wider than the policy.
  */
 import type { AcquireEvent, TrafficSelector } from './api.js';
-import { buildOuterHeader, clampTcpMss, fixTransportChecksum, outerHeaderLength, IPPROTO_TCP, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
+import { buildOuterHeader, clampTcpMss, fixTransportChecksum, outerHeaderLength, IPPROTO_NONE, IPPROTO_TCP, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
 import {
   decapTransport,
   decapTunnel,
+  espSealedLength,
   encapTransportInto,
   encapTunnelInto,
   espSeqLow,
@@ -268,28 +269,37 @@ export class EspDatapath {
       this.sad.sequenceExhausted(sa);
       return false;
     }
-    if (!this.sad.account(sa, length, this.nowSeconds)) {
+    // The lifetime check may raise an expire whose listener removes the SA at once: then it is gone.
+    if (!this.sad.account(sa, length, this.nowSeconds) || sa.removed) {
       this.counters.expiredDrops++;
       return false;
     }
     const packet = length === pkt.length ? pkt : pkt.subarray(0, length);
-    let n: number;
+    let n = -1;
     // IV: the sequence number, unique per packet of an SA (RFC 4106 §3.1).
     if (sa.spec.encap !== undefined) {
+      // the ESP packet goes into a UDP datagram (RFC 3948): it must fit one
+      const room = 0xffff - 8 - (sa.family === 4 ? IPV4_MIN_HEADER : 0);
       if (sa.spec.mode === 'tunnel') {
-        n = encapTunnelInto(sa.esp, seq, seq, packet, out, 0);
+        if (espSealedLength(sa.esp, length) <= room) n = encapTunnelInto(sa.esp, seq, seq, packet, out, 0);
       } else {
         const split = transportSplit(packet);
-        n = split === undefined ? -1 : sealEspInto(sa.esp, seq, seq, packet.subarray(split.headerLength, split.totalLength), packet[split.nextHeaderField]!, out, 0);
+        // Next Header 59 would be taken for a dummy packet and dropped by the peer (RFC 4303 §2.6)
+        if (split !== undefined && packet[split.nextHeaderField] !== IPPROTO_NONE && espSealedLength(sa.esp, split.totalLength - split.headerLength) <= room) {
+          n = sealEspInto(sa.esp, seq, seq, packet.subarray(split.headerLength, split.totalLength), packet[split.nextHeaderField]!, out, 0);
+        }
       }
     } else if (sa.spec.mode === 'tunnel') {
       const hdr = outerHeaderLength(sa.localAddress.length);
-      n = encapTunnelInto(sa.esp, seq, seq, packet, out, hdr);
-      if (n >= 0) n += buildOuterHeader({ src: sa.localAddress, dst: sa.remoteAddress, payloadLength: n, inner: packet }, out, 0);
+      // the outer packet must fit its length field (IPv4 total length, IPv6 payload length)
+      if (espSealedLength(sa.esp, length) + (hdr === IPV4_MIN_HEADER ? hdr : 0) <= 0xffff) {
+        n = encapTunnelInto(sa.esp, seq, seq, packet, out, hdr);
+        if (n >= 0) n += buildOuterHeader({ src: sa.localAddress, dst: sa.remoteAddress, payloadLength: n, inner: packet }, out, 0);
+      }
     } else {
       n = encapTransportInto(sa.esp, seq, seq, packet, out, 0);
     }
-    sa.seq = seq;
+    if (n >= 0) sa.seq = seq; // nothing was sealed otherwise: the number is not used up
     if (n < 0) {
       this.counters.outMalformed++;
       res.verdict = OUT_DROP;

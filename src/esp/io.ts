@@ -60,7 +60,8 @@ export interface IoCounters {
   internalErrors: number;
 }
 
-const SLOT = 2048 + 128;
+/** Transmit/scratch slot: the largest TUN packet plus ESP, UDP and outer-header overhead. */
+const slotFor = (mtu: number): number => Math.max(2048, mtu + 256);
 
 interface UdpRoute {
   fd: number;
@@ -96,11 +97,12 @@ export class EspDataplane {
     this.addon = loadNative();
     this.dp = opts.datapath;
     this.batch = opts.batchSize ?? 64;
-    this.txBufs = Array.from({ length: this.batch }, () => Buffer.alloc(SLOT));
+    const slot = slotFor(opts.mtu);
+    this.txBufs = Array.from({ length: this.batch }, () => Buffer.alloc(slot));
     this.txLens = new Int32Array(this.batch);
     this.wBufs = new Array<Buffer>(this.batch).fill(Buffer.alloc(0));
     this.wLens = new Int32Array(this.batch);
-    this.scratch = Array.from({ length: this.batch }, () => Buffer.alloc(SLOT));
+    this.scratch = Array.from({ length: this.batch }, () => Buffer.alloc(slot));
   }
 
   get tunName(): string | undefined {
@@ -115,7 +117,7 @@ export class EspDataplane {
       this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64) });
       for (const family of [4, 6] as const) {
         this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
-        const rx = RawEspSocket.open({ family, mark: o.mark, recvBufferSize: buffer, batchSize: this.batch, slotSize: SLOT });
+        const rx = RawEspSocket.open({ family, mark: o.mark, recvBufferSize: buffer, batchSize: this.batch, slotSize: slotFor(o.mtu) });
         this.espSockets.push(rx);
         rx.onReadable(
           () => this.onEspReadable(rx),

@@ -218,19 +218,20 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   /**
    * Count one packet of `bytes` (the IP packet that was protected or
-   * delivered) against the SA. Returns false when the SA reached its hard
-   * limit and was removed: the packet must be dropped.
+   * delivered) against the SA. Returns false when the SA had already reached
+   * its hard limit (it is removed now): the packet must be dropped.
    */
   account(entry: SadEntry, bytes: number, nowSeconds: number): boolean {
     const c = entry.counters;
-    c.bytes += bytes;
-    c.packets++;
-    c.lastUsed = nowSeconds;
     const l = entry.spec.lifetimes;
+    // As XFRM: the hard limit is reached once that many packets/bytes went through — the next one is refused.
     if ((l.hardBytes > 0 && c.bytes >= l.hardBytes) || (l.hardPackets > 0 && c.packets >= l.hardPackets)) {
       this.expire(entry, true, l.hardPackets > 0 && c.packets >= l.hardPackets ? 'packets' : 'bytes');
       return false;
     }
+    c.bytes += bytes;
+    c.packets++;
+    c.lastUsed = nowSeconds;
     if (!entry.softExpired && ((l.softBytes > 0 && c.bytes >= l.softBytes) || (l.softPackets > 0 && c.packets >= l.softPackets))) {
       this.expire(entry, false, l.softPackets > 0 && c.packets >= l.softPackets ? 'packets' : 'bytes');
     }

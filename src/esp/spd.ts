@@ -10,6 +10,8 @@
  *  - a port range of 0..65535 = ANY: it also matches packets whose ports are
  *    OPAQUE (non-initial fragments, protocols without ports, RFC 4301
  *    §4.4.1.3); a narrower range needs a known port inside it;
+ *  - start port > end port is OPAQUE (RFC 7296 §3.13.1): only packets whose
+ *    ports are OPAQUE match it;
  *  - ICMP / ICMPv6 "ports" are type << 8 | code (RFC 7296 §3.13.1), carried
  *    on both sides of the flow (see ip.ts packetSelector).
  * Outbound, the packet's source matches the policy's local selectors and its
@@ -32,6 +34,8 @@ export interface CompiledSelector {
   readonly endPort: number;
   /** 0..65535: matches OPAQUE ports too. */
   readonly anyPort: boolean;
+  /** start > end (IKEv2's OPAQUE, RFC 7296 §3.13.1): matches only packets whose ports are OPAQUE. */
+  readonly opaquePort: boolean;
 }
 
 export function compileSelector(ts: TrafficSelector): CompiledSelector {
@@ -46,6 +50,7 @@ export function compileSelector(ts: TrafficSelector): CompiledSelector {
     startPort: ts.startPort,
     endPort: ts.endPort,
     anyPort: ts.startPort === 0 && ts.endPort === 0xffff,
+    opaquePort: ts.startPort > ts.endPort,
   };
 }
 
@@ -62,7 +67,11 @@ function compareAt(buf: Uint8Array, off: number, ref: Uint8Array): number {
 export function selectorMatches(sel: CompiledSelector, family: 4 | 6, protocol: number, buf: Uint8Array, off: number, port: number): boolean {
   if (sel.family !== family) return false;
   if (sel.protocol !== 0 && sel.protocol !== protocol) return false;
-  if (!sel.anyPort && (port < sel.startPort || port > sel.endPort)) return false;
+  if (sel.opaquePort) {
+    if (port >= 0) return false;
+  } else if (!sel.anyPort && (port < sel.startPort || port > sel.endPort)) {
+    return false;
+  }
   return compareAt(buf, off, sel.start) >= 0 && compareAt(buf, off, sel.end) <= 0;
 }
 
