@@ -4,11 +4,14 @@
  *
  *   tunsec daemon [-c FILE] [--port-nat-t PORT]   run the daemon in the foreground
  *   tunsec config check FILE [--creds]            check a configuration file
+ *   tunsec status | list-sas | list-conns | up NAME | down NAME | check [NAME] | global down|up|status
+ *                                                 ask the running daemon over its control socket
  *   tunsec version                                print the version
  *   tunsec help                                   print this summary
  *
  * Exit codes: 0 success, 1 failure (invalid configuration, daemon could not
- * start), 2 usage error. Arguments are parsed by hand: no dependencies.
+ * start, daemon unreachable, command failed), 2 usage error; `check` uses
+ * the Nagios plugin codes 0-3. Arguments are parsed by hand: no dependencies.
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -16,6 +19,13 @@ import { fileURLToPath } from 'node:url';
 import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
 import { resolveCredentials } from '../daemon/credentials.js';
 import { Daemon, DaemonStartError, NATT_PORT } from '../daemon/daemon.js';
+import { checkCommand } from './commands/check.js';
+import { UsageError as CommandUsageError } from './commands/common.js';
+import { globalCommand } from './commands/global.js';
+import { listConnsCommand } from './commands/list-conns.js';
+import { listSasCommand } from './commands/list-sas.js';
+import { statusCommand } from './commands/status.js';
+import { downCommand, upCommand } from './commands/up-down.js';
 
 export const DEFAULT_CONFIG = '/etc/tunsec/tunsec.yaml';
 
@@ -32,7 +42,23 @@ commands:
   version                  print the version
   help                     print this help
 
-exit codes: 0 ok, 1 failed (invalid configuration, daemon not started), 2 usage error
+commands for the running daemon (over its control socket):
+  status                   per connection: established / connecting / not connected, since
+                           when, peer and identities; the daemon and the global switch
+  list-sas [NAME]          IKE and CHILD SAs: SPIs, proposals, traffic selectors, bytes and
+                           packets each way, replay and ICV counters; datapath counters
+  list-conns               the loaded connections and their children
+  up NAME                  initiate a connection, wait until established or failed
+  down NAME                delete a connection's IKE SAs, wait until they are gone
+  check [NAME]             Nagios/Icinga plugin: one line, exit 0 OK, 1 WARNING,
+                           2 CRITICAL, 3 UNKNOWN
+  global down|up|status    the global off switch: delete every SA and keep policies off
+                           (daemon.global: drop or clear) / initiate again / show
+  options: --socket PATH (default /run/tunsec.sock) or -c FILE (its daemon.control_socket),
+           --json (print the result object), --timeout SECONDS (up, down, global, check)
+
+exit codes: 0 ok, 1 failed (invalid configuration, daemon not started or unreachable,
+command failed), 2 usage error; check: 0-3 as above
 `;
 
 class UsageError extends Error {}
@@ -155,7 +181,7 @@ export async function runDaemon(args: readonly string[], io: Io = stdio): Promis
   const nattPort = nattText === undefined ? NATT_PORT : Number(nattText);
   if (!Number.isInteger(nattPort) || nattPort < 1 || nattPort > 65535) throw new UsageError(`--port-nat-t: '${nattText}' is not a port (1-65535)`);
 
-  const daemon = new Daemon({ nattPort });
+  const daemon = new Daemon({ nattPort, control: true });
   const log = daemon.log;
   // Whatever escapes a handler is logged; the daemon keeps serving its SAs.
   process.on('uncaughtException', (err) => log.log('daemon', 'error', `uncaught exception: ${err.stack ?? String(err)}`));
@@ -212,6 +238,20 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
       case 'config':
         if (rest[0] === 'check') return configCheck(rest.slice(1), io);
         throw new UsageError(rest[0] === undefined ? "'config' needs a subcommand: check" : `unknown config subcommand '${rest[0]}'`);
+      case 'status':
+        return await statusCommand(rest, io);
+      case 'list-sas':
+        return await listSasCommand(rest, io);
+      case 'list-conns':
+        return await listConnsCommand(rest, io);
+      case 'up':
+        return await upCommand(rest, io);
+      case 'down':
+        return await downCommand(rest, io);
+      case 'check':
+        return await checkCommand(rest, io);
+      case 'global':
+        return await globalCommand(rest, io);
       case 'version':
       case '--version':
         io.out(`tunsec ${version()}\n`);
@@ -227,7 +267,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
+    if (!(err instanceof UsageError) && !(err instanceof CommandUsageError)) throw err;
     io.err(`tunsec: ${err.message}\n\n${USAGE}`);
     return 2;
   }

@@ -10,13 +10,14 @@
  * cannot be bound.
  */
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
-import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
+import { formatProblem, loadConfig, type ConfigProblem, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
-import type { IkeSaIo } from '../ike/sa/ike-sa.js';
+import type { IkeSa, IkeSaIo } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
 import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { SaEventReporter } from './events.js';
+import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { transformOfType } from '../ike/proposal/index.js';
@@ -38,7 +39,12 @@ export interface DaemonOptions {
   retransmit?: Partial<RetransmitSettings>;
   /** Delay before re-initiating a failed `start` connection: first, and the cap as it doubles. */
   retryDelayMs?: { initial: number; max: number };
+  /** Serve the control socket at `daemon.control_socket` (`tunsec daemon` does; off for daemons embedded in tests and tools). */
+  control?: boolean;
 }
+
+/** The global off switch (`tunsec global down|up`): `going-*` while a transition runs. */
+export type GlobalSwitchState = 'up' | 'going-down' | 'down' | 'going-up';
 
 /** Why the daemon did not start; `problems` are the lines to show, each on its own. */
 export class DaemonStartError extends Error {
@@ -51,7 +57,7 @@ export class DaemonStartError extends Error {
   }
 }
 
-type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+export type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class Daemon {
   readonly log: DaemonLogger;
@@ -70,6 +76,16 @@ export class Daemon {
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
   private readonly nattPort: number;
+  private control?: ControlServer;
+  private daemonConfig?: DaemonConfig;
+  private startTime?: number;
+  /** Connections with a `start` initiation loop running (an attempt, or waiting to retry); removing the entry ends the loop. */
+  private readonly retrying = new Map<string, { since: number }>();
+  private globalSwitch: { state: GlobalSwitchState; since: number } = { state: 'up', since: Date.now() };
+  /** Global switch transitions run one after the other. */
+  private globalTransition: Promise<unknown> = Promise.resolve();
+  /** When connections were last up / connecting / not connected, for `tunsec status`. */
+  readonly connectionStates = new ConnectionStates();
 
   constructor(private readonly options: DaemonOptions = {}) {
     this.log = options.logger ?? new DaemonLogger();
@@ -90,6 +106,40 @@ export class Daemon {
     return this.state === 'running';
   }
 
+  get phase(): DaemonState {
+    return this.state;
+  }
+
+  /** When start() was called; undefined before. */
+  get startedAt(): number | undefined {
+    return this.startTime;
+  }
+
+  /** The `daemon` section of the running configuration. */
+  get settings(): DaemonConfig | undefined {
+    return this.daemonConfig;
+  }
+
+  /** The loaded connections, in configuration order. */
+  get connectionList(): readonly ResolvedConnection[] {
+    return this.connections;
+  }
+
+  /** The global off switch and since when it is in that state. */
+  get global(): { state: GlobalSwitchState; since: number } {
+    return { ...this.globalSwitch };
+  }
+
+  /** The control socket (with `control: true`, once started). */
+  get controlServer(): ControlServer | undefined {
+    return this.control;
+  }
+
+  /** Since when the daemon has been initiating `name` (an attempt running or waiting to retry); undefined when it is not. */
+  initiatingSince(name: string): number | undefined {
+    return this.retrying.get(name)?.since;
+  }
+
   /** The bound IKE and NAT-T endpoints. */
   get endpoints(): Array<Endpoint & { natt: boolean }> {
     return this.transport?.boundEndpoints() ?? [];
@@ -102,6 +152,7 @@ export class Daemon {
   async start(configPath: string): Promise<void> {
     if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
     this.state = 'starting';
+    this.startTime = Date.now();
     try {
       await this.startUp(configPath);
     } catch (err) {
@@ -162,6 +213,16 @@ export class Daemon {
       if (err instanceof PidFileError) throw new DaemonStartError(err.message);
       throw err;
     }
+    this.daemonConfig = config.daemon;
+    if (this.options.control) {
+      const control = new ControlServer({ path: config.daemon.control_socket, log: this.log, handlers: controlCommands(this) });
+      try {
+        await control.start();
+      } catch (err) {
+        throw new DaemonStartError((err as Error).message);
+      }
+      this.control = control;
+    }
 
     if (creds.connections.length > 0) {
       this.transport = await this.bind(
@@ -212,6 +273,7 @@ export class Daemon {
       ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
     });
     this.events.attach(this.managerInstance);
+    this.connectionStates.attach(this.managerInstance);
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) {
       this.managerInstance.on('established', (sa) => {
@@ -246,7 +308,7 @@ export class Daemon {
    * policy that replaces the trap).
    */
   private acquired(connection: string, child: string): void {
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
     const busy = this.managerInstance?.sas.some((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed');
     if (busy || this.initiating.has(connection)) return;
     const c = this.connections.find((x) => x.name === connection);
@@ -304,6 +366,7 @@ export class Daemon {
   }
 
   private receiveIke(d: ReceivedIke): void {
+    if (this.globalSwitch.state === 'down') return this.log.log('net', 'debug', `IKE datagram from ${fmt(d.remote)} ignored: the global switch is down`);
     this.guard('IKE datagram', () => {
       if (!isWildcard(d.local.address)) {
         this.managerInstance?.receive(d.message, d.local, d.remote);
@@ -321,19 +384,36 @@ export class Daemon {
     });
   }
 
-  /** Initiate until established, retrying with backoff; `keyingtries` attempts (0 = forever). */
-  private async keepInitiating(c: ResolvedConnection): Promise<void> {
+  /**
+   * Initiate until established, retrying with backoff; `keyingtries` attempts (0 = forever).
+   * `firstOutcome` hears how the first attempt ended. `down`, `global down` and stop end the loop.
+   */
+  private async keepInitiating(c: ResolvedConnection, firstOutcome?: (err?: Error) => void): Promise<void> {
+    const loop = { since: Date.now() };
+    this.retrying.set(c.name, loop);
+    try {
+      await this.initiateWithRetries(c, loop, firstOutcome);
+    } finally {
+      if (this.retrying.get(c.name) === loop) this.retrying.delete(c.name);
+    }
+  }
+
+  private async initiateWithRetries(c: ResolvedConnection, loop: { since: number }, firstOutcome?: (err?: Error) => void): Promise<void> {
     const delays = this.options.retryDelayMs ?? { initial: 1000, max: 60_000 };
-    for (let attempt = 1; this.state === 'starting' || this.state === 'running'; attempt++) {
+    const current = (): boolean => (this.state === 'starting' || this.state === 'running') && this.retrying.get(c.name) === loop;
+    for (let attempt = 1; current(); attempt++) {
       try {
         const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
         const local =
           c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
         const sa = await this.managerInstance!.initiate(c.name, local);
         this.log.log('daemon', 'info', `connection ${c.name} established (attempt ${attempt})`, { conn: c.name, spi_i: sa.ctx.spiI.toString('hex') });
+        firstOutcome?.();
         return;
       } catch (err) {
-        if (this.state !== 'running' && this.state !== 'starting') return;
+        firstOutcome?.(err as Error);
+        firstOutcome = undefined;
+        if (!current()) return;
         const tries = c.keyingtries === 0 ? 'forever' : `${c.keyingtries}`;
         const last = c.keyingtries !== 0 && attempt >= c.keyingtries;
         this.log.log(
@@ -375,6 +455,135 @@ export class Daemon {
     this.log.log('daemon', 'warn', 'SIGHUP received: reload not implemented yet; the configuration is unchanged');
   }
 
+  /**
+   * `tunsec up NAME`: initiate the connection (or follow an attempt already
+   * under way) until it is established; rejects with the reason it failed or
+   * when `timeoutMs` passed (the attempt then goes on).
+   */
+  async up(name: string, timeoutMs: number): Promise<{ sa: IkeSa; already: boolean }> {
+    this.mustRun();
+    if (this.globalSwitch.state !== 'up') throw new Error(`the global switch is ${this.globalSwitch.state}: nothing is initiated until 'tunsec global up'`);
+    const c = this.connections.find((x) => x.name === name);
+    if (!c) throw new Error(`no connection named '${name}'`);
+    const alive = this.managerInstance!.sas.filter((sa) => sa.ctx.config.name === name && (sa.state === 'created' || sa.state === 'connecting' || sa.state === 'established'));
+    const established = alive.find((sa) => sa.state === 'established');
+    if (established) return { sa: established, already: true };
+    this.log.log('daemon', 'info', `connection ${name}: initiating (tunsec up)`, { conn: name });
+    this.retrying.delete(name); // this attempt replaces a retry loop waiting for its next try
+    const pending = alive[0];
+    const attempt = pending
+      ? new Promise<IkeSa>((resolve, reject) => {
+          pending.on('established', () => resolve(pending));
+          pending.on('destroyed', (_s, reason) => reject(new Error(reason)));
+        })
+      : (async () => {
+          const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
+          const local = c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
+          return this.managerInstance!.initiate(name, local);
+        })();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_r, reject) => {
+      timer = setTimeout(() => reject(new UpTimeout(`not established after ${timeoutMs / 1000} s; the attempt goes on`)), timeoutMs);
+    });
+    try {
+      return { sa: await Promise.race([attempt, timeout]), already: false };
+    } finally {
+      clearTimeout(timer);
+      attempt.catch(() => {});
+    }
+  }
+
+  /**
+   * `tunsec down NAME`: stop initiating the connection and delete its IKE SAs
+   * (Delete sent; SAs whose peer has not answered after `timeoutMs` are
+   * removed anyway). Resolves with the number of IKE SAs deleted.
+   */
+  async down(name: string, timeoutMs: number): Promise<number> {
+    this.mustRun();
+    if (!this.connections.some((x) => x.name === name)) throw new Error(`no connection named '${name}'`);
+    this.retrying.delete(name);
+    const sas = this.managerInstance!.sas.filter((sa) => sa.ctx.config.name === name && sa.state !== 'destroyed');
+    this.log.log('daemon', 'info', `connection ${name}: deleting ${sas.length} IKE SA(s) (tunsec down)`, { conn: name });
+    await deleteSas(sas, 'deleted by the operator (tunsec down)', timeoutMs);
+    return sas.length;
+  }
+
+  /**
+   * `tunsec global down`: stop initiating (start, trap, acquire), engage the
+   * datapath's off state (`daemon.global`: drop or clear) so no packet falls
+   * back to cleartext or triggers a negotiation meanwhile, delete every IKE SA
+   * and wait until they are gone. IKE requests from peers are ignored while
+   * the switch is down.
+   */
+  globalDown(timeoutMs: number): Promise<{ deleted: number; already: boolean }> {
+    return this.inGlobalTransition(async () => {
+      this.mustRun();
+      if (this.globalSwitch.state === 'down') return { deleted: 0, already: true };
+      const mode = this.daemonConfig!.global;
+      this.globalSwitch = { state: 'going-down', since: Date.now() };
+      this.log.log('daemon', 'info', `global switch going down: stopping initiation, deleting ${this.managerInstance!.sas.length} IKE SA(s), traffic ${mode === 'drop' ? 'dropped' : 'passed in the clear'} meanwhile`);
+      this.retrying.clear();
+      if (this.datapathInstance) this.datapathInstance.datapath.globalOff = mode;
+      let deleted = 0;
+      // Peers may still complete an IKE SA while the first ones are deleted: repeat until none is left.
+      for (let round = 0; round < 5; round++) {
+        const sas = this.managerInstance!.sas.filter((sa) => sa.state !== 'destroyed');
+        if (sas.length === 0) break;
+        deleted += sas.length;
+        await deleteSas(sas, 'global switch down', timeoutMs);
+      }
+      this.globalSwitch = { state: 'down', since: Date.now() };
+      this.log.event('daemon', 'global_down', `global switch down: ${deleted} IKE SA(s) deleted, traffic of tunsec's policies is ${mode === 'drop' ? 'dropped' : 'passed in the clear'}`, {
+        mode,
+        deleted_ike_sas: deleted,
+      });
+      return { deleted, already: false };
+    });
+  }
+
+  /**
+   * `tunsec global up`: release the datapath's off state and initiate the
+   * `start` connections again; resolves when each has been established or
+   * its first attempt failed (retries go on per `keyingtries`), or after
+   * `timeoutMs`.
+   */
+  globalUp(timeoutMs: number): Promise<{ connections: Array<{ name: string; established: boolean; error?: string }>; already: boolean }> {
+    return this.inGlobalTransition(async () => {
+      this.mustRun();
+      if (this.globalSwitch.state === 'up') return { connections: [], already: true };
+      this.globalSwitch = { state: 'going-up', since: Date.now() };
+      if (this.datapathInstance) this.datapathInstance.datapath.globalOff = undefined;
+      const starting = this.connections.filter((c) => c.startChildren.length > 0);
+      this.log.log('daemon', 'info', `global switch going up: initiating ${starting.length} connection(s)`);
+      this.globalSwitch = { state: 'up', since: Date.now() };
+      const outcomes = starting.map(
+        (c) =>
+          new Promise<{ name: string; established: boolean; error?: string }>((resolve) => {
+            const timer = setTimeout(() => resolve({ name: c.name, established: false, error: `not established after ${timeoutMs / 1000} s; the attempt goes on` }), timeoutMs);
+            void this.keepInitiating(c, (err) => {
+              clearTimeout(timer);
+              resolve(err ? { name: c.name, established: false, error: err.message } : { name: c.name, established: true });
+            });
+          }),
+      );
+      const connections = await Promise.all(outcomes);
+      this.log.event('daemon', 'global_up', `global switch up: ${connections.filter((c) => c.established).length} of ${connections.length} start connection(s) established`, {
+        connections,
+      });
+      return { connections, already: false };
+    });
+  }
+
+  private inGlobalTransition<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.globalTransition.then(f, f);
+    this.globalTransition = run.catch(() => {});
+    return run;
+  }
+
+  private mustRun(): void {
+    if (this.state !== 'running') throw new Error(`the daemon is ${this.state}`);
+  }
+
   /** Delete every IKE SA (telling the peers), close the sockets, remove the pid file. */
   async stop(reason = 'stopping'): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped' || this.state === 'new') {
@@ -403,9 +612,36 @@ export class Daemon {
     this.timers.clear();
     this.transport?.stop();
     this.transport = undefined;
+    this.control?.stop();
+    this.control = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
   }
+}
+
+/** `up` waited longer than asked; the attempt goes on. */
+export class UpTimeout extends Error {
+  override readonly name = 'UpTimeout';
+}
+
+/** Delete IKE SAs (Delete sent to the peer) and wait until they are gone; after `timeoutMs` the rest are removed without an answer. */
+async function deleteSas(sas: readonly IkeSa[], reason: string, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(
+      sas.map(
+        (sa) =>
+          new Promise<void>((resolve) => {
+            if (sa.state === 'destroyed') return resolve();
+            sa.on('destroyed', () => resolve());
+            sa.delete(reason);
+          }),
+      ),
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  for (const sa of sas) sa.destroy(`${reason} (the peer did not answer the Delete)`);
 }
 
 /** Delay after failed attempt `attempt` (1, 2, …): `initial`, doubling, at most `max`. */

@@ -1,0 +1,74 @@
+/**
+ * `tunsec list-sas [NAME]`: the IKE SAs with their CHILD SAs and traffic
+ * counters, laid out like `swanctl --list-sas`, then the datapath's counters.
+ *
+ *   moon-sun: ESTABLISHED 3m 11s ago, IKEv2, 8f3c0a1b2c3d4e5f_i* 19aa2b3c4d5e6f70_r
+ *     local  'moon.ikev2.test' @ 10.77.0.1[500]
+ *     remote 'sun.ikev2.test' @ 10.77.0.2[500]
+ *     aes128gcm16-prfsha384-ecp384bp
+ *     host: INSTALLED, TRANSPORT, reqid 1, aes128gcm16-noesn
+ *       installed 3m 11s ago
+ *       in  c1a2b3d4,    840 bytes,    10 packets,     1s ago, replay window 32, 0 replay drops, 0 ICV failures
+ *       out 0e0f1011,    840 bytes,    10 packets,     1s ago
+ *       local  10.77.0.1/32
+ *       remote 10.77.0.2/32
+ */
+import type { ChildSaInfo, IkeSaInfo, ListSasResult } from '../../daemon/control.js';
+import { CONTROL_OPTIONS, UsageError, controlTarget, duration, endpoint, parseArgs, runControl, type Io } from './common.js';
+
+export async function listSasCommand(args: readonly string[], io: Io): Promise<number> {
+  const parsed = parseArgs(args, CONTROL_OPTIONS);
+  if (parsed.positional.length > 1) throw new UsageError('list-sas takes at most one connection NAME');
+  const name = parsed.positional[0];
+  return runControl(io, controlTarget(parsed), 'list-sas', name === undefined ? {} : { name }, (result) => {
+    io.out(formatSas(result as ListSasResult));
+    return 0;
+  });
+}
+
+export function formatSas(r: ListSasResult): string {
+  const out: string[] = [];
+  if (r.ike_sas.length === 0) out.push('no IKE SAs');
+  for (const sa of r.ike_sas) out.push(...formatIkeSa(sa));
+  const dp = r.datapath;
+  if (dp) {
+    const c = dp.counters;
+    out.push(
+      `datapath: TUN ${dp.tun ?? '-'}${dp.global_off ? `, global switch off (${dp.global_off})` : ''}`,
+      `  protected: out ${c.outPackets} packets ${c.outBytes} bytes, in ${c.inPackets} packets ${c.inBytes} bytes`,
+    );
+    const notable = Object.entries(c).filter(([k, v]) => v !== 0 && !['outPackets', 'outBytes', 'inPackets', 'inBytes'].includes(k));
+    out.push(`  other: ${notable.length === 0 ? 'none' : notable.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out.push(`  io: ${Object.entries(dp.io).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    if (dp.traps.length > 0) out.push(`  trap policies: ${dp.traps.map((t) => `${t.connection}/${t.child}{${t.reqid}}`).join(', ')}`);
+  } else {
+    out.push('datapath: none (daemon.datapath: none)');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function formatIkeSa(sa: IkeSaInfo): string[] {
+  const when = sa.established_age === null ? '' : ` ${duration(sa.established_age)} ago`;
+  const nat = [sa.nat_local ? 'local NAT' : '', sa.nat_remote ? 'remote NAT' : ''].filter(Boolean);
+  const lines = [
+    `${sa.name}: ${sa.state.toUpperCase()}${when}, IKEv2, ${sa.spi_i}_i${sa.initiator ? '*' : ''} ${sa.spi_r}_r${sa.initiator ? '' : '*'}`,
+    `  local  '${sa.local_id}' @ ${endpoint(sa.local)}${sa.nat_local ? ' [NAT]' : ''}`,
+    `  remote '${sa.remote_id}' @ ${endpoint(sa.remote)}${sa.nat_remote ? ' [NAT]' : ''}`,
+  ];
+  if (sa.proposal) lines.push(`  ${sa.proposal}`);
+  if (sa.established) lines.push(`  established ${sa.established}${nat.length ? `, ${nat.join(', ')}` : ''}`);
+  for (const child of sa.children) lines.push(...formatChild(child));
+  return lines;
+}
+
+function formatChild(c: ChildSaInfo): string[] {
+  const last = (s: number | null): string => (s === null ? '' : `, ${duration(s).padStart(6)} ago`);
+  return [
+    `  ${c.name}: INSTALLED, ${c.mode.toUpperCase()}${c.encap ? '-in-UDP' : ''}, reqid ${c.reqid}, ${c.proposal}`,
+    `    installed ${duration(c.installed_age)} ago (${c.installed})`,
+    `    in  ${c.spi_in}, ${String(c.bytes_in).padStart(10)} bytes, ${String(c.packets_in).padStart(8)} packets${last(c.last_in)}, replay window ${c.replay_window}, ${c.replay_drops} replay drops, ${c.icv_failures} ICV failures`,
+    `    out ${c.spi_out}, ${String(c.bytes_out).padStart(10)} bytes, ${String(c.packets_out).padStart(8)} packets${last(c.last_out)}`,
+    `    local  ${c.local_ts.join(' ')}`,
+    `    remote ${c.remote_ts.join(' ')}`,
+  ];
+}

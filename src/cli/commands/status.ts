@@ -1,0 +1,34 @@
+/**
+ * `tunsec status`: the daemon and, per configured connection, whether it is
+ * established, connecting or not connected, since when, with whom.
+ *
+ *   tunsec daemon: pid 812, running since 2025-06-01T12:00:00.000Z (up 3m 12s), global switch up (off state: drop)
+ *   moon-sun: established since 2025-06-01T12:00:01.000Z (3m 11s), peer 10.77.0.2, moon.ikev2.test...sun.ikev2.test, 1 IKE_SA, 1 CHILD_SA
+ */
+import type { ConnectionStatus, StatusResult } from '../../daemon/control.js';
+import { CONTROL_OPTIONS, UsageError, controlTarget, duration, parseArgs, plural, runControl, type Io } from './common.js';
+
+export async function statusCommand(args: readonly string[], io: Io): Promise<number> {
+  const parsed = parseArgs(args, CONTROL_OPTIONS);
+  if (parsed.positional.length > 0) throw new UsageError(`status takes no arguments, got '${parsed.positional[0]}'`);
+  return runControl(io, controlTarget(parsed), 'status', {}, (result) => {
+    io.out(formatStatus(result as StatusResult));
+    return 0;
+  });
+}
+
+export function formatStatus(r: StatusResult): string {
+  const d = r.daemon;
+  const g = d.global;
+  const lines = [
+    `tunsec daemon: pid ${d.pid}, ${d.state}${d.started ? ` since ${d.started} (up ${duration(d.uptime)})` : ''}, global switch ${g.state}${g.state === 'up' ? '' : ` since ${g.since} (${duration(g.age)})`} (off state: ${g.mode})`,
+  ];
+  if (r.connections.length === 0) lines.push('no connections are configured');
+  for (const c of r.connections) lines.push(formatConnection(c));
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatConnection(c: ConnectionStatus): string {
+  const sas = c.state === 'not connected' ? '' : `, ${plural(c.ike_sas, 'IKE_SA')}, ${plural(c.children, 'CHILD_SA')}`;
+  return `${c.name}: ${c.state} since ${c.since} (${duration(c.age)}), peer ${c.peer ?? '%any'}, ${c.local_id}...${c.remote_id}${sas}`;
+}

@@ -1,0 +1,70 @@
+/**
+ * The client side of the control socket (docs/daemon.md, "Control socket"):
+ * one connection per request, one JSON line out, one JSON line back.
+ */
+import { createConnection } from 'node:net';
+import type { ControlErrorCode, ControlResponse } from '../daemon/control.js';
+
+/** Where the daemon listens unless the configuration says otherwise (`daemon.control_socket`). */
+export const DEFAULT_CONTROL_SOCKET = '/run/tunsec.sock';
+
+/** No daemon to talk to: the socket is missing, refuses, is not ours to open, or nothing answered in time. */
+export class ControlUnreachable extends Error {
+  override readonly name = 'ControlUnreachable';
+}
+
+/** The daemon answered `ok: false`. */
+export class ControlRequestFailed extends Error {
+  override readonly name = 'ControlRequestFailed';
+  constructor(
+    readonly code: ControlErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RequestOptions {
+  /** Give up waiting for the answer after this long (default 10 s). */
+  timeoutMs?: number;
+}
+
+/** Send one request to the daemon at `path`; resolves with its `result`, rejects with ControlUnreachable or ControlRequestFailed. */
+export function controlRequest(path: string, command: string, args: Record<string, unknown> = {}, options: RequestOptions = {}): Promise<unknown> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ path });
+    let buf = '';
+    let settled = false;
+    const settle = (f: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      f();
+    };
+    const timer = setTimeout(
+      () => settle(() => reject(new ControlUnreachable(`the daemon at ${path} did not answer '${command}' within ${Math.round(timeoutMs / 1000)} s`))),
+      timeoutMs,
+    );
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify({ id: 1, command, args })}\n`));
+    socket.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      let response: ControlResponse;
+      try {
+        response = JSON.parse(buf.slice(0, nl)) as ControlResponse;
+      } catch {
+        return settle(() => reject(new ControlUnreachable(`the daemon at ${path} answered something that is not JSON`)));
+      }
+      settle(() => (response.ok ? resolve(response.result) : reject(new ControlRequestFailed(response.code, response.error))));
+    });
+    socket.on('end', () => settle(() => reject(new ControlUnreachable(`the daemon at ${path} closed the connection without answering`))));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ' (is tunsec daemon running?)' : err.code === 'EACCES' ? ' (the control socket is for root only)' : '';
+      settle(() => reject(new ControlUnreachable(`cannot reach the daemon at ${path}: ${err.code ?? err.message}${hint}`)));
+    });
+  });
+}
