@@ -1,0 +1,184 @@
+/**
+ * Results of the throughput bench: BenchRows (bench/stats.ts) per scenario,
+ * the tunsec/libipsec ratios, and the markdown page.
+ */
+import { markdownTable, summarize, type BenchRow } from '../stats.js';
+import type { IperfRun, PingRun, WireCounters } from './measure.js';
+
+export type TestKey = 'tcp1' | 'tcp4' | 'udp';
+
+export interface ScenarioResult {
+  id: string;
+  title: string;
+  description: string;
+  status: 'ok' | 'unavailable' | 'failed';
+  reason?: string;
+  /** One line for the summary table. */
+  short_reason?: string;
+  details?: Record<string, unknown>;
+  /** The ping + wire-counter check before measuring. */
+  path_check?: { route: string; mtu?: number; ping: PingRun; counters: WireCounters };
+  /** Packets on the client's veth during all measurements (cleartext to the target must stay 0 for IPsec). */
+  wire_during_measurements?: WireCounters;
+  setup_sec?: number;
+  warnings: string[];
+  runs: { ping: PingRun[] } & Partial<Record<TestKey, IperfRun[]>>;
+  rows: BenchRow[];
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  durationSec: number;
+  reps: number;
+  pingCount: number;
+  udpRate: string | undefined;
+  udpLength: number;
+  /** An unrecorded TCP run before the measurements of each scenario. */
+  warmupSec: number;
+  only: string[] | undefined;
+}
+
+export interface Ratio {
+  metric: string;
+  numerator: string;
+  denominator: string;
+  value: number | null;
+  note?: string;
+}
+
+export const testTitle: Record<TestKey, string> = { tcp1: 'TCP 1 stream', tcp4: 'TCP 4 streams', udp: 'UDP' };
+
+/** BenchRows of one scenario: medians/min/max over the repetitions that worked. */
+export function scenarioRows(s: ScenarioResult): BenchRow[] {
+  const rows: BenchRow[] = [];
+  const add = (metric: string, unit: string, samples: Array<number | undefined>): void => {
+    const xs = samples.filter((x): x is number => x !== undefined && Number.isFinite(x));
+    if (xs.length) rows.push(summarize(s.title, metric, unit, xs));
+  };
+  for (const key of ['tcp1', 'tcp4', 'udp'] as const) {
+    const ok = (s.runs[key] ?? []).filter((r) => r.ok);
+    if (!ok.length) continue;
+    add(`${key}_recv_mbps`, 'Mb/s', ok.map((r) => r.recvMbps));
+    add(`${key}_send_mbps`, 'Mb/s', ok.map((r) => r.sendMbps));
+    if (key === 'udp') {
+      add('udp_loss_pct', '%', ok.map((r) => r.udpLossPct));
+      add('udp_jitter_ms', 'ms', ok.map((r) => r.udpJitterMs));
+    } else {
+      add(`${key}_retransmits`, 'segments', ok.map((r) => r.retransmits));
+    }
+    add(`${key}_rcvbuf_drops_B`, 'datagrams', ok.map((r) => r.udpRcvbufErrors?.server));
+    add(`${key}_rcvbuf_drops_A`, 'datagrams', ok.map((r) => r.udpRcvbufErrors?.client));
+    const labels = [...new Set(ok.flatMap((r) => Object.keys(r.daemonCpuPct)))];
+    for (const label of labels) add(`${key}_cpu_pct: ${label}`, '% of a core', ok.map((r) => r.daemonCpuPct[label]));
+  }
+  const pings = s.runs.ping.filter((p) => p.avgMs !== undefined);
+  add('ping_avg_ms', 'ms', pings.map((p) => p.avgMs));
+  add('ping_min_ms', 'ms', pings.map((p) => p.minMs));
+  add('ping_max_ms', 'ms', pings.map((p) => p.maxMs));
+  add('ping_loss_pct', '%', s.runs.ping.map((p) => p.lossPct));
+  return rows;
+}
+
+const rowOf = (s: ScenarioResult | undefined, metric: string): BenchRow | undefined => (s?.status === 'ok' ? s.rows.find((r) => r.metric === metric) : undefined);
+
+/** tunsec ÷ strongSwan libipsec (the ≥ 2.5× target) and each IPsec path ÷ plain veth. */
+export function ratios(results: ScenarioResult[], baselineId: string, plainId: string, target: number): Ratio[] {
+  const base = results.find((r) => r.id === baselineId);
+  const plain = results.find((r) => r.id === plainId);
+  const out: Ratio[] = [];
+  for (const s of results.filter((r) => r.id.startsWith('tunsec'))) {
+    for (const metric of ['tcp1_recv_mbps', 'tcp4_recv_mbps']) {
+      const n = rowOf(s, metric);
+      const d = rowOf(base, metric);
+      const value = n && d && d.median > 0 ? Math.round((n.median / d.median) * 100) / 100 : null;
+      let note: string;
+      if (s.status !== 'ok') note = `${s.title} ${s.status === 'unavailable' ? 'not available' : 'failed'}`;
+      else if (!d) note = 'no libipsec baseline in this run';
+      else note = value !== null && value >= target ? `meets the ≥${target}× target` : `below the ≥${target}× target`;
+      out.push({ metric, numerator: s.id, denominator: baselineId, value, note });
+    }
+  }
+  for (const s of results.filter((r) => r.id !== plainId && r.status === 'ok')) {
+    const n = rowOf(s, 'tcp1_recv_mbps');
+    const d = rowOf(plain, 'tcp1_recv_mbps');
+    if (n && d && d.median > 0) out.push({ metric: 'tcp1_recv_mbps', numerator: s.id, denominator: plainId, value: Math.round((n.median / d.median) * 1000) / 1000 });
+  }
+  return out;
+}
+
+const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toPrecision(3));
+const cell = (row: BenchRow | undefined, suffix = ''): string =>
+  row ? `**${fmt(row.median)}**${suffix}${row.samples.length > 1 ? ` (${fmt(row.min)}–${fmt(row.max)})` : ''}` : '–';
+
+export interface Report {
+  bench: 'throughput';
+  date: string;
+  command: string;
+  options: BenchOptions;
+  machine: Record<string, string | number>;
+  scenarios: ScenarioResult[];
+  ratios: Ratio[];
+  rows: BenchRow[];
+  duration_sec: number;
+}
+
+export function markdown(rep: Report): string {
+  const o = rep.options;
+  const m = rep.machine;
+  const lines: string[] = [];
+  lines.push('# Throughput: iperf3 over IPsec between two network namespaces', '');
+  lines.push(`\`${rep.command}\` — ${rep.date}, took ${Math.round(rep.duration_sec)} s`, '');
+  lines.push(
+    `Machine: ${m.cpu_model} × ${m.cpus} cores, ${m.memory_gib} GiB, kernel ${m.kernel}, Node ${m.node}, ${m.strongswan}, ${m.iperf3}, tunsec ${m.tunsec_commit}; load at start ${m.loadavg_start}, at end ${m.loadavg_end}.`,
+    '',
+  );
+  lines.push(
+    `Each measurement ${o.reps}× (median, min–max in brackets): iperf3 TCP ${o.durationSec} s with 1 and 4 streams` +
+      (o.udpRate ? `, UDP ${o.durationSec} s at ${o.udpRate}b/s with ${o.udpLength}-byte datagrams` : '') +
+      `, ping ×${o.pingCount} (0.2 s apart, idle link), after an unrecorded ${o.warmupSec} s TCP warm-up per scenario. Traffic goes namespace A → B (A sends, B receives); Mb/s = what the receiver got. ` +
+      'Daemon CPU = utime+stime of the daemon processes (all threads) over the run, in % of one core; the machine has ' +
+      `${m.cpus} cores shared by iperf3, both daemons and the kernel. UDP rcvbuf drops = the receiving namespace's \`Udp RcvbufErrors\` over the run ` +
+      '(ESP-in-UDP datagrams the receiving daemon did not read in time; with TCP they match the retransmits).',
+    '',
+  );
+  lines.push('| scenario | TCP 1 stream Mb/s | TCP 4 streams Mb/s | ' + (o.udpRate ? `UDP @${o.udpRate} Mb/s, loss % | ` : '') + 'ping avg ms | daemon CPU, TCP 1 stream (% core) | UDP rcvbuf drops in B, TCP 1 stream |');
+  lines.push('| --- | ---: | ---: | ' + (o.udpRate ? '---: | ' : '') + '---: | --- | ---: |');
+  for (const s of rep.scenarios) {
+    if (s.status !== 'ok') {
+      const what = s.status === 'unavailable' ? 'not available' : 'FAILED';
+      const why = (s.short_reason ?? s.reason ?? '').replace(/\|/g, '/').replace(/\n/g, ' ').slice(0, 200);
+      lines.push(`| ${s.title} | ${what}: ${why} (see below) |` + ' |'.repeat(o.udpRate ? 5 : 4));
+      continue;
+    }
+    const cpu = s.rows
+      .filter((r) => r.metric.startsWith('tcp1_cpu_pct: '))
+      .map((r) => `${r.metric.slice('tcp1_cpu_pct: '.length)} ${fmt(r.median)}`)
+      .join(', ');
+    const udp = o.udpRate ? `${cell(rowOf(s, 'udp_recv_mbps'))}, ${cell(rowOf(s, 'udp_loss_pct'))} | ` : '';
+    lines.push(`| ${s.title} | ${cell(rowOf(s, 'tcp1_recv_mbps'))} | ${cell(rowOf(s, 'tcp4_recv_mbps'))} | ${udp}${cell(rowOf(s, 'ping_avg_ms'))} | ${cpu || '–'} | ${cell(rowOf(s, 'tcp1_rcvbuf_drops_B'))} |`);
+  }
+  lines.push('');
+  const tunsecRatios = rep.ratios.filter((r) => r.numerator.startsWith('tunsec') && r.denominator !== 'plain');
+  if (tunsecRatios.length) {
+    lines.push('## tunsec / strongSwan kernel-libipsec (target ≥ 2.5×)', '');
+    lines.push('| tunsec scenario | metric | ratio | |', '| --- | --- | ---: | --- |');
+    for (const r of tunsecRatios) lines.push(`| ${r.numerator} | ${r.metric} | ${r.value === null ? 'n/a' : `${r.value}×`} | ${r.note ?? ''} |`);
+    lines.push('');
+  }
+  const vsPlain = rep.ratios.filter((r) => r.denominator === 'plain');
+  if (vsPlain.length) {
+    lines.push(`Fraction of the plain veth (TCP 1 stream): ${vsPlain.map((r) => `${r.numerator} ${r.value}`).join(', ')}.`, '');
+  }
+  lines.push('## Scenarios', '');
+  for (const s of rep.scenarios) {
+    lines.push(`- **${s.id}** — ${s.description}. Status: ${s.status}${s.reason ? ` — ${s.reason.replace(/\n/g, ' ').slice(0, 600)}` : ''}.`);
+    if (s.details) lines.push(`  Set up in ${s.setup_sec} s: ${JSON.stringify(s.details)}.`);
+    if (s.path_check) lines.push(`  Path check: ${s.path_check.route}${s.path_check.mtu ? ` (device MTU ${s.path_check.mtu})` : ''}; ping ${s.path_check.ping.received}/${s.path_check.ping.transmitted}; on the wire ${JSON.stringify(s.path_check.counters)}.`);
+    if (s.wire_during_measurements) lines.push(`  On the client's veth during the measurements: ${JSON.stringify(s.wire_during_measurements)}.`);
+    const errs = (['tcp1', 'tcp4', 'udp'] as const).flatMap((k) => (s.runs[k] ?? []).filter((r) => !r.ok).map((r) => `${k}: ${r.error}`));
+    if (errs.length) lines.push(`  Failed runs: ${errs.join('; ')}.`);
+    for (const w of s.warnings) lines.push(`  Warning: ${w}`);
+  }
+  lines.push('', '## All rows', '', markdownTable(rep.rows), '');
+  return lines.join('\n');
+}
