@@ -24,13 +24,18 @@ import type { SpdEntry } from '../esp/spd.js';
 import { compileSelector, selectorMatches } from '../esp/spd.js';
 import type { UdpTransport } from '../ike/net/udp.js';
 import { initiatorTs, toEspSelectors } from '../ike/ts/index.js';
-import { dgramFd, setsockoptInt, constants } from '../tun/raw-esp.js';
+import { dgramFd, setBufferSize, setsockoptInt, constants } from '../tun/raw-esp.js';
 import { parseIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';
 import type { DaemonLogger } from './logger.js';
 import { routeMtuFor, sourceAddressFor, tunMtuFor } from './net.js';
-import { TunRoutes } from './routes.js';
+import { TunRoutes, runIp } from './routes.js';
+
+/** Socket buffers of the NAT-T sockets that carry ESP-in-UDP. */
+const UDP_BUFFER = 4 * 1024 * 1024;
+/** Packets the kernel may queue on the TUN device for tunsec to read. */
+const TUN_QUEUE_LENGTH = 4096;
 
 export interface TrapInfo {
   connection: string;
@@ -113,6 +118,10 @@ export class DaemonDatapath {
       log: { log: (level, message) => this.log.log('esp', level, message) },
     });
     this.dataplane.start();
+    // The kernel queues packets for tunsec on the TUN device (txqueuelen, default 500): a deeper queue
+    // absorbs bursts while a batch is being encrypted instead of dropping them (TCP would back off).
+    const qlen = await runIp(['link', 'set', 'dev', c.tun_name, 'txqueuelen', String(TUN_QUEUE_LENGTH)]);
+    if (qlen.code !== 0) this.log.log('knl', 'warn', `cannot set the TUN queue length: ${qlen.stderr}`);
     for (const p of await this.routes.start()) this.log.log('knl', 'warn', p);
     if (transport) {
       transport.on('esp', (d) => this.dataplane?.receiveUdp(d.packet, d.remote.address));
@@ -120,9 +129,13 @@ export class DaemonDatapath {
       const k = constants();
       for (const s of transport.allSockets()) {
         try {
-          setsockoptInt(dgramFd(s), k.SOL_SOCKET, k.SO_MARK, c.fwmark);
+          const fd = dgramFd(s);
+          setsockoptInt(fd, k.SOL_SOCKET, k.SO_MARK, c.fwmark);
+          // ESP-in-UDP shares the NAT-T sockets: give bursts room (rmem_max does not apply to the FORCE variant)
+          setBufferSize(fd, 'recv', UDP_BUFFER);
+          setBufferSize(fd, 'send', UDP_BUFFER);
         } catch (err) {
-          this.log.log('net', 'debug', `cannot mark an IKE socket: ${(err as Error).message}`);
+          this.log.log('net', 'debug', `cannot set options on an IKE socket: ${(err as Error).message}`);
         }
       }
     }

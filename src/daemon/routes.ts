@@ -54,7 +54,7 @@ export type RunIp = (args: string[]) => Promise<{ code: number; stdout: string; 
  */
 export type Sysctl = (path: string, value?: string) => Promise<string | Error>;
 
-const runIp: RunIp = (args) =>
+export const runIp: RunIp = (args) =>
   new Promise((resolve) => {
     execFile('ip', args, { timeout: 10_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
