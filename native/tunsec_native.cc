@@ -250,6 +250,17 @@ Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// dupFd(fd) -> a new close-on-exec descriptor for the same open file (its own slot in an event
+// loop: libuv allows one watcher per descriptor number), non-blocking like the original.
+Napi::Value DupFd(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt(info, 0, &fd)) return ThrowType(env, "dupFd(fd)");
+  int nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0) return ThrowErrno(env, "fcntl F_DUPFD_CLOEXEC", errno);
+  return Napi::Number::New(env, nfd);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sockets
 
@@ -630,6 +641,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readBatch", Napi::Function::New<ReadBatch>(env, "readBatch"));
   exports.Set("writeBatch", Napi::Function::New<WriteBatch>(env, "writeBatch"));
   exports.Set("closeFd", Napi::Function::New<CloseFd>(env, "closeFd"));
+  exports.Set("dupFd", Napi::Function::New<DupFd>(env, "dupFd"));
   exports.Set("rawSocket", Napi::Function::New<RawSocket>(env, "rawSocket"));
   exports.Set("udpSocket", Napi::Function::New<UdpSocket>(env, "udpSocket"));
   exports.Set("bind", Napi::Function::New<BindAddr>(env, "bind"));

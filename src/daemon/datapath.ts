@@ -24,7 +24,8 @@ import type { SpdEntry } from '../esp/spd.js';
 import { compileSelector, selectorMatches } from '../esp/spd.js';
 import type { UdpTransport } from '../ike/net/udp.js';
 import { initiatorTs, toEspSelectors } from '../ike/ts/index.js';
-import { dgramFd, setBufferSize, setsockoptInt, constants } from '../tun/raw-esp.js';
+import { dgramFd, setBufferSize, setsockoptInt, stopDgramReceive, constants } from '../tun/raw-esp.js';
+import { loadNative } from '../tun/native.js';
 import { parseIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';
@@ -125,6 +126,20 @@ export class DaemonDatapath {
     for (const p of await this.routes.start()) this.log.log('knl', 'warn', p);
     if (transport) {
       transport.on('esp', (d) => this.dataplane?.receiveUdp(d.packet, d.remote.address));
+      // Read the NAT-T sockets in batches (recvmmsg) instead of one Node callback per datagram.
+      for (const n of transport.nattSockets()) {
+        // Both readers demultiplex alike, so until Node's reads stop either may take a datagram.
+        let dup: number | undefined;
+        try {
+          dup = loadNative().dupFd(dgramFd(n.socket));
+          this.dataplane.adoptUdpSocket(dup, (msg, address, port) => n.deliver(msg, { address, port }));
+        } catch (err) {
+          if (dup !== undefined) loadNative().closeFd(dup);
+          this.log.log('esp', 'info', `ESP-in-UDP on ${n.local.address}:${n.local.port} is read through Node's dgram socket (${(err as Error).message})`);
+          continue;
+        }
+        if (!stopDgramReceive(n.socket)) this.log.log('esp', 'info', `Node keeps reading ${n.local.address}:${n.local.port} too (its dgram handle is hidden)`);
+      }
       // Mark the IKE sockets too (the sport rules of bypass.ts cover them already; this also covers custom ports).
       const k = constants();
       for (const s of transport.allSockets()) {

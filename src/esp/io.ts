@@ -18,9 +18,10 @@
  */
 import type { Socket } from 'node:dgram';
 import { TunDevice } from '../tun/device.js';
-import { RawEspSocket, ADDR_SLOT } from '../tun/raw-esp.js';
+import { RawEspSocket, ADDR_SLOT, formatAddr } from '../tun/raw-esp.js';
+import { PacketPool } from '../tun/pool.js';
 import { RawIpSender } from '../tun/raw-ip.js';
-import { loadNative, type NativeAddon } from '../tun/native.js';
+import { loadNative, type NativeAddon, type NativePoller } from '../tun/native.js';
 import { formatIp, parseIp } from '../util/ip.js';
 import { EspDatapath, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './datapath.js';
 import type { SadEntry } from './sadb.js';
@@ -141,6 +142,10 @@ export class EspDataplane {
   }
 
   stop(): void {
+    for (const r of this.udpReaders.splice(0)) {
+      r.poller.close();
+      this.addon.closeFd(r.fd);
+    }
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     for (const s of this.espSockets.splice(0)) s.close();
@@ -268,6 +273,62 @@ export class EspDataplane {
       }
       this.flushTx();
     });
+  }
+
+  // -----------------------------------------------------------------------
+  // ESP-in-UDP read in batches from a NAT-T socket
+
+  private readonly udpReaders: Array<{ fd: number; poller: NativePoller }> = [];
+
+  /**
+   * Read the NAT-T socket `fd` (a dup of the socket IKE uses, whose own reads
+   * were stopped) with recvmmsg: ESP goes straight into the datapath, the
+   * rest (IKE behind the non-ESP marker, keepalives, runts) is copied and
+   * handed to `deliver` — IKE's demultiplexer (RFC 3948 §2.2).
+   */
+  adoptUdpSocket(fd: number, deliver: (msg: Buffer, address: string, port: number) => void): void {
+    const pool = new PacketPool(this.batch, slotFor(this.opts.mtu));
+    const addrs = new Uint8Array(this.batch * ADDR_SLOT);
+    const src: InboundSource = { family: 4, address: new Uint8Array(4), udp: true };
+    const poller = new this.addon.Poller(fd, (err) => {
+      if (err) {
+        this.ioError('udp-poll', err);
+        return;
+      }
+      for (;;) {
+        let n: number;
+        try {
+          n = this.addon.recvBatch(fd, pool.buffers, pool.lengths, addrs);
+        } catch (e) {
+          this.ioError('udp-recv', e);
+          return;
+        }
+        if (n <= 0) break;
+        this.io.udpReceived += n;
+        this.dp.tick();
+        for (let i = 0; i < n; i++) {
+          const buf = pool.buffers[i] as Buffer;
+          const len = pool.lengths[i]!;
+          const slot = i * ADDR_SLOT;
+          const isEsp = len >= 8 && (buf[0]! | buf[1]! | buf[2]! | buf[3]!) !== 0;
+          try {
+            if (isEsp) {
+              src.family = addrs[slot] === 6 ? 6 : 4;
+              src.address = addrs.subarray(slot + 4, slot + 4 + (src.family === 4 ? 4 : 16));
+              this.inboundOne(buf, 0, len, src);
+            } else {
+              deliver(Buffer.from(buf.subarray(0, len)), formatAddr(addrs.subarray(slot, slot + ADDR_SLOT)), (addrs[slot + 2]! << 8) | addrs[slot + 3]!);
+            }
+          } catch (e) {
+            this.internalError('udp', e);
+          }
+        }
+        this.flushTun();
+        if (n < pool.count) break;
+      }
+    });
+    poller.start();
+    this.udpReaders.push({ fd, poller });
   }
 
   // -----------------------------------------------------------------------

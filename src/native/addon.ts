@@ -76,6 +76,8 @@ export interface NativeAddon {
   /** write() buffers[i].subarray(0, lengths[i]) for i < count; stops early on EAGAIN. */
   writeBatch(fd: number, buffers: Uint8Array[], lengths: Int32Array, count: number): number;
   closeFd(fd: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC): another descriptor for the same socket (its own uv_poll slot). */
+  dupFd(fd: number): number;
   rawSocket(family: 4 | 6, protocol: number): number;
   udpSocket(family: 4 | 6): number;
   bind(fd: number, address: string, port?: number): void;

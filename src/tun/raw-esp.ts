@@ -63,6 +63,20 @@ export function dgramFd(sock: DgramSocket): number {
   return fd;
 }
 
+/**
+ * Stop Node reading a bound dgram socket (its internal handle's recvStop), so
+ * that batched native reads on a dup of its fd get every datagram. Node keeps
+ * sending on it. Returns false (nothing changed) if this Node version hides
+ * the handle.
+ */
+export function stopDgramReceive(sock: DgramSocket): boolean {
+  const sym = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  const state = sym ? (sock as unknown as Record<symbol, { handle?: { recvStop?: () => number } } | undefined>)[sym] : undefined;
+  const stop = state?.handle?.recvStop;
+  if (typeof stop !== 'function') return false;
+  return stop.call(state!.handle) === 0;
+}
+
 /** Set a socket buffer size, trying the FORCE variant first (ignores rmem_max; needs CAP_NET_ADMIN). */
 export function setBufferSize(fd: number, which: 'recv' | 'send', bytes: number): void {
   const n = loadNative();

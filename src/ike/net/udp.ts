@@ -190,6 +190,15 @@ export class UdpTransport {
     return s?.natt ? s.socket : undefined;
   }
 
+  /**
+   * The NAT-T sockets with the entry point of their demultiplexer (non-ESP
+   * marker → IKE, 0xFF → keepalive, else ESP): the ESP datapath may read
+   * these sockets itself, in batches, and hand back what is not ESP.
+   */
+  nattSockets(): Array<{ local: Endpoint; socket: Socket; deliver: (msg: Buffer, remote: Endpoint) => void }> {
+    return this.sockets.filter((s) => s.natt).map((s) => ({ local: s.local, socket: s.socket, deliver: (msg: Buffer, remote: Endpoint) => this.receive(s, msg, remote) }));
+  }
+
   /** Every bound socket (to set socket options such as SO_MARK on them). */
   allSockets(): Socket[] {
     return this.sockets.map((s) => s.socket);
