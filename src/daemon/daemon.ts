@@ -20,6 +20,7 @@ import { SaEventReporter } from './events.js';
 import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
+import type { ExpireEvent } from '../esp/api.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
@@ -238,6 +239,7 @@ export class Daemon {
     if (config.daemon.datapath === 'userspace') {
       const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.acquired(trap.connection, trap.child));
       this.datapathInstance = dp;
+      this.backend.on('expire', (e) => this.guard('SA expiry', () => this.hardExpired(e)));
       try {
         await dp.start(transport, creds.connections);
       } catch (err) {
@@ -303,6 +305,22 @@ export class Daemon {
   }
 
   /**
+   * A CHILD_SA's SA reached its hard lifetime. Until CREATE_CHILD_SA rekeying
+   * lands, the IKE SA carrying it is deleted (the peer is told): the trap
+   * policy then holds the traffic and negotiates a fresh IKE SA and CHILD_SA —
+   * break-before-make, but never cleartext and never a dead CHILD_SA under a
+   * live IKE SA.
+   */
+  private hardExpired(e: ExpireEvent): void {
+    if (!e.hard) return;
+    const spi = e.spi >>> 0;
+    const owner = this.managerInstance?.sas.find((sa) => sa.ctx.children.some((c) => c.reqid === e.reqid && (c.inboundSpi === spi || c.outboundSpi === spi)));
+    if (!owner || owner.state === 'destroyed') return;
+    this.log.log('daemon', 'info', `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (CHILD_SA rekeying is not implemented yet)`);
+    owner.delete(`CHILD_SA {${e.reqid}} expired (${e.reason})`);
+  }
+
+  /**
    * Traffic hit the trap policy of a child: negotiate, unless an IKE SA of
    * the connection is already up or on its way (its CHILD_SA installs the
    * policy that replaces the trap).
@@ -313,6 +331,10 @@ export class Daemon {
     if (busy || this.initiating.has(connection)) return;
     const c = this.connections.find((x) => x.name === connection);
     if (!c) return;
+    if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
+      this.log.log('daemon', 'debug', `traffic for ${connection}/${child} dropped: no SA, and remote_addrs names no peer to negotiate with`);
+      return;
+    }
     this.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
     this.initiating.add(connection);
     void this.initiateOnce(c).finally(() => this.initiating.delete(connection));

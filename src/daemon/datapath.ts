@@ -12,7 +12,9 @@
  * (`private-or-clear`); the CHILD_SA's own policy replaces it, and when IKE
  * removes that policy (the CHILD_SA is gone) the trap comes back at once —
  * so traffic of a `private` child is never sent in the clear, not before the
- * first SA, not between SAs, not after one is lost.
+ * first SA, not between SAs, not after one is lost. A `private` child without
+ * a configured trap (one we only respond for) keeps its last CHILD_SA's
+ * policy as a learned trap once that CHILD_SA is gone, for the same reason.
  */
 import { networkInterfaces } from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
@@ -86,14 +88,26 @@ export class DaemonDatapath {
   /** Open the TUN device and sockets, install routes; throws (after cleaning up) if the device or sockets cannot be opened. */
   async start(transport: UdpTransport | undefined, connections: readonly ResolvedConnection[] = []): Promise<void> {
     const c = this.config;
+    this.connections = connections;
     const mtu = c.tun_mtu === 'auto' ? await this.autoMtu(connections) : c.tun_mtu;
     if (c.mss_clamp) this.datapath.mssClampMtu = mtu;
     // The trap listener goes first: when IKE removes a CHILD_SA's policy, the trap
     // comes back before the route manager sees the removal, so routes never lapse.
     this.sad.onPolicyChange(({ entry, added }) => {
-      if (added || this.stopped || entry.spec.direction !== 'out') return;
-      const trap = this.traps.get(entry.spec.reqid);
-      if (trap && !this.sad.spd.get(trap.spec.reqid, 'out')) this.sad.addPolicy(trap.spec);
+      const spec = entry.spec;
+      if (added || this.stopped || spec.direction !== 'out' || spec.action !== 'protect' || this.sad.spd.get(spec.reqid, 'out')) return;
+      let trap = this.traps.get(spec.reqid);
+      if (!trap && spec.failureMode === 'private') {
+        // A `private` CHILD_SA without a configured trap (a responder's) is gone: its policy stays as a
+        // learned trap, so its traffic is dropped (and renegotiated) instead of leaving in the clear.
+        const child = this.childByReqid(spec.reqid);
+        if (child) {
+          trap = { connection: child.connection, child: child.child, spec: { ...spec } };
+          this.traps.set(spec.reqid, trap);
+          this.log.log('esp', 'info', `CHILD_SA ${child.connection}/${child.child}{${spec.reqid}} is gone: its private policy stays as a trap (traffic dropped, never sent in the clear)`);
+        }
+      }
+      if (trap) this.sad.addPolicy(trap.spec);
     });
     this.routes = new TunRoutes({ tunName: c.tun_name, table: c.route_table, rulePref: c.route_priority, fwmark: c.fwmark });
     this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
@@ -155,6 +169,13 @@ export class DaemonDatapath {
       }
     }
     this.log.log('esp', 'info', `userspace ESP datapath on ${this.dataplane.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+  }
+
+  private connections: readonly ResolvedConnection[] = [];
+
+  private childByReqid(reqid: number): { connection: string; child: string } | undefined {
+    for (const c of this.connections) for (const ch of c.entry.config.children) if (ch.reqid === reqid) return { connection: c.name, child: ch.name };
+    return undefined;
   }
 
   /** The smallest path MTU towards the connections' peers (1500 when none is known) less the ESP overhead. */

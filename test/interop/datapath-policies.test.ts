@@ -32,7 +32,7 @@ describe('policies without an SA', () => {
     await pair?.destroy();
   });
 
-  const daemon = (name: 'moon' | 'sun', startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private'): TunsecDaemon => {
+  const daemon = (name: 'moon' | 'sun', startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private', childExtra: string[] = []): TunsecDaemon => {
     const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
     const d = new TunsecDaemon(
       me.ns,
@@ -45,6 +45,7 @@ describe('policies without an SA', () => {
         mode: 'transport',
         startAction,
         policy,
+        childExtra,
       }),
       credentialFiles(ca.certificatePem, certs[name]!),
     );
@@ -113,4 +114,22 @@ describe('policies without an SA', () => {
     expect(clear.length).toBe(2);
     expect(moon.text()).toMatch(/passing traffic in the clear \(private-or-clear fallback/);
   }, 60_000);
+
+  it('hard lifetime: after life_packets the SAs go, the IKE SA is deleted and a new one negotiated on demand; traffic resumes, never in the clear', async () => {
+    const sun = daemon('sun', 'none');
+    const moon = daemon('moon', 'start', 'private', ['life_packets: 6', 'rekey_packets: 4']);
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('child_established');
+    const capture = await Capture.start(pair.b.ns, pair.b.ifname, ['icmp']);
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '16', '-i', '0.3', '-W', '2', pair.b.ip4], 30_000);
+    const clear = (await capture.stop()).filter((p) => p.icmpType === 8 || p.icmpType === 0);
+    capture.remove();
+    expect(moon.text()).toMatch(/reached its hard packets lifetime; deleting the IKE_SA to renegotiate/);
+    expect(moon.lines.filter((l) => l.event === 'child_established').length).toBeGreaterThanOrEqual(2);
+    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    expect(received, ping.stdout).toBeGreaterThanOrEqual(12);
+    expect(clear.map((p) => `icmp type ${p.icmpType} ${p.src} → ${p.dst}`), `${moon.text()}\n--- sun\n${sun.text()}`).toEqual([]);
+  }, 90_000);
 });

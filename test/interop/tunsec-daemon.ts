@@ -97,6 +97,8 @@ export interface TunsecHostConfig {
   startAction: 'start' | 'trap' | 'none';
   /** Failure mode of the child's policy (default private). */
   policy?: 'private' | 'private-or-clear';
+  /** Extra YAML lines for the child section (eight-space indented), e.g. `life_packets: 5`. */
+  childExtra?: string[];
   encap?: boolean;
   localTs?: string;
   remoteTs?: string;
@@ -138,6 +140,7 @@ export function tunsecYaml(o: TunsecHostConfig): string {
     '        esp_proposals: aes128gcm16-ecp384bp!',
     `        start_action: ${o.startAction}`,
     ...(o.policy ? [`        policy: ${o.policy}`] : []),
+    ...(o.childExtra ?? []).map((l) => `        ${l}`),
     '',
   ].join('\n');
 }
