@@ -51,8 +51,13 @@ export function requireRootAndPrograms(suite: string, programs: readonly string[
 
 /** Read a PID file; undefined when absent or the process is gone. */
 export function pidFromFile(path: string): number | undefined {
-  if (!existsSync(path)) return undefined;
-  const pid = Number(readFileSync(path, 'utf8').trim());
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8'); // the owner may remove it at any moment (iperf3 -1 on exit)
+  } catch {
+    return undefined;
+  }
+  const pid = Number(text.trim());
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
   return existsSync(`/proc/${pid}`) ? pid : undefined;
 }
