@@ -20,7 +20,7 @@ import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from
 import { resolveCredentials } from '../daemon/credentials.js';
 import { Daemon, DaemonStartError, NATT_PORT } from '../daemon/daemon.js';
 import { checkCommand } from './commands/check.js';
-import { UsageError as CommandUsageError } from './commands/common.js';
+import { UsageError, parseArgs } from './commands/common.js';
 import { globalCommand } from './commands/global.js';
 import { listConnsCommand } from './commands/list-conns.js';
 import { listSasCommand } from './commands/list-sas.js';
@@ -61,7 +61,6 @@ exit codes: 0 ok, 1 failed (invalid configuration, daemon not started or unreach
 command failed), 2 usage error; check: 0-3 as above
 `;
 
-class UsageError extends Error {}
 
 interface Io {
   out: (text: string) => void;
@@ -72,38 +71,6 @@ const stdio: Io = {
   out: (t) => void process.stdout.write(t),
   err: (t) => void process.stderr.write(t),
 };
-
-/** Options of one subcommand: `-c FILE`, `--config FILE`, `--config=FILE`, flags; the rest positional. */
-function parseOptions(args: readonly string[], spec: { values: Record<string, string>; flags: Record<string, string> }): { values: Map<string, string>; flags: Set<string>; positional: string[] } {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  const positional: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--') {
-      positional.push(...args.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
-    const valueKey = spec.values[name];
-    const flagKey = spec.flags[name];
-    if (valueKey !== undefined) {
-      const value = eq > 0 && arg.startsWith('--') ? arg.slice(eq + 1) : args[++i];
-      if (value === undefined || value === '') throw new UsageError(`option ${name} needs a value`);
-      values.set(valueKey, value);
-    } else if (flagKey !== undefined && eq < 0) {
-      flags.add(flagKey);
-    } else {
-      throw new UsageError(`unknown option '${arg}'`);
-    }
-  }
-  return { values, flags, positional };
-}
 
 /** The package version, from the package.json above this file (src/cli or dist/src/cli). */
 export function version(): string {
@@ -143,7 +110,7 @@ function summary(config: TunsecConfig): string {
 
 /** `tunsec config check FILE [--creds]`. */
 export function configCheck(args: readonly string[], io: Io = stdio): number {
-  const { positional, flags } = parseOptions(args, { values: {}, flags: { '--creds': 'creds' } });
+  const { positional, flags } = parseArgs(args, { values: {}, flags: { '--creds': 'creds' } });
   if (positional.length !== 1) throw new UsageError(positional.length === 0 ? 'config check needs a FILE' : `config check takes one FILE, got ${positional.length}`);
   const file = positional[0]!;
   const r = loadConfig({ path: file });
@@ -171,7 +138,7 @@ export function configCheck(args: readonly string[], io: Io = stdio): number {
 
 /** `tunsec daemon -c FILE`: runs until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runDaemon(args: readonly string[], io: Io = stdio): Promise<number> {
-  const { values, positional } = parseOptions(args, {
+  const { values, positional } = parseArgs(args, {
     values: { '-c': 'config', '--config': 'config', '--port-nat-t': 'natt' },
     flags: {},
   });
@@ -267,7 +234,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         throw new UsageError(`unknown command '${command}'`);
     }
   } catch (err) {
-    if (!(err instanceof UsageError) && !(err instanceof CommandUsageError)) throw err;
+    if (!(err instanceof UsageError)) throw err;
     io.err(`tunsec: ${err.message}\n\n${USAGE}`);
     return 2;
   }

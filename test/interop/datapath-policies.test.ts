@@ -6,11 +6,11 @@
  * while negotiation fails, and says so in its log.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { createCa, type Issued } from '../../src/pki/issue.js';
 import { Capture, isNeighborDiscovery } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
-import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
+import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec datapath policies', ['ip', 'ping', 'tcpdump']);
 
@@ -18,37 +18,20 @@ const ca = createCa({ subject: 'C=CH, O=tunsec datapath, CN=tunsec Policy Test C
 
 describe('policies without an SA', () => {
   let pair: NetnsPair;
-  const certs: Record<string, Issued> = {};
+  let certs: Record<PeerName, Issued>;
   const daemons: TunsecDaemon[] = [];
 
   beforeEach(async () => {
     pair = await NetnsPair.create('dt');
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
-    }
+    certs = peerCertificates(ca, pair, 'tunsec datapath');
   });
   afterEach(async () => {
     for (const d of daemons.splice(0)) await d.stop();
     await pair?.destroy();
   });
 
-  const daemon = (name: 'moon' | 'sun', startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private', childExtra: string[] = []): TunsecDaemon => {
-    const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
-    const d = new TunsecDaemon(
-      me.ns,
-      tunsecYaml({
-        name: 'host-host',
-        local: me.ip4,
-        remote: other.ip4,
-        localId: `${name}.tunsec.test`,
-        remoteId: `${peer}.tunsec.test`,
-        mode: 'transport',
-        startAction,
-        policy,
-        childExtra,
-      }),
-      credentialFiles(ca.certificatePem, certs[name]!),
-    );
+  const daemon = (name: PeerName, startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private', childExtra: string[] = []): TunsecDaemon => {
+    const d = peerDaemon(pair, ca, certs, name, { name: 'host-host', mode: 'transport', startAction, policy, childExtra });
     daemons.push(d);
     return d;
   };

@@ -6,12 +6,12 @@
  * in the clear.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { createCa } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
 import { join } from 'node:path';
 import { pidFromFile, requireRootAndPrograms, run, stopPid, waitFor } from '../support/proc.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
-import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
+import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec datapath', ['ip', 'ping', 'tcpdump', 'iperf3', 'tshark', 'python3']);
 
@@ -24,36 +24,19 @@ describe.each([
   let pair: NetnsPair;
   let moon: TunsecDaemon;
   let sun: TunsecDaemon;
-  const certs: Record<string, Issued> = {};
-
   beforeAll(async () => {
     pair = await NetnsPair.create('dp');
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, {
-        subject: `C=CH, O=tunsec datapath, CN=${name}`,
-        key: 'p384',
-        subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] },
+    const certs = peerCertificates(ca, pair, 'tunsec datapath');
+    const daemon = (name: PeerName): TunsecDaemon =>
+      peerDaemon(pair, ca, certs, name, {
+        family: fam,
+        name: 'host-host',
+        mode: 'transport',
+        startAction: name === 'moon' ? 'start' : 'none',
+        // TCP and ICMP are protected; UDP port 9 (discard) stays outside the policy.
+        localTs: `dynamic[${fam === 'ip4' ? 'icmp' : 'ipv6-icmp'}],dynamic[tcp]`,
+        remoteTs: `dynamic[${fam === 'ip4' ? 'icmp' : 'ipv6-icmp'}],dynamic[tcp]`,
       });
-    }
-    const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
-      const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
-      return new TunsecDaemon(
-        me.ns,
-        tunsecYaml({
-          name: 'host-host',
-          local: me[fam],
-          remote: other[fam],
-          localId: `${name}.tunsec.test`,
-          remoteId: `${peer}.tunsec.test`,
-          mode: 'transport',
-          startAction: name === 'moon' ? 'start' : 'none',
-          // TCP and ICMP are protected; UDP port 9 (discard) stays outside the policy.
-          localTs: `dynamic[${fam === 'ip4' ? 'icmp' : 'ipv6-icmp'}],dynamic[tcp]`,
-          remoteTs: `dynamic[${fam === 'ip4' ? 'icmp' : 'ipv6-icmp'}],dynamic[tcp]`,
-        }),
-        credentialFiles(ca.certificatePem, certs[name]!),
-      );
-    };
     sun = daemon('sun');
     moon = daemon('moon');
     await sun.start();
@@ -115,33 +98,21 @@ describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
 
   beforeAll(async () => {
     pair = await NetnsPair.create('dq');
-    const certs: Record<string, Issued> = {};
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
-    }
+    const certs = peerCertificates(ca, pair, 'tunsec datapath');
     for (const [side, addrs] of [[pair.a, inner.moon], [pair.b, inner.sun]] as const) {
       await pair.exec(side, 'ip', ['addr', 'add', `${addrs.v4}/24`, 'dev', 'lo']);
       await pair.exec(side, 'ip', ['-6', 'addr', 'add', `${addrs.v6}/64`, 'dev', 'lo']);
     }
-    const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
-      const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+    const daemon = (name: PeerName): TunsecDaemon => {
       const [mine, theirs] = name === 'moon' ? ['71', '72'] : ['72', '71'];
-      return new TunsecDaemon(
-        me.ns,
-        tunsecYaml({
-          name: 'net-net',
-          local: me.ip4,
-          remote: other.ip4,
-          localId: `${name}.tunsec.test`,
-          remoteId: `${peer}.tunsec.test`,
-          mode: 'tunnel',
-          encap: true,
-          startAction: name === 'moon' ? 'start' : 'none',
-          localTs: `192.168.${mine}.0/24,fd${mine}::/64`,
-          remoteTs: `192.168.${theirs}.0/24,fd${theirs}::/64`,
-        }),
-        credentialFiles(ca.certificatePem, certs[name]!),
-      );
+      return peerDaemon(pair, ca, certs, name, {
+        name: 'net-net',
+        mode: 'tunnel',
+        encap: true,
+        startAction: name === 'moon' ? 'start' : 'none',
+        localTs: `192.168.${mine}.0/24,fd${mine}::/64`,
+        remoteTs: `192.168.${theirs}.0/24,fd${theirs}::/64`,
+      });
     };
     sun = daemon('sun');
     moon = daemon('moon');
@@ -190,27 +161,14 @@ describe('wire evidence: standard ESP, decryptable with the key log, replays dro
 
   beforeAll(async () => {
     pair = await NetnsPair.create('dw');
-    const certs: Record<string, Issued> = {};
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec datapath, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
-    }
-    const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
-      const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
-      return new TunsecDaemon(
-        me.ns,
-        tunsecYaml({
-          name: 'host-host',
-          local: me.ip4,
-          remote: other.ip4,
-          localId: `${name}.tunsec.test`,
-          remoteId: `${peer}.tunsec.test`,
-          mode: 'transport',
-          startAction: name === 'moon' ? 'start' : 'none',
-          daemonExtra: name === 'sun' ? ['keylog: ${DIR}/keys', 'log: { esp: 2 }'] : [],
-        }),
-        credentialFiles(ca.certificatePem, certs[name]!),
-      );
-    };
+    const certs = peerCertificates(ca, pair, 'tunsec datapath');
+    const daemon = (name: PeerName): TunsecDaemon =>
+      peerDaemon(pair, ca, certs, name, {
+        name: 'host-host',
+        mode: 'transport',
+        startAction: name === 'moon' ? 'start' : 'none',
+        daemonExtra: name === 'sun' ? ['keylog: ${DIR}/keys', 'log: { esp: 2 }'] : [],
+      });
     // The capture starts first: IKE_AUTH is needed to check the IKE keys too.
     capture = await Capture.start(pair.b.ns, pair.b.ifname);
     sun = daemon('sun');

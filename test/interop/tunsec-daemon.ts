@@ -6,6 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { issueCertificate, type Issued } from '../../src/pki/issue.js';
+import type { NetnsPair, NetnsSide } from '../support/netns.js';
 import { waitFor } from '../support/proc.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -148,4 +150,33 @@ export function tunsecYaml(o: TunsecHostConfig): string {
 /** The files `tunsecYaml` refers to. */
 export function credentialFiles(caPem: string, issued: { certificatePem: string; privateKeyPem?: string }): Record<string, string> {
   return { 'ca.pem': caPem, 'cert.pem': issued.certificatePem, 'key.pem': issued.privateKeyPem! };
+}
+
+export type PeerName = 'moon' | 'sun';
+
+/** One certificate per side of a NetnsPair (moon = a, sun = b), with `<name>.tunsec.test` and the side's addresses as SANs. */
+export function peerCertificates(ca: Issued, pair: NetnsPair, organization: string): Record<PeerName, Issued> {
+  const issue = (name: PeerName, side: NetnsSide): Issued =>
+    issueCertificate(ca, { subject: `C=CH, O=${organization}, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] } });
+  return { moon: issue('moon', pair.a), sun: issue('sun', pair.b) };
+}
+
+/**
+ * A tunsec daemon for one side of a NetnsPair (moon = a, sun = b) talking to
+ * the other side over `family`, identities `<name>.tunsec.test`.
+ */
+export function peerDaemon(
+  pair: NetnsPair,
+  ca: Issued,
+  certs: Record<PeerName, Issued>,
+  name: PeerName,
+  o: Omit<TunsecHostConfig, 'local' | 'remote' | 'localId' | 'remoteId'> & { family?: 'ip4' | 'ip6' },
+): TunsecDaemon {
+  const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
+  const family = o.family ?? 'ip4';
+  return new TunsecDaemon(
+    me.ns,
+    tunsecYaml({ ...o, local: me[family], remote: other[family], localId: `${name}.tunsec.test`, remoteId: `${peer}.tunsec.test` }),
+    credentialFiles(ca.certificatePem, certs[name]),
+  );
 }
