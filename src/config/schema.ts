@@ -156,7 +156,7 @@ export const childSchema = z.strictObject({
   local_ts: trafficSelectors().default(dynamicTs),
   remote_ts: trafficSelectors().default(dynamicTs),
   esp_proposals: proposals(ProtocolId.ESP).default(() => defaultProposalList(ProtocolId.ESP)),
-  mode: choice(['transport', 'tunnel']).default('transport'),
+  mode: choice(['transport', 'tunnel', 'pass', 'drop']).default('transport'),
   start_action: startAction().default('none'),
   dpd_action: choice(['clear', 'trap', 'restart']).default('clear'),
   close_action: choice(['none', 'trap', 'start']).default('none'),

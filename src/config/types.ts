@@ -119,7 +119,8 @@ export interface ChildConfig extends ChildLifetimes {
   local_ts: TrafficSelectorConfig[];
   remote_ts: TrafficSelectorConfig[];
   esp_proposals: ProposalList;
-  mode: 'transport' | 'tunnel';
+  /** `pass` / `drop`: a shunt policy (bypass / discard its traffic), never negotiated — as swanctl's. */
+  mode: 'transport' | 'tunnel' | 'pass' | 'drop';
   start_action: StartAction;
   dpd_action: 'clear' | 'trap' | 'restart';
   close_action: 'none' | 'trap' | 'start';

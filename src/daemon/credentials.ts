@@ -19,6 +19,7 @@ import type { Identity as ConfigIdentity } from '../config/index.js';
 import type { SaLifetimes } from '../esp/api.js';
 import type { ConnectionEntry } from '../ike/manager.js';
 import type { ChildPeerConfig, IkePeerConfig } from '../ike/sa/peer-config.js';
+import type { TrafficSelectorConfig } from '../ike/ts/index.js';
 import {
   PkiError,
   TrustStore,
@@ -57,7 +58,18 @@ export interface ResolvedConnection {
   startChildren: string[];
   /** Children with `start_action: trap` (or `trap|start`): their policies are installed when loaded and traffic triggers negotiation. */
   trapChildren: string[];
+  /** `mode: pass | drop` children: bypass / discard policies installed when loaded, never negotiated. */
+  shunts: ShuntConfig[];
   keyingtries: number;
+}
+
+/** A shunt policy (swanctl's `mode = pass | drop`): its traffic bypasses IPsec or is discarded. */
+export interface ShuntConfig {
+  name: string;
+  mode: 'pass' | 'drop';
+  localTs: TrafficSelectorConfig[];
+  remoteTs: TrafficSelectorConfig[];
+  reqid?: number;
 }
 
 export interface CredentialsResult {
@@ -87,7 +99,10 @@ export function resolveCredentials(config: TunsecConfig): CredentialsResult {
   }
   // reqids in configuration order: stable across restarts, and what trap policies and CHILD_SAs share
   let reqid = 1;
-  for (const c of connections) for (const child of c.entry.config.children) child.reqid = reqid++;
+  for (const c of connections) {
+    for (const child of c.entry.config.children) child.reqid = reqid++;
+    for (const shunt of c.shunts) shunt.reqid = reqid++;
+  }
   return { connections, errors: [...errors], warnings: [...warnings] };
 }
 
@@ -220,7 +235,12 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     if (certificate.notBefore.getTime() > now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' is not valid before ${certificate.notBefore.toISOString()}`));
   }
 
-  const children = Object.values(conn.children).map((c) => childConfig(c));
+  const children = Object.values(conn.children)
+    .filter((c): c is ChildConfig & { mode: 'transport' | 'tunnel' } => c.mode === 'transport' || c.mode === 'tunnel')
+    .map((c) => childConfig(c));
+  const shunts: ShuntConfig[] = Object.values(conn.children)
+    .filter((c): c is ChildConfig & { mode: 'pass' | 'drop' } => c.mode === 'pass' || c.mode === 'drop')
+    .map((c) => ({ name: c.name, mode: c.mode, localTs: c.local_ts, remoteTs: c.remote_ts }));
   if (children.length > 1) {
     warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) are only accepted as responder until CREATE_CHILD_SA is supported`);
   }
@@ -256,6 +276,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
       startChildren: Object.values(conn.children)
         .filter((c) => c.start_action === 'start' || c.start_action === 'trap|start')
         .map((c) => c.name),
+      shunts,
       trapChildren: Object.values(conn.children)
         .filter((c) => c.start_action === 'trap' || c.start_action === 'trap|start')
         .map((c) => c.name),
@@ -283,7 +304,7 @@ export function childLifetimes(child: ChildConfig): SaLifetimes {
   };
 }
 
-export function childConfig(child: ChildConfig, reqid?: number): ChildPeerConfig {
+export function childConfig(child: ChildConfig & { mode: 'transport' | 'tunnel' }, reqid?: number): ChildPeerConfig {
   return {
     name: child.name,
     ...(reqid === undefined ? {} : { reqid }),

@@ -25,7 +25,7 @@ import type { SecurityAssociationDatabase } from '../esp/sadb.js';
 import type { SpdEntry } from '../esp/spd.js';
 import { compileSelector, selectorMatches } from '../esp/spd.js';
 import type { UdpTransport } from '../ike/net/udp.js';
-import { initiatorTs, toEspSelectors } from '../ike/ts/index.js';
+import { formatRanges, initiatorTs, toEspSelectors } from '../ike/ts/index.js';
 import { dgramFd, setBufferSize, setsockoptInt, stopDgramReceive, constants } from '../tun/raw-esp.js';
 import { loadNative } from '../tun/native.js';
 import { parseIp } from '../util/ip.js';
@@ -185,9 +185,30 @@ export class DaemonDatapath {
     return tunMtuFor(mtus.length > 0 ? Math.min(...mtus) : 1500);
   }
 
-  /** Install the trap policies of the connections' trap/start children. */
+  /** Install the shunt policies (`mode: pass | drop`) and the trap policies of the connections' trap/start children. */
   async installTraps(connections: readonly ResolvedConnection[]): Promise<void> {
     for (const conn of connections) {
+      for (const shunt of conn.shunts) {
+        if (shunt.reqid === undefined) continue;
+        const remote = conn.entry.remoteAddrs.find((a) => a !== '%any');
+        const local = conn.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote).catch(() => undefined));
+        const v6 = (remote ?? local ?? '').includes(':');
+        const ts = initiatorTs({ localConfig: shunt.localTs, remoteConfig: shunt.remoteTs, localAddr: local ?? (v6 ? '::' : '0.0.0.0'), remoteAddr: remote ?? (v6 ? '::' : '0.0.0.0') });
+        this.sad.addPolicy({
+          reqid: shunt.reqid,
+          direction: 'out',
+          local: toEspSelectors(ts.tsi),
+          remote: toEspSelectors(ts.tsr),
+          action: shunt.mode === 'pass' ? 'bypass' : 'discard',
+          failureMode: 'private',
+          // shunts go before IPsec policies, as strongSwan's
+          priority: 50,
+          mode: 'transport',
+          localAddress: local ?? '',
+          remoteAddress: remote ?? '',
+        });
+        this.log.log('esp', 'info', `shunt policy ${conn.name}/${shunt.name}{${shunt.reqid}} installed: ${shunt.mode === 'pass' ? 'bypass' : 'discard'} ${formatRanges(ts.tsi)} === ${formatRanges(ts.tsr)}`);
+      }
       const names = new Set([...conn.trapChildren, ...conn.startChildren]);
       for (const child of conn.entry.config.children) {
         if (!names.has(child.name) || child.reqid === undefined) continue;
@@ -226,7 +247,8 @@ export class DaemonDatapath {
   /** Keep the routes in step with the outbound `protect` policies. */
   private followPolicy(entry: SpdEntry, added: boolean): void {
     const spec = entry.spec;
-    if (spec.direction !== 'out' || spec.action !== 'protect' || !this.routes) return;
+    // bypass needs no route (the main table sends it in the clear); discard is routed here to be dropped
+    if (spec.direction !== 'out' || spec.action === 'bypass' || !this.routes) return;
     const key = `${spec.reqid}#${entry.order}`;
     const done = (what: string) => (problems: string[]) => {
       for (const p of problems) this.log.log('knl', 'warn', `${what} routes of policy {${spec.reqid}}: ${p}`);

@@ -115,4 +115,32 @@ describe('policies without an SA', () => {
     expect(received, ping.stdout).toBeGreaterThanOrEqual(12);
     expect(clear.map((p) => `icmp type ${p.icmpType} ${p.src} → ${p.dst}`), `${moon.text()}\n--- sun\n${sun.text()}`).toEqual([]);
   }, 90_000);
+
+  it('shunts: a pass child sends its flow in the clear past a protecting policy, a drop child discards its flow, the rest is ESP', async () => {
+    const shunts = ['ping-pass:', '  mode: pass', '  local_ts: dynamic[icmp]', '  remote_ts: dynamic[icmp]', 'discard-drop:', '  mode: drop', '  remote_ts: dynamic[udp/9]'];
+    const both = (name: PeerName, startAction: 'start' | 'none'): TunsecDaemon => {
+      const d = peerDaemon(pair, ca, certs, name, { name: 'host-host', mode: 'transport', startAction, extraChildren: shunts, daemonExtra: ['log: { esp: 2 }'] });
+      daemons.push(d);
+      return d;
+    };
+    const sun = both('sun', 'none');
+    const moon = both('moon', 'start');
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('child_established');
+    expect(moon.text()).toMatch(/shunt policy host-host\/ping-pass\{\d+\} installed: bypass/);
+    const capture = await Capture.start(pair.b.ns, pair.b.ifname, ['icmp or esp or udp port 9 or udp port 10']);
+    const ping = await pair.exec(pair.a, 'ping', ['-c', '2', '-i', '0.3', '-W', '2', pair.b.ip4], 20_000);
+    for (const port of [9, 10]) {
+      const probe = `const s = require('node:dgram').createSocket('udp4'); s.send('probe', ${port}, '${pair.b.ip4}', () => s.close());`;
+      await pair.exec(pair.a, process.execPath, ['-e', probe]);
+    }
+    const packets = (await capture.stop()).filter((p) => p.src === pair.a.ip4);
+    capture.remove();
+    expect(ping.code, ping.stdout).toBe(0);
+    expect(packets.filter((p) => p.icmpType === 8)).toHaveLength(2); // echo requests in the clear: the pass shunt
+    expect(packets.some((p) => p.protocol === 'udp')).toBe(false); // port 9 discarded, port 10 protected
+    expect(packets.filter((p) => p.protocol === 'esp')).toHaveLength(1); // the port-10 probe
+  }, 60_000);
 });

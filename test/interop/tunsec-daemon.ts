@@ -101,6 +101,8 @@ export interface TunsecHostConfig {
   policy?: 'private' | 'private-or-clear';
   /** Extra YAML lines for the child section (eight-space indented), e.g. `life_packets: 5`. */
   childExtra?: string[];
+  /** More children, as YAML lines relative to `children:` (six-space indented), e.g. shunts. */
+  extraChildren?: string[];
   encap?: boolean;
   localTs?: string;
   remoteTs?: string;
@@ -143,6 +145,7 @@ export function tunsecYaml(o: TunsecHostConfig): string {
     `        start_action: ${o.startAction}`,
     ...(o.policy ? [`        policy: ${o.policy}`] : []),
     ...(o.childExtra ?? []).map((l) => `        ${l}`),
+    ...(o.extraChildren ?? []).map((l) => `      ${l}`),
     '',
   ].join('\n');
 }
