@@ -243,7 +243,7 @@ describe('one exact message per problem, with its key path', () => {
       minimal({ conn: 'remote:\n  cacerts: ca.pem\n  send_cert: always' }),
       "connections.dc1.remote.send_cert: unknown key here; 'send_cert' is a setting of the connection (connections.dc1)",
     ],
-    ['a misspelt mode', minimal({ child: 'mode: tunel' }).replace('        mode: transport\n', ''), "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', got 'tunel'"],
+    ['a misspelt mode', minimal({ child: 'mode: tunel' }).replace('        mode: transport\n', ''), "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', 'pass', 'drop', got 'tunel'"],
     [
       'a bad time',
       minimal({ conn: 'rekey_time: 4x' }),
@@ -370,7 +370,7 @@ connections:
       "connections.dc1.remote_adrs: unknown key (did you mean 'remote_addrs'?)",
       "connections.dc1.children.cache.esp_proposals: unknown algorithm 'aes128gcm17' in proposal 'aes128gcm17-ecp384bp'",
       "connections.dc1.children.cache.esp_proposals: unknown algorithm 'sha999' in proposal 'aes128gcm16-sha999'",
-      "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', got 'tunel'",
+      "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', 'pass', 'drop', got 'tunel'",
       'connections.dc1.children.web.rekey_time: rekey_time (2h) must be less than life_time (1h): the CHILD_SA would expire before it is rekeyed',
       "connections.dc2.rekey_time: invalid time 'soon': use seconds, or a number with s, m, h or d (e.g. 90s, 30m, 4h, 1d)",
     ]);
@@ -390,7 +390,7 @@ connections:
     const r = loadConfig({ text, path: 'tunsec.yaml' });
     expect(r.ok).toBe(false);
     expect(r.ok ? '' : r.error.message).toBe(
-      `tunsec.yaml: 1 problem\n  line ${line}: connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', got 'tunel'`,
+      `tunsec.yaml: 1 problem\n  line ${line}: connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', 'pass', 'drop', got 'tunel'`,
     );
   });
 });
