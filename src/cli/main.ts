@@ -4,7 +4,7 @@
  *
  *   tunsec daemon [-c FILE] [--port-nat-t PORT]   run the daemon in the foreground
  *   tunsec config check FILE [--creds]            check a configuration file
- *   tunsec status | list-sas | list-conns | up NAME | down NAME | check [NAME] | global down|up|status
+ *   tunsec status | list-sas | list-conns | up NAME | down NAME | check [NAME] | reload | global down|up|status
  *                                                 ask the running daemon over its control socket
  *   tunsec version                                print the version
  *   tunsec help                                   print this summary
@@ -24,6 +24,8 @@ import { UsageError, parseArgs } from './commands/common.js';
 import { globalCommand } from './commands/global.js';
 import { listConnsCommand } from './commands/list-conns.js';
 import { listSasCommand } from './commands/list-sas.js';
+import { saCommand } from './commands/sa.js';
+import { reloadCommand } from './commands/reload.js';
 import { statusCommand } from './commands/status.js';
 import { downCommand, upCommand } from './commands/up-down.js';
 
@@ -35,7 +37,8 @@ commands:
   daemon [-c FILE] [--port-nat-t PORT]
                            run the IKE daemon in the foreground (default configuration
                            ${DEFAULT_CONFIG}); logs JSON lines on stdout unless it is a
-                           terminal; SIGTERM/SIGINT stop it, deleting all SAs
+                           terminal; SIGTERM/SIGINT stop it, deleting all SAs;
+                           SIGHUP reloads the configuration
   config check FILE [--creds]
                            check a configuration file: every problem and warning, then a
                            one-line summary; --creds also loads certificates, keys and CAs
@@ -52,8 +55,14 @@ commands for the running daemon (over its control socket):
   down NAME                delete a connection's IKE SAs, wait until they are gone
   check [NAME]             Nagios/Icinga plugin: one line, exit 0 OK, 1 WARNING,
                            2 CRITICAL, 3 UNKNOWN
+  reload                   re-read the configuration and credentials (as SIGHUP): unchanged
+                           connections keep their SAs; lists kept/added/removed/replaced
   global down|up|status    the global off switch: delete every SA and keep policies off
                            (daemon.global: drop or clear) / initiate again / show
+  sa list                  manual (static) SAs: SPIs, mode, selectors, counters
+  sa add NAME key=value…   install a manual SA pair and its policies; the keys of a
+                           manual.sas.NAME section (docs/configuration.md)
+  sa del NAME              remove a manual SA pair and its policies
   options: --socket PATH (default /run/tunsec.sock) or -c FILE (its daemon.control_socket),
            --json (print the result object), --timeout SECONDS (up, down, global, check)
 
@@ -176,7 +185,10 @@ export async function runDaemon(args: readonly string[], io: Io = stdio): Promis
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => daemon.reload());
+  process.on('SIGHUP', () => {
+    log.log('daemon', 'info', 'SIGHUP received: reloading the configuration');
+    void daemon.reload();
+  });
 
   try {
     await daemon.start(configPath);
@@ -217,8 +229,12 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         return await downCommand(rest, io);
       case 'check':
         return await checkCommand(rest, io);
+      case 'reload':
+        return await reloadCommand(rest, io);
       case 'global':
         return await globalCommand(rest, io);
+      case 'sa':
+        return await saCommand(rest, io);
       case 'version':
       case '--version':
         io.out(`tunsec ${version()}\n`);

@@ -4,7 +4,7 @@
  * across keys. Every problem is collected; the configuration is returned only
  * when there is no error. Warnings come back either way.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { type Document, LineCounter, isMap, isPair, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -26,6 +26,7 @@ import {
   topSchema,
 } from './schema.js';
 import type { ChildConfig, ConnectionConfig, DaemonConfig, SecretConfig, TunsecConfig } from './types.js';
+import { MANUAL_NAME, duplicateSpis, manualKeysPermissionWarning, manualSaSchema, manualSchema, resolveManualSa, type ManualSaConfig } from './manual.js';
 
 export type ConfigSource =
   | { path: string }
@@ -47,7 +48,18 @@ export function loadConfig(source: ConfigSource): LoadResult {
     const problem: ConfigProblem = { path: '', severity: 'error', message: `cannot read ${source.path}: ${(e as Error).message}` };
     return { ok: false, error: new ConfigError([problem], source.path), warnings: [] };
   }
-  return parseConfig(text, source.path, dirname(resolve(source.path)));
+  const r = parseConfig(text, source.path, dirname(resolve(source.path)));
+  // Manual SA keys are secrets: say so when others may read the file (as for private key files).
+  if (r.ok && Object.keys(r.config.manual.sas).length > 0) {
+    let warning: string | undefined;
+    try {
+      warning = manualKeysPermissionWarning(source.path, statSync(source.path).mode);
+    } catch {
+      /* gone meanwhile */
+    }
+    if (warning !== undefined) r.warnings.push({ path: 'manual', message: warning, severity: 'warning' });
+  }
+  return r;
 }
 
 /** `loadConfig`, throwing the ConfigError. */
@@ -253,7 +265,8 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
   // connections
   const connections: Record<string, ConnectionConfig> = {};
   const rawConnections = top?.connections ?? (isSection(data.connections) ? data.connections : {});
-  if (top !== undefined && Object.keys(rawConnections).length === 0) {
+  const manualSas = isSection(data.manual) && isSection(data.manual.sas) && Object.keys(data.manual.sas).length > 0;
+  if (top !== undefined && Object.keys(rawConnections).length === 0 && !manualSas) {
     out.add(['connections'], 'no connections are defined', 'warning');
   }
   const connectionKeys = Object.keys(connectionSchema.shape);
@@ -352,7 +365,32 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     };
   }
 
+  // manual (static SAs and policies, ./manual.ts)
+  const manual = { sas: {} as Record<string, ManualSaConfig> };
+  const manualIn = out.parse(manualSchema, data.manual ?? {}, ['manual']);
+  const rawSas = manualIn?.sas ?? (isSection(data.manual) && isSection(data.manual.sas) ? data.manual.sas : {});
+  for (const [saName, raw] of Object.entries(rawSas)) {
+    const saBase = ['manual', 'sas', saName];
+    if (!MANUAL_NAME.test(saName)) {
+      out.add(saBase, `'${saName}' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)`);
+      continue;
+    }
+    if (!isSection(raw)) {
+      out.add(saBase, `expected a section (key: value pairs), got ${describeValue(raw)}`);
+      continue;
+    }
+    const parsed = out.parse(manualSaSchema, raw, saBase);
+    if (parsed === undefined) continue;
+    const resolved = resolveManualSa(saName, parsed);
+    for (const p of resolved.problems) out.add(p.key === '' ? saBase : [...saBase, p.key], p.message);
+    if (resolved.sa) manual.sas[saName] = resolved.sa;
+  }
+  for (const d of duplicateSpis(Object.values(manual.sas))) out.add(['manual', 'sas', d.name, d.key], `the same ${d.key} as manual SA '${d.other}'`);
+  if (daemon !== undefined && daemon.datapath === 'none' && Object.keys(manual.sas).length > 0) {
+    out.add(['manual'], "manual SAs need the userspace datapath (daemon.datapath: userspace)");
+  }
+
   if (out.hasErrors || top === undefined || daemon === undefined || authorities === undefined) return fail();
   const warnings = out.sorted().filter((p) => p.severity === 'warning');
-  return { ok: true, config: { daemon, authorities, secrets, connections }, warnings };
+  return { ok: true, config: { daemon, authorities, secrets, connections, manual }, warnings };
 }

@@ -183,6 +183,8 @@ export const topSchema = z.strictObject({
   authorities: z.unknown().optional(),
   secrets: z.record(z.string(), z.unknown()).optional(),
   connections: z.record(z.string(), z.unknown()),
+  /** Static SAs and policies (./manual.ts), parsed on their own. */
+  manual: z.unknown().optional(),
 });
 
 /**

@@ -10,12 +10,14 @@ import type { Identity } from './identity.js';
 import type { ChildLifetimes, IkeLifetimes } from './lifetimes.js';
 import type { LogSubsystem, SecretType, StartAction } from './schema.js';
 import type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
+import type { ManualConfig } from './manual.js';
 
 export type { Identity, IdentityType } from './identity.js';
 export type { ListenAddress } from './fields.js';
 export type { LogSubsystem, SecretType, StartAction } from './schema.js';
 export type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
 export type { ProposalList } from '../ike/proposal/parse.js';
+export type { ManualConfig, ManualSaConfig } from './manual.js';
 
 export interface TunsecConfig {
   daemon: DaemonConfig;
@@ -24,6 +26,8 @@ export interface TunsecConfig {
   secrets: Record<string, SecretConfig>;
   /** By connection name, in file order. */
   connections: Record<string, ConnectionConfig>;
+  /** Static SAs and policies (`manual.sas`), installed at start without IKE. */
+  manual: ManualConfig;
 }
 
 export interface DaemonConfig {

@@ -30,6 +30,9 @@ import type { SaCounters } from '../esp/api.js';
 import { formatProposal } from '../ike/proposal/index.js';
 import { describeIdentity } from './credentials.js';
 import { spiHex } from './events.js';
+import { summarizeReload, type ReloadResult } from './reload.js';
+import type { ManualSaInfo, ManualSaListResult } from './manual.js';
+import { parseManualSa } from '../config/manual.js';
 
 /** The longest request line accepted, in octets (without the newline). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -439,6 +442,8 @@ export interface ListSasResult {
   ike_sas: IkeSaInfo[];
   datapath: (DatapathStatus & { global_off: 'drop' | 'clear' | null }) | null;
   manager: (ManagerCounters & { half_open: number }) | null;
+  /** Manual SAs (`tunsec sa list` shows them alone). */
+  manual_sas?: ManualSaInfo[];
 }
 
 export interface ConnInfo {
@@ -593,6 +598,13 @@ export function controlCommands(daemon: Daemon): Record<string, ControlHandler> 
         throw failed(err);
       }
     },
+    reload: async (): Promise<ReloadResult> => {
+      running();
+      const r = await daemon.reload();
+      if (!r.ok) throw new ControlError('failed', [summarizeReload(r), ...r.errors.map((e) => `  ${e}`)].join('\n'));
+      return r;
+    },
+    ...manualSaCommands(daemon, running),
     'global-status': (): GlobalResult => globalStatus(daemon),
     'global-down': async (args): Promise<GlobalResult> => {
       const timeout = timeoutArg(args, 10);
@@ -613,6 +625,41 @@ export function controlCommands(daemon: Daemon): Record<string, ControlHandler> 
       } catch (err) {
         throw failed(err);
       }
+    },
+  };
+}
+
+/** `sa-list`, `sa-add` ({name, settings: {key: value}}, checked as `manual.sas.NAME` in the file), `sa-del` ({name}). */
+function manualSaCommands(daemon: Daemon, running: () => void): Record<string, ControlHandler> {
+  const manual = () => {
+    running();
+    const m = daemon.manual;
+    if (!m) throw new ControlError('unavailable', 'manual SAs need the userspace datapath (daemon.datapath: userspace)');
+    return m;
+  };
+  const saName = (args: Record<string, unknown>): string => {
+    if (typeof args.name !== 'string' || args.name === '') throw new ControlError('bad_request', "'name' must be a manual SA name");
+    return args.name;
+  };
+  return {
+    'sa-list': (): ManualSaListResult => manual().list(),
+    'sa-add': (args): ManualSaInfo => {
+      const name = saName(args);
+      const settings = args.settings;
+      if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new ControlError('bad_request', "'settings' must be an object of manual SA keys");
+      const m = manual();
+      const parsed = parseManualSa(name, settings);
+      if (!parsed.ok) throw new ControlError('failed', `invalid manual SA '${name}':\n${parsed.problems.map((p) => `  ${p}`).join('\n')}`);
+      try {
+        return m.add(parsed.sa, 'runtime');
+      } catch (err) {
+        throw new ControlError('failed', (err as Error).message);
+      }
+    },
+    'sa-del': (args): { name: string; deleted: true } => {
+      const name = saName(args);
+      if (!manual().delete(name, 'tunsec sa del')) throw new ControlError('not_found', `no manual SA named '${name}'`);
+      return { name, deleted: true };
     },
   };
 }
@@ -746,6 +793,7 @@ export function listSas(daemon: Daemon, name?: string): ListSasResult {
     ike_sas: ike,
     datapath: dp ? { ...dp.status(), global_off: dp.datapath.globalOff ?? null } : null,
     manager: manager ? { ...manager.counters, half_open: manager.halfOpenCount } : null,
+    manual_sas: daemon.manual?.list().sas ?? [],
   };
 }
 

@@ -20,12 +20,15 @@ import { SaEventReporter } from './events.js';
 import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
+import { ManualSas } from './manual.js';
 import type { ExpireEvent } from '../esp/api.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
+import { MetricsServer, daemonMetricsSource } from './metrics.js';
 import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
+import { carryReqids, emptyResult, planReload, summarizeReload, type ReloadResult } from './reload.js';
 
 /** The IKE port when no connection sets `local_port` (RFC 7296 §2). */
 export const IKE_PORT = 500;
@@ -76,9 +79,16 @@ export class Daemon {
   private pidFile?: string;
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
+  /** Manual (static) SAs and policies (./manual.ts); with the userspace datapath. */
+  private manualSas?: ManualSas;
   private readonly nattPort: number;
   private control?: ControlServer;
+  private metricsServer?: MetricsServer;
   private daemonConfig?: DaemonConfig;
+  /** For reload: the configuration file, the running configuration (its `daemon:` section as applied) and the bound IKE port. */
+  private configPath?: string;
+  private runningConfig?: TunsecConfig;
+  private boundIkePort?: number;
   private startTime?: number;
   /** Connections with a `start` initiation loop running (an attempt, or waiting to retry); removing the entry ends the loop. */
   private readonly retrying = new Map<string, { since: number }>();
@@ -96,6 +106,11 @@ export class Daemon {
 
   get manager(): IkeSaManager | undefined {
     return this.managerInstance;
+  }
+
+  /** The manual SAs (with the userspace datapath, once started). */
+  get manual(): ManualSas | undefined {
+    return this.manualSas;
   }
 
   /** The userspace ESP datapath (absent with `datapath: none`). */
@@ -129,6 +144,11 @@ export class Daemon {
   /** The global off switch and since when it is in that state. */
   get global(): { state: GlobalSwitchState; since: number } {
     return { ...this.globalSwitch };
+  }
+
+  /** The metrics endpoint (with `daemon.metrics`, once started). */
+  get metrics(): MetricsServer | undefined {
+    return this.metricsServer;
   }
 
   /** The control socket (with `control: true`, once started). */
@@ -224,14 +244,25 @@ export class Daemon {
       }
       this.control = control;
     }
+    if (config.daemon.metrics) {
+      const metrics = new MetricsServer({ listen: config.daemon.metrics, log: this.log, source: daemonMetricsSource(this) });
+      try {
+        await metrics.start();
+      } catch (err) {
+        throw new DaemonStartError((err as Error).message);
+      }
+      this.metricsServer = metrics;
+    }
 
-    if (creds.connections.length > 0) {
+    // ESP-in-UDP of manual SAs goes through the NAT-T sockets: their addresses are bound too.
+    const manualUdp = Object.values(config.manual.sas).flatMap((m) => (m.encap ? [m.local_addr] : []));
+    if (creds.connections.length > 0 || manualUdp.length > 0) {
       this.transport = await this.bind(
-        Object.values(config.connections).flatMap((c) => c.local_addrs),
+        [...Object.values(config.connections).flatMap((c) => c.local_addrs), ...manualUdp],
         ikePort,
       );
     }
-    if (config.daemon.bypass_rules && creds.connections.length > 0) {
+    if (config.daemon.bypass_rules && this.transport) {
       this.bypass = new IkeBypassRules([ikePort, this.nattPort]);
       for (const problem of await this.bypass.install()) this.log.log('net', 'warn', `IKE bypass rule not installed: ${problem}`);
     }
@@ -244,6 +275,19 @@ export class Daemon {
         await dp.start(transport, creds.connections);
       } catch (err) {
         throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
+      }
+      this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
+      const manualProblems: string[] = [];
+      for (const m of Object.values(config.manual.sas)) {
+        try {
+          this.manualSas.add(m, 'config');
+        } catch (err) {
+          manualProblems.push((err as Error).message);
+        }
+      }
+      if (manualProblems.length > 0) {
+        this.manualSas.deleteAll('daemon not started');
+        throw new DaemonStartError('cannot install the manual SAs', manualProblems);
       }
     }
     const io: IkeSaIo = {
@@ -298,6 +342,9 @@ export class Daemon {
     });
 
     this.connections = creds.connections;
+    this.configPath = configPath;
+    this.runningConfig = config;
+    this.boundIkePort = ikePort;
     await this.datapathInstance?.installTraps(creds.connections);
     for (const c of creds.connections) {
       if (c.startChildren.length > 0) void this.keepInitiating(c);
@@ -472,9 +519,118 @@ export class Daemon {
     }
   }
 
-  /** SIGHUP. */
-  reload(): void {
-    this.log.log('daemon', 'warn', 'SIGHUP received: reload not implemented yet; the configuration is unchanged');
+  /**
+   * SIGHUP and `tunsec reload` (./reload.ts): re-read the configuration and
+   * credentials; an invalid one is rejected as a whole (every problem in the
+   * result and the log) and the running one stays. Unchanged connections keep
+   * their SAs, removed ones lose them, changed ones are replaced, new ones are
+   * loaded. Runs after any global switch transition. Never rejects.
+   */
+  reload(): Promise<ReloadResult> {
+    return this.inGlobalTransition(() =>
+      this.reloadNow().catch((err: Error) => {
+        this.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
+        return emptyResult(false, [`internal error: ${err.message}`]);
+      }),
+    );
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    const path = this.configPath;
+    const running = this.runningConfig;
+    if (this.state !== 'running' || path === undefined || running === undefined || !this.managerInstance) {
+      this.log.log('daemon', 'warn', `reload refused: the daemon is ${this.state}`);
+      return emptyResult(false, [`the daemon is ${this.state}`]);
+    }
+    this.log.log('cfg', 'info', `reloading configuration ${path}`);
+    const reject = (errors: string[], warnings: string[]): ReloadResult => {
+      for (const w of warnings) this.log.log('cfg', 'warn', w);
+      for (const e of errors) this.log.log('cfg', 'error', e);
+      const r = emptyResult(false, errors, warnings);
+      this.log.event('daemon', 'config_reload_failed', `${summarizeReload(r)}`, { errors, warnings });
+      return r;
+    };
+    const loaded = loadConfig({ path });
+    if (!loaded.ok) {
+      const problems = loaded.error.problems;
+      return reject(
+        problems.filter((p) => p.severity === 'error').map((p) => describeProblem(path, p)),
+        problems.filter((p) => p.severity !== 'error').map((p) => describeProblem(path, p)),
+      );
+    }
+    const config = loaded.config;
+    const warnings = loaded.warnings.map((w) => describeProblem(path, w));
+    const creds = resolveCredentials(config);
+    warnings.push(...creds.warnings);
+    const errors = [...creds.errors];
+    let ikePort = this.boundIkePort;
+    try {
+      ikePort = this.ikePort(config);
+    } catch (err) {
+      if (!(err instanceof DaemonStartError)) throw err;
+      errors.push(err.problems.length === 0 ? err.message : `${err.message.split('\n')[0]}: ${err.problems.join('; ')}`);
+    }
+    if (errors.length > 0) return reject(errors, warnings);
+    for (const w of warnings) this.log.log('cfg', 'warn', w);
+
+    const plan = planReload({ config: running, connections: this.connections }, { config, connections: creds.connections });
+    if (creds.connections.length > 0 && ikePort !== this.boundIkePort) plan.restart.push(`IKE port (local_port) changed from ${this.boundIkePort} to ${ikePort}; needs a restart (the daemon keeps listening on ${this.boundIkePort})`);
+    const addrs = (c: TunsecConfig): string => [...bindAddresses(Object.values(c.connections).flatMap((x) => x.local_addrs)).addresses].sort().join(' ');
+    if (!this.transport && creds.connections.length > 0) {
+      plan.restart.push('the daemon started without connections and has no IKE sockets; the new connections need a restart to be reachable');
+    } else if (this.transport && addrs(config) !== addrs(running)) {
+      plan.restart.push(`IKE socket addresses changed from ${addrs(running) || 'none'} to ${addrs(config) || 'none'}; needs a restart (the daemon keeps its sockets)`);
+    }
+    if (JSON.stringify(config.manual) !== JSON.stringify(running.manual)) plan.restart.push('manual: changed; manual SAs from the file are installed at start (restart, or use tunsec sa add/del)');
+    carryReqids(this.connections, creds.connections, plan.kept);
+
+    const gone = new Set([...plan.removed, ...plan.replaced]);
+    const fresh = new Set([...plan.added, ...plan.replaced]);
+    const goneConns = this.connections.filter((c) => gone.has(c.name));
+    const freshConns = creds.connections.filter((c) => fresh.has(c.name));
+    const freshConfigs = new Set(freshConns.map((c) => c.entry.config));
+    for (const name of gone) this.retrying.delete(name);
+    // The daemon section: log and global apply now; the rest stays as started (reported in plan.restart).
+    this.daemonConfig = { ...this.daemonConfig!, log: config.daemon.log, global: config.daemon.global };
+    this.log.setLevels(config.daemon.log);
+    this.runningConfig = { ...config, daemon: this.daemonConfig };
+    // New IKE SAs use the new entries (renewed credentials included); SAs up keep their config.
+    this.connections = creds.connections;
+    this.managerInstance.setConnections(creds.connections.map((c) => c.entry));
+    for (const c of freshConns) {
+      const e = c.entry;
+      this.log.log('cfg', 'info', `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`);
+    }
+    for (const name of plan.renewed) this.log.log('cfg', 'info', `connection ${name}: credentials renewed; used from the next authentication, the SAs up stay`);
+    // Forget the old traps, install the new ones before the old SAs go: a replaced private child is never in the clear.
+    this.datapathInstance?.removeTraps(goneConns, creds.connections);
+    await this.datapathInstance?.installTraps(freshConns);
+    const reasons = new Map<string, string>([...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']), ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)'])]);
+    const doomed = this.managerInstance.sas.filter((sa) => sa.state !== 'destroyed' && gone.has(sa.ctx.config.name) && !freshConfigs.has(sa.ctx.config));
+    await Promise.all(
+      [...reasons].map(([name, reason]) => {
+        const sas = doomed.filter((sa) => sa.ctx.config.name === name);
+        if (sas.length > 0) this.log.log('daemon', 'info', `connection ${name}: deleting ${sas.length} IKE SA(s): ${reason}`, { conn: name });
+        return deleteSas(sas, reason, 5000);
+      }),
+    );
+    this.datapathInstance?.removeTraps(goneConns, creds.connections);
+    if (this.globalSwitch.state === 'up' && this.state === 'running') {
+      for (const c of freshConns) if (c.startChildren.length > 0 && !this.retrying.has(c.name)) void this.keepInitiating(c);
+    }
+
+    const result: ReloadResult = { ok: true, errors: [], warnings, ...plan };
+    for (const r of plan.restart) this.log.log('cfg', 'warn', r);
+    this.log.event('daemon', 'config_reloaded', summarizeReload(result), {
+      kept: plan.kept,
+      renewed: plan.renewed,
+      added: plan.added,
+      removed: plan.removed,
+      replaced: plan.replaced,
+      applied: plan.applied,
+      restart: plan.restart,
+    });
+    return result;
   }
 
   /**
@@ -620,6 +776,7 @@ export class Daemon {
     } catch (err) {
       this.log.log('daemon', 'error', `deleting IKE SAs failed: ${(err as Error).message}`);
     }
+    this.manualSas?.deleteAll(reason);
     await this.datapathInstance?.stop();
     this.datapathInstance = undefined;
     await this.bypass?.remove();
@@ -636,6 +793,8 @@ export class Daemon {
     this.transport = undefined;
     this.control?.stop();
     this.control = undefined;
+    this.metricsServer?.stop();
+    this.metricsServer = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
   }

@@ -244,6 +244,30 @@ export class DaemonDatapath {
     }
   }
 
+  /**
+   * Reload: `current` is the connection list from now on; the trap and shunt
+   * policies of `gone` (removed or replaced connections) are forgotten, so
+   * they do not come back when those connections' CHILD_SAs are deleted, and
+   * removed where they are in the SPD (not where a CHILD_SA's own policy
+   * holds the reqid: IKE removes that one with the CHILD_SA).
+   */
+  removeTraps(gone: readonly ResolvedConnection[], current: readonly ResolvedConnection[]): void {
+    this.connections = current;
+    for (const conn of gone) {
+      for (const reqid of [...conn.entry.config.children.map((c) => c.reqid), ...conn.shunts.map((s) => s.reqid)]) {
+        if (reqid === undefined) continue;
+        const trap = this.traps.get(reqid);
+        this.traps.delete(reqid);
+        const installed = this.sad.spd.get(reqid, 'out');
+        const isShunt = conn.shunts.some((s) => s.reqid === reqid);
+        if (installed && (isShunt || (trap && installed.spec === trap.spec) || !this.sad.outboundSaFor(reqid))) {
+          this.sad.deletePolicy(reqid, 'out');
+          this.log.log('esp', 'info', `${isShunt ? 'shunt' : 'trap'} policy {${reqid}} of connection ${conn.name} removed (reload)`);
+        }
+      }
+    }
+  }
+
   /** Keep the routes in step with the outbound `protect` policies. */
   private followPolicy(entry: SpdEntry, added: boolean): void {
     const spec = entry.spec;

@@ -92,6 +92,20 @@ export class IkeSaManager {
     return [...this.byLocalSpi.values()];
   }
 
+  /** The connections new IKE SAs are made for (initiated or answered). */
+  get connections(): readonly ConnectionEntry[] {
+    return this.options.connections;
+  }
+
+  /**
+   * Reload: IKE SAs created from now on (initiated, or answering an
+   * IKE_SA_INIT) use these entries; SAs already there keep the IkePeerConfig
+   * they were made with.
+   */
+  setConnections(connections: ConnectionEntry[]): void {
+    this.options.connections = [...connections];
+  }
+
   get halfOpenCount(): number {
     return this.halfOpen.size;
   }

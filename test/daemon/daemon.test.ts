@@ -127,9 +127,10 @@ describe('tunsec daemon', () => {
       for (const l of p.lines) expect(Object.keys(l).slice(0, 4)).toEqual(['time', 'level', 'subsys', 'msg']);
     }
 
-    // SIGHUP does not reload yet, and does not stop the daemon either.
+    // SIGHUP reloads the (unchanged) configuration; the connection and the daemon stay.
     sun.child.kill('SIGHUP');
-    await sun.waitFor('the SIGHUP answer', (l) => l.msg.includes('reload not implemented yet'));
+    const reloaded = await sun.waitFor('the SIGHUP reload', (l) => l.event === 'config_reloaded');
+    expect(reloaded).toMatchObject({ kept: ['sun-moon'], added: [], removed: [], replaced: [] });
     expect(sun.alive).toBe(true);
 
     moon.child.kill('SIGTERM');
