@@ -26,11 +26,12 @@ const KEY_MOON_TO_SUN = `0x${'4a'.repeat(16)}c0ffee01`;
 const KEY_SUN_TO_MOON = `0x${'5b'.repeat(16)}c0ffee02`;
 
 /** A configuration without IKE connections; `sas` are YAML lines under `manual.sas` (four-space indented). */
-function manualYaml(sas: string[]): string {
+function manualYaml(sas: string[], daemonExtra: string[] = []): string {
   return [
     'daemon:',
     '  pid_file: ${DIR}/tunsec.pid',
     '  control_socket: ${DIR}/tunsec.sock',
+    ...daemonExtra.map((l) => `  ${l}`),
     'connections: {}',
     ...(sas.length > 0 ? ['manual:', '  sas:', ...sas.map((l) => `    ${l}`)] : []),
     '',
@@ -217,7 +218,7 @@ describe('runtime manual SAs (tunsec sa add/del) and a mismatched key', () => {
 
   beforeAll(async () => {
     pair = await NetnsPair.create('mc');
-    ({ moon, sun } = await startBoth(pair, manualYaml([]), manualYaml([])));
+    ({ moon, sun } = await startBoth(pair, manualYaml([], ['metrics: 127.0.0.1:9810']), manualYaml([])));
   }, 60_000);
 
   afterAll(async () => {
@@ -255,6 +256,12 @@ describe('runtime manual SAs (tunsec sa add/del) and a mismatched key', () => {
     expect(listSas.datapath?.counters.inIcv).toBeGreaterThan(0);
     const text = await cli(['sa', 'list', '--socket', socketOf(moon)]);
     expect(text.out).toMatch(new RegExp(`, ${m!.icv_failures} ICV failures`));
+    // …and in the metrics
+    const scrape = await pair.exec(pair.a, process.execPath, ['-e', "fetch('http://127.0.0.1:9810/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    expect(scrape.code, scrape.stderr).toBe(0);
+    const icvLine = scrape.stdout.split('\n').find((l) => l.startsWith('tunsec_manual_sa_icv_failures_total{') && l.includes('sa="rt"'));
+    expect(icvLine, scrape.stdout.slice(0, 2000)).toBeDefined();
+    expect(Number(icvLine!.split(' ').pop())).toBe(m!.icv_failures);
 
     expect((await cli(['sa', 'del', 'rt', '--socket', socketOf(moon)])).out).toBe('rt: deleted\n');
     expect((await cli(['sa', 'del', 'rt', '--socket', socketOf(moon)])).code).toBe(1);
