@@ -1,0 +1,504 @@
+/**
+ * A real Linux kernel IPsec peer for the tests: Debian's User-Mode Linux
+ * (`user-mode-linux`, Linux 6.1 as an ordinary process, with the ESP/XFRM
+ * modules the host kernel lacks), booted on the host's `/` (hostfs, read-only)
+ * with one vector/tap NIC in a network namespace of its own.
+ *
+ * `UmlLab.create()` builds a NetnsPair: side a is where tunsec runs; side b
+ * becomes a bridge namespace (the veth end and the guest's tap are its ports)
+ * and its addresses move into the guest. So `lab.pair` can be handed to
+ * `peerDaemon`/`peerCertificates` as usual, with the guest as side b.
+ *
+ * The guest runs `uml/guest-init.sh` as PID 1, which turns into a command
+ * agent over a hostfs drop box: `guest.exec(script)` returns exit code and
+ * output. Everything is stopped by recorded PID (the guest's own session and
+ * process group, created with setsid) and deleted by `destroy()`, which is
+ * safe to call after any partial failure. A guest that cannot boot is an
+ * error with its console and init log, never a skip.
+ *
+ * Traps handled here (see the reference README): the XSAVE shim (LD_PRELOAD,
+ * built once into the cache directory), TSO/GSO off on the guest NIC, modules
+ * from /usr/lib/uml/modules, AVX kept off in guest userspace.
+ */
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NetnsPair } from './netns.js';
+import { haveProgram, must, run, sleep, stopPid, type RunResult } from './proc.js';
+
+export const UML_BIN = '/usr/bin/linux.uml';
+export const UML_MODULES = '/usr/lib/uml/modules';
+/** Artefacts reused across runs (the XSAVE shim); rebuilt when missing or stale. */
+export const UML_CACHE = process.env.TUNSEC_UML_CACHE ?? '/var/cache/tunsec-uml';
+export const GUEST_CHARON = '/usr/lib/ipsec/charon';
+
+const here = fileURLToPath(new URL('./uml/', import.meta.url));
+
+/** Fails loudly (never skips) when UML cannot be run here. */
+export function requireUml(): void {
+  const problems: string[] = [];
+  if (process.getuid?.() !== 0) problems.push('must run as root');
+  for (const p of [UML_BIN, 'ip', 'gcc', 'ethtool', '/sbin/modprobe']) if (!haveProgram(p)) problems.push(`missing ${p}`);
+  if (!existsSync(UML_MODULES)) problems.push(`missing ${UML_MODULES}`);
+  if (!existsSync('/dev/net/tun')) problems.push('missing /dev/net/tun');
+  if (problems.length) throw new Error(`User-Mode Linux kernel peer: ${problems.join('; ')} (run scripts/setup-system.sh as root)`);
+}
+
+/** The LD_PRELOAD shim that makes UML 6.1 boot on hosts with a large XSAVE area (uml/xstate-shim.c). */
+export async function xstateShim(): Promise<string> {
+  const src = join(here, 'xstate-shim.c');
+  const out = join(UML_CACHE, 'xstate-shim.so');
+  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
+  mkdirSync(UML_CACHE, { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  await must('gcc', ['-O2', '-shared', '-fPIC', '-o', tmp, src, '-ldl']);
+  renameSync(tmp, out); // atomic: parallel test files never load a half-written object
+  return out;
+}
+
+export interface GuestOptions {
+  /** Network namespace holding `bridge`; the guest's tap is created there. */
+  netns: string;
+  bridge: string;
+  /** Addresses of the guest's vec0, with prefix length (e.g. 10.1.0.2/24, fd01::2/64). */
+  ip4?: string;
+  ip6?: string;
+  mac?: string;
+  /** Guest RAM (default 256M). */
+  memory?: string;
+  bootTimeoutMs?: number;
+}
+
+let guestCounter = 0;
+
+export class UmlGuest {
+  /** Milliseconds from spawn to the agent's ready mark. */
+  bootMs = 0;
+  private pid?: number;
+  private jobCounter = 0;
+  private halted = false;
+
+  private constructor(
+    readonly options: GuestOptions,
+    /** Host directory of this guest; /mnt/state inside it (read-write). */
+    readonly stateDir: string,
+    readonly tap: string,
+  ) {}
+
+  /** Boot a guest and wait for its agent; on failure everything it made is removed and the error carries the console. */
+  static async boot(options: GuestOptions): Promise<UmlGuest> {
+    requireUml();
+    const shim = await xstateShim();
+    // short path: guests' unix sockets live under it
+    const stateDir = mkdtempSync('/tmp/tsuml-');
+    const tap = `tsu${process.pid % 10000}g${guestCounter++}`.slice(0, 15);
+    const guest = new UmlGuest(options, stateDir, tap);
+    try {
+      await guest.start(shim);
+    } catch (err) {
+      const diag = guest.diagnostics();
+      await guest.halt();
+      throw new Error(`User-Mode Linux guest failed to boot: ${(err as Error).message}\n${diag}`);
+    }
+    return guest;
+  }
+
+  private async start(shim: string): Promise<void> {
+    const o = this.options;
+    const init = join(this.stateDir, 'init.sh');
+    copyFileSync(join(here, 'guest-init.sh'), init); // the guest sees the host's /tmp as its root's /tmp until it mounts its own
+    await must('chmod', ['755', init]);
+    mkdirSync(join(this.stateDir, 'jobs'));
+    mkdirSync(join(this.stateDir, 'done'));
+    await must('ip', ['netns', 'exec', o.netns, 'ip', 'tuntap', 'add', 'dev', this.tap, 'mode', 'tap']);
+    await run('ip', ['netns', 'exec', o.netns, 'sysctl', '-qw', `net.ipv6.conf.${this.tap}.disable_ipv6=1`]);
+    await must('ip', ['-n', o.netns, 'link', 'set', this.tap, 'master', o.bridge, 'up']);
+    const args = [
+      `umid=tsuml${process.pid}x${guestCounter}`,
+      `uml_dir=${this.stateDir}`,
+      `mem=${o.memory ?? '256M'}`,
+      'root=/dev/root',
+      'rootfstype=hostfs',
+      'rootflags=/',
+      'ro',
+      `init=${init}`,
+      `vec0:transport=tap,ifname=${this.tap}${o.mac ? `,mac=${o.mac}` : ''}`,
+      'con=null',
+      'con0=null,fd:1',
+      'ssl=null',
+      `GUEST_STATE=${this.stateDir}`,
+      `GUEST_MODULES=${UML_MODULES}`,
+      ...(o.ip4 ? [`GUEST_IP4=${o.ip4}`] : []),
+      ...(o.ip6 ? [`GUEST_IP6=${o.ip6}`] : []),
+    ];
+    const console = openSync(join(this.stateDir, 'console.log'), 'w');
+    const t0 = performance.now();
+    // `ip netns exec` execs the kernel: the PID is the UML main thread's, in a session (and process group) of its own.
+    const child = spawn('ip', ['netns', 'exec', o.netns, 'env', `LD_PRELOAD=${shim}`, UML_BIN, ...args], { detached: true, stdio: ['ignore', console, console] });
+    closeSync(console);
+    child.unref();
+    if (child.pid === undefined) throw new Error('spawn failed');
+    this.pid = child.pid;
+    writeFileSync(join(this.stateDir, 'uml.pid'), `${child.pid}\n`);
+    let exited: number | null | undefined;
+    child.on('exit', (code) => (exited = code));
+    const deadline = Date.now() + (o.bootTimeoutMs ?? 60_000);
+    while (!existsSync(join(this.stateDir, 'ready'))) {
+      if (exited !== undefined) throw new Error(`linux.uml exited (code ${exited}) before the agent was ready`);
+      if (Date.now() > deadline) throw new Error(`no agent after ${o.bootTimeoutMs ?? 60_000} ms`);
+      await sleep(25);
+    }
+    this.bootMs = Math.round(performance.now() - t0);
+  }
+
+  /** Console and init log tails, for error messages. */
+  diagnostics(): string {
+    const tail = (f: string): string => {
+      try {
+        return readFileSync(join(this.stateDir, f), 'utf8').split('\n').slice(-40).join('\n');
+      } catch {
+        return '(none)';
+      }
+    };
+    return `--- console.log ---\n${tail('console.log')}\n--- init.log ---\n${tail('init.log')}`;
+  }
+
+  /** Path inside the guest of a file in its state directory. */
+  guestPath(rel: string): string {
+    return `/mnt/state/${rel}`;
+  }
+
+  hostPath(rel: string): string {
+    return join(this.stateDir, rel);
+  }
+
+  /**
+   * Run a /bin/sh snippet in the guest (as root, cwd /tmp); resolves with its exit
+   * code and output (stdout and stderr together in `stdout`); 124 on timeout.
+   * Start daemons with `setsid … >log 2>&1 &` so the snippet returns.
+   */
+  async exec(script: string, timeoutMs = 30_000): Promise<RunResult> {
+    if (this.halted || this.pid === undefined) throw new Error('UML guest is not running');
+    const id = `${Date.now()}-${this.jobCounter++}.sh`;
+    const jobs = join(this.stateDir, 'jobs');
+    writeFileSync(join(jobs, `.${id}`), `${script}\n`);
+    renameSync(join(jobs, `.${id}`), join(jobs, id));
+    const done = join(this.stateDir, 'done');
+    const rcFile = join(done, `${id}.rc`);
+    const outFile = join(done, `${id}.out`);
+    const deadline = Date.now() + timeoutMs;
+    while (!existsSync(rcFile)) {
+      if (!existsSync(`/proc/${this.pid}`)) throw new Error(`UML guest died while running: ${script}\n${this.diagnostics()}`);
+      if (Date.now() > deadline) {
+        const partial = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+        return { code: 124, stdout: partial, stderr: `timed out after ${timeoutMs} ms in the guest` };
+      }
+      await sleep(20);
+    }
+    const code = Number(readFileSync(rcFile, 'utf8').trim());
+    const stdout = readFileSync(outFile, 'utf8');
+    for (const f of [rcFile, outFile, join(jobs, id)]) rmSync(f, { force: true });
+    return { code, stdout, stderr: '' };
+  }
+
+  /** exec, throwing with the output on a non-zero exit. */
+  async must(script: string, timeoutMs?: number): Promise<string> {
+    const r = await this.exec(script, timeoutMs);
+    if (r.code !== 0) throw new Error(`in the UML guest: ${script}\nexit ${r.code}: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  }
+
+  /** Power the guest off (agent), then SIGTERM/SIGKILL its process group by the recorded PID; delete the tap and the state directory. Idempotent. */
+  async halt(): Promise<void> {
+    if (this.halted) return;
+    this.halted = true;
+    const pid = this.pid;
+    if (pid !== undefined && existsSync(`/proc/${pid}`)) {
+      if (existsSync(join(this.stateDir, 'ready'))) {
+        writeFileSync(join(this.stateDir, 'jobs', 'poweroff'), '');
+        const deadline = Date.now() + 5000;
+        while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await sleep(50);
+      }
+      // UML's helper processes (one per guest address space) share its process group
+      for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+        try {
+          process.kill(-pid, sig);
+        } catch {
+          /* gone */
+        }
+        const deadline = Date.now() + 2000;
+        while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await sleep(50);
+      }
+    }
+    await run('ip', ['-n', this.options.netns, 'link', 'del', this.tap]);
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * tunsec's namespace (pair.a) and one UML guest (pair.b's addresses) on a
+ * bridge in pair.b's namespace. Helpers started with `helper()` are recorded
+ * and stopped by PID in `destroy()`.
+ */
+export class UmlLab {
+  private readonly helpers = new Set<number>();
+  guest?: UmlGuest;
+
+  private constructor(readonly pair: NetnsPair) {}
+
+  static readonly bridge = 'br0';
+
+  static async create(label = 'uk', guest: Partial<GuestOptions> = {}): Promise<UmlLab> {
+    requireUml();
+    const lab = new UmlLab(await NetnsPair.create(label));
+    try {
+      const ns = lab.pair.b.ns;
+      const port = lab.pair.b.ifname;
+      await must('ip', ['-n', ns, 'addr', 'flush', 'dev', port]);
+      await must('ip', ['-n', ns, 'link', 'add', UmlLab.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+      // the bridge namespace is plumbing only: no IPv6 of its own (no RS/MLD in captures)
+      for (const dev of [UmlLab.bridge, port]) await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
+      await must('ip', ['-n', ns, 'link', 'set', port, 'master', UmlLab.bridge]);
+      await must('ip', ['-n', ns, 'link', 'set', UmlLab.bridge, 'up']);
+      lab.guest = await UmlGuest.boot({ netns: ns, bridge: UmlLab.bridge, ip4: `${lab.pair.b.ip4}/24`, ip6: `${lab.pair.b.ip6}/64`, mac: '52:54:00:75:6d:02', ...guest });
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+
+  get uml(): UmlGuest {
+    if (!this.guest) throw new Error('no guest');
+    return this.guest;
+  }
+
+  /** Start a helper process in tunsec's namespace; its PID is recorded and stopped in destroy(). */
+  helper(cmd: string, args: string[]): { pid: number; output: () => string; stop: () => Promise<void> } {
+    const child = spawn('ip', ['netns', 'exec', this.pair.a.ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const pid = child.pid!;
+    this.helpers.add(pid);
+    return {
+      pid,
+      output: () => out,
+      stop: async () => {
+        this.helpers.delete(pid);
+        await stopPid(pid, 3000);
+      },
+    };
+  }
+
+  /** Static neighbour entries both ways (IPv6 transport policies in the guest swallow cleartext ND). */
+  async staticNeighbours(): Promise<void> {
+    const { a, b } = this.pair;
+    const macA = (await must('ip', ['-n', a.ns, '-j', 'link', 'show', a.ifname])).match(/"address":"([0-9a-f:]{17})"/)?.[1];
+    const macB = this.uml.options.mac!;
+    if (!macA) throw new Error('no MAC for tunsec side');
+    await must('ip', ['-n', a.ns, '-6', 'neigh', 'replace', b.ip6, 'lladdr', macB, 'dev', a.ifname, 'nud', 'permanent']);
+    await this.uml.must(`ip -6 neigh replace ${a.ip6} lladdr ${macA} dev vec0 nud permanent`);
+  }
+
+  /** Halt the guest, stop recorded helpers, delete both namespaces. Safe after partial failure; returns leftovers. */
+  async destroy(): Promise<string[]> {
+    for (const pid of this.helpers) await stopPid(pid, 3000);
+    this.helpers.clear();
+    await this.guest?.halt();
+    return this.pair.destroy();
+  }
+}
+
+export interface GuestChild {
+  name: string;
+  mode: 'transport' | 'tunnel';
+  espProposals: string;
+  localTs: string;
+  remoteTs: string;
+  startAction?: 'none' | 'trap' | 'start';
+  extra?: string[];
+}
+
+export interface GuestConnection {
+  name: string;
+  local: string;
+  remote: string;
+  proposals: string;
+  localId: string;
+  remoteId: string;
+  encap?: boolean;
+  extra?: string[];
+  children: GuestChild[];
+}
+
+/**
+ * strongSwan 5.9.8's charon inside a guest with the kernel-netlink datapath
+ * (real XFRM SAs and policies). Config under the guest's state dir (ss/), vici
+ * and pid file on the guest's own /run.
+ */
+export class GuestStrongSwan {
+  constructor(
+    readonly guest: UmlGuest,
+    private readonly o: { caPem: string; certPem: string; keyPem: string; connections: GuestConnection[]; logLevels?: Record<string, number> },
+  ) {}
+
+  private readonly env = 'export STRONGSWAN_CONF=/mnt/state/ss/strongswan.conf SWANCTL_DIR=/mnt/state/ss/swanctl';
+
+  private writeConfig(): void {
+    const d = this.guest.hostPath('ss');
+    rmSync(d, { recursive: true, force: true });
+    for (const sub of ['x509', 'x509ca', 'x509ocsp', 'x509aa', 'x509ac', 'x509crl', 'pubkey', 'rsa', 'ecdsa', 'bliss', 'pkcs8', 'pkcs12', 'private', 'conf.d'].map((s) => `swanctl/${s}`)) mkdirSync(join(d, sub), { recursive: true });
+    const lv = { ike: 2, chd: 2, knl: 2, cfg: 1, ...this.o.logLevels };
+    writeFileSync(
+      join(d, 'strongswan.conf'),
+      [
+        'charon {',
+        '    load_modular = no',
+        '    load = random nonce openssl aes gcm sha1 sha2 hmac kdf pem pkcs1 pkcs8 x509 revocation constraints pubkey kernel-netlink socket-default vici',
+        '    install_routes = no',
+        '    filelog {',
+        '        guest {',
+        '            path = /mnt/state/ss/charon.log',
+        '            time_format = %H:%M:%S',
+        '            ike_name = yes',
+        '            append = no',
+        '            flush_line = yes',
+        '            default = 1',
+        ...Object.entries(lv).map(([k, v]) => `            ${k} = ${v}`),
+        '        }',
+        '    }',
+        '    syslog {',
+        '        daemon {',
+        '            default = -1',
+        '        }',
+        '    }',
+        '}',
+        'swanctl {',
+        '    load = pem pkcs1 pkcs8 x509 revocation constraints pubkey openssl random',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(d, 'swanctl/x509ca/ca.pem'), this.o.caPem);
+    writeFileSync(join(d, 'swanctl/x509/cert.pem'), this.o.certPem);
+    writeFileSync(join(d, 'swanctl/private/key.pem'), this.o.keyPem, { mode: 0o600 });
+    const conns = this.o.connections.map((c) =>
+      [
+        `    ${c.name} {`,
+        '        version = 2',
+        `        local_addrs = ${c.local}`,
+        `        remote_addrs = ${c.remote}`,
+        `        proposals = ${c.proposals}`,
+        ...(c.encap !== undefined ? [`        encap = ${c.encap ? 'yes' : 'no'}`] : []),
+        ...(c.extra ?? []).map((l) => `        ${l}`),
+        '        local {',
+        '            auth = pubkey',
+        '            certs = cert.pem',
+        `            id = ${c.localId}`,
+        '        }',
+        '        remote {',
+        '            auth = pubkey',
+        `            id = ${c.remoteId}`,
+        '        }',
+        '        children {',
+        ...c.children.flatMap((ch) => [
+          `            ${ch.name} {`,
+          `                mode = ${ch.mode}`,
+          `                esp_proposals = ${ch.espProposals}`,
+          `                local_ts = ${ch.localTs}`,
+          `                remote_ts = ${ch.remoteTs}`,
+          `                start_action = ${ch.startAction ?? 'none'}`,
+          ...(ch.extra ?? []).map((l) => `                ${l}`),
+          '            }',
+        ]),
+        '        }',
+        '    }',
+      ].join('\n'),
+    );
+    writeFileSync(join(d, 'swanctl/swanctl.conf'), `connections {\n${conns.join('\n')}\n}\n`);
+  }
+
+  /** (Re)start charon in the guest with a clean XFRM SAD/SPD and load the configuration. */
+  async start(): Promise<void> {
+    await this.stop();
+    this.writeConfig();
+    const r = await this.guest.exec(
+      [
+        this.env,
+        'ip xfrm policy flush; ip xfrm state flush',
+        `setsid ${GUEST_CHARON} > /mnt/state/ss/charon.stdout 2>&1 < /dev/null &`,
+        'i=0; while [ ! -S /run/charon.vici ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
+        'swanctl --load-all --noprompt',
+      ].join('\n'),
+      30_000,
+    );
+    if (r.code !== 0) throw new Error(`charon in the guest did not start: ${r.stdout}${r.stderr}\n${this.log().slice(-3000)}`);
+  }
+
+  /** Stop charon (waits for the old process, removes the stale vici socket) and flush the kernel's SAs and policies. */
+  async stop(): Promise<void> {
+    await this.guest.exec(
+      [
+        'if [ -f /run/charon.pid ]; then p=$(cat /run/charon.pid); kill $p 2>/dev/null',
+        '  i=0; while kill -0 $p 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; kill -9 $p 2>/dev/null; fi',
+        'rm -f /run/charon.vici /run/charon.pid',
+        'ip xfrm policy flush; ip xfrm state flush',
+      ].join('\n'),
+      15_000,
+    );
+  }
+
+  swanctl(args: string, timeoutMs = 30_000): Promise<RunResult> {
+    return this.guest.exec(`${this.env}\nswanctl ${args}`, timeoutMs);
+  }
+
+  initiate(child: string, timeoutS = 20): Promise<RunResult> {
+    return this.swanctl(`--initiate --child ${child} --timeout ${timeoutS}`, (timeoutS + 10) * 1000);
+  }
+
+  log(): string {
+    try {
+      return readFileSync(this.guest.hostPath('ss/charon.log'), 'utf8');
+    } catch {
+      return '';
+    }
+  }
+}
+
+/** Kernel SAs as `ip xfrm state` prints them, reduced to what tests compare. */
+export interface XfrmState {
+  src: string;
+  dst: string;
+  spi: string;
+  mode: string;
+  aead?: string;
+  icvBits?: number;
+  encap: boolean;
+  /** From `ip -s xfrm state` only. */
+  bytes?: number;
+  packets?: number;
+}
+
+/** Parse `ip [-s] xfrm state` output (ESP SAs only). */
+export function parseXfrmState(text: string): XfrmState[] {
+  const out: XfrmState[] = [];
+  for (const block of text.split(/^(?=src )/m)) {
+    const head = block.match(/^src (\S+) dst (\S+)\s+proto esp spi 0x([0-9a-f]+)[^\n]*mode (\w+)/m);
+    if (!head) continue;
+    const aead = block.match(/aead (\S+) \S+ (\d+)/);
+    const current = block.match(/lifetime current:\s+(\d+)\(bytes\), (\d+)\(packets\)/);
+    out.push({
+      src: head[1]!,
+      dst: head[2]!,
+      spi: head[3]!.padStart(8, '0'),
+      mode: head[4]!,
+      ...(aead ? { aead: aead[1]!, icvBits: Number(aead[2]) } : {}),
+      encap: /\bencap type espinudp/.test(block),
+      ...(current ? { bytes: Number(current[1]), packets: Number(current[2]) } : {}),
+    });
+  }
+  return out;
+}
+
