@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon, DaemonStartError } from '../../src/daemon/daemon.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
-import { freePort, tempDir, writePki, type LogLine, type PkiFiles } from './support.js';
+import { freePort, tempDir, writeLoopbackConfig, writePki, type LogLine, type PkiFiles } from './support.js';
 
 /** A Daemon in this process whose JSON lines are collected. */
 function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): { d: Daemon; lines: LogLine[]; wait(event: string, timeoutMs?: number): Promise<LogLine> } {
@@ -36,38 +36,7 @@ function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): { d: Dae
 }
 
 function config(dir: string, pki: PkiFiles, o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; keyingtries?: number }): string {
-  const host = pki.host(`${o.name}.tunsec.test`);
-  const file = join(dir, `${o.name}.yaml`);
-  writeFileSync(
-    file,
-    `daemon:
-  pid_file: ${join(dir, `${o.name}.pid`)}
-  bypass_rules: no
-  datapath: none
-  log: { default: 2 }
-authorities:
-  cacerts: [${pki.caCert}]
-secrets:
-  private-${o.name}:
-    file: ${host.key}
-connections:
-  ${o.name}:
-    local_addrs: "${o.local}"
-    remote_addrs: "${o.remote}"
-    local_port: ${o.localPort}
-    remote_port: ${o.remotePort}
-    keyingtries: ${o.keyingtries ?? 1}
-    proposals: aes256gcm16-prfsha256-ecp256!
-    local:
-      certs: [${host.cert}]
-      id: ${o.name}.tunsec.test
-    children:
-      host:
-        esp_proposals: aes256gcm16!
-        start_action: ${o.start ? 'start' : 'none'}
-`,
-  );
-  return file;
+  return writeLoopbackConfig(dir, pki, { ...o, daemonExtra: ['log: { default: 2 }'] });
 }
 
 describe('tunsec daemon (in process)', () => {

@@ -1,6 +1,4 @@
 import { createServer } from 'node:net';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon, DaemonStartError } from '../../src/daemon/daemon.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
@@ -8,7 +6,7 @@ import { MetricsServer, TunsecMetrics, type MetricsSnapshot } from '../../src/da
 import type { ChildSaInfo, IkeSaInfo } from '../../src/daemon/control.js';
 import type { DatapathCounters } from '../../src/esp/datapath.js';
 import type { IoCounters } from '../../src/esp/io.js';
-import { freePort, tempDir, writePki, type LogLine, type PkiFiles } from './support.js';
+import { freePort, tempDir, writeLoopbackConfig, writePki, type LogLine, type PkiFiles } from './support.js';
 
 // ---------------------------------------------------------------------------
 // The Prometheus text format, parsed back.
@@ -367,38 +365,7 @@ describe('the metrics HTTP endpoint', () => {
 // In a daemon.
 
 function daemonConfig(dir: string, pki: PkiFiles, o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; metrics: string }): string {
-  const host = pki.host(`${o.name}.tunsec.test`);
-  const file = join(dir, `${o.name}.yaml`);
-  writeFileSync(
-    file,
-    `daemon:
-  pid_file: ${join(dir, `${o.name}.pid`)}
-  bypass_rules: no
-  datapath: none
-  metrics: ${o.metrics}
-authorities:
-  cacerts: [${pki.caCert}]
-secrets:
-  private-${o.name}:
-    file: ${host.key}
-connections:
-  ${o.name}:
-    local_addrs: "${o.local}"
-    remote_addrs: "${o.remote}"
-    local_port: ${o.localPort}
-    remote_port: ${o.remotePort}
-    keyingtries: 1
-    proposals: aes256gcm16-prfsha256-ecp256!
-    local:
-      certs: [${host.cert}]
-      id: ${o.name}.tunsec.test
-    children:
-      host:
-        esp_proposals: aes256gcm16!
-        start_action: ${o.start ? 'start' : 'none'}
-`,
-  );
-  return file;
+  return writeLoopbackConfig(dir, pki, { ...o, daemonExtra: [`metrics: ${o.metrics}`] });
 }
 
 describe('a tunsec daemon with daemon.metrics', () => {

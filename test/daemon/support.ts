@@ -182,3 +182,49 @@ export class TunsecProcess {
     await this.exited;
   }
 }
+
+/**
+ * A one-connection configuration for a daemon in this process on a loopback
+ * address (no datapath, no bypass rules: nothing outside the process),
+ * written to `dir/<name>.yaml`; returns the file.
+ */
+export function writeLoopbackConfig(
+  dir: string,
+  pki: PkiFiles,
+  o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; keyingtries?: number; daemonExtra?: string[] },
+): string {
+  const host = pki.host(`${o.name}.tunsec.test`);
+  const file = join(dir, `${o.name}.yaml`);
+  writeFileSync(
+    file,
+    [
+      'daemon:',
+      `  pid_file: ${join(dir, `${o.name}.pid`)}`,
+      '  bypass_rules: no',
+      '  datapath: none',
+      ...(o.daemonExtra ?? []).map((l) => `  ${l}`),
+      'authorities:',
+      `  cacerts: [${pki.caCert}]`,
+      'secrets:',
+      `  private-${o.name}:`,
+      `    file: ${host.key}`,
+      'connections:',
+      `  ${o.name}:`,
+      `    local_addrs: "${o.local}"`,
+      `    remote_addrs: "${o.remote}"`,
+      `    local_port: ${o.localPort}`,
+      `    remote_port: ${o.remotePort}`,
+      `    keyingtries: ${o.keyingtries ?? 1}`,
+      '    proposals: aes256gcm16-prfsha256-ecp256!',
+      '    local:',
+      `      certs: [${host.cert}]`,
+      `      id: ${o.name}.tunsec.test`,
+      '    children:',
+      '      host:',
+      '        esp_proposals: aes256gcm16!',
+      `        start_action: ${o.start ? 'start' : 'none'}`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
