@@ -1,26 +1,32 @@
 /**
- * Throughput of the IPsec datapaths on this machine, in one run: iperf3 TCP
- * (1 and 4 streams), UDP at a fixed rate, and ping RTT between two network
- * namespaces, for
- *   plain veth                               (the ceiling)
- *   strongSwan 5.9.8 ↔ strongSwan, kernel-libipsec (tunnel, ESP-in-UDP: the baseline)
- *   tunsec ↔ tunsec, transport/raw ESP and tunnel/ESP-in-UDP
- *                                            (recorded as "not available" until the daemon's datapath carries traffic)
- * Scenarios: bench/throughput/scenarios.ts. Every path is checked on the wire
- * (nftables counters on the sender's veth) before it is measured: cleartext
- * where it should be ESP is never reported as an IPsec number.
+ * `npm run bench` (issue 8): the IPsec datapaths on this machine side by side in
+ * one run — iperf3 TCP (1 and 4 streams), UDP packet rates (1400- and 64-byte IP
+ * packets, saturating), ping RTT p50/p99, CPU seconds per GB and RSS of the IPsec
+ * processes — between two network namespaces, for
+ *   plain                 veth, no IPsec (the ceiling)
+ *   strongswan-libipsec   strongSwan 5.9.8 ↔ strongSwan, kernel-libipsec (tunnel, ESP-in-UDP: the baseline)
+ *   tunsec-transport      tunsec ↔ tunsec, transport, raw ESP
+ *   tunsec-tunnel-udp     tunsec ↔ tunsec, tunnel, ESP-in-UDP
+ *   tunsec-strongswan     tunsec ↔ strongSwan libipsec, tunnel, ESP-in-UDP
+ *   kernel-xfrm           Linux ESP, transport (support detected first; `unavailable: <reason>` without it)
+ * plus the handshake cases (bench/throughput/handshake.ts): IKE+CHILD SAs per second with concurrent
+ * initiations and memory per SA at 1 000 SAs, tunsec ↔ tunsec and strongSwan ↔ strongSwan.
+ * Every case is set up first; then the repetitions go round all cases, each round
+ * starting one case later, so that drift on this shared machine hits every case alike.
+ * Every path is checked on the wire (nftables counters on the sender's veth) before
+ * and after it is measured: cleartext where it should be ESP is never reported as an IPsec number.
  *
  *   node --import tsx bench/throughput.ts [--quick] [--only=plain,strongswan-libipsec]
- *        [--duration=SEC] [--reps=N] [--udp-rate=100M | --no-udp] [--ping-count=N] [--warmup=SEC]
+ *        [--duration=SEC] [--reps=N] [--udp-rate=0|100M | --no-udp] [--ping-count=N] [--warmup=SEC]
+ *        [--handshake-sas=N | --no-handshake] [--cpu-prof] [--budget=SEC]
  *
  * Root (network namespaces), iperf3, ping, ss, nft, strongSwan's charon/swanctl.
- * Writes bench/results/throughput-<timestamp>.json, throughput-latest.json and
- * throughput-latest.md. Exit code 1 when a required scenario (plain,
- * strongSwan) or a tunsec scenario whose SAs did not come up failed; a tunsec
- * scenario without a working datapath is "not available", exit code 0.
+ * Writes bench/results/<timestamp>.json, latest.json, latest.md, latest.svg (bench/throughput/results.ts)
+ * and the detailed throughput-latest.{json,md} page. Exit code 1 when a required case failed; an optional
+ * case that cannot run here (kernel-xfrm) is "unavailable", exit code 0.
  * Ctrl-C cleans up (namespaces deleted, daemons stopped by PID).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +34,12 @@ import { createCa, issueCertificate } from '../src/pki/issue.js';
 import { haveProgram, requireRootAndPrograms } from '../test/support/proc.js';
 import type { BenchRow } from './stats.js';
 import { Cleanups, codes as signalExitCodes, settle } from './throughput/cleanup.js';
-import { checkPath, diffCounters, installWireCounters, iperf3, machineFacts, ping, readWireCounters, type IperfOptions } from './throughput/measure.js';
-import { markdown, ratios, scenarioRows, testTitle, type BenchOptions, type Report, type ScenarioResult, type TestKey } from './throughput/report.js';
-import { allScenarios, ScenarioUnavailable, TunsecPair, type BenchPki, type Scenario, type ScenarioPath } from './throughput/scenarios.js';
+import { checkPath, diffCounters, installWireCounters, iperf3, machineBusyPct, machineFacts, ping, readWireCounters, rssMb, type IperfOptions } from './throughput/measure.js';
+import { markdown, ratios, scenarioRows, testTitle, throughputRows, UDP_PACKET, type BenchOptions, type Report, type ScenarioResult, type TestKey } from './throughput/report.js';
+import { runHandshakes, type HandshakeCaseResult } from './throughput/handshake.js';
+import { summarizeProfiles, updateNote } from './throughput/profile.js';
+import { computeRatios, defaultRatioSpecs, markdownTables, quietVerdict, row, writeResults, type BenchReport, type CaseStatus, type ResultRow } from './throughput/results.js';
+import { allScenarios, ScenarioUnavailable, TunsecPair, TUNSEC_VARIANTS, type BenchPki, type Scenario, type ScenarioPath } from './throughput/scenarios.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -40,14 +49,30 @@ function usage(): never {
   const ids = allScenarios().map((s) => s.id);
   process.stdout.write(
     `usage: node --import tsx bench/throughput.ts [--quick] [--only=ID,...] [--duration=SEC] [--reps=N] [--udp-rate=RATE|--no-udp] [--ping-count=N] [--warmup=SEC]\n` +
-      `  --quick        3 s runs, 1 repetition, 10 pings, 1 s warm-up\n  scenarios:     ${ids.join(', ')} (--only takes ids or prefixes: --only=plain,tunsec)\n`,
+      `       [--handshake-sas=N|--no-handshake] [--cpu-prof] [--budget=SEC]\n` +
+      `  --quick        2 s runs, 2 repetitions, 50 pings, 1 s warm-up (under 5 minutes); default: 8 s runs, 3 repetitions, 200 pings (under 20)\n` +
+      `  --cpu-prof     after the measurements, profile both tunsec daemons (node --cpu-prof) under iperf3 TCP on tunsec-transport; top self time → docs/notes/bench.md\n` +
+      `  scenarios:     ${ids.join(', ')} (--only takes ids or prefixes: --only=plain,tunsec)\n`,
   );
   process.exit(0);
 }
 
 function parseOptions(argv: string[]): BenchOptions {
   const quick = argv.includes('--quick');
-  const o: BenchOptions = { quick, durationSec: quick ? 3 : 10, reps: quick ? 1 : 3, pingCount: quick ? 10 : 20, udpRate: '100M', udpLength: 1200, warmupSec: quick ? 1 : 3, only: undefined };
+  const o: BenchOptions = {
+    quick,
+    durationSec: quick ? 2 : 8,
+    reps: quick ? 2 : 3,
+    pingCount: quick ? 50 : 200,
+    pingIntervalSec: 0.02,
+    udpRate: '0',
+    udpLength: 1372,
+    warmupSec: quick ? 1 : 3,
+    only: undefined,
+    handshakes: { total: 1000, batch: quick ? 500 : 250, concurrency: 4, warmup: 10 },
+    cpuProf: false,
+    budgetSec: quick ? 270 : 1080,
+  };
   for (const a of argv) {
     const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const num = (min: number): number => {
@@ -75,7 +100,7 @@ function parseOptions(argv: string[]): BenchOptions {
         o.pingCount = num(1);
         break;
       case '--udp-rate':
-        if (!v || !/^\d+(\.\d+)?[KMG]?$/i.test(v)) throw new Error(`--udp-rate wants an iperf3 rate such as 100M, got ${v}`);
+        if (!v || !/^\d+(\.\d+)?[KMG]?$/i.test(v)) throw new Error(`--udp-rate wants an iperf3 rate such as 100M (0 = as fast as possible), got ${v}`);
         o.udpRate = v;
         break;
       case '--no-udp':
@@ -83,6 +108,18 @@ function parseOptions(argv: string[]): BenchOptions {
         break;
       case '--only':
         o.only = (v ?? '').split(',').filter(Boolean);
+        break;
+      case '--handshake-sas':
+        o.handshakes = { ...o.handshakes!, total: num(1), batch: Math.min(o.handshakes?.batch ?? 250, num(1)) };
+        break;
+      case '--no-handshake':
+        o.handshakes = undefined;
+        break;
+      case '--cpu-prof':
+        o.cpuProf = true;
+        break;
+      case '--budget':
+        o.budgetSec = num(60);
         break;
       default:
         throw new Error(`unknown option ${a} (--help)`);
@@ -122,13 +159,22 @@ async function makePki(): Promise<BenchPki> {
 
 const fmtRun = (key: TestKey, r: Awaited<ReturnType<typeof iperf3>>): string => {
   if (!r.ok) return `${testTitle[key]}: failed: ${r.error}`;
-  const extra = key === 'udp' ? `loss ${r.udpLossPct?.toFixed(2)} %, jitter ${r.udpJitterMs?.toFixed(3)} ms` : `retr ${r.retransmits}`;
+  const extra = key.startsWith('udp') ? `${r.udpRecvPps} packets/s, loss ${r.udpLossPct?.toFixed(2)} %` : `retr ${r.retransmits}`;
   const cpu = Object.entries(r.daemonCpuPct).map(([l, v]) => `${l} ${v}%`);
   const drops = r.udpRcvbufErrors && r.udpRcvbufErrors.client + r.udpRcvbufErrors.server > 0 ? `; UDP rcvbuf drops A ${r.udpRcvbufErrors.client}, B ${r.udpRcvbufErrors.server}` : '';
   return `${testTitle[key]}: ${r.recvMbps} Mb/s (${extra}${cpu.length ? `; cpu ${cpu.join(', ')}` : ''}${drops})`;
 };
 
-async function runScenario(s: Scenario, o: BenchOptions, pki: BenchPki, cleanups: Cleanups, workDir: string): Promise<ScenarioResult> {
+interface LiveCase {
+  s: Scenario;
+  res: ScenarioResult;
+  path: ScenarioPath;
+  teardown: () => Promise<void>;
+  before?: Awaited<ReturnType<typeof readWireCounters>>;
+}
+
+/** Set up one case and check its path on the wire; a case that cannot run comes back with status and reason, torn down. */
+async function setupScenario(s: Scenario, pki: BenchPki, cleanups: Cleanups): Promise<{ res: ScenarioResult; live?: LiveCase }> {
   const res: ScenarioResult = { id: s.id, title: s.title, description: s.description, status: 'ok', warnings: [], runs: { ping: [] }, rows: [] };
   const tag = `[${s.id}]`;
   log(`${tag} setting up: ${s.description}`);
@@ -138,6 +184,14 @@ async function runScenario(s: Scenario, o: BenchOptions, pki: BenchPki, cleanups
     await settle(pending, 60_000);
     res.warnings.push(...(await s.teardown()));
   });
+  const fail = async (status: 'unavailable' | 'failed', reason: string, short?: string): Promise<{ res: ScenarioResult }> => {
+    res.status = status;
+    res.reason = reason;
+    res.short_reason = short ?? reason.split('\n')[0]!.slice(0, 300);
+    log(`${tag} ${res.status}: ${res.reason}`);
+    await teardown().catch((err: unknown) => res.warnings.push(`teardown: ${(err as Error).message}`));
+    return { res };
+  };
   try {
     const t0 = performance.now();
     let path: ScenarioPath;
@@ -147,64 +201,75 @@ async function runScenario(s: Scenario, o: BenchOptions, pki: BenchPki, cleanups
       path = await p;
     } catch (err) {
       const msg = (err as Error).message;
-      res.status = err instanceof ScenarioUnavailable ? 'unavailable' : 'failed';
-      res.reason = `setup: ${msg.length > 1500 ? `${msg.slice(0, 1500)}…` : msg}`;
-      res.short_reason = `setup: ${msg.split('\n')[0]!.slice(0, 160)}`;
-      log(`${tag} ${res.status}: ${res.reason}`);
-      return res;
+      if (err instanceof ScenarioUnavailable) return await fail('unavailable', msg, msg);
+      return await fail('failed', `setup: ${msg.length > 1500 ? `${msg.slice(0, 1500)}…` : msg}`, `setup: ${msg.split('\n')[0]!.slice(0, 160)}`);
     }
     res.setup_sec = Math.round(performance.now() - t0) / 1000;
     res.details = path.details;
-
     await installWireCounters(path);
     const check = await checkPath(path, s.wire);
     res.path_check = { route: check.route, ...(check.mtu ? { mtu: check.mtu } : {}), ping: check.ping, counters: check.counters };
     if (check.problem) {
-      if (s.optional) {
-        res.status = 'unavailable';
-        const daemonLog = s instanceof TunsecPair ? s.logTail() : '';
-        res.reason = `SAs are up, but ${check.problem}: the datapath does not bring traffic through yet${daemonLog ? `; daemon errors: ${daemonLog}` : ''}`;
-        res.short_reason =
-          check.ping.received === 0 ? 'SAs up, but no ping answer through them' : `SAs up, but traffic ${s.wire === 'esp' ? 'is not raw ESP' : 'is not ESP-in-UDP'} on the wire (cleartext: ${check.counters.clear_icmp} of ${check.ping.transmitted} pings)`;
-      } else {
-        res.status = 'failed';
-        res.reason = `path check: ${check.problem}`;
-        res.short_reason = `path check: ${check.problem.split(' (')[0]}`;
-      }
-      log(`${tag} ${res.status}: ${res.reason}`);
-      return res;
+      const daemonLog = s instanceof TunsecPair ? s.logTail() : '';
+      return await fail(
+        s.optional ? 'unavailable' : 'failed',
+        `path check: ${check.problem}${daemonLog ? `; daemon errors: ${daemonLog}` : ''}`,
+        `path check: ${check.problem.split(' (')[0]}`,
+      );
     }
     log(`${tag} up in ${res.setup_sec} s; path: ${check.route}; ${s.wire} on the wire confirmed`);
+    return { res, live: { s, res, path, teardown } };
+  } catch (err) {
+    return await fail('failed', (err as Error).message);
+  }
+}
 
-    // Warm-up (not recorded): JIT-compiled datapaths (tunsec) and TCP/socket buffers reach steady state first.
-    if (o.warmupSec > 0) {
-      const w = await iperf3(path, { durationSec: o.warmupSec, streams: 1 }, [], cleanups, workDir);
-      log(`${tag} warm-up ${o.warmupSec} s: ${w.ok ? `${w.recvMbps} Mb/s` : `failed: ${w.error}`}`);
+/** The iperf3 tests of one repetition. */
+function tests(o: BenchOptions): Array<[TestKey, IperfOptions]> {
+  const t: Array<[TestKey, IperfOptions]> = [
+    ['tcp1', { durationSec: o.durationSec, streams: 1 }],
+    ['tcp4', { durationSec: o.durationSec, streams: 4 }],
+  ];
+  if (o.udpRate) {
+    for (const k of ['udp1400', 'udp64'] as const) t.push([k, { durationSec: o.durationSec, streams: 1, udpRate: o.udpRate, udpLength: UDP_PACKET[k] - 28 }]);
+  }
+  return t;
+}
+
+/** One repetition of one case: ping (every reply's RTT), TCP 1 and 4 streams, RSS of the IPsec processes, UDP 1400 and 64. */
+async function measureRound(l: LiveCase, o: BenchOptions, rep: number, cleanups: Cleanups, workDir: string): Promise<void> {
+  const { res, path } = l;
+  const tag = `[${res.id}]`;
+  cleanups.checkAborted();
+  const p = await ping(path, o.pingCount, o.pingIntervalSec, true);
+  res.runs.ping.push(p);
+  log(`${tag} rep ${rep}/${o.reps} ping ×${p.transmitted}: ${p.avgMs !== undefined ? `avg ${p.avgMs} ms (min ${p.minMs}, max ${p.maxMs})` : 'no answer'}, loss ${p.lossPct} %`);
+  for (const [key, io] of tests(o)) {
+    cleanups.checkAborted();
+    const r = await iperf3(path, io, path.daemons, cleanups, workDir);
+    (res.runs[key] ??= []).push(r);
+    log(`${tag} rep ${rep}/${o.reps} ${fmtRun(key, r)}`);
+    if (key === 'tcp4' && path.daemons.length) {
+      // Right after the heaviest run: the IPsec processes' resident memory under load.
+      const rss = path.daemons.map((d) => rssMb(d.pid()));
+      if (rss.every((x) => x !== undefined)) (res.runs.rss_mb ??= []).push(Math.round(rss.reduce((a, x) => a + x!, 0) * 10) / 10);
     }
-    const before = await readWireCounters(path);
-    const tests: Array<[TestKey, IperfOptions]> = [
-      ['tcp1', { durationSec: o.durationSec, streams: 1 }],
-      ['tcp4', { durationSec: o.durationSec, streams: 4 }],
-    ];
-    if (o.udpRate) tests.push(['udp', { durationSec: o.durationSec, streams: 1, udpRate: o.udpRate, udpLength: o.udpLength }]);
-    for (let rep = 1; rep <= o.reps; rep++) {
-      cleanups.checkAborted();
-      const p = await ping(path, o.pingCount);
-      res.runs.ping.push(p);
-      log(`${tag} rep ${rep}/${o.reps} ping: ${p.avgMs !== undefined ? `avg ${p.avgMs} ms (min ${p.minMs}, max ${p.maxMs})` : 'no answer'}, loss ${p.lossPct} %`);
-      for (const [key, io] of tests) {
-        cleanups.checkAborted();
-        const r = await iperf3(path, io, path.daemons, cleanups, workDir);
-        (res.runs[key] ??= []).push(r);
-        log(`${tag} rep ${rep}/${o.reps} ${fmtRun(key, r)}`);
+  }
+}
+
+/** After the last repetition: no cleartext leaked, the path still holds; then tear down. */
+async function finishScenario(l: LiveCase): Promise<void> {
+  const { s, res, path } = l;
+  const tag = `[${s.id}]`;
+  try {
+    if (l.before) {
+      res.wire_during_measurements = diffCounters(await readWireCounters(path), l.before);
+      const w = res.wire_during_measurements;
+      const leaked = w.clear_icmp + w.clear_tcp + w.clear_udp;
+      if (s.wire !== 'cleartext' && leaked > 0) {
+        res.status = 'failed';
+        res.reason = `${leaked} packets to ${path.target} left ${path.wire} in the CLEAR during the measurements (SA gone?): the numbers are not IPsec numbers`;
       }
-    }
-    res.wire_during_measurements = diffCounters(await readWireCounters(path), before);
-    const w = res.wire_during_measurements;
-    const leaked = w.clear_icmp + w.clear_tcp + w.clear_udp;
-    if (s.wire !== 'cleartext' && leaked > 0) {
-      res.status = 'failed';
-      res.reason = `${leaked} packets to ${path.target} left ${path.wire} in the CLEAR during the measurements (SA gone?): the numbers are not IPsec numbers`;
     }
     const after = await checkPath(path, s.wire, 3);
     if (after.problem && res.status === 'ok') {
@@ -216,18 +281,64 @@ async function runScenario(s: Scenario, o: BenchOptions, pki: BenchPki, cleanups
       res.status = s.optional ? 'unavailable' : 'failed';
       res.reason = `every iperf3 TCP run failed: ${res.runs.tcp1?.[0]?.error ?? ''}`;
     }
-    if (res.status !== 'ok') log(`${tag} ${res.status}: ${res.reason}`);
-    return res;
+    if (res.status !== 'ok') {
+      res.short_reason ??= res.reason?.slice(0, 300);
+      log(`${tag} ${res.status}: ${res.reason}`);
+    }
   } catch (err) {
     res.status = 'failed';
     res.reason = (err as Error).message;
-    log(`${tag} failed: ${res.reason}`);
-    return res;
   } finally {
-    await teardown().catch((err: unknown) => res.warnings.push(`teardown: ${(err as Error).message}`));
-    res.rows = scenarioRows(res);
+    await l.teardown().catch((err: unknown) => res.warnings.push(`teardown: ${(err as Error).message}`));
     for (const w of res.warnings) log(`${tag} warning: ${w}`);
   }
+}
+
+/** `--cpu-prof`: a separate tunsec-transport pair whose daemons run under node --cpu-prof, loaded with iperf3 TCP. */
+async function cpuProfile(o: BenchOptions, pki: BenchPki, cleanups: Cleanups, workDir: string): Promise<string | undefined> {
+  const dir = join(workDir, 'cpu-prof');
+  const variant = TUNSEC_VARIANTS.find((v) => v.id === 'tunsec-transport')!;
+  const s = new TunsecPair(variant, dir);
+  const { res, live } = await setupScenario(s, pki, cleanups);
+  if (!live) {
+    log(`[cpu-prof] tunsec-transport did not come up: ${res.reason}`);
+    return undefined;
+  }
+  try {
+    const sec = Math.max(o.durationSec, 10);
+    log(`[cpu-prof] profiling both tunsec daemons: ${o.warmupSec} s warm-up, then iperf3 TCP 1 stream ${sec} s and 4 streams ${sec} s`);
+    if (o.warmupSec) await iperf3(live.path, { durationSec: o.warmupSec, streams: 1 }, [], cleanups, workDir);
+    for (const streams of [1, 4]) {
+      const r = await iperf3(live.path, { durationSec: sec, streams }, live.path.daemons, cleanups, workDir);
+      log(`[cpu-prof] TCP ${streams} stream(s) under the profiler: ${r.ok ? `${r.recvMbps} Mb/s` : r.error}`);
+    }
+  } finally {
+    await live.teardown(); // SIGTERM: the daemons exit normally and write their .cpuprofile files
+  }
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+  if (!files.length) {
+    log('[cpu-prof] no .cpuprofile written (did the daemons exit by SIGKILL?)');
+    return undefined;
+  }
+  const summary = summarizeProfiles(files.map((f) => ({ name: f, profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown })), repo);
+  // The raw profiles (open in Chrome DevTools or speedscope), replacing the previous run's.
+  const keep = join(repo, 'bench/results/cpu-prof');
+  rmSync(keep, { recursive: true, force: true });
+  mkdirSync(keep, { recursive: true });
+  for (const f of files) writeFileSync(join(keep, f), readFileSync(join(dir, f)));
+  return `${summary}\nRaw profiles: \`bench/results/cpu-prof/*.cpuprofile\` (Chrome DevTools → Performance → Load profile, or speedscope).\n`;
+}
+
+function handshakeCases(hs: HandshakeCaseResult[]): { cases: CaseStatus[]; rows: ResultRow[] } {
+  const cases: CaseStatus[] = [];
+  const rows: ResultRow[] = [];
+  for (const h of hs) {
+    cases.push({ case: h.id, kind: 'handshake', title: h.title, status: h.status, ...(h.reason ? { reason: h.reason } : {}) });
+    const miss = h.status === 'ok' ? undefined : { failed: h.reason ?? 'failed' };
+    rows.push(row(h.id, 'handshakes_per_s', h.rates, miss));
+    rows.push(row(h.id, 'kb_per_sa', [h.kb_per_sa], miss));
+  }
+  return { cases, rows };
 }
 
 async function main(): Promise<number> {
@@ -242,51 +353,135 @@ async function main(): Promise<number> {
   const date = new Date().toISOString();
   const script = relative(process.cwd(), process.argv[1] ?? 'bench/throughput.ts') || 'bench/throughput.ts';
   const command =
-    process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
+    process.env.npm_lifecycle_event === 'bench' ? `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` : ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
+  const elapsed = (): number => (performance.now() - started) / 1000;
   try {
     const machine = await machineFacts();
+    const loadBefore = loadavg();
+    const busyBefore = await machineBusyPct(3);
     log(
-      `throughput bench (${o.quick ? 'quick' : 'full'}: ${o.reps} rep(s) × ${o.durationSec} s; scenarios ${scenarios.map((s) => s.id).join(', ')}) on ${machine.cpus} cores, ${machine.strongswan}`,
+      `bench (${o.quick ? 'quick' : 'full'}: ${o.reps} rep(s) × ${o.durationSec} s; cases ${scenarios.map((s) => s.id).join(', ')}${o.handshakes ? `; handshakes ×${o.handshakes.total}` : ''}) on ${machine.cpus} cores, ${machine.strongswan}; ` +
+        `load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, machine ${busyBefore} % busy before starting`,
     );
     const pki = await makePki();
     const results: ScenarioResult[] = [];
+    const live: LiveCase[] = [];
+    // 1. Every case up (and checked on the wire) before anything is measured.
     for (const s of scenarios) {
       if (cleanups.aborted) break;
-      results.push(await runScenario(s, o, pki, cleanups, workDir));
+      const r = await setupScenario(s, pki, cleanups);
+      results.push(r.res);
+      if (r.live) live.push(r.live);
     }
+    // 2. Warm-up (not recorded): JIT-compiled datapaths (tunsec) and TCP/socket buffers reach steady state.
+    for (const l of live) {
+      if (cleanups.aborted) break;
+      if (o.warmupSec > 0) {
+        const w = await iperf3(l.path, { durationSec: o.warmupSec, streams: 1 }, [], cleanups, workDir);
+        log(`[${l.s.id}] warm-up ${o.warmupSec} s: ${w.ok ? `${w.recvMbps} Mb/s` : `failed: ${w.error}`}`);
+      }
+      l.before = await readWireCounters(l.path);
+    }
+    // 3. Interleaved repetitions: round r measures every case, starting with case r (rotation).
+    let repsDone = 0;
+    for (let rep = 1; rep <= o.reps && !cleanups.aborted; rep++) {
+      if (rep > 1 && elapsed() > o.budgetSec * 0.7) {
+        log(`time budget: ${Math.round(elapsed())} s used of ${o.budgetSec} s, no repetition ${rep}`);
+        break;
+      }
+      const order = live.map((_, i) => live[(i + rep - 1) % live.length]!);
+      log(`— repetition ${rep}/${o.reps}: ${order.map((l) => l.s.id).join(' → ')}`);
+      for (const l of order) await measureRound(l, o, rep, cleanups, workDir);
+      repsDone = rep;
+    }
+    for (const l of live) await finishScenario(l);
+    for (const r of results) r.rows = scenarioRows(r);
+    // 4. Handshakes, with the datapath cases gone.
+    let hs: HandshakeCaseResult[] = [];
+    if (o.handshakes && !cleanups.aborted) {
+      log(`handshakes: ${o.handshakes.total} IKE+CHILD SAs per case, ${o.handshakes.concurrency} in flight, batches of ${o.handshakes.batch}, kept up`);
+      hs = await runHandshakes(o.handshakes, cleanups, log);
+    }
+    // 5. The profile (separate daemons: the profiler's overhead stays out of the numbers above).
+    let profile: string | undefined;
+    if (o.cpuProf && !cleanups.aborted) profile = await cpuProfile(o, pki, cleanups, workDir);
     if (cleanups.aborted) {
       log(`interrupted by ${cleanups.aborted}: no results written`);
       return signalExitCodes[cleanups.aborted] ?? 1;
     }
-    machine.loadavg_end = loadavg().map((l) => l.toFixed(2)).join(' ');
-    // Only scenarios whose path held: a failed scenario keeps its rows in its own entry, for post-mortems.
-    const rows: BenchRow[] = results.filter((r) => r.status === 'ok').flatMap((r) => r.rows);
-    const report: Report = {
-      bench: 'throughput',
-      date,
-      command,
-      options: o,
-      machine,
-      scenarios: results,
-      ratios: ratios(results, 'strongswan-libipsec', 'plain', TARGET_RATIO),
-      rows,
-      duration_sec: Math.round((performance.now() - started) / 1000),
-    };
+    const busyAfter = await machineBusyPct(3);
+    const loadAfter = loadavg();
+    machine.loadavg_end = loadAfter.map((l) => l.toFixed(2)).join(' ');
+    const quiet = quietVerdict({ loadavg_before: loadBefore.map((x) => +x.toFixed(2)), loadavg_after: loadAfter.map((x) => +x.toFixed(2)), busy_pct_before: busyBefore, busy_pct_after: busyAfter, cpus: Number(machine.cpus) });
+    log(`machine: ${quiet.verdict} (load ${machine.loadavg_start} → ${machine.loadavg_end}; busy ${busyBefore} % → ${busyAfter} %)`);
+
+    // Legacy detailed page (per-run numbers, path checks): throughput-latest.{json,md}.
+    const legacyRows: BenchRow[] = results.filter((r) => r.status === 'ok').flatMap((r) => r.rows);
+    const legacy: Report = { bench: 'throughput', date, command, options: o, machine, scenarios: results, ratios: ratios(results, 'strongswan-libipsec', 'plain', TARGET_RATIO), rows: legacyRows, duration_sec: Math.round(elapsed()) };
     const out = join(repo, 'bench/results');
     mkdirSync(out, { recursive: true });
-    const json = JSON.stringify(report, null, 2) + '\n';
-    writeFileSync(join(out, `throughput-${date.replace(/[:.]/g, '-')}.json`), json);
-    writeFileSync(join(out, 'throughput-latest.json'), json);
-    const md = markdown(report);
-    writeFileSync(join(out, 'throughput-latest.md'), md);
-    process.stdout.write(md);
-    const bad = results.filter((r) => r.status === 'failed');
-    for (const b of bad) log(`FAILED ${b.id}: ${b.reason}`);
+    // A partial run (--only, or without the handshake cases) never replaces the full run's latest files.
+    const partial = o.only !== undefined || !o.handshakes;
+    const prefix = partial ? 'partial-' : '';
+    writeFileSync(join(out, `${prefix}throughput-latest.json`), JSON.stringify(legacy, null, 2) + '\n');
+    writeFileSync(join(out, `${prefix}throughput-latest.md`), markdown(legacy));
+
+    // The issue-8 result files.
+    const hsOut = handshakeCases(hs);
+    const cases: CaseStatus[] = [
+      ...results.map((r): CaseStatus => ({ case: r.id, kind: 'throughput', title: r.title, status: r.status, ...(r.status !== 'ok' ? { reason: r.short_reason ?? r.reason ?? r.status } : {}) })),
+      ...hsOut.cases,
+    ];
+    const rows: ResultRow[] = [...results.flatMap((r) => throughputRows(r)), ...hsOut.rows];
+    const report: BenchReport = {
+      bench: 'tunsec',
+      date,
+      command,
+      options: { ...o, reps_done: repsDone },
+      machine,
+      quiet,
+      cases,
+      rows,
+      ratios: computeRatios(rows, defaultRatioSpecs()),
+      duration_sec: Math.round(elapsed()),
+      details: {
+        throughput: results.map((r) => ({ id: r.id, status: r.status, reason: r.reason, details: r.details, path_check: r.path_check, wire_during_measurements: r.wire_during_measurements, warnings: r.warnings, setup_sec: r.setup_sec })),
+        handshakes: hs,
+      },
+    };
+    const page = resultsPage(report, o, profile);
+    const paths = writeResults(out, report, page, `${prefix}latest`);
+    if (profile) updateNote(join(repo, 'docs/notes/bench.md'), profile);
+    process.stdout.write(page);
+    log(`wrote ${relative(repo, paths.json)}, ${relative(repo, paths.latest)}, ${relative(repo, paths.md)}, ${relative(repo, paths.svg)} in ${report.duration_sec} s`);
+    const bad = cases.filter((c) => c.status === 'failed');
+    for (const b of bad) log(`FAILED ${b.case}: ${b.reason}`);
     return bad.length ? 1 : 0;
   } finally {
     const errors = await cleanups.runAll();
     for (const e of errors) log(`cleanup: ${e}`);
   }
+}
+
+/** bench/results/latest.md: machine, method, quietness, the tables, the chart, the profile. */
+function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefined): string {
+  const m = r.machine;
+  const hs = o.handshakes;
+  return [
+    '# tunsec benchmark',
+    '',
+    `\`${r.command}\` — ${r.date}, took ${r.duration_sec} s. Machine: ${m.cpu_model} × ${m.cpus} cores, ${m.memory_gib} GiB, kernel ${m.kernel}, Node ${m.node}, ${m.strongswan}, ${m.iperf3}, tunsec ${m.tunsec_commit}.`,
+    '',
+    `Quiet? ${r.quiet.verdict}. Load average ${r.quiet.loadavg_before.join(' ')} before, ${r.quiet.loadavg_after.join(' ')} after; whole machine ${r.quiet.busy_pct_before ?? '?'} % busy before, ${r.quiet.busy_pct_after ?? '?'} % after (3 s samples of /proc/stat, the bench idle).`,
+    '',
+    `Method: every case set up first and checked on the wire (ESP / ESP-in-UDP, no cleartext), ${o.warmupSec} s TCP warm-up each, then ${r.options.reps_done as number} interleaved repetition(s) (each round starts one case later) of: ping ×${o.pingCount} every ${o.pingIntervalSec} s (p50/p99 over every reply), iperf3 TCP ${o.durationSec} s with 1 and 4 streams, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches (-b 0)' : o.udpRate} with 1400- and 64-byte IP packets (packets/s that arrived, loss as iperf3 counts it). Median (min–max). cpu_s_per_gb = utime+stime of both IPsec processes over the TCP runs ÷ GB received; rss_mb = both IPsec processes' VmRSS after the 4-stream run.` +
+      (hs ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.` : ''),
+    '',
+    markdownTables(r),
+    `![throughput](${o.only !== undefined || !o.handshakes ? 'partial-' : ''}latest.svg)`,
+    '',
+    ...(profile ? ['## CPU profile (tunsec-transport, TCP)', '', profile, ''] : []),
+  ].join('\n');
 }
 
 main().then(

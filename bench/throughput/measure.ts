@@ -56,8 +56,19 @@ export async function cpuSeconds(pid: number | undefined): Promise<number | unde
   return (utime + stime) / (await ticksPerSecond());
 }
 
-/** CPU use of the watched processes while `body` runs, in % of one core. */
-export async function withCpu<T>(procs: WatchedProcess[], body: () => Promise<T>): Promise<{ result: T; cpuPct: Record<string, number> }> {
+/** Resident set size of `pid` (VmRSS from /proc/<pid>/status), in MiB; undefined if the process is gone. */
+export function rssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kb === undefined ? undefined : Number(kb) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU use of the watched processes while `body` runs, in % of one core (and in seconds, all of them together). */
+export async function withCpu<T>(procs: WatchedProcess[], body: () => Promise<T>): Promise<{ result: T; cpuPct: Record<string, number>; cpuSec?: number }> {
   const pids = procs.map((p) => p.pid());
   const before = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
   const t0 = performance.now();
@@ -65,11 +76,13 @@ export async function withCpu<T>(procs: WatchedProcess[], body: () => Promise<T>
   const wall = (performance.now() - t0) / 1000;
   const after = await Promise.all(pids.map((pid) => cpuSeconds(pid)));
   const cpuPct: Record<string, number> = {};
+  let cpuSec: number | undefined = procs.length ? 0 : undefined;
   procs.forEach((p, i) => {
     const [b, a] = [before[i], after[i]];
     if (b !== undefined && a !== undefined && wall > 0) cpuPct[p.label] = Math.round(((a - b) / wall) * 1000) / 10;
+    cpuSec = b !== undefined && a !== undefined && cpuSec !== undefined ? cpuSec + (a - b) : undefined;
   });
-  return { result, cpuPct };
+  return { result, cpuPct, ...(cpuSec !== undefined ? { cpuSec } : {}) };
 }
 
 // ---------------------------------------------------------------- UDP socket drops
@@ -110,6 +123,13 @@ export interface IperfRun {
   iperfCpu?: { client: number; server: number };
   /** CPU of the watched daemons during the run, % of one core. */
   daemonCpuPct: Record<string, number>;
+  /** CPU seconds (utime+stime) of all watched daemons together over the run; absent without daemons. */
+  daemonCpuSec?: number;
+  /** Payload octets the receiver got, and the test's length in seconds (receiver side). */
+  recvBytes?: number;
+  seconds?: number;
+  /** UDP: datagrams that arrived (sent − lost) per second at the receiver. */
+  udpRecvPps?: number;
   /**
    * UDP datagrams dropped for a full receive buffer during the run, per namespace (client A, server B):
    * ESP-in-UDP daemons that do not keep up show here (and so does iperf3's own UDP test socket).
@@ -120,6 +140,10 @@ export interface IperfRun {
 
 interface IperfSum {
   bits_per_second?: number;
+  bytes?: number;
+  seconds?: number;
+  packets?: number;
+  lost_packets?: number;
   retransmits?: number;
   lost_percent?: number;
   jitter_ms?: number;
@@ -152,6 +176,8 @@ export function parseIperf(json: string, udp: boolean): Omit<IperfRun, 'daemonCp
     ok: true,
     recvMbps: mbps(end.sum_received.bits_per_second),
     sendMbps: mbps(end.sum_sent.bits_per_second),
+    ...(end.sum_received.bytes !== undefined ? { recvBytes: end.sum_received.bytes } : {}),
+    ...(end.sum_received.seconds !== undefined ? { seconds: end.sum_received.seconds } : {}),
     ...(cpu?.host_total !== undefined && cpu.remote_total !== undefined
       ? { iperfCpu: { client: Math.round(cpu.host_total * 10) / 10, server: Math.round(cpu.remote_total * 10) / 10 } }
       : {}),
@@ -159,6 +185,8 @@ export function parseIperf(json: string, udp: boolean): Omit<IperfRun, 'daemonCp
   if (udp) {
     out.udpLossPct = end.sum_received.lost_percent ?? end.sum?.lost_percent;
     out.udpJitterMs = end.sum_received.jitter_ms ?? end.sum?.jitter_ms;
+    const r = end.sum_received.packets !== undefined ? end.sum_received : end.sum;
+    if (r?.packets !== undefined && r.seconds) out.udpRecvPps = Math.round((r.packets - (r.lost_packets ?? 0)) / r.seconds);
   } else {
     out.retransmits = end.sum_sent.retransmits ?? 0;
   }
@@ -206,7 +234,7 @@ export async function iperf3(path: TrafficPath, o: IperfOptions, procs: WatchedP
     const udpBefore = await Promise.all([udpErrors(path.clientNs), udpErrors(path.serverNs)]);
     const t0 = performance.now();
     // Time box: the test itself, plus connection setup and the result exchange.
-    const { result: r, cpuPct } = await withCpu(procs, () => run('ip', ['netns', 'exec', path.clientNs, 'iperf3', ...args], { timeoutMs: (o.durationSec + 20) * 1000 }));
+    const { result: r, cpuPct, cpuSec } = await withCpu(procs, () => run('ip', ['netns', 'exec', path.clientNs, 'iperf3', ...args], { timeoutMs: (o.durationSec + 20) * 1000 }));
     const wallSec = Math.round(performance.now() - t0) / 1000;
     const udpAfter = await Promise.all([udpErrors(path.clientNs), udpErrors(path.serverNs)]);
     const parsed = parseIperf(r.stdout, udp);
@@ -214,7 +242,7 @@ export async function iperf3(path: TrafficPath, o: IperfOptions, procs: WatchedP
     const [cb, sb] = udpBefore;
     const [ca, sa] = udpAfter;
     const rcvbuf = cb && sb && ca && sa ? { udpRcvbufErrors: { client: ca.RcvbufErrors - cb.RcvbufErrors, server: sa.RcvbufErrors - sb.RcvbufErrors } } : {};
-    return { ...parsed, daemonCpuPct: cpuPct, wallSec, ...rcvbuf };
+    return { ...parsed, daemonCpuPct: cpuPct, ...(cpuSec !== undefined ? { daemonCpuSec: cpuSec } : {}), wallSec, ...rcvbuf };
   } catch (err) {
     return { ok: false, error: (err as Error).message, daemonCpuPct: {}, wallSec: 0 };
   } finally {
@@ -232,6 +260,8 @@ export interface PingRun {
   avgMs?: number;
   maxMs?: number;
   mdevMs?: number;
+  /** Every echo reply's RTT (when the run was not quiet, `-q`). */
+  rttsMs?: number[];
   error?: string;
 }
 
@@ -242,14 +272,16 @@ export function parsePing(out: string): PingRun {
   const received = counts ? Number(counts[2]) : 0;
   const res: PingRun = { transmitted, received, lossPct: transmitted ? Math.round((1 - received / transmitted) * 1000) / 10 : 100 };
   if (rtt) Object.assign(res, { minMs: Number(rtt[1]), avgMs: Number(rtt[2]), maxMs: Number(rtt[3]), mdevMs: Number(rtt[4]) });
-  if (!counts) res.error = `unparsable ping output: ${out.trim().slice(0, 200)}`;
+  const rtts = [...out.matchAll(/ time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+  if (rtts.length) res.rttsMs = rtts;
+  if (!counts) res.error = `unparsable ping output: ${out.trim().slice(-200)}`;
   return res;
 }
 
 /** `count` echo requests every `intervalSec`, each waiting at most 1 s; time-boxed. */
-export async function ping(path: TrafficPath, count: number, intervalSec = 0.2): Promise<PingRun> {
+export async function ping(path: TrafficPath, count: number, intervalSec = 0.2, perPacket = false): Promise<PingRun> {
   const deadline = Math.ceil(count * intervalSec) + 3;
-  const r = await run('ip', ['netns', 'exec', path.clientNs, 'ping', '-n', '-q', '-c', String(count), '-i', String(intervalSec), '-W', '1', '-w', String(deadline), path.target], {
+  const r = await run('ip', ['netns', 'exec', path.clientNs, 'ping', '-n', ...(perPacket ? [] : ['-q']), '-c', String(count), '-i', String(intervalSec), '-W', '1', '-w', String(deadline), path.target], {
     timeoutMs: (deadline + 5) * 1000,
   });
   const p = parsePing(r.stdout);
@@ -367,4 +399,26 @@ export async function machineFacts(): Promise<Record<string, string | number>> {
       ? { governor: readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'utf8').trim() }
       : {}),
   };
+}
+
+// ---------------------------------------------------------------- how busy the machine is
+
+/** Whole-machine CPU busy % (all cores, from /proc/stat) over `sec` seconds: the other users' load as seen now. */
+export async function machineBusyPct(sec = 2): Promise<number | undefined> {
+  const read = (): number[] | undefined => {
+    try {
+      const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return cpu;
+    } catch {
+      return undefined;
+    }
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, sec * 1000));
+  const b = read();
+  if (!a || !b) return undefined;
+  const d = b.map((x, i) => x - (a[i] ?? 0));
+  const total = d.reduce((s, x) => s + x, 0);
+  const idle = (d[3] ?? 0) + (d[4] ?? 0); // idle + iowait
+  return total > 0 ? Math.round((1 - idle / total) * 1000) / 10 : undefined;
 }
