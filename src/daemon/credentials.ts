@@ -261,6 +261,8 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     fragmentation: conn.fragmentation !== 'no',
     fragmentSize: FRAGMENT_SIZE,
     forceEncap: conn.encap,
+    // reauth_time (make-before-break reauthentication) is not implemented: only rekeying is driven
+    ikeLifetimes: { rekeyTime: conn.rekey_time, randTime: conn.rand_time, overTime: conn.over_time },
     children,
   };
   const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
@@ -314,6 +316,7 @@ export function childConfig(child: ChildConfig & { mode: 'transport' | 'tunnel' 
     remoteTs: child.remote_ts,
     replayWindow: child.replay_window,
     lifetimes: childLifetimes(child),
+    rand: { seconds: child.rand_time, bytes: child.rand_bytes, packets: child.rand_packets },
     policy: child.policy,
   };
 }

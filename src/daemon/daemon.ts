@@ -352,8 +352,11 @@ export class Daemon {
   }
 
   /**
-   * A CHILD_SA's SA reached its hard lifetime. Until CREATE_CHILD_SA rekeying
-   * lands, the IKE SA carrying it is deleted (the peer is told): the trap
+   * A CHILD_SA's SA reached its hard lifetime. Normally the soft limit (or the
+   * rekey timer) rekeyed it long before (CREATE_CHILD_SA, src/ike/sa/ike-sa.ts)
+   * and the expiring SA is an old one no CHILD_SA uses any more: nothing to do.
+   * When it is still the current SA of a CHILD_SA the rekey failed; as the
+   * fallback the IKE SA carrying it is deleted (the peer is told): the trap
    * policy then holds the traffic and negotiates a fresh IKE SA and CHILD_SA —
    * break-before-make, but never cleartext and never a dead CHILD_SA under a
    * live IKE SA.
@@ -363,7 +366,7 @@ export class Daemon {
     const spi = e.spi >>> 0;
     const owner = this.managerInstance?.sas.find((sa) => sa.ctx.children.some((c) => c.reqid === e.reqid && (c.inboundSpi === spi || c.outboundSpi === spi)));
     if (!owner || owner.state === 'destroyed') return;
-    this.log.log('daemon', 'info', `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (CHILD_SA rekeying is not implemented yet)`);
+    this.log.log('daemon', 'warn', `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (it was not rekeyed in time)`);
     owner.delete(`CHILD_SA {${e.reqid}} expired (${e.reason})`);
   }
 

@@ -65,10 +65,23 @@ export class IkeSaManager {
   private invalidSpiWindowStart = 0;
   private invalidSpiSent = 0;
   private previousCookieSecret = this.cookieSecret;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [] };
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [] };
   readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0, invalidSpiSent: 0 };
 
-  constructor(private readonly options: ManagerOptions) {}
+  constructor(private readonly options: ManagerOptions) {
+    // Soft expiries (rekey_bytes / rekey_packets / rekey_time) start the owning CHILD_SA's rekey.
+    options.backend.on('expire', (e) => {
+      if (e.hard) return;
+      for (const sa of this.byLocalSpi.values()) {
+        try {
+          sa.softExpired(e);
+        } catch (err) {
+          this.counters.internalErrors++;
+          options.log.log('error', `internal error handling an SA expiry: ${(err as Error).stack ?? String(err)}`);
+        }
+      }
+    });
+  }
 
   /** Subscribe to the events of every IKE SA this manager creates (initiated or responded). */
   on<K extends keyof ManagerEvents>(event: K, handler: ManagerEvents[K]): this {
@@ -77,9 +90,15 @@ export class IkeSaManager {
   }
 
   /** A new IkeSa, with its events forwarded and its removal from the tables on destroy. */
-  private create(ctx: IkeSaContext): IkeSa {
-    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {});
+  private create(ctx: IkeSaContext, rekeyed = false): IkeSa {
+    const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
     sa.on('destroyed', () => this.unregister(sa));
+    // §2.18: the IKE SA made by rekeying this one is registered under its new SPI.
+    sa.spawn = (next) => {
+      const successor = this.create(next, true);
+      this.byLocalSpi.set(key(next.localSpi), successor);
+      return successor;
+    };
     for (const event of Object.keys(this.listeners) as Array<keyof ManagerEvents>) {
       sa.on(event, ((...args: unknown[]) => {
         for (const h of this.listeners[event]) (h as (...a: unknown[]) => void)(...args);

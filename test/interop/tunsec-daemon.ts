@@ -101,6 +101,8 @@ export interface TunsecHostConfig {
   policy?: 'private' | 'private-or-clear';
   /** Extra YAML lines for the child section (eight-space indented), e.g. `life_packets: 5`. */
   childExtra?: string[];
+  /** Extra YAML lines for the connection section (four-space indented), e.g. `rekey_time: 5s`. */
+  connExtra?: string[];
   /** More children, as YAML lines relative to `children:` (six-space indented), e.g. shunts. */
   extraChildren?: string[];
   encap?: boolean;
@@ -131,6 +133,7 @@ export function tunsecYaml(o: TunsecHostConfig): string {
     `    remote_addrs: "${o.remote}"`,
     '    proposals: aes128gcm16-prfsha384-ecp384bp!',
     `    encap: ${o.encap ? 'yes' : 'no'}`,
+    ...(o.connExtra ?? []).map((l) => `    ${l}`),
     '    local:',
     '      certs: [${DIR}/cert.pem]',
     `      id: ${o.localId}`,

@@ -9,7 +9,8 @@ import type { IpsecBackend } from '../../esp/api.js';
 import type { Endpoint } from '../net/udp.js';
 import type { SelectedProposal } from '../proposal/index.js';
 import type { IkeKeyset } from './keyset.js';
-import type { IkePeerConfig } from './peer-config.js';
+import type { ChildPeerConfig, IkePeerConfig } from './peer-config.js';
+import type { TsRange } from '../ts/index.js';
 import type { Logger } from '../log.js';
 
 export type IkeSaState = 'created' | 'connecting' | 'established' | 'deleting' | 'destroyed';
@@ -25,6 +26,12 @@ export interface ChildSaRecord {
   localTs: string[];
   remoteTs: string[];
   installedAt: number;
+  /** What rekeying needs: the configuration and the negotiated selectors (ours / the peer's). */
+  config?: ChildPeerConfig;
+  /** Seconds after installedAt at which we rekey it (the jittered rekey_time; 0 = never). */
+  rekeySeconds?: number;
+  localRanges?: TsRange[];
+  remoteRanges?: TsRange[];
 }
 
 /** What tasks report about CHILD SAs; the exchange engine turns these into IkeSa events. */

@@ -28,6 +28,8 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
+import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, respondCreateChildSa, type CreateChildOutcome } from '../tasks/create-child-sa.js';
+import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
 
@@ -49,6 +51,35 @@ export interface IkeSaEvents {
   childEstablished(sa: IkeSa, child: ChildSaRecord): void;
   /** A CHILD_SA could not be negotiated; the IKE SA stays up. */
   childFailed(sa: IkeSa, name: string, reason: string): void;
+  /** A CHILD_SA was rekeyed (either side initiated): `fresh` replaces `old` (same reqid). */
+  childRekeyed(sa: IkeSa, old: ChildSaRecord, fresh: ChildSaRecord): void;
+  /** The IKE SA was rekeyed (§2.18): `successor` carries its CHILD_SAs now; this one is deleted next. */
+  ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
+}
+
+/** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
+export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
+/**
+ * A rekeyed-away inbound SA still accepts packets this long after its Delete
+ * exchange (ESP sent just before the peer switched can arrive after the IKE
+ * message that says so: different sockets, batched reads).
+ */
+export const OLD_INBOUND_GRACE_MS = 2_000;
+/** Random delay range before retrying an exchange the peer answered TEMPORARY_FAILURE (§2.25). */
+const TEMPORARY_RETRY_MS = [500, 2_500] as const;
+
+function retryDelay(): number {
+  return TEMPORARY_RETRY_MS[0] + Math.floor(Math.random() * (TEMPORARY_RETRY_MS[1] - TEMPORARY_RETRY_MS[0]));
+}
+
+function spiHex(spi: number): string {
+  return (spi >>> 0).toString(16).padStart(8, '0');
+}
+
+function spiBuffer(spi: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(spi >>> 0);
+  return b;
 }
 
 type Listeners = { [K in keyof IkeSaEvents]: Array<IkeSaEvents[K]> };
@@ -76,12 +107,30 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [] };
+  /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
+  spawn?: (ctx: IkeSaContext) => IkeSa;
+  /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
+  private jobs: Array<() => void> = [];
+  private readonly childTimers = new Map<ChildSaRecord, NodeJS.Timeout>();
+  /** CHILD_SAs whose rekey we initiated and that are not finished. */
+  private readonly rekeying = new Set<ChildSaRecord>();
+  /** CHILD_SAs due for a rekey that waits: for the IKE rekey under way, or for a retry after TEMPORARY_FAILURE. */
+  private readonly wantRekey = new Map<ChildSaRecord, string>();
+  /** Responder of a CHILD rekey: the old CHILD_SA, waiting for the initiator's Delete, → its successor. */
+  private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout }>();
+  private readonly otherTimers = new Set<NodeJS.Timeout>();
+  /** Old inbound SAs in their grace period (removed when it ends or the IKE SA goes). */
+  private readonly lingering = new Map<number, NodeJS.Timeout>();
+  private ikeRekeying = false;
+  private successorSa?: IkeSa;
 
   constructor(
     readonly ctx: IkeSaContext,
     private readonly io: IkeSaIo,
     private readonly retransmit: Partial<RetransmitSettings> = {},
+    /** Made by an IKE SA rekey: established from the start, no IKE_SA_INIT/IKE_AUTH tasks. */
+    rekeyed = false,
   ) {
     const tasks = (): Task[] => [
       new IkeInitTask(ctx),
@@ -90,7 +139,9 @@ export class IkeSa {
       new IkeAuthTask(ctx),
       ...(ctx.originalInitiator ? ctx.config.children.slice(0, 1) : [undefined]).map((c) => new ChildCreateTask(ctx, c)),
     ];
-    if (ctx.originalInitiator) this.initiatorTasks = tasks();
+    if (rekeyed) {
+      /* keys and peer come from the old IKE SA */
+    } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
     ctx.observer = {
       childEstablished: (child) => this.emit('childEstablished', this, child),
@@ -136,7 +187,10 @@ export class IkeSa {
       this.queuedDelete = undefined;
       return this.sendDelete(reason);
     }
-    if (this.initiatorTasks.length === 0) return;
+    if (this.initiatorTasks.length === 0) {
+      if (this.ctx.state === 'established') this.jobs.shift()?.();
+      return;
+    }
     const exchangeType = this.exchangeForInitiator();
     const msg: TaskMessage = { exchangeType, messageId: this.requests.nextId, payloads: [] };
     try {
@@ -259,7 +313,7 @@ export class IkeSa {
     const msg: TaskMessage = { exchangeType: p.exchangeType, messageId: p.messageId, payloads };
     if (p.onResponse) {
       p.onResponse(msg);
-      this.sendNextRequest();
+      if (this.ctx.state !== 'destroyed') this.sendNextRequest();
       return;
     }
     if (p.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = Buffer.from(datagram);
@@ -303,6 +357,7 @@ export class IkeSa {
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]`);
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
+    this.startLifetimes();
   }
 
   /**
@@ -343,6 +398,7 @@ export class IkeSa {
     const msg: TaskMessage = { exchangeType, messageId: id, payloads };
     const response: TaskMessage = { exchangeType, messageId: id, payloads: [] };
     let fatal: string | undefined;
+    let outcome: CreateChildOutcome | undefined;
     if (exchangeType === ExchangeType.IKE_SA_INIT || exchangeType === ExchangeType.IKE_AUTH) {
       if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator) {
         this.ctx.log.log('warn', `${this.ctx.name}: unexpected ${ExchangeType[exchangeType]} request dropped`);
@@ -362,8 +418,9 @@ export class IkeSa {
       }
     } else if (exchangeType === ExchangeType.INFORMATIONAL) {
       fatal = this.processInformational(msg, response);
+    } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
+      outcome = this.respondCreateChildSa(msg, response);
     } else {
-      // CREATE_CHILD_SA arrives with the SA lifecycle work; until then refuse cleanly (§2.21.3 style).
       response.payloads.push(notify(NotifyType.NO_ADDITIONAL_SAS));
     }
     const datagrams = this.encode(response, true);
@@ -372,6 +429,7 @@ export class IkeSa {
     this.io.send(local, remote, datagrams);
     if (fatal !== undefined) return this.destroy(fatal);
     if (exchangeType === ExchangeType.IKE_AUTH) this.establish();
+    if (outcome) this.createChildSaAnswered(outcome);
   }
 
   private isLastFragmentOrWhole(message: IkeMessage): boolean {
@@ -406,9 +464,17 @@ export class IkeSa {
     for (const spi of peerSpis) {
       if (spi.length !== 4) continue;
       const outbound = spi.readUInt32BE(0);
+      const old = [...this.superseded.keys()].find((c) => c.outboundSpi === outbound);
+      if (old) {
+        // §1.3.3: the rekey's initiator deletes the old SA pair: traffic goes over the new one now.
+        this.finishSupersede(old);
+        gone.push(spiBuffer(old.inboundSpi));
+        continue;
+      }
       const i = this.ctx.children.findIndex((c) => c.outboundSpi === outbound);
       if (i < 0) continue;
       const [child] = this.ctx.children.splice(i, 1);
+      this.forgetChild(child!);
       this.removeChild(child!);
       const inbound = Buffer.alloc(4);
       inbound.writeUInt32BE(child!.inboundSpi);
@@ -442,6 +508,8 @@ export class IkeSa {
     if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason);
     this.ctx.state = 'deleting';
     this.initiatorTasks = [];
+    this.jobs = [];
+    this.stopTimers();
     // §2.3: with a request outstanding the Delete waits for its response (window 1);
     // a Delete sent with the next ID would be dropped by a peer that never saw the current one.
     if (this.pending) {
@@ -472,10 +540,377 @@ export class IkeSa {
     this.requests.clear();
     this.pending = undefined;
     clearInterval(this.keepaliveTimer);
+    this.jobs = [];
+    this.stopTimers();
+    for (const [old] of this.superseded) {
+      this.ctx.backend.deleteSa(old.inboundSpi, 'in');
+      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+    }
+    this.superseded.clear();
+    for (const [spi, t] of this.lingering) {
+      clearTimeout(t);
+      this.ctx.backend.deleteSa(spi, 'in');
+    }
+    this.lingering.clear();
     for (const child of this.ctx.children.splice(0)) this.removeChild(child);
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
     this.emit('destroyed', this, reason);
+  }
+
+  // ---------------------------------------------------------------------
+  // SA lifecycle (RFC 7296 §1.3, §2.8, §2.18): CREATE_CHILD_SA both roles,
+  // rekey timers, soft expiries from the SAD.
+
+  private enqueue(job: () => void, first = false): void {
+    if (first) this.jobs.unshift(job);
+    else this.jobs.push(job);
+    this.sendNextRequest();
+  }
+
+  private later(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.otherTimers.delete(t);
+      if (this.ctx.state === 'established') fn();
+    }, ms);
+    t.unref?.();
+    this.otherTimers.add(t);
+    return t;
+  }
+
+  private stopTimers(): void {
+    for (const t of this.childTimers.values()) clearTimeout(t);
+    this.childTimers.clear();
+    for (const t of this.otherTimers) clearTimeout(t);
+    this.otherTimers.clear();
+    for (const s of this.superseded.values()) clearTimeout(s.timer);
+  }
+
+  /** IKE rekey (rekey_time − random rand_time) and hard end (rekey_time + over_time) timers; CHILD rekey timers. */
+  private startLifetimes(): void {
+    for (const c of this.ctx.children) this.scheduleChildRekey(c);
+    const l = this.ctx.config.ikeLifetimes;
+    if (!l || l.rekeyTime <= 0) return;
+    const rand = Math.min(l.randTime, Math.floor(l.rekeyTime / 2));
+    const rekeyMs = (l.rekeyTime - Math.random() * rand) * 1000;
+    this.later(rekeyMs, () => this.rekeyIke('rekey_time'));
+    if (l.overTime > 0) this.later((l.rekeyTime + l.overTime) * 1000, () => this.delete(`IKE_SA not rekeyed within rekey_time + over_time (${l.rekeyTime + l.overTime}s)`));
+  }
+
+  private scheduleChildRekey(child: ChildSaRecord): void {
+    clearTimeout(this.childTimers.get(child));
+    this.childTimers.delete(child);
+    const seconds = child.rekeySeconds ?? 0;
+    if (seconds <= 0 || !child.config) return;
+    const delay = Math.max(0, child.installedAt + seconds * 1000 - Date.now());
+    const t = setTimeout(() => {
+      this.childTimers.delete(child);
+      this.rekeyChild(child, 'rekey_time');
+    }, delay);
+    t.unref?.();
+    this.childTimers.set(child, t);
+  }
+
+  /** Whether a TEMPORARY_FAILURE retry of this child is already waiting. */
+  private otherTimersFor(child: ChildSaRecord): boolean {
+    return this.wantRekey.get(child) === 'retry after TEMPORARY_FAILURE';
+  }
+
+  private forgetChild(child: ChildSaRecord): void {
+    this.wantRekey.delete(child);
+    clearTimeout(this.childTimers.get(child));
+    this.childTimers.delete(child);
+    this.rekeying.delete(child);
+  }
+
+  /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
+  softExpired(e: ExpireEvent): void {
+    if (e.hard || this.ctx.state !== 'established') return;
+    const spi = e.spi >>> 0;
+    const child = this.ctx.children.find((c) => c.reqid === e.reqid && (e.direction === 'in' ? c.inboundSpi === spi : c.outboundSpi === spi));
+    if (child) this.rekeyChild(child, `soft ${e.reason} limit of SA ${spiHex(spi)}_${e.direction === 'in' ? 'i' : 'o'}`);
+  }
+
+  /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
+  rekeyChild(child: ChildSaRecord, why: string): void {
+    if (this.successorSa) return this.successorSa.rekeyChild(child, why);
+    if (this.ctx.state !== 'established') return;
+    if (this.ikeRekeying) {
+      // §2.25: not while the IKE SA is being rekeyed; done on the new IKE SA (or here if that fails).
+      if (this.ctx.children.includes(child)) this.wantRekey.set(child, why);
+      return;
+    }
+    this.wantRekey.delete(child);
+    if (this.rekeying.has(child) || !this.ctx.children.includes(child) || !child.config || !child.localRanges || !child.remoteRanges) return;
+    this.rekeying.add(child);
+    this.ctx.log.log('info', `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
+    const req = new ChildRekeyRequest(this.ctx, child);
+    this.enqueue(() => this.sendChildRekey(req));
+  }
+
+  private sendChildRekey(req: ChildRekeyRequest): void {
+    const child = req.old;
+    if (!this.ctx.children.includes(child) || this.successorSa) {
+      // rekeyed by the peer meanwhile, or moved to a new IKE SA
+      this.rekeying.delete(child);
+      req.abandon();
+      return this.sendNextRequest();
+    }
+    const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
+    try {
+      req.build(msg);
+    } catch (err) {
+      this.rekeying.delete(child);
+      req.abandon();
+      this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey CHILD_SA ${child.name}{${child.reqid}}: ${(err as Error).message}`);
+      return this.sendNextRequest();
+    }
+    this.sendRequest(msg, [], (response) => this.childRekeyAnswered(req, response));
+  }
+
+  private childRekeyAnswered(req: ChildRekeyRequest, response: TaskMessage): void {
+    const child = req.old;
+    const name = `CHILD_SA ${child.name}{${child.reqid}}`;
+    let r: ReturnType<ChildRekeyRequest['process']>;
+    try {
+      r = req.process(response);
+    } catch (err) {
+      r = { status: 'failed', reason: (err as Error).message };
+    }
+    switch (r.status) {
+      case 'retry':
+        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer asks for another key exchange group, retrying`);
+        this.jobs.unshift(() => this.sendChildRekey(req));
+        return;
+      case 'temporary': {
+        const ms = retryDelay();
+        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
+        this.rekeying.delete(child);
+        req.abandon();
+        this.wantRekey.set(child, 'retry after TEMPORARY_FAILURE');
+        this.later(ms, () => {
+          if (this.wantRekey.has(child)) this.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
+        });
+        return;
+      }
+      case 'not-found':
+        // §2.25: the peer deleted it (or rekeyed it itself) meanwhile; nothing to rekey.
+        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered CHILD_SA_NOT_FOUND`);
+        this.rekeying.delete(child);
+        req.abandon();
+        return;
+      case 'failed':
+        this.ctx.log.log('warn', `${this.ctx.name}: ${name} rekey failed: ${r.reason}; the old SAs stay until their hard lifetime`);
+        this.rekeying.delete(child);
+        req.abandon();
+        this.emit('childFailed', this, child.name, `rekey failed: ${r.reason}`);
+        return;
+      case 'ok':
+        this.rekeying.delete(child);
+        if (!this.ctx.children.includes(child)) {
+          // The peer rekeyed it too and its exchange finished first (collision, §2.8.1): ours is redundant.
+          this.ctx.log.log('info', `${this.ctx.name}: ${name} was rekeyed by the peer meanwhile; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`);
+          this.ctx.backend.deleteSa(r.value.outboundSpi, 'out');
+          const current = this.ctx.children.find((c) => c.reqid === child.reqid);
+          if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
+          this.enqueue(() => this.sendChildDelete(r.value), true);
+          return;
+        }
+        this.replaceChild(child, r.value, true);
+        return;
+    }
+  }
+
+  private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean): void {
+    const i = this.ctx.children.indexOf(old);
+    if (i >= 0) this.ctx.children[i] = fresh;
+    else this.ctx.children.push(fresh);
+    this.forgetChild(old);
+    this.scheduleChildRekey(fresh);
+    if (weInitiated) {
+      // Outbound already switched; the old outbound SA goes now, the old inbound once the peer answered our Delete.
+      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+      this.enqueue(() => this.sendChildDelete(old), true);
+    } else {
+      const entry: { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout } = { successor: fresh, switched: false };
+      entry.timer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
+      entry.timer.unref?.();
+      this.superseded.set(old, entry);
+    }
+    this.emit('childRekeyed', this, old, fresh);
+  }
+
+  /** Delete our half of a superseded pair (INFORMATIONAL, §1.4.1); the old inbound SA lives until answered. */
+  private sendChildDelete(old: ChildSaRecord): void {
+    if (this.ctx.state !== 'established') return;
+    const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])] };
+    this.sendRequest(msg, [], () => {
+      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+      this.retireInbound(old.inboundSpi);
+      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted`);
+    });
+  }
+
+  /** Remove an old inbound SA after OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
+  private retireInbound(spi: number): void {
+    if (this.lingering.has(spi)) return;
+    const t = setTimeout(() => {
+      this.lingering.delete(spi);
+      this.ctx.backend.deleteSa(spi, 'in');
+    }, OLD_INBOUND_GRACE_MS);
+    t.unref?.();
+    this.lingering.set(spi, t);
+  }
+
+  /** Responder: send over the new SA (the initiator has it installed once it deletes the old one, or after a grace). */
+  private switchOutbound(old: ChildSaRecord): void {
+    const entry = this.superseded.get(old);
+    if (!entry || entry.switched) return;
+    entry.switched = true;
+    clearTimeout(entry.timer);
+    if (this.ctx.children.includes(entry.successor)) this.ctx.backend.setOutboundSa(entry.successor.reqid, entry.successor.outboundSpi);
+    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+  }
+
+  private finishSupersede(old: ChildSaRecord): void {
+    this.switchOutbound(old);
+    this.superseded.delete(old);
+    this.retireInbound(old.inboundSpi);
+    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`);
+  }
+
+  /** Responder side of CREATE_CHILD_SA. */
+  private respondCreateChildSa(msg: TaskMessage, response: TaskMessage): CreateChildOutcome | undefined {
+    const refuse = (notifyType: number, why: string, data?: Buffer): undefined => {
+      this.ctx.log.log('warn', `${this.ctx.name}: CREATE_CHILD_SA ${msg.messageId} refused (${NotifyType[notifyType] ?? notifyType}): ${why}`);
+      response.payloads = [notify(notifyType, data ? { data } : {})];
+      return undefined;
+    };
+    if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
+    const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
+    if (ike && (this.ikeRekeying || this.rekeying.size > 0)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
+    if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
+    try {
+      return respondCreateChildSa(this.ctx, msg, response, (outbound) => {
+        const child = this.ctx.children.find((c) => c.outboundSpi === outbound);
+        // Our own rekey of it is under way (§2.8.1): let the peer retry; by then ours finished.
+        if (child && this.rekeying.has(child)) throw new CreateChildRefusal(NotifyType.TEMPORARY_FAILURE, `CHILD_SA ${child.name}{${child.reqid}}: our own rekey is under way`);
+        return child;
+      });
+    } catch (err) {
+      if (err instanceof CreateChildRefusal) return refuse(err.notifyType, err.message, err.data);
+      throw err;
+    }
+  }
+
+  private createChildSaAnswered(outcome: CreateChildOutcome): void {
+    switch (outcome.kind) {
+      case 'child-rekey':
+        this.replaceChild(outcome.old, outcome.record, false);
+        return;
+      case 'child-new':
+        this.ctx.children.push(outcome.record);
+        this.scheduleChildRekey(outcome.record);
+        this.emit('childEstablished', this, outcome.record);
+        return;
+      case 'ike-rekey':
+        this.adoptSuccessor(outcome.ctx);
+        return;
+    }
+  }
+
+  /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
+  rekeyIke(why = 'requested'): void {
+    if (this.ctx.state !== 'established' || this.ikeRekeying || this.successorSa || !this.spawn || !this.ctx.keys) return;
+    this.ikeRekeying = true;
+    this.ctx.log.log('info', `${this.ctx.name}: rekeying IKE_SA (${why})`);
+    const req = new IkeRekeyRequest(this.ctx);
+    const send = (): void => {
+      if (this.ctx.state !== 'established' || this.successorSa) {
+        this.ikeRekeying = false;
+        return this.sendNextRequest();
+      }
+      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
+      try {
+        req.build(msg);
+      } catch (err) {
+        this.ikeRekeying = false;
+        this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey the IKE_SA: ${(err as Error).message}`);
+        return this.sendNextRequest();
+      }
+      this.sendRequest(msg, [], (response) => {
+        let r: ReturnType<IkeRekeyRequest['process']>;
+        try {
+          r = req.process(response);
+        } catch (err) {
+          r = { status: 'failed', reason: (err as Error).message };
+        }
+        if (r.status === 'retry') return void this.jobs.unshift(send);
+        this.ikeRekeying = false;
+        if (r.status !== 'ok') for (const [c, why] of [...this.wantRekey]) if (!this.otherTimersFor(c)) this.rekeyChild(c, why);
+        if (r.status === 'ok') {
+          const next = this.adoptSuccessor(r.value);
+          this.delete(`rekeyed, replaced by ${next.ctx.name}`);
+          return;
+        }
+        if (r.status === 'temporary') {
+          const ms = retryDelay();
+          this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
+          this.later(ms, () => this.rekeyIke('retry after TEMPORARY_FAILURE'));
+          return;
+        }
+        this.ctx.log.log('warn', `${this.ctx.name}: IKE_SA rekey failed: ${r.status === 'failed' ? r.reason : r.status}`);
+      });
+    };
+    // Ahead of queued CHILD rekeys: they move to the new IKE SA with their timers.
+    this.enqueue(send, true);
+  }
+
+  /** Hand the CHILD_SAs (and superseded pairs awaiting their Delete) to the IKE SA that replaces this one. */
+  private adoptSuccessor(ctx: IkeSaContext): IkeSa {
+    const next = this.spawn!(ctx);
+    this.successorSa = next;
+    for (const t of this.childTimers.values()) clearTimeout(t);
+    this.childTimers.clear();
+    this.rekeying.clear();
+    const wanted = [...this.wantRekey];
+    this.wantRekey.clear();
+    next.ctx.children.push(...this.ctx.children.splice(0));
+    for (const [old, entry] of this.superseded) {
+      clearTimeout(entry.timer);
+      next.superseded.set(old, entry);
+      if (!entry.switched) {
+        entry.timer = setTimeout(() => next.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
+        entry.timer.unref?.();
+      }
+    }
+    this.superseded.clear();
+    for (const [spi, t] of this.lingering) {
+      clearTimeout(t);
+      next.retireInbound(spi);
+    }
+    this.lingering.clear();
+    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
+    next.adoptAsRekeyed(this.ctx);
+    this.emit('ikeRekeyed', this, next);
+    for (const [c, why] of wanted) if (next.ctx.children.includes(c)) next.rekeyChild(c, `${why}, moved to the new IKE_SA`);
+    return next;
+  }
+
+  private adoptAsRekeyed(old: IkeSaContext): void {
+    this.ctx.state = 'established';
+    this.ctx.establishedAt = Date.now();
+    this.ctx.peerId ??= old.peerId;
+    this.startKeepalives();
+    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established by rekeying ${old.name}`);
+    this.emit('established', this);
+    this.startLifetimes();
+  }
+
+  /** The IKE SA that replaced this one by a rekey, if any. */
+  get successor(): IkeSa | undefined {
+    return this.successorSa;
   }
 }

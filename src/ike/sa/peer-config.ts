@@ -27,6 +27,8 @@ export interface ChildPeerConfig {
    * allocated per CHILD_SA.
    */
   reqid?: number;
+  /** rand_time / rand_bytes / rand_packets: the most subtracted at random from the rekey limits (default: life − rekey, as strongSwan). */
+  rand?: { seconds: number; bytes: number; packets: number };
 }
 
 export type SendCertPolicy = 'always' | 'ifasked' | 'never';
@@ -51,4 +53,9 @@ export interface IkePeerConfig {
   /** Pretend a NAT so that IKE floats to 4500 and ESP is UDP-encapsulated (`encap: yes`). */
   forceEncap: boolean;
   children: ChildPeerConfig[];
+  /**
+   * IKE SA lifetimes in seconds (swanctl's rekey_time / rand_time / over_time,
+   * resolved by src/config/lifetimes.ts); absent or rekeyTime 0: never rekeyed.
+   */
+  ikeLifetimes?: { rekeyTime: number; randTime: number; overTime: number };
 }

@@ -8,7 +8,7 @@
  */
 import { aeadFor } from '../../crypto/aead.js';
 import { deriveChildKeymat, wipe } from '../../crypto/ikev2-keys.js';
-import type { IpsecMode, SaSpec, PolicySpec, TrafficSelector as EspSelector } from '../../esp/api.js';
+import type { IpsecMode, SaLifetimes, SaSpec, PolicySpec, TrafficSelector as EspSelector } from '../../esp/api.js';
 import { ExchangeType, NotifyType, PayloadType, notifyTypeName, isErrorNotify } from '../codec/index.js';
 import { notify, tsPayload } from '../codec/build.js';
 import {
@@ -25,7 +25,7 @@ import {
 } from '../proposal/index.js';
 import { EsnId, TransformType } from '../transforms.js';
 import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
-import type { IkeSaContext } from '../sa/context.js';
+import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import { BaseTask, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
@@ -186,69 +186,148 @@ export class ChildCreateTask extends BaseTask {
   private install(): void {
     const { sa } = this;
     const n = this.negotiated!;
-    const encr = transformOfType(n.proposal, TransformType.ENCR)!;
-    const aead = aeadFor(encr.id, encr.keyLength ?? 0);
-    if (!aead) throw new Error(`ESP: ${formatProposal(n.proposal)} selected but not implemented`);
-    const keys = sa.keys!;
-    const keymat = deriveChildKeymat({ prf: keys.prf, skD: keys.skD, Ni: sa.Ni!, Nr: sa.Nr!, encrKeyMaterialLength: aead.keyMaterialLength, integKeyLength: 0 });
     const initiator = sa.originalInitiator;
-    const inKeys = initiator ? keymat.responderToInitiator : keymat.initiatorToResponder;
-    const outKeys = initiator ? keymat.initiatorToResponder : keymat.responderToInitiator;
-    const outboundSpi = n.proposal.spi.readUInt32BE(0);
-    const reqid = n.config.reqid ?? nextReqid++;
-    // Our side of the traffic: TSi for the initiator, TSr for the responder.
-    const localTs = toEspSelectors(initiator ? n.tsi : n.tsr);
-    const remoteTs = toEspSelectors(initiator ? n.tsr : n.tsi);
-    const encap = sa.udpEncapsulation ? { localPort: sa.local.port, remotePort: sa.remote.port } : undefined;
-    const esn = transformOfType(n.proposal, TransformType.ESN)?.id === EsnId.ESN;
-    const common = {
-      localAddress: sa.local.address,
-      remoteAddress: sa.remote.address,
-      mode: n.mode,
-      ...(encap ? { encap } : {}),
-      esn,
-      lifetimes: n.config.lifetimes,
-      reqid,
-      localSelectors: localTs,
-      remoteSelectors: remoteTs,
-    };
-    const inbound: SaSpec = { ...common, spi: this.inboundSpi!, direction: 'in', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: inKeys.encr }, replayWindow: n.config.replayWindow };
-    const outbound: SaSpec = { ...common, spi: outboundSpi, direction: 'out', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: outKeys.encr }, replayWindow: 0 };
-    sa.backend.addSa(inbound);
-    sa.backend.addSa(outbound);
-    wipe(keymat);
-    const policy = (direction: 'in' | 'out', local: EspSelector[], remote: EspSelector[]): PolicySpec => ({
-      reqid,
-      direction,
-      local,
-      remote,
-      action: 'protect',
-      failureMode: n.config.policy,
-      priority: 100,
-      mode: n.mode,
-      localAddress: sa.local.address,
-      remoteAddress: sa.remote.address,
-    });
-    sa.backend.addPolicy(policy('out', localTs, remoteTs));
-    sa.backend.addPolicy(policy('in', localTs, remoteTs));
-    sa.backend.setOutboundSa(reqid, outboundSpi);
-    const record = {
-      name: n.config.name,
-      reqid,
-      mode: n.mode,
-      encap: encap !== undefined,
+    const record = installChildSa(sa, {
+      config: n.config,
       proposal: n.proposal,
+      mode: n.mode,
+      localRanges: initiator ? n.tsi : n.tsr,
+      remoteRanges: initiator ? n.tsr : n.tsi,
       inboundSpi: this.inboundSpi!,
-      outboundSpi,
-      localTs: (initiator ? n.tsi : n.tsr).map((r) => formatRanges([r])),
-      remoteTs: (initiator ? n.tsr : n.tsi).map((r) => formatRanges([r])),
-      installedAt: Date.now(),
-    };
+      Ni: sa.Ni!,
+      Nr: sa.Nr!,
+      weInitiated: initiator,
+      reqid: n.config.reqid ?? nextReqid++,
+      policies: true,
+      activate: true,
+    });
     sa.children.push(record);
-    sa.log.log(
-      'info',
-      `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} established with SPIs ${this.inboundSpi!.toString(16).padStart(8, '0')}_i ${outboundSpi.toString(16).padStart(8, '0')}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}, TS ${formatRanges(initiator ? n.tsi : n.tsr)} === ${formatRanges(initiator ? n.tsr : n.tsi)}`,
-    );
     this.sa.pendingChildEvents.push(record);
   }
+}
+
+export interface ChildInstall {
+  config: ChildPeerConfig;
+  proposal: SelectedProposal;
+  mode: IpsecMode;
+  /** Our side's / the peer's selectors. */
+  localRanges: TsRange[];
+  remoteRanges: TsRange[];
+  inboundSpi: number;
+  /** The nonces of the exchange creating the CHILD_SA (IKE_SA_INIT's for IKE_AUTH). */
+  Ni: Buffer;
+  Nr: Buffer;
+  /** g^ir of a CREATE_CHILD_SA with KE payloads (PFS). */
+  gir?: Buffer;
+  /** We sent the request of the exchange creating it (KEYMAT's direction, §2.17). */
+  weInitiated: boolean;
+  reqid: number;
+  /** Install the policies (a new CHILD_SA), or keep the ones there (a rekey: same reqid). */
+  policies: boolean;
+  /** Switch the reqid's outbound traffic to the new outbound SA now. */
+  activate: boolean;
+}
+
+/** A fresh reqid for a CHILD_SA whose configuration has none. */
+export function allocateReqid(config: ChildPeerConfig): number {
+  return config.reqid ?? nextReqid++;
+}
+
+/**
+ * KEYMAT (§2.17) and the inbound + outbound SAs (and, for a new CHILD_SA,
+ * its policies) through the IpsecBackend; returns the CHILD_SA's record.
+ */
+export function installChildSa(sa: IkeSaContext, n: ChildInstall): ChildSaRecord {
+  const encr = transformOfType(n.proposal, TransformType.ENCR)!;
+  const aead = aeadFor(encr.id, encr.keyLength ?? 0);
+  if (!aead) throw new Error(`ESP: ${formatProposal(n.proposal)} selected but not implemented`);
+  const keys = sa.keys!;
+  const keymat = deriveChildKeymat({ prf: keys.prf, skD: keys.skD, Ni: n.Ni, Nr: n.Nr, gir: n.gir, encrKeyMaterialLength: aead.keyMaterialLength, integKeyLength: 0 });
+  const inKeys = n.weInitiated ? keymat.responderToInitiator : keymat.initiatorToResponder;
+  const outKeys = n.weInitiated ? keymat.initiatorToResponder : keymat.responderToInitiator;
+  const outboundSpi = n.proposal.spi.readUInt32BE(0);
+  const reqid = n.reqid;
+  const lifetimes = jitteredLifetimes(n.config);
+  const localTs = toEspSelectors(n.localRanges);
+  const remoteTs = toEspSelectors(n.remoteRanges);
+  const encap = sa.udpEncapsulation ? { localPort: sa.local.port, remotePort: sa.remote.port } : undefined;
+  const esn = transformOfType(n.proposal, TransformType.ESN)?.id === EsnId.ESN;
+  const common = {
+    localAddress: sa.local.address,
+    remoteAddress: sa.remote.address,
+    mode: n.mode,
+    ...(encap ? { encap } : {}),
+    esn,
+    lifetimes,
+    reqid,
+    localSelectors: localTs,
+    remoteSelectors: remoteTs,
+  };
+  const inbound: SaSpec = { ...common, spi: n.inboundSpi, direction: 'in', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: inKeys.encr }, replayWindow: n.config.replayWindow };
+  const outbound: SaSpec = { ...common, spi: outboundSpi, direction: 'out', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: outKeys.encr }, replayWindow: 0 };
+  try {
+    sa.backend.addSa(inbound);
+    sa.backend.addSa(outbound);
+  } finally {
+    wipe(keymat);
+  }
+  const policy = (direction: 'in' | 'out', local: EspSelector[], remote: EspSelector[]): PolicySpec => ({
+    reqid,
+    direction,
+    local,
+    remote,
+    action: 'protect',
+    failureMode: n.config.policy,
+    priority: 100,
+    mode: n.mode,
+    localAddress: sa.local.address,
+    remoteAddress: sa.remote.address,
+  });
+  if (n.policies) {
+    sa.backend.addPolicy(policy('out', localTs, remoteTs));
+    sa.backend.addPolicy(policy('in', localTs, remoteTs));
+  }
+  if (n.activate) sa.backend.setOutboundSa(reqid, outboundSpi);
+  const record: ChildSaRecord = {
+    name: n.config.name,
+    reqid,
+    mode: n.mode,
+    encap: encap !== undefined,
+    proposal: n.proposal,
+    inboundSpi: n.inboundSpi,
+    outboundSpi,
+    localTs: n.localRanges.map((r) => formatRanges([r])),
+    remoteTs: n.remoteRanges.map((r) => formatRanges([r])),
+    installedAt: Date.now(),
+    config: n.config,
+    rekeySeconds: lifetimes.softSeconds,
+    localRanges: n.localRanges,
+    remoteRanges: n.remoteRanges,
+  };
+  sa.log.log(
+    'info',
+    `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} ${n.policies ? 'established' : 'rekeyed'} with SPIs ${n.inboundSpi.toString(16).padStart(8, '0')}_i ${outboundSpi.toString(16).padStart(8, '0')}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}${n.gir ? ' (PFS)' : ''}, TS ${formatRanges(n.localRanges)} === ${formatRanges(n.remoteRanges)}`,
+  );
+  return record;
+}
+
+/**
+ * The SA lifetimes with the rekey (soft) limits lowered by a random amount up
+ * to rand_time / rand_bytes / rand_packets (default life − rekey, as
+ * strongSwan), at most half the rekey limit: the two peers' rekeys rarely
+ * start together.
+ */
+export function jitteredLifetimes(config: ChildPeerConfig): SaLifetimes {
+  const l = config.lifetimes;
+  const jitter = (soft: number, hard: number, rand: number | undefined): number => {
+    if (soft <= 0) return soft;
+    const span = Math.min(rand ?? Math.max(0, hard - soft), Math.floor(soft / 2));
+    return span > 0 ? soft - Math.floor(Math.random() * (span + 1)) : soft;
+  };
+  return {
+    ...l,
+    softSeconds: jitter(l.softSeconds, l.hardSeconds, config.rand?.seconds),
+    softBytes: jitter(l.softBytes, l.hardBytes, config.rand?.bytes),
+    softPackets: jitter(l.softPackets, l.hardPackets, config.rand?.packets),
+  };
 }
