@@ -11,7 +11,7 @@ import { NetnsPair } from '../support/netns.js';
 import { join } from 'node:path';
 import { pidFromFile, requireRootAndPrograms, run, stopPid, waitFor } from '../support/proc.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
-import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
+import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon, startResponderThenInitiator } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec datapath', ['ip', 'ping', 'tcpdump', 'iperf3', 'tshark', 'python3']);
 
@@ -39,11 +39,7 @@ describe.each([
       });
     sun = daemon('sun');
     moon = daemon('moon');
-    await sun.start();
-    await sun.event('daemon_started');
-    await moon.start();
-    await moon.event('child_established');
-    await sun.event('child_established');
+    await startResponderThenInitiator(sun, moon);
   }, 60_000);
 
   afterAll(async () => {
@@ -116,11 +112,7 @@ describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
     };
     sun = daemon('sun');
     moon = daemon('moon');
-    await sun.start();
-    await sun.event('daemon_started');
-    await moon.start();
-    await moon.event('child_established');
-    await sun.event('child_established');
+    await startResponderThenInitiator(sun, moon);
   }, 60_000);
 
   afterAll(async () => {

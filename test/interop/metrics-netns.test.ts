@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa } from '../../src/pki/issue.js';
 import { NetnsPair, type NetnsSide } from '../support/netns.js';
 import { requireRootAndPrograms } from '../support/proc.js';
-import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
+import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon, startResponderThenInitiator } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec metrics', ['ip', 'ping', 'curl']);
 
@@ -53,11 +53,7 @@ describe('tunsec metrics scraped over HTTP in a network namespace', () => {
       });
     sun = daemon('sun');
     moon = daemon('moon');
-    await sun.start();
-    await sun.event('daemon_started');
-    await moon.start();
-    await moon.event('child_established');
-    await sun.event('child_established');
+    await startResponderThenInitiator(sun, moon);
   }, 60_000);
 
   afterAll(async () => {

@@ -186,3 +186,12 @@ export function peerDaemon(
     credentialFiles(ca.certificatePem, certs[name]),
   );
 }
+
+/** Start the responder, then the initiator (start_action start), and wait until both have the CHILD_SA. */
+export async function startResponderThenInitiator(responder: TunsecDaemon, initiator: TunsecDaemon): Promise<void> {
+  await responder.start();
+  await responder.event('daemon_started');
+  await initiator.start();
+  await initiator.event('child_established');
+  await responder.event('child_established');
+}
