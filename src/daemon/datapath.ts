@@ -20,7 +20,7 @@ import { networkInterfaces } from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
 import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
 import { EspDatapath, type DatapathCounters, type DatapathLogger } from '../esp/datapath.js';
-import { EspDataplane, type IoCounters } from '../esp/io.js';
+import { EspDataplane, zeroIoCounters, type IoCounters } from '../esp/io.js';
 import type { SecurityAssociationDatabase } from '../esp/sadb.js';
 import type { SpdEntry } from '../esp/spd.js';
 import { compileSelector, selectorMatches } from '../esp/spd.js';
@@ -289,7 +289,7 @@ export class DaemonDatapath {
     return {
       tun: this.dataplane?.tunName,
       counters: { ...this.datapath.counters },
-      io: this.dataplane ? { ...this.dataplane.io } : { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 },
+      io: this.dataplane ? { ...this.dataplane.io } : zeroIoCounters(),
       traps: [...this.traps.entries()].map(([reqid, t]) => ({ connection: t.connection, child: t.child, reqid })),
     };
   }

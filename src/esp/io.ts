@@ -61,6 +61,9 @@ export interface IoCounters {
   internalErrors: number;
 }
 
+/** All I/O counters at zero (a new dataplane, or none running). */
+export const zeroIoCounters = (): IoCounters => ({ tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 });
+
 /** Transmit/scratch slot: the largest TUN packet plus ESP, UDP and outer-header overhead. */
 const slotFor = (mtu: number): number => Math.max(2048, mtu + 256);
 
@@ -71,7 +74,7 @@ interface UdpRoute {
 }
 
 export class EspDataplane {
-  readonly io: IoCounters = { tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 };
+  readonly io: IoCounters = zeroIoCounters();
   private readonly addon: NativeAddon;
   private readonly dp: EspDatapath;
   private readonly batch: number;
