@@ -237,6 +237,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,
       hold_packets: daemonIn.hold_packets,
+      retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
     };
   }

@@ -44,6 +44,10 @@ const interfaceName = () =>
       : bad<string>(`expected an interface name of 1–15 characters without '/', ':' or spaces, got ${describeValue(v)}`),
   );
 
+/** A number (fractions allowed) within [min, max]. */
+const decimal = (min: number, max: number) =>
+  field((v): Parsed<number> => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? ok(v) : bad(`expected a number from ${min} to ${max}, got ${describeValue(v)}`)));
+
 /** `auto` (path MTU minus the worst-case ESP overhead) or an MTU in octets. */
 const tunMtu = () =>
   field((v): Parsed<number | 'auto'> =>
@@ -67,6 +71,9 @@ export const daemonSchema = z.strictObject({
   route_table: integer(1, 0xfffffff0).default(220),
   route_priority: integer(1, 32765).default(220),
   hold_packets: integer(0, 1024).default(16),
+  retransmit_timeout: decimal(0.1, 600).default(4),
+  retransmit_base: decimal(1, 10).default(1.8),
+  retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
 });
 

@@ -60,6 +60,11 @@ export interface DaemonConfig {
   route_priority: number;
   /** Packets held per policy while an SA is negotiated on demand. */
   hold_packets: number;
+  /**
+   * IKE retransmission schedule (charon.retransmit_*): first after `timeout` s, each next
+   * `base` times longer, `tries` retransmissions, then the peer is dead (§2.4).
+   */
+  retransmit: { timeout: number; base: number; tries: number };
   /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
   mss_clamp: boolean;
 }

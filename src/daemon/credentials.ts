@@ -61,6 +61,10 @@ export interface ResolvedConnection {
   /** `mode: pass | drop` children: bypass / discard policies installed when loaded, never negotiated. */
   shunts: ShuntConfig[];
   keyingtries: number;
+  /** Per child: what follows when DPD (or any unanswered exchange) declares the peer dead. */
+  dpdActions: Record<string, 'clear' | 'trap' | 'restart'>;
+  /** Per child: what follows when the peer deletes the CHILD_SA or its IKE_SA. */
+  closeActions: Record<string, 'none' | 'trap' | 'start'>;
 }
 
 /** A shunt policy (swanctl's `mode = pass | drop`): its traffic bypasses IPsec or is discarded. */
@@ -263,6 +267,8 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     forceEncap: conn.encap,
     // reauth_time (make-before-break reauthentication) is not implemented: only rekeying is driven
     ikeLifetimes: { rekeyTime: conn.rekey_time, randTime: conn.rand_time, overTime: conn.over_time },
+    dpdDelay: conn.dpd_delay,
+    unique: conn.unique,
     children,
   };
   const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
@@ -283,6 +289,8 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
         .filter((c) => c.start_action === 'trap' || c.start_action === 'trap|start')
         .map((c) => c.name),
       keyingtries: conn.keyingtries,
+      dpdActions: Object.fromEntries(Object.values(conn.children).map((c) => [c.name, c.dpd_action])),
+      closeActions: Object.fromEntries(Object.values(conn.children).map((c) => [c.name, c.close_action])),
     },
     errors,
     warnings,

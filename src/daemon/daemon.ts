@@ -12,7 +12,7 @@
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
 import { formatProblem, loadConfig, type ConfigProblem, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
-import type { IkeSa, IkeSaIo } from '../ike/sa/ike-sa.js';
+import type { IkeSa, IkeSaEndCause, IkeSaIo } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
 import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
@@ -74,6 +74,8 @@ export class Daemon {
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly wakeups = new Set<() => void>();
   private connections: ResolvedConnection[] = [];
+  /** Children to create once the connection's next IKE SA is up (dpd_action restart, close_action start). */
+  private readonly restartChildren = new Map<string, Set<string>>();
   /** Connections with an on-demand (acquire) initiation in progress. */
   private readonly initiating = new Set<string>();
   private pidFile?: string;
@@ -316,10 +318,13 @@ export class Daemon {
       log: this.log.ikeLogger(creds.connections.map((c) => c.name)),
       io,
       ikePort,
-      ...(this.options.retransmit ? { retransmit: this.options.retransmit } : {}),
+      retransmit: { ...config.daemon.retransmit, ...this.options.retransmit },
     });
     this.events.attach(this.managerInstance);
     this.connectionStates.attach(this.managerInstance);
+    this.managerInstance.on('established', (sa) => this.guard('IKE_SA established', () => this.createMissingChildren(sa)));
+    this.managerInstance.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.ikeSaEnded(sa, cause)));
+    this.managerInstance.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) {
       this.managerInstance.on('established', (sa) => {
@@ -377,8 +382,12 @@ export class Daemon {
    */
   private acquired(connection: string, child: string): void {
     if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
-    const busy = this.managerInstance?.sas.some((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed');
-    if (busy || this.initiating.has(connection)) return;
+    const sas = this.managerInstance?.sas.filter((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed') ?? [];
+    // An IKE SA is up but this child has no CHILD_SA (the peer deleted it, it failed): CREATE_CHILD_SA on it.
+    const up = sas.find((sa) => sa.state === 'established' && !sa.successor);
+    const config = up?.ctx.config.children.find((c) => c.name === child);
+    if (up && config && !up.ctx.children.some((c) => c.name === child)) return up.createChild(config, 'traffic hit its trap policy (acquire)');
+    if (sas.length > 0 || this.initiating.has(connection)) return;
     const c = this.connections.find((x) => x.name === connection);
     if (!c) return;
     if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
@@ -388,6 +397,73 @@ export class Daemon {
     this.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
     this.initiating.add(connection);
     void this.initiateOnce(c).finally(() => this.initiating.delete(connection));
+  }
+
+  /**
+   * After IKE_AUTH (which carries the first configured child): the other
+   * `start` children of the connection, and those a `restart`/`start` action
+   * asked for, get their CHILD_SAs through CREATE_CHILD_SA.
+   */
+  private createMissingChildren(sa: IkeSa): void {
+    if (!sa.ctx.originalInitiator || this.state !== 'running') return;
+    const c = this.connections.find((x) => x.name === sa.ctx.config.name && x.entry.config === sa.ctx.config);
+    if (!c) return;
+    const wanted = new Set([...c.startChildren, ...(this.restartChildren.get(c.name) ?? [])]);
+    this.restartChildren.delete(c.name);
+    for (const config of sa.ctx.config.children) {
+      if (wanted.has(config.name) && !sa.ctx.children.some((x) => x.name === config.name)) sa.createChild(config, 'configured to start');
+    }
+  }
+
+  /**
+   * An IKE SA ended. When the peer is dead (DPD or any unanswered exchange,
+   * §2.4) each child's `dpd_action`, when the peer deleted it its
+   * `close_action`: `restart`/`start` negotiates again at once (keyingtries),
+   * `trap` installs the child's trap policy so its traffic negotiates on
+   * demand, `clear`/`none` leaves it. Whatever the action, a `private` child
+   * keeps its trap (configured or learned): its traffic is dropped, never sent
+   * in the clear.
+   */
+  private ikeSaEnded(sa: IkeSa, cause: IkeSaEndCause): void {
+    if (cause !== 'dead-peer' && cause !== 'peer-deleted') return;
+    const label = cause === 'dead-peer' ? 'dpd_action' : 'close_action';
+    this.log.log('daemon', cause === 'dead-peer' ? 'warn' : 'info', `${sa.ctx.name}: ${cause === 'dead-peer' ? `peer ${sa.ctx.remote.address} is dead` : `peer ${sa.ctx.remote.address} closed the IKE_SA`}; applying ${label} of ${sa.childNamesAtEnd.join(', ') || 'no CHILD_SA'}`, {
+      conn: sa.ctx.config.name,
+      cause,
+    });
+    for (const child of sa.childNamesAtEnd) this.applyEndAction(sa, child, cause);
+  }
+
+  /** The peer deleted one CHILD_SA; the IKE SA stays: close_action of that child. */
+  private childClosed(sa: IkeSa, child: string): void {
+    this.applyEndAction(sa, child, 'peer-deleted');
+  }
+
+  private applyEndAction(sa: IkeSa, child: string, cause: 'dead-peer' | 'peer-deleted'): void {
+    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
+    const c = this.connections.find((x) => x.name === sa.ctx.config.name);
+    if (!c) return;
+    const action = cause === 'dead-peer' ? c.dpdActions[child] : c.closeActions[child];
+    if (action === 'trap') {
+      void this.datapathInstance?.installTrap(c, child, sa.ctx.remote.address);
+      return;
+    }
+    if (action !== 'restart' && action !== 'start') return;
+    const config = sa.ctx.config.children.find((x) => x.name === child);
+    // The IKE SA is still there (a CHILD_SA closed): a new CHILD_SA on it.
+    if (sa.state === 'established' && config) return sa.createChild(config, `close_action ${action}`);
+    const others = this.managerInstance?.sas.some((s) => s !== sa && s.ctx.config.name === c.name && s.state !== 'destroyed');
+    if (others) return;
+    if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
+      this.log.log('daemon', 'warn', `connection ${c.name}: ${cause === 'dead-peer' ? 'dpd_action' : 'close_action'} ${action} impossible: remote_addrs names no peer to initiate to`);
+      return;
+    }
+    const set = this.restartChildren.get(c.name) ?? new Set<string>();
+    set.add(child);
+    this.restartChildren.set(c.name, set);
+    if (this.retrying.has(c.name)) return;
+    this.log.log('daemon', 'info', `connection ${c.name}: ${cause === 'dead-peer' ? 'dpd_action' : 'close_action'} ${action}: initiating again`, { conn: c.name, child });
+    void this.keepInitiating(c);
   }
 
   private async initiateOnce(c: ResolvedConnection): Promise<void> {

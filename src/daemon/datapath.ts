@@ -211,37 +211,50 @@ export class DaemonDatapath {
       }
       const names = new Set([...conn.trapChildren, ...conn.startChildren]);
       for (const child of conn.entry.config.children) {
-        if (!names.has(child.name) || child.reqid === undefined) continue;
-        const remote = conn.entry.remoteAddrs.find((a) => a !== '%any');
-        if (remote === undefined) {
-          this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: remote_addrs names no concrete address`);
-          continue;
-        }
-        let local = conn.entry.localAddrs.find((a) => a !== '%any');
-        try {
-          local ??= await sourceAddressFor(remote);
-        } catch (err) {
-          this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${remote} (${(err as Error).message})`);
-          continue;
-        }
-        const ts = initiatorTs({ localConfig: child.localTs, remoteConfig: child.remoteTs, localAddr: local, remoteAddr: remote });
-        const spec: PolicySpec = {
-          reqid: child.reqid,
-          direction: 'out',
-          local: toEspSelectors(ts.tsi),
-          remote: toEspSelectors(ts.tsr),
-          action: 'protect',
-          failureMode: child.policy,
-          priority: 100,
-          mode: child.mode,
-          localAddress: local,
-          remoteAddress: remote,
-        };
-        this.traps.set(child.reqid, { connection: conn.name, child: child.name, spec });
-        this.sad.addPolicy(spec);
-        this.log.log('esp', 'info', `trap policy for ${conn.name}/${child.name}{${child.reqid}} installed (${child.policy})`);
+        if (names.has(child.name)) await this.installTrap(conn, child.name);
       }
     }
+  }
+
+  /**
+   * Install the trap policy of one child (start_action trap/start at start;
+   * dpd_action / close_action `trap` later). `remoteAddress` stands in for a
+   * connection whose remote_addrs names no concrete peer (the address the
+   * lost IKE SA had). Returns false if no trap could be made. An installed
+   * CHILD_SA policy of the child stays in place: the trap takes over when it goes.
+   */
+  async installTrap(conn: ResolvedConnection, childName: string, remoteAddress?: string): Promise<boolean> {
+    const child = conn.entry.config.children.find((c) => c.name === childName);
+    if (!child || child.reqid === undefined || this.stopped) return false;
+    const remote = conn.entry.remoteAddrs.find((a) => a !== '%any') ?? remoteAddress;
+    if (remote === undefined) {
+      this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: remote_addrs names no concrete address`);
+      return false;
+    }
+    let local = conn.entry.localAddrs.find((a) => a !== '%any');
+    try {
+      local ??= await sourceAddressFor(remote);
+    } catch (err) {
+      this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${remote} (${(err as Error).message})`);
+      return false;
+    }
+    const ts = initiatorTs({ localConfig: child.localTs, remoteConfig: child.remoteTs, localAddr: local, remoteAddr: remote });
+    const spec: PolicySpec = {
+      reqid: child.reqid,
+      direction: 'out',
+      local: toEspSelectors(ts.tsi),
+      remote: toEspSelectors(ts.tsr),
+      action: 'protect',
+      failureMode: child.policy,
+      priority: 100,
+      mode: child.mode,
+      localAddress: local,
+      remoteAddress: remote,
+    };
+    this.traps.set(child.reqid, { connection: conn.name, child: child.name, spec });
+    if (!this.sad.spd.get(child.reqid, 'out')) this.sad.addPolicy(spec);
+    this.log.log('esp', 'info', `trap policy for ${conn.name}/${child.name}{${child.reqid}} installed (${child.policy})`);
+    return true;
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { formatProposal } from '../ike/proposal/index.js';
 import type { IkeSaManager } from '../ike/manager.js';
-import type { IkeSa } from '../ike/sa/ike-sa.js';
+import type { IkeSa, IkeSaEndCause } from '../ike/sa/ike-sa.js';
 import type { ChildSaRecord } from '../ike/sa/context.js';
 import { describeIdentity } from './credentials.js';
 import type { DaemonLogger } from './logger.js';
@@ -23,7 +23,50 @@ export class SaEventReporter {
     manager.on('established', (sa) => this.established(sa));
     manager.on('childEstablished', (sa, child) => this.childEstablished(sa, child));
     manager.on('childFailed', (sa, name, reason) => this.childFailed(sa, name, reason));
-    manager.on('destroyed', (sa, reason) => this.destroyed(sa, reason));
+    manager.on('destroyed', (sa, reason, cause) => this.destroyed(sa, reason, cause));
+    manager.on('childRekeyed', (sa, old, fresh) => this.childRekeyed(sa, old, fresh));
+    manager.on('ikeRekeyed', (sa, successor) => this.ikeRekeyed(sa, successor));
+    manager.on('childClosed', (sa, child) => this.childClosed(sa, child));
+  }
+
+  private childRekeyed(sa: IkeSa, old: ChildSaRecord, fresh: ChildSaRecord): void {
+    this.log.event(
+      'ike',
+      'child_rekeyed',
+      `CHILD_SA ${fresh.name}{${fresh.reqid}} rekeyed: ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o → ${spiHex(fresh.inboundSpi)}_i ${spiHex(fresh.outboundSpi)}_o`,
+      {
+        name: fresh.name,
+        conn: sa.ctx.config.name,
+        reqid: fresh.reqid,
+        old_spi_in: spiHex(old.inboundSpi),
+        old_spi_out: spiHex(old.outboundSpi),
+        spi_in: spiHex(fresh.inboundSpi),
+        spi_out: spiHex(fresh.outboundSpi),
+        proposal: formatProposal(fresh.proposal),
+      },
+    );
+  }
+
+  private ikeRekeyed(sa: IkeSa, successor: IkeSa): void {
+    const old = `${sa.ctx.spiI.toString('hex')}_i ${sa.ctx.spiR.toString('hex')}_r`;
+    const next = `${successor.ctx.spiI.toString('hex')}_i ${successor.ctx.spiR.toString('hex')}_r`;
+    this.log.event('ike', 'ike_rekeyed', `IKE_SA ${sa.ctx.config.name}[${old}] rekeyed to [${next}]`, {
+      name: sa.ctx.config.name,
+      old_spi_i: sa.ctx.spiI.toString('hex'),
+      old_spi_r: sa.ctx.spiR.toString('hex'),
+      spi_i: successor.ctx.spiI.toString('hex'),
+      spi_r: successor.ctx.spiR.toString('hex'),
+    });
+  }
+
+  private childClosed(sa: IkeSa, child: ChildSaRecord): void {
+    this.log.event('ike', 'child_closed', `CHILD_SA ${child.name}{${child.reqid}} closed by the peer (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`, {
+      name: child.name,
+      conn: sa.ctx.config.name,
+      reqid: child.reqid,
+      spi_in: spiHex(child.inboundSpi),
+      spi_out: spiHex(child.outboundSpi),
+    });
   }
 
   private established(sa: IkeSa): void {
@@ -86,7 +129,7 @@ export class SaEventReporter {
     });
   }
 
-  private destroyed(sa: IkeSa, reason: string): void {
+  private destroyed(sa: IkeSa, reason: string, cause: IkeSaEndCause): void {
     const ctx = sa.ctx;
     const spiI = ctx.spiI.toString('hex');
     const spiR = ctx.spiR.toString('hex');
@@ -98,6 +141,7 @@ export class SaEventReporter {
       local: { address: ctx.local.address, port: ctx.local.port },
       remote: { address: ctx.remote.address, port: ctx.remote.port },
       reason,
+      cause,
       was_established: wasEstablished,
     });
   }

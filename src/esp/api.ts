@@ -128,6 +128,8 @@ export interface IpsecBackend {
   querySa(spi: number, direction: Direction): SaCounters | undefined;
   /** Switch a CHILD_SA's outbound traffic to this SA (make-before-break rekeys). */
   setOutboundSa(reqid: number, spi: number): void;
+  /** The SPI of the SA a reqid's outbound traffic uses now, if any. */
+  activeOutboundSpi(reqid: number): number | undefined;
   addPolicy(policy: PolicySpec): void;
   deletePolicy(reqid: number, direction: Direction): boolean;
   on<K extends keyof IpsecBackendEvents>(event: K, handler: IpsecBackendEvents[K]): void;

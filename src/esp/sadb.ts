@@ -154,6 +154,11 @@ export class SecurityAssociationDatabase implements IpsecBackend {
     for (const l of this.outboundListeners) l(reqid);
   }
 
+  activeOutboundSpi(reqid: number): number | undefined {
+    const spi = this.activeOutbound.get(reqid)?.spec.spi;
+    return spi === undefined ? undefined : spi >>> 0;
+  }
+
   addPolicy(policy: PolicySpec): void {
     const old = this.spd.get(policy.reqid, policy.direction);
     const entry = this.spd.add(policy);

@@ -65,7 +65,7 @@ export class IkeSaManager {
   private invalidSpiWindowStart = 0;
   private invalidSpiSent = 0;
   private previousCookieSecret = this.cookieSecret;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [] };
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [] };
   readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0, invalidSpiSent: 0 };
 
   constructor(private readonly options: ManagerOptions) {
@@ -93,6 +93,7 @@ export class IkeSaManager {
   private create(ctx: IkeSaContext, rekeyed = false): IkeSa {
     const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
     sa.on('destroyed', () => this.unregister(sa));
+    if (!rekeyed) sa.on('established', () => this.enforceUniqueness(sa));
     // §2.18: the IKE SA made by rekeying this one is registered under its new SPI.
     sa.spawn = (next) => {
       const successor = this.create(next, true);
@@ -151,6 +152,8 @@ export class IkeSaManager {
       this.options.log,
       randomSpi(),
     );
+    // §2.4: INITIAL_CONTACT only when no other IKE SA of ours talks to this peer under this connection
+    ctx.sendInitialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && s.ctx.config.name === name);
     const sa = this.create(ctx);
     this.byLocalSpi.set(key(ctx.localSpi), sa);
     return new Promise((resolve, reject) => {
@@ -158,6 +161,42 @@ export class IkeSaManager {
       sa.on('destroyed', (_s, reason) => reject(new Error(reason)));
       sa.initiate();
     });
+  }
+
+  /**
+   * A new IKE SA between the same identities as older ones (§2.4, swanctl's
+   * `unique`): with INITIAL_CONTACT from the peer (it restarted, its old SAs
+   * are gone) the old ones are destroyed without a Delete; `replace` deletes
+   * them anyway, `keep` deletes the new one, `never` keeps all. SAs being
+   * rekeyed away are not counted.
+   */
+  private enforceUniqueness(sa: IkeSa): void {
+    const policy = sa.ctx.config.unique ?? 'no';
+    if (policy === 'never' || !sa.ctx.peerId) return;
+    const same = (s: IkeSa): boolean =>
+      s !== sa &&
+      s.state === 'established' &&
+      !s.successor &&
+      s.ctx.peerId !== undefined &&
+      s.ctx.peerId.type === sa.ctx.peerId!.type &&
+      s.ctx.peerId.value === sa.ctx.peerId!.value &&
+      s.ctx.config.localId.value === sa.ctx.config.localId.value;
+    const older = this.sas.filter(same);
+    if (older.length === 0) return;
+    const log = this.options.log;
+    if (policy === 'keep') {
+      log.log('info', `${sa.ctx.name}: an IKE_SA with ${sa.ctx.peerId.value} exists already (unique: keep); deleting the new one`);
+      return sa.delete('duplicate IKE_SA (unique: keep)', 'replaced');
+    }
+    for (const old of older) {
+      if (policy === 'replace') {
+        log.log('info', `${old.ctx.name}: replaced by ${sa.ctx.name} (unique: replace); deleting it`);
+        old.delete(`replaced by ${sa.ctx.name} (unique: replace)`, 'replaced');
+      } else if (sa.ctx.peerInitialContact) {
+        log.log('info', `${old.ctx.name}: ${sa.ctx.peerId.value} sent INITIAL_CONTACT in ${sa.ctx.name}: it lost this IKE_SA, destroying it without a Delete`);
+        old.destroy(`replaced by ${sa.ctx.name} after INITIAL_CONTACT`, 'replaced');
+      }
+    }
   }
 
   private unregister(sa: IkeSa): void {
@@ -238,7 +277,7 @@ export class IkeSaManager {
     }
     this.byLocalSpi.set(key(ctx.localSpi), sa);
     const timer = setTimeout(() => {
-      if (sa.state !== 'established' && sa.state !== 'destroyed') sa.destroy('half-open IKE_SA timed out');
+      if (sa.state !== 'established' && sa.state !== 'destroyed') sa.destroy('half-open IKE_SA timed out', 'failed');
     }, this.options.halfOpenTimeoutMs ?? 30_000);
     timer.unref?.();
   }

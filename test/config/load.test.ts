@@ -153,6 +153,7 @@ describe('defaults', () => {
       route_table: 220,
       route_priority: 220,
       hold_packets: 16,
+      retransmit: { timeout: 4, base: 1.8, tries: 5 },
       mss_clamp: true,
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });

@@ -65,6 +65,10 @@ export class IkeSaContext {
   peerCertReqs: Buffer[] = [];
   peerId?: Identity;
   peerCertificate?: Certificate;
+  /** Initiator: send INITIAL_CONTACT in IKE_AUTH (§2.4: we hold no other IKE SA with this peer). */
+  sendInitialContact = true;
+  /** Responder: the peer's IKE_AUTH carried INITIAL_CONTACT — its older IKE SAs with us are stale. */
+  peerInitialContact = false;
   establishedAt?: number;
   readonly children: ChildSaRecord[] = [];
   /** CHILD SAs installed during the current exchange, announced when it completes. */

@@ -28,7 +28,8 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, respondCreateChildSa, type CreateChildOutcome } from '../tasks/create-child-sa.js';
+import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome } from '../tasks/create-child-sa.js';
+import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
@@ -44,10 +45,21 @@ export interface IkeSaIo {
   readonly keepaliveMs?: number;
 }
 
+/**
+ * Why an IKE SA ended, for what comes next (strongSwan's dpd_action and
+ * close_action): `dead-peer` — an exchange was not answered after every
+ * retransmission (§2.4, DPD included); `peer-deleted` — the peer sent a Delete;
+ * `failed` — it never got established (or the peer reported AUTHENTICATION_FAILED);
+ * `replaced` — a new IKE SA of the same identities took over (INITIAL_CONTACT /
+ * `unique`); `rekeyed` — its successor carries its CHILD_SAs (§2.18);
+ * `expired` — not rekeyed within rekey_time + over_time; `local` — we deleted it.
+ */
+export type IkeSaEndCause = 'local' | 'peer-deleted' | 'dead-peer' | 'failed' | 'replaced' | 'rekeyed' | 'expired';
+
 export interface IkeSaEvents {
   established(sa: IkeSa): void;
   /** The IKE SA is gone (deleted, failed, timed out); `reason` is the operator's log line. */
-  destroyed(sa: IkeSa, reason: string): void;
+  destroyed(sa: IkeSa, reason: string, cause: IkeSaEndCause): void;
   childEstablished(sa: IkeSa, child: ChildSaRecord): void;
   /** A CHILD_SA could not be negotiated; the IKE SA stays up. */
   childFailed(sa: IkeSa, name: string, reason: string): void;
@@ -55,6 +67,8 @@ export interface IkeSaEvents {
   childRekeyed(sa: IkeSa, old: ChildSaRecord, fresh: ChildSaRecord): void;
   /** The IKE SA was rekeyed (§2.18): `successor` carries its CHILD_SAs now; this one is deleted next. */
   ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
+  /** The peer deleted a CHILD_SA (not a rekey's old pair) while the IKE SA stays (§1.4.1): close_action applies. */
+  childClosed(sa: IkeSa, child: ChildSaRecord): void;
 }
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
@@ -107,12 +121,14 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [] };
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
   private jobs: Array<() => void> = [];
   private readonly childTimers = new Map<ChildSaRecord, NodeJS.Timeout>();
+  /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
+  private readonly creating = new Set<string>();
   /** CHILD_SAs whose rekey we initiated and that are not finished. */
   private readonly rekeying = new Set<ChildSaRecord>();
   /** CHILD_SAs due for a rekey that waits: for the IKE rekey under way, or for a retry after TEMPORARY_FAILURE. */
@@ -124,6 +140,14 @@ export class IkeSa {
   private readonly lingering = new Map<number, NodeJS.Timeout>();
   private ikeRekeying = false;
   private successorSa?: IkeSa;
+  /** Why a Delete we send ends this SA (the cause reported once it is answered). */
+  private deleteCause: IkeSaEndCause = 'local';
+  /** When the peer last sent an authenticated IKE message (ms); ESP counts too, through the SAD (§2.4). */
+  private lastHeard = Date.now();
+  /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
+  dpdChecks = 0;
+  /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
+  childNamesAtEnd: string[] = [];
 
   constructor(
     readonly ctx: IkeSaContext,
@@ -248,7 +272,11 @@ export class IkeSa {
         this.io.send(this.ctx.local, this.ctx.remote, datagrams);
       },
       giveUp: (r) =>
-        this.destroy(`peer ${this.ctx.remote.address} did not answer ${name} request ${msg.messageId} after ${r.retransmits} retransmits (${(r.elapsedMs / 1000).toFixed(1)} s)`),
+        this.destroy(
+          `peer ${this.ctx.remote.address} did not answer ${name} request ${msg.messageId} after ${r.retransmits} retransmits (${(r.elapsedMs / 1000).toFixed(1)} s)`,
+          // §2.4: an established peer that stops answering is dead; one that never got there failed
+          this.ctx.state === 'established' ? 'dead-peer' : this.ctx.state === 'deleting' ? this.deleteCause : 'failed',
+        ),
     });
     const pending: PendingRequest = { messageId: msg.messageId, exchangeType: msg.exchangeType, datagrams, tasks, retransmitter, ...(onResponse ? { onResponse } : {}) };
     this.requests.allocate(pending);
@@ -285,6 +313,7 @@ export class IkeSa {
     if (last?.type === PayloadType.SKF) {
       const r = this.reassembler.add(message, datagram, aead);
       if (r.status === 'complete') {
+        this.lastHeard = Date.now();
         this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
         return r.payloads;
       }
@@ -295,7 +324,9 @@ export class IkeSa {
       return undefined;
     }
     if (last?.type !== PayloadType.SK) throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
-    return decryptSk(message, datagram, aead).payloads;
+    const payloads = decryptSk(message, datagram, aead).payloads;
+    this.lastHeard = Date.now();
+    return payloads;
   }
 
   private receiveResponse(datagram: Buffer, message: IkeMessage, remote: Endpoint): void {
@@ -358,6 +389,7 @@ export class IkeSa {
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
     this.startLifetimes();
+    this.startDpd();
   }
 
   /**
@@ -397,7 +429,7 @@ export class IkeSa {
     if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initRequest = Buffer.from(datagram);
     const msg: TaskMessage = { exchangeType, messageId: id, payloads };
     const response: TaskMessage = { exchangeType, messageId: id, payloads: [] };
-    let fatal: string | undefined;
+    let fatal: { reason: string; cause: IkeSaEndCause } | undefined;
     let outcome: CreateChildOutcome | undefined;
     if (exchangeType === ExchangeType.IKE_SA_INIT || exchangeType === ExchangeType.IKE_AUTH) {
       if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator) {
@@ -412,7 +444,7 @@ export class IkeSa {
         this.responderTasks = remaining;
       } catch (err) {
         if (!(err instanceof ExchangeFailure)) throw err;
-        fatal = err.message;
+        fatal = { reason: err.message, cause: 'failed' };
         this.ctx.log.log('warn', `${this.ctx.name}: ${err.message}`);
         response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
       }
@@ -427,7 +459,7 @@ export class IkeSa {
     if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = datagrams[0];
     this.responses.respond(id, datagrams);
     this.io.send(local, remote, datagrams);
-    if (fatal !== undefined) return this.destroy(fatal);
+    if (fatal !== undefined) return this.destroy(fatal.reason, fatal.cause);
     if (exchangeType === ExchangeType.IKE_AUTH) this.establish();
     if (outcome) this.createChildSaAnswered(outcome);
   }
@@ -437,14 +469,18 @@ export class IkeSa {
     return last?.type !== PayloadType.SKF || last.fragmentNumber === last.totalFragments;
   }
 
-  /** INFORMATIONAL requests (§1.4): Delete of the IKE SA, liveness checks, status notifies. Returns a reason to destroy. */
-  private processInformational(msg: TaskMessage, response: TaskMessage): string | undefined {
+  /** INFORMATIONAL requests (§1.4): Delete of the IKE SA, liveness checks, status notifies. Returns why to destroy. */
+  private processInformational(msg: TaskMessage, response: TaskMessage): { reason: string; cause: IkeSaEndCause } | undefined {
     for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) return `peer deleted the IKE_SA`;
+      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) {
+        // after an IKE rekey the old SA's Delete is part of the rekey, not the peer closing
+        return this.successorSa ? { reason: `rekeyed, replaced by ${this.successorSa.ctx.name}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
+      }
     }
     for (const p of msg.payloads) {
-      if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return 'peer reported AUTHENTICATION_FAILED';
+      if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return { reason: 'peer reported AUTHENTICATION_FAILED', cause: 'failed' };
     }
+    if (msg.payloads.length === 0) this.ctx.log.log('debug', `${this.ctx.name}: liveness check (empty INFORMATIONAL) from the peer answered`);
     const ourInbound: Buffer[] = [];
     for (const p of msg.payloads) {
       if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.deleteChildren(p.spis));
@@ -480,13 +516,19 @@ export class IkeSa {
       inbound.writeUInt32BE(child!.inboundSpi);
       gone.push(inbound);
       this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
+      this.emit('childClosed', this, child!);
     }
     return gone;
   }
 
   private removeChild(child: ChildSaRecord): void {
+    // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of
+    // another IKE SA (one that replaced this IKE SA after INITIAL_CONTACT) keeps them.
+    const active = this.ctx.backend.activeOutboundSpi(child.reqid);
+    const ours = active === undefined || active === child.outboundSpi >>> 0;
     this.ctx.backend.deleteSa(child.inboundSpi, 'in');
     this.ctx.backend.deleteSa(child.outboundSpi, 'out');
+    if (!ours) return;
     this.ctx.backend.deletePolicy(child.reqid, 'in');
     this.ctx.backend.deletePolicy(child.reqid, 'out');
   }
@@ -503,10 +545,11 @@ export class IkeSa {
   }
 
   /** Delete the IKE SA (INFORMATIONAL with Delete, §1.4.1), then destroy it when answered or after retransmits. */
-  delete(reason = 'deleted by request'): void {
+  delete(reason = 'deleted by request', cause: IkeSaEndCause = 'local'): void {
     if (this.ctx.state === 'destroyed') return;
-    if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason);
+    if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason, cause);
     this.ctx.state = 'deleting';
+    this.deleteCause = cause;
     this.initiatorTasks = [];
     this.jobs = [];
     this.stopTimers();
@@ -521,20 +564,20 @@ export class IkeSa {
 
   private sendDelete(reason: string): void {
     this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.IKE)] }, [], () =>
-      this.destroy(reason),
+      this.destroy(reason, this.deleteCause),
     );
   }
 
   private fail(err: unknown): void {
     if (err instanceof ExchangeFailure) {
       this.ctx.log.log('warn', `${this.ctx.name}: ${err.message}`);
-      return this.destroy(err.message);
+      return this.destroy(err.message, 'failed');
     }
     throw err;
   }
 
   /** Tear down: stop timers, remove CHILD SAs from the datapath, wipe keys. */
-  destroy(reason: string): void {
+  destroy(reason: string, cause: IkeSaEndCause = 'local'): void {
     if (this.ctx.state === 'destroyed') return;
     this.pending?.retransmitter.cancel();
     this.requests.clear();
@@ -552,11 +595,12 @@ export class IkeSa {
       this.ctx.backend.deleteSa(spi, 'in');
     }
     this.lingering.clear();
+    this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
     for (const child of this.ctx.children.splice(0)) this.removeChild(child);
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
-    this.emit('destroyed', this, reason);
+    this.emit('destroyed', this, reason, cause);
   }
 
   // ---------------------------------------------------------------------
@@ -595,7 +639,48 @@ export class IkeSa {
     const rand = Math.min(l.randTime, Math.floor(l.rekeyTime / 2));
     const rekeyMs = (l.rekeyTime - Math.random() * rand) * 1000;
     this.later(rekeyMs, () => this.rekeyIke('rekey_time'));
-    if (l.overTime > 0) this.later((l.rekeyTime + l.overTime) * 1000, () => this.delete(`IKE_SA not rekeyed within rekey_time + over_time (${l.rekeyTime + l.overTime}s)`));
+    if (l.overTime > 0) this.later((l.rekeyTime + l.overTime) * 1000, () => this.delete(`IKE_SA not rekeyed within rekey_time + over_time (${l.rekeyTime + l.overTime}s)`, 'expired'));
+  }
+
+  /**
+   * Dead peer detection (§2.4, strongSwan's dpd_delay): when nothing
+   * authenticated came from the peer — no IKE message, no ESP packet on one
+   * of our CHILD_SAs' inbound SAs — for dpd_delay, send an empty INFORMATIONAL
+   * request. An unanswered one (after the retransmission schedule) ends the
+   * IKE SA with cause `dead-peer`. A request already under way checks the
+   * peer just as well, so none is added then.
+   */
+  private startDpd(): void {
+    const delayMs = (this.ctx.config.dpdDelay ?? 0) * 1000;
+    if (delayMs <= 0) return;
+    const check = (): void => {
+      const idleMs = Date.now() - this.lastInbound();
+      if (idleMs < delayMs) return void this.later(delayMs - idleMs, check);
+      if (!this.pending && this.jobs.length === 0) this.enqueue(() => this.sendLivenessCheck());
+      this.later(delayMs, check);
+    };
+    this.later(delayMs, check);
+  }
+
+  /** The latest authenticated traffic from the peer: IKE, or ESP on an inbound SA of ours (the SAD's coarse seconds clock). */
+  private lastInbound(): number {
+    let last = this.lastHeard;
+    for (const c of this.ctx.children) {
+      const used = this.ctx.backend.querySa(c.inboundSpi, 'in')?.lastUsed ?? 0;
+      // lastUsed is whole seconds: count it as the end of that second
+      if (used > 0) last = Math.max(last, Math.min(Date.now(), used * 1000 + 999));
+    }
+    return last;
+  }
+
+  /** §2.4: an INFORMATIONAL request with no payloads; the answer (or the retransmissions' end) tells. */
+  private sendLivenessCheck(): void {
+    if (this.ctx.state !== 'established') return;
+    this.dpdChecks++;
+    this.ctx.log.log('info', `${this.ctx.name}: no traffic from ${this.ctx.remote.address} for dpd_delay ${this.ctx.config.dpdDelay}s, sending a liveness check (DPD)`);
+    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [] }, [], () =>
+      this.ctx.log.log('debug', `${this.ctx.name}: liveness check answered`),
+    );
   }
 
   private scheduleChildRekey(child: ChildSaRecord): void {
@@ -630,6 +715,68 @@ export class IkeSa {
     const spi = e.spi >>> 0;
     const child = this.ctx.children.find((c) => c.reqid === e.reqid && (e.direction === 'in' ? c.inboundSpi === spi : c.outboundSpi === spi));
     if (child) this.rekeyChild(child, `soft ${e.reason} limit of SA ${spiHex(spi)}_${e.direction === 'in' ? 'i' : 'o'}`);
+  }
+
+  /**
+   * Create a CHILD_SA of a configured child on this established IKE SA
+   * (CREATE_CHILD_SA, §1.3.1): further `start` children after the one of
+   * IKE_AUTH, a child whose traffic hit its trap, close_action `start`. A no-op
+   * while one for the child is under way or the child is there.
+   */
+  createChild(config: ChildPeerConfig, why: string): void {
+    if (this.successorSa) return this.successorSa.createChild(config, why);
+    if (this.ctx.state !== 'established' || this.creating.has(config.name)) return;
+    if (this.ctx.children.some((c) => c.name === config.name)) return;
+    this.creating.add(config.name);
+    this.ctx.log.log('info', `${this.ctx.name}: creating CHILD_SA ${config.name} (${why})`);
+    const req = new NewChildRequest(this.ctx, config);
+    const done = (): void => {
+      this.creating.delete(config.name);
+    };
+    const send = (): void => {
+      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekeying) {
+        // §2.25: not during an IKE rekey; the caller's trigger (traffic, a timer) asks again
+        done();
+        req.abandon();
+        return this.sendNextRequest();
+      }
+      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
+      try {
+        req.build(msg);
+      } catch (err) {
+        done();
+        req.abandon();
+        this.ctx.log.log('warn', `${this.ctx.name}: cannot create CHILD_SA ${config.name}: ${(err as Error).message}`);
+        return this.sendNextRequest();
+      }
+      this.sendRequest(msg, [], (response) => {
+        let r: ReturnType<NewChildRequest['process']>;
+        try {
+          r = req.process(response);
+        } catch (err) {
+          r = { status: 'failed', reason: (err as Error).message };
+        }
+        if (r.status === 'retry') return void this.jobs.unshift(send);
+        done();
+        if (r.status === 'ok') {
+          this.ctx.children.push(r.value);
+          this.scheduleChildRekey(r.value);
+          this.emit('childEstablished', this, r.value);
+          return;
+        }
+        req.abandon();
+        if (r.status === 'temporary') {
+          const ms = retryDelay();
+          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${config.name}: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
+          this.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
+          return;
+        }
+        const reason = r.status === 'failed' ? r.reason : r.status;
+        this.ctx.log.log('warn', `${this.ctx.name}: CHILD_SA ${config.name} failed: ${reason}; the IKE_SA stays up`);
+        this.emit('childFailed', this, config.name, reason);
+      });
+    };
+    this.enqueue(send);
   }
 
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
@@ -852,7 +999,7 @@ export class IkeSa {
         if (r.status !== 'ok') for (const [c, why] of [...this.wantRekey]) if (!this.otherTimersFor(c)) this.rekeyChild(c, why);
         if (r.status === 'ok') {
           const next = this.adoptSuccessor(r.value);
-          this.delete(`rekeyed, replaced by ${next.ctx.name}`);
+          this.delete(`rekeyed, replaced by ${next.ctx.name}`, 'rekeyed');
           return;
         }
         if (r.status === 'temporary') {
@@ -907,6 +1054,7 @@ export class IkeSa {
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established by rekeying ${old.name}`);
     this.emit('established', this);
     this.startLifetimes();
+    this.startDpd();
   }
 
   /** The IKE SA that replaced this one by a rekey, if any. */

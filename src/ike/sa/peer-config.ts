@@ -58,4 +58,12 @@ export interface IkePeerConfig {
    * resolved by src/config/lifetimes.ts); absent or rekeyTime 0: never rekeyed.
    */
   ikeLifetimes?: { rekeyTime: number; randTime: number; overTime: number };
+  /** Seconds without traffic from the peer before a liveness check (§2.4, swanctl's dpd_delay); 0 or absent: none. */
+  dpdDelay?: number;
+  /**
+   * swanctl's `unique`: what a new IKE SA between the same identities does to
+   * the old ones. `no` (default): replace them when the peer sent INITIAL_CONTACT;
+   * `never`: keep all; `replace`: always delete the old; `keep`: delete the new.
+   */
+  unique?: 'no' | 'never' | 'keep' | 'replace';
 }

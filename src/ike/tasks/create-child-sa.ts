@@ -29,7 +29,8 @@ import {
   type SelectedProposal,
 } from '../proposal/index.js';
 import { ProtocolId } from '../transforms.js';
-import { checkInitiatorTs, rangesToPayload, selectResponderTs, transportModeAllowed, type TsRange } from '../ts/index.js';
+import type { IpsecMode } from '../../esp/api.js';
+import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, transportModeAllowed, type TsRange } from '../ts/index.js';
 import { IkeSaContext, type ChildSaRecord } from '../sa/context.js';
 import { deriveKeyset } from '../sa/keyset.js';
 import { implementedProposals } from '../sa/suites.js';
@@ -261,8 +262,24 @@ function responseError<T>(msg: TaskMessage, keGroup: number | undefined, proposa
   return undefined;
 }
 
-/** Initiator of a CHILD_SA rekey (§1.3.3), with PFS when the ESP proposals carry a KE group. */
-export class ChildRekeyRequest {
+/** What a CREATE_CHILD_SA request we send creates: a rekey's replacement or a new CHILD_SA. */
+interface ChildTarget {
+  config: ChildPeerConfig;
+  mode: IpsecMode;
+  /** The selectors we propose (ours = TSi, the peer's = TSr). */
+  localRanges: TsRange[];
+  remoteRanges: TsRange[];
+  reqid: number;
+  /** A rekey: the CHILD_SA replaced (REKEY_SA names its inbound SPI, policies stay). */
+  rekeys?: ChildSaRecord;
+}
+
+/**
+ * Initiator of CREATE_CHILD_SA for a CHILD_SA (§1.3.1 new, §1.3.3 rekey), with
+ * PFS when the ESP proposals carry a KE group (the KE payload is optional for a
+ * new CHILD_SA and sent when configured, as for a rekey).
+ */
+abstract class ChildSaRequest {
   private readonly proposals: Proposal[];
   private keGroup: number | undefined;
   private ke?: KeyExchangePrivate;
@@ -271,10 +288,10 @@ export class ChildRekeyRequest {
   private readonly retries = { n: 0 };
 
   constructor(
-    private readonly sa: IkeSaContext,
-    readonly old: ChildSaRecord,
+    protected readonly sa: IkeSaContext,
+    protected readonly target: ChildTarget,
   ) {
-    this.proposals = implementedProposals(old.config!.espProposals);
+    this.proposals = implementedProposals(target.config.espProposals);
     this.keGroup = initialKeGroup(this.proposals);
   }
 
@@ -284,7 +301,7 @@ export class ChildRekeyRequest {
   }
 
   build(msg: TaskMessage): void {
-    const { sa, old } = this;
+    const { sa, target } = this;
     msg.exchangeType = ExchangeType.CREATE_CHILD_SA;
     if (this.inboundSpi === undefined) this.inboundSpi = sa.backend.allocateSpi();
     this.Ni ??= randomBytes(NONCE_LENGTH);
@@ -294,16 +311,16 @@ export class ChildRekeyRequest {
       if (!group) throw new Error(`key exchange group ${this.keGroup} is not implemented`);
       this.ke = group.generate();
     }
-    msg.payloads.push(notify(NotifyType.REKEY_SA, { protocolId: ProtocolId.ESP, spi: spiBytes(old.inboundSpi) }));
-    if (old.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
+    if (target.rekeys) msg.payloads.push(notify(NotifyType.REKEY_SA, { protocolId: ProtocolId.ESP, spi: spiBytes(target.rekeys.inboundSpi) }));
+    if (target.mode === 'transport') msg.payloads.push(notify(NotifyType.USE_TRANSPORT_MODE));
     msg.payloads.push({ type: PayloadType.SA, proposals: toProposalSubstructures(offered, spiBytes(this.inboundSpi)) }, nonce(this.Ni));
     if (this.ke) msg.payloads.push({ type: PayloadType.KE, dhGroup: this.keGroup!, keyExchangeData: this.ke.publicValue });
-    msg.payloads.push(tsPayload(PayloadType.TSi, rangesToPayload(old.localRanges!)), tsPayload(PayloadType.TSr, rangesToPayload(old.remoteRanges!)));
+    msg.payloads.push(tsPayload(PayloadType.TSi, rangesToPayload(target.localRanges)), tsPayload(PayloadType.TSr, rangesToPayload(target.remoteRanges)));
   }
 
-  /** Install the new SAs (outbound switched at once) or say why not. */
+  /** Install the new SAs (outbound switched at once; a new CHILD_SA gets its policies) or say why not. */
   process(msg: TaskMessage): RequestResult<ChildSaRecord> {
-    const { sa, old } = this;
+    const { sa, target } = this;
     const err = responseError<ChildSaRecord>(msg, this.keGroup, this.proposals, this.retries, (g) => (this.keGroup = g));
     if (err) return err;
     const saPayload = firstOfType(msg, PayloadType.SA);
@@ -315,8 +332,11 @@ export class ChildRekeyRequest {
     const check = checkSelectedProposal(offered, fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) return { status: 'failed', reason: check.error };
     if (check.selected.spi.length !== 4) return { status: 'failed', reason: 'ESP proposal without a 4-octet SPI' };
-    const ts = checkInitiatorTs({ tsi: old.localRanges!, tsr: old.remoteRanges! }, { tsi: tsi.selectors, tsr: tsr.selectors });
+    const ts = checkInitiatorTs({ tsi: target.localRanges, tsr: target.remoteRanges }, { tsi: tsi.selectors, tsr: tsr.selectors });
     if (!ts.ok) return { status: 'failed', reason: ts.error };
+    const transport = findNotify(msg, NotifyType.USE_TRANSPORT_MODE) !== undefined;
+    // A new CHILD_SA must get the mode asked for (§1.3.1); a rekey keeps the mode it had.
+    if (!target.rekeys && (target.mode === 'transport') !== transport) return { status: 'failed', reason: `peer answered ${transport ? 'transport' : 'tunnel'} mode to a ${target.mode} mode request` };
     const decision = checkKeGroup(check.selected, this.ke ? this.keGroup : undefined);
     let gir: Buffer | undefined;
     if (decision.action === 'accept') {
@@ -332,9 +352,9 @@ export class ChildRekeyRequest {
     }
     const Nr = Buffer.from(nr.nonce);
     const record = installChildSa(sa, {
-      config: old.config!,
+      config: target.config,
       proposal: check.selected,
-      mode: old.mode,
+      mode: target.mode,
       localRanges: ts.tsi,
       remoteRanges: ts.tsr,
       inboundSpi: this.inboundSpi!,
@@ -342,8 +362,8 @@ export class ChildRekeyRequest {
       Nr,
       ...(gir ? { gir } : {}),
       weInitiated: true,
-      reqid: old.reqid,
-      policies: false,
+      reqid: target.reqid,
+      policies: !target.rekeys,
       activate: true,
     });
     gir?.fill(0);
@@ -354,6 +374,27 @@ export class ChildRekeyRequest {
   /** The request failed for good: release the reserved SPI. */
   abandon(): void {
     if (this.inboundSpi !== undefined) this.sa.backend.deleteSa(this.inboundSpi, 'in');
+  }
+}
+
+/** Initiator of a CHILD_SA rekey (§1.3.3). */
+export class ChildRekeyRequest extends ChildSaRequest {
+  constructor(
+    sa: IkeSaContext,
+    readonly old: ChildSaRecord,
+  ) {
+    super(sa, { config: old.config!, mode: old.mode, localRanges: old.localRanges!, remoteRanges: old.remoteRanges!, reqid: old.reqid, rekeys: old });
+  }
+}
+
+/** Initiator of an additional CHILD_SA on an established IKE SA (§1.3.1): a configured child, or one an acquire asks for. */
+export class NewChildRequest extends ChildSaRequest {
+  constructor(
+    sa: IkeSaContext,
+    readonly config: ChildPeerConfig,
+  ) {
+    const proposed = initiatorTs({ localConfig: config.localTs, remoteConfig: config.remoteTs, localAddr: sa.local.address, remoteAddr: sa.remote.address });
+    super(sa, { config, mode: config.mode, localRanges: proposed.tsi, remoteRanges: proposed.tsr, reqid: allocateReqid(config) });
   }
 }
 

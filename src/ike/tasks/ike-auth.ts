@@ -65,7 +65,7 @@ export class IkeAuthTask extends BaseTask {
       }
     }
     if (initiator) {
-      msg.payloads.push(notify(NotifyType.INITIAL_CONTACT));
+      if (sa.sendInitialContact) msg.payloads.push(notify(NotifyType.INITIAL_CONTACT));
       if (config.remoteId) msg.payloads.push(idPayload(PayloadType.IDr, identityToIdPayload(config.remoteId)));
     }
     const octets = this.signedOctetsOf(initiator, ownId);
@@ -166,7 +166,9 @@ export class IkeAuthTask extends BaseTask {
   }
 
   override processRequest(msg: TaskMessage): void {
-    if (msg.exchangeType === ExchangeType.IKE_AUTH) this.verifyPeer(msg);
+    if (msg.exchangeType !== ExchangeType.IKE_AUTH) return;
+    this.verifyPeer(msg);
+    this.sa.peerInitialContact = findNotify(msg, NotifyType.INITIAL_CONTACT) !== undefined;
   }
 
   override buildResponse(msg: TaskMessage): TaskStatus {
