@@ -292,7 +292,16 @@ export class DaemonDatapath {
     };
     if (added) {
       const localAddress = sourceWithin(spec.local, spec.localAddress);
-      void this.routes.addPolicy(key, { local: spec.local, remote: spec.remote, ...(localAddress ? { localAddress } : {}) }).then(done('installing'));
+      // Until its routes are in, the host's replies to this policy's decrypted packets would leave in
+      // the clear (main table): they wait in the datapath, and go once the routes are there.
+      const protect = spec.action === 'protect';
+      if (protect) this.datapath.waitInbound(spec.reqid);
+      void this.routes
+        .addPolicy(key, { local: spec.local, remote: spec.remote, ...(localAddress ? { localAddress } : {}) })
+        .then(done('installing'))
+        .finally(() => {
+          if (protect) this.dataplane?.releaseInbound(spec.reqid);
+        });
     } else {
       void this.routes.removePolicy(key).then(done('removing'));
     }

@@ -88,6 +88,7 @@ const DATAPATH_COUNTERS: Record<keyof DatapathCounters, DatapathTarget> = {
   inDummy: { metric: 'dropped', direction: 'in', reason: 'dummy' },
   inPolicy: { metric: 'dropped', direction: 'in', reason: 'outside_selectors' },
   expiredDrops: { metric: 'dropped', direction: 'out', reason: 'sa_expired' },
+  inRouteWaitOverflow: { metric: 'dropped', direction: 'in', reason: 'route_pending' },
 };
 
 const IO_COUNTERS: Record<keyof IoCounters, { name: string; help: string }> = {

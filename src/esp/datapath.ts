@@ -80,6 +80,8 @@ export interface DatapathCounters {
   inPolicy: number;
   /** SA reached its hard lifetime with this packet. */
   expiredDrops: number;
+  /** Decrypted while the CHILD_SA's outbound routes were still being installed, and the wait queue was full. */
+  inRouteWaitOverflow: number;
 }
 
 const zero = (): DatapathCounters => ({
@@ -106,6 +108,7 @@ const zero = (): DatapathCounters => ({
   inDummy: 0,
   inPolicy: 0,
   expiredDrops: 0,
+  inRouteWaitOverflow: 0,
 });
 
 /** Outbound verdicts. */
@@ -202,6 +205,35 @@ export class EspDatapath {
   /** Refresh the coarse clock used for `lastUsed` (the I/O loop calls it once per batch). */
   tick(nowMs = this.sad.now()): void {
     this.nowSeconds = Math.floor(nowMs / 1000);
+  }
+
+  /**
+   * reqids whose CHILD_SA is installed but whose outbound routes are not yet
+   * (the daemon adds them asynchronously): decrypted packets wait here, since
+   * the host's answer to them would leave in the clear through the main table.
+   */
+  private readonly inboundWait = new Map<number, Buffer[]>();
+
+  /** Hold decrypted packets of `reqid` until `releaseInbound` (at most hold_packets, at least 64). */
+  waitInbound(reqid: number): void {
+    if (!this.inboundWait.has(reqid)) this.inboundWait.set(reqid, []);
+  }
+
+  /** Whether `packet`, decrypted for `reqid`, was kept back (copied) instead of being delivered now. */
+  keepInbound(reqid: number, packet: Buffer): boolean {
+    if (this.inboundWait.size === 0) return false;
+    const q = this.inboundWait.get(reqid);
+    if (q === undefined) return false;
+    if (q.length < Math.max(64, this.holdPackets)) q.push(Buffer.from(packet));
+    else this.counters.inRouteWaitOverflow++;
+    return true;
+  }
+
+  /** The packets kept back for `reqid`; it delivers directly from now on. */
+  releaseInbound(reqid: number): Buffer[] {
+    const q = this.inboundWait.get(reqid) ?? [];
+    this.inboundWait.delete(reqid);
+    return q;
   }
 
   /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */

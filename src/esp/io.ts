@@ -264,6 +264,19 @@ export class EspDataplane {
   }
 
   /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
+  /** Write the decrypted packets kept back for `reqid` while its routes were installed (EspDatapath.waitInbound). */
+  releaseInbound(reqid: number): void {
+    const packets = this.dp.releaseInbound(reqid);
+    if (packets.length === 0 || !this.tun) return;
+    this.flushTun();
+    for (const p of packets) {
+      if (this.wCount === this.batch) this.flushTun();
+      this.wBufs[this.wCount] = p;
+      this.wLens[this.wCount++] = p.length;
+    }
+    this.flushTun();
+  }
+
   releaseHeld(reqid: number): void {
     // After the current IKE exchange step: a responder's IKE_AUTH response leaves before these packets.
     setImmediate(() => {
@@ -397,6 +410,7 @@ export class EspDataplane {
     if (this.wCount === this.batch) this.flushTun();
     const res = this.inRes;
     this.dp.inbound(buf, espOff, espEnd, src, this.scratch[this.wCount]!, res);
+    if (res.packet !== undefined && res.sa !== undefined && this.dp.keepInbound(res.sa.spec.reqid, res.packet)) return;
     if (res.packet !== undefined) {
       this.wBufs[this.wCount] = res.packet;
       this.wLens[this.wCount++] = res.packet.length;

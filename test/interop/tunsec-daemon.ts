@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { issueCertificate, type Issued } from '../../src/pki/issue.js';
 import type { NetnsPair, NetnsSide } from '../support/netns.js';
-import { waitFor } from '../support/proc.js';
+import { run, waitFor, type RunResult } from '../support/proc.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -72,10 +72,23 @@ export class TunsecDaemon {
     return this.lines.map((l) => (l.event ? JSON.stringify(l) : `${l.level ?? ''} ${l.msg ?? ''}`)).join('\n');
   }
 
+  /** Run `tunsec <args>` against this daemon's control socket, inside its namespace. */
+  cli(...args: string[]): Promise<RunResult> {
+    return run('ip', ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), ...args, '--socket', join(this.dir, 'tunsec.sock')], { timeoutMs: 60_000 });
+  }
+
+  /** SIGKILL: the daemon dies without a word (no DELETE), as in a crash or power loss. Its directory stays for a restart. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await this.exit;
+  }
+
   /** SIGTERM (graceful: DELETEs sent), then SIGKILL after a grace period. Resolves with the exit code. */
   async stop(graceMs = 8000): Promise<number | null> {
     const child = this.child;
-    if (!child || child.exitCode !== null) {
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
       rmSync(this.dir, { recursive: true, force: true });
       return child?.exitCode ?? null;
     }
