@@ -102,4 +102,35 @@ describe('rekeying under load between two tunsec daemons', () => {
       expect(sas.ike_sas[0]!.children.length, `${name}: ${r.stdout}`).toBe(1);
     }
   }, (SECONDS + 90) * 1000);
+
+  it('identical lifetimes without jitter on both sides: both start rekeys at the same moment, every rekey (collided or not) ends in exactly one SA pair and a 20 Hz ping loses nothing', async () => {
+    const childExtra = ['rekey_time: 4s', 'life_time: 12s', 'rand_time: 0s'];
+    const connExtra = ['rekey_time: 9s', 'over_time: 6s', 'rand_time: 0s'];
+    const sun = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'none', childExtra, connExtra });
+    const moon = peerDaemon(pair, ca, certs, 'moon', { name: 'host-host', mode: 'transport', startAction: 'start', childExtra, connExtra });
+    daemons.push(sun, moon);
+    await startResponderThenInitiator(sun, moon);
+    const seconds = 20;
+    const ping = await pair.exec(pair.a, 'ping', ['-c', String(seconds * 20), '-i', '0.05', '-W', '2', pair.b.ip4], (seconds + 30) * 1000);
+    await new Promise((r) => setTimeout(r, 3000));
+    const sent = Number(/(\d+) packets transmitted/.exec(ping.stdout)?.[1] ?? 0);
+    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    const both = `${moon.text()}\n${sun.text()}`;
+    const collisions = (both.match(/refused \(TEMPORARY_FAILURE\)/g) ?? []).length;
+    const childRekeys = moon.lines.filter((l) => l.event === 'child_rekeyed').length;
+    const ikeRekeys = moon.lines.filter((l) => l.event === 'ike_rekeyed').length;
+    const summary = `collisions ${seconds}s: ${childRekeys} CHILD rekeys, ${ikeRekeys} IKE rekeys, ${collisions} collisions answered TEMPORARY_FAILURE, pings ${sent} sent ${sent - received} lost`;
+    console.info(summary);
+    const diag = `${summary}\n--- moon\n${moon.text().slice(-6000)}\n--- sun\n${sun.text().slice(-6000)}`;
+    expect(sent, diag).toBe(seconds * 20);
+    expect(sent - received, diag).toBe(0);
+    expect(childRekeys, diag).toBeGreaterThanOrEqual(3);
+    expect(ikeRekeys, diag).toBeGreaterThanOrEqual(1);
+    for (const d of [moon, sun]) {
+      const r = await d.cli('list-sas', '--json');
+      const sas = JSON.parse(r.stdout) as { ike_sas: Array<{ children: unknown[] }> };
+      expect(sas.ike_sas.length, r.stdout).toBe(1);
+      expect(sas.ike_sas[0]!.children.length, r.stdout).toBe(1);
+    }
+  }, 90_000);
 });

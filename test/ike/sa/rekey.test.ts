@@ -28,7 +28,7 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     }
   });
 
-  async function pair(opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; drop?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean } } = {}) {
+  async function pair(opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; drop?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean }; delayMs?: number } = {}) {
     const pki = testPki();
     const ports = await freePorts();
     const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
@@ -37,13 +37,13 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
       '127.0.0.1',
       ports,
       [{ config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike }],
-      opts.drop?.moon ? { dropOutgoing: opts.drop.moon } : {},
+      { ...(opts.drop?.moon ? { dropOutgoing: opts.drop.moon } : {}), ...(opts.delayMs ? { delayMs: opts.delayMs } : {}) },
     );
     const sun = await startPeer(
       '127.0.0.2',
       ports,
       [{ config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
-      opts.drop?.sun ? { dropOutgoing: opts.drop.sun } : {},
+      { ...(opts.drop?.sun ? { dropOutgoing: opts.drop.sun } : {}), ...(opts.delayMs ? { delayMs: opts.delayMs } : {}) },
     );
     peers.push(moon, sun);
     const moonSa = await moon.manager.initiate('host-host');
@@ -176,8 +176,8 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(moonSa.state).toBe('established');
   });
 
-  it('simultaneous CHILD_SA rekeys from both sides end with exactly one new SA pair and no broken direction', async () => {
-    const { moon, sun, moonSa, sunSa } = await pair();
+  it('simultaneous CHILD_SA rekeys from both sides, 40 ms of delay each way so the exchanges cross, end with exactly one new SA pair and no broken direction', async () => {
+    const { moon, sun, moonSa, sunSa } = await pair({ delayMs: 40 });
     const reqids: [number, number] = [moonSa.ctx.children[0]!.reqid, sunSa().ctx.children[0]!.reqid];
     const before = [moonSa.ctx.children[0]!, sunSa().ctx.children[0]!] as const;
     const broken = await watchPaths(moon, sun, reqids, async () => {
@@ -284,8 +284,8 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(pathsIntact(moon, sun, reqids)).toBe(true);
   }, 60_000);
 
-  it('simultaneous IKE_SA rekeys from both sides end with exactly one new IKE SA carrying the CHILD_SA', async () => {
-    const { moon, sun, moonSa, sunSa } = await pair();
+  it('simultaneous IKE_SA rekeys from both sides, 40 ms of delay each way so the exchanges cross, end with exactly one new IKE SA carrying the CHILD_SA', async () => {
+    const { moon, sun, moonSa, sunSa } = await pair({ delayMs: 40 });
     const oldSun = sunSa();
     const reqids: [number, number] = [moonSa.ctx.children[0]!.reqid, oldSun.ctx.children[0]!.reqid];
     const broken = await watchPaths(moon, sun, reqids, async () => {
@@ -303,6 +303,35 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(m!.ctx.children).toHaveLength(1);
     expect(n!.ctx.children).toHaveLength(1);
   }, 20_000);
+
+  it('identical rekey timers without jitter on both sides and 40 ms of delay each way: CHILD and IKE rekeys keep working, whichever side starts, and no direction ever breaks', async () => {
+    const timers: Partial<IkePeerConfig> = {
+      children: [child({ reqid: 5, lifetimes: { softSeconds: 1, hardSeconds: 6, softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 0 }, rand: { seconds: 0, bytes: 0, packets: 0 } })],
+      ikeLifetimes: { rekeyTime: 3, randTime: 0, overTime: 10 },
+    };
+    const { moon, sun, moonSa } = await pair({ moon: timers, sun: timers, delayMs: 40 });
+    const crossings = (): number => ((moon.log.text() + sun.log.text()).match(/refused \(TEMPORARY_FAILURE\)/g) ?? []).length;
+    const rekeys = { child: 0, ike: 0 };
+    const count = (sa: IkeSa): void => {
+      sa.on('childRekeyed', () => rekeys.child++);
+      sa.on('ikeRekeyed', (_o, next) => {
+        rekeys.ike++;
+        count(next);
+      });
+    };
+    count(moonSa);
+    const broken = await watchPaths(moon, sun, [5, 5], () => new Promise((r) => setTimeout(r, 7000)));
+    console.info(`crossing rekeys: ${rekeys.child} CHILD, ${rekeys.ike} IKE rekeys seen by moon, ${crossings()} collisions answered TEMPORARY_FAILURE`);
+    expect(broken).toBe(0);
+    expect(rekeys.child).toBeGreaterThanOrEqual(3);
+    expect(rekeys.ike).toBeGreaterThanOrEqual(1);
+    const live = (p: TestPeer) => p.manager.sas.filter((s) => s.state === 'established');
+    expect(live(moon)).toHaveLength(1);
+    expect(live(sun)).toHaveLength(1);
+    expect(live(moon)[0]!.ctx.children).toHaveLength(1);
+    expect(live(sun)[0]!.ctx.children).toHaveLength(1);
+    expect(pathsIntact(moon, sun, [5, 5])).toBe(true);
+  }, 30_000);
 
   it('the IKE rekey timer (rekey_time with rand_time) rekeys the IKE SA', async () => {
     const { moon, sun, moonSa } = await pair({ moon: { ikeLifetimes: { rekeyTime: 1, randTime: 0, overTime: 5 } } });

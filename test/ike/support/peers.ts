@@ -93,7 +93,7 @@ export interface TestPeer {
   stop(): void;
 }
 
-export async function startPeer(address: string, ports: { ike: number; natt: number }, connections: ConnectionEntry[], options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean } = {}): Promise<TestPeer> {
+export async function startPeer(address: string, ports: { ike: number; natt: number }, connections: ConnectionEntry[], options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean; delayMs?: number } = {}): Promise<TestPeer> {
   const log = new MemoryLogger();
   const sad = new SecurityAssociationDatabase();
   const transport = new UdpTransport({ addresses: [address], ikePort: ports.ike, nattPort: ports.natt });
@@ -111,7 +111,8 @@ export async function startPeer(address: string, ports: { ike: number; natt: num
         for (const d of datagrams) {
           sent.push({ to: remote.address, port: remote.port, bytes: d });
           if (options.dropOutgoing?.(d)) continue;
-          transport.sendIke(local, remote, d);
+          if (options.delayMs) setTimeout(() => transport.sendIke(local, remote, d), options.delayMs);
+          else transport.sendIke(local, remote, d);
         }
       },
     },
