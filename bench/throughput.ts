@@ -9,6 +9,11 @@
  *   tunsec-tunnel-udp     tunsec ↔ tunsec, tunnel, ESP-in-UDP
  *   tunsec-strongswan     tunsec ↔ strongSwan libipsec, tunnel, ESP-in-UDP
  *   kernel-xfrm           Linux ESP, transport (support detected first; `unavailable: <reason>` without it)
+ * plus the kernel rows under User-Mode Linux (bench/uml.ts; "Linux 6.1 XFRM under User-Mode Linux (generic C
+ * AES-GCM, no AES-NI)", TCP 1 stream and host CPU per GB per side), measured after the cases above:
+ *   uml-plain             UML guest ↔ UML guest, no IPsec
+ *   uml-kernel-xfrm       UML guest ↔ UML guest, kernel ESP transport AES-128-GCM-16, static SAs (ip xfrm)
+ *   tunsec-uml-kernel     tunsec (manual SAs, transport) in its namespace ↔ kernel ESP in a UML guest
  * plus the handshake cases (bench/throughput/handshake.ts): IKE+CHILD SAs per second with concurrent
  * initiations and memory per SA at 1 000 SAs, tunsec ↔ tunsec and strongSwan ↔ strongSwan.
  * Every case is set up first; then the repetitions go round all cases, each round
@@ -16,13 +21,13 @@
  * Every path is checked on the wire (nftables counters on the sender's veth) before
  * and after it is measured: cleartext where it should be ESP is never reported as an IPsec number.
  *
- *   node --import tsx bench/throughput.ts [--quick] [--only=plain,strongswan-libipsec]
+ *   node --import tsx bench/throughput.ts [--quick] [--only=plain,strongswan-libipsec | --only uml-plain,uml-kernel-xfrm,tunsec-uml-kernel]
  *        [--duration=SEC] [--reps=N] [--udp-rate=0|100M | --no-udp] [--ping-count=N] [--warmup=SEC]
  *        [--handshake-sas=N | --no-handshake] [--cpu-prof] [--budget=SEC]
  *
  * Root (network namespaces), iperf3, ping, ss, nft, strongSwan's charon/swanctl.
  * Writes bench/results/<timestamp>.json, latest.json, latest.md, latest.svg (bench/throughput/results.ts)
- * and the detailed throughput-latest.{json,md} page. Exit code 1 when a required case failed; an optional
+ * and the detailed throughput-latest.{json,md} page; a run of only the UML rows writes bench/results/uml-<timestamp>.{json,md} alone. Exit code 1 when a required case failed; an optional
  * case that cannot run here (kernel-xfrm) is "unavailable", exit code 0.
  * Ctrl-C cleans up (namespaces deleted, daemons stopped by PID).
  */
@@ -38,21 +43,24 @@ import { checkPath, diffCounters, installWireCounters, iperf3, machineBusyPct, m
 import { markdown, ratios, scenarioRows, testTitle, throughputRows, UDP_PACKET, type BenchOptions, type Report, type ScenarioResult, type TestKey } from './throughput/report.js';
 import { runHandshakes, type HandshakeCaseResult } from './throughput/handshake.js';
 import { summarizeProfiles, updateNote } from './throughput/profile.js';
-import { computeRatios, defaultRatioSpecs, markdownTables, quietVerdict, row, writeResults, type BenchReport, type CaseStatus, type ResultRow } from './throughput/results.js';
+import { computeRatios, defaultRatioSpecs, markdownTables, quietVerdict, row, stamp, writeResults, type BenchReport, type CaseStatus, type ResultRow } from './throughput/results.js';
 import { allScenarios, ScenarioUnavailable, TunsecPair, TUNSEC_VARIANTS, type BenchPki, type Scenario, type ScenarioPath } from './throughput/scenarios.js';
+import { requireUml } from '../test/support/uml.js';
+import { UML_CASE_IDS, UML_LABEL, runUmlCases, umlCaseStatus, umlCases, umlMarkdown, umlRatioSpecs, umlRows, type UmlCase, type UmlCaseResult } from './uml.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const TARGET_RATIO = 2.5;
 
 function usage(): never {
-  const ids = allScenarios().map((s) => s.id);
+  const ids = [...allScenarios().map((s) => s.id), ...UML_CASE_IDS];
   process.stdout.write(
     `usage: node --import tsx bench/throughput.ts [--quick] [--only=ID,...] [--duration=SEC] [--reps=N] [--udp-rate=RATE|--no-udp] [--ping-count=N] [--warmup=SEC]\n` +
       `       [--handshake-sas=N|--no-handshake] [--cpu-prof] [--budget=SEC]\n` +
-      `  --quick        2 s runs, 2 repetitions, 50 pings, 1 s warm-up (under 5 minutes); default: 8 s runs, 3 repetitions, 200 pings (under 20)\n` +
+      `  --quick        2 s runs, 2 repetitions, 50 pings, 1 s warm-up (under 7 minutes with the UML rows); default: 8 s runs, 3 repetitions, 200 pings (under 21)\n` +
       `  --cpu-prof     after the measurements, profile both tunsec daemons (node --cpu-prof) under iperf3 TCP on tunsec-transport; top self time → docs/notes/bench.md\n` +
-      `  scenarios:     ${ids.join(', ')} (--only takes ids or prefixes: --only=plain,tunsec)\n`,
+      `  scenarios:     ${ids.join(', ')} (--only takes ids or prefixes: --only=plain,tunsec or --only uml-plain,uml-kernel-xfrm,tunsec-uml-kernel)\n` +
+      `  uml-*, tunsec-uml-kernel: ${UML_LABEL}; TCP 1 stream + host CPU per GB per side, after the other cases; a run of only these writes bench/results/uml-<timestamp>.{json,md}\n`,
   );
   process.exit(0);
 }
@@ -73,7 +81,9 @@ function parseOptions(argv: string[]): BenchOptions {
     cpuProf: false,
     budgetSec: quick ? 270 : 1080,
   };
-  for (const a of argv) {
+  // `--only a,b` is taken as `--only=a,b`
+  const args = argv.flatMap((a, i) => (a === '--only' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? [`--only=${argv[i + 1]}`] : argv[i - 1] === '--only' && !a.startsWith('--') ? [] : [a]));
+  for (const a of args) {
     const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
     const num = (min: number): number => {
       const n = Number(v);
@@ -128,17 +138,21 @@ function parseOptions(argv: string[]): BenchOptions {
   return o;
 }
 
-function selectScenarios(o: BenchOptions): Scenario[] {
+function selectScenarios(o: BenchOptions): { scenarios: Scenario[]; uml: UmlCase[] } {
   const all = allScenarios();
-  if (!o.only) return all;
+  const uml = umlCases(o.only);
+  if (!o.only) return { scenarios: all, uml };
+  const ids = [...all.map((s) => s.id), ...UML_CASE_IDS];
   const chosen = all.filter((s) => o.only!.some((p) => s.id === p || s.id.startsWith(p)));
-  const unknown = o.only.filter((p) => !all.some((s) => s.id === p || s.id.startsWith(p)));
-  if (unknown.length || !chosen.length) throw new Error(`--only: no scenario ${unknown.join(', ') || o.only.join(',')} (have ${all.map((s) => s.id).join(', ')})`);
-  return chosen;
+  const unknown = o.only.filter((p) => !ids.some((id) => id === p || id.startsWith(p)));
+  if (unknown.length || !(chosen.length + uml.length)) throw new Error(`--only: no scenario ${unknown.join(', ') || o.only.join(',')} (have ${ids.join(', ')})`);
+  return { scenarios: chosen, uml };
 }
 
 /** Root and every program the chosen scenarios need: a clear error, never a silent skip. */
-function requirePrerequisites(scenarios: Scenario[]): void {
+function requirePrerequisites(scenarios: Scenario[], uml: UmlCase[]): void {
+  // User-Mode Linux (linux.uml, its modules, gcc for the XSAVE shim, ethtool): a clear error, never a skip
+  if (uml.length) requireUml();
   const programs = [...new Set(['ip', 'iperf3', 'ping', 'ss', 'nft', 'getconf', ...scenarios.flatMap((s) => s.programs)])];
   try {
     requireRootAndPrograms('bench/throughput', programs);
@@ -146,7 +160,7 @@ function requirePrerequisites(scenarios: Scenario[]): void {
     const hint = haveProgram('iperf3') ? '' : ' — iperf3: `apt-get install iperf3` (Debian 12 ships 3.12)';
     throw new Error(`${(err as Error).message}${hint}`);
   }
-  if (scenarios.some((s) => s.id !== 'plain') && !existsSync('/dev/net/tun')) {
+  if ((scenarios.some((s) => s.id !== 'plain') || uml.length) && !existsSync('/dev/net/tun')) {
     throw new Error('bench/throughput: /dev/net/tun is missing (kernel-libipsec and tunsec need TUN devices)');
   }
 }
@@ -344,8 +358,11 @@ function handshakeCases(hs: HandshakeCaseResult[]): { cases: CaseStatus[]; rows:
 async function main(): Promise<number> {
   const started = performance.now();
   const o = parseOptions(process.argv.slice(2));
-  const scenarios = selectScenarios(o);
-  requirePrerequisites(scenarios);
+  const { scenarios, uml } = selectScenarios(o);
+  // The UML rows come on top of the others: their share of the time budget, unless --budget was given.
+  if (uml.length && scenarios.length && !process.argv.some((a) => a.startsWith('--budget'))) o.budgetSec += o.quick ? 120 : 180;
+  requirePrerequisites(scenarios, uml);
+  const umlOnly = scenarios.length === 0;
   const cleanups = new Cleanups();
   cleanups.installSignalHandlers(log);
   const workDir = mkdtempSync('/tmp/tpbench-');
@@ -360,7 +377,7 @@ async function main(): Promise<number> {
     const loadBefore = loadavg();
     const busyBefore = await machineBusyPct(3);
     log(
-      `bench (${o.quick ? 'quick' : 'full'}: ${o.reps} rep(s) × ${o.durationSec} s; cases ${scenarios.map((s) => s.id).join(', ')}${o.handshakes ? `; handshakes ×${o.handshakes.total}` : ''}) on ${machine.cpus} cores, ${machine.strongswan}; ` +
+      `bench (${o.quick ? 'quick' : 'full'}: ${o.reps} rep(s) × ${o.durationSec} s; cases ${[...scenarios.map((s) => s.id), ...uml.map((c) => c.id)].join(', ')}${o.handshakes ? `; handshakes ×${o.handshakes.total}` : ''}) on ${machine.cpus} cores, ${machine.strongswan}; ` +
         `load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, machine ${busyBefore} % busy before starting`,
     );
     const pki = await makePki();
@@ -384,7 +401,7 @@ async function main(): Promise<number> {
     }
     // 3. Interleaved repetitions: round r measures every case, starting with case r (rotation).
     let repsDone = 0;
-    for (let rep = 1; rep <= o.reps && !cleanups.aborted; rep++) {
+    for (let rep = 1; rep <= o.reps && !cleanups.aborted && live.length; rep++) {
       if (rep > 1 && elapsed() > o.budgetSec * 0.7) {
         log(`time budget: ${Math.round(elapsed())} s used of ${o.budgetSec} s, no repetition ${rep}`);
         break;
@@ -396,6 +413,12 @@ async function main(): Promise<number> {
     }
     for (const l of live) await finishScenario(l);
     for (const r of results) r.rows = scenarioRows(r);
+    // 3b. The kernel rows under User-Mode Linux, with the cases above torn down (their own interleaved rounds).
+    let umlResults: UmlCaseResult[] = [];
+    if (uml.length && !cleanups.aborted) {
+      log(`UML rows (${UML_LABEL}): ${uml.map((c) => c.id).join(', ')}`);
+      umlResults = await runUmlCases(uml, { reps: o.reps, durationSec: o.durationSec, warmupSec: o.warmupSec, outOfTime: () => elapsed() > o.budgetSec * 0.7 }, cleanups, log);
+    }
     // 4. Handshakes, with the datapath cases gone.
     let hs: HandshakeCaseResult[] = [];
     if (o.handshakes && !cleanups.aborted) {
@@ -423,33 +446,51 @@ async function main(): Promise<number> {
     // A partial run (--only, or without the handshake cases) never replaces the full run's latest files.
     const partial = o.only !== undefined || !o.handshakes;
     const prefix = partial ? 'partial-' : '';
-    writeFileSync(join(out, `${prefix}throughput-latest.json`), JSON.stringify(legacy, null, 2) + '\n');
-    writeFileSync(join(out, `${prefix}throughput-latest.md`), markdown(legacy));
+    if (!umlOnly) {
+      writeFileSync(join(out, `${prefix}throughput-latest.json`), JSON.stringify(legacy, null, 2) + '\n');
+      writeFileSync(join(out, `${prefix}throughput-latest.md`), markdown(legacy));
+    }
 
     // The issue-8 result files.
     const hsOut = handshakeCases(hs);
     const cases: CaseStatus[] = [
       ...results.map((r): CaseStatus => ({ case: r.id, kind: 'throughput', title: r.title, status: r.status, ...(r.status !== 'ok' ? { reason: r.short_reason ?? r.reason ?? r.status } : {}) })),
+      ...umlResults.map(umlCaseStatus),
       ...hsOut.cases,
     ];
-    const rows: ResultRow[] = [...results.flatMap((r) => throughputRows(r)), ...hsOut.rows];
+    const rows: ResultRow[] = [...results.flatMap((r) => throughputRows(r)), ...umlResults.flatMap(umlRows), ...hsOut.rows];
+    // Only the ratios between cases of this run (an unavailable case still shows, with its reason).
+    const present = new Set(cases.map((c) => c.case));
+    const ratioSpecs = [...defaultRatioSpecs(), ...umlRatioSpecs()].filter((s) => present.has(s.numerator) && present.has(s.denominator));
     const report: BenchReport = {
       bench: 'tunsec',
       date,
       command,
-      options: { ...o, reps_done: repsDone },
+      options: { ...o, reps_done: repsDone, ...(umlResults.length ? { uml_reps_done: Math.max(0, ...umlResults.map((r) => r.runs.length)) } : {}) },
       machine,
       quiet,
       cases,
       rows,
-      ratios: computeRatios(rows, defaultRatioSpecs()),
+      ratios: computeRatios(rows, ratioSpecs),
       duration_sec: Math.round(elapsed()),
       details: {
         throughput: results.map((r) => ({ id: r.id, status: r.status, reason: r.reason, details: r.details, path_check: r.path_check, wire_during_measurements: r.wire_during_measurements, warnings: r.warnings, setup_sec: r.setup_sec })),
         handshakes: hs,
+        ...(umlResults.length ? { uml: { label: UML_LABEL, cases: umlResults } } : {}),
       },
     };
-    const page = resultsPage(report, o, profile);
+    const page = resultsPage(report, o, profile, umlResults);
+    if (umlOnly) {
+      // Only the UML rows: files of their own, never latest.* nor partial-latest.*.
+      const base = join(out, `uml-${stamp(report.date)}`);
+      writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+      writeFileSync(`${base}.md`, page);
+      process.stdout.write(page);
+      log(`wrote ${relative(repo, base)}.json and .md in ${report.duration_sec} s`);
+      const bad = cases.filter((c) => c.status === 'failed');
+      for (const b of bad) log(`FAILED ${b.case}: ${b.reason}`);
+      return bad.length ? 1 : 0;
+    }
     const paths = writeResults(out, report, page, `${prefix}latest`);
     if (profile) updateNote(join(repo, 'docs/notes/bench.md'), profile);
     process.stdout.write(page);
@@ -464,7 +505,7 @@ async function main(): Promise<number> {
 }
 
 /** bench/results/latest.md: machine, method, quietness, the tables, the chart, the profile. */
-function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefined): string {
+function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefined, uml: UmlCaseResult[] = []): string {
   const m = r.machine;
   const hs = o.handshakes;
   return [
@@ -474,12 +515,17 @@ function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefine
     '',
     `Quiet? ${r.quiet.verdict}. Load average ${r.quiet.loadavg_before.join(' ')} before, ${r.quiet.loadavg_after.join(' ')} after; whole machine ${r.quiet.busy_pct_before ?? '?'} % busy before, ${r.quiet.busy_pct_after ?? '?'} % after (3 s samples of /proc/stat, the bench idle).`,
     '',
-    `Method: every case set up first and checked on the wire (ESP / ESP-in-UDP, no cleartext), ${o.warmupSec} s TCP warm-up each, then ${r.options.reps_done as number} interleaved repetition(s) (each round starts one case later) of: ping ×${o.pingCount} every ${o.pingIntervalSec} s (p50/p99 over every reply), iperf3 TCP ${o.durationSec} s with 1 and 4 streams, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches (-b 0)' : o.udpRate} with 1400- and 64-byte IP packets (packets/s that arrived, loss as iperf3 counts it). Median (min–max). cpu_s_per_gb = utime+stime of both IPsec processes over the TCP runs ÷ GB received; rss_mb = both IPsec processes' VmRSS after the 4-stream run.` +
-      (hs ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.` : ''),
-    '',
+    ...(r.cases.some((c) => c.kind === 'throughput') ? [] : [`Only the UML rows (${UML_LABEL}): ${o.reps} interleaved repetition(s) of iperf3 TCP ${o.durationSec} s, 1 stream, after an unrecorded ${o.warmupSec} s warm-up each; see the table below and docs/notes/bench.md.`, '']),
+    ...(r.cases.some((c) => c.kind !== 'uml')
+      ? [
+          `Method: every case set up first and checked on the wire (ESP / ESP-in-UDP, no cleartext), ${o.warmupSec} s TCP warm-up each, then ${r.options.reps_done as number} interleaved repetition(s) (each round starts one case later) of: ping ×${o.pingCount} every ${o.pingIntervalSec} s (p50/p99 over every reply), iperf3 TCP ${o.durationSec} s with 1 and 4 streams, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches (-b 0)' : o.udpRate} with 1400- and 64-byte IP packets (packets/s that arrived, loss as iperf3 counts it). Median (min–max). cpu_s_per_gb = utime+stime of both IPsec processes over the TCP runs ÷ GB received; rss_mb = both IPsec processes' VmRSS after the 4-stream run.` +
+            (hs ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.` : ''),
+          '',
+        ]
+      : []),
     markdownTables(r),
-    `![throughput](${o.only !== undefined || !o.handshakes ? 'partial-' : ''}latest.svg)`,
-    '',
+    umlMarkdown(r.rows, r.cases, uml),
+    ...(r.cases.some((c) => c.kind === 'throughput') ? [`![throughput](${o.only !== undefined || !o.handshakes ? 'partial-' : ''}latest.svg)`, ''] : []),
     ...(profile ? ['## CPU profile (tunsec-transport, TCP)', '', profile, ''] : []),
   ].join('\n');
 }

@@ -18,6 +18,8 @@ export type Metric =
   | 'ping_p50_ms'
   | 'ping_p99_ms'
   | 'cpu_s_per_gb'
+  | 'cpu_a_s_per_gb'
+  | 'cpu_b_s_per_gb'
   | 'rss_mb'
   | 'handshakes_per_s'
   | 'kb_per_sa';
@@ -32,6 +34,9 @@ export const UNITS: Record<Metric, string> = {
   ping_p50_ms: 'ms',
   ping_p99_ms: 'ms',
   cpu_s_per_gb: 'CPU s/GB',
+  /** UML rows (bench/uml.ts): host CPU of side A (sender) / side B (receiver) alone. */
+  cpu_a_s_per_gb: 'CPU s/GB',
+  cpu_b_s_per_gb: 'CPU s/GB',
   rss_mb: 'MiB',
   handshakes_per_s: 'SAs/s',
   kb_per_sa: 'KiB/SA',
@@ -55,7 +60,8 @@ export interface ResultRow {
 
 export interface CaseStatus {
   case: string;
-  kind: 'throughput' | 'handshake';
+  /** `uml`: the kernel rows under User-Mode Linux (bench/uml.ts), tabled apart from the native throughput cases. */
+  kind: 'throughput' | 'handshake' | 'uml';
   title: string;
   status: 'ok' | 'unavailable' | 'failed';
   reason?: string;

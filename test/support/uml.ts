@@ -152,6 +152,11 @@ export class UmlGuest {
     this.bootMs = Math.round(performance.now() - t0);
   }
 
+  /** Host PID of the guest's kernel (its process group holds the guest's userspace helpers too); undefined once halted. */
+  get processId(): number | undefined {
+    return this.halted ? undefined : this.pid;
+  }
+
   /** Console and init log tails, for error messages. */
   diagnostics(): string {
     const tail = (f: string): string => {
@@ -206,6 +211,28 @@ export class UmlGuest {
   async must(script: string, timeoutMs?: number): Promise<string> {
     const r = await this.exec(script, timeoutMs);
     if (r.code !== 0) throw new Error(`in the UML guest: ${script}\nexit ${r.code}: ${r.stdout}${r.stderr}`);
+    return r.stdout;
+  }
+
+  /**
+   * A one-off iperf3 server (`-s -1`) in the guest, in the background; resolves once it listens
+   * (a loaded 2-core host can take a second or more). A previous one is stopped first.
+   */
+  async startIperf3Server(port = 5201): Promise<void> {
+    await this.must(
+      [
+        `if [ -f /tmp/iperf3-${port}.pid ]; then p=$(cat /tmp/iperf3-${port}.pid); kill $p 2>/dev/null; i=0; while kill -0 $p 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi`,
+        `setsid iperf3 -s -1 -p ${port} > /tmp/iperf3-${port}.log 2>&1 < /dev/null & echo $! > /tmp/iperf3-${port}.pid`,
+        `i=0; while ! ss -Hltn 'sport = :${port}' | grep -q . && [ $i -lt 300 ]; do sleep 0.05; i=$((i+1)); done`,
+        `ss -Hltn 'sport = :${port}' | grep -q . || { cat /tmp/iperf3-${port}.log; exit 1; }`,
+      ].join('\n'),
+      30_000,
+    );
+  }
+
+  /** Stop the iperf3 server of startIperf3Server (if still running); returns its log. */
+  async stopIperf3Server(port = 5201): Promise<string> {
+    const r = await this.exec(`[ -f /tmp/iperf3-${port}.pid ] && kill $(cat /tmp/iperf3-${port}.pid) 2>/dev/null; rm -f /tmp/iperf3-${port}.pid; cat /tmp/iperf3-${port}.log 2>/dev/null`);
     return r.stdout;
   }
 
@@ -275,16 +302,28 @@ export class UmlLab {
   }
 
   /** Start a helper process in tunsec's namespace; its PID is recorded and stopped in destroy(). */
-  helper(cmd: string, args: string[]): { pid: number; output: () => string; stop: () => Promise<void> } {
+  helper(cmd: string, args: string[]): { pid: number; output: () => string; stdout: () => string; exited: Promise<number | null>; stop: () => Promise<void> } {
     const child = spawn('ip', ['netns', 'exec', this.pair.a.ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      stdout += d.toString();
+    });
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const pid = child.pid!;
     this.helpers.add(pid);
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('close', (code) => {
+        this.helpers.delete(pid);
+        resolve(code);
+      }),
+    );
     return {
       pid,
       output: () => out,
+      stdout: () => stdout,
+      exited,
       stop: async () => {
         this.helpers.delete(pid);
         await stopPid(pid, 3000);
@@ -318,6 +357,10 @@ export interface GuestChild {
   localTs: string;
   remoteTs: string;
   startAction?: 'none' | 'trap' | 'start';
+  /** swanctl durations (e.g. `8s`): CHILD_SA rekeying, hard expiry, and the random part subtracted from rekey_time. */
+  rekeyTime?: string;
+  lifeTime?: string;
+  randTime?: string;
   extra?: string[];
 }
 
@@ -329,8 +372,50 @@ export interface GuestConnection {
   localId: string;
   remoteId: string;
   encap?: boolean;
+  /** swanctl durations (e.g. `20s`): IKE_SA rekeying, the margin before an unreplaced IKE_SA is closed, the random part subtracted from rekey_time. */
+  rekeyTime?: string;
+  overTime?: string;
+  randTime?: string;
   extra?: string[];
   children: GuestChild[];
+}
+
+/** One IKE_SA with its CHILD_SAs as `swanctl --list-sas` prints them. */
+export interface SwanctlIkeSa {
+  name: string;
+  uniqueId: number;
+  state: string;
+  /** Initiator and responder SPI (16 hex digits each). */
+  spiI: string;
+  spiR: string;
+  /** Whether the local side is the IKE_SA's (original) initiator: the `*` after its SPI. */
+  localIsInitiator: boolean;
+  children: Array<{ name: string; uniqueId: number; reqid: number; state: string; mode: string; proposal: string; spiIn: string; spiOut: string }>;
+}
+
+/** Parse the text of `swanctl --list-sas` (strongSwan 5.9). */
+export function parseSwanctlSas(text: string): SwanctlIkeSa[] {
+  const out: SwanctlIkeSa[] = [];
+  let ike: SwanctlIkeSa | undefined;
+  let child: SwanctlIkeSa['children'][number] | undefined;
+  for (const line of text.split('\n')) {
+    const i = /^(\S+): #(\d+), (\w+), IKEv2, ([0-9a-f]{16})_i(\*?) ([0-9a-f]{16})_r/.exec(line);
+    if (i) {
+      ike = { name: i[1]!, uniqueId: Number(i[2]), state: i[3]!, spiI: i[4]!, spiR: i[6]!, localIsInitiator: i[5] === '*', children: [] };
+      out.push(ike);
+      child = undefined;
+      continue;
+    }
+    const c = /^\s+(\S+): #(\d+), reqid (\d+), (\w+), (\w+), (\S+)/.exec(line);
+    if (c && ike) {
+      child = { name: c[1]!, uniqueId: Number(c[2]), reqid: Number(c[3]), state: c[4]!, mode: c[5]!, proposal: c[6]!, spiIn: '', spiOut: '' };
+      ike.children.push(child);
+      continue;
+    }
+    const spi = /^\s+(in|out)\s+([0-9a-f]{8})/.exec(line);
+    if (spi && child) child[spi[1] === 'in' ? 'spiIn' : 'spiOut'] = spi[2]!;
+  }
+  return out;
 }
 
 /**
@@ -392,6 +477,9 @@ export class GuestStrongSwan {
         `        remote_addrs = ${c.remote}`,
         `        proposals = ${c.proposals}`,
         ...(c.encap !== undefined ? [`        encap = ${c.encap ? 'yes' : 'no'}`] : []),
+        ...(c.rekeyTime !== undefined ? [`        rekey_time = ${c.rekeyTime}`] : []),
+        ...(c.overTime !== undefined ? [`        over_time = ${c.overTime}`] : []),
+        ...(c.randTime !== undefined ? [`        rand_time = ${c.randTime}`] : []),
         ...(c.extra ?? []).map((l) => `        ${l}`),
         '        local {',
         '            auth = pubkey',
@@ -410,6 +498,9 @@ export class GuestStrongSwan {
           `                local_ts = ${ch.localTs}`,
           `                remote_ts = ${ch.remoteTs}`,
           `                start_action = ${ch.startAction ?? 'none'}`,
+          ...(ch.rekeyTime !== undefined ? [`                rekey_time = ${ch.rekeyTime}`] : []),
+          ...(ch.lifeTime !== undefined ? [`                life_time = ${ch.lifeTime}`] : []),
+          ...(ch.randTime !== undefined ? [`                rand_time = ${ch.randTime}`] : []),
           ...(ch.extra ?? []).map((l) => `                ${l}`),
           '            }',
         ]),
@@ -452,6 +543,13 @@ export class GuestStrongSwan {
 
   swanctl(args: string, timeoutMs = 30_000): Promise<RunResult> {
     return this.guest.exec(`${this.env}\nswanctl ${args}`, timeoutMs);
+  }
+
+  /** `swanctl --list-sas`, parsed. */
+  async listSas(): Promise<SwanctlIkeSa[]> {
+    const r = await this.swanctl('--list-sas');
+    if (r.code !== 0) throw new Error(`swanctl --list-sas in the guest: exit ${r.code}: ${r.stdout}${r.stderr}`);
+    return parseSwanctlSas(r.stdout);
   }
 
   initiate(child: string, timeoutS = 20): Promise<RunResult> {
