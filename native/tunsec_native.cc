@@ -355,6 +355,24 @@ Napi::Value GetsockoptInt(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, v);
 }
 
+// peerCred(fd) -> {pid, uid, gid}: SO_PEERCRED of a connected AF_UNIX socket (the credentials
+// the peer had at connect() time, from the kernel; cannot be forged by the peer).
+Napi::Value PeerCred(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!ArgInt(info, 0, &fd)) return ThrowType(env, "peerCred(fd)");
+  struct ucred cred;
+  memset(&cred, 0, sizeof cred);
+  socklen_t l = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0) return ThrowErrno(env, "getsockopt(SO_PEERCRED)", errno);
+  if (l != sizeof cred) return ThrowErrno(env, "getsockopt(SO_PEERCRED)", EINVAL);
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("pid", Napi::Number::New(env, cred.pid));
+  r.Set("uid", Napi::Number::New(env, cred.uid));
+  r.Set("gid", Napi::Number::New(env, cred.gid));
+  return r;
+}
+
 // bindToDevice(fd, ifname) ; "" unbinds
 Napi::Value BindToDevice(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -648,6 +666,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setsockoptInt", Napi::Function::New<SetsockoptInt>(env, "setsockoptInt"));
   exports.Set("getsockoptInt", Napi::Function::New<GetsockoptInt>(env, "getsockoptInt"));
   exports.Set("bindToDevice", Napi::Function::New<BindToDevice>(env, "bindToDevice"));
+  exports.Set("peerCred", Napi::Function::New<PeerCred>(env, "peerCred"));
   exports.Set("sendTo", Napi::Function::New<SendTo>(env, "sendTo"));
   exports.Set("sendBatch", Napi::Function::New<SendBatch>(env, "sendBatch"));
   exports.Set("recvBatch", Napi::Function::New<RecvBatch>(env, "recvBatch"));

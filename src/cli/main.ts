@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
 import { resolveCredentials } from '../daemon/credentials.js';
+import { keyFilePermissionWarning } from '../pki/load.js';
 import { Daemon, DaemonStartError, NATT_PORT } from '../daemon/daemon.js';
 import { checkCommand } from './commands/check.js';
 import { UsageError, parseArgs } from './commands/common.js';
@@ -139,6 +140,15 @@ export function configCheck(args: readonly string[], io: Io = stdio): number {
     if (creds.errors.length > 0) {
       io.out(`${file}: invalid credentials: ${plural(creds.errors.length, 'error')}, ${plural(warnings, 'warning')}\n`);
       return 1;
+    }
+  } else {
+    // Without --creds the keys are not loaded, but loose permissions on key files are still worth a warning.
+    for (const [name, secret] of Object.entries(r.config.secrets)) {
+      const w = keyFilePermissionWarning(secret.file);
+      if (w) {
+        io.out(`${file}: warning: secrets.${name}: ${w}\n`);
+        warnings++;
+      }
     }
   }
   io.out(`${file}: OK${warnings ? ` (${plural(warnings, 'warning')})` : ''}: ${summary(r.config)}\n`);

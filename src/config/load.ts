@@ -199,7 +199,16 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     }
     return fail();
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // Some problems surface only when the values are built: an alias whose anchor is not
+    // set before it, a merge key (<<) of something that is not a map, more aliases than
+    // the yaml library's resource-exhaustion limit.
+    out.add([], `YAML: ${(err as Error).message}`);
+    return fail();
+  }
   if (data === null || data === undefined) {
     out.add([], "the configuration is empty; it needs at least a 'connections' section");
     return fail();
@@ -239,6 +248,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       hold_packets: daemonIn.hold_packets,
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
+      limits: daemonIn.limits,
     };
   }
 

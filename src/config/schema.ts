@@ -54,6 +54,26 @@ const tunMtu = () =>
     v === 'auto' ? ok('auto') : typeof v === 'number' && Number.isInteger(v) && v >= 576 && v <= 9000 ? ok(v) : bad(`expected 'auto' or an MTU of 576–9000 octets, got ${describeValue(v)}`),
   );
 
+/**
+ * `daemon.limits`: bounds on what unauthenticated peers can make the daemon hold or compute
+ * (half-open IKE SAs, per-peer rates, IKE fragments in reassembly). Defaults are safe for a
+ * gateway with a few hundred peers; docs/notes/hardening.md explains them.
+ */
+export const limitsSchema = z.strictObject({
+  half_open_max: integer(1, 1_000_000).default(1024),
+  half_open_per_peer: integer(1, 100_000).default(16),
+  half_open_timeout: duration().default(30),
+  cookie_threshold: integer(0, 1_000_000).default(10),
+  ike_init_rate: integer(1, 100_000).default(10),
+  ike_auth_rate: integer(1, 100_000).default(10),
+  peers_max: integer(16, 10_000_000).default(4096),
+  invalid_spi_rate: integer(0, 100_000).default(10),
+  fragments_per_sa: integer(1, 64).default(4),
+  fragment_bytes: byteCount().default(65535),
+  fragments_total_bytes: byteCount().default(4 * 1024 * 1024),
+  fragment_timeout: duration().default(30),
+});
+
 export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec.pid'),
   control_socket: path().default('/run/tunsec.sock'),
@@ -75,6 +95,7 @@ export const daemonSchema = z.strictObject({
   retransmit_base: decimal(1, 10).default(1.8),
   retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
+  limits: limitsSchema.prefault({}),
 });
 
 export const authoritiesSchema = z.strictObject({

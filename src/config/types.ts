@@ -67,6 +67,36 @@ export interface DaemonConfig {
   retransmit: { timeout: number; base: number; tries: number };
   /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
   mss_clamp: boolean;
+  /** Denial-of-service bounds (docs/configuration.md, docs/notes/hardening.md). */
+  limits: LimitsConfig;
+}
+
+/** `daemon.limits`; times in seconds, sizes in octets, rates per second. */
+export interface LimitsConfig {
+  /** Half-open IKE SAs (responder, IKE_AUTH not completed) at most; further IKE_SA_INIT requests are dropped. */
+  half_open_max: number;
+  /** Half-open IKE SAs from one IP address at most. */
+  half_open_per_peer: number;
+  /** A half-open IKE SA that has not completed IKE_AUTH after this long is dropped. */
+  half_open_timeout: number;
+  /** Half-open IKE SAs from which on IKE_SA_INIT requests must return a COOKIE (RFC 7296 §2.6); 0 = always. */
+  cookie_threshold: number;
+  /** IKE_SA_INIT requests (key exchanges) processed per second per peer address (burst: twice that). */
+  ike_init_rate: number;
+  /** IKE_AUTH requests (signature checks) processed per second per peer address before the IKE SA is established (burst: twice that). */
+  ike_auth_rate: number;
+  /** Peer addresses whose rate state is kept (least recently seen ones are forgotten). */
+  peers_max: number;
+  /** Unprotected INVALID_IKE_SPI answers per second (RFC 7296 §2.21.4). */
+  invalid_spi_rate: number;
+  /** IKE messages in fragment reassembly (RFC 7383) per IKE SA. */
+  fragments_per_sa: number;
+  /** Largest reassembled IKE message, in octets. */
+  fragment_bytes: number;
+  /** Octets held in fragment reassembly across all IKE SAs. */
+  fragments_total_bytes: number;
+  /** A partly reassembled message is dropped after this long. */
+  fragment_timeout: number;
 }
 
 export interface AuthoritiesConfig {

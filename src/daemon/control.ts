@@ -23,7 +23,8 @@ import { dirname } from 'node:path';
 import type { Daemon, DaemonState, GlobalSwitchState } from './daemon.js';
 import type { DatapathStatus } from './datapath.js';
 import type { DaemonLogger } from './logger.js';
-import type { IkeSaManager, ManagerCounters } from '../ike/manager.js';
+import type { IkeSaManager, ManagerCounters, ManagerLimits } from '../ike/manager.js';
+import { reassemblyBudget } from '../ike/codec/fragments.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { IkeSaState } from '../ike/sa/context.js';
 import type { SaCounters } from '../esp/api.js';
@@ -33,6 +34,7 @@ import { spiHex } from './events.js';
 import { summarizeReload, type ReloadResult } from './reload.js';
 import type { ManualSaInfo, ManualSaListResult } from './manual.js';
 import { parseManualSa } from '../config/manual.js';
+import { loadNative } from '../native/addon.js';
 
 /** The longest request line accepted, in octets (without the newline). */
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -54,11 +56,12 @@ export class ControlError extends Error {
 
 /**
  * `bad_json`, `bad_request` (not a request object, bad `args`), `unknown_command`,
- * `too_large`, `busy` (too many clients): the request was not understood.
+ * `too_large`, `busy` (too many clients): the request was not understood;
+ * `forbidden`: the client's user may not control the daemon (SO_PEERCRED: root only).
  * `not_found` (no such connection), `failed`, `timeout`, `unavailable` (the
  * daemon is starting/stopping), `internal`: the command ran and did not succeed.
  */
-export type ControlErrorCode = 'bad_json' | 'bad_request' | 'unknown_command' | 'too_large' | 'busy' | 'not_found' | 'failed' | 'timeout' | 'unavailable' | 'internal';
+export type ControlErrorCode = 'bad_json' | 'bad_request' | 'unknown_command' | 'too_large' | 'busy' | 'forbidden' | 'not_found' | 'failed' | 'timeout' | 'unavailable' | 'internal';
 
 export type ControlRequestId = number | string | null;
 
@@ -83,6 +86,8 @@ export interface ControlCounters {
   badRequests: number;
   /** Connections refused because MAX_CLIENTS were connected. */
   rejectedClients: number;
+  /** Connections refused because the peer process is neither root nor the daemon's user (SO_PEERCRED). */
+  refusedPeers: number;
 }
 
 export interface ControlServerOptions {
@@ -91,11 +96,32 @@ export interface ControlServerOptions {
   handlers: Record<string, ControlHandler>;
   maxRequestBytes?: number;
   maxClients?: number;
+  /**
+   * User IDs whose processes may talk to the daemon (SO_PEERCRED); default root and the
+   * daemon's own effective user. Anyone else gets one error line and is disconnected.
+   */
+  allowedUids?: readonly number[];
+  /** The peer's credentials (tests replace it); default SO_PEERCRED through the native addon. */
+  peerCredentials?: (socket: Socket) => { pid: number; uid: number; gid: number };
+}
+
+/**
+ * SO_PEERCRED of an accepted unix socket: Node keeps the descriptor in the
+ * socket's libuv handle (`_handle.fd`, Linux), which is not a public API — so
+ * it is checked to be a descriptor number before use.
+ */
+export function socketPeerCredentials(socket: Socket): { pid: number; uid: number; gid: number } {
+  const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw new Error('the socket has no file descriptor');
+  const addon = loadNative();
+  if (typeof addon.peerCred !== 'function') throw new Error('the native addon predates peerCred (run `npm ci`)');
+  return addon.peerCred(fd);
 }
 
 /** The control socket's listener. `start` refuses a path another live daemon answers on. */
 export class ControlServer {
-  readonly counters: ControlCounters = { connections: 0, requests: 0, badRequests: 0, rejectedClients: 0 };
+  readonly counters: ControlCounters = { connections: 0, requests: 0, badRequests: 0, rejectedClients: 0, refusedPeers: 0 };
   private server?: Server;
   private readonly clients = new Set<Socket>();
   /** The socket file we created (removed at stop only if it is still this one). */
@@ -182,6 +208,22 @@ export class ControlServer {
   private accept(socket: Socket): void {
     this.counters.connections++;
     socket.on('error', (err) => this.options.log.log('daemon', 'debug', `control client: ${err.message}`));
+    let cred: { pid: number; uid: number; gid: number } | undefined;
+    let credError = '';
+    try {
+      cred = (this.options.peerCredentials ?? socketPeerCredentials)(socket);
+    } catch (err) {
+      credError = (err as Error).message;
+    }
+    const allowed = this.options.allowedUids ?? [0, process.geteuid?.() ?? 0];
+    if (!cred || !allowed.includes(cred.uid)) {
+      // Fail closed: a peer whose credentials cannot be read is refused too.
+      this.counters.refusedPeers++;
+      const who = cred ? `uid ${cred.uid} (pid ${cred.pid})` : `a peer whose credentials cannot be read (${credError})`;
+      this.options.log.log('daemon', 'warn', `control socket: refused ${who}: only root${allowed.some((u) => u !== 0) ? ` and uid ${allowed.filter((u) => u !== 0).join(', ')}` : ''} may control the daemon`);
+      socket.end(line({ id: null, ok: false, code: 'forbidden', error: `permission denied: ${cred ? `uid ${cred.uid} is` : 'peer credentials are'} not allowed to control the daemon (root only)` }));
+      return;
+    }
     if (this.clients.size >= this.maxClients) {
       this.counters.rejectedClients++;
       this.options.log.log('daemon', 'warn', `control socket: a client was refused: ${this.clients.size} clients are connected already`);
@@ -389,9 +431,42 @@ export interface StatusResult {
     datapath: 'userspace' | 'none' | null;
     global: GlobalStatus;
     /** The control socket: clients connected now; since start: connections, requests, bad requests, clients refused. */
-    control: { clients: number; connections: number; requests: number; bad_requests: number; rejected_clients: number };
+    control: { clients: number; connections: number; requests: number; bad_requests: number; rejected_clients: number; refused_peers?: number };
+    /** The IKE responder's denial-of-service state and `daemon.limits` (absent before the manager exists). */
+    ike?: IkeDefenceStatus;
   };
   connections: ConnectionStatus[];
+}
+
+export interface IkeDefenceStatus {
+  half_open: number;
+  /** IKE_SA_INIT requests must carry a COOKIE now (half_open ≥ cookie_threshold). */
+  cookie_mode: boolean;
+  cookies_sent: number;
+  cookies_rejected: number;
+  /** IKE_SA_INIT / IKE_AUTH requests dropped by a limit (half_open_max, half_open_per_peer, ike_init_rate, ike_auth_rate). */
+  limit_drops: number;
+  half_open_timeouts: number;
+  /** Peer addresses with rate state (≤ limits.peersMax). */
+  peers: number;
+  /** Octets held in IKE fragment reassembly, all IKE SAs. */
+  fragment_bytes: number;
+  limits: ManagerLimits;
+}
+
+export function ikeDefenceStatus(manager: IkeSaManager): IkeDefenceStatus {
+  const c = manager.counters;
+  return {
+    half_open: manager.halfOpenCount,
+    cookie_mode: manager.halfOpenCount >= manager.limits.cookieThreshold,
+    cookies_sent: c.cookiesSent,
+    cookies_rejected: c.cookiesRejected,
+    limit_drops: c.halfOpenLimitDrops + c.peerHalfOpenDrops + c.initRateDrops + c.authRateDrops,
+    half_open_timeouts: c.halfOpenTimeouts,
+    peers: manager.peerStateCount,
+    fragment_bytes: reassemblyBudget().bytes(Date.now()),
+    limits: { ...manager.limits },
+  };
 }
 
 export interface ChildSaInfo {
@@ -692,14 +767,15 @@ export function statusOf(daemon: Daemon): StatusResult {
       datapath: daemon.settings?.datapath ?? null,
       global: globalStatus(daemon),
       control: controlStats(daemon.controlServer),
+      ...(daemon.manager ? { ike: ikeDefenceStatus(daemon.manager) } : {}),
     },
     connections: daemon.connectionList.map((c) => connectionStatus(daemon, c.name, now)),
   };
 }
 
 function controlStats(server: ControlServer | undefined): StatusResult['daemon']['control'] {
-  const c = server?.counters ?? { connections: 0, requests: 0, badRequests: 0, rejectedClients: 0 };
-  return { clients: server?.clientCount ?? 0, connections: c.connections, requests: c.requests, bad_requests: c.badRequests, rejected_clients: c.rejectedClients };
+  const c = server?.counters ?? { connections: 0, requests: 0, badRequests: 0, rejectedClients: 0, refusedPeers: 0 };
+  return { clients: server?.clientCount ?? 0, connections: c.connections, requests: c.requests, bad_requests: c.badRequests, rejected_clients: c.rejectedClients, refused_peers: c.refusedPeers };
 }
 
 function connectionStatus(daemon: Daemon, name: string, now: number): ConnectionStatus {

@@ -16,6 +16,7 @@ import type { IkeSa, IkeSaEndCause, IkeSaIo } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
 import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
+import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
 import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
@@ -319,6 +320,7 @@ export class Daemon {
       io,
       ikePort,
       retransmit: { ...config.daemon.retransmit, ...this.options.retransmit },
+      ...managerLimits(config.daemon.limits),
     });
     this.events.attach(this.managerInstance);
     this.connectionStates.attach(this.managerInstance);

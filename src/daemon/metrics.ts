@@ -110,6 +110,11 @@ const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: stri
   cookiesRejected: { name: 'tunsec_ike_cookies_rejected_total', help: 'IKE_SA_INIT requests with a wrong or missing COOKIE.' },
   internalErrors: { name: 'tunsec_ike_internal_errors_total', help: 'IKE messages whose processing hit a bug (logged with its stack).' },
   invalidSpiSent: { name: 'tunsec_ike_invalid_spi_notifies_sent_total', help: 'INVALID_IKE_SPI notifies sent in answer to unknown IKE SPIs.' },
+  halfOpenLimitDrops: { name: 'tunsec_ike_half_open_limit_drops_total', help: 'IKE_SA_INIT requests dropped because daemon.limits.half_open_max half-open IKE SAs existed.' },
+  peerHalfOpenDrops: { name: 'tunsec_ike_peer_half_open_drops_total', help: 'IKE_SA_INIT requests dropped because their address had daemon.limits.half_open_per_peer half-open IKE SAs.' },
+  initRateDrops: { name: 'tunsec_ike_init_rate_drops_total', help: 'IKE_SA_INIT requests dropped by the per-address rate limit (daemon.limits.ike_init_rate).' },
+  authRateDrops: { name: 'tunsec_ike_auth_rate_drops_total', help: 'IKE_AUTH requests dropped by the per-address rate limit (daemon.limits.ike_auth_rate).' },
+  halfOpenTimeouts: { name: 'tunsec_ike_half_open_timeouts_total', help: 'Half-open IKE SAs dropped because IKE_AUTH did not complete within daemon.limits.half_open_timeout.' },
 };
 
 /**
@@ -166,6 +171,27 @@ export class TunsecMetrics {
     });
     gauge('tunsec_ike_sas_half_open', 'Half-open IKE SAs (responder side, IKE_AUTH not completed).', [], (g, s) => {
       g.set(s.sas.manager?.half_open ?? 0);
+    });
+    gauge('tunsec_ike_cookie_mode', '1 while IKE_SA_INIT requests must return a COOKIE (half-open IKE SAs ≥ daemon.limits.cookie_threshold).', [], (g, s) => {
+      g.set(s.status.daemon.ike?.cookie_mode ? 1 : 0);
+    });
+    gauge('tunsec_ike_peer_rate_entries', 'Peer addresses with rate-limit state (bounded by daemon.limits.peers_max).', [], (g, s) => {
+      g.set(s.status.daemon.ike?.peers ?? 0);
+    });
+    gauge('tunsec_ike_fragment_reassembly_bytes', 'Octets held in IKE fragment reassembly over all IKE SAs (bounded by daemon.limits.fragments_total_bytes).', [], (g, s) => {
+      g.set(s.status.daemon.ike?.fragment_bytes ?? 0);
+    });
+    gauge('tunsec_limit', 'The denial-of-service limits in force (daemon.limits; times in seconds, rates per second).', ['limit'], (g, s) => {
+      const l = s.status.daemon.ike?.limits;
+      if (!l) return;
+      g.set({ limit: 'cookie_threshold' }, l.cookieThreshold);
+      g.set({ limit: 'half_open_max' }, l.halfOpenMax);
+      g.set({ limit: 'half_open_per_peer' }, l.halfOpenPerPeer);
+      g.set({ limit: 'half_open_timeout' }, l.halfOpenTimeoutMs / 1000);
+      g.set({ limit: 'ike_init_rate' }, l.initPerPeerPerSecond);
+      g.set({ limit: 'ike_auth_rate' }, l.authPerPeerPerSecond);
+      g.set({ limit: 'peers_max' }, l.peersMax);
+      g.set({ limit: 'invalid_spi_rate' }, l.invalidSpiPerSecond);
     });
     gauge('tunsec_child_sas', 'CHILD SAs under established IKE SAs, by connection.', ['connection'], (g, s) => {
       for (const c of s.status.connections) g.set({ connection: c.name }, c.children);
@@ -257,6 +283,7 @@ export class TunsecMetrics {
     });
     gauge('tunsec_control_clients', 'Clients connected to the control socket now.', [], (g, s) => g.set(s.status.daemon.control.clients));
     counter('tunsec_control_requests_total', 'Requests answered on the control socket.', [], (c, s) => c.inc(s.status.daemon.control.requests));
+    counter('tunsec_control_refused_peers_total', 'Control socket connections refused because the peer is not root (SO_PEERCRED).', [], (c, s) => c.inc(s.status.daemon.control.refused_peers ?? 0));
     counter('tunsec_control_bad_requests_total', 'Control socket requests that were not understood.', [], (c, s) => c.inc(s.status.daemon.control.bad_requests));
 
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: r });

@@ -410,6 +410,7 @@ export class EspDatapath {
     const spi = espSpi(esp);
     if (spi === undefined) {
       c.inMalformed++;
+      this.rateLog('malformed', 'debug', () => `dropped a ${esp.length}-octet packet too short for ESP from ${formatIp(src.address)}`);
       return;
     }
     const sa = this.sad.inboundSa(spi);
@@ -508,12 +509,14 @@ export class EspDatapath {
         break;
       case 'padding':
         c.inPadding++;
+        this.rateLog(`padding-${sa.spec.spi}`, 'warn', () => `SA ${sa.name}: dropped an authenticated packet with bad padding`);
         break;
       case 'dummy':
         c.inDummy++;
         break;
       default:
         c.inMalformed++;
+        this.rateLog(`malformed-${sa.spec.spi}`, 'debug', () => `SA ${sa.name}: dropped a ${reason === 'truncated' ? 'truncated' : 'malformed'} packet`);
     }
   }
 

@@ -16,6 +16,7 @@ import { IkeSa, type IkeSaEvents, type IkeSaIo } from './sa/ike-sa.js';
 import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
 import { randomSpi } from './tasks/ike-init.js';
+import { setReassemblyDefaults, type ReassemblyLimits } from './codec/fragments.js';
 
 export interface ConnectionEntry {
   config: IkePeerConfig;
@@ -40,6 +41,44 @@ export interface ManagerOptions {
   invalidSpiPerSecond?: number;
   /** Half-open SAs are dropped after this long (strongSwan: 30 s). */
   halfOpenTimeoutMs?: number;
+  /*
+   * The limits below default to none (Infinity) for library users (tests, benchmarks that run
+   * many handshakes from one address); the daemon always passes daemon.limits, whose defaults
+   * are the safe ones (src/config/schema.ts limitsSchema, src/daemon/limits.ts).
+   */
+  /** Half-open SAs at most; IKE_SA_INIT requests beyond are dropped, even with a valid COOKIE. */
+  halfOpenMax?: number;
+  /** Half-open SAs from one IP address at most. */
+  halfOpenPerPeer?: number;
+  /** IKE_SA_INIT requests (each costs a key exchange) processed per second per IP address; burst twice that. */
+  initPerPeerPerSecond?: number;
+  /** IKE_AUTH requests (each costs signature checks) processed per second per IP address on half-open SAs; burst twice that. */
+  authPerPeerPerSecond?: number;
+  /** IP addresses whose rate state is kept; the least recently seen are forgotten (default 4096). */
+  peersMax?: number;
+  /** Process-wide RFC 7383 reassembly limits (per IKE SA, and `totalBytes` over all of them); see codec/fragments.ts. */
+  reassembly?: Partial<ReassemblyLimits> & { totalBytes?: number };
+  /** Clock in ms for the rate limits (tests replace it). */
+  now?: () => number;
+}
+
+/** The limits in force, for status and metrics (`daemon.limits`). */
+export interface ManagerLimits {
+  cookieThreshold: number;
+  halfOpenMax: number;
+  halfOpenPerPeer: number;
+  halfOpenTimeoutMs: number;
+  initPerPeerPerSecond: number;
+  authPerPeerPerSecond: number;
+  peersMax: number;
+  invalidSpiPerSecond: number;
+}
+
+/** Per-address token buckets (refilled continuously, `rate` per second up to `2 × rate`). */
+interface PeerRate {
+  init: number;
+  auth: number;
+  at: number;
 }
 
 export interface ManagerCounters {
@@ -50,6 +89,16 @@ export interface ManagerCounters {
   cookiesRejected: number;
   internalErrors: number;
   invalidSpiSent: number;
+  /** IKE_SA_INIT requests dropped: `halfOpenMax` half-open SAs exist. */
+  halfOpenLimitDrops: number;
+  /** IKE_SA_INIT requests dropped: their address has `halfOpenPerPeer` half-open SAs. */
+  peerHalfOpenDrops: number;
+  /** IKE_SA_INIT requests dropped by the per-address rate limit. */
+  initRateDrops: number;
+  /** IKE_AUTH requests (on half-open SAs) dropped by the per-address rate limit. */
+  authRateDrops: number;
+  /** Half-open SAs dropped because IKE_AUTH did not complete within `halfOpenTimeoutMs`. */
+  halfOpenTimeouts: number;
 }
 
 const key = (spi: Buffer): string => spi.toString('hex');
@@ -58,6 +107,19 @@ const key = (spi: Buffer): string => spi.toString('hex');
 export type ManagerEvents = IkeSaEvents;
 type ManagerListeners = { [K in keyof ManagerEvents]: Array<ManagerEvents[K]> };
 
+/**
+ * Whether an IKE SA is a contact with the peer a new initiation of `config`
+ * to `remoteAddress` would make (§2.4 INITIAL_CONTACT): same local identity,
+ * the configured remote identity (any, if none), same address family.
+ */
+function sameContact(ctx: IkeSaContext, config: IkePeerConfig, remoteAddress: string): boolean {
+  return (
+    ctx.config.localId.value === config.localId.value &&
+    (config.remoteId === undefined || ctx.peerId?.value === config.remoteId.value) &&
+    ctx.remote.address.includes(':') === remoteAddress.includes(':')
+  );
+}
+
 export class IkeSaManager {
   private readonly byLocalSpi = new Map<string, IkeSa>();
   private readonly halfOpen = new Map<string, IkeSa>();
@@ -65,10 +127,43 @@ export class IkeSaManager {
   private invalidSpiWindowStart = 0;
   private invalidSpiSent = 0;
   private previousCookieSecret = this.cookieSecret;
+  /** Each half-open SA's key in `halfOpen` and its timeout. */
+  private readonly halfOpenSas = new Map<IkeSa, { key: string; address: string; timer: ReturnType<typeof setTimeout> | undefined }>();
+  /** Half-open SAs per peer address (entries removed at 0). */
+  private readonly halfOpenByAddress = new Map<string, number>();
+  /** Rate state per peer address, least recently seen first (bounded by `peersMax`). */
+  private readonly peerRates = new Map<string, PeerRate>();
+  /** Rate-limited log lines (a fixed set of keys). */
+  private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
+  readonly limits: Readonly<ManagerLimits>;
   private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [] };
-  readonly counters: ManagerCounters = { malformed: 0, unknownSpi: 0, noConnection: 0, cookiesSent: 0, cookiesRejected: 0, internalErrors: 0, invalidSpiSent: 0 };
+  readonly counters: ManagerCounters = {
+    malformed: 0,
+    unknownSpi: 0,
+    noConnection: 0,
+    cookiesSent: 0,
+    cookiesRejected: 0,
+    internalErrors: 0,
+    invalidSpiSent: 0,
+    halfOpenLimitDrops: 0,
+    peerHalfOpenDrops: 0,
+    initRateDrops: 0,
+    authRateDrops: 0,
+    halfOpenTimeouts: 0,
+  };
 
   constructor(private readonly options: ManagerOptions) {
+    this.limits = {
+      cookieThreshold: options.cookieThreshold ?? 10,
+      halfOpenMax: options.halfOpenMax ?? Infinity,
+      halfOpenPerPeer: options.halfOpenPerPeer ?? Infinity,
+      halfOpenTimeoutMs: options.halfOpenTimeoutMs ?? 30_000,
+      initPerPeerPerSecond: options.initPerPeerPerSecond ?? Infinity,
+      authPerPeerPerSecond: options.authPerPeerPerSecond ?? Infinity,
+      peersMax: options.peersMax ?? 4096,
+      invalidSpiPerSecond: options.invalidSpiPerSecond ?? 10,
+    };
+    if (options.reassembly) setReassemblyDefaults(options.reassembly);
     // Soft expiries (rekey_bytes / rekey_packets / rekey_time) start the owning CHILD_SA's rekey.
     options.backend.on('expire', (e) => {
       if (e.hard) return;
@@ -130,6 +225,61 @@ export class IkeSaManager {
     return this.halfOpen.size;
   }
 
+  /** Peer addresses with rate state (bounded by `limits.peersMax`). */
+  get peerStateCount(): number {
+    return this.peerRates.size;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** Take one token of `kind` from `address`'s bucket; false when it is empty. */
+  private takeToken(address: string, kind: 'init' | 'auth'): boolean {
+    const rate = kind === 'init' ? this.limits.initPerPeerPerSecond : this.limits.authPerPeerPerSecond;
+    if (!Number.isFinite(rate)) return true; // no limit: no state either
+    const now = this.now();
+    const burst = 2 * rate;
+    const refilled = (tokens: number, r: number, seconds: number): number => (Number.isFinite(r) ? Math.min(2 * r, tokens + seconds * r) : tokens);
+    let st = this.peerRates.get(address);
+    if (st) {
+      this.peerRates.delete(address); // re-inserted below: the map stays in least-recently-seen order
+      const seconds = Math.max(0, now - st.at) / 1000;
+      st.init = refilled(st.init, this.limits.initPerPeerPerSecond, seconds);
+      st.auth = refilled(st.auth, this.limits.authPerPeerPerSecond, seconds);
+      st.at = now;
+    } else {
+      st = { init: 2 * this.limits.initPerPeerPerSecond, auth: 2 * this.limits.authPerPeerPerSecond, at: now };
+      while (this.peerRates.size >= this.limits.peersMax) {
+        const oldest = this.peerRates.keys().next().value;
+        if (oldest === undefined) break;
+        this.peerRates.delete(oldest);
+      }
+    }
+    this.peerRates.set(address, st);
+    if (st[kind] < 1 || burst < 1) return false;
+    st[kind] -= 1;
+    return true;
+  }
+
+  private addHalfOpen(hoKey: string, sa: IkeSa, address: string): void {
+    this.halfOpen.set(hoKey, sa);
+    this.halfOpenSas.set(sa, { key: hoKey, address, timer: undefined });
+    this.halfOpenByAddress.set(address, (this.halfOpenByAddress.get(address) ?? 0) + 1);
+  }
+
+  /** `sa` is no longer half-open (established or gone). */
+  private removeHalfOpen(sa: IkeSa): void {
+    const entry = this.halfOpenSas.get(sa);
+    if (!entry) return;
+    this.halfOpenSas.delete(sa);
+    if (this.halfOpen.get(entry.key) === sa) this.halfOpen.delete(entry.key);
+    if (entry.timer !== undefined) clearTimeout(entry.timer);
+    const n = (this.halfOpenByAddress.get(entry.address) ?? 1) - 1;
+    if (n <= 0) this.halfOpenByAddress.delete(entry.address);
+    else this.halfOpenByAddress.set(entry.address, n);
+  }
+
   /** Rotate the COOKIE secret (§2.6 suggests periodically); the previous one stays valid once. */
   rotateCookieSecret(): void {
     this.previousCookieSecret = this.cookieSecret;
@@ -153,7 +303,7 @@ export class IkeSaManager {
       randomSpi(),
     );
     // §2.4: INITIAL_CONTACT only when no other IKE SA of ours talks to this peer under this connection
-    ctx.sendInitialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && s.ctx.config.name === name);
+    ctx.sendInitialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
     const sa = this.create(ctx);
     this.byLocalSpi.set(key(ctx.localSpi), sa);
     return new Promise((resolve, reject) => {
@@ -180,7 +330,9 @@ export class IkeSaManager {
       s.ctx.peerId !== undefined &&
       s.ctx.peerId.type === sa.ctx.peerId!.type &&
       s.ctx.peerId.value === sa.ctx.peerId!.value &&
-      s.ctx.config.localId.value === sa.ctx.config.localId.value;
+      s.ctx.config.localId.value === sa.ctx.config.localId.value &&
+      // one contact per address family, as strongSwan: an IPv6 IKE SA does not replace the IPv4 one
+      s.ctx.remote.address.includes(':') === sa.ctx.remote.address.includes(':');
     const older = this.sas.filter(same);
     if (older.length === 0) return;
     const log = this.options.log;
@@ -201,7 +353,7 @@ export class IkeSaManager {
 
   private unregister(sa: IkeSa): void {
     if (this.byLocalSpi.get(key(sa.ctx.localSpi)) === sa) this.byLocalSpi.delete(key(sa.ctx.localSpi));
-    for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    this.removeHalfOpen(sa);
   }
 
   /**
@@ -243,11 +395,33 @@ export class IkeSaManager {
       if (!h.response) this.sendInvalidIkeSpi(message, local, remote);
       return;
     }
-    const wasHalfOpen = sa.state !== 'established';
-    sa.receive(datagram, message, local, remote);
-    if (wasHalfOpen && (sa.state as string) === 'established') {
-      for (const [k, v] of this.halfOpen) if (v === sa) this.halfOpen.delete(k);
+    const wasHalfOpen = this.halfOpenSas.has(sa);
+    if (wasHalfOpen && h.exchangeType === ExchangeType.IKE_AUTH && !h.response && this.costsSignatureCheck(message) && !this.takeToken(remote.address, 'auth')) {
+      this.counters.authRateDrops++;
+      this.options.log.log('debug', `IKE_AUTH request from ${remote.address} dropped: more than ${this.limits.authPerPeerPerSecond}/s from this address`);
+      return;
     }
+    sa.receive(datagram, message, local, remote);
+    if (wasHalfOpen && (sa.state as string) === 'established') this.removeHalfOpen(sa);
+  }
+
+  /** Log `key`'s message at most once per 10 s, then say how many were suppressed. */
+  private rateLog(key: string, level: 'info' | 'warn' | 'debug', message: () => string): void {
+    const now = this.now();
+    const last = this.lastLog.get(key);
+    if (last && now - last.at < 10_000) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.lastLog.set(key, { at: now, suppressed: 0 });
+    this.options.log.log(level, suppressed > 0 ? `${message()} (and ${suppressed} more since the last report)` : message());
+  }
+
+  /** An unfragmented IKE_AUTH request, or its first fragment (the others only join a reassembly). */
+  private costsSignatureCheck(message: IkeMessage): boolean {
+    const last = message.payloads[message.payloads.length - 1];
+    return last?.type !== PayloadType.SKF || last.fragmentNumber === 1;
   }
 
   private receiveInitRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
@@ -255,31 +429,56 @@ export class IkeSaManager {
     const existing = this.halfOpen.get(hoKey);
     if (existing) return existing.receive(datagram, message, local, remote);
 
-    if (this.halfOpen.size >= (this.options.cookieThreshold ?? 10) && !this.cookieValid(message, remote)) {
+    // Cheapest checks first: the COOKIE is stateless; only requests that proved their source address get per-address state.
+    if (this.halfOpen.size >= this.limits.cookieThreshold && !this.cookieValid(message, remote)) {
       this.sendCookie(message, local, remote);
       return;
     }
+    // Connection selection is a scan of the configuration: before any per-address state is made.
     const entry = this.options.connections.find(
       (c) => (c.localAddrs.includes('%any') || c.localAddrs.includes(local.address)) && (c.remoteAddrs.includes('%any') || c.remoteAddrs.includes(remote.address)),
     );
     if (!entry) {
       this.counters.noConnection++;
-      this.options.log.log('info', `no connection configured for IKE_SA_INIT from ${remote.address} to ${local.address}; ignored`);
+      // spoofable and unauthenticated: at most one line per interval
+      this.rateLog('no-connection', 'info', () => `no connection configured for IKE_SA_INIT from ${remote.address} to ${local.address}; ignored`);
+      return;
+    }
+    if (this.halfOpen.size >= this.limits.halfOpenMax) {
+      this.counters.halfOpenLimitDrops++;
+      this.options.log.log('debug', `IKE_SA_INIT from ${remote.address} dropped: ${this.halfOpen.size} half-open IKE SAs (limit)`);
+      return;
+    }
+    if ((this.halfOpenByAddress.get(remote.address) ?? 0) >= this.limits.halfOpenPerPeer) {
+      this.counters.peerHalfOpenDrops++;
+      this.options.log.log('debug', `IKE_SA_INIT from ${remote.address} dropped: ${this.limits.halfOpenPerPeer} half-open IKE SAs from this address (limit)`);
+      return;
+    }
+    if (!this.takeToken(remote.address, 'init')) {
+      this.counters.initRateDrops++;
+      this.options.log.log('debug', `IKE_SA_INIT from ${remote.address} dropped: more than ${this.limits.initPerPeerPerSecond}/s from this address`);
       return;
     }
     const ctx = new IkeSaContext(false, entry.config, local, remote, this.options.backend, this.options.log, Buffer.from(message.header.spiI));
     const sa = this.create(ctx);
-    this.halfOpen.set(hoKey, sa);
+    this.addHalfOpen(hoKey, sa, remote.address);
     sa.receive(datagram, message, local, remote);
     if (sa.state === 'destroyed') {
-      this.halfOpen.delete(hoKey);
+      this.removeHalfOpen(sa);
       return;
     }
     this.byLocalSpi.set(key(ctx.localSpi), sa);
-    const timer = setTimeout(() => {
-      if (sa.state !== 'established' && sa.state !== 'destroyed') sa.destroy('half-open IKE_SA timed out', 'failed');
-    }, this.options.halfOpenTimeoutMs ?? 30_000);
-    timer.unref?.();
+    const held = this.halfOpenSas.get(sa);
+    if (held) {
+      held.timer = setTimeout(() => {
+        held.timer = undefined;
+        if (sa.state !== 'established' && sa.state !== 'destroyed') {
+          this.counters.halfOpenTimeouts++;
+          sa.destroy('half-open IKE_SA timed out', 'failed');
+        }
+      }, this.limits.halfOpenTimeoutMs);
+      held.timer.unref?.();
+    }
   }
 
   /**
@@ -293,7 +492,7 @@ export class IkeSaManager {
       this.invalidSpiWindowStart = now;
       this.invalidSpiSent = 0;
     }
-    if (this.invalidSpiSent >= (this.options.invalidSpiPerSecond ?? 10)) return;
+    if (this.invalidSpiSent >= this.limits.invalidSpiPerSecond) return;
     this.invalidSpiSent++;
     this.counters.invalidSpiSent++;
     const response = encodeMessage({

@@ -84,6 +84,11 @@ export interface NativeAddon {
   setsockoptInt(fd: number, level: number, opt: number, value: number): void;
   getsockoptInt(fd: number, level: number, opt: number): number;
   bindToDevice(fd: number, ifname: string): void;
+  /**
+   * SO_PEERCRED of a connected AF_UNIX socket: the pid/uid/gid the peer had when it connected
+   * (kernel-provided). Absent from addon builds that predate it (a stale native/build).
+   */
+  peerCred?: (fd: number) => { pid: number; uid: number; gid: number };
   /** Returns bytes sent, or -1 when the socket buffer is full (EAGAIN/ENOBUFS). */
   sendTo(fd: number, buf: Uint8Array, length: number, address: string, port?: number): number;
   /** sendmmsg to one destination; returns packets sent (fewer on EAGAIN/ENOBUFS). */

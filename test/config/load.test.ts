@@ -155,6 +155,20 @@ describe('defaults', () => {
       hold_packets: 16,
       retransmit: { timeout: 4, base: 1.8, tries: 5 },
       mss_clamp: true,
+      limits: {
+        half_open_max: 1024,
+        half_open_per_peer: 16,
+        half_open_timeout: 30,
+        cookie_threshold: 10,
+        ike_init_rate: 10,
+        ike_auth_rate: 10,
+        peers_max: 4096,
+        invalid_spi_rate: 10,
+        fragments_per_sa: 4,
+        fragment_bytes: 65535,
+        fragments_total_bytes: 4 * 1024 * 1024,
+        fragment_timeout: 30,
+      },
     });
     expect(config.authorities).toEqual({ cacerts: ['/etc/tunsec/x509ca/ca.pem'], crls: [], strictcrl: 'no' });
     expect(dc1.local.certs).toEqual(['/etc/tunsec/x509/me.pem']);

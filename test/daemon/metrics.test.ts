@@ -55,7 +55,7 @@ function value(e: Exposition, name: string, labels: Record<string, string> = {})
 
 const DATAPATH_KEYS: Array<keyof DatapathCounters> = [
   'outPackets', 'outBytes', 'inPackets', 'inBytes', 'outMalformed', 'outNoPolicy', 'outBypass', 'outDiscard', 'outHeld', 'outHoldOverflow', 'outNoSa',
-  'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops',
+  'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
 ];
 const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors'];
 
@@ -133,7 +133,7 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
     sas: {
       ike_sas: [ikeSa({ children: o.children ?? [child()] }), ikeSa({ name: 'dc2', state: 'connecting', children: [], spi_i: 'aa', spi_r: '00' })],
       datapath: o.datapath === false ? null : { tun: 'tunsec0', counters, io, traps: [], global_off: 'drop' },
-      manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, half_open: 3 },
+      manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, halfOpenLimitDrops: 18, peerHalfOpenDrops: 19, initRateDrops: 20, authRateDrops: 21, halfOpenTimeouts: 22, half_open: 3 },
     },
   };
 }

@@ -23,6 +23,13 @@ export function formatStatus(r: StatusResult): string {
   const lines = [
     `tunsec daemon: pid ${d.pid}, ${d.state}${d.started ? ` since ${d.started} (up ${duration(d.uptime)})` : ''}, global switch ${g.state}${g.state === 'up' ? '' : ` since ${g.since} (${duration(g.age)})`} (off state: ${g.mode})`,
   ];
+  const ike = d.ike;
+  // the denial-of-service defence, once it has something to say (docs/notes/hardening.md)
+  if (ike && (ike.half_open > 0 || ike.cookies_sent > 0 || ike.limit_drops > 0 || ike.half_open_timeouts > 0)) {
+    lines.push(
+      `IKE responder: ${ike.cookie_mode ? 'COOKIE mode, ' : ''}${ike.half_open} half-open (COOKIEs from ${ike.limits.cookieThreshold}, max ${ike.limits.halfOpenMax}), ${plural(ike.cookies_sent, 'COOKIE')} sent, ${ike.cookies_rejected} rejected, ${ike.limit_drops} requests dropped by limits, ${ike.half_open_timeouts} half-open timed out`,
+    );
+  }
   if (r.connections.length === 0) lines.push('no connections are configured');
   for (const c of r.connections) lines.push(formatConnection(c));
   return `${lines.join('\n')}\n`;

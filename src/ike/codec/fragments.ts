@@ -101,6 +101,66 @@ export const DEFAULT_REASSEMBLY_LIMITS: Readonly<ReassemblyLimits> = {
   maxPending: 4,
 };
 
+/**
+ * Octets held in reassembly across every FragmentReassembler of the process
+ * (daemon.limits.fragments_total_bytes). A reassembler whose IKE SA vanished
+ * without finishing its messages stops counting once their timeout passes, so
+ * nothing needs to release it explicitly.
+ */
+export class ReassemblyBudget {
+  private readonly held = new Map<object, { bytes: number; startedAt: number; timeoutMs: number }>();
+  private total = 0;
+
+  constructor(public maxBytes: number) {}
+
+  /** Octets held now (after dropping entries past their timeout). */
+  bytes(now: number): number {
+    for (const [k, e] of this.held) {
+      if (now - e.startedAt >= e.timeoutMs) {
+        this.total -= e.bytes;
+        this.held.delete(k);
+      }
+    }
+    return this.total;
+  }
+
+  /** Whether `more` octets fit; if so they are charged to `owner`. */
+  charge(owner: object, more: number, startedAt: number, timeoutMs: number, now: number): boolean {
+    if (this.bytes(now) + more > this.maxBytes) return false;
+    const e = this.held.get(owner);
+    if (e) e.bytes += more;
+    else this.held.set(owner, { bytes: more, startedAt, timeoutMs });
+    this.total += more;
+    return true;
+  }
+
+  release(owner: object): void {
+    const e = this.held.get(owner);
+    if (!e) return;
+    this.total -= e.bytes;
+    this.held.delete(owner);
+  }
+}
+
+let processDefaults: ReassemblyLimits = { ...DEFAULT_REASSEMBLY_LIMITS };
+let processBudget = new ReassemblyBudget(4 * 1024 * 1024);
+
+/**
+ * Set the limits reassemblers created from now on use when given none, and the
+ * process-wide byte budget (`totalBytes`, default 4 MiB) — the daemon's
+ * `daemon.limits` (the IKE SA creates its reassembler itself).
+ */
+export function setReassemblyDefaults(limits: Partial<ReassemblyLimits> & { totalBytes?: number }): void {
+  const { totalBytes, ...rest } = limits;
+  processDefaults = { ...DEFAULT_REASSEMBLY_LIMITS, ...rest };
+  if (totalBytes !== undefined) processBudget.maxBytes = totalBytes;
+}
+
+/** The process-wide reassembly budget (for status and metrics). */
+export function reassemblyBudget(): ReassemblyBudget {
+  return processBudget;
+}
+
 export type ReassemblyRejectReason =
   | 'not-a-fragment'
   | 'stale-total'
@@ -109,6 +169,7 @@ export type ReassemblyRejectReason =
   | 'too-many-fragments'
   | 'too-large'
   | 'too-many-pending'
+  | 'global-limit'
   | 'integrity'
   | 'malformed';
 
@@ -152,16 +213,25 @@ export class FragmentReassembler {
       'too-many-fragments': 0,
       'too-large': 0,
       'too-many-pending': 0,
+      'global-limit': 0,
       integrity: 0,
       malformed: 0,
     },
   };
   private readonly pending = new Map<string, Pending>();
   private readonly now: () => number;
+  private readonly budget: ReassemblyBudget;
 
-  constructor(limits: Partial<ReassemblyLimits> = {}, now: () => number = Date.now) {
-    this.limits = { ...DEFAULT_REASSEMBLY_LIMITS, ...limits };
+  constructor(limits: Partial<ReassemblyLimits> = {}, now: () => number = Date.now, budget: ReassemblyBudget = processBudget) {
+    this.limits = { ...processDefaults, ...limits };
     this.now = now;
+    this.budget = budget;
+  }
+
+  /** Drop every partial message (the IKE SA is going away). */
+  clear(): void {
+    for (const p of this.pending.values()) this.budget.release(p);
+    this.pending.clear();
   }
 
   /** Messages currently in reassembly. */
@@ -176,6 +246,7 @@ export class FragmentReassembler {
     for (const [key, p] of this.pending) {
       if (now - p.startedAt >= this.limits.timeoutMs) {
         this.pending.delete(key);
+        this.budget.release(p);
         dropped++;
       }
     }
@@ -219,6 +290,7 @@ export class FragmentReassembler {
 
     if (entry && skf.totalFragments > entry.total) {
       this.pending.delete(key);
+      this.budget.release(entry);
       this.counters.restarted++;
       entry = undefined;
     }
@@ -236,7 +308,13 @@ export class FragmentReassembler {
     entry.bytes += chunk.length;
     if (entry.bytes > this.limits.maxBytes) {
       this.pending.delete(key);
+      this.budget.release(entry);
       return this.reject('too-large');
+    }
+    if (!this.budget.charge(entry, chunk.length, entry.startedAt, this.limits.timeoutMs, this.now())) {
+      this.pending.delete(key);
+      this.budget.release(entry);
+      return this.reject('global-limit');
     }
     entry.chunks.set(skf.fragmentNumber, chunk);
     if (skf.fragmentNumber === 1) {
@@ -246,6 +324,7 @@ export class FragmentReassembler {
     if (entry.chunks.size < entry.total) return { status: 'incomplete', received: entry.chunks.size, total: entry.total };
 
     this.pending.delete(key);
+    this.budget.release(entry);
     const parts: Buffer[] = [];
     for (let n = 1; n <= entry.total; n++) parts.push(entry.chunks.get(n)!);
     const inner = Buffer.concat(parts);
