@@ -79,6 +79,8 @@ export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
  * message that says so: different sockets, batched reads).
  */
 export const OLD_INBOUND_GRACE_MS = 2_000;
+/** A rekey collision's losing pair made by the peer's exchange: deleted by us if the peer has not after this long (§2.8.1). */
+const REDUNDANT_GRACE_MS = 10_000;
 /** Random delay range before retrying an exchange the peer answered TEMPORARY_FAILURE (§2.25). */
 const TEMPORARY_RETRY_MS = [500, 2_500] as const;
 
@@ -133,8 +135,16 @@ export class IkeSa {
   private readonly rekeying = new Set<ChildSaRecord>();
   /** CHILD_SAs due for a rekey that waits: for the IKE rekey under way, or for a retry after TEMPORARY_FAILURE. */
   private readonly wantRekey = new Map<ChildSaRecord, string>();
+  /**
+   * §2.8.1 collisions: a CHILD_SA we are rekeying that the peer rekeyed too
+   * (we answered its request as usual, §2.25) → the pair its exchange made and
+   * that exchange's nonces; settled when our own exchange completes.
+   */
+  private readonly collisions = new Map<ChildSaRecord, { peerPair: ChildSaRecord; nonces: Buffer[] }>();
+  /** A collision's pair that lost by the nonces, made by the peer's exchange: the peer deletes it (we do after a grace). */
+  private readonly redundant = new Map<ChildSaRecord, NodeJS.Timeout>();
   /** Responder of a CHILD rekey: the old CHILD_SA, waiting for the initiator's Delete, → its successor. */
-  private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout }>();
+  private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number }>();
   private readonly otherTimers = new Set<NodeJS.Timeout>();
   /** Old inbound SAs in their grace period (removed when it ends or the IKE SA goes). */
   private readonly lingering = new Map<number, NodeJS.Timeout>();
@@ -144,6 +154,8 @@ export class IkeSa {
   private deleteCause: IkeSaEndCause = 'local';
   /** When the peer last sent an authenticated IKE message (ms); ESP counts too, through the SAD (§2.4). */
   private lastHeard = Date.now();
+  /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
+  droppedMessages = 0;
   /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
   dpdChecks = 0;
   /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
@@ -292,14 +304,25 @@ export class IkeSa {
       else this.receiveRequest(datagram, message, local, remote);
     } catch (err) {
       if (err instanceof IkeIntegrityError) {
-        this.ctx.log.log('warn', `${this.ctx.name}: message ${message.header.messageId} failed integrity check, dropped`);
+        this.dropLog(`message ${message.header.messageId} failed integrity check, dropped`);
         return;
       }
       if (err instanceof IkeParseError) {
-        this.ctx.log.log('warn', `${this.ctx.name}: malformed message ${message.header.messageId} dropped: ${err.message}`);
+        this.dropLog(`malformed message ${message.header.messageId} dropped: ${err.message}`);
         return;
       }
       throw err;
+    }
+  }
+
+  /**
+   * Messages dropped before (or by) the ICV check: anyone who saw our SPIs can
+   * send them, so the log shows the first few and then every 100th, counted.
+   */
+  private dropLog(what: string): void {
+    this.droppedMessages++;
+    if (this.droppedMessages <= 3 || this.droppedMessages % 100 === 0) {
+      this.ctx.log.log('warn', `${this.ctx.name}: ${what}${this.droppedMessages > 3 ? ` (${this.droppedMessages} dropped so far)` : ''}`);
     }
   }
 
@@ -319,7 +342,7 @@ export class IkeSa {
       }
       if (r.status === 'rejected') {
         if (r.error) throw r.error;
-        this.ctx.log.log('warn', `${this.ctx.name}: IKE fragment rejected: ${r.reason}`);
+        this.dropLog(`IKE fragment rejected: ${r.reason}`);
       }
       return undefined;
     }
@@ -500,6 +523,14 @@ export class IkeSa {
     for (const spi of peerSpis) {
       if (spi.length !== 4) continue;
       const outbound = spi.readUInt32BE(0);
+      const loser = [...this.redundant.keys()].find((c) => c.outboundSpi === outbound);
+      if (loser) {
+        // §2.8.1: the initiator of the exchange with the lowest nonce deletes what it made
+        this.dropRedundant(loser);
+        gone.push(spiBuffer(loser.inboundSpi));
+        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`);
+        continue;
+      }
       const old = [...this.superseded.keys()].find((c) => c.outboundSpi === outbound);
       if (old) {
         // §1.3.3: the rekey's initiator deletes the old SA pair: traffic goes over the new one now.
@@ -585,9 +616,10 @@ export class IkeSa {
     clearInterval(this.keepaliveTimer);
     this.jobs = [];
     this.stopTimers();
-    for (const [old] of this.superseded) {
+    for (const [old, entry] of this.superseded) {
       this.ctx.backend.deleteSa(old.inboundSpi, 'in');
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+      if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
     }
     this.superseded.clear();
     for (const [spi, t] of this.lingering) {
@@ -595,6 +627,14 @@ export class IkeSa {
       this.ctx.backend.deleteSa(spi, 'in');
     }
     this.lingering.clear();
+    for (const [pair, t] of this.redundant) {
+      clearTimeout(t);
+      this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
+      this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
+    }
+    this.redundant.clear();
+    this.collisions.clear();
+    this.reassembler.clear();
     this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
     for (const child of this.ctx.children.splice(0)) this.removeChild(child);
     this.ctx.keys?.destroy();
@@ -833,6 +873,7 @@ export class IkeSa {
       case 'temporary': {
         const ms = retryDelay();
         this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
+        this.collisions.delete(child);
         this.rekeying.delete(child);
         req.abandon();
         this.wantRekey.set(child, 'retry after TEMPORARY_FAILURE');
@@ -844,29 +885,102 @@ export class IkeSa {
       case 'not-found':
         // §2.25: the peer deleted it (or rekeyed it itself) meanwhile; nothing to rekey.
         this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered CHILD_SA_NOT_FOUND`);
+        this.collisions.delete(child);
         this.rekeying.delete(child);
         req.abandon();
         return;
       case 'failed':
         this.ctx.log.log('warn', `${this.ctx.name}: ${name} rekey failed: ${r.reason}; the old SAs stay until their hard lifetime`);
+        this.collisions.delete(child);
         this.rekeying.delete(child);
         req.abandon();
         this.emit('childFailed', this, child.name, `rekey failed: ${r.reason}`);
         return;
-      case 'ok':
+      case 'ok': {
         this.rekeying.delete(child);
+        const collision = this.collisions.get(child);
+        this.collisions.delete(child);
+        if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
+          // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
+          return this.winCollision(child, collision.peerPair, r.value);
+        }
         if (!this.ctx.children.includes(child)) {
-          // The peer rekeyed it too and its exchange finished first (collision, §2.8.1): ours is redundant.
-          this.ctx.log.log('info', `${this.ctx.name}: ${name} was rekeyed by the peer meanwhile; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`);
-          this.ctx.backend.deleteSa(r.value.outboundSpi, 'out');
-          const current = this.ctx.children.find((c) => c.reqid === child.reqid);
-          if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
+          // The peer rekeyed it too: its exchange finished first, or (collision, §2.8.1) ours holds the lowest nonce.
+          this.ctx.log.log(
+            'info',
+            `${this.ctx.name}: ${name} was rekeyed by the peer ${collision ? 'in a collision and our exchange has the lowest nonce (§2.8.1)' : 'meanwhile'}; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`,
+          );
+          const entry = this.superseded.get(child);
+          if (collision && entry && !entry.switched) {
+            // The winner installs its pair's inbound SA only when its own response arrives, maybe after
+            // ours: we keep sending on our (redundant) pair — the winner has its inbound since it answered
+            // us — until the winner's Delete of the old SA shows it is ready (or the responder's switch timer).
+            entry.redundantOutbound = r.value.outboundSpi;
+          } else {
+            this.ctx.backend.deleteSa(r.value.outboundSpi, 'out');
+            const current = this.ctx.children.find((c) => c.reqid === child.reqid);
+            if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
+          }
           this.enqueue(() => this.sendChildDelete(r.value), true);
           return;
         }
         this.replaceChild(child, r.value, true);
         return;
+      }
     }
+  }
+
+  /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
+  private lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
+    const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
+    return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
+  }
+
+  /**
+   * §2.8.1, our exchange won: our new pair (outbound already switched to it)
+   * becomes the CHILD_SA; the peer's pair from the colliding exchange is left
+   * for the peer to delete (its exchange had the lowest nonce); the old
+   * CHILD_SA is deleted by us, as for any rekey we initiated.
+   */
+  private winCollision(old: ChildSaRecord, peerPair: ChildSaRecord, ours: ChildSaRecord): void {
+    this.ctx.log.log(
+      'info',
+      `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} rekey collision (§2.8.1): the lowest nonce is in the peer's exchange; keeping ours ${spiHex(ours.inboundSpi)}_i ${spiHex(ours.outboundSpi)}_o, the peer deletes ${spiHex(peerPair.inboundSpi)}_i ${spiHex(peerPair.outboundSpi)}_o`,
+    );
+    const i = this.ctx.children.indexOf(peerPair);
+    this.ctx.children[i] = ours;
+    this.forgetChild(peerPair);
+    this.scheduleChildRekey(ours);
+    const entry = this.superseded.get(old);
+    if (entry) {
+      clearTimeout(entry.timer);
+      this.superseded.delete(old);
+    }
+    // our outbound SA went live when our exchange completed: the peer's pair never carries our traffic
+    this.ctx.backend.deleteSa(peerPair.outboundSpi, 'out');
+    this.awaitRedundantDelete(peerPair);
+    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+    this.enqueue(() => this.sendChildDelete(old), true);
+    this.emit('childRekeyed', this, peerPair, ours);
+  }
+
+  /** The peer deletes a collision's losing pair it made; if it has not after REDUNDANT_GRACE_MS, we do (§2.8.1). */
+  private awaitRedundantDelete(pair: ChildSaRecord): void {
+    clearTimeout(this.redundant.get(pair));
+    const t = setTimeout(() => {
+      if (!this.redundant.has(pair)) return;
+      this.dropRedundant(pair);
+      if (this.ctx.state === 'established') this.enqueue(() => this.sendChildDelete(pair));
+    }, REDUNDANT_GRACE_MS);
+    t.unref?.();
+    this.redundant.set(pair, t);
+  }
+
+  private dropRedundant(pair: ChildSaRecord): void {
+    clearTimeout(this.redundant.get(pair));
+    this.redundant.delete(pair);
+    this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
+    this.retireInbound(pair.inboundSpi);
   }
 
   private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean): void {
@@ -880,7 +994,7 @@ export class IkeSa {
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
       this.enqueue(() => this.sendChildDelete(old), true);
     } else {
-      const entry: { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout } = { successor: fresh, switched: false };
+      const entry: { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number } = { successor: fresh, switched: false };
       entry.timer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
       entry.timer.unref?.();
       this.superseded.set(old, entry);
@@ -893,6 +1007,11 @@ export class IkeSa {
     if (this.ctx.state !== 'established') return;
     const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])] };
     this.sendRequest(msg, [], () => {
+      if (this.ctx.backend.activeOutboundSpi(old.reqid) === old.outboundSpi >>> 0) {
+        // still our outbound SA (a collision's redundant pair while the winner's switch is pending): move on first
+        const current = this.ctx.children.find((c) => c.reqid === old.reqid && c !== old);
+        if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
+      }
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
       this.retireInbound(old.inboundSpi);
       this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted`);
@@ -918,6 +1037,7 @@ export class IkeSa {
     clearTimeout(entry.timer);
     if (this.ctx.children.includes(entry.successor)) this.ctx.backend.setOutboundSa(entry.successor.reqid, entry.successor.outboundSpi);
     this.ctx.backend.deleteSa(old.outboundSpi, 'out');
+    if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
   }
 
   private finishSupersede(old: ChildSaRecord): void {
@@ -941,10 +1061,9 @@ export class IkeSa {
     if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
       return respondCreateChildSa(this.ctx, msg, response, (outbound) => {
-        const child = this.ctx.children.find((c) => c.outboundSpi === outbound);
-        // Our own rekey of it is under way (§2.8.1): let the peer retry; by then ours finished.
-        if (child && this.rekeying.has(child)) throw new CreateChildRefusal(NotifyType.TEMPORARY_FAILURE, `CHILD_SA ${child.name}{${child.reqid}}: our own rekey is under way`);
-        return child;
+        // Our own rekey of it may be under way: answered as usual all the same (§2.25), the
+        // collision is settled by the nonces when our exchange completes (§2.8.1).
+        return this.ctx.children.find((c) => c.outboundSpi === outbound);
       });
     } catch (err) {
       if (err instanceof CreateChildRefusal) return refuse(err.notifyType, err.message, err.data);
@@ -955,6 +1074,10 @@ export class IkeSa {
   private createChildSaAnswered(outcome: CreateChildOutcome): void {
     switch (outcome.kind) {
       case 'child-rekey':
+        if (this.rekeying.has(outcome.old)) {
+          this.collisions.set(outcome.old, { peerPair: outcome.record, nonces: outcome.nonces });
+          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${outcome.old.name}{${outcome.old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
+        }
         this.replaceChild(outcome.old, outcome.record, false);
         return;
       case 'child-new':
@@ -1039,6 +1162,12 @@ export class IkeSa {
       next.retireInbound(spi);
     }
     this.lingering.clear();
+    for (const [pair, t] of this.redundant) {
+      clearTimeout(t);
+      next.awaitRedundantDelete(pair);
+    }
+    this.redundant.clear();
+    this.collisions.clear();
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
     next.adoptAsRekeyed(this.ctx);
     this.emit('ikeRekeyed', this, next);

@@ -176,7 +176,7 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(moonSa.state).toBe('established');
   });
 
-  it('simultaneous CHILD_SA rekeys from both sides, 40 ms of delay each way so the exchanges cross, end with exactly one new SA pair and no broken direction', async () => {
+  it('simultaneous CHILD_SA rekeys from both sides, 40 ms of delay each way so the exchanges cross: both complete, the pair made with the lowest nonce is deleted by its initiator (§2.8.1), one new SA pair remains and no direction ever breaks', async () => {
     const { moon, sun, moonSa, sunSa } = await pair({ delayMs: 40 });
     const reqids: [number, number] = [moonSa.ctx.children[0]!.reqid, sunSa().ctx.children[0]!.reqid];
     const before = [moonSa.ctx.children[0]!, sunSa().ctx.children[0]!] as const;
@@ -196,7 +196,13 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(broken).toBe(0);
     expect(sunSa().ctx.children[0]!.inboundSpi).toBe(moonSa.ctx.children[0]!.outboundSpi);
     expect(pathsIntact(moon, sun, reqids)).toBe(true);
-    expect(moon.log.text() + sun.log.text()).toContain('TEMPORARY_FAILURE');
+    // §2.8.1: both exchanges completed; the side whose exchange had the lowest nonce deleted its pair
+    const logs = moon.log.text() + sun.log.text();
+    expect(logs).not.toContain('TEMPORARY_FAILURE');
+    expect(logs.match(/rekey collision: the peer rekeys it too/g)).toHaveLength(2);
+    expect(logs.match(/the lowest nonce is in the peer's exchange; keeping ours/g)).toHaveLength(1);
+    expect(logs.match(/in a collision and our exchange has the lowest nonce \(§2\.8\.1\); deleting our redundant SAs/g)).toHaveLength(1);
+    expect(logs.match(/redundant SAs [0-9a-f]{8}_i [0-9a-f]{8}_o of the rekey collision deleted by the peer/g)).toHaveLength(1);
   }, 15_000);
 
   it('an IKE_SA rekey moves the CHILD_SAs to the new IKE SA with new SPIs on both sides and deletes the old one', async () => {

@@ -111,7 +111,15 @@ export async function startPeer(address: string, ports: { ike: number; natt: num
         for (const d of datagrams) {
           sent.push({ to: remote.address, port: remote.port, bytes: d });
           if (options.dropOutgoing?.(d)) continue;
-          if (options.delayMs) setTimeout(() => transport.sendIke(local, remote, d), options.delayMs);
+          if (options.delayMs) {
+            setTimeout(() => {
+              try {
+                transport.sendIke(local, remote, d);
+              } catch {
+                /* the peer was stopped meanwhile */
+              }
+            }, options.delayMs);
+          }
           else transport.sendIke(local, remote, d);
         }
       },
