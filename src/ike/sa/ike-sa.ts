@@ -455,8 +455,9 @@ export class IkeSa {
     let fatal: { reason: string; cause: IkeSaEndCause } | undefined;
     let outcome: CreateChildOutcome | undefined;
     if (exchangeType === ExchangeType.IKE_SA_INIT || exchangeType === ExchangeType.IKE_AUTH) {
-      if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator) {
-        this.ctx.log.log('warn', `${this.ctx.name}: unexpected ${ExchangeType[exchangeType]} request dropped`);
+      // a second IKE_AUTH on an established SA (only a holder of its keys can send one) is not a new authentication
+      if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator || this.ctx.state === 'established') {
+        this.dropLog(`unexpected ${ExchangeType[exchangeType]} request ${id} dropped`);
         return;
       }
       try {
