@@ -33,7 +33,8 @@ export class IkeBypassRules {
   ) {}
 
   private ruleArgs(family: '-4' | '-6', port: number): string[] {
-    return [family, 'rule', '%', 'pref', String(BYPASS_RULE_PREF), 'ipproto', 'udp', 'sport', String(port), 'lookup', 'main'];
+    // IPPROTO_UDP by number: the name needs /etc/protocols, which minimal images lack
+    return [family, 'rule', '%', 'pref', String(BYPASS_RULE_PREF), 'ipproto', '17', 'sport', String(port), 'lookup', 'main'];
   }
 
   /** Remove stale copies, then add one rule per family and port. Returns problems (empty when all went in). */

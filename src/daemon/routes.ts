@@ -113,7 +113,6 @@ export interface RoutingPlace {
 
 const IPPROTO_ICMP = 1;
 const IPPROTO_ICMPV6 = 58;
-const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
 
 /** The port range as `ip rule` takes it; undefined when the rule cannot or need not narrow it. */
 function portMatch(protocol: number, ts: TrafficSelector): string | undefined {
@@ -152,7 +151,8 @@ export function routingRulesFor(policy: OutboundPolicy, place: RoutingPlace): { 
       const sport = portMatch(protocol, local);
       for (const to of prefixes) {
         const add = [familyFlag(family), 'rule', 'add', 'pref', pref, 'to', to];
-        if (protocol !== 0) add.push('ipproto', PROTOCOL_NAMES[protocol] ?? String(protocol));
+        // by number: names need /etc/protocols, which minimal images (containers) lack
+        if (protocol !== 0) add.push('ipproto', String(protocol));
         if (dport !== undefined) add.push('dport', dport);
         if (sport !== undefined) add.push('sport', sport);
         add.push('lookup', table);

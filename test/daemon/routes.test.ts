@@ -16,9 +16,9 @@ const rulesOf = (policy: OutboundPolicy) => routingRulesFor(policy, place).rules
 const routesOf = (policy: OutboundPolicy) => routingRulesFor(policy, place).routes.map((r) => r.replace.join(' '));
 
 describe('routingRulesFor', () => {
-  it('a TCP port-80 selector becomes a rule with ipproto tcp dport 80', () => {
+  it('a TCP port-80 selector becomes a rule with ipproto 6 (TCP) dport 80', () => {
     expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80)] })).toEqual([
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
     ]);
   });
 
@@ -28,36 +28,36 @@ describe('routingRulesFor', () => {
 
   it('an address range becomes one rule and one route per prefix of its cover', () => {
     const policy = { local: [anyV4], remote: [ts('10.0.0.1', '10.0.0.6', 17)] };
-    expect(rulesOf(policy)).toEqual(['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 rule add pref 220 to ${p} ipproto udp lookup 220`));
+    expect(rulesOf(policy)).toEqual(['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 rule add pref 220 to ${p} ipproto 17 lookup 220`));
     expect(routesOf(policy)).toEqual(['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 route replace ${p} dev tunsec0 table 220`));
   });
 
   it('a local selector that narrows ports adds sport, and a port range is written a-b', () => {
     expect(rulesOf({ local: [ts('10.0.0.1', '10.0.0.1', 6, 1024, 2048)], remote: [ts('10.1.0.0', '10.1.0.255', 0, 443, 443)] })).toEqual([
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 443 sport 1024-2048 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 443 sport 1024-2048 lookup 220',
     ]);
   });
 
   it('a protocol named on either side applies to the pair, and no rule pairs two different protocols', () => {
     const policy = { local: [ts('10.0.0.1', '10.0.0.1', 17, 53, 53), ts('10.0.0.1', '10.0.0.1', 6)], remote: [ts('10.1.0.1', '10.1.0.1', 6, 80, 80)] };
-    expect(rulesOf(policy)).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto tcp dport 80 lookup 220']);
+    expect(rulesOf(policy)).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto 6 dport 80 lookup 220']);
     expect(rulesOf({ local: [ts('10.0.0.1', '10.0.0.1', 17, 53, 53)], remote: [ts('10.1.0.1')] })).toEqual([
-      '-4 rule add pref 220 to 10.1.0.1/32 ipproto udp sport 53 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.1/32 ipproto 17 sport 53 lookup 220',
     ]);
   });
 
   it('ICMP and ICMPv6 selectors leave out their type/code "ports", which ip rule cannot match', () => {
-    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 1, 0x0800, 0x08ff)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto icmp lookup 220']);
+    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 1, 0x0800, 0x08ff)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto 1 lookup 220']);
     expect(rulesOf({ local: [ts('fd00::1', 'fd00::1', 58, 0x8000, 0x8000)], remote: [ts('fd01::1')] })).toEqual(['-6 rule add pref 220 to fd01::1/128 ipproto 58 lookup 220']);
   });
 
   it('OPAQUE ports leave the rule without ports (the SPD refines)', () => {
-    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 6, 0xffff, 0)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto tcp lookup 220']);
+    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 6, 0xffff, 0)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto 6 lookup 220']);
   });
 
   it('IPv6 rules and routes carry -6, and only selectors of one family are paired', () => {
     const policy = { local: [anyV4, anyV6], remote: [ts('fd01::', 'fd01::ffff:ffff:ffff:ffff', 6, 22, 22), ts('10.1.0.1')], localAddress: 'fd00::1' };
-    expect(rulesOf(policy)).toEqual(['-6 rule add pref 220 to fd01::/64 ipproto tcp dport 22 lookup 220', '-4 rule add pref 220 to 10.1.0.1/32 lookup 220']);
+    expect(rulesOf(policy)).toEqual(['-6 rule add pref 220 to fd01::/64 ipproto 6 dport 22 lookup 220', '-4 rule add pref 220 to 10.1.0.1/32 lookup 220']);
     expect(routesOf(policy)).toEqual(['-6 route replace fd01::/64 dev tunsec0 src fd00::1 table 220', '-4 route replace 10.1.0.1/32 dev tunsec0 table 220']);
   });
 
@@ -181,8 +181,8 @@ describe('TunRoutes', () => {
     expect(await routes.removePolicy('host-1')).toEqual([]);
     expect(commands).toEqual([
       '-4 route replace 10.1.0.0/24 dev tunsec0 src 10.0.0.1 table 220',
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
-      '-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
+      '-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
       '-4 route del 10.1.0.0/24 dev tunsec0 table 220',
     ]);
     expect(routes.installed()).toEqual({ policies: [], rules: [], routes: [], markRules: [] });
@@ -194,11 +194,11 @@ describe('TunRoutes', () => {
     await routes.addPolicy('a', tcp80);
     await routes.addPolicy('b', tcp80);
     expect(commands.length).toBe(2);
-    expect(routes.installed().rules).toEqual([{ args: ['-4', 'rule', 'add', 'pref', '220', 'to', '10.1.0.0/24', 'ipproto', 'tcp', 'dport', '80', 'lookup', '220'], refs: 2 }]);
+    expect(routes.installed().rules).toEqual([{ args: ['-4', 'rule', 'add', 'pref', '220', 'to', '10.1.0.0/24', 'ipproto', '6', 'dport', '80', 'lookup', '220'], refs: 2 }]);
     await routes.removePolicy('a');
     expect(commands.length).toBe(2);
     await routes.removePolicy('b');
-    expect(commands.slice(2)).toEqual(['-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220', '-4 route del 10.1.0.0/24 dev tunsec0 table 220']);
+    expect(commands.slice(2)).toEqual(['-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220', '-4 route del 10.1.0.0/24 dev tunsec0 table 220']);
   });
 
   it('deleting a broad rule first moves the narrower rules added before it (which its delete would match first) behind it', async () => {
@@ -211,20 +211,20 @@ describe('TunRoutes', () => {
     commands.length = 0;
     await routes.removePolicy('all');
     expect(commands).toEqual([
-      '-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
-      '-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 sport 5000 lookup 220',
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 sport 5000 lookup 220',
+      '-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
+      '-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 sport 5000 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 sport 5000 lookup 220',
       '-4 rule del pref 220 to 10.1.0.0/24 lookup 220',
     ]);
     expect(routes.installed().rules.map((r) => r.args.slice(6).join(' '))).toEqual([
-      '10.1.0.0/24 ipproto udp lookup 220',
-      '10.1.0.0/24 ipproto tcp dport 80 lookup 220',
-      '10.1.0.0/24 ipproto tcp dport 80 sport 5000 lookup 220',
+      '10.1.0.0/24 ipproto 17 lookup 220',
+      '10.1.0.0/24 ipproto 6 dport 80 lookup 220',
+      '10.1.0.0/24 ipproto 6 dport 80 sport 5000 lookup 220',
     ]);
     commands.length = 0;
     await routes.removePolicy('udp');
-    expect(commands).toEqual(['-4 rule del pref 220 to 10.1.0.0/24 ipproto udp lookup 220']);
+    expect(commands).toEqual(['-4 rule del pref 220 to 10.1.0.0/24 ipproto 17 lookup 220']);
   });
 
   it('deleting a broad rule added before the narrower ones deletes just it', async () => {
@@ -235,7 +235,7 @@ describe('TunRoutes', () => {
     commands.length = 0;
     await routes.removePolicy('all');
     expect(commands).toEqual(['-4 rule del pref 220 to 10.1.0.0/24 lookup 220']);
-    expect(routes.installed().rules.map((r) => r.args.join(' '))).toEqual(['-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220']);
+    expect(routes.installed().rules.map((r) => r.args.join(' '))).toEqual(['-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220']);
     expect(routes.installed().routes.map((r) => r.refs)).toEqual([1]);
   });
 
@@ -246,8 +246,8 @@ describe('TunRoutes', () => {
     commands.length = 0;
     await routes.addPolicy('p', { local: [anyV4], remote: [ts('10.1.0.0', '10.1.0.255', 6, 443, 443)] });
     expect(commands).toEqual([
-      '-4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 443 lookup 220',
-      '-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
+      '-4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 443 lookup 220',
+      '-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
     ]);
     expect(routes.installed().policies).toEqual(['p']);
   });
@@ -256,7 +256,7 @@ describe('TunRoutes', () => {
     let refuse = true;
     const { ip } = fakeIp({ fail: (cmd) => (cmd.includes('rule add') && refuse ? 'RTNETLINK answers: File exists' : undefined) });
     const routes = new TunRoutes({ tunName: 'tunsec0', ip, sysctl: fakeSysctl().sysctl });
-    expect(await routes.addPolicy('a', tcp80)).toEqual(['ip -4 rule add pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220: RTNETLINK answers: File exists']);
+    expect(await routes.addPolicy('a', tcp80)).toEqual(['ip -4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220: RTNETLINK answers: File exists']);
     expect(routes.installed().rules).toEqual([]);
     refuse = false;
     await routes.addPolicy('b', tcp80);
@@ -285,7 +285,7 @@ describe('TunRoutes', () => {
     commands.length = 0;
     expect(await routes.stop()).toEqual([]);
     expect(commands).toEqual([
-      '-4 rule del pref 220 to 10.1.0.0/24 ipproto tcp dport 80 lookup 220',
+      '-4 rule del pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220',
       '-4 rule del pref 220 to 10.1.0.0/24 lookup 220',
       '-4 route del 10.1.0.0/24 dev tunsec0 table 220',
       '-4 rule del pref 210 fwmark 0x10/0x10 lookup main',

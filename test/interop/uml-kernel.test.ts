@@ -142,9 +142,9 @@ describe.each(cases)('transport mode against kernel XFRM ($family, $initiator in
       expect(back.code, `kernel → tunsec side: ${back.stdout}${diag()}`).toBe(0);
 
       for (const reverse of [false, true]) {
-        await lab.uml.must('setsid iperf3 -s -1 -p 5201 > /tmp/iperf3.log 2>&1 < /dev/null & echo $! > /tmp/iperf3.pid; sleep 0.5');
+        await lab.uml.startIperf3Server(5201);
         const client = await lab.pair.exec(a, 'iperf3', ['-c', b[family], '-p', '5201', '-t', '2', '-J', ...(reverse ? ['-R'] : [])], 40_000);
-        const server = await lab.uml.exec('kill $(cat /tmp/iperf3.pid) 2>/dev/null; cat /tmp/iperf3.log');
+        const server = { stdout: await lab.uml.stopIperf3Server(5201) };
         expect(client.code, `${client.stdout.slice(-2000)}\n${client.stderr}\nserver: ${server.stdout}${diag()}`).toBe(0);
         const result = JSON.parse(client.stdout) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
         expect(result.end.sum_received.bytes, reverse ? 'kernel → tunsec' : 'tunsec → kernel').toBeGreaterThan(500_000);

@@ -133,9 +133,9 @@ describe.each([
     expect(ping.code, ping.stdout + diag()).toBe(0);
     const back = await lab.uml.exec(`ping ${v} -c 3 -i 0.2 -W 3 ${a[family]}`, 20_000);
     expect(back.code, back.stdout + diag()).toBe(0);
-    await lab.uml.must('setsid iperf3 -s -1 -p 5201 > /tmp/iperf3.log 2>&1 < /dev/null & echo $! > /tmp/iperf3.pid; sleep 0.5');
+    await lab.uml.startIperf3Server(5201);
     const tcp = await lab.pair.exec(a, 'iperf3', ['-c', b[family], '-p', '5201', '-n', '1M', '-J'], 30_000);
-    await lab.uml.exec('kill $(cat /tmp/iperf3.pid) 2>/dev/null');
+    await lab.uml.stopIperf3Server(5201);
     expect(tcp.code, tcp.stdout.slice(-2000) + diag()).toBe(0);
     await capture.stop();
     const c = (await listSas(tunsec)).ike_sas[0]?.children[0];
