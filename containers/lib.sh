@@ -41,10 +41,10 @@ CONN="${CONN:-lab}"
 IKE_PROPOSAL="${IKE_PROPOSAL:-aes128gcm16-prfsha384-ecp384bp}"
 ESP_PROPOSAL="${ESP_PROPOSAL:-aes128gcm16-ecp384bp}"
 
-# Capabilities of the tunsec container. NET_ADMIN: TUN device, routes, rules, SO_MARK.
-# NET_RAW: the datapath's raw ESP/IP sockets — docker grants it by default, podman >= 4
-# does not, so it is named explicitly (harmless under docker).
-TS_CAPS=(--cap-add NET_ADMIN --cap-add NET_RAW --device /dev/net/tun)
+# Capabilities of the tunsec container: NET_ADMIN (TUN device, routes, rules, SO_MARK) and the
+# TUN device, nothing else. The lab's SAs are UDP-encapsulated, so the raw ESP sockets (NET_RAW,
+# which podman >= 4 does not grant by default) are not needed: without it tunsec warns and goes on.
+TS_CAPS=(--cap-add NET_ADMIN --device /dev/net/tun)
 SS_CAPS=(--cap-add NET_ADMIN --device /dev/net/tun)
 
 log() { printf '[lab %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }

@@ -265,8 +265,8 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     fragmentation: conn.fragmentation !== 'no',
     fragmentSize: FRAGMENT_SIZE,
     forceEncap: conn.encap,
-    // reauth_time (make-before-break reauthentication) is not implemented: only rekeying is driven
-    ikeLifetimes: { rekeyTime: conn.rekey_time, randTime: conn.rand_time, overTime: conn.over_time },
+    // reauth_time: make-before-break reauthentication (a new IKE SA with IKE_AUTH, src/ike/manager.ts)
+    ikeLifetimes: { rekeyTime: conn.rekey_time, randTime: conn.rand_time, overTime: conn.over_time, reauthTime: conn.reauth_time },
     dpdDelay: conn.dpd_delay,
     unique: conn.unique,
     children,

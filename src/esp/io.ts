@@ -120,7 +120,14 @@ export class EspDataplane {
     try {
       this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64) });
       for (const family of [4, 6] as const) {
-        this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
+        try {
+          this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
+        } catch (err) {
+          // Without CAP_NET_RAW (podman's default capability set) only ESP-in-UDP can work: say so, go on.
+          if (!isPermissionError(err)) throw err;
+          this.rawUnavailable(family, err);
+          continue;
+        }
         const rx = RawEspSocket.open({ family, mark: o.mark, recvBufferSize: buffer, batchSize: this.batch, slotSize: slotFor(o.mtu) });
         this.espSockets.push(rx);
         rx.onReadable(
@@ -142,6 +149,14 @@ export class EspDataplane {
       this.dp.sad.checkLifetimes();
     }, 1000);
     this.timer.unref();
+  }
+
+  /** Raw IP sockets for `family` could not be opened (no CAP_NET_RAW). */
+  private rawUnavailable(family: 4 | 6, err: unknown): void {
+    this.opts.log?.log(
+      'warn',
+      `raw IPv${family} sockets unavailable (${err instanceof Error ? err.message : String(err)}): no CAP_NET_RAW? ESP-in-UDP works; raw ESP (protocol 50) and cleartext passthrough over IPv${family} are dropped and counted as send drops`,
+    );
   }
 
   stop(): void {
@@ -252,7 +267,10 @@ export class EspDataplane {
   private sendClear(pkt: Buffer, length: number): void {
     const v = pkt[0]! >> 4;
     const sender = v === 4 ? this.senders[4] : this.senders[6];
-    if (!sender) return;
+    if (!sender) {
+      this.io.sendDrops++;
+      return;
+    }
     const dst = v === 4 ? formatIp(pkt.subarray(16, 20)) : formatIp(pkt.subarray(24, 40));
     try {
       if (sender.send(pkt, dst, length)) this.io.clearSent++;
@@ -450,3 +468,9 @@ export class EspDataplane {
 /** The fd of a bound Node dgram socket, for ESP-in-UDP sends (re-exported for the daemon). */
 export { dgramFd } from '../tun/raw-esp.js';
 export type { Socket as DgramSocket };
+
+/** EPERM/EACCES from socket(2): the process lacks the capability. */
+function isPermissionError(err: unknown): boolean {
+  const m = err instanceof Error ? err.message : String(err);
+  return /Operation not permitted|Permission denied|EPERM|EACCES/.test(m);
+}

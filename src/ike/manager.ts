@@ -12,7 +12,7 @@ import type { IpsecBackend } from '../esp/api.js';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/udp.js';
 import { IkeSaContext } from './sa/context.js';
-import { IkeSa, type IkeSaEvents, type IkeSaIo } from './sa/ike-sa.js';
+import { IkeSa, OLD_INBOUND_GRACE_MS, type IkeSaEvents, type IkeSaIo } from './sa/ike-sa.js';
 import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
 import { randomSpi } from './tasks/ike-init.js';
@@ -136,7 +136,7 @@ export class IkeSaManager {
   /** Rate-limited log lines (a fixed set of keys). */
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   readonly limits: Readonly<ManagerLimits>;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [] };
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [] };
   readonly counters: ManagerCounters = {
     malformed: 0,
     unknownSpi: 0,
@@ -189,6 +189,7 @@ export class IkeSaManager {
     const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
     sa.on('destroyed', () => this.unregister(sa));
     if (!rekeyed) sa.on('established', () => this.enforceUniqueness(sa));
+    sa.on('reauthDue', () => this.reauthenticate(sa));
     // §2.18: the IKE SA made by rekeying this one is registered under its new SPI.
     sa.spawn = (next) => {
       const successor = this.create(next, true);
@@ -311,6 +312,64 @@ export class IkeSaManager {
       sa.on('destroyed', (_s, reason) => reject(new Error(reason)));
       sa.initiate();
     });
+  }
+
+  /**
+   * Make-before-break reauthentication (reauth_time): a new IKE SA to the
+   * same peer with a full IKE_AUTH (no INITIAL_CONTACT: the old one is still
+   * there), the CHILD_SAs the old one carried created again on it (same
+   * reqids: their policies stay, outbound traffic moves to the new SAs as they
+   * are installed), then the old IKE SA is deleted after a grace period for
+   * packets in flight. If the new one fails, the old one stays until over_time.
+   */
+  private reauthenticate(old: IkeSa): void {
+    if (old.state !== 'established' || old.successor) return;
+    const log = this.options.log;
+    const entry = this.options.connections.find((c) => c.config === old.ctx.config);
+    const ctx = new IkeSaContext(
+      true,
+      old.ctx.config,
+      { address: old.ctx.local.address, port: this.options.ikePort },
+      { address: old.ctx.remote.address, port: entry?.remotePort ?? 500 },
+      this.options.backend,
+      this.options.log,
+      randomSpi(),
+    );
+    ctx.sendInitialContact = false;
+    const sa = this.create(ctx);
+    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    const wanted = [...new Set(old.ctx.children.map((c) => c.name))];
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      log.log('info', `${old.ctx.name}: reauthenticated as ${sa.ctx.name} (${sa.ctx.children.length} CHILD_SA(s)); deleting the old IKE_SA`);
+      old.retire();
+      const t = setTimeout(() => old.delete(`reauthenticated, replaced by ${sa.ctx.name}`, 'replaced'), OLD_INBOUND_GRACE_MS);
+      t.unref?.();
+    };
+    const missing = (): string[] => wanted.filter((n) => !sa.ctx.children.some((c) => c.name === n));
+    let failed = 0;
+    sa.on('established', () => {
+      for (const name of missing()) {
+        const config = sa.ctx.config.children.find((c) => c.name === name);
+        if (config) sa.createChild(config, 'reauthentication');
+      }
+      if (missing().length === 0) finish();
+      // the rest of the children are settled (or given up) within a few exchanges
+      const t = setTimeout(finish, 10_000);
+      t.unref?.();
+    });
+    sa.on('childEstablished', () => {
+      if (sa.state === 'established' && missing().length === 0) finish();
+    });
+    sa.on('childFailed', () => {
+      if (sa.state === 'established' && ++failed >= missing().length) finish();
+    });
+    sa.on('destroyed', (_s, reason) => {
+      if (!finished) log.log('warn', `${old.ctx.name}: reauthentication failed (${reason}); the IKE_SA stays until over_time`);
+    });
+    sa.initiate();
   }
 
   /**

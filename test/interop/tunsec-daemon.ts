@@ -22,6 +22,8 @@ export interface LogLine {
 export class TunsecDaemon {
   readonly dir = mkdtempSync('/tmp/tsd-');
   readonly lines: LogLine[] = [];
+  /** A command the daemon is run under, e.g. `setpriv --bounding-set -net_raw` (default none). */
+  wrapper: string[] = [];
   private child?: ChildProcess;
   private exit?: Promise<number | null>;
 
@@ -36,7 +38,7 @@ export class TunsecDaemon {
     for (const [name, content] of Object.entries(this.files)) writeFileSync(join(this.dir, name), content, { mode: 0o600 });
     const config = join(this.dir, 'tunsec.yaml');
     writeFileSync(config, this.yaml.replaceAll('${DIR}', this.dir));
-    const child = spawn('ip', ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config], {
+    const child = spawn('ip', ['netns', 'exec', this.netns, ...this.wrapper, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config], {
       cwd: repo,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

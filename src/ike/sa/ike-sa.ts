@@ -69,6 +69,8 @@ export interface IkeSaEvents {
   ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
   /** The peer deleted a CHILD_SA (not a rekey's old pair) while the IKE SA stays (§1.4.1): close_action applies. */
   childClosed(sa: IkeSa, child: ChildSaRecord): void;
+  /** reauth_time is reached: a new IKE SA with a fresh IKE_AUTH should replace this one (the manager does it). */
+  reauthDue(sa: IkeSa): void;
 }
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
@@ -123,7 +125,7 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [] };
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -672,15 +674,39 @@ export class IkeSa {
     for (const s of this.superseded.values()) clearTimeout(s.timer);
   }
 
-  /** IKE rekey (rekey_time − random rand_time) and hard end (rekey_time + over_time) timers; CHILD rekey timers. */
+  /**
+   * IKE rekey (rekey_time − random rand_time), reauthentication (reauth_time −
+   * random rand_time) and hard end (the first of them + over_time) timers;
+   * CHILD rekey timers.
+   */
   private startLifetimes(): void {
     for (const c of this.ctx.children) this.scheduleChildRekey(c);
     const l = this.ctx.config.ikeLifetimes;
-    if (!l || l.rekeyTime <= 0) return;
-    const rand = Math.min(l.randTime, Math.floor(l.rekeyTime / 2));
-    const rekeyMs = (l.rekeyTime - Math.random() * rand) * 1000;
-    this.later(rekeyMs, () => this.rekeyIke('rekey_time'));
-    if (l.overTime > 0) this.later((l.rekeyTime + l.overTime) * 1000, () => this.delete(`IKE_SA not rekeyed within rekey_time + over_time (${l.rekeyTime + l.overTime}s)`, 'expired'));
+    if (!l) return;
+    const reauth = l.reauthTime ?? 0;
+    const jitter = (limit: number): number => (limit - Math.random() * Math.min(l.randTime, Math.floor(limit / 2))) * 1000;
+    if (l.rekeyTime > 0) this.later(jitter(l.rekeyTime), () => this.rekeyIke('rekey_time'));
+    if (reauth > 0) {
+      this.later(jitter(reauth), () => {
+        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
+        this.emit('reauthDue', this);
+      });
+    }
+    const first = Math.min(...[l.rekeyTime, reauth].filter((t) => t > 0));
+    if (Number.isFinite(first) && l.overTime > 0) {
+      const what = reauth > 0 && (l.rekeyTime <= 0 || reauth < l.rekeyTime) ? 'reauthenticated within reauth_time' : 'rekeyed within rekey_time';
+      this.later((first + l.overTime) * 1000, () => this.delete(`IKE_SA not ${what} + over_time (${first + l.overTime}s)`, 'expired'));
+    }
+  }
+
+  /**
+   * Reauthentication succeeded (a new IKE SA carries the CHILD_SAs now): no more
+   * rekeys or liveness checks here; the manager deletes this SA after a grace
+   * period for packets in flight on its CHILD_SAs.
+   */
+  retire(): void {
+    this.stopTimers();
+    this.jobs = [];
   }
 
   /**

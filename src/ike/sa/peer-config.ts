@@ -57,7 +57,7 @@ export interface IkePeerConfig {
    * IKE SA lifetimes in seconds (swanctl's rekey_time / rand_time / over_time,
    * resolved by src/config/lifetimes.ts); absent or rekeyTime 0: never rekeyed.
    */
-  ikeLifetimes?: { rekeyTime: number; randTime: number; overTime: number };
+  ikeLifetimes?: { rekeyTime: number; randTime: number; overTime: number; reauthTime?: number };
   /** Seconds without traffic from the peer before a liveness check (§2.4, swanctl's dpd_delay); 0 or absent: none. */
   dpdDelay?: number;
   /**

@@ -24,7 +24,7 @@ import {
   type SelectedProposal,
 } from '../proposal/index.js';
 import { EsnId, TransformType } from '../transforms.js';
-import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
+import { checkInitiatorTs, childrenByFit, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
@@ -118,7 +118,8 @@ export class ChildCreateTask extends BaseTask {
     const received = fromProposalSubstructures(saPayload.proposals);
     let reason = 'no CHILD_SA configured';
     let failure = NotifyType.TS_UNACCEPTABLE;
-    for (const config of sa.config.children) {
+    // a request several children could take is meant for the narrowest that takes it whole
+    for (const config of childrenByFit(sa.config.children, { tsi: tsi.selectors, tsr: tsr.selectors }, sa.local.address, sa.remote.address)) {
       const ts = selectResponderTs({
         tsi: tsi.selectors,
         tsr: tsr.selectors,

@@ -30,7 +30,7 @@ import {
 } from '../proposal/index.js';
 import { ProtocolId } from '../transforms.js';
 import type { IpsecMode } from '../../esp/api.js';
-import { checkInitiatorTs, initiatorTs, rangesToPayload, selectResponderTs, transportModeAllowed, type TsRange } from '../ts/index.js';
+import { checkInitiatorTs, childrenByFit, initiatorTs, rangesToPayload, selectResponderTs, transportModeAllowed, type TsRange } from '../ts/index.js';
 import { IkeSaContext, type ChildSaRecord } from '../sa/context.js';
 import { deriveKeyset } from '../sa/keyset.js';
 import { implementedProposals } from '../sa/suites.js';
@@ -152,7 +152,8 @@ export function respondCreateChildSa(
     }
     candidates.push(old.config);
   } else {
-    candidates.push(...sa.config.children);
+    // a request several children could take is meant for the narrowest that takes it whole
+    candidates.push(...childrenByFit(sa.config.children, { tsi: tsi.selectors, tsr: tsr.selectors }, sa.local.address, sa.remote.address));
   }
   let selected: SelectedProposal | undefined;
   for (const c of candidates) {
