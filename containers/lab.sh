@@ -304,8 +304,23 @@ cmd_compose_up() {
   cmd_status
 }
 
+# netavark's DNS server (aardvark-dns) leaves by itself once no network needs it, but not at once:
+# wait for it, and stop it if it still runs with no network configuration left to serve.
+AARDVARK_DIR=/run/containers/networks/aardvark-dns
+stop_idle_aardvark() {
+  local dir=$AARDVARK_DIR pid=$1 i
+  [ -n "$pid" ] && [ "$pid" -gt 1 ] 2>/dev/null || return 0
+  for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  if [ -z "$(find "$dir" -mindepth 1 -maxdepth 1 ! -name aardvark.pid ! -name '*.lock' -print -quit)" ] && grep -q aardvark "/proc/$pid/comm" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    log "stopped idle aardvark-dns ($pid)"
+  fi
+}
+
 cmd_down() {
-  local c n
+  local c n aardvark
+  # its PID before the networks go (it may remove the file on its way out)
+  aardvark="$(cat "$AARDVARK_DIR/aardvark.pid" 2>/dev/null || true)"
   if [ -f "$CONTAINERS_CONF" ]; then
     if command -v podman-compose >/dev/null && [ -n "$(podman ps -a -q --filter "label=io.podman.compose.project=$COMPOSE_PROJECT")" ]; then
       compose down -t 10 >/dev/null 2>&1 || true
@@ -323,6 +338,7 @@ cmd_down() {
     done
     if [ "${PURGE:-0}" = 1 ]; then podman rmi -a -f >/dev/null 2>&1 || true; fi
   fi
+  stop_idle_aardvark "$aardvark"
   [ "${KEEP_FW:-0}" = 1 ] || remove_netavark_fw
   rm -rf "$LAB_ART/pki" "$LAB_ART/lab" "$LAB_ART/compose" "$LAB_ART/compose-up.out"
   if [ "${PURGE:-0}" = 1 ]; then
