@@ -28,7 +28,7 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome } from '../tasks/create-child-sa.js';
+import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
@@ -807,23 +807,12 @@ export class IkeSa {
         req.abandon();
         return this.sendNextRequest();
       }
-      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
-      try {
-        req.build(msg);
-      } catch (err) {
+      const buildFailed = (err: Error): void => {
         done();
         req.abandon();
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot create CHILD_SA ${config.name}: ${(err as Error).message}`);
-        return this.sendNextRequest();
-      }
-      this.sendRequest(msg, [], (response) => {
-        let r: ReturnType<NewChildRequest['process']>;
-        try {
-          r = req.process(response);
-        } catch (err) {
-          r = { status: 'failed', reason: (err as Error).message };
-        }
-        if (r.status === 'retry') return void this.jobs.unshift(send);
+        this.ctx.log.log('warn', `${this.ctx.name}: cannot create CHILD_SA ${config.name}: ${err.message}`);
+      };
+      this.createChildSaExchange(req, buildFailed, (r) => {
         done();
         if (r.status === 'ok') {
           this.ctx.children.push(r.value);
@@ -844,6 +833,39 @@ export class IkeSa {
       });
     };
     this.enqueue(send);
+  }
+
+  /**
+   * One CREATE_CHILD_SA exchange of ours: build the request (a failure there is
+   * `buildFailed`'s, and the next queued exchange goes), send it, and hand the
+   * outcome on — an exception while processing the response is a failure, an
+   * INVALID_KE_PAYLOAD asking for another group we offer is sent again at once.
+   */
+  private createChildSaExchange<T>(
+    req: { build(msg: TaskMessage): void; process(msg: TaskMessage): RequestResult<T> },
+    buildFailed: (err: Error) => void,
+    answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
+  ): void {
+    const send = (): void => {
+      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
+      try {
+        req.build(msg);
+      } catch (err) {
+        buildFailed(err as Error);
+        return this.sendNextRequest();
+      }
+      this.sendRequest(msg, [], (response) => {
+        let r: RequestResult<T>;
+        try {
+          r = req.process(response);
+        } catch (err) {
+          r = { status: 'failed', reason: (err as Error).message };
+        }
+        if (r.status === 'retry') return void this.jobs.unshift(send);
+        answered(r);
+      });
+    };
+    send();
   }
 
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
@@ -1129,22 +1151,11 @@ export class IkeSa {
         this.ikeRekeying = false;
         return this.sendNextRequest();
       }
-      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
-      try {
-        req.build(msg);
-      } catch (err) {
+      const buildFailed = (err: Error): void => {
         this.ikeRekeying = false;
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey the IKE_SA: ${(err as Error).message}`);
-        return this.sendNextRequest();
-      }
-      this.sendRequest(msg, [], (response) => {
-        let r: ReturnType<IkeRekeyRequest['process']>;
-        try {
-          r = req.process(response);
-        } catch (err) {
-          r = { status: 'failed', reason: (err as Error).message };
-        }
-        if (r.status === 'retry') return void this.jobs.unshift(send);
+        this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey the IKE_SA: ${err.message}`);
+      };
+      this.createChildSaExchange(req, buildFailed, (r) => {
         this.ikeRekeying = false;
         if (r.status !== 'ok') for (const [c, why] of [...this.wantRekey]) if (!this.otherTimersFor(c)) this.rekeyChild(c, why);
         if (r.status === 'ok') {

@@ -7,22 +7,12 @@
  * (~2.2 s until a silent peer counts as dead).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil as waitFor } from '../support/wait.js';
 import { child, freePorts, peerConfig, startPeer, testPki, type TestPeer, type TestPki } from '../support/peers.js';
 import type { IkeSa, IkeSaEndCause } from '../../../src/ike/sa/ike-sa.js';
 import type { IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
 import type { Issued } from '../../../src/pki/issue.js';
 
-function waitFor(cond: () => boolean, ms = 8000, what = 'condition'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 10);
-    };
-    tick();
-  });
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

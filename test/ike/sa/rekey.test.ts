@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitUntil as waitFor } from '../support/wait.js';
 import { freePorts, peerConfig, proposals, startPeer, testPki, child, type TestPeer } from '../support/peers.js';
 import { ProtocolId } from '../../../src/ike/transforms.js';
 import type { IkeSa } from '../../../src/ike/sa/ike-sa.js';
@@ -7,17 +8,6 @@ import type { IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
 
 const ESP = ProtocolId.ESP;
 
-function waitFor(cond: () => boolean, ms = 8000, what = 'condition'): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const tick = (): void => {
-      if (cond()) return resolve();
-      if (Date.now() - start > ms) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 5);
-    };
-    tick();
-  });
-}
 
 describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers (RFC 7296 §1.3, §2.8, §2.18)', () => {
   const peers: TestPeer[] = [];
