@@ -56,6 +56,22 @@ export interface UmlRun {
   check?: string;
 }
 
+/** A successful run: iperf3's figures, each side's CPU seconds between its two readings (when both exist), the check. */
+function okRun(p: { recvMbps?: number; recvBytes?: number; retransmits?: number }, cpuA: [number | undefined, number | undefined], cpuB: [number | undefined, number | undefined], check: string): UmlRun {
+  const spent = ([before, after]: [number | undefined, number | undefined]): number | undefined => (before !== undefined && after !== undefined ? after - before : undefined);
+  const a = spent(cpuA);
+  const b = spent(cpuB);
+  return {
+    ok: true,
+    ...(p.recvMbps !== undefined ? { recvMbps: p.recvMbps } : {}),
+    ...(p.recvBytes !== undefined ? { recvBytes: p.recvBytes } : {}),
+    ...(p.retransmits !== undefined ? { retransmits: p.retransmits } : {}),
+    ...(a !== undefined ? { cpuSecA: a } : {}),
+    ...(b !== undefined ? { cpuSecB: b } : {}),
+    check,
+  };
+}
+
 export interface UmlCaseResult {
   id: UmlCaseId;
   title: string;
@@ -239,15 +255,7 @@ class GuestToGuest implements UmlCase {
         check = `B's inbound ESP SA: ${inbound.packets} packets, ${inbound.bytes} bytes ≥ ${p.recvBytes} delivered`;
       }
       if (errors.length) return { ok: false, error: `/proc/net/xfrm_stat errors: ${errors.join(', ')}` };
-      return {
-        ok: true,
-        recvMbps: p.recvMbps,
-        recvBytes: p.recvBytes,
-        retransmits: p.retransmits,
-        ...(ca !== undefined && ca2 !== undefined ? { cpuSecA: ca2 - ca } : {}),
-        ...(cb !== undefined && cb2 !== undefined ? { cpuSecB: cb2 - cb } : {}),
-        check,
-      };
+      return okRun(p, [ca, ca2], [cb, cb2], check);
     } catch (err) {
       return { ok: false, error: (err as Error).message.slice(0, 500) };
     }
@@ -325,15 +333,7 @@ class TunsecToGuest implements UmlCase {
       if (bytes < (p.recvBytes ?? 0)) return { ok: false, error: `the guest's inbound SA counted ${bytes} bytes during the run, iperf3 delivered ${p.recvBytes}: not through ESP` };
       const errors = await xfrmStatErrors(lab.uml);
       if (errors.length) return { ok: false, error: `/proc/net/xfrm_stat errors: ${errors.join(', ')}` };
-      return {
-        ok: true,
-        recvMbps: p.recvMbps,
-        recvBytes: p.recvBytes,
-        retransmits: p.retransmits,
-        ...(ca !== undefined && ca2 !== undefined ? { cpuSecA: ca2 - ca } : {}),
-        ...(cb !== undefined && cb2 !== undefined ? { cpuSecB: cb2 - cb } : {}),
-        check: `the guest's inbound ESP SA: +${(after?.packets ?? 0) - (before?.packets ?? 0)} packets, +${bytes} bytes ≥ ${p.recvBytes} delivered`,
-      };
+      return okRun(p, [ca, ca2], [cb, cb2], `the guest's inbound ESP SA: +${(after?.packets ?? 0) - (before?.packets ?? 0)} packets, +${bytes} bytes ≥ ${p.recvBytes} delivered`);
     } catch (err) {
       return { ok: false, error: (err as Error).message.slice(0, 500) };
     }

@@ -51,15 +51,13 @@ import {
   ts,
   udp,
   type Family,
-  type Mode,
   type Pair,
   type PeerOptions,
   type Received,
+  COMBOS,
+  comboName,
 } from './support.js';
 
-const COMBOS: { family: Family; mode: Mode; udp: boolean }[] = [];
-for (const family of [4, 6] as const) for (const mode of ['transport', 'tunnel'] as const) for (const u of [false, true]) COMBOS.push({ family, mode, udp: u });
-const comboName = (c: { family: Family; mode: Mode; udp: boolean }) => `${c.mode} IPv${c.family} ${c.udp ? 'ESP-in-UDP' : 'raw'}`;
 
 /** Where the ESP header starts in what `outbound` produced. */
 function espOffset(pair: Pair, wire: Buffer): number {

@@ -20,16 +20,13 @@ import {
   saSpec,
   send,
   udp,
-  type Family,
-  type Mode,
   type Pair,
   type PeerOptions,
   type Received,
+  COMBOS,
+  comboName,
 } from './support.js';
 
-const COMBOS: { family: Family; mode: Mode; udp: boolean }[] = [];
-for (const family of [4, 6] as const) for (const mode of ['transport', 'tunnel'] as const) for (const u of [false, true]) COMBOS.push({ family, mode, udp: u });
-const comboName = (c: { family: Family; mode: Mode; udp: boolean }) => `${c.mode} IPv${c.family} ${c.udp ? 'ESP-in-UDP' : 'raw'}`;
 
 const sunInSa = (pair: Pair): SadEntry => pair.sun.sad.inboundSa(SPI_MOON_TO_SUN)!;
 const moonOutSa = (pair: Pair): SadEntry => pair.moon.sad.outboundSaFor(REQID)!;

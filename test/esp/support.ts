@@ -434,3 +434,8 @@ export function moonToSun(pair: Pair, l4: L4): Buffer {
 export function sunToMoon(pair: Pair, l4: L4): Buffer {
   return ipPacket(pair.sun.host, pair.moon.host, l4);
 }
+
+/** Every datapath combination: IPv4/IPv6 × transport/tunnel × raw ESP/ESP-in-UDP. */
+export const COMBOS: { family: Family; mode: Mode; udp: boolean }[] = [];
+for (const family of [4, 6] as const) for (const mode of ['transport', 'tunnel'] as const) for (const u of [false, true]) COMBOS.push({ family, mode, udp: u });
+export const comboName = (c: { family: Family; mode: Mode; udp: boolean }): string => `${c.mode} IPv${c.family} ${c.udp ? 'ESP-in-UDP' : 'raw'}`;
