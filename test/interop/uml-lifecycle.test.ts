@@ -270,7 +270,7 @@ describe('private policy, strongSwan killed without a Delete (IPv4)', () => {
     expect(await tunsecSpis(tunsec)).toEqual(childSpis(child));
   }, 40_000);
 
-  it('the peer forgets its SAs too (flush, as after a reboot): tunsec sends no cleartext, only ESP on its stale SA (no DPD yet)', async () => {
+  it('the peer forgets its SAs too (flush, as after a reboot): tunsec sends no cleartext, only ESP on its stale SA (dpd_delay not set here: DPD is tested in lifecycle-tunsec)', async () => {
     await lab.uml.must('ip xfrm policy flush; ip xfrm state flush');
     const before = (await listSas(tunsec)).ike_sas[0]!.children[0]!;
     const r = await pingCaptured();
@@ -278,7 +278,7 @@ describe('private policy, strongSwan killed without a Delete (IPv4)', () => {
     expect(r.forward, 'ping from tunsec side fails: the peer has no SA').not.toBe(0);
     expect(clearOf(r.fromTunsec), diag()).toEqual([]);
     expect(r.fromTunsec.filter((p) => p.protocol === 'esp').length).toBeGreaterThanOrEqual(4);
-    // what tunsec does (documented here): its IKE and CHILD SAs stay, with the same SPIs (no DPD, no liveness check)
+    // what tunsec does (documented here): its IKE and CHILD SAs stay, with the same SPIs (no dpd_delay configured, no liveness check)
     const sas = await listSas(tunsec);
     expect(sas.ike_sas.length).toBe(1);
     expect(await tunsecSpis(tunsec)).toEqual(childSpis(child));

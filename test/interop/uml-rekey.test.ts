@@ -7,11 +7,11 @@
  *
  * Two runs, each with a fresh IKE_SA and one side driving every rekey by its
  * short lifetimes (the other side's are hours):
- *  - strongSwan drives (swanctl CHILD rekey_time 8 s, IKE rekey_time 20 s,
+ *  - strongSwan drives (swanctl CHILD rekey_time 5 s, IKE rekey_time 12 s,
  *    rand_time 0), tunsec initiated the IKE_SA; iperf3 tunsec → kernel;
- *  - tunsec drives (its CHILD rekey_time 8 s, IKE rekey_time 20 s, rand_time
+ *  - tunsec drives (its CHILD rekey_time 5 s, IKE rekey_time 12 s, rand_time
  *    1 s), strongSwan initiated the IKE_SA; iperf3 kernel → tunsec (-R).
- * During 30 s of an iperf3 TCP transfer (1 s intervals) and a ping every
+ * During 20 s of an iperf3 TCP transfer (1 s intervals) and a ping every
  * 10 ms from tunsec's side: no ping lost, no 1-second iperf3 interval at 0
  * (no TCP stall of a second), the CHILD_SA and IKE_SA SPIs replaced (compared
  * in `swanctl --list-sas` and tunsec's list-sas before and after, both sides
@@ -37,7 +37,7 @@ requireRootAndPrograms('tunsec ↔ Linux kernel (UML): rekeying under load', ['i
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Kernel Rekey CA', key: 'p384' });
 
 /** Seconds of iperf3; the 10 ms ping runs for one second less. */
-const TRAFFIC_S = 30;
+const TRAFFIC_S = 20;
 const PING_INTERVAL_S = 0.01;
 
 let lab: UmlLab;
@@ -103,7 +103,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
           proposals: 'aes128gcm16-prfsha384-ecp384bp',
           localId: 'sun.tunsec.test',
           remoteId: 'moon.tunsec.test',
-          ...(ssDrives ? { rekeyTime: '20s', overTime: '10s', randTime: '0s' } : {}),
+          ...(ssDrives ? { rekeyTime: '12s', overTime: '6s', randTime: '0s' } : {}),
           children: [
             {
               name: 'host-host',
@@ -111,7 +111,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
               espProposals: 'aes128gcm16-ecp384bp',
               localTs: 'dynamic',
               remoteTs: 'dynamic',
-              ...(ssDrives ? { rekeyTime: '8s', lifeTime: '16s', randTime: '0s' } : {}),
+              ...(ssDrives ? { rekeyTime: '5s', lifeTime: '10s', randTime: '0s' } : {}),
             },
           ],
         },
@@ -123,7 +123,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
       mode: 'transport',
       startAction: ikeInitiator === 'tunsec' ? 'start' : 'none',
       family: 'ip4',
-      ...(ssDrives ? {} : { connExtra: ['rekey_time: 20s', 'over_time: 10s', 'rand_time: 1s'], childExtra: ['rekey_time: 8s', 'life_time: 16s', 'rand_time: 1s'] }),
+      ...(ssDrives ? {} : { connExtra: ['rekey_time: 12s', 'over_time: 6s', 'rand_time: 1s'], childExtra: ['rekey_time: 5s', 'life_time: 10s', 'rand_time: 1s'] }),
     });
     await tunsec.start();
     await tunsec.event('daemon_started');
