@@ -303,7 +303,7 @@ export class IkeSaManager {
       this.options.log,
       randomSpi(),
     );
-    // §2.4: INITIAL_CONTACT only when no other IKE SA of ours talks to this peer under this connection
+    // §2.4: INITIAL_CONTACT only when we hold no other IKE SA between these identities over this address family
     ctx.sendInitialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
     const sa = this.create(ctx);
     this.byLocalSpi.set(key(ctx.localSpi), sa);
