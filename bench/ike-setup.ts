@@ -77,7 +77,8 @@ async function withStrongSwanInitiator(responder: 'tunsec' | 'strongswan'): Prom
     } else {
       sunTs = new TunsecDaemon(
         pair.b.ns,
-        tunsecYaml({ name: 'host-host', local: pair.b.ip4, remote: pair.a.ip4, localId: 'sun.ikev2.test', remoteId: 'moon.ikev2.test', mode: 'tunnel', startAction: 'none', daemonExtra: ['log: { default: 0 }'] }),
+        // one initiator, back to back: the per-address handshake rate limits (10/s) would measure themselves
+        tunsecYaml({ name: 'host-host', local: pair.b.ip4, remote: pair.a.ip4, localId: 'sun.ikev2.test', remoteId: 'moon.ikev2.test', mode: 'tunnel', startAction: 'none', daemonExtra: ['log: { default: 0 }', 'limits: { ike_init_rate: 100000, ike_auth_rate: 100000 }'] }),
         credentialFiles(ca.certificatePem, sunCert),
       );
       await sunTs.start();
