@@ -99,6 +99,10 @@ export interface ManagerCounters {
   authRateDrops: number;
   /** Half-open SAs dropped because IKE_AUTH did not complete within `halfOpenTimeoutMs`. */
   halfOpenTimeouts: number;
+  /** Liveness checks (empty INFORMATIONAL, §2.4) sent by dpd_delay. */
+  dpdChecks: number;
+  /** Established IKE SAs that ended because the peer stopped answering (cause dead-peer). */
+  deadPeers: number;
 }
 
 const key = (spi: Buffer): string => spi.toString('hex');
@@ -136,7 +140,7 @@ export class IkeSaManager {
   /** Rate-limited log lines (a fixed set of keys). */
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   readonly limits: Readonly<ManagerLimits>;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [] };
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [], livenessCheck: [] };
   readonly counters: ManagerCounters = {
     malformed: 0,
     unknownSpi: 0,
@@ -150,6 +154,8 @@ export class IkeSaManager {
     initRateDrops: 0,
     authRateDrops: 0,
     halfOpenTimeouts: 0,
+    dpdChecks: 0,
+    deadPeers: 0,
   };
 
   constructor(private readonly options: ManagerOptions) {
@@ -187,7 +193,11 @@ export class IkeSaManager {
   /** A new IkeSa, with its events forwarded and its removal from the tables on destroy. */
   private create(ctx: IkeSaContext, rekeyed = false): IkeSa {
     const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
-    sa.on('destroyed', () => this.unregister(sa));
+    sa.on('destroyed', (_s, _reason, cause) => {
+      this.unregister(sa);
+      if (cause === 'dead-peer') this.counters.deadPeers++;
+    });
+    sa.on('livenessCheck', () => this.counters.dpdChecks++);
     if (!rekeyed) sa.on('established', () => this.enforceUniqueness(sa));
     sa.on('reauthDue', () => this.reauthenticate(sa));
     // §2.18: the IKE SA made by rekeying this one is registered under its new SPI.

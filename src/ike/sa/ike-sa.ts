@@ -71,6 +71,8 @@ export interface IkeSaEvents {
   childClosed(sa: IkeSa, child: ChildSaRecord): void;
   /** reauth_time is reached: a new IKE SA with a fresh IKE_AUTH should replace this one (the manager does it). */
   reauthDue(sa: IkeSa): void;
+  /** A liveness check (DPD, §2.4) was sent. */
+  livenessCheck(sa: IkeSa): void;
 }
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
@@ -125,7 +127,7 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [], livenessCheck: [] };
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -744,6 +746,7 @@ export class IkeSa {
   private sendLivenessCheck(): void {
     if (this.ctx.state !== 'established') return;
     this.dpdChecks++;
+    this.emit('livenessCheck', this);
     this.ctx.log.log('info', `${this.ctx.name}: no traffic from ${this.ctx.remote.address} for dpd_delay ${this.ctx.config.dpdDelay}s, sending a liveness check (DPD)`);
     this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [] }, [], () =>
       this.ctx.log.log('debug', `${this.ctx.name}: liveness check answered`),

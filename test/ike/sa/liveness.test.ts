@@ -66,6 +66,7 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     const sa = await moon.manager.initiate('host-host');
     await sleep(2600);
     expect(sa.dpdChecks).toBeGreaterThanOrEqual(2);
+    expect(moon.manager.counters.dpdChecks).toBe(sa.dpdChecks);
     expect(sa.state).toBe('established');
     expect(established(sun)).toHaveLength(1);
     expect(sun.log.lines.some((l) => /liveness check \(empty INFORMATIONAL\) from the peer answered/.test(l.message))).toBe(true);
@@ -97,6 +98,7 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     // 1 s idle, then 0.3 + 0.45 + 0.675 + 1.0125 s of retransmissions
     expect(Date.now() - started).toBeLessThan(6000);
     expect(cause).toBe('dead-peer');
+    expect(moon.manager.counters.deadPeers).toBe(1);
     expect(reason).toMatch(/did not answer INFORMATIONAL request \d+ after 3 retransmits/);
     expect(sa.dpdChecks).toBeGreaterThanOrEqual(1);
     expect(sa.childNamesAtEnd).toEqual(['host-host']);
