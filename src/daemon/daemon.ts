@@ -445,6 +445,7 @@ export class Daemon {
     if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
     const c = this.connections.find((x) => x.name === sa.ctx.config.name);
     if (!c) return;
+    const setting = cause === 'dead-peer' ? 'dpd_action' : 'close_action';
     const action = cause === 'dead-peer' ? c.dpdActions[child] : c.closeActions[child];
     if (action === 'trap') {
       void this.datapathInstance?.installTrap(c, child, sa.ctx.remote.address);
@@ -457,14 +458,14 @@ export class Daemon {
     const others = this.managerInstance?.sas.some((s) => s !== sa && s.ctx.config.name === c.name && s.state !== 'destroyed');
     if (others) return;
     if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
-      this.log.log('daemon', 'warn', `connection ${c.name}: ${cause === 'dead-peer' ? 'dpd_action' : 'close_action'} ${action} impossible: remote_addrs names no peer to initiate to`);
+      this.log.log('daemon', 'warn', `connection ${c.name}: ${setting} ${action} impossible: remote_addrs names no peer to initiate to`);
       return;
     }
     const set = this.restartChildren.get(c.name) ?? new Set<string>();
     set.add(child);
     this.restartChildren.set(c.name, set);
     if (this.retrying.has(c.name)) return;
-    this.log.log('daemon', 'info', `connection ${c.name}: ${cause === 'dead-peer' ? 'dpd_action' : 'close_action'} ${action}: initiating again`, { conn: c.name, child });
+    this.log.log('daemon', 'info', `connection ${c.name}: ${setting} ${action}: initiating again`, { conn: c.name, child });
     void this.keepInitiating(c);
   }
 

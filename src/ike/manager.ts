@@ -297,6 +297,15 @@ export class IkeSaManager {
     this.cookieSecret = randomBytes(32);
   }
 
+  /** A registered IKE SA we initiate (not started yet), from our IKE port to `remote`. */
+  private newInitiatorSa(config: IkePeerConfig, localAddress: string, remote: Endpoint, initialContact: boolean): IkeSa {
+    const ctx = new IkeSaContext(true, config, { address: localAddress, port: this.options.ikePort }, remote, this.options.backend, this.options.log, randomSpi());
+    ctx.sendInitialContact = initialContact;
+    const sa = this.create(ctx);
+    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    return sa;
+  }
+
   /** Start an IKE SA for a configured connection; resolves when established, rejects with the reason it failed. */
   initiate(name: string, localAddress?: string): Promise<IkeSa> {
     const entry = this.options.connections.find((c) => c.config.name === name);
@@ -304,19 +313,9 @@ export class IkeSaManager {
     const remoteAddress = entry.remoteAddrs.find((a) => a !== '%any');
     const local = localAddress ?? entry.localAddrs.find((a) => a !== '%any');
     if (!remoteAddress || !local) return Promise.reject(new Error(`connection '${name}' needs concrete local_addrs and remote_addrs to initiate`));
-    const ctx = new IkeSaContext(
-      true,
-      entry.config,
-      { address: local, port: this.options.ikePort },
-      { address: remoteAddress, port: entry.remotePort },
-      this.options.backend,
-      this.options.log,
-      randomSpi(),
-    );
     // §2.4: INITIAL_CONTACT only when we hold no other IKE SA between these identities over this address family
-    ctx.sendInitialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
-    const sa = this.create(ctx);
-    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    const initialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
+    const sa = this.newInitiatorSa(entry.config, local, { address: remoteAddress, port: entry.remotePort }, initialContact);
     return new Promise((resolve, reject) => {
       sa.on('established', () => resolve(sa));
       sa.on('destroyed', (_s, reason) => reject(new Error(reason)));
@@ -336,18 +335,7 @@ export class IkeSaManager {
     if (old.state !== 'established' || old.successor) return;
     const log = this.options.log;
     const entry = this.options.connections.find((c) => c.config === old.ctx.config);
-    const ctx = new IkeSaContext(
-      true,
-      old.ctx.config,
-      { address: old.ctx.local.address, port: this.options.ikePort },
-      { address: old.ctx.remote.address, port: entry?.remotePort ?? 500 },
-      this.options.backend,
-      this.options.log,
-      randomSpi(),
-    );
-    ctx.sendInitialContact = false;
-    const sa = this.create(ctx);
-    this.byLocalSpi.set(key(ctx.localSpi), sa);
+    const sa = this.newInitiatorSa(old.ctx.config, old.ctx.local.address, { address: old.ctx.remote.address, port: entry?.remotePort ?? 500 }, false);
     const wanted = [...new Set(old.ctx.children.map((c) => c.name))];
     let finished = false;
     const finish = (): void => {

@@ -28,4 +28,4 @@ export type { InitiatorTsCheck, InitiatorTsInput, TsPair } from './initiator.js'
 export { checkInitiatorTs, initiatorTs } from './initiator.js';
 export type { TransportModeCheck } from './transport.js';
 export { transportModeAllowed } from './transport.js';
-export { bySpecificity, childrenByFit } from './specificity.js';
+export { childrenByFit } from './specificity.js';

@@ -23,7 +23,7 @@ function breadth(r: TsRange): number {
 }
 
 /** The children ordered from the narrowest configured traffic to the broadest; equal ones keep their configured order. */
-export function bySpecificity(children: readonly ChildPeerConfig[], localAddr: string, remoteAddr: string): ChildPeerConfig[] {
+function bySpecificity(children: readonly ChildPeerConfig[], localAddr: string, remoteAddr: string): ChildPeerConfig[] {
   const score = (c: ChildPeerConfig): number => {
     try {
       const ranges = [...resolveTsConfig(c.localTs, localAddr), ...resolveTsConfig(c.remoteTs, remoteAddr)];
