@@ -9,7 +9,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
-import { requireRootAndPrograms } from '../support/proc.js';
+import { pingSummary, requireRootAndPrograms } from '../support/proc.js';
 import { StrongSwan, requireStrongSwan, type ViciValue } from '../support/strongswan.js';
 import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
 
@@ -112,8 +112,7 @@ describe.each(['tunsec', 'strongSwan'] as const)('rekeying between tunsec and st
   async function ping(x: Setup, seconds: number): Promise<{ sent: number; received: number; out: string }> {
     const count = seconds * 20;
     const r = await x.pair.exec(x.pair.a, 'ping', ['-c', String(count), '-i', '0.05', '-W', '1', x.pair.b.ip4], (seconds + 15) * 1000);
-    const sent = Number(/(\d+) packets transmitted/.exec(r.stdout)?.[1] ?? 0);
-    const received = Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+    const { sent, received } = pingSummary(r.stdout);
     const text = x.sun.text();
     const n = (re: RegExp): number => (text.match(re) ?? []).length;
     console.info(

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCa, type Issued } from '../../src/pki/issue.js';
 import { Capture } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
-import { requireRootAndPrograms } from '../support/proc.js';
+import { pingSummary, requireRootAndPrograms } from '../support/proc.js';
 import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec ↔ tunsec rekeying', ['ip', 'ping', 'tcpdump']);
@@ -41,8 +41,7 @@ describe('CHILD_SA rekeying between two tunsec daemons', () => {
     const ping = await pair.exec(pair.a, 'ping', ['-c', String(seconds * 20), '-i', '0.05', '-W', '1', pair.b.ip4], (seconds + 15) * 1000);
     const clear = (await capture.stop()).filter((p) => p.icmpType === 8 || p.icmpType === 0);
     capture.remove();
-    const sent = Number(/(\d+) packets transmitted/.exec(ping.stdout)?.[1] ?? 0);
-    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    const { sent, received } = pingSummary(ping.stdout);
     const both = moon.text() + '\n' + sun.text();
     const rekeys = (both.match(/CHILD_SA host-host\{\d+\} rekeyed with SPIs .*\(PFS\)/g) ?? []).length / 2;
     const diag = `${ping.stdout.split('\n').slice(-3).join('\n')}\n--- moon\n${moon.text().slice(-5000)}\n--- sun\n${sun.text().slice(-5000)}`;

@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCa, type Issued } from '../../src/pki/issue.js';
 import { Capture } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
-import { pidFromFile, requireRootAndPrograms, stopPid } from '../support/proc.js';
+import { pidFromFile, pingSummary, requireRootAndPrograms, stopPid } from '../support/proc.js';
 import { peerCertificates, peerDaemon, startResponderThenInitiator, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec ↔ tunsec rekey soak', ['ip', 'ping', 'tcpdump', 'iperf3']);
@@ -76,8 +76,7 @@ describe('rekeying under load between two tunsec daemons', () => {
     const both = `${moon.text()}\n${sun.text()}`;
     // CHILD collisions are settled by the nonces (§2.8.1, logged on both sides); IKE ones by TEMPORARY_FAILURE
     const collisions = (both.match(/rekey collision: the peer rekeys it too/g) ?? []).length / 2 + (both.match(/refused \(TEMPORARY_FAILURE\)/g) ?? []).length;
-    const sent = Number(/(\d+) packets transmitted/.exec(ping.stdout)?.[1] ?? 0);
-    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    const { sent, received } = pingSummary(ping.stdout);
     const report = JSON.parse(iperf.stdout) as { intervals: Array<{ sum: { bytes: number; start: number } }>; end: { sum_received: { bytes: number } } };
     const emptyIntervals = report.intervals.filter((i) => i.sum.bytes === 0).map((i) => i.sum.start);
     const moonSas = await moon.cli('list-sas', '--json');
@@ -114,8 +113,7 @@ describe('rekeying under load between two tunsec daemons', () => {
     const seconds = 20;
     const ping = await pair.exec(pair.a, 'ping', ['-c', String(seconds * 20), '-i', '0.05', '-W', '2', pair.b.ip4], (seconds + 30) * 1000);
     await new Promise((r) => setTimeout(r, 3000));
-    const sent = Number(/(\d+) packets transmitted/.exec(ping.stdout)?.[1] ?? 0);
-    const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
+    const { sent, received } = pingSummary(ping.stdout);
     const both = `${moon.text()}\n${sun.text()}`;
     // CHILD collisions are settled by the nonces (§2.8.1, logged on both sides); IKE ones by TEMPORARY_FAILURE
     const collisions = (both.match(/rekey collision: the peer rekeys it too/g) ?? []).length / 2 + (both.match(/refused \(TEMPORARY_FAILURE\)/g) ?? []).length;

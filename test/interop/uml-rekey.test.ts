@@ -25,7 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/cli/control-client.js';
 import { createCa, type Issued } from '../../src/pki/issue.js';
 import type { ListSasResult } from '../../src/daemon/control.js';
-import { requireRootAndPrograms, sleep } from '../support/proc.js';
+import { pingSummary, requireRootAndPrograms, sleep } from '../support/proc.js';
 import { requireStrongSwan } from '../support/strongswan.js';
 import { GuestStrongSwan, UmlLab, requireUml, type SwanctlIkeSa } from '../support/uml.js';
 import { peerCertificates, peerDaemon, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
@@ -196,8 +196,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
       temporaryFailures: count(/TEMPORARY_FAILURE/g),
     };
     const pingText = ping.stdout();
-    const sent = Number(/(\d+) packets transmitted/.exec(pingText)?.[1] ?? 0);
-    const received = Number(/(\d+) received/.exec(pingText)?.[1] ?? 0);
+    const { sent, received } = pingSummary(pingText);
     let intervals: number[] = [];
     let mbps = 0;
     try {

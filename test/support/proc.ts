@@ -97,3 +97,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     await sleep(intervalMs);
   }
 }
+
+/** The totals of ping(8)'s summary line ("N packets transmitted, M received"); 0 when it is missing. */
+export function pingSummary(output: string): { sent: number; received: number } {
+  return {
+    sent: Number(/(\d+) packets transmitted/.exec(output)?.[1] ?? 0),
+    received: Number(/(\d+) received/.exec(output)?.[1] ?? 0),
+  };
+}
