@@ -245,11 +245,19 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       fwmark: daemonIn.fwmark,
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,
+      backstop_table: daemonIn.backstop_table ?? daemonIn.route_table + 1,
+      backstop_priority: daemonIn.backstop_priority ?? daemonIn.route_priority + 1,
       hold_packets: daemonIn.hold_packets,
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
       limits: daemonIn.limits,
     };
+    // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and
+    // ahead of main at 32766), into a table of its own.
+    if (daemon.backstop_table === daemon.route_table) out.add(['daemon', 'backstop_table'], `must differ from route_table (${daemon.route_table}): the backstop's prohibit routes would hide the routes into the TUN device`);
+    if (daemon.backstop_priority <= daemon.route_priority || daemon.backstop_priority >= 32766) {
+      out.add(['daemon', 'backstop_priority'], `must lie between route_priority (${daemon.route_priority}) and the main table's rule (32766), exclusive; got ${daemon.backstop_priority}`);
+    }
   }
 
   // authorities

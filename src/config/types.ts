@@ -58,6 +58,13 @@ export interface DaemonConfig {
   /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */
   route_table: number;
   route_priority: number;
+  /**
+   * The backstop (src/daemon/routes.ts): prohibit routes for the `private` policies in this
+   * table, looked up by rules at this priority, just behind the TUN routes (default: route_table + 1,
+   * route_priority + 1). They outlive the process, so a killed daemon never lets a private flow out in the clear.
+   */
+  backstop_table: number;
+  backstop_priority: number;
   /** Packets held per policy while an SA is negotiated on demand. */
   hold_packets: number;
   /**

@@ -180,7 +180,7 @@ export class Daemon {
     try {
       await this.startUp(configPath);
     } catch (err) {
-      await this.datapathInstance?.stop();
+      await this.datapathInstance?.stop({ keepBackstop: true });
       this.datapathInstance = undefined;
       await this.bypass?.remove();
       this.bypass = undefined;
@@ -353,6 +353,7 @@ export class Daemon {
     this.runningConfig = config;
     this.boundIkePort = ikePort;
     await this.datapathInstance?.installTraps(creds.connections);
+    await this.datapathInstance?.settleBackstop();
     for (const c of creds.connections) {
       if (c.startChildren.length > 0) void this.keepInitiating(c);
     }
@@ -783,7 +784,7 @@ export class Daemon {
       this.globalSwitch = { state: 'going-down', since: Date.now() };
       this.log.log('daemon', 'info', `global switch going down: stopping initiation, deleting ${this.managerInstance!.sas.length} IKE SA(s), traffic ${mode === 'drop' ? 'dropped' : 'passed in the clear'} meanwhile`);
       this.retrying.clear();
-      if (this.datapathInstance) this.datapathInstance.datapath.globalOff = mode;
+      await this.datapathInstance?.setGlobalOff(mode);
       let deleted = 0;
       // Peers may still complete an IKE SA while the first ones are deleted: repeat until none is left.
       for (let round = 0; round < 5; round++) {
@@ -812,7 +813,7 @@ export class Daemon {
       this.mustRun();
       if (this.globalSwitch.state === 'up') return { connections: [], already: true };
       this.globalSwitch = { state: 'going-up', since: Date.now() };
-      if (this.datapathInstance) this.datapathInstance.datapath.globalOff = undefined;
+      await this.datapathInstance?.setGlobalOff(undefined);
       const starting = this.connections.filter((c) => c.startChildren.length > 0);
       this.log.log('daemon', 'info', `global switch going up: initiating ${starting.length} connection(s)`);
       this.globalSwitch = { state: 'up', since: Date.now() };

@@ -15,6 +15,14 @@
  * first SA, not between SAs, not after one is lost. A `private` child without
  * a configured trap (one we only respond for) keeps its last CHILD_SA's
  * policy as a learned trap once that CHILD_SA is gone, for the same reason.
+ *
+ * Those guarantees need the process. For when it is gone (kill -9, a crash,
+ * the gap before systemd restarts it) every `private` and `drop` policy also
+ * has a backstop in the kernel (./routes.ts, option `backstop`): prohibit
+ * routes behind the TUN routes that outlive the daemon. A new daemon adopts
+ * them and drops only those its configuration no longer needs, once its own
+ * policies are in (settleBackstop); a clean stop removes them last, after the
+ * TUN routes, and `global: clear` lifts them while the switch is down.
  */
 import { networkInterfaces } from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
@@ -57,6 +65,9 @@ export class DaemonDatapath {
   readonly datapath: EspDatapath;
   private dataplane?: EspDataplane;
   private routes?: TunRoutes;
+  private backstop?: TunRoutes;
+  /** The backstop is lifted (global switch down in `clear` mode). */
+  private backstopLifted = false;
   private readonly traps = new Map<number, TrapInfo>();
   private keylog?: KeyLog;
   private stopped = false;
@@ -110,6 +121,12 @@ export class DaemonDatapath {
       if (trap) this.sad.addPolicy(trap.spec);
     });
     this.routes = new TunRoutes({ tunName: c.tun_name, table: c.route_table, rulePref: c.route_priority, fwmark: c.fwmark });
+    this.backstop = new TunRoutes({ tunName: c.tun_name, table: c.backstop_table, rulePref: c.backstop_priority, backstop: true });
+    for (const p of await this.backstop.start()) this.log.log('knl', 'warn', `backstop: ${p}`);
+    const found = this.backstop.leftovers;
+    if (found.rules + found.routes > 0) {
+      this.log.log('knl', 'info', `backstop of a previous daemon found (${found.rules} rule(s), ${found.routes} prohibit route(s) in table ${c.backstop_table}): kept until this daemon's policies are in`);
+    }
     this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
     this.sad.on('acquire', (e) => {
       const trap = this.traps.get(e.reqid);
@@ -281,12 +298,57 @@ export class DaemonDatapath {
     }
   }
 
+  /**
+   * A new daemon's policies are in: remove the backstop a previous daemon
+   * left for policies this configuration no longer has.
+   */
+  async settleBackstop(): Promise<void> {
+    if (!this.backstop) return;
+    const dropped = this.backstop.leftovers;
+    for (const p of await this.backstop.dropLeftovers()) this.log.log('knl', 'warn', `removing the backstop of a previous daemon: ${p}`);
+    if (dropped.rules + dropped.routes > 0) this.log.log('knl', 'info', `backstop of a previous daemon no policy claims removed (${dropped.rules} rule(s), ${dropped.routes} route(s))`);
+  }
+
+  /**
+   * The global off switch: `clear` lets the traffic of tunsec's policies pass
+   * in the clear, so the backstop is lifted meanwhile; `drop` keeps it; up
+   * (undefined) restores it for the outbound policies in place.
+   */
+  async setGlobalOff(mode: 'drop' | 'clear' | undefined): Promise<void> {
+    this.datapath.globalOff = mode;
+    const lift = mode === 'clear';
+    if (lift === this.backstopLifted || !this.backstop) return;
+    this.backstopLifted = lift;
+    if (lift) {
+      for (const p of await this.backstop.stop()) this.log.log('knl', 'warn', `lifting the backstop: ${p}`);
+      return;
+    }
+    for (const entry of this.sad.spd.list('out')) this.followBackstop(entry, true);
+  }
+
+  /** The backstop of a policy whose traffic must never leave in the clear: `private` protect policies and drop shunts. */
+  private followBackstop(entry: SpdEntry, added: boolean): void {
+    const spec = entry.spec;
+    if (!this.backstop || this.backstopLifted || spec.direction !== 'out') return;
+    if (!(spec.action === 'discard' || (spec.action === 'protect' && spec.failureMode === 'private'))) return;
+    const key = policyKey(entry);
+    const report = (problems: string[]): void => {
+      for (const p of problems) this.log.log('knl', 'warn', `${added ? 'installing' : 'removing'} the backstop of policy {${spec.reqid}}: ${p}`);
+    };
+    if (added) void this.backstop.addPolicy(key, { local: spec.local, remote: spec.remote }).then(report);
+    else void this.backstop.removePolicy(key).then(report);
+  }
+
   /** Keep the routes in step with the outbound `protect` policies. */
   private followPolicy(entry: SpdEntry, added: boolean): void {
     const spec = entry.spec;
     // bypass needs no route (the main table sends it in the clear); discard is routed here to be dropped
     if (spec.direction !== 'out' || spec.action === 'bypass' || !this.routes) return;
-    const key = `${spec.reqid}#${entry.order}`;
+    // Teardown has begun: a policy that still comes in (an exchange completing late) gets no routes;
+    // those of the policies going are removed by stop() with the rest.
+    if (this.stopped) return;
+    this.followBackstop(entry, added);
+    const key = policyKey(entry);
     const done = (what: string) => (problems: string[]) => {
       for (const p of problems) this.log.log('knl', 'warn', `${what} routes of policy {${spec.reqid}}: ${p}`);
     };
@@ -316,8 +378,12 @@ export class DaemonDatapath {
     };
   }
 
-  /** Remove routes and rules, close the TUN device and sockets. */
-  async stop(): Promise<void> {
+  /**
+   * Remove routes and rules, close the TUN device and sockets, and last the
+   * backstop — unless `keepBackstop` (a start that failed: the traffic a
+   * previous daemon protected stays blocked until one runs again).
+   */
+  async stop(options: { keepBackstop?: boolean } = {}): Promise<void> {
     this.stopped = true;
     for (const reqid of this.traps.keys()) this.sad.deletePolicy(reqid, 'out');
     this.traps.clear();
@@ -325,8 +391,17 @@ export class DaemonDatapath {
     for (const p of problems) this.log.log('knl', 'warn', `removing routes: ${p}`);
     this.dataplane?.stop();
     this.dataplane = undefined;
+    if (options.keepBackstop) {
+      const kept = this.backstop?.installed().rules.length ?? 0;
+      if (kept > 0) this.log.log('knl', 'warn', `backstop left in place (${kept} rule(s)): the traffic of private policies stays blocked until tunsec runs again and stops cleanly`);
+      return;
+    }
+    for (const p of (await this.backstop?.stop()) ?? []) this.log.log('knl', 'warn', `removing the backstop: ${p}`);
   }
 }
+
+/** Routes and backstop are held per SPD entry (a trap and the CHILD_SA's policy replacing it are two). */
+const policyKey = (entry: SpdEntry): string => `${entry.spec.reqid}#${entry.order}`;
 
 /**
  * The source address for routes into the TUN device: the SA's outer

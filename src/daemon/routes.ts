@@ -35,6 +35,21 @@
  * narrower rules are first moved behind the one to delete (deleteRule).
  * `ip` calls are async: operations run one at a time. Failures of `ip` are
  * returned as problem strings, never thrown.
+ *
+ * The same class keeps the *backstop* (option `backstop`; docs/daemon.md,
+ * "Fail closed"): for every `private` policy the same rules at the next
+ * preference (221) into a table of `prohibit` routes (221),
+ *
+ *   ip -4 rule add pref 221 to 10.1.0.0/24 lookup 221
+ *   ip -4 route replace prohibit 10.1.0.0/24 table 221
+ *
+ * which outlive the process. While the TUN device exists, table 220 answers
+ * first; when it is gone (the daemon was killed, crashed or is restarting)
+ * the lookup falls through to the prohibit routes instead of the main table,
+ * so a private flow is refused, never sent in the clear. A new daemon adopts
+ * the backstop it finds (start) and removes what its configuration no longer
+ * covers once its own policies are in (dropLeftovers); only a clean stop
+ * removes the rest.
  */
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -109,6 +124,8 @@ export interface RoutingPlace {
   tunName: string;
   table?: number;
   rulePref?: number;
+  /** `prohibit` routes (the backstop) instead of routes into the device. */
+  backstop?: boolean;
 }
 
 const IPPROTO_ICMP = 1;
@@ -126,6 +143,35 @@ const familyFlag = (family: IpFamily): string => `-${family}`;
 
 const withVerb = (args: string[], verb: string): string[] => [args[0]!, args[1]!, verb, ...args.slice(3)];
 
+/** The `ip rule add` arguments of one rule, in the one order used both to add rules and to recognise them. */
+function ruleFor(family: IpFamily, pref: string, to: string, protocol: number, dport: string | undefined, sport: string | undefined, table: string): RoutingRule {
+  const add = [familyFlag(family), 'rule', 'add', 'pref', pref, 'to', to];
+  // by number: names need /etc/protocols, which minimal images (containers) lack
+  if (protocol !== 0) add.push('ipproto', String(protocol));
+  if (dport !== undefined) add.push('dport', dport);
+  if (sport !== undefined) add.push('sport', sport);
+  add.push('lookup', table);
+  const rule: RoutingRule = { family, to, protocol, add };
+  if (dport !== undefined) rule.dport = dport;
+  if (sport !== undefined) rule.sport = sport;
+  return rule;
+}
+
+/** A table route: into the device (with the source address), or a `prohibit` route of the backstop. */
+function routeFor(family: IpFamily, prefix: string, place: RoutingPlace, table: string, source?: string): TableRoute {
+  if (place.backstop) {
+    const args = (verb: string) => [familyFlag(family), 'route', verb, 'prohibit', prefix, 'table', table];
+    return { family, prefix, replace: args('replace'), del: args('del') };
+  }
+  const src = source !== undefined && ipFamily(source) === family ? ['src', source] : [];
+  return {
+    family,
+    prefix,
+    replace: [familyFlag(family), 'route', 'replace', prefix, 'dev', place.tunName, ...src, 'table', table],
+    del: [familyFlag(family), 'route', 'del', prefix, 'dev', place.tunName, 'table', table],
+  };
+}
+
 /** The rules and table routes that send the flows of one outbound policy into the TUN device. */
 export function routingRulesFor(policy: OutboundPolicy, place: RoutingPlace): { rules: RoutingRule[]; routes: TableRoute[] } {
   const table = String(place.table ?? TUN_TABLE);
@@ -138,10 +184,8 @@ export function routingRulesFor(policy: OutboundPolicy, place: RoutingPlace): { 
     if (family === undefined) continue;
     const prefixes = rangeToPrefixes(remote.startAddress, remote.endAddress);
     for (const prefix of prefixes) {
-      const src = source !== undefined && ipFamily(source) === family ? ['src', source] : [];
-      const replace = [familyFlag(family), 'route', 'replace', prefix, 'dev', place.tunName, ...src, 'table', table];
-      const del = [familyFlag(family), 'route', 'del', prefix, 'dev', place.tunName, 'table', table];
-      routes.set(del.join(' '), { family, prefix, replace, del });
+      const route = routeFor(family, prefix, place, table, source);
+      routes.set(route.del.join(' '), route);
     }
     for (const local of policy.local) {
       if (ipFamily(local.startAddress) !== family) continue;
@@ -150,16 +194,8 @@ export function routingRulesFor(policy: OutboundPolicy, place: RoutingPlace): { 
       const dport = portMatch(protocol, remote);
       const sport = portMatch(protocol, local);
       for (const to of prefixes) {
-        const add = [familyFlag(family), 'rule', 'add', 'pref', pref, 'to', to];
-        // by number: names need /etc/protocols, which minimal images (containers) lack
-        if (protocol !== 0) add.push('ipproto', String(protocol));
-        if (dport !== undefined) add.push('dport', dport);
-        if (sport !== undefined) add.push('sport', sport);
-        add.push('lookup', table);
-        const rule: RoutingRule = { family, to, protocol, add };
-        if (dport !== undefined) rule.dport = dport;
-        if (sport !== undefined) rule.sport = sport;
-        rules.set(add.join(' '), rule);
+        const rule = ruleFor(family, pref, to, protocol, dport, sport, table);
+        rules.set(rule.add.join(' '), rule);
       }
     }
   }
@@ -192,6 +228,12 @@ export interface TunRoutesOptions {
   markRulePref?: number;
   ip?: RunIp;
   sysctl?: Sysctl;
+  /**
+   * The backstop instead of the TUN routes: `prohibit` routes, no mark rules
+   * and no rp_filter; start adopts what a previous daemon left instead of
+   * removing it.
+   */
+  backstop?: boolean;
 }
 
 interface Counted<T> {
@@ -220,6 +262,7 @@ export class TunRoutes {
   private readonly markRulePref: number;
   private readonly ip: RunIp;
   private readonly sysctl: Sysctl;
+  private readonly backstop: boolean;
   private readonly rules = new Map<string, Counted<RoutingRule>>();
   private readonly routes = new Map<string, Counted<TableRoute>>();
   private readonly policies = new Map<string, PolicyRefs>();
@@ -234,9 +277,15 @@ export class TunRoutes {
     this.markRulePref = options.markRulePref ?? MARK_RULE_PREF;
     this.ip = options.ip ?? runIp;
     this.sysctl = options.sysctl ?? procSysctl;
+    this.backstop = options.backstop ?? false;
   }
 
-  /** Remove a crashed daemon's rules and routes, add the mark rules, turn off rp_filter on the device. Returns problems and warnings. */
+  /**
+   * TUN routes: remove a crashed daemon's rules and routes, add the mark
+   * rules, turn off rp_filter on the device. Backstop: adopt the rules and
+   * routes a previous daemon left (they keep blocking until this daemon's
+   * policies have claimed theirs; see dropLeftovers). Returns problems and warnings.
+   */
   start(): Promise<string[]> {
     return this.serialized(async () => {
       const problems: string[] = [];
@@ -244,6 +293,10 @@ export class TunRoutes {
       this.routes.clear();
       this.policies.clear();
       this.markRules = [];
+      if (this.backstop) {
+        for (const family of [4, 6] as const) problems.push(...(await this.adoptLeftovers(family)));
+        return problems;
+      }
       for (const family of [4, 6] as const) {
         problems.push(...(await this.removeStaleRules(family)));
         const flush = [familyFlag(family), 'route', 'flush', 'table', String(this.table)];
@@ -269,7 +322,7 @@ export class TunRoutes {
   addPolicy(key: string, policy: OutboundPolicy): Promise<string[]> {
     return this.serialized(async () => {
       const problems: string[] = [];
-      const { rules, routes } = routingRulesFor(policy, { tunName: this.tunName, table: this.table, rulePref: this.rulePref });
+      const { rules, routes } = routingRulesFor(policy, { tunName: this.tunName, table: this.table, rulePref: this.rulePref, backstop: this.backstop });
       const held: PolicyRefs = { rules: [], routes: [] };
       // Routes before rules: a rule whose table has no route falls through to main, in the clear.
       for (const route of routes) {
@@ -315,6 +368,23 @@ export class TunRoutes {
     });
   }
 
+  /** Rules and routes adopted at start that no policy has claimed since. */
+  get leftovers(): { rules: number; routes: number } {
+    const unclaimed = (m: Map<string, Counted<unknown>>): number => [...m.values()].filter((c) => c.refs === 0).length;
+    return { rules: unclaimed(this.rules), routes: unclaimed(this.routes) };
+  }
+
+  /** Remove the adopted rules and routes no policy claimed (the configuration no longer has their policy). Returns problems. */
+  dropLeftovers(): Promise<string[]> {
+    return this.serialized(async () => {
+      const problems: string[] = [];
+      const rules = [...this.rules].filter(([, c]) => c.refs === 0).map(([key]) => key);
+      const routes = [...this.routes].filter(([, c]) => c.refs === 0).map(([key]) => key);
+      await this.release({ rules, routes }, problems, 0);
+      return problems;
+    });
+  }
+
   /** What is installed now, for status output and tests. */
   installed(): InstalledRouting {
     return {
@@ -350,15 +420,15 @@ export class TunRoutes {
     return true;
   }
 
-  /** Drop a policy's references: rules before routes, removing those no one holds any more. */
-  private async release(held: PolicyRefs, problems: string[]): Promise<void> {
+  /** Drop a policy's references (`drop` each): rules before routes, removing those no one holds any more. */
+  private async release(held: PolicyRefs, problems: string[], drop = 1): Promise<void> {
     for (const key of held.rules) {
       const counted = this.rules.get(key);
-      if (counted && --counted.refs === 0) await this.deleteRule(key, problems);
+      if (counted && (counted.refs -= drop) <= 0) await this.deleteRule(key, problems);
     }
     for (const key of held.routes) {
       const counted = this.routes.get(key);
-      if (!counted || --counted.refs > 0) continue;
+      if (!counted || (counted.refs -= drop) > 0) continue;
       this.routes.delete(key);
       await this.run(counted.item.del, problems);
     }
@@ -403,6 +473,41 @@ export class TunRoutes {
     return problems;
   }
 
+  /**
+   * Take over the rules at our preference that look up our table, in the
+   * kernel's order (deleteRule relies on it), and the prohibit routes of the
+   * table, with no reference yet. `ip -N` prints protocols as numbers.
+   */
+  private async adoptLeftovers(family: IpFamily): Promise<string[]> {
+    const problems: string[] = [];
+    const table = String(this.table);
+    const read = async (args: string[]): Promise<Record<string, unknown>[]> => {
+      const r = await this.ip(args);
+      // An IPv4 table that was never used does not exist: nothing to adopt.
+      if (r.code !== 0 && /does not exist/.test(r.stderr)) return [];
+      try {
+        if (r.code !== 0) throw new Error(r.stderr || `exit ${r.code}`);
+        return JSON.parse(r.stdout || '[]') as Record<string, unknown>[];
+      } catch (err) {
+        problems.push(`ip ${args.join(' ')}: ${err instanceof Error ? err.message : String(err)}`);
+        return [];
+      }
+    };
+    for (const e of await read([familyFlag(family), '-N', '-j', 'rule', 'show'])) {
+      if (e.priority !== this.rulePref || e.table !== table) continue;
+      const rule = leftoverRule(family, e, String(this.rulePref), table);
+      if (rule) this.rules.set(rule.add.join(' '), { item: rule, refs: 0 });
+      else problems.push(`a rule at preference ${this.rulePref} to table ${table} cannot be read back (${JSON.stringify(e)}); left alone`);
+    }
+    for (const e of await read([familyFlag(family), '-N', '-j', 'route', 'show', 'table', table])) {
+      const prefix = typeof e.dst === 'string' ? hostPrefix(family, e.dst) : undefined;
+      if (e.type !== String(RTN_PROHIBIT) || prefix === undefined) continue;
+      const route = routeFor(family, prefix, { tunName: this.tunName, backstop: true }, table);
+      this.routes.set(route.del.join(' '), { item: route, refs: 0 });
+    }
+    return problems;
+  }
+
   private async disableRpFilter(): Promise<string[]> {
     const problems: string[] = [];
     const device = `net/ipv4/conf/${this.tunName}/rp_filter`;
@@ -416,4 +521,29 @@ export class TunRoutes {
     }
     return problems;
   }
+}
+
+/** rtnetlink's route type of `prohibit` routes, as `ip -N` prints it. */
+const RTN_PROHIBIT = 8;
+
+/** `10.1.0.0/24`, `10.1.0.7` (a host), `default` as `ip -j route` prints them, to canonical prefix text. */
+function hostPrefix(family: IpFamily, dst: string, length?: number): string | undefined {
+  if (dst === 'default') return family === 4 ? '0.0.0.0/0' : '::/0';
+  const [address, len] = dst.split('/');
+  const canonical = canonicalIp(address ?? '');
+  if (canonical === undefined || ipFamily(canonical) !== family) return undefined;
+  return `${canonical}/${len ?? length ?? (family === 4 ? 32 : 128)}`;
+}
+
+/** One entry of `ip -N -j rule show` as the rule routingRulesFor would have made; undefined if it names more than tunsec's rules do. */
+function leftoverRule(family: IpFamily, e: Record<string, unknown>, pref: string, table: string): RoutingRule | undefined {
+  const known = new Set(['priority', 'src', 'dst', 'dstlen', 'ipproto', 'dport', 'dport_start', 'dport_end', 'sport', 'sport_start', 'sport_end', 'table', 'flags']);
+  if (Object.keys(e).some((k) => !known.has(k)) || e.src !== 'all') return undefined;
+  const to = typeof e.dst === 'string' ? hostPrefix(family, e.dst, typeof e.dstlen === 'number' ? e.dstlen : undefined) : family === 4 ? '0.0.0.0/0' : '::/0';
+  if (to === undefined) return undefined;
+  const proto = /^(?:ipproto-)?(\d+)$/.exec(String(e.ipproto ?? '0'));
+  if (!proto) return undefined;
+  const ports = (name: string): string | undefined =>
+    typeof e[name] === 'number' ? String(e[name]) : typeof e[`${name}_start`] === 'number' ? `${e[`${name}_start`]}-${e[`${name}_end`]}` : undefined;
+  return ruleFor(family, pref, to, Number(proto[1]), ports('dport'), ports('sport'), table);
 }

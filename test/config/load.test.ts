@@ -152,6 +152,8 @@ describe('defaults', () => {
       fwmark: 0x7473,
       route_table: 220,
       route_priority: 220,
+      backstop_table: 221,
+      backstop_priority: 221,
       hold_packets: 16,
       retransmit: { timeout: 4, base: 1.8, tries: 5 },
       mss_clamp: true,
@@ -178,6 +180,22 @@ describe('defaults', () => {
     const r = loadConfig({ text: minimal({ top: 'daemon:\n  tun_name: a-very-long-interface\n' }) });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.problems.map((p) => p.path)).toContain('daemon.tun_name');
+  });
+
+  it('the backstop table and rule follow route_table and route_priority unless set', () => {
+    expect(load(minimal({ top: 'daemon:\n  route_table: 300\n  route_priority: 400\n' })).config.daemon).toMatchObject({ backstop_table: 301, backstop_priority: 401 });
+    expect(load(minimal({ top: 'daemon:\n  backstop_table: 99\n  backstop_priority: 500\n' })).config.daemon).toMatchObject({ backstop_table: 99, backstop_priority: 500 });
+  });
+
+  it('a backstop that would hide the TUN routes (same table, or a rule ahead of theirs) is refused with its key path', () => {
+    const sameTable = problems(minimal({ top: 'daemon:\n  backstop_table: 220\n' }));
+    expect(sameTable.map((p) => [p.path, formatProblem(p)])).toEqual([
+      ['daemon.backstop_table', expect.stringContaining('must differ from route_table (220)')],
+    ]);
+    const ahead = problems(minimal({ top: 'daemon:\n  backstop_priority: 219\n' }));
+    expect(ahead.map((p) => [p.path, formatProblem(p)])).toEqual([
+      ['daemon.backstop_priority', expect.stringContaining("must lie between route_priority (220) and the main table's rule (32766), exclusive; got 219")],
+    ]);
   });
 
   it('log levels: default applies to every subsystem not named', () => {

@@ -294,3 +294,95 @@ describe('TunRoutes', () => {
     expect(routes.installed()).toEqual({ policies: [], rules: [], routes: [], markRules: [] });
   });
 });
+
+describe('TunRoutes as the backstop (prohibit routes that outlive the daemon)', () => {
+  /** `ip` answering the backstop's listings with what a killed daemon left (the shapes `ip -N -j` prints), recording every call. */
+  function leftoverIp(left: { rules4?: object[]; routes4?: object[]; rules6?: object[]; routes6?: object[] } = {}) {
+    const commands: string[] = [];
+    const ip: RunIp = async (args) => {
+      const cmd = args.join(' ');
+      commands.push(cmd);
+      const listing: Record<string, object[] | undefined> = {
+        '-4 -N -j rule show': left.rules4,
+        '-6 -N -j rule show': left.rules6,
+        '-4 -N -j route show table 221': left.routes4,
+        '-6 -N -j route show table 221': left.routes6,
+      };
+      if (cmd in listing) return { code: 0, stdout: JSON.stringify(listing[cmd] ?? []), stderr: '' };
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    return { ip, commands };
+  }
+  const backstop = (ip: RunIp) => new TunRoutes({ tunName: 'tunsec0', table: 221, rulePref: 221, backstop: true, ip, sysctl: fakeSysctl().sysctl });
+
+  it('routes a policy to prohibit routes in its own table, and its start touches no mark rule and no sysctl', async () => {
+    const { ip, commands } = leftoverIp();
+    const b = backstop(ip);
+    expect(await b.start()).toEqual([]);
+    await b.addPolicy('k', { ...tcp80, localAddress: '10.0.0.1' });
+    expect(commands).toEqual([
+      '-4 -N -j rule show',
+      '-4 -N -j route show table 221',
+      '-6 -N -j rule show',
+      '-6 -N -j route show table 221',
+      '-4 route replace prohibit 10.1.0.0/24 table 221',
+      '-4 rule add pref 221 to 10.1.0.0/24 ipproto 6 dport 80 lookup 221',
+    ]);
+  });
+
+  it('start adopts what a killed daemon left; a policy needing a leftover takes it without an ip call; dropLeftovers removes only the unclaimed', async () => {
+    const { ip, commands } = leftoverIp({
+      rules4: [
+        { priority: 220, src: 'all', dst: '10.1.0.0', dstlen: 24, table: '220' },
+        { priority: 221, src: 'all', dst: '10.1.0.0', dstlen: 24, ipproto: 'ipproto-6', dport: 80, table: '221' },
+        { priority: 221, src: 'all', dst: '10.9.0.7', ipproto: 'ipproto-17', sport_start: 1000, sport_end: 2000, table: '221' },
+        { priority: 221, src: 'all', table: '300' },
+      ],
+      routes4: [
+        { type: '8', dst: '10.1.0.0/24', flags: [] },
+        { type: '8', dst: '10.9.0.7', flags: [] },
+        { type: '1', dst: '10.5.0.0/16', dev: 'eth0', flags: [] },
+      ],
+      rules6: [{ priority: 221, src: 'all', dst: 'fd01:0:0::', dstlen: 64, table: '221' }],
+      routes6: [{ type: '8', dst: 'fd01::/64', dev: 'lo', metric: 1024, flags: [] }],
+    });
+    const b = backstop(ip);
+    expect(await b.start()).toEqual([]);
+    expect(b.leftovers).toEqual({ rules: 3, routes: 3 });
+    commands.length = 0;
+    await b.addPolicy('web', tcp80);
+    expect(commands).toEqual([]);
+    expect(b.leftovers).toEqual({ rules: 2, routes: 2 });
+    expect(await b.dropLeftovers()).toEqual([]);
+    expect(commands).toEqual([
+      '-4 rule del pref 221 to 10.9.0.7/32 ipproto 17 sport 1000-2000 lookup 221',
+      '-6 rule del pref 221 to fd01::/64 lookup 221',
+      '-4 route del prohibit 10.9.0.7/32 table 221',
+      '-6 route del prohibit fd01::/64 table 221',
+    ]);
+    expect(b.installed().rules).toEqual([{ args: '-4 rule add pref 221 to 10.1.0.0/24 ipproto 6 dport 80 lookup 221'.split(' '), refs: 1 }]);
+    expect(b.leftovers).toEqual({ rules: 0, routes: 0 });
+  });
+
+  it('a leftover rule naming more than tunsec writes is reported and left alone', async () => {
+    const { ip } = leftoverIp({ rules4: [{ priority: 221, src: '10.0.0.0', srclen: 8, table: '221' }] });
+    const b = backstop(ip);
+    expect(await b.start()).toEqual([expect.stringMatching(/^a rule at preference 221 to table 221 cannot be read back .*; left alone$/)]);
+    expect(b.leftovers).toEqual({ rules: 0, routes: 0 });
+  });
+
+  it('stop removes every backstop rule, narrowest first, then its prohibit routes', async () => {
+    const { ip, commands } = leftoverIp();
+    const b = backstop(ip);
+    await b.start();
+    await b.addPolicy('all', anyTo10_1);
+    await b.addPolicy('web', tcp80);
+    commands.length = 0;
+    expect(await b.stop()).toEqual([]);
+    expect(commands).toEqual([
+      '-4 rule del pref 221 to 10.1.0.0/24 ipproto 6 dport 80 lookup 221',
+      '-4 rule del pref 221 to 10.1.0.0/24 lookup 221',
+      '-4 route del prohibit 10.1.0.0/24 table 221',
+    ]);
+  });
+});
