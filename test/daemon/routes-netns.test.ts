@@ -169,6 +169,51 @@ describe('TunRoutes in a network namespace', () => {
     expect(await leftovers()).toEqual([]);
   });
 
+  it('the backstop refuses the selected flows once the TUN routes are gone (EACCES, never the main table), a restart adopts every rule and route of it as the kernel prints them, and stop leaves nothing', async () => {
+    const backstop = () => new TunRoutes({ tunName: 'tunsec0', table: 221, rulePref: 221, backstop: true, ip, sysctl });
+    const policies = {
+      hosts: { local: [hostV4, hostV6], remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80), ts('10.1.3.0', '10.1.3.255'), ts('fd01::1', 'fd01::8')] },
+      udp: { local: [ts('192.0.2.1', '192.0.2.1', 17, 1000, 2000)], remote: [ts('10.1.2.7')] },
+    };
+    const tun = newRoutes();
+    const first = backstop();
+    expect(await tun.start()).toEqual([]);
+    expect(await first.start()).toEqual([]);
+    for (const [key, policy] of Object.entries(policies)) {
+      expect(await first.addPolicy(key, policy)).toEqual([]);
+      expect(await tun.addPolicy(key, policy)).toEqual([]);
+    }
+    // While the TUN routes exist they answer first.
+    expect(await deviceFor('10.1.3.5')).toBe('tunsec0');
+    expect(await deviceFor('fd01::2')).toBe('tunsec0');
+    // The device's routes are gone (the daemon died): the backstop refuses what the main table would send.
+    await must('ip', ['-n', ns, 'route', 'flush', 'table', '220']);
+    await must('ip', ['-n', ns, '-6', 'route', 'flush', 'table', '220']);
+    for (const [address, keys] of [['10.1.3.5', []], ['10.1.0.9', ['ipproto', 'tcp', 'dport', '80']], ['10.1.2.7', ['ipproto', 'udp', 'sport', '1500']], ['fd01::2', []]] as const) {
+      const r = await ip(['route', 'get', address, ...keys]);
+      expect(`${address} ${r.code} ${r.stderr}`).toMatch(/ 2 .*Permission denied/);
+    }
+    expect(await deviceFor('10.1.0.9', 'ipproto', 'tcp', 'dport', '443')).toBe('wan0');
+    expect(await deviceFor('10.1.2.7', 'ipproto', 'udp', 'sport', '3000')).toBe('wan0');
+    const installed = first.installed();
+
+    const second = backstop();
+    expect(await second.start()).toEqual([]);
+    expect(second.leftovers).toEqual({ rules: installed.rules.length, routes: installed.routes.length });
+    for (const [key, policy] of Object.entries(policies)) expect(await second.addPolicy(key, policy)).toEqual([]);
+    expect(second.leftovers).toEqual({ rules: 0, routes: 0 });
+    // the same rules, in the kernel's order (IPv4 before IPv6) rather than the order they were added
+    const text = (rules: { args: string[] }[]) => rules.map((r) => r.args.join(' ')).sort();
+    expect(text(second.installed().rules)).toEqual(text(installed.rules));
+    expect(await second.stop()).toEqual([]);
+    await tun.stop(); // its rules; its routes were flushed above (reported as missing)
+    for (const family of ['-4', '-6']) {
+      expect((await ip([family, 'rule', 'show', 'pref', '221'])).stdout.trim()).toBe('');
+      expect((await ip([family, 'route', 'show', 'table', '221'])).stdout.trim()).toBe('');
+    }
+    expect(await leftovers()).toEqual([]);
+  });
+
   it('warns that decrypted packets could be dropped when net.ipv4.conf.all.rp_filter is strict', async () => {
     await sysctl('net/ipv4/conf/tunsec0/rp_filter', '1');
     await sysctl('net/ipv4/conf/all/rp_filter', '1');
