@@ -59,6 +59,8 @@ export interface DatapathStatus {
   counters: DatapathCounters;
   io: IoCounters;
   traps: Array<{ connection: string; child: string; reqid: number }>;
+  /** The kernel backstop of the private policies (./routes.ts): what is installed, its table, and whether global down (clear) lifted it. */
+  backstop: { table: number; rules: number; routes: number; lifted: boolean };
 }
 
 export class DaemonDatapath {
@@ -370,11 +372,13 @@ export class DaemonDatapath {
   }
 
   status(): DatapathStatus {
+    const installed = this.backstop?.installed();
     return {
       tun: this.dataplane?.tunName,
       counters: { ...this.datapath.counters },
       io: this.dataplane ? { ...this.dataplane.io } : zeroIoCounters(),
       traps: [...this.traps.entries()].map(([reqid, t]) => ({ connection: t.connection, child: t.child, reqid })),
+      backstop: { table: this.config.backstop_table, rules: installed?.rules.length ?? 0, routes: installed?.routes.length ?? 0, lifted: this.backstopLifted },
     };
   }
 

@@ -132,7 +132,7 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
     },
     sas: {
       ike_sas: [ikeSa({ children: o.children ?? [child()] }), ikeSa({ name: 'dc2', state: 'connecting', children: [], spi_i: 'aa', spi_r: '00' })],
-      datapath: o.datapath === false ? null : { tun: 'tunsec0', counters, io, traps: [], global_off: 'drop' },
+      datapath: o.datapath === false ? null : { tun: 'tunsec0', counters, io, traps: [], backstop: { table: 221, rules: 0, routes: 0, lifted: false }, global_off: 'drop' },
       manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, halfOpenLimitDrops: 18, peerHalfOpenDrops: 19, initRateDrops: 20, authRateDrops: 21, halfOpenTimeouts: 22, dpdChecks: 23, deadPeers: 24, half_open: 3 },
     },
   };

@@ -171,9 +171,11 @@ describe('the backstop and the global switch', () => {
       const backstop = async (): Promise<string[]> => (await tunsecRouting(pair.a)).filter((l) => l.includes('221'));
       await waitFor('the backstop of the trap policy', async () => (await backstop()).length === 2);
       expect(await backstop()).toEqual([`-4 rule 221:\tfrom all to ${pair.b.ip4} lookup 221`, `-4 table 221: prohibit ${pair.b.ip4}`]);
+      expect((await moon.cli('list-sas')).stdout).toContain('backstop: 1 rule, 1 prohibit route in table 221');
       const down = await moon.cli('global', 'down');
       expect(down.code, down.stdout + down.stderr).toBe(0);
       expect(await backstop()).toEqual([]);
+      expect((await moon.cli('list-sas')).stdout).toContain('backstop: lifted (global switch down, clear)');
       const up = await moon.cli('global', 'up');
       expect(up.code, up.stdout + up.stderr).toBe(0);
       await waitFor('the backstop back after global up', async () => (await backstop()).length === 2);

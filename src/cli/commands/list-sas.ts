@@ -41,6 +41,9 @@ export function formatSas(r: ListSasResult): string {
     out.push(`  other: ${notable.length === 0 ? 'none' : notable.map(([k, v]) => `${k} ${v}`).join(', ')}`);
     out.push(`  io: ${Object.entries(dp.io).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     if (dp.traps.length > 0) out.push(`  trap policies: ${dp.traps.map((t) => `${t.connection}/${t.child}{${t.reqid}}`).join(', ')}`);
+    const b = dp.backstop;
+    if (b.lifted) out.push(`  backstop: lifted (global switch down, clear)`);
+    else if (b.rules > 0) out.push(`  backstop: ${b.rules} rule${b.rules === 1 ? '' : 's'}, ${b.routes} prohibit route${b.routes === 1 ? '' : 's'} in table ${b.table} (private flows refused if tunsec dies)`);
   } else {
     out.push('datapath: none (daemon.datapath: none)');
   }
