@@ -458,19 +458,24 @@ export class TunRoutes {
   /** Delete every rule at our preference that looks up our table (a crashed daemon's). */
   private async removeStaleRules(family: IpFamily): Promise<string[]> {
     const problems: string[] = [];
-    const list = [familyFlag(family), '-j', 'rule', 'show'];
-    const r = await this.ip(list);
-    let stale = 0;
-    try {
-      if (r.code !== 0) throw new Error(r.stderr || `exit ${r.code}`);
-      const entries = JSON.parse(r.stdout || '[]') as { priority?: number; table?: string }[];
-      stale = entries.filter((e) => e.priority === this.rulePref && e.table === String(this.table)).length;
-    } catch (err) {
-      problems.push(`ip ${list.join(' ')}: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const entries = await this.listJson([familyFlag(family), '-j', 'rule', 'show'], problems);
+    const stale = entries.filter((e) => e.priority === this.rulePref && e.table === String(this.table)).length;
     const del = [familyFlag(family), 'rule', 'del', 'pref', String(this.rulePref), 'lookup', String(this.table)];
     for (let i = 0; i < stale; i++) if (!(await this.run(del, problems))) break;
     return problems;
+  }
+
+  /** The entries `ip -j … show` lists; none (and a problem noted) when it fails. A table that was never used does not exist: no entries. */
+  private async listJson(args: string[], problems: string[]): Promise<Record<string, unknown>[]> {
+    const r = await this.ip(args);
+    if (r.code !== 0 && /does not exist/.test(r.stderr)) return [];
+    try {
+      if (r.code !== 0) throw new Error(r.stderr || `exit ${r.code}`);
+      return JSON.parse(r.stdout || '[]') as Record<string, unknown>[];
+    } catch (err) {
+      problems.push(`ip ${args.join(' ')}: ${err instanceof Error ? err.message : String(err)}`);
+      return [];
+    }
   }
 
   /**
@@ -481,25 +486,13 @@ export class TunRoutes {
   private async adoptLeftovers(family: IpFamily): Promise<string[]> {
     const problems: string[] = [];
     const table = String(this.table);
-    const read = async (args: string[]): Promise<Record<string, unknown>[]> => {
-      const r = await this.ip(args);
-      // An IPv4 table that was never used does not exist: nothing to adopt.
-      if (r.code !== 0 && /does not exist/.test(r.stderr)) return [];
-      try {
-        if (r.code !== 0) throw new Error(r.stderr || `exit ${r.code}`);
-        return JSON.parse(r.stdout || '[]') as Record<string, unknown>[];
-      } catch (err) {
-        problems.push(`ip ${args.join(' ')}: ${err instanceof Error ? err.message : String(err)}`);
-        return [];
-      }
-    };
-    for (const e of await read([familyFlag(family), '-N', '-j', 'rule', 'show'])) {
+    for (const e of await this.listJson([familyFlag(family), '-N', '-j', 'rule', 'show'], problems)) {
       if (e.priority !== this.rulePref || e.table !== table) continue;
       const rule = leftoverRule(family, e, String(this.rulePref), table);
       if (rule) this.rules.set(rule.add.join(' '), { item: rule, refs: 0 });
       else problems.push(`a rule at preference ${this.rulePref} to table ${table} cannot be read back (${JSON.stringify(e)}); left alone`);
     }
-    for (const e of await read([familyFlag(family), '-N', '-j', 'route', 'show', 'table', table])) {
+    for (const e of await this.listJson([familyFlag(family), '-N', '-j', 'route', 'show', 'table', table], problems)) {
       const prefix = typeof e.dst === 'string' ? hostPrefix(family, e.dst) : undefined;
       if (e.type !== String(RTN_PROHIBIT) || prefix === undefined) continue;
       const route = routeFor(family, prefix, { tunName: this.tunName, backstop: true }, table);
