@@ -20,6 +20,10 @@ import { parseIp } from '../../../src/util/ip.js';
 import { freePorts, peerConfig, startPeer, testPki, type TestPeer } from '../support/peers.js';
 import { waitUntil } from '../support/wait.js';
 
+/** The long run's exchanges (TUNSEC_EARLY_ESP_REKEYS=100 for issue 17's figure: 100 CHILD_SA and 20 IKE_SA rekeys). */
+const CHILD_REKEYS = Number(process.env.TUNSEC_EARLY_ESP_REKEYS ?? 10);
+const IKE_REKEYS = Math.max(1, Math.floor(CHILD_REKEYS / 5));
+
 const MOON = '127.0.0.1';
 const SUN = '127.0.0.2';
 
@@ -173,4 +177,55 @@ describe('ESP the peer sends on a new SA before its response reaches us (RFC 729
     expect(carries(l, l.early[1]!.text)).toBe(true);
     expect(l.moonDp.counters).toMatchObject({ inHeldPendingSpi: 1, inHeldPendingSpiDropped: 0, inUnknownSpi: 0, inPackets: 2 });
   });
+
+  it(`${CHILD_REKEYS} CHILD_SA rekeys and ${IKE_REKEYS} IKE_SA rekeys we initiate against a peer that sends before it answers: every ping delivered`, async () => {
+    const l = await lab([ExchangeType.CREATE_CHILD_SA]);
+    let sa = await l.moon.manager.initiate('host-host');
+    let sent = 0;
+    /** A ping on sun's current outbound SA, between exchanges. */
+    const steady = (): void => {
+      const plain = pingFromSun(`steady ${sent++}`);
+      const wire = Buffer.alloc(plain.length + 128);
+      const res = { verdict: 0, length: 0, sa: undefined };
+      l.sunDp.outbound(plain, plain.length, wire, res);
+      expect(res.verdict).toBe(OUT_SEND);
+      receive(l.moonDp, wire.subarray(0, res.length), 20, l.delivered, Buffer.alloc(2048));
+    };
+    const outbound = (p: TestPeer): number => p.sad.listSas().filter((e) => e.spec.direction === 'out').length;
+    /** One exchange, then the old pair's Delete (sun switches for good) and the IKE step after which held packets are opened. */
+    const exchange = async (run: () => Promise<void>): Promise<void> => {
+      steady();
+      await run();
+      await waitUntil(() => outbound(l.sun) === 1 && outbound(l.moon) === 1, 4000, 'old outbound SAs deleted');
+      await new Promise((r) => setImmediate(r));
+    };
+    let childRekeys = 0;
+    let ikeRekeys = 0;
+    const every = Math.floor(CHILD_REKEYS / IKE_REKEYS);
+    for (let i = 1; i <= CHILD_REKEYS; i++) {
+      await exchange(async () => {
+        const fresh = childRekeyed(sa);
+        sa.rekeyChild(sa.ctx.children[0]!, 'test');
+        await fresh;
+        childRekeys++;
+      });
+      if (i % every !== 0 || ikeRekeys === IKE_REKEYS) continue;
+      await exchange(async () => {
+        let next: IkeSa | undefined;
+        sa.on('ikeRekeyed', (_o, n) => (next = n));
+        sa.rekeyIke('test');
+        await waitUntil(() => next?.state === 'established', 4000, `IKE_SA rekey ${ikeRekeys}`);
+        sa = next!;
+        ikeRekeys++;
+      });
+    }
+    steady();
+    const expected = sent + l.early.length;
+    console.log(
+      `early ESP, in-process: ${childRekeys} CHILD_SA rekeys and ${ikeRekeys} IKE_SA rekeys initiated by moon; sun sent ${l.early.length} pings on its newest SA before answering a CREATE_CHILD_SA and ${sent} between exchanges: ${l.delivered.length} delivered, ${expected - l.delivered.length} lost; moon's datapath ${JSON.stringify(l.moonDp.counters)}`,
+    );
+    expect(l.early).toHaveLength(CHILD_REKEYS + IKE_REKEYS);
+    expect(l.delivered).toHaveLength(expected);
+    expect(l.moonDp.counters).toMatchObject({ inHeldPendingSpi: CHILD_REKEYS, inHeldPendingSpiDropped: 0, inUnknownSpi: 0, inReplay: 0, inIcv: 0 });
+  }, 120_000);
 });
