@@ -17,7 +17,7 @@ import { ExchangeType } from '../../../src/ike/codec/index.js';
 import type { IkeSa } from '../../../src/ike/sa/ike-sa.js';
 import type { ChildSaRecord } from '../../../src/ike/sa/context.js';
 import { parseIp } from '../../../src/util/ip.js';
-import { freePorts, peerConfig, startPeer, testPki, type TestPeer } from '../support/peers.js';
+import { freePorts, peerConfig, startPeer, testPki, type TestPeer, stopPeers } from '../support/peers.js';
 import { waitUntil } from '../support/wait.js';
 
 /** The long run's exchanges (TUNSEC_EARLY_ESP_REKEYS=100 for issue 17's figure: 100 CHILD_SA and 20 IKE_SA rekeys). */
@@ -65,12 +65,7 @@ interface Lab {
 
 describe('ESP the peer sends on a new SA before its response reaches us (RFC 7296 §2.8)', () => {
   const peers: TestPeer[] = [];
-  afterEach(() => {
-    for (const p of peers.splice(0)) {
-      for (const sa of p.manager.sas) sa.destroy('test over');
-      p.stop();
-    }
-  });
+  afterEach(() => stopPeers(peers));
 
   async function lab(earlyOn: number[]): Promise<Lab> {
     const pki = testPki();
