@@ -55,18 +55,9 @@ export class PendingSpiQueues<T> {
     return this.bySpi.size > 0;
   }
 
-  has(spi: number): boolean {
-    return this.bySpi.has(spi);
-  }
-
   /** Whether `spi`'s SA is installed and its held packets wait to be taken. */
   installed(spi: number): boolean {
     return this.bySpi.get(spi)?.installed === true;
-  }
-
-  /** Packets held over all SPIs. */
-  get held(): number {
-    return this.count;
   }
 
   /**

@@ -239,7 +239,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
       `rekeys driven by ${driver} (${ikeInitiator} initiated the IKE_SA), ${TRAFFIC_S} s ${iperf ? `iperf3 ${reverse ? 'kernel → tunsec' : 'tunsec → kernel'} at ${mbps} Mbit/s` : 'of pings only'} (Linux 6.1 XFRM under UML): ` +
         `pings sent ${sent}, lost ${sent - received}; CHILD_SA pairs seen by tunsec ${rekeys.childPairsSeen} (${rekeys.childPairsSeen - 1} CHILD rekeys), IKE_SAs seen ${rekeys.ikeSasSeen} (${rekeys.ikeSasSeen - 1} IKE rekeys); ` +
         `tunsec log: ${rekeys.tunsecInitiatedChild} CHILD rekeys initiated by tunsec (${rekeys.tunsecInitiatedChildDone} completed), ${rekeys.peerInitiatedChildDone} completed by strongSwan, ${rekeys.tunsecInitiatedIke} IKE rekeys initiated by tunsec, ${rekeys.ikeRekeyed} IKE_SAs established by rekeying, ${rekeys.temporaryFailures} TEMPORARY_FAILURE; ` +
-        `iperf3 1-s intervals (Mbit/s) min ${Math.min(...intervals)}: ${intervals.join(' ')}; tunsec ICV failures ${icv}, replay drops ${replay}, other datapath counters moved: ${moved.join(', ') || 'none'}; ` +
+        `${iperf ? `iperf3 1-s intervals (Mbit/s) min ${Math.min(...intervals)}: ${intervals.join(' ')}; ` : ''}tunsec ICV failures ${icv}, replay drops ${replay}, other datapath counters moved: ${moved.join(', ') || 'none'}; ` +
         `SPIs before ${JSON.stringify(b0)} after ${JSON.stringify(a1)}`,
     );
 
