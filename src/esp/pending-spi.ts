@@ -6,8 +6,10 @@
  * RFC 7296 §2.8 lets the responder of a CREATE_CHILD_SA install its SAs and
  * start sending on the new one with, or just before, its response; the
  * initiator can only derive the keys (§2.17: the responder's nonce and KE)
- * once that response is processed. Kernel peers (Libreswan, strongSwan with
- * XFRM) do exactly that, so those first packets used to meet an unknown SPI.
+ * once that response is processed. Libreswan (XFRM) does exactly that, so
+ * those first packets used to meet an unknown SPI. (strongSwan, and tunsec
+ * as responder, switch to the new SA only on the initiator's Delete of the
+ * old one; the same race exists for IKE_AUTH's CHILD_SA.)
  * Here they wait, bounded, until the SA is installed (then they take the
  * normal inbound path: replay window, ICV, policy check) or the reservation
  * is released (the exchange failed) or they are too old.
