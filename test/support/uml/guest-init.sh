@@ -41,7 +41,7 @@ ln -s "${GUEST_MODULES:-/usr/lib/uml/modules}" /mnt/mods/lib/modules
 printf '#!/bin/sh\nexec /sbin/modprobe -d /mnt/mods "$@"\n' > /run/modprobe
 chmod 755 /run/modprobe
 echo /run/modprobe > /proc/sys/kernel/modprobe
-for m in ipv6 xfrm_user xfrm_algo esp4 esp6 gcm ghash_generic ctr seqiv echainiv authenc sha512_generic hmac drbg; do
+for m in ipv6 xfrm_user xfrm_algo esp4 esp6 gcm ghash_generic ctr seqiv echainiv authenc sha512_generic hmac; do
   /run/modprobe "$m" || echo "init: modprobe $m failed"
 done
 
