@@ -86,6 +86,7 @@ export class DaemonDatapath {
       holdPackets: config.hold_packets,
       log: espLog,
       onHeldReady: (reqid) => this.dataplane?.releaseHeld(reqid),
+      onPendingSpiReady: (spi) => this.dataplane?.releasePendingSpi(spi),
     });
     if (config.keylog !== undefined) {
       this.keylog = KeyLog.open(config.keylog);

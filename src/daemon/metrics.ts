@@ -61,7 +61,7 @@ type DatapathTarget =
   | { metric: 'packets' | 'bytes'; direction: 'in' | 'out' }
   | { metric: 'dropped'; direction: 'in' | 'out'; reason: string }
   | { metric: 'clear'; reason: string }
-  | { metric: 'fallback' | 'held' | 'acquires' };
+  | { metric: 'fallback' | 'held' | 'held_pending_spi' | 'acquires' };
 
 /** Every datapath counter has its place (a new counter without one does not compile). */
 const DATAPATH_COUNTERS: Record<keyof DatapathCounters, DatapathTarget> = {
@@ -82,6 +82,8 @@ const DATAPATH_COUNTERS: Record<keyof DatapathCounters, DatapathTarget> = {
   acquires: { metric: 'acquires' },
   inMalformed: { metric: 'dropped', direction: 'in', reason: 'malformed' },
   inUnknownSpi: { metric: 'dropped', direction: 'in', reason: 'unknown_spi' },
+  inHeldPendingSpi: { metric: 'held_pending_spi' },
+  inHeldPendingSpiDropped: { metric: 'dropped', direction: 'in', reason: 'pending_spi_hold' },
   inReplay: { metric: 'dropped', direction: 'in', reason: 'replay' },
   inIcv: { metric: 'dropped', direction: 'in', reason: 'icv_failure' },
   inPadding: { metric: 'dropped', direction: 'in', reason: 'bad_padding' },
@@ -271,6 +273,9 @@ export class TunsecMetrics {
       c.inc(dp(s).outFallbackClear ?? 0),
     );
     counter('tunsec_datapath_held_packets_total', 'Outbound packets held while an SA was negotiated.', [], (c, s) => c.inc(dp(s).outHeld ?? 0));
+    counter('tunsec_datapath_pending_spi_held_packets_total', 'Inbound ESP packets held because they arrived for an SPI allocated for an exchange under way (opened once its SA was installed).', [], (c, s) =>
+      c.inc(dp(s).inHeldPendingSpi ?? 0),
+    );
     counter('tunsec_datapath_acquires_total', 'Acquires: traffic hit a trap policy and asked IKE for an SA.', [], (c, s) => c.inc(dp(s).acquires ?? 0));
     for (const [key, m] of Object.entries(IO_COUNTERS) as Array<[keyof IoCounters, { name: string; help: string }]>) {
       counter(m.name, m.help, [], (c, s) => c.inc(s.sas.datapath?.io[key] ?? 0));

@@ -7,7 +7,8 @@
  *   inbound — an ESP packet from the raw socket or ESP-in-UDP → SAD lookup by
  *   SPI → replay pre-check → ICV → replay window update → padding / next
  *   header → inbound policy check against the SA's selectors → the packet to
- *   write to the TUN device.
+ *   write to the TUN device. ESP for an SPI allocated for an exchange still
+ *   under way is held until its SA is installed (./pending-spi.ts).
  *
  * The I/O loop (./io.ts) owns buffers and sockets and asks this class what to
  * do with each packet; results come back in caller-owned result objects so
@@ -37,6 +38,7 @@ import {
   sealEspInto,
   transportSplit,
 } from './packet.js';
+import { DEFAULT_PENDING_SPI_LIMITS, PendingSpiQueues, type PendingSpiLimits } from './pending-spi.js';
 import { seqHigh } from './replay.js';
 import { hex, type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
 import { FlowKey, type SpdEntry } from './spd.js';
@@ -72,6 +74,10 @@ export interface DatapathCounters {
   /** Inbound: shorter than an ESP header / not ESP / inner packet malformed. */
   inMalformed: number;
   inUnknownSpi: number;
+  /** Held because their SPI was allocated for an exchange under way (opened once the SA is installed). */
+  inHeldPendingSpi: number;
+  /** Held for a pending SPI and dropped: queue full, held too long, or the exchange failed. */
+  inHeldPendingSpiDropped: number;
   inReplay: number;
   inIcv: number;
   inPadding: number;
@@ -102,6 +108,8 @@ const zero = (): DatapathCounters => ({
   acquires: 0,
   inMalformed: 0,
   inUnknownSpi: 0,
+  inHeldPendingSpi: 0,
+  inHeldPendingSpiDropped: 0,
   inReplay: 0,
   inIcv: 0,
   inPadding: 0,
@@ -140,6 +148,13 @@ export interface InboundSource {
   udp: boolean;
 }
 
+/** A received ESP packet kept for a pending SPI, with its own copies: `buf[espOff, buf.length)` is the ESP packet, as for `inbound`. */
+export interface HeldEsp {
+  buf: Buffer;
+  espOff: number;
+  src: InboundSource;
+}
+
 export interface DatapathOptions {
   /** Packets held per policy while an SA is negotiated (default 16; 0 = none). */
   holdPackets?: number;
@@ -152,6 +167,10 @@ export interface DatapathOptions {
   onHeldReady?: (reqid: number) => void;
   /** Clamp the MSS of TCP SYNs in both directions to what this IP MTU (the TUN MTU) allows; 0 = off (default). */
   mssClampMtu?: number;
+  /** Bounds of the packets held for pending SPIs (default DEFAULT_PENDING_SPI_LIMITS). */
+  pendingSpi?: Partial<PendingSpiLimits>;
+  /** Called when the inbound SA of a pending SPI with held packets is installed: `takePendingSpi` them. */
+  onPendingSpiReady?: (spi: number) => void;
 }
 
 /** The octets of a TCP/UDP-less selector for one address: protocol and ports from the flow. */
@@ -181,6 +200,8 @@ export class EspDatapath {
   mssClampMtu: number;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   private nowSeconds = Math.floor(Date.now() / 1000);
+  /** ESP received for reserved SPIs, waiting for their SAs. */
+  private readonly pending: PendingSpiQueues<HeldEsp>;
 
   constructor(
     readonly sad: SecurityAssociationDatabase,
@@ -192,6 +213,12 @@ export class EspDatapath {
     this.logger = opts.log;
     this.mssClampMtu = opts.mssClampMtu ?? 0;
     const onHeldReady = opts.onHeldReady;
+    this.pending = new PendingSpiQueues({ ...DEFAULT_PENDING_SPI_LIMITS, ...opts.pendingSpi });
+    const onPendingSpiReady = opts.onPendingSpiReady;
+    sad.onSaAdded((sa) => {
+      if (sa.direction === 'in' && this.pending.markInstalled(sa.spi >>> 0)) onPendingSpiReady?.(sa.spi >>> 0);
+    });
+    sad.onSpiReleased((spi) => this.dropPending(spi, 'its exchange failed'));
     sad.onOutboundReady((reqid) => {
       const st = this.policyState.get(reqid);
       if (st && st.held.length > 0 && onHeldReady) onHeldReady(reqid);
@@ -234,6 +261,30 @@ export class EspDatapath {
     const q = this.inboundWait.get(reqid) ?? [];
     this.inboundWait.delete(reqid);
     return q;
+  }
+
+  /**
+   * The ESP packets held for `spi` while its exchange was under way, in
+   * arrival order, to be run through `inbound` now that its SA is installed;
+   * later packets for `spi` take the normal path.
+   */
+  takePendingSpi(spi: number): HeldEsp[] {
+    return this.pending.take(spi >>> 0);
+  }
+
+  /** Drop packets held for pending SPIs longer than the age limit (the I/O loop's timer calls it). */
+  expirePendingSpis(): void {
+    const n = this.pending.expire(this.sad.now());
+    if (n === 0) return;
+    this.counters.inHeldPendingSpiDropped += n;
+    this.rateLog('pending-spi-expired', 'info', () => `dropped ${n} ESP packet(s) held too long for SPIs whose SAs were not installed`);
+  }
+
+  private dropPending(spi: number, why: string): void {
+    const n = this.pending.drop(spi);
+    if (n === 0) return;
+    this.counters.inHeldPendingSpiDropped += n;
+    this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${hex(spi)}: ${why}`);
   }
 
   /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */
@@ -414,6 +465,8 @@ export class EspDatapath {
       return;
     }
     const sa = this.sad.inboundSa(spi);
+    // A reserved SPI's packets wait for its SA; once it is installed, arrivals queue behind them until they are taken.
+    if ((sa === undefined ? this.sad.spiReserved(spi) : this.pending.active && this.pending.installed(spi)) && this.holdPending(spi, buf, espOff, espEnd, src)) return;
     if (sa === undefined || sa.family !== src.family) {
       c.inUnknownSpi++;
       this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${hex(spi)} from ${formatIp(src.address)}`);
@@ -482,6 +535,21 @@ export class EspDatapath {
     c.inBytes += packet.length;
     res.packet = packet;
     res.sa = sa;
+  }
+
+  /** Copy the packet into `spi`'s pending queue; false when an installed SA's queue is full (then it is opened at once). */
+  private holdPending(spi: number, buf: Buffer, espOff: number, espEnd: number, src: InboundSource): boolean {
+    // copies: the receive buffers and the source are reused for the next packet
+    const copy = (): HeldEsp => ({ buf: Buffer.from(buf.subarray(0, espEnd)), espOff, src: { family: src.family, address: Uint8Array.from(src.address), udp: src.udp } });
+    if (this.pending.hold(spi, espEnd, this.sad.now(), copy)) {
+      this.counters.inHeldPendingSpi++;
+      this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${hex(spi)} from ${formatIp(src.address)} until its SA is installed`);
+      return true;
+    }
+    if (this.pending.installed(spi)) return false;
+    this.counters.inHeldPendingSpiDropped++;
+    this.rateLog(`pending-spi-full`, 'info', () => `dropped ESP for pending SPI ${hex(spi)} from ${formatIp(src.address)}: the hold queue is full`);
+    return true;
   }
 
   /**

@@ -147,6 +147,7 @@ export class EspDataplane {
     this.timer = setInterval(() => {
       this.dp.tick();
       this.dp.sad.checkLifetimes();
+      this.dp.expirePendingSpis();
     }, 1000);
     this.timer.unref();
   }
@@ -281,7 +282,6 @@ export class EspDataplane {
     }
   }
 
-  /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
   /** Write the decrypted packets kept back for `reqid` while its routes were installed (EspDatapath.waitInbound). */
   releaseInbound(reqid: number): void {
     const packets = this.dp.releaseInbound(reqid);
@@ -295,6 +295,7 @@ export class EspDataplane {
     this.flushTun();
   }
 
+  /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
   releaseHeld(reqid: number): void {
     // After the current IKE exchange step: a responder's IKE_AUTH response leaves before these packets.
     setImmediate(() => {
@@ -306,6 +307,22 @@ export class EspDataplane {
         }
       }
       this.flushTx();
+    });
+  }
+
+  /** Open the ESP packets that arrived for `spi` before its inbound SA was installed (EspDatapath.takePendingSpi). */
+  releasePendingSpi(spi: number): void {
+    // After the current IKE exchange step: a new CHILD_SA's policies (and its wait for routes) are in place first.
+    setImmediate(() => {
+      this.dp.tick();
+      for (const h of this.dp.takePendingSpi(spi)) {
+        try {
+          this.inboundOne(h.buf, h.espOff, h.buf.length, h.src);
+        } catch (err) {
+          this.internalError('held-inbound', err);
+        }
+      }
+      this.flushTun();
     });
   }
 

@@ -96,6 +96,7 @@ export class SecurityAssociationDatabase implements IpsecBackend {
   private readonly policyListeners: ((c: PolicyChange) => void)[] = [];
   private readonly outboundListeners: ((reqid: number) => void)[] = [];
   private readonly saListeners: ((sa: Readonly<SaSpec>) => void)[] = [];
+  private readonly releaseListeners: ((spi: number) => void)[] = [];
   /** Clock in ms (tests replace it). */
   now: () => number = Date.now;
 
@@ -126,7 +127,8 @@ export class SecurityAssociationDatabase implements IpsecBackend {
     const table = direction === 'in' ? this.inbound : this.outbound;
     const entry = table.get(spi);
     if (!entry) {
-      if (direction === 'in') this.reservedSpis.delete(spi);
+      // a reservation given up (its exchange failed): nothing will be installed under it
+      if (direction === 'in' && this.reservedSpis.delete(spi)) for (const l of this.releaseListeners) l(spi);
       return false;
     }
     this.remove(entry);
@@ -188,6 +190,11 @@ export class SecurityAssociationDatabase implements IpsecBackend {
     this.saListeners.push(listener);
   }
 
+  /** A reserved inbound SPI was released without an SA being installed under it. */
+  onSpiReleased(listener: (spi: number) => void): void {
+    this.releaseListeners.push(listener);
+  }
+
   /** A CHILD_SA got (a new) outbound SA: held packets can go. */
   onOutboundReady(listener: (reqid: number) => void): void {
     this.outboundListeners.push(listener);
@@ -206,6 +213,10 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   inboundSa(spi: number): SadEntry | undefined {
     return this.inbound.get(spi >>> 0);
+  }
+  /** Whether `spi` was allocated (for an exchange under way) and has no inbound SA yet. */
+  spiReserved(spi: number): boolean {
+    return this.reservedSpis.has(spi >>> 0);
   }
   outboundSaFor(reqid: number): SadEntry | undefined {
     return this.activeOutbound.get(reqid);

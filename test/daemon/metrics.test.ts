@@ -55,7 +55,7 @@ function value(e: Exposition, name: string, labels: Record<string, string> = {})
 
 const DATAPATH_KEYS: Array<keyof DatapathCounters> = [
   'outPackets', 'outBytes', 'inPackets', 'inBytes', 'outMalformed', 'outNoPolicy', 'outBypass', 'outDiscard', 'outHeld', 'outHoldOverflow', 'outNoSa',
-  'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
+  'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inHeldPendingSpi', 'inHeldPendingSpiDropped', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
 ];
 const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors'];
 

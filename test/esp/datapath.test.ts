@@ -30,6 +30,7 @@ import {
   ANY4,
   ANY6,
   deliverReceived,
+  expectRebuilt,
   icmp,
   inResult,
   ipPacket,
@@ -76,26 +77,6 @@ function sealed(pair: Pair, pkt: Buffer): Received {
 }
 
 const copy = (r: Received): Received => ({ ...r, buf: Buffer.from(r.buf) });
-
-/** Whether the rebuilt packet carries the original's addresses, protocol and upper layer (checksums verify). */
-function expectRebuilt(got: Buffer, original: Buffer): void {
-  const v4 = original[0]! >> 4 === 4;
-  const hl = v4 ? 20 : 40;
-  expect(got[0]! >> 4).toBe(v4 ? 4 : 6);
-  expect(got.length).toBe(original.length);
-  if (v4) {
-    expect(got.subarray(12, 20)).toEqual(original.subarray(12, 20));
-    expect(got[9]).toBe(original[9]);
-    expect(got.readUInt16BE(2)).toBe(original.length);
-    expect(ipv4HeaderOk(got)).toBe(true);
-  } else {
-    expect(got.subarray(8, 40)).toEqual(original.subarray(8, 40));
-    expect(got[6]).toBe(original[6]);
-    expect(got.readUInt16BE(4)).toBe(original.length - 40);
-  }
-  expect(got.subarray(hl)).toEqual(original.subarray(hl));
-  expect(l4ChecksumOk(got)).toBe(true);
-}
 
 /** An ESP packet with an arbitrary (encrypted) plaintext trailer: for bad padding and the like (32-bit seq). */
 function sealCustom(sa: SadEntry, seq: number, plaintext: Buffer): Buffer {

@@ -295,6 +295,8 @@ export interface Pair {
   sun: Peer;
   /** Install (again) the SA pair moon→sun (moon out, sun in) / sun→moon. */
   installSas(): void;
+  /** The two halves of an SA `from` → the other peer with this SPI (default key: KEY_A from moon, KEY_B from sun), not installed. */
+  saSpecs(from: Peer, spi: number, key?: Buffer): { out: SaSpec; in: SaSpec };
 }
 
 export function peers(opts: PeerOptions): Pair {
@@ -345,7 +347,8 @@ export function peers(opts: PeerOptions): Pair {
   const moon = make('moon');
   const sun = make('sun');
 
-  const installOne = (from: Peer, to: Peer, spi: number, key: Buffer) => {
+  const specsOf = (from: Peer, spi: number, key: Buffer): { out: SaSpec; in: SaSpec } => {
+    const to = from === moon ? sun : moon;
     const fromSel = from === moon ? moonSel : sunSel;
     const toSel = from === moon ? sunSel : moonSel;
     const common = {
@@ -356,11 +359,18 @@ export function peers(opts: PeerOptions): Pair {
       replayWindow: opts.replayWindow ?? 64,
       reqid: REQID,
     };
-    from.sad.addSa({ ...common, lifetimes: { ...lifetimes }, direction: 'out', localAddress: from.address, remoteAddress: to.address, localSelectors: fromSel, remoteSelectors: toSel, ...encapFor(4500, 4500) });
     const inLocal = to === sun ? (opts.sunInLocal ?? toSel) : toSel;
     const inRemote = to === sun ? (opts.sunInRemote ?? fromSel) : fromSel;
     const inLifetimes = to === sun && opts.sunInLifetimes ? { ...NO_LIFETIMES, ...opts.sunInLifetimes } : { ...lifetimes };
-    to.sad.addSa({ ...common, lifetimes: inLifetimes, direction: 'in', localAddress: to.address, remoteAddress: from.address, localSelectors: inLocal, remoteSelectors: inRemote, ...encapFor(4500, 4500) });
+    return {
+      out: { ...common, lifetimes: { ...lifetimes }, direction: 'out', localAddress: from.address, remoteAddress: to.address, localSelectors: fromSel, remoteSelectors: toSel, ...encapFor(4500, 4500) },
+      in: { ...common, lifetimes: inLifetimes, direction: 'in', localAddress: to.address, remoteAddress: from.address, localSelectors: inLocal, remoteSelectors: inRemote, ...encapFor(4500, 4500) },
+    };
+  };
+  const installOne = (from: Peer, to: Peer, spi: number, key: Buffer) => {
+    const specs = specsOf(from, spi, key);
+    from.sad.addSa(specs.out);
+    to.sad.addSa(specs.in);
     from.sad.setOutboundSa(REQID, spi);
   };
   const pair: Pair = {
@@ -371,6 +381,7 @@ export function peers(opts: PeerOptions): Pair {
       installOne(moon, sun, SPI_MOON_TO_SUN, KEY_A);
       installOne(sun, moon, SPI_SUN_TO_MOON, KEY_B);
     },
+    saSpecs: (from, spi, key) => specsOf(from, spi, key ?? (from === moon ? KEY_A : KEY_B)),
   };
   if (opts.withSas ?? true) pair.installSas();
   return pair;
@@ -393,6 +404,26 @@ export interface Received {
   espOff: number;
   espEnd: number;
   src: InboundSource;
+}
+
+/** Whether the rebuilt packet carries the original's addresses, protocol and upper layer (checksums verify). */
+export function expectRebuilt(got: Buffer, original: Buffer): void {
+  const v4 = original[0]! >> 4 === 4;
+  const hl = v4 ? 20 : 40;
+  expect(got[0]! >> 4).toBe(v4 ? 4 : 6);
+  expect(got.length).toBe(original.length);
+  if (v4) {
+    expect(got.subarray(12, 20)).toEqual(original.subarray(12, 20));
+    expect(got[9]).toBe(original[9]);
+    expect(got.readUInt16BE(2)).toBe(original.length);
+    expect(ipv4HeaderOk(got)).toBe(true);
+  } else {
+    expect(got.subarray(8, 40)).toEqual(original.subarray(8, 40));
+    expect(got[6]).toBe(original[6]);
+    expect(got.readUInt16BE(4)).toBe(original.length - 40);
+  }
+  expect(got.subarray(hl)).toEqual(original.subarray(hl));
+  expect(l4ChecksumOk(got)).toBe(true);
 }
 
 /** Turn `outbound`'s OUT_SEND octets into what the receiver's socket delivers (copies). */

@@ -19,6 +19,13 @@
  * rekeyed CHILD_SA's proposal, the kernel's /proc/net/xfrm_stat all zero and
  * tunsec's ICV/replay failure counters 0.
  * One guest boot for the file; a guest that cannot boot fails the suite.
+ *
+ * TUNSEC_UML_REKEY_SOAK_S=N (a long run, not part of `npm test`): only the
+ * tunsec-driven run, N seconds of the 10 ms ping without iperf3, tunsec's
+ * CHILD rekey_time 3 s with rand_time 1 s (a rekey every 2–3 s) and IKE
+ * rekey_time 12 s; it requires no ping lost over at least 100 CHILD rekeys
+ * and 20 IKE rekeys initiated by tunsec (issue 17; figures in
+ * docs/notes/lifecycle.md). N = 300 does it.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,8 +43,9 @@ requireRootAndPrograms('tunsec ↔ Linux kernel (UML): rekeying under load', ['i
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Kernel Rekey CA', key: 'p384' });
 
-/** Seconds of iperf3; the 10 ms ping runs for one second less. */
-const TRAFFIC_S = 20;
+const SOAK_S = Number(process.env.TUNSEC_UML_REKEY_SOAK_S ?? 0);
+/** Seconds of iperf3 (none in the soak); the 10 ms ping runs for one second less. */
+const TRAFFIC_S = SOAK_S > 0 ? SOAK_S : 20;
 const PING_INTERVAL_S = 0.01;
 
 let lab: UmlLab;
@@ -75,12 +83,22 @@ function summary(s: Snapshot): { swanIke: string[]; swanChild: string[]; swanPro
 
 const xfrmErrors = async (): Promise<string[]> => (await lab.uml.must('cat /proc/net/xfrm_stat')).split('\n').filter((l) => /\s[1-9]\d*\s*$/.test(l));
 
-const runs = [
-  { driver: 'strongSwan', ikeInitiator: 'tunsec', reverse: false },
-  { driver: 'tunsec', ikeInitiator: 'strongSwan', reverse: true },
-] as const;
+interface Run {
+  driver: 'strongSwan' | 'tunsec';
+  ikeInitiator: 'tunsec' | 'strongSwan';
+  /** iperf3 kernel → tunsec */
+  reverse: boolean;
+  load: string;
+}
+const runs: Run[] =
+  SOAK_S > 0
+    ? [{ driver: 'tunsec', ikeInitiator: 'strongSwan', reverse: true, load: `a 10 ms ping for ${SOAK_S} s` }]
+    : [
+        { driver: 'strongSwan', ikeInitiator: 'tunsec', reverse: false, load: 'iperf3 and a 10 ms ping' },
+        { driver: 'tunsec', ikeInitiator: 'strongSwan', reverse: true, load: 'iperf3 and a 10 ms ping' },
+      ];
 
-describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_SA) under iperf3 and a 10 ms ping', ({ driver, ikeInitiator, reverse }) => {
+describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_SA) under $load', ({ driver, ikeInitiator, reverse }) => {
   let charon: GuestStrongSwan;
   let tunsec: TunsecDaemon;
   const socket = (): string => join(tunsec.dir, 'tunsec.sock');
@@ -123,7 +141,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
       mode: 'transport',
       startAction: ikeInitiator === 'tunsec' ? 'start' : 'none',
       family: 'ip4',
-      ...(ssDrives ? {} : { connExtra: ['rekey_time: 12s', 'over_time: 6s', 'rand_time: 1s'], childExtra: ['rekey_time: 5s', 'life_time: 10s', 'rand_time: 1s'] }),
+      ...(ssDrives ? {} : { connExtra: ['rekey_time: 12s', 'over_time: 6s', 'rand_time: 1s'], childExtra: [`rekey_time: ${SOAK_S > 0 ? 3 : 5}s`, 'life_time: 10s', 'rand_time: 1s'] }),
     });
     await tunsec.start();
     await tunsec.event('daemon_started');
@@ -150,10 +168,13 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
     const countersBefore = before.tunsec.datapath?.counters;
     expect(await xfrmErrors()).toEqual([]);
 
-    // the load: iperf3 TCP (server in the guest), then a ping every 10 ms from tunsec's side
-    await lab.uml.startIperf3Server(5201);
-    const iperf = lab.helper('iperf3', ['-c', b.ip4, '-p', '5201', '-t', String(TRAFFIC_S), '-i', '1', '-J', ...(reverse ? ['-R'] : [])]);
-    await sleep(500);
+    // the load: iperf3 TCP (server in the guest; not in the soak), then a ping every 10 ms from tunsec's side
+    let iperf: ReturnType<typeof lab.helper> | undefined;
+    if (SOAK_S === 0) {
+      await lab.uml.startIperf3Server(5201);
+      iperf = lab.helper('iperf3', ['-c', b.ip4, '-p', '5201', '-t', String(TRAFFIC_S), '-i', '1', '-J', ...(reverse ? ['-R'] : [])]);
+      await sleep(500);
+    }
     const pingCount = Math.round((TRAFFIC_S - 1) / PING_INTERVAL_S);
     const ping = lab.helper('ping', ['-4', '-q', '-c', String(pingCount), '-i', String(PING_INTERVAL_S), '-W', '2', b.ip4]);
 
@@ -161,7 +182,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
     const childSeen = new Set<string>(b0.tunsecChild);
     const ikeSeen = new Set<string>(b0.tunsecIke);
     let done = false;
-    const settled = Promise.all([iperf.exited, ping.exited]).finally(() => (done = true));
+    const settled = Promise.all([iperf?.exited ?? Promise.resolve(0), ping.exited]).finally(() => (done = true));
     while (!done) {
       const s = summary({ swan: [], tunsec: await listSas() });
       for (const c of s.tunsecChild) childSeen.add(c);
@@ -169,7 +190,7 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
       await Promise.race([settled, sleep(250)]);
     }
     const [iperfCode, pingCode] = await settled;
-    const serverLog = await lab.uml.stopIperf3Server(5201);
+    const serverLog = iperf ? await lab.uml.stopIperf3Server(5201) : '';
     await sleep(500); // the last Deletes and the lingering inbound SAs settle
 
     // the driving side keeps rekeying: compare the two sides between rekeys (both list one installed pair that agrees)
@@ -200,9 +221,11 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
     let intervals: number[] = [];
     let mbps = 0;
     try {
-      const j = JSON.parse(iperf.stdout()) as { intervals: Array<{ sum: { bits_per_second: number } }>; end: { sum_received: { bits_per_second: number } } };
-      intervals = j.intervals.map((i) => Math.round(i.sum.bits_per_second / 1e5) / 10);
-      mbps = Math.round(j.end.sum_received.bits_per_second / 1e6);
+      if (iperf) {
+        const j = JSON.parse(iperf.stdout()) as { intervals: Array<{ sum: { bits_per_second: number } }>; end: { sum_received: { bits_per_second: number } } };
+        intervals = j.intervals.map((i) => Math.round(i.sum.bits_per_second / 1e5) / 10);
+        mbps = Math.round(j.end.sum_received.bits_per_second / 1e6);
+      }
     } catch {
       /* asserted below with the output */
     }
@@ -213,28 +236,31 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
     const icv = (countersAfter?.inIcv ?? 0) - (countersBefore?.inIcv ?? 0);
     const replay = (countersAfter?.inReplay ?? 0) - (countersBefore?.inReplay ?? 0);
     console.log(
-      `rekeys driven by ${driver} (${ikeInitiator} initiated the IKE_SA), ${TRAFFIC_S} s iperf3 ${reverse ? 'kernel → tunsec' : 'tunsec → kernel'} at ${mbps} Mbit/s (Linux 6.1 XFRM under UML): ` +
+      `rekeys driven by ${driver} (${ikeInitiator} initiated the IKE_SA), ${TRAFFIC_S} s ${iperf ? `iperf3 ${reverse ? 'kernel → tunsec' : 'tunsec → kernel'} at ${mbps} Mbit/s` : 'of pings only'} (Linux 6.1 XFRM under UML): ` +
         `pings sent ${sent}, lost ${sent - received}; CHILD_SA pairs seen by tunsec ${rekeys.childPairsSeen} (${rekeys.childPairsSeen - 1} CHILD rekeys), IKE_SAs seen ${rekeys.ikeSasSeen} (${rekeys.ikeSasSeen - 1} IKE rekeys); ` +
         `tunsec log: ${rekeys.tunsecInitiatedChild} CHILD rekeys initiated by tunsec (${rekeys.tunsecInitiatedChildDone} completed), ${rekeys.peerInitiatedChildDone} completed by strongSwan, ${rekeys.tunsecInitiatedIke} IKE rekeys initiated by tunsec, ${rekeys.ikeRekeyed} IKE_SAs established by rekeying, ${rekeys.temporaryFailures} TEMPORARY_FAILURE; ` +
-        `iperf3 1-s intervals (Mbit/s) min ${Math.min(...intervals)}: ${intervals.join(' ')}; tunsec ICV failures ${icv}, replay drops ${replay}, other datapath counters moved: ${moved.join(', ') || 'none'}; ` +
+        `${iperf ? `iperf3 1-s intervals (Mbit/s) min ${Math.min(...intervals)}: ${intervals.join(' ')}; ` : ''}tunsec ICV failures ${icv}, replay drops ${replay}, other datapath counters moved: ${moved.join(', ') || 'none'}; ` +
         `SPIs before ${JSON.stringify(b0)} after ${JSON.stringify(a1)}`,
     );
 
-    const details = `${pingText}\niperf3 exit ${iperfCode}: ${iperf.output().slice(-1500)}\niperf3 server (guest): ${serverLog.slice(-500)}\n${JSON.stringify(rekeys)}${diag()}`;
+    const details = `${pingText}\niperf3 exit ${iperfCode}: ${iperf?.output().slice(-1500) ?? '(none)'}\niperf3 server (guest): ${serverLog.slice(-500)}\n${JSON.stringify(rekeys)}${diag()}`;
     expect(iperfCode, details).toBe(0);
     expect(pingCode, details).toBe(0);
     expect(sent, details).toBe(pingCount);
     expect(sent - received, `pings lost${details}`).toBe(0);
-    expect(intervals.length, details).toBeGreaterThanOrEqual(TRAFFIC_S - 1);
-    expect(intervals.filter((x) => x === 0), `1-second iperf3 intervals without data${details}`).toEqual([]);
+    if (iperf) {
+      expect(intervals.length, details).toBeGreaterThanOrEqual(TRAFFIC_S - 1);
+      expect(intervals.filter((x) => x === 0), `1-second iperf3 intervals without data${details}`).toEqual([]);
+    }
 
     // the rekeys happened, driven by the side whose lifetimes were short
     expect(rekeys.childPairsSeen - 1, details).toBeGreaterThanOrEqual(3);
     expect(rekeys.ikeSasSeen - 1, details).toBeGreaterThanOrEqual(1);
     expect(rekeys.ikeRekeyed, details).toBeGreaterThanOrEqual(1);
     if (driver === 'tunsec') {
-      expect(rekeys.tunsecInitiatedChildDone, details).toBeGreaterThanOrEqual(3);
-      expect(rekeys.tunsecInitiatedIke, details).toBeGreaterThanOrEqual(1);
+      expect(rekeys.tunsecInitiatedChildDone, details).toBeGreaterThanOrEqual(SOAK_S > 0 ? 100 : 3);
+      expect(rekeys.tunsecInitiatedIke, details).toBeGreaterThanOrEqual(SOAK_S > 0 ? 20 : 1);
+      expect(rekeys.ikeRekeyed, details).toBeGreaterThanOrEqual(SOAK_S > 0 ? 20 : 1);
     } else {
       expect(rekeys.tunsecInitiatedChild, details).toBe(0);
       expect(rekeys.tunsecInitiatedIke, details).toBe(0);
@@ -261,5 +287,6 @@ describe.each(runs)('rekeys driven by $driver ($ikeInitiator initiated the IKE_S
     expect(fwd.code, fwd.stdout + diag()).toBe(0);
     const back = await lab.uml.exec(`ping -4 -c 3 -i 0.2 -W 2 ${a.ip4}`, 15_000);
     expect(back.code, back.stdout + diag()).toBe(0);
-  }, 90_000);
+    // ping sends slower than every 10 ms on a busy machine: room for that, then for the checks
+  }, (Math.ceil(TRAFFIC_S * 1.6) + 70) * 1000);
 });

@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil as waitFor } from '../support/wait.js';
-import { child, freePorts, peerConfig, startPeer, testPki, type TestPeer, type TestPki } from '../support/peers.js';
+import { child, freePorts, peerConfig, startPeer, testPki, type TestPeer, type TestPki, stopPeers } from '../support/peers.js';
 import type { IkeSa, IkeSaEndCause } from '../../../src/ike/sa/ike-sa.js';
 import type { IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
 import type { Issued } from '../../../src/pki/issue.js';
@@ -22,12 +22,7 @@ function ended(sa: IkeSa): Promise<{ reason: string; cause: IkeSaEndCause }> {
 
 describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 7296 §2.4, §1.3.1)', () => {
   const peers: TestPeer[] = [];
-  afterEach(() => {
-    for (const p of peers.splice(0)) {
-      for (const sa of p.manager.sas) sa.destroy('test over');
-      p.stop();
-    }
-  });
+  afterEach(() => stopPeers(peers));
 
   interface Lab {
     pki: TestPki;

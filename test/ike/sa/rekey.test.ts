@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil as waitFor } from '../support/wait.js';
-import { freePorts, peerConfig, proposals, startPeer, testPki, child, type TestPeer } from '../support/peers.js';
+import { freePorts, peerConfig, proposals, startPeer, testPki, child, type TestPeer, stopPeers } from '../support/peers.js';
 import { ProtocolId } from '../../../src/ike/transforms.js';
 import type { IkeSa } from '../../../src/ike/sa/ike-sa.js';
 import type { ChildSaRecord } from '../../../src/ike/sa/context.js';
@@ -11,12 +11,7 @@ const ESP = ProtocolId.ESP;
 
 describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers (RFC 7296 §1.3, §2.8, §2.18)', () => {
   const peers: TestPeer[] = [];
-  afterEach(() => {
-    for (const p of peers.splice(0)) {
-      for (const sa of p.manager.sas) sa.destroy('test over');
-      p.stop();
-    }
-  });
+  afterEach(() => stopPeers(peers));
 
   async function pair(opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; drop?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean }; delayMs?: number } = {}) {
     const pki = testPki();

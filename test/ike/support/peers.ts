@@ -130,6 +130,14 @@ export async function startPeer(address: string, ports: { ike: number; natt: num
   return { address, manager, transport, sad, log, sent, stop: () => transport.stop() };
 }
 
+/** A test's teardown: destroy every IKE SA of each peer (timers stop), close its sockets; empties `peers`. */
+export function stopPeers(peers: TestPeer[]): void {
+  for (const p of peers.splice(0)) {
+    for (const sa of p.manager.sas) sa.destroy('test over');
+    p.stop();
+  }
+}
+
 /** Two free UDP ports, used by both peers on their own loopback addresses. */
 export async function freePorts(): Promise<{ ike: number; natt: number }> {
   const probe = new UdpTransport({ addresses: ['127.0.0.1'], ikePort: 0, nattPort: 0 });
