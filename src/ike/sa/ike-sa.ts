@@ -133,6 +133,8 @@ export class IkeSa {
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
   private jobs: Array<() => void> = [];
   private readonly childTimers = new Map<ChildSaRecord, NodeJS.Timeout>();
+  /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
+  private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
   private readonly creating = new Set<string>();
   /** CHILD_SAs whose rekey we initiated and that are not finished. */
@@ -627,6 +629,8 @@ export class IkeSa {
       if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
     }
     this.superseded.clear();
+    for (const req of this.unanswered) req.abandon();
+    this.unanswered.clear();
     for (const [spi, t] of this.lingering) {
       clearTimeout(t);
       this.ctx.backend.deleteSa(spi, 'in');
@@ -845,7 +849,7 @@ export class IkeSa {
    * INVALID_KE_PAYLOAD asking for another group we offer is sent again at once.
    */
   private createChildSaExchange<T>(
-    req: { build(msg: TaskMessage): void; process(msg: TaskMessage): RequestResult<T> },
+    req: { build(msg: TaskMessage): void; process(msg: TaskMessage): RequestResult<T>; abandon?(): void },
     buildFailed: (err: Error) => void,
     answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
   ): void {
@@ -857,7 +861,10 @@ export class IkeSa {
         buildFailed(err as Error);
         return this.sendNextRequest();
       }
+      const abandonable = req.abandon ? { abandon: () => req.abandon?.() } : undefined;
+      if (abandonable) this.unanswered.add(abandonable);
       this.sendRequest(msg, [], (response) => {
+        if (abandonable) this.unanswered.delete(abandonable);
         let r: RequestResult<T>;
         try {
           r = req.process(response);
@@ -905,7 +912,11 @@ export class IkeSa {
       this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey CHILD_SA ${child.name}{${child.reqid}}: ${(err as Error).message}`);
       return this.sendNextRequest();
     }
-    this.sendRequest(msg, [], (response) => this.childRekeyAnswered(req, response));
+    this.unanswered.add(req);
+    this.sendRequest(msg, [], (response) => {
+      this.unanswered.delete(req);
+      this.childRekeyAnswered(req, response);
+    });
   }
 
   private childRekeyAnswered(req: ChildRekeyRequest, response: TaskMessage): void {

@@ -91,6 +91,24 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     expect(moonSa.state).toBe('established');
   });
 
+  it('an IKE SA that ends while its CHILD_SA rekey request is unanswered releases the SPI it reserved for the new SA', async () => {
+    let silent = false;
+    const { moon, moonSa } = await pair({ drop: { sun: () => silent } });
+    const reserved: number[] = [];
+    const allocate = moon.sad.allocateSpi.bind(moon.sad);
+    moon.sad.allocateSpi = () => {
+      const spi = allocate();
+      reserved.push(spi);
+      return spi;
+    };
+    silent = true;
+    moonSa.rekeyChild(moonSa.ctx.children[0]!, 'test');
+    await waitFor(() => reserved.length === 1, 2000, 'the rekey request built');
+    expect(moon.sad.spiReserved(reserved[0]!)).toBe(true);
+    moonSa.destroy('test: the IKE SA ends with the rekey unanswered');
+    expect(moon.sad.spiReserved(reserved[0]!)).toBe(false);
+  });
+
   it('a CHILD_SA rekey initiated by the original responder works the same way', async () => {
     const { moon, sun, moonSa, sunSa } = await pair();
     const reqids: [number, number] = [moonSa.ctx.children[0]!.reqid, sunSa().ctx.children[0]!.reqid];
