@@ -60,6 +60,11 @@ export interface ManagerOptions {
   reassembly?: Partial<ReassemblyLimits> & { totalBytes?: number };
   /** Clock in ms for the rate limits (tests replace it). */
   now?: () => number;
+  /**
+   * A request (not IKE_SA_INIT) for an IKE SA we do not know came from `remote`: the peer
+   * holds an IKE SA we lost, e.g. across a restart (§2.21.4). Not called while draining.
+   */
+  unknownSaRequest?: (remote: Endpoint, local: Endpoint) => void;
 }
 
 /** The limits in force, for status and metrics (`daemon.limits`). */
@@ -456,7 +461,10 @@ export class IkeSaManager {
       this.counters.unknownSpi++;
       this.options.log.log('debug', `IKE message for unknown SPI ${ourSpi.toString('hex')} from ${remote.address} dropped`);
       // §2.21.4: answer requests only; an IKE_SA_INIT with a responder SPI is no request to start an IKE SA, nor one of an SA
-      if (!h.response && h.exchangeType !== ExchangeType.IKE_SA_INIT) this.sendInvalidIkeSpi(message, local, remote);
+      if (!h.response && h.exchangeType !== ExchangeType.IKE_SA_INIT) {
+        this.sendInvalidIkeSpi(message, local, remote);
+        if (!this.draining) this.options.unknownSaRequest?.(remote, local);
+      }
       return;
     }
     const wasHalfOpen = this.halfOpenSas.has(sa);

@@ -45,7 +45,7 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
       startAction: 'start',
       policy: 'private',
       childExtra: ['close_action: start', 'dpd_action: restart'],
-      connExtra: ['keyingtries: 0', 'dpd_delay: 5s'],
+      connExtra: ['keyingtries: 0', 'dpd_delay: 30s'],
       daemonExtra: FAST_RETRANSMIT,
     });
     daemons.push(d);
@@ -104,5 +104,50 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     const ping = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', pair.b.ip4], 15_000);
     expect(ping.code, `${ping.stdout}\n${diag()}\n--- sun (restarted)\n${sun.text().slice(-4000)}`).toBe(0);
     expect(events(sun, 'ike_established')).toHaveLength(1);
+  }, 180_000);
+
+  it('a restarted daemon answers the first request of the IKE SA the peer still holds by initiating: INITIAL_CONTACT replaces the stale IKE SA before the peer\'s DPD gives up on it', async () => {
+    // moon retransmits as strongSwan does, a little faster: a silent peer counts as dead ~24 s after the check
+    const moon = peerDaemon(pair, ca, certs, 'moon', {
+      name: 'host-host',
+      mode: 'transport',
+      startAction: 'start',
+      policy: 'private',
+      childExtra: ['dpd_action: restart'],
+      connExtra: ['keyingtries: 0', 'dpd_delay: 3s'],
+      daemonExtra: ['retransmit_timeout: 2', 'retransmit_base: 1.8', 'retransmit_tries: 3'],
+    });
+    daemons.push(moon);
+    const sunTrap = (): TunsecDaemon => {
+      const d = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'trap', policy: 'private', daemonExtra: FAST_RETRANSMIT });
+      daemons.push(d);
+      return d;
+    };
+    let sun = sunTrap();
+    await sun.start();
+    await sun.event('daemon_started');
+    await moon.start();
+    await moon.event('child_established');
+    // sun crashes: no Delete, moon keeps its IKE SA and sends its liveness checks into the void
+    await sun.kill();
+    await waitFor('moon checks liveness', () => moon.lines.find((l) => /retransmit 1 of INFORMATIONAL/.test(l.msg ?? '')), 20_000);
+    sun = sunTrap();
+    const restartedAt = Date.now();
+    await sun.start();
+    const replaced = await waitFor('moon drops the stale IKE SA', () => events(moon, 'ike_destroyed')[0], 60_000);
+    const replacedAfterMs = Date.now() - restartedAt;
+    await waitFor(
+      'a ping answered through the new SAs',
+      async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined,
+      60_000,
+      200,
+    );
+    const backAfterMs = Date.now() - restartedAt;
+    const diag = `--- moon\n${moon.text().slice(-6000)}\n--- sun\n${sun.text().slice(-4000)}`;
+    console.info(`lost peer: moon's stale IKE SA ended (${String(replaced.cause)}) ${replacedAfterMs} ms and the first ping was answered ${backAfterMs} ms after sun's restart began`);
+    expect(sun.lines.some((l) => /sent an IKE request for an IKE_SA we do not have/.test(l.msg ?? '')), diag).toBe(true);
+    expect(replaced.cause, diag).toBe('replaced');
+    expect(String(replaced.reason), diag).toMatch(/INITIAL_CONTACT/);
+    expect(events(sun, 'ike_established').map((l) => l.initiator), diag).toEqual([true]);
   }, 180_000);
 });
