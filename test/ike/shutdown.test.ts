@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
-import { child, freePorts, peerConfig, startPeer, testPki, tsList, type TestPeer } from './support/peers.js';
+import { child, loopbackPair, tsList, type TestPeer } from './support/peers.js';
 import { waitUntil as waitFor } from './support/wait.js';
 import type { IkePeerConfig } from '../../src/ike/sa/peer-config.js';
 import { ExchangeType, NotifyType, PayloadType, decodeMessage, encodeMessage } from '../../src/ike/codec/index.js';
@@ -28,19 +28,8 @@ describe('shutdown and unknown IKE SAs (RFC 7296 §1.4.1, §2.21.4)', () => {
 
   async function lab(opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig> } = {}, o: { dropFirstAuth?: boolean } = {}) {
     let authSent = 0;
-    const pki = testPki();
-    const ports = await freePorts();
-    const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
-    const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
-    const moon = await startPeer(
-      '127.0.0.1',
-      ports,
-      [{ config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike }],
-      { dropOutgoing: (b) => o.dropFirstAuth === true && isAuthRequest(b) && authSent++ === 0 },
-    );
-    const sun = await startPeer('127.0.0.2', ports, [
-      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
-    ]);
+    const dropOutgoing = { moon: (b: Buffer) => o.dropFirstAuth === true && isAuthRequest(b) && authSent++ === 0 };
+    const { moon, sun, ports } = await loopbackPair({ ...opts, dropOutgoing });
     peers.push(moon, sun);
     return { moon, sun, ports };
   }

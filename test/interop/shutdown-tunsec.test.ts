@@ -17,12 +17,11 @@ import { createCa, type Issued } from '../../src/pki/issue.js';
 import type { ListSasResult } from '../../src/daemon/control.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
-import { peerCertificates, peerDaemon, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
+import { FAST_RETRANSMIT, peerCertificates, peerDaemon, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec ↔ tunsec shutdown with a redialing peer', ['ip', 'ping']);
 
 const ca = createCa({ subject: 'C=CH, O=tunsec shutdown, CN=tunsec Shutdown Test CA', key: 'p384' });
-const FAST_RETRANSMIT = ['retransmit_timeout: 0.5', 'retransmit_base: 1.5', 'retransmit_tries: 2'];
 
 describe('a stopping tunsec daemon and a peer that redials at once', () => {
   let pair: NetnsPair;
@@ -57,6 +56,9 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     return d;
   }
   const events = (d: TunsecDaemon, name: string): LogLine[] => d.lines.filter((l) => l.event === name);
+  /** Ping sun from moon once a try until one is answered: the flow is back. */
+  const pingAnswered = (timeoutMs: number): Promise<true> =>
+    waitFor('a ping answered through the new SAs', async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined, timeoutMs, 200);
 
   it('SIGTERM while the peer redials: no IKE SA completes on the stopping side, no route is installed after teardown began, the peer keeps no IKE SA, and the flow is back once the daemon restarts', async () => {
     const moon = moonDaemon();
@@ -93,12 +95,7 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     await sun.event('daemon_started');
     const startedAfterMs = Date.now() - restartedAt;
     // traffic from moon: the flow is back once moon's redial (or its acquire) reaches the new sun
-    await waitFor(
-      'a ping answered through the new SAs',
-      async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined,
-      90_000,
-      200,
-    );
+    await pingAnswered(90_000);
     const backAfterMs = Date.now() - restartedAt;
     console.info(`shutdown: after the restart sun was listening after ${startedAfterMs} ms, the first ping was answered ${backAfterMs} ms after the restart began`);
     const ping = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', pair.b.ip4], 15_000);
@@ -136,12 +133,7 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     await sun.start();
     const replaced = await waitFor('moon drops the stale IKE SA', () => events(moon, 'ike_destroyed')[0], 60_000);
     const replacedAfterMs = Date.now() - restartedAt;
-    await waitFor(
-      'a ping answered through the new SAs',
-      async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined,
-      60_000,
-      200,
-    );
+    await pingAnswered(60_000);
     const backAfterMs = Date.now() - restartedAt;
     const diag = `--- moon\n${moon.text().slice(-6000)}\n--- sun\n${sun.text().slice(-4000)}`;
     console.info(`lost peer: moon's stale IKE SA ended (${String(replaced.cause)}) ${replacedAfterMs} ms and the first ping was answered ${backAfterMs} ms after sun's restart began`);
