@@ -166,7 +166,7 @@ export class IkeSaManager {
     drainingDrops: 0,
   };
   /** Shutting down (`drain()`): no new IKE SA is made, initiated or answered. */
-  private drainingSince?: number;
+  private drained = false;
 
   constructor(private readonly options: ManagerOptions) {
     this.limits = {
@@ -614,18 +614,18 @@ export class IkeSaManager {
    * IKE SA we then leave behind), `initiate()` and reauthentication are
    * refused, and half-open SAs are dropped — their IKE_AUTH would make one
    * (it is answered INVALID_IKE_SPI instead, §2.21.4). The IKE SAs there stay
-   * until deleted; a CHILD_SA they negotiate meanwhile is not installed (see
-   * IkeSa.delete).
+   * until deleted (`deleteAll`); once one is being deleted, a CHILD_SA its
+   * CREATE_CHILD_SA still brings is not installed (`installChildSa`).
    */
   drain(): void {
-    if (this.drainingSince !== undefined) return;
-    this.drainingSince = this.now();
+    if (this.drained) return;
+    this.drained = true;
     for (const sa of [...this.halfOpenSas.keys()]) sa.destroy('shutting down before IKE_AUTH', 'local');
   }
 
   /** `drain()` was called: the manager makes no new IKE SA. */
   get draining(): boolean {
-    return this.drainingSince !== undefined;
+    return this.drained;
   }
 
   /** Delete every IKE SA (shutdown, after `drain()`); resolves when all are answered or gone. */
