@@ -22,6 +22,7 @@ import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
+import { LostPeers } from './lost-peers.js';
 import type { ExpireEvent } from '../esp/api.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
@@ -77,8 +78,9 @@ export class Daemon {
   private connections: ResolvedConnection[] = [];
   /** Children to create once the connection's next IKE SA is up (dpd_action restart, close_action start). */
   private readonly restartChildren = new Map<string, Set<string>>();
-  /** Connections with an on-demand (acquire) initiation in progress. */
+  /** Connections with an on-demand (acquire, lost peer) initiation in progress. */
   private readonly initiating = new Set<string>();
+  private readonly lostPeers = new LostPeers();
   private pidFile?: string;
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
@@ -321,6 +323,7 @@ export class Daemon {
       ikePort,
       retransmit: { ...config.daemon.retransmit, ...this.options.retransmit },
       ...managerLimits(config.daemon.limits),
+      unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.peerLostUs(remote.address)),
     });
     this.events.attach(this.managerInstance);
     this.connectionStates.attach(this.managerInstance);
@@ -398,8 +401,28 @@ export class Daemon {
       return;
     }
     this.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
-    this.initiating.add(connection);
-    void this.initiateOnce(c).finally(() => this.initiating.delete(connection));
+    this.negotiateOnDemand(c);
+  }
+
+  /**
+   * A peer sent a request for an IKE SA we do not have: it outlived our restart
+   * (./lost-peers.ts). Connections to it that should be up are initiated now;
+   * holding no IKE SA with the peer, we send INITIAL_CONTACT and it drops the
+   * stale one at once instead of after its DPD gave up.
+   */
+  private peerLostUs(address: string): void {
+    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
+    const busy = (name: string): boolean =>
+      this.retrying.has(name) || this.initiating.has(name) || (this.managerInstance?.sas.some((sa) => sa.ctx.config.name === name && sa.state !== 'destroyed') ?? true);
+    for (const c of this.lostPeers.toInitiate(address, this.connections, busy)) {
+      this.log.log('daemon', 'info', `connection ${c.name}: ${address} sent an IKE request for an IKE_SA we do not have (lost in a restart); initiating so that it replaces it`, { conn: c.name });
+      this.negotiateOnDemand(c);
+    }
+  }
+
+  private negotiateOnDemand(c: ResolvedConnection): void {
+    this.initiating.add(c.name);
+    void this.initiateOnce(c).finally(() => this.initiating.delete(c.name));
   }
 
   /**
@@ -853,6 +876,8 @@ export class Daemon {
     }
     this.state = 'stopping';
     this.log.log('daemon', 'info', `${reason}: deleting ${this.managerInstance?.sas.length ?? 0} IKE SA(s)`);
+    // no new IKE SA from here on, whoever asks (a peer redialing on our Delete included)
+    this.managerInstance?.drain();
     for (const wake of [...this.wakeups]) wake();
     try {
       await this.managerInstance?.deleteAll();

@@ -119,6 +119,7 @@ const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: stri
   halfOpenTimeouts: { name: 'tunsec_ike_half_open_timeouts_total', help: 'Half-open IKE SAs dropped because IKE_AUTH did not complete within daemon.limits.half_open_timeout.' },
   dpdChecks: { name: 'tunsec_ike_dpd_checks_total', help: 'Liveness checks (empty INFORMATIONAL requests) sent after dpd_delay without traffic from the peer.' },
   deadPeers: { name: 'tunsec_ike_dead_peers_total', help: 'Established IKE SAs ended because the peer stopped answering (DPD or any unanswered exchange); dpd_action applied.' },
+  drainingDrops: { name: 'tunsec_ike_shutdown_drops_total', help: 'IKE_SA_INIT requests dropped because the daemon was shutting down.' },
 };
 
 /**

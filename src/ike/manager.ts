@@ -60,6 +60,11 @@ export interface ManagerOptions {
   reassembly?: Partial<ReassemblyLimits> & { totalBytes?: number };
   /** Clock in ms for the rate limits (tests replace it). */
   now?: () => number;
+  /**
+   * A request (not IKE_SA_INIT) for an IKE SA we do not know came from `remote`: the peer
+   * holds an IKE SA we lost, e.g. across a restart (§2.21.4). Not called while draining.
+   */
+  unknownSaRequest?: (remote: Endpoint, local: Endpoint) => void;
 }
 
 /** The limits in force, for status and metrics (`daemon.limits`). */
@@ -103,6 +108,8 @@ export interface ManagerCounters {
   dpdChecks: number;
   /** Established IKE SAs that ended because the peer stopped answering (cause dead-peer). */
   deadPeers: number;
+  /** IKE_SA_INIT requests dropped because the manager is draining (shutdown). */
+  drainingDrops: number;
 }
 
 const key = (spi: Buffer): string => spi.toString('hex');
@@ -156,7 +163,10 @@ export class IkeSaManager {
     halfOpenTimeouts: 0,
     dpdChecks: 0,
     deadPeers: 0,
+    drainingDrops: 0,
   };
+  /** Shutting down (`drain()`): no new IKE SA is made, initiated or answered. */
+  private drained = false;
 
   constructor(private readonly options: ManagerOptions) {
     this.limits = {
@@ -308,6 +318,7 @@ export class IkeSaManager {
 
   /** Start an IKE SA for a configured connection; resolves when established, rejects with the reason it failed. */
   initiate(name: string, localAddress?: string): Promise<IkeSa> {
+    if (this.draining) return Promise.reject(new Error('shutting down: no new IKE_SA is initiated'));
     const entry = this.options.connections.find((c) => c.config.name === name);
     if (!entry) return Promise.reject(new Error(`no connection named '${name}'`));
     const remoteAddress = entry.remoteAddrs.find((a) => a !== '%any');
@@ -332,7 +343,7 @@ export class IkeSaManager {
    * packets in flight. If the new one fails, the old one stays until over_time.
    */
   private reauthenticate(old: IkeSa): void {
-    if (old.state !== 'established' || old.successor) return;
+    if (old.state !== 'established' || old.successor || this.draining) return;
     const log = this.options.log;
     const entry = this.options.connections.find((c) => c.config === old.ctx.config);
     const sa = this.newInitiatorSa(old.ctx.config, old.ctx.local.address, { address: old.ctx.remote.address, port: entry?.remotePort ?? 500 }, false);
@@ -449,7 +460,11 @@ export class IkeSaManager {
     if (!sa) {
       this.counters.unknownSpi++;
       this.options.log.log('debug', `IKE message for unknown SPI ${ourSpi.toString('hex')} from ${remote.address} dropped`);
-      if (!h.response) this.sendInvalidIkeSpi(message, local, remote);
+      // §2.21.4: answer requests only; an IKE_SA_INIT with a responder SPI is no request to start an IKE SA, nor one of an SA
+      if (!h.response && h.exchangeType !== ExchangeType.IKE_SA_INIT) {
+        this.sendInvalidIkeSpi(message, local, remote);
+        if (!this.draining) this.options.unknownSaRequest?.(remote, local);
+      }
       return;
     }
     const wasHalfOpen = this.halfOpenSas.has(sa);
@@ -485,6 +500,11 @@ export class IkeSaManager {
     const hoKey = `${key(message.header.spiI)}/${remote.address}/${remote.port}`;
     const existing = this.halfOpen.get(hoKey);
     if (existing) return existing.receive(datagram, message, local, remote);
+    if (this.draining) {
+      this.counters.drainingDrops++;
+      this.rateLog('draining', 'info', () => `IKE_SA_INIT from ${remote.address} dropped: shutting down, no new IKE_SA`);
+      return;
+    }
 
     // Cheapest checks first: the COOKIE is stateless; only requests that proved their source address get per-address state.
     if (this.halfOpen.size >= this.limits.cookieThreshold && !this.cookieValid(message, remote)) {
@@ -540,11 +560,13 @@ export class IkeSaManager {
 
   /**
    * §2.21.4: a request for an IKE SA we do not know (we may have restarted)
-   * MAY be answered, unprotected, with INVALID_IKE_SPI, SPIs and Message ID
-   * copied. Rate-limited so that it cannot be used for reflection.
+   * MAY be answered, unprotected, with INVALID_IKE_SPI: to the address and
+   * port it came from, SPIs and Message ID copied, R set, I set as we are the
+   * other party (§1.5: an INFORMATIONAL outside any IKE SA). Rate-limited so
+   * that it cannot be used for reflection.
    */
   private sendInvalidIkeSpi(message: IkeMessage, local: Endpoint, remote: Endpoint): void {
-    const now = Date.now();
+    const now = this.now();
     if (now - this.invalidSpiWindowStart >= 1000) {
       this.invalidSpiWindowStart = now;
       this.invalidSpiSent = 0;
@@ -585,21 +607,54 @@ export class IkeSaManager {
     this.options.io.send(local, remote, [response]);
   }
 
-  /** Delete every IKE SA (shutdown); resolves when all are answered or gone. */
+  /**
+   * Shutdown, first step: from now on no IKE SA is made. IKE_SA_INIT requests
+   * are dropped (counted, as strongSwan ignores them while it shuts down: a
+   * peer that re-initiates when it gets our Delete would otherwise complete an
+   * IKE SA we then leave behind), `initiate()` and reauthentication are
+   * refused, and half-open SAs are dropped — their IKE_AUTH would make one
+   * (it is answered INVALID_IKE_SPI instead, §2.21.4). The IKE SAs there stay
+   * until deleted (`deleteAll`); once one is being deleted, a CHILD_SA its
+   * CREATE_CHILD_SA still brings is not installed (`installChildSa`).
+   */
+  drain(): void {
+    if (this.drained) return;
+    this.drained = true;
+    for (const sa of [...this.halfOpenSas.keys()]) sa.destroy('shutting down before IKE_AUTH', 'local');
+  }
+
+  /** `drain()` was called: the manager makes no new IKE SA. */
+  get draining(): boolean {
+    return this.drained;
+  }
+
+  /** Delete every IKE SA (shutdown, after `drain()`); resolves when all are answered or gone. */
   async deleteAll(timeoutMs = 3000): Promise<void> {
-    const sas = this.sas.filter((s) => s.state !== 'destroyed');
-    await Promise.race([
-      Promise.all(
-        sas.map(
-          (sa) =>
-            new Promise<void>((resolve) => {
-              sa.on('destroyed', () => resolve());
-              sa.delete('shutting down');
-            }),
+    this.drain();
+    const deadline = Date.now() + timeoutMs;
+    const asked = new Set<IkeSa>();
+    // An IKE rekey answered while its SA waited to send the Delete leaves a successor (§2.18): deleted in turn.
+    for (let left = this.undeleted(asked); left.length > 0 && Date.now() < deadline; left = this.undeleted(asked)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(
+          left.map(
+            (sa) =>
+              new Promise<void>((resolve) => {
+                asked.add(sa);
+                sa.on('destroyed', () => resolve());
+                sa.delete('shutting down');
+              }),
+          ),
         ),
-      ),
-      new Promise((r) => setTimeout(r, timeoutMs).unref?.()),
-    ]);
+        new Promise((r) => (timer = setTimeout(r, deadline - Date.now()))),
+      ]);
+      clearTimeout(timer);
+    }
     for (const sa of this.sas) sa.destroy('shutting down');
+  }
+
+  private undeleted(asked: ReadonlySet<IkeSa>): IkeSa[] {
+    return this.sas.filter((s) => s.state !== 'destroyed' && !asked.has(s));
   }
 }

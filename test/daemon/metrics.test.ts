@@ -133,7 +133,7 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
     sas: {
       ike_sas: [ikeSa({ children: o.children ?? [child()] }), ikeSa({ name: 'dc2', state: 'connecting', children: [], spi_i: 'aa', spi_r: '00' })],
       datapath: o.datapath === false ? null : { tun: 'tunsec0', counters, io, traps: [], backstop: { table: 221, rules: 0, routes: 0, lifted: false }, global_off: 'drop' },
-      manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, halfOpenLimitDrops: 18, peerHalfOpenDrops: 19, initRateDrops: 20, authRateDrops: 21, halfOpenTimeouts: 22, dpdChecks: 23, deadPeers: 24, half_open: 3 },
+      manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, halfOpenLimitDrops: 18, peerHalfOpenDrops: 19, initRateDrops: 20, authRateDrops: 21, halfOpenTimeouts: 22, dpdChecks: 23, deadPeers: 24, drainingDrops: 25, half_open: 3 },
     },
   };
 }
@@ -227,6 +227,7 @@ describe('tunsec metrics from a snapshot', () => {
     expect(value(e, 'tunsec_ike_malformed_messages_total')).toBe(11);
     expect(value(e, 'tunsec_ike_dpd_checks_total')).toBe(23);
     expect(value(e, 'tunsec_ike_dead_peers_total')).toBe(24);
+    expect(value(e, 'tunsec_ike_shutdown_drops_total')).toBe(25);
     expect(value(e, 'tunsec_ike_unknown_spi_messages_total')).toBe(12);
     expect(value(e, 'tunsec_ike_no_connection_total')).toBe(13);
     expect(value(e, 'tunsec_ike_cookies_sent_total')).toBe(14);

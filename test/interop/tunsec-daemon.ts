@@ -19,6 +19,9 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
+/** `daemon:` lines for quick failure detection: retransmit after 0.5 s, ×1.5, 2 times (a silent peer counts as dead ~2.4 s after a request). */
+export const FAST_RETRANSMIT = ['retransmit_timeout: 0.5', 'retransmit_base: 1.5', 'retransmit_tries: 2'];
+
 export class TunsecDaemon {
   readonly dir = mkdtempSync('/tmp/tsd-');
   readonly lines: LogLine[] = [];

@@ -239,6 +239,9 @@ export function allocateReqid(config: ChildPeerConfig): number {
  * its policies) through the IpsecBackend; returns the CHILD_SA's record.
  */
 export function installChildSa(sa: IkeSaContext, n: ChildInstall): ChildSaRecord {
+  // §1.4.1: an IKE SA being deleted takes its CHILD_SAs with it on both sides; one whose
+  // CREATE_CHILD_SA was answered meanwhile is not installed (no SA, no policy, no route).
+  if (sa.state === 'deleting' || sa.state === 'destroyed') throw new Error(`the IKE_SA is being deleted: CHILD_SA ${n.config.name} not installed`);
   const encr = transformOfType(n.proposal, TransformType.ENCR)!;
   const aead = aeadFor(encr.id, encr.keyLength ?? 0);
   if (!aead) throw new Error(`ESP: ${formatProposal(n.proposal)} selected but not implemented`);

@@ -146,3 +146,27 @@ export async function freePorts(): Promise<{ ike: number; natt: number }> {
   probe.stop();
   return { ike: eps.find((e) => !e.natt)!.port, natt: eps.find((e) => e.natt)!.port };
 }
+
+/**
+ * moon (127.0.0.1) and sun (127.0.0.2) with a `host-host` connection to each other
+ * (identities `<name>.tunsec.test`), on free ports; `dropOutgoing` per side as in startPeer.
+ */
+export async function loopbackPair(
+  opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; dropOutgoing?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean } } = {},
+): Promise<{ pki: TestPki; ports: { ike: number; natt: number }; moon: TestPeer; sun: TestPeer }> {
+  const pki = testPki();
+  const ports = await freePorts();
+  const side = (name: 'moon' | 'sun', address: string, other: string, otherName: string): Promise<TestPeer> => {
+    const cert = pki.host(`${name}.tunsec.test`, { ip: [address] });
+    const drop = opts.dropOutgoing?.[name];
+    return startPeer(
+      address,
+      ports,
+      [{ config: peerConfig(pki, cert, `${name}.tunsec.test`, `${otherName}.tunsec.test`, opts[name]), localAddrs: [address], remoteAddrs: [other], remotePort: ports.ike }],
+      drop ? { dropOutgoing: drop } : {},
+    );
+  };
+  const moon = await side('moon', '127.0.0.1', '127.0.0.2', 'sun');
+  const sun = await side('sun', '127.0.0.2', '127.0.0.1', 'moon');
+  return { pki, ports, moon, sun };
+}
