@@ -418,7 +418,15 @@ export interface ConnectionStatus {
   remote_id: string;
   ike_sas: number;
   children: number;
+  /** CHILD_SAs of the established IKE SAs that failed (e.g. refused with NO_PROPOSAL_CHOSEN) and are not up. */
+  failed_children: FailedChild[];
   start_action: StartAction;
+}
+
+export interface FailedChild {
+  name: string;
+  reason: string;
+  since: string;
 }
 
 export interface StatusResult {
@@ -583,13 +591,26 @@ export type GlobalResult = GlobalStatus & {
   connections?: Array<{ name: string; established: boolean; error?: string }>;
 };
 
-/** When connections went down and when IKE SAs were first seen, for `since` in `status`. */
+/** When connections went down, when IKE SAs were first seen and which of their CHILD_SAs failed, for `status` and `up`. */
 export class ConnectionStates {
   private readonly lastDown = new Map<string, number>();
   private readonly firstSeen = new WeakMap<IkeSa, number>();
+  private readonly childFailures = new WeakMap<IkeSa, Map<string, { reason: string; at: number }>>();
 
   attach(manager: IkeSaManager): void {
     manager.on('destroyed', (sa) => this.lastDown.set(sa.ctx.config.name, Date.now()));
+    manager.on('childFailed', (sa, name, reason) => {
+      const failures = this.childFailures.get(sa) ?? new Map<string, { reason: string; at: number }>();
+      failures.set(name, { reason, at: Date.now() });
+      this.childFailures.set(sa, failures);
+    });
+    manager.on('childEstablished', (sa, child) => this.childFailures.get(sa)?.delete(child.name));
+  }
+
+  /** The CHILD_SAs that failed on `sa` and are not up on it (a failed rekey of one still up does not count). */
+  failedChildren(sa: IkeSa): Array<{ name: string; reason: string; at: number }> {
+    const up = new Set(sa.ctx.children.map((c) => c.name));
+    return [...(this.childFailures.get(sa) ?? [])].filter(([name]) => !up.has(name)).map(([name, f]) => ({ name, ...f }));
   }
 
   downSince(name: string): number | undefined {
@@ -656,6 +677,11 @@ export function controlCommands(daemon: Daemon): Record<string, ControlHandler> 
       known(name);
       try {
         const { sa, already } = await daemon.up(name, timeout);
+        // as `swanctl --initiate`: an IKE_SA without the CHILD_SA asked for is a failure (the IKE_SA stays up)
+        const failedChildren = daemon.connectionStates.failedChildren(sa);
+        if (failedChildren.length > 0) {
+          throw new ControlError('failed', `${name}: IKE_SA established, but ${failedChildren.map((f) => `CHILD_SA ${f.name} failed: ${f.reason}`).join('; ')}`);
+        }
         return { name, state: 'established', already, spi_i: sa.ctx.spiI.toString('hex'), spi_r: sa.ctx.spiR.toString('hex'), children: sa.ctx.children.length };
       } catch (err) {
         const e = failed(err);
@@ -807,6 +833,7 @@ function connectionStatus(daemon: Daemon, name: string, now: number): Connection
     remote_id: describeIdentity(shown?.ctx.peerId ?? cfg.remoteId),
     ike_sas: sas.length,
     children: established.reduce((n, sa) => n + sa.ctx.children.length, 0),
+    failed_children: established.flatMap((sa) => daemon.connectionStates.failedChildren(sa)).map((f) => ({ name: f.name, reason: f.reason, since: iso(f.at) })),
     start_action: startActionOf(c.startChildren, c.trapChildren),
   };
 }
@@ -922,13 +949,15 @@ export function check(daemon: Daemon, name?: string): CheckResult {
   const down = expected.filter((c) => c.status.state === 'not connected');
   const connecting = expected.filter((c) => c.status.state === 'connecting');
   const up = expected.filter((c) => c.status.state === 'established');
+  const childless = up.filter((c) => c.status.failed_children.length > 0);
   const problems: string[] = [];
   if (down.length > 0) problems.push(`${down.map((c) => c.status.name).join(', ')} not connected`);
+  for (const c of childless) problems.push(`${c.status.name}: ${c.status.failed_children.map((f) => `CHILD_SA ${f.name} failed`).join(', ')}`);
   if (fallback > 0) problems.push(`${fallback} packet${fallback === 1 ? '' : 's'} sent in the clear (private-or-clear fallback)`);
   if (connecting.length > 0) problems.push(`${connecting.map((c) => c.status.name).join(', ')} connecting`);
   if (g !== 'up') problems.push(`global switch ${g}`);
   let code: CheckResult['code'] = 0;
-  if (down.length > 0 || fallback > 0) code = 2;
+  if (down.length > 0 || fallback > 0 || childless.length > 0) code = 2;
   else if (connecting.length > 0) code = 1;
   const status = (['OK', 'WARNING', 'CRITICAL'] as const)[code];
   const summary =

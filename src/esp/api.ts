@@ -123,8 +123,14 @@ export interface IpsecBackend {
   /** A fresh inbound SPI, unique among installed and reserved SPIs; never 0..255 (RFC 4303 §2.1). */
   allocateSpi(): number;
   addSa(sa: SaSpec): void;
-  /** Remove one SA; unknown SPIs are ignored (return false). */
-  deleteSa(spi: number, direction: Direction): boolean;
+  /**
+   * Remove one SA; unknown SPIs are ignored (return false). With `graceMs`,
+   * the SA is deleted now as far as lifetimes go (it raises no expire event
+   * any more) but removed only when the grace ends, an inbound SA taking the
+   * packets still in flight meanwhile; a later call without grace removes it
+   * at once.
+   */
+  deleteSa(spi: number, direction: Direction, graceMs?: number): boolean;
   querySa(spi: number, direction: Direction): SaCounters | undefined;
   /** Switch a CHILD_SA's outbound traffic to this SA (make-before-break rekeys). */
   setOutboundSa(reqid: number, spi: number): void;

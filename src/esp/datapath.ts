@@ -174,6 +174,16 @@ export interface DatapathOptions {
 }
 
 /** The octets of a TCP/UDP-less selector for one address: protocol and ports from the flow. */
+/**
+ * The octets an SA protects, which its byte counters and byte lifetimes count
+ * (as XFRM's `ip -s xfrm state` does): in transport mode what follows the IP
+ * header and the extension headers kept in front of ESP (`split`), in tunnel
+ * mode the whole inner packet (`whole`).
+ */
+function protectedLength(split: { headerLength: number; totalLength: number } | undefined, whole: number): number {
+  return split ? split.totalLength - split.headerLength : whole;
+}
+
 function flowSelector(flow: FlowKey, off: number, port: number): TrafficSelector {
   const len = flow.family === 4 ? 4 : 16;
   const addr = formatIp(flow.buf.subarray(off, off + len));
@@ -352,12 +362,18 @@ export class EspDatapath {
       this.sad.sequenceExhausted(sa);
       return false;
     }
+    const packet = length === pkt.length ? pkt : pkt.subarray(0, length);
+    const split = sa.spec.mode === 'transport' ? transportSplit(packet) : undefined;
+    if (sa.spec.mode === 'transport' && split === undefined) {
+      this.counters.outMalformed++;
+      res.verdict = OUT_DROP;
+      return true;
+    }
     // The lifetime check may raise an expire whose listener removes the SA at once: then it is gone.
-    if (!this.sad.account(sa, length, this.nowSeconds) || sa.removed) {
+    if (!this.sad.account(sa, protectedLength(split, length), this.nowSeconds) || sa.removed) {
       this.counters.expiredDrops++;
       return false;
     }
-    const packet = length === pkt.length ? pkt : pkt.subarray(0, length);
     let n = -1;
     // IV: the sequence number, unique per packet of an SA (RFC 4106 §3.1).
     if (sa.spec.encap !== undefined) {
@@ -366,7 +382,6 @@ export class EspDatapath {
       if (sa.spec.mode === 'tunnel') {
         if (espSealedLength(sa.esp, length) <= room) n = encapTunnelInto(sa.esp, seq, seq, packet, out, 0);
       } else {
-        const split = transportSplit(packet);
         // Next Header 59 would be taken for a dummy packet and dropped by the peer (RFC 4303 §2.6)
         if (split !== undefined && packet[split.nextHeaderField] !== IPPROTO_NONE && espSealedLength(sa.esp, split.totalLength - split.headerLength) <= room) {
           n = sealEspInto(sa.esp, seq, seq, packet.subarray(split.headerLength, split.totalLength), packet[split.nextHeaderField]!, out, 0);
@@ -482,16 +497,18 @@ export class EspDatapath {
     }
     const high = seqHigh(candidate);
     let packet: Buffer | undefined;
+    /** What the SA protected (counted, as XFRM does): the whole inner packet in tunnel mode, the ESP payload in transport mode. */
+    let protectedBytes = 0;
     let failure: string | undefined;
     // Whether the ICV verified: only then may the packet move the replay window.
     let authenticated = true;
     if (sa.spec.mode === 'tunnel') {
       const r = decapTunnel(sa.esp, esp, high, sa.counters);
-      if (r.ok) packet = r.packet;
+      if (r.ok) protectedBytes = (packet = r.packet).length;
       else failure = r.reason;
     } else if (!src.udp && src.family === 4 && espOff > 0) {
       const r = decapTransport(sa.esp, buf.subarray(0, espEnd), high, sa.counters);
-      if (r.ok) packet = r.packet;
+      if (r.ok) protectedBytes = (packet = r.packet).length - (packet[0]! & 0x0f) * 4; // IPv4: after its header
       else {
         failure = r.reason;
         // here 'malformed' means the IP packet around ESP, before any ICV check
@@ -500,6 +517,7 @@ export class EspDatapath {
     } else {
       const r = openEsp(sa.esp, esp, high, sa.counters);
       if (r.ok) {
+        protectedBytes = r.payload.length;
         packet = this.rebuildTransport(sa, src, r.nextHeader, r.payload, scratch);
         if (packet === undefined) failure = 'malformed';
       } else {
@@ -526,7 +544,7 @@ export class EspDatapath {
       this.rateLog(`policy-${spi}`, 'warn', () => `SA ${sa.name}: dropped a decrypted packet outside the SA's traffic selectors (${this.describeFlow()})`);
       return;
     }
-    if (!this.sad.account(sa, packet.length, this.nowSeconds)) {
+    if (!this.sad.account(sa, protectedBytes, this.nowSeconds)) {
       c.expiredDrops++;
       return;
     }

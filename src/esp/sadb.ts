@@ -48,6 +48,12 @@ export class SadEntry {
   /** Inbound: the anti-replay window (size 0 = checking off, still tracks ESN high bits). */
   readonly replay: ReplayWindow | undefined;
   softExpired = false;
+  /**
+   * Set by deleteSa with a grace period: the SA is deleted as far as IKE and
+   * lifetimes go (no expiry is raised for it any more), and removed when the
+   * grace ends; an inbound one still takes packets in flight until then.
+   */
+  deleting = false;
   /** Set once removed: a reference kept by a packet in flight must not use it. */
   removed = false;
 
@@ -91,6 +97,8 @@ export class SecurityAssociationDatabase implements IpsecBackend {
   /** reqid → the outbound SA currently used for it. */
   private readonly activeOutbound = new Map<number, SadEntry>();
   private readonly reservedSpis = new Set<number>();
+  /** SAs deleted with a grace period → the timer that removes them. */
+  private readonly graceTimers = new Map<SadEntry, NodeJS.Timeout>();
   readonly spd = new SecurityPolicyDatabase();
   private readonly listeners: Listeners = { acquire: [], expire: [] };
   private readonly policyListeners: ((c: PolicyChange) => void)[] = [];
@@ -122,7 +130,7 @@ export class SecurityAssociationDatabase implements IpsecBackend {
     for (const l of this.saListeners) l(spec);
   }
 
-  deleteSa(spi: number, direction: Direction): boolean {
+  deleteSa(spi: number, direction: Direction, graceMs = 0): boolean {
     spi >>>= 0;
     const table = direction === 'in' ? this.inbound : this.outbound;
     const entry = table.get(spi);
@@ -131,12 +139,23 @@ export class SecurityAssociationDatabase implements IpsecBackend {
       if (direction === 'in' && this.reservedSpis.delete(spi)) for (const l of this.releaseListeners) l(spi);
       return false;
     }
+    if (graceMs > 0) {
+      if (entry.deleting) return true; // the first grace period stands
+      entry.deleting = true;
+      const timer = setTimeout(() => this.remove(entry), graceMs);
+      timer.unref?.();
+      this.graceTimers.set(entry, timer);
+      return true;
+    }
     this.remove(entry);
     return true;
   }
 
   private remove(entry: SadEntry): void {
+    if (entry.removed) return;
     const { spec } = entry;
+    clearTimeout(this.graceTimers.get(entry));
+    this.graceTimers.delete(entry);
     (spec.direction === 'in' ? this.inbound : this.outbound).delete(spec.spi >>> 0);
     if (this.activeOutbound.get(spec.reqid) === entry) this.activeOutbound.delete(spec.reqid);
     entry.removed = true;
@@ -274,6 +293,11 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   private expire(entry: SadEntry, hard: boolean, reason: ExpireEvent['reason']): void {
     if (entry.removed) return;
+    if (entry.deleting) {
+      // already deleted (by a rekey, in its grace period): the hard limit still holds, nobody is told
+      if (hard) this.remove(entry);
+      return;
+    }
     if (hard) this.remove(entry);
     else entry.softExpired = true;
     this.emitExpire({ reqid: entry.spec.reqid, spi: entry.spec.spi, direction: entry.spec.direction, hard, reason });

@@ -114,7 +114,7 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
   const counters = Object.fromEntries(DATAPATH_KEYS.map((k, i) => [k, 1000 + i])) as unknown as DatapathCounters;
   const io = Object.fromEntries(IO_KEYS.map((k, i) => [k, 2000 + i])) as unknown as IoCounters;
   const conn = (name: string, state: 'established' | 'connecting' | 'not connected', ike: number, children: number) => ({
-    name, state, since: now, age: 42, peer: '10.0.0.2', local_id: 'moon', remote_id: 'sun', ike_sas: ike, children, start_action: 'start' as const,
+    name, state, since: now, age: 42, peer: '10.0.0.2', local_id: 'moon', remote_id: 'sun', ike_sas: ike, children, failed_children: [], start_action: 'start' as const,
   });
   return {
     status: {

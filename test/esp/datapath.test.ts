@@ -22,6 +22,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { SaLifetimes } from '../../src/esp/api.js';
 import { EspDatapath, OUT_CLEAR, OUT_DROP, OUT_HELD, OUT_SEND, type InboundSource } from '../../src/esp/datapath.js';
+import { IPV4_MIN_HEADER, IPV6_HEADER } from '../../src/esp/ip.js';
 import { sealEspInto } from '../../src/esp/packet.js';
 import { SecurityAssociationDatabase, type SadEntry } from '../../src/esp/sadb.js';
 import { parseIp } from '../../src/util/ip.js';
@@ -637,6 +638,29 @@ describe('inbound: drops, each counted', () => {
 
 // ---------------------------------------------------------------------------
 
+describe('SA byte counters: the octets ESP protects, as XFRM counts them (`ip -s xfrm state`)', () => {
+  for (const c of COMBOS) {
+    it(`${comboName(c)}: both ends count ${c.mode === 'tunnel' ? 'the whole inner packet' : 'what follows the IP header'}`, () => {
+      const pair = peers(c);
+      const pkt = moonToSun(pair, udp(1, 2, Buffer.alloc(33)));
+      const ipHeader = c.family === 4 ? IPV4_MIN_HEADER : IPV6_HEADER;
+      const expected = c.mode === 'tunnel' ? pkt.length : pkt.length - ipHeader;
+      expect(transfer(pair, pair.moon, pkt).packet).toBeDefined();
+      expect({ out: moonOutSa(pair).counters.bytes, in: sunInSa(pair).counters.bytes }).toEqual({ out: expected, in: expected });
+    });
+  }
+
+  it('transport over raw IPv4 with options: the options are part of the header, not counted', () => {
+    const pair = peers({ family: 4, mode: 'transport' });
+    const options = Buffer.from([0x94, 0x04, 0x00, 0x00]); // router alert
+    const datagram = udp(1, 2, Buffer.alloc(33));
+    const pkt = ipv4({ src: ADDR[4].moon, dst: ADDR[4].sun, options }, datagram);
+    expect(transfer(pair, pair.moon, pkt).packet).toBeDefined();
+    const udpLength = pkt.length - IPV4_MIN_HEADER - options.length;
+    expect({ out: moonOutSa(pair).counters.bytes, in: sunInSa(pair).counters.bytes }).toEqual({ out: udpLength, in: udpLength });
+  });
+});
+
 describe('lifetimes on the packet path', () => {
   const lt = (l: Partial<SaLifetimes>) => l;
 
@@ -653,11 +677,12 @@ describe('lifetimes on the packet path', () => {
     expect(pair.moon.sad.querySa(SPI_MOON_TO_SUN, 'out')).toBeUndefined();
   });
 
-  it('outbound bytes: soft and hard by the bytes of the original packets', () => {
-    const pair = peers({ family: 6, mode: 'transport', udp: true, lifetimes: lt({ softBytes: 200, hardBytes: 350 }) });
-    const pkt = moonToSun(pair, udp(1, 2, Buffer.alloc(52))); // 100 octets
-    expect(pkt.length).toBe(100);
-    // 100, 200 (soft), 300, 400 octets sent: the hard limit of 350 refuses the fifth
+  it('outbound bytes: soft and hard by the octets ESP protects (transport: after the IP header, as XFRM counts)', () => {
+    const udpDatagram = 8 + 52;
+    const pair = peers({ family: 6, mode: 'transport', udp: true, lifetimes: lt({ softBytes: 2 * udpDatagram, hardBytes: 3.5 * udpDatagram }) });
+    const pkt = moonToSun(pair, udp(1, 2, Buffer.alloc(52)));
+    expect(pkt.length).toBe(IPV6_HEADER + udpDatagram);
+    // 1, 2 (soft), 3, 4 datagrams sent: the hard limit of 3.5 refuses the fifth
     const verdicts = [1, 2, 3, 4, 5].map(() => send(pair.moon, pkt).res.verdict);
     expect(verdicts).toEqual([OUT_SEND, OUT_SEND, OUT_SEND, OUT_SEND, OUT_HELD]);
     expect(pair.moon.expires.map((e) => [e.hard, e.reason])).toEqual([

@@ -7,7 +7,7 @@
  * each raising its `expire` event exactly once. (The packet-path side of
  * lifetimes is in datapath.test.ts.)
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { ExpireEvent, SaLifetimes } from '../../src/esp/api.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { MAX_SEQ_32, MAX_SEQ_ESN } from '../../src/esp/replay.js';
@@ -248,6 +248,54 @@ describe('SecurityAssociationDatabase: lifetimes', () => {
     clock.ms += 5_000;
     sad.checkLifetimes();
     expect(expires).toHaveLength(1);
+  });
+
+  it('an SA removed by deleteSa never reports an expiry afterwards (time, bytes, packets in flight)', () => {
+    const { sad, clock, expires } = sadWithClock();
+    sad.addSa(inb(0xb00, { lifetimes: life({ softSeconds: 5, hardSeconds: 10, softBytes: 10, hardBytes: 20 }) }));
+    const inFlight = sad.inboundSa(0xb00)!;
+    expect(sad.deleteSa(0xb00, 'in')).toBe(true);
+    clock.ms += 60_000;
+    sad.checkLifetimes();
+    sad.account(inFlight, 100, 1);
+    sad.account(inFlight, 100, 1);
+    expect(expires).toEqual([]);
+  });
+
+  it('an SA deleted with a grace period (a rekeyed-away inbound SA) takes packets until the grace ends but raises no expiry, even when its hard limit falls inside the grace', () => {
+    vi.useFakeTimers();
+    try {
+      const { sad, clock, expires } = sadWithClock();
+      sad.addSa(inb(0xc00, { lifetimes: life({ softSeconds: 5, hardSeconds: 10 }) }));
+      clock.ms += 5_000;
+      sad.checkLifetimes();
+      expect(expires).toEqual([{ reqid: 1, spi: 0xc00, direction: 'in', hard: false, reason: 'time' }]); // the rekey's trigger
+      clock.ms += 4_000;
+      expect(sad.deleteSa(0xc00, 'in', 2_000)).toBe(true);
+      const entry = sad.inboundSa(0xc00)!;
+      expect(sad.account(entry, 100, 9)).toBe(true);
+      clock.ms += 1_000; // the hard limit, inside the grace
+      sad.checkLifetimes();
+      expect(sad.inboundSa(0xc00)).toBeUndefined(); // the hard limit still holds
+      expect(expires).toHaveLength(1);
+
+      sad.addSa(inb(0xc01));
+      sad.deleteSa(0xc01, 'in', 2_000);
+      sad.deleteSa(0xc01, 'in', 2_000); // a second grace does not extend the first
+      vi.advanceTimersByTime(1_999);
+      expect(sad.inboundSa(0xc01)).toBeDefined();
+      vi.advanceTimersByTime(1);
+      expect(sad.inboundSa(0xc01)).toBeUndefined();
+
+      sad.addSa(inb(0xc02));
+      sad.deleteSa(0xc02, 'in', 2_000);
+      expect(sad.deleteSa(0xc02, 'in')).toBe(true); // without grace: at once
+      expect(sad.inboundSa(0xc02)).toBeUndefined();
+      expect(vi.getTimerCount()).toBe(0);
+      expect(expires).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('sequenceExhausted is a hard expiry (reason "packets") and removes the SA', () => {

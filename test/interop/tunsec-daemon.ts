@@ -117,6 +117,8 @@ export interface TunsecHostConfig {
   startAction: 'start' | 'trap' | 'none';
   /** Failure mode of the child's policy (default private). */
   policy?: 'private' | 'private-or-clear';
+  /** The child's esp_proposals (default the mission's strict `aes128gcm16-ecp384bp!`). */
+  espProposals?: string;
   /** Extra YAML lines for the child section (eight-space indented), e.g. `life_packets: 5`. */
   childExtra?: string[];
   /** Extra YAML lines for the connection section (four-space indented), e.g. `rekey_time: 5s`. */
@@ -162,7 +164,7 @@ export function tunsecYaml(o: TunsecHostConfig): string {
     `        mode: ${o.mode}`,
     `        local_ts: ${o.localTs ?? 'dynamic'}`,
     `        remote_ts: ${o.remoteTs ?? 'dynamic'}`,
-    '        esp_proposals: aes128gcm16-ecp384bp!',
+    `        esp_proposals: ${o.espProposals ?? 'aes128gcm16-ecp384bp!'}`,
     `        start_action: ${o.startAction}`,
     ...(o.policy ? [`        policy: ${o.policy}`] : []),
     ...(o.childExtra ?? []).map((l) => `        ${l}`),

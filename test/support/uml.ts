@@ -16,12 +16,20 @@
  * safe to call after any partial failure. A guest that cannot boot is an
  * error with its console and init log, never a skip.
  *
+ * Before it reports ready, the guest checks that its kernel can add (and
+ * delete) an rfc4106(gcm(aes)) ESP SA, IPv4 and IPv6; when it cannot, boot
+ * throws with the `ip xfrm` error, whether the default RNG (stdrng) is there,
+ * and the loaded modules (a kernel without drbg cannot make seqiv's IVs).
+ *
  * Traps handled here (see the reference README): the XSAVE shim (LD_PRELOAD,
- * built once into the cache directory), TSO/GSO off on the guest NIC, modules
- * from /usr/lib/uml/modules, AVX kept off in guest userspace.
+ * built into the cache directory under a name that is the hash of its source
+ * and compiler, so a stale one is never loaded), TSO/GSO off on the guest NIC,
+ * modules from /usr/lib/uml/modules (BOOT_MODULES at boot, others on demand),
+ * AVX kept off in guest userspace, including the kernel's module loader.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsPair } from './netns.js';
@@ -29,9 +37,22 @@ import { haveProgram, must, run, sleep, stopPid, type RunResult } from './proc.j
 
 export const UML_BIN = '/usr/bin/linux.uml';
 export const UML_MODULES = '/usr/lib/uml/modules';
-/** Artefacts reused across runs (the XSAVE shim); rebuilt when missing or stale. */
+/** Artefacts reused across runs (the XSAVE shim), named by the hash of what they are built from. */
 export const UML_CACHE = process.env.TUNSEC_UML_CACHE ?? '/var/cache/tunsec-uml';
 export const GUEST_CHARON = '/usr/lib/ipsec/charon';
+
+/**
+ * Modules every guest loads at boot: XFRM and ESP, AES-GCM (RFC 4106) and its
+ * IV generators, cryptomgr (which builds templates such as `rfc4106(gcm(aes))`)
+ * and the default RNG seqiv takes, `stdrng`: drbg. (drbg would also use
+ * jitterentropy_rng, but that refuses UML's clock: "host not compliant with
+ * requirements: 2"; outside FIPS mode drbg seeds from the kernel's RNG alone.)
+ * Others load on demand.
+ */
+export const BOOT_MODULES: readonly string[] = [
+  'ipv6', 'xfrm_user', 'xfrm_algo', 'esp4', 'esp6',
+  'cryptomgr', 'gcm', 'ghash_generic', 'ctr', 'seqiv', 'echainiv', 'authenc', 'sha512_generic', 'hmac', 'drbg',
+];
 
 const here = fileURLToPath(new URL('./uml/', import.meta.url));
 
@@ -45,16 +66,31 @@ export function requireUml(): void {
   if (problems.length) throw new Error(`User-Mode Linux kernel peer: ${problems.join('; ')} (run scripts/setup-system.sh as root)`);
 }
 
-/** The LD_PRELOAD shim that makes UML 6.1 boot on hosts with a large XSAVE area (uml/xstate-shim.c). */
-export async function xstateShim(): Promise<string> {
-  const src = join(here, 'xstate-shim.c');
-  const out = join(UML_CACHE, 'xstate-shim.so');
-  if (existsSync(out) && statSync(out).mtimeMs >= statSync(src).mtimeMs) return out;
-  mkdirSync(UML_CACHE, { recursive: true });
+/**
+ * The LD_PRELOAD shim that makes UML 6.1 boot on hosts with a large XSAVE area
+ * (uml/xstate-shim.c). Cached as `xstate-shim-<hash>.so`, the hash over its
+ * source, the build command and the compiler's version: a changed source or
+ * compiler builds a new file, never reuses an old one; a cached file that does
+ * not preload cleanly is rebuilt.
+ */
+export async function xstateShim(cacheDir = UML_CACHE, src = join(here, 'xstate-shim.c')): Promise<string> {
+  const flags = ['-O2', '-shared', '-fPIC', '-ldl'];
+  const compiler = await must('gcc', ['--version']);
+  const key = createHash('sha256').update(readFileSync(src)).update(flags.join(' ')).update(compiler).digest('hex').slice(0, 16);
+  const out = join(cacheDir, `xstate-shim-${key}.so`);
+  if (existsSync(out) && (await preloads(out))) return out;
+  mkdirSync(cacheDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  await must('gcc', ['-O2', '-shared', '-fPIC', '-o', tmp, src, '-ldl']);
+  await must('gcc', ['-o', tmp, src, ...flags]);
   renameSync(tmp, out); // atomic: parallel test files never load a half-written object
+  if (!(await preloads(out))) throw new Error(`${out}: freshly built, but does not preload`);
   return out;
+}
+
+/** Whether the dynamic loader takes `so` as LD_PRELOAD without complaint (a truncated or foreign file is refused). */
+async function preloads(so: string): Promise<boolean> {
+  const r = await run('/bin/true', [], { env: { ...process.env, LD_PRELOAD: so } });
+  return r.code === 0 && r.stderr === '';
 }
 
 export interface GuestOptions {
@@ -68,6 +104,10 @@ export interface GuestOptions {
   /** Guest RAM (default 256M). */
   memory?: string;
   bootTimeoutMs?: number;
+  /** Modules loaded at boot (default BOOT_MODULES). */
+  modules?: readonly string[];
+  /** Whether the kernel may load modules on demand (default true). */
+  onDemandModules?: boolean;
 }
 
 let guestCounter = 0;
@@ -129,6 +169,8 @@ export class UmlGuest {
       'ssl=null',
       `GUEST_STATE=${this.stateDir}`,
       `GUEST_MODULES=${UML_MODULES}`,
+      `GUEST_LOAD=${(o.modules ?? BOOT_MODULES).join(',')}`,
+      ...(o.onDemandModules === false ? ['GUEST_ON_DEMAND=0'] : []),
       ...(o.ip4 ? [`GUEST_IP4=${o.ip4}`] : []),
       ...(o.ip6 ? [`GUEST_IP6=${o.ip6}`] : []),
     ];
@@ -145,6 +187,8 @@ export class UmlGuest {
     child.on('exit', (code) => (exited = code));
     const deadline = Date.now() + (o.bootTimeoutMs ?? 60_000);
     while (!existsSync(join(this.stateDir, 'ready'))) {
+      const failed = join(this.stateDir, 'failed');
+      if (existsSync(failed)) throw new Error(`the guest's kernel cannot do what the tests need. ${readFileSync(failed, 'utf8').trim()}`);
       if (exited !== undefined) throw new Error(`linux.uml exited (code ${exited}) before the agent was ready`);
       if (Date.now() > deadline) throw new Error(`no agent after ${o.bootTimeoutMs ?? 60_000} ms`);
       await sleep(25);

@@ -37,5 +37,6 @@ export function formatStatus(r: StatusResult): string {
 
 export function formatConnection(c: ConnectionStatus): string {
   const sas = c.state === 'not connected' ? '' : `, ${plural(c.ike_sas, 'IKE_SA')}, ${plural(c.children, 'CHILD_SA')}`;
-  return `${c.name}: ${c.state} since ${c.since} (${duration(c.age)}), peer ${c.peer ?? '%any'}, ${c.local_id}...${c.remote_id}${sas}`;
+  const failed = c.failed_children.map((f) => `\n  CHILD_SA ${f.name}: failed since ${f.since}: ${f.reason}`).join('');
+  return `${c.name}: ${c.state}${c.failed_children.length > 0 ? ` (${plural(c.failed_children.length, 'CHILD_SA')} failed)` : ''} since ${c.since} (${duration(c.age)}), peer ${c.peer ?? '%any'}, ${c.local_id}...${c.remote_id}${sas}${failed}`;
 }

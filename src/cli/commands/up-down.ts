@@ -1,7 +1,9 @@
 /**
  * `tunsec up NAME` initiates a connection and waits until it is established
  * or failed; `tunsec down NAME` deletes its IKE SAs and waits until they are
- * gone. Exit 0 when done, 1 when it failed (the reason on stderr).
+ * gone. Exit 0 when done, 1 when it failed (the reason on stderr). As with
+ * `swanctl --initiate --child`, an IKE_SA whose CHILD_SA the peer refused is
+ * a failure of `up` (the IKE_SA stays up; `status` shows the CHILD_SA failed).
  */
 import type { DownResult, UpResult } from '../../daemon/control.js';
 import { UsageError, WAITING_OPTIONS, controlTarget, parseArgs, plural, runControl, type Io } from './common.js';

@@ -32,6 +32,16 @@ export function formatProposalList(proposals: readonly Proposal[]): string {
   return proposals.map(formatProposal).join(',');
 }
 
+/** Several proposals as log lines name them: `a, b`. */
+export function listProposals(proposals: readonly Proposal[]): string {
+  return proposals.map(formatProposal).join(', ');
+}
+
+/** A responder's reason for NO_PROPOSAL_CHOSEN (§2.7): both lists, the peer's and ours. */
+export function noAcceptableProposal(kind: 'IKE' | 'ESP', offered: readonly Proposal[], configured: readonly Proposal[]): string {
+  return `no acceptable ${kind} proposal: peer offered ${listProposals(offered)}; configured ${listProposals(configured)}`;
+}
+
 /** strongSwan's name for a transform ID (charon's enum names; mostly the IANA names). */
 export function strongswanAlgorithmName(type: TransformType, id: number): string {
   switch (type) {

@@ -12,7 +12,7 @@ export {
 export { DEFAULT_PROPOSAL_STRINGS } from './defaults.js';
 export type { ProposalList, ProposalListResult, ProposalResult } from './parse.js';
 export { defaultProposals, parseProposal, parseProposalList } from './parse.js';
-export { describeProposal, formatAsListSas, formatProposal, formatProposalList, strongswanAlgorithmName } from './format.js';
+export { describeProposal, formatAsListSas, formatProposal, formatProposalList, listProposals, noAcceptableProposal, strongswanAlgorithmName } from './format.js';
 export {
   fromProposalSubstructure,
   fromProposalSubstructures,

@@ -152,8 +152,8 @@ export class IkeSa {
   /** Responder of a CHILD rekey: the old CHILD_SA, waiting for the initiator's Delete, → its successor. */
   private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number }>();
   private readonly otherTimers = new Set<NodeJS.Timeout>();
-  /** Old inbound SAs in their grace period (removed when it ends or the IKE SA goes). */
-  private readonly lingering = new Map<number, NodeJS.Timeout>();
+  /** Old inbound SAs deleted with a grace period (the SAD removes them when it ends; we, when the IKE SA goes). */
+  private readonly lingering = new Set<number>();
   private ikeRekeying = false;
   private successorSa?: IkeSa;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
@@ -631,10 +631,7 @@ export class IkeSa {
     this.superseded.clear();
     for (const req of this.unanswered) req.abandon();
     this.unanswered.clear();
-    for (const [spi, t] of this.lingering) {
-      clearTimeout(t);
-      this.ctx.backend.deleteSa(spi, 'in');
-    }
+    for (const spi of this.lingering) this.ctx.backend.deleteSa(spi, 'in');
     this.lingering.clear();
     for (const [pair, t] of this.redundant) {
       clearTimeout(t);
@@ -1081,15 +1078,11 @@ export class IkeSa {
     });
   }
 
-  /** Remove an old inbound SA after OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
+  /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
   private retireInbound(spi: number): void {
-    if (this.lingering.has(spi)) return;
-    const t = setTimeout(() => {
-      this.lingering.delete(spi);
-      this.ctx.backend.deleteSa(spi, 'in');
-    }, OLD_INBOUND_GRACE_MS);
-    t.unref?.();
-    this.lingering.set(spi, t);
+    for (const s of this.lingering) if (!this.ctx.backend.querySa(s, 'in')) this.lingering.delete(s);
+    this.ctx.backend.deleteSa(spi, 'in', OLD_INBOUND_GRACE_MS);
+    this.lingering.add(spi);
   }
 
   /** Responder: send over the new SA (the initiator has it installed once it deletes the old one, or after a grace). */
@@ -1209,10 +1202,7 @@ export class IkeSa {
       }
     }
     this.superseded.clear();
-    for (const [spi, t] of this.lingering) {
-      clearTimeout(t);
-      next.retireInbound(spi);
-    }
+    for (const spi of this.lingering) if (this.ctx.backend.querySa(spi, 'in')) next.lingering.add(spi);
     this.lingering.clear();
     for (const [pair, t] of this.redundant) {
       clearTimeout(t);

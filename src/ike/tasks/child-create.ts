@@ -14,6 +14,7 @@ import { notify, tsPayload } from '../codec/build.js';
 import {
   checkSelectedProposal,
   formatProposal,
+  noAcceptableProposal,
   fromProposalSubstructures,
   selectProposal,
   toProposalSubstructure,
@@ -28,7 +29,7 @@ import { checkInitiatorTs, childrenByFit, initiatorTs, rangesToPayload, selectRe
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
-import { BaseTask, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
+import { BaseTask, findNotify, firstOfType, notifiesOf, peerRefused, type TaskMessage, type TaskStatus } from './task.js';
 
 /** reqids for children configured without one; configured reqids are small numbers (src/daemon/credentials.ts). */
 let nextReqid = 0x100000;
@@ -93,7 +94,7 @@ export class ChildCreateTask extends BaseTask {
     const tsr = firstOfType(msg, PayloadType.TSr);
     if (!saPayload || !tsi || !tsr) {
       const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
-      return fail(error ? `peer answered ${notifyTypeName(error.notifyType)}` : 'the response carries no SA/TSi/TSr');
+      return fail(error ? peerRefused(error.notifyType, 'ESP', this.offered!) : 'the response carries no SA/TSi/TSr');
     }
     const check = checkSelectedProposal(this.offered!, fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) return fail(check.error);
@@ -132,9 +133,10 @@ export class ChildCreateTask extends BaseTask {
         reason = `child ${config.name}: ${ts.reason}`;
         continue;
       }
-      const proposal = selectProposal(received, withoutKe(implementedProposals(config.espProposals)));
+      const configured = withoutKe(implementedProposals(config.espProposals));
+      const proposal = selectProposal(received, configured);
       if (!proposal) {
-        reason = `child ${config.name}: no acceptable ESP proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}`;
+        reason = `child ${config.name}: ${noAcceptableProposal('ESP', received, configured)}`;
         failure = NotifyType.NO_PROPOSAL_CHOSEN;
         continue;
       }

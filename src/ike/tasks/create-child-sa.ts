@@ -11,15 +11,15 @@
 import { randomBytes } from 'node:crypto';
 import { keyExchangeGroup } from '../../crypto/ke/index.js';
 import { CryptoError, type KeyExchangePrivate } from '../../crypto/types.js';
-import { ExchangeType, NotifyType, PayloadType, isErrorNotify, notifyTypeName } from '../codec/index.js';
+import { ExchangeType, NotifyType, PayloadType, isErrorNotify } from '../codec/index.js';
 import { nonce, notify, tsPayload } from '../codec/build.js';
 import {
   checkKeGroup,
   checkSelectedProposal,
-  formatProposal,
   fromProposalSubstructures,
   initialKeGroup,
   keGroupOf,
+  noAcceptableProposal,
   offersKeGroup,
   promoteKeGroup,
   selectProposal,
@@ -37,7 +37,7 @@ import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import { randomSpi, NONCE_LENGTH } from './ike-init.js';
 import { allocateReqid, installChildSa } from './child-create.js';
-import { findNotify, firstOfType, notifiesOf, type TaskMessage } from './task.js';
+import { findNotify, firstOfType, notifiesOf, peerRefused, type TaskMessage } from './task.js';
 
 function spiBytes(spi: number): Buffer {
   const b = Buffer.alloc(4);
@@ -104,7 +104,7 @@ export function respondCreateChildSa(
     const ours = implementedProposals(sa.config.ikeProposals);
     const selected = selectProposal(received, ours, ke ? { preferKeGroup: ke.dhGroup } : {});
     if (!selected || selected.spi.length !== 8) {
-      throw new CreateChildRefusal(NotifyType.NO_PROPOSAL_CHOSEN, `IKE_SA rekey: no acceptable proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}`);
+      throw new CreateChildRefusal(NotifyType.NO_PROPOSAL_CHOSEN, `IKE_SA rekey: ${noAcceptableProposal('IKE', received, ours)}`);
     }
     const decision = checkKeGroup(selected, ke?.dhGroup);
     if (decision.action === 'invalid-ke') {
@@ -162,9 +162,10 @@ export function respondCreateChildSa(
       reason = `child ${c.name}: ${ts.reason}`;
       continue;
     }
-    const p = selectProposal(received, implementedProposals(c.espProposals), ke ? { preferKeGroup: ke.dhGroup } : {});
+    const configured = implementedProposals(c.espProposals);
+    const p = selectProposal(received, configured, ke ? { preferKeGroup: ke.dhGroup } : {});
     if (!p || p.spi.length !== 4) {
-      reason = `child ${c.name}: no acceptable ESP proposal: peer offered ${received.map((x) => formatProposal(x)).join(', ')}`;
+      reason = `child ${c.name}: ${noAcceptableProposal('ESP', received, configured)}`;
       failure = NotifyType.NO_PROPOSAL_CHOSEN;
       continue;
     }
@@ -259,7 +260,7 @@ function responseError<T>(msg: TaskMessage, keGroup: number | undefined, proposa
   if (findNotify(msg, NotifyType.TEMPORARY_FAILURE)) return { status: 'temporary' };
   if (findNotify(msg, NotifyType.CHILD_SA_NOT_FOUND)) return { status: 'not-found' };
   const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
-  if (error) return { status: 'failed', reason: `peer answered ${notifyTypeName(error.notifyType)}` };
+  if (error) return { status: 'failed', reason: peerRefused(error.notifyType, proposals[0]?.protocol === ProtocolId.IKE ? 'IKE' : 'ESP', proposals) };
   return undefined;
 }
 

@@ -8,12 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { keyExchangeGroup } from '../../crypto/ke/index.js';
 import { CryptoError, type KeyExchangePrivate } from '../../crypto/types.js';
 import { encodeSignatureHashAlgorithms, decodeSignatureHashAlgorithms, SignatureHashAlgorithm } from '../../crypto/rfc7427.js';
-import { ExchangeType, NotifyType, PayloadType, notifyTypeName, isErrorNotify } from '../codec/index.js';
+import { ExchangeType, NotifyType, PayloadType, isErrorNotify } from '../codec/index.js';
 import { notify, nonce } from '../codec/build.js';
 import {
   checkKeGroup,
   checkSelectedProposal,
   formatProposal,
+  noAcceptableProposal,
   fromProposalSubstructures,
   initialKeGroup,
   offersKeGroup,
@@ -25,7 +26,7 @@ import {
 import type { IkeSaContext } from '../sa/context.js';
 import { deriveKeyset } from '../sa/keyset.js';
 import { implementedProposals } from '../sa/suites.js';
-import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, type TaskMessage, type TaskStatus } from './task.js';
+import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, peerRefused, type TaskMessage, type TaskStatus } from './task.js';
 
 /** Our nonces are 32 octets: at least half the key size of every PRF we implement (§2.10). */
 export const NONCE_LENGTH = 32;
@@ -113,7 +114,7 @@ export class IkeInitTask extends BaseTask {
       return 'retry';
     }
     const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType));
-    if (error) throw new ExchangeFailure(`IKE_SA_INIT failed: peer answered ${notifyTypeName(error.notifyType)}`, undefined);
+    if (error) throw new ExchangeFailure(`IKE_SA_INIT failed: ${peerRefused(error.notifyType, 'IKE', this.proposals)}`, undefined);
 
     const saPayload = firstOfType(msg, PayloadType.SA);
     const ke = firstOfType(msg, PayloadType.KE);
@@ -141,7 +142,7 @@ export class IkeInitTask extends BaseTask {
     const selected = selectProposal(received, this.proposals);
     if (!selected) {
       throw new ExchangeFailure(
-        `no acceptable IKE proposal: peer offered ${received.map((p) => formatProposal(p)).join(', ')}; configured ${this.proposals.map((p) => formatProposal(p)).join(', ')}`,
+        noAcceptableProposal('IKE', received, this.proposals),
         NotifyType.NO_PROPOSAL_CHOSEN,
       );
     }

@@ -7,7 +7,8 @@
  * until its part is complete.
  */
 import type { Payload, PayloadOf } from '../codec/index.js';
-import { PayloadType } from '../codec/index.js';
+import { NotifyType, PayloadType, notifyTypeName } from '../codec/index.js';
+import { listProposals, type Proposal } from '../proposal/index.js';
 
 /** `done`: the task is complete; `need_more`: it takes part in the next exchange too; `retry`: resend this exchange's request rebuilt (COOKIE, INVALID_KE_PAYLOAD). */
 export type TaskStatus = 'done' | 'need_more' | 'retry';
@@ -54,6 +55,14 @@ export function payloadsOfType<T extends Payload['type']>(msg: TaskMessage, type
 
 export function firstOfType<T extends Payload['type']>(msg: TaskMessage, type: T): PayloadOf<T> | undefined {
   return msg.payloads.find((p) => p.type === type) as PayloadOf<T> | undefined;
+}
+
+/**
+ * An initiator's reason when the peer answered an error notify; for
+ * NO_PROPOSAL_CHOSEN it names what we offered (the peer's side says what it has).
+ */
+export function peerRefused(notifyType: number, kind: 'IKE' | 'ESP', offered: readonly Proposal[]): string {
+  return `peer answered ${notifyTypeName(notifyType)}${notifyType === NotifyType.NO_PROPOSAL_CHOSEN ? ` to the ${kind} proposals we offered: ${listProposals(offered)}` : ''}`;
 }
 
 export function notifiesOf(msg: TaskMessage): PayloadOf<PayloadType.NOTIFY>[] {

@@ -73,10 +73,24 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     expect(sa.ctx.children).toHaveLength(1);
   });
 
-  it('a proposal mismatch under strict proposals fails with NO_PROPOSAL_CHOSEN and says what was offered', async () => {
+  it('an IKE proposal mismatch under strict proposals fails with NO_PROPOSAL_CHOSEN; the initiator names what it offered, the responder both lists', async () => {
     const { moon, sun } = await pair({ sun: { ikeProposals: (await import('../support/peers.js')).proposals('aes256gcm16-prfsha512-ecp521!', 1) } });
-    await expect(moon.manager.initiate('host-host')).rejects.toThrow('NO_PROPOSAL_CHOSEN');
-    expect(sun.log.text()).toContain('no acceptable IKE proposal: peer offered aes128gcm16-prfsha384-ecp384bp');
+    await expect(moon.manager.initiate('host-host')).rejects.toThrow(
+      'IKE_SA_INIT failed: peer answered NO_PROPOSAL_CHOSEN to the IKE proposals we offered: aes128gcm16-prfsha384-ecp384bp',
+    );
+    expect(sun.log.text()).toContain('no acceptable IKE proposal: peer offered aes128gcm16-prfsha384-ecp384bp; configured aes256gcm16-prfsha512-ecp521');
+  });
+
+  it('an ESP proposal mismatch refuses the CHILD_SA with NO_PROPOSAL_CHOSEN while the IKE SA comes up; the initiator names what it offered, the responder both lists', async () => {
+    const { proposals } = await import('../support/peers.js');
+    const { moon, sun } = await pair({ sun: { children: [child({ espProposals: proposals('aes256gcm16-ecp384bp!', 3) })] } });
+    const sa = await moon.manager.initiate('host-host');
+    expect(sa.state).toBe('established');
+    expect(sa.ctx.children).toHaveLength(0);
+    // IKE_AUTH carries no KE: the ESP proposals are offered and selected without their group (RFC 7296 §1.2)
+    expect(moon.log.text()).toContain('CHILD_SA host-host failed: peer answered NO_PROPOSAL_CHOSEN to the ESP proposals we offered: aes128gcm16-noesn; the IKE_SA stays up');
+    expect(sun.log.text()).toContain('CHILD_SA refused (NO_PROPOSAL_CHOSEN): child host-host: no acceptable ESP proposal: peer offered aes128gcm16-noesn; configured aes256gcm16-noesn');
+    expect(sun.sad.listSas()).toHaveLength(0);
   });
 
   it('a responder preferring another group answers INVALID_KE_PAYLOAD and the initiator retries with that group', async () => {
