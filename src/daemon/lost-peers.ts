@@ -13,6 +13,7 @@
  * `LOST_PEER_INITIATE_INTERVAL_MS` each — the request is unauthenticated,
  * so a forged one can do no more than that.
  */
+import { canonicalIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 
 /** At most one initiation per connection per interval on behalf of unknown-SA requests. */
@@ -27,10 +28,11 @@ export class LostPeers {
    * says whether the connection has an IKE SA or an initiation under way.
    */
   toInitiate(address: string, connections: readonly ResolvedConnection[], busy: (name: string) => boolean, now = Date.now()): ResolvedConnection[] {
+    const from = canonicalIp(address) ?? address;
     const picked = connections.filter(
       (c) =>
         c.startChildren.length + c.trapChildren.length > 0 &&
-        c.entry.remoteAddrs.includes(address) &&
+        c.entry.remoteAddrs.some((a) => (canonicalIp(a) ?? a) === from) &&
         !busy(c.name) &&
         now - (this.last.get(c.name) ?? -Infinity) >= LOST_PEER_INITIATE_INTERVAL_MS,
     );
