@@ -14,12 +14,11 @@ import { createCa, type Issued } from '../../src/pki/issue.js';
 import { Capture } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
-import { peerCertificates, peerDaemon, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
+import { FAST_RETRANSMIT, peerCertificates, peerDaemon, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec ↔ tunsec dead peer detection', ['ip', 'ping', 'tcpdump']);
 
 const ca = createCa({ subject: 'C=CH, O=tunsec lifecycle, CN=tunsec Lifecycle Test CA', key: 'p384' });
-const FAST_RETRANSMIT = ['retransmit_timeout: 0.5', 'retransmit_base: 1.5', 'retransmit_tries: 2'];
 
 describe('dead peers and closed IKE_SAs between two tunsec daemons', () => {
   let pair: NetnsPair;
