@@ -33,6 +33,7 @@ import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
+import { ChildStates, type ChildRekeyCollision } from './child-state.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -132,28 +133,13 @@ export class IkeSa {
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
   private jobs: Array<() => void> = [];
-  private readonly childTimers = new Map<ChildSaRecord, NodeJS.Timeout>();
+  /** Each CHILD_SA pair's state and timer (./child-state.ts). */
+  private readonly childStates = new ChildStates();
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
   private readonly creating = new Set<string>();
-  /** CHILD_SAs whose rekey we initiated and that are not finished. */
-  private readonly rekeying = new Set<ChildSaRecord>();
-  /** CHILD_SAs due for a rekey that waits: for the IKE rekey under way, or for a retry after TEMPORARY_FAILURE. */
-  private readonly wantRekey = new Map<ChildSaRecord, string>();
-  /**
-   * §2.8.1 collisions: a CHILD_SA we are rekeying that the peer rekeyed too
-   * (we answered its request as usual, §2.25) → the pair its exchange made and
-   * that exchange's nonces; settled when our own exchange completes.
-   */
-  private readonly collisions = new Map<ChildSaRecord, { peerPair: ChildSaRecord; nonces: Buffer[] }>();
-  /** A collision's pair that lost by the nonces, made by the peer's exchange: the peer deletes it (we do after a grace). */
-  private readonly redundant = new Map<ChildSaRecord, NodeJS.Timeout>();
-  /** Responder of a CHILD rekey: the old CHILD_SA, waiting for the initiator's Delete, → its successor. */
-  private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number }>();
   private readonly otherTimers = new Set<NodeJS.Timeout>();
-  /** Old inbound SAs deleted with a grace period (the SAD removes them when it ends; we, when the IKE SA goes). */
-  private readonly lingering = new Set<number>();
   private ikeRekeying = false;
   private successorSa?: IkeSa;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
@@ -530,7 +516,7 @@ export class IkeSa {
     for (const spi of peerSpis) {
       if (spi.length !== 4) continue;
       const outbound = spi.readUInt32BE(0);
-      const loser = [...this.redundant.keys()].find((c) => c.outboundSpi === outbound);
+      const loser = this.childStates.find('redundant', (c) => c.outboundSpi === outbound)?.[0];
       if (loser) {
         // §2.8.1: the initiator of the exchange with the lowest nonce deletes what it made
         this.dropRedundant(loser);
@@ -538,7 +524,7 @@ export class IkeSa {
         this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`);
         continue;
       }
-      const old = [...this.superseded.keys()].find((c) => c.outboundSpi === outbound);
+      const old = this.childStates.find('superseded', (c) => c.outboundSpi === outbound)?.[0];
       if (old) {
         // §1.3.3: the rekey's initiator deletes the old SA pair: traffic goes over the new one now.
         this.finishSupersede(old);
@@ -623,23 +609,19 @@ export class IkeSa {
     clearInterval(this.keepaliveTimer);
     this.jobs = [];
     this.stopTimers();
-    for (const [old, entry] of this.superseded) {
+    for (const [old, entry] of this.childStates.all('superseded')) {
       this.ctx.backend.deleteSa(old.inboundSpi, 'in');
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
       if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
     }
-    this.superseded.clear();
     for (const req of this.unanswered) req.abandon();
     this.unanswered.clear();
-    for (const spi of this.lingering) this.ctx.backend.deleteSa(spi, 'in');
-    this.lingering.clear();
-    for (const [pair, t] of this.redundant) {
-      clearTimeout(t);
+    for (const [old] of this.childStates.all('rekeyed')) this.ctx.backend.deleteSa(old.inboundSpi, 'in');
+    for (const [pair] of this.childStates.all('redundant')) {
       this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
       this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
     }
-    this.redundant.clear();
-    this.collisions.clear();
+    this.childStates.clear();
     this.reassembler.clear();
     this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
     for (const child of this.ctx.children.splice(0)) this.removeChild(child);
@@ -670,11 +652,9 @@ export class IkeSa {
   }
 
   private stopTimers(): void {
-    for (const t of this.childTimers.values()) clearTimeout(t);
-    this.childTimers.clear();
+    this.childStates.stopTimers();
     for (const t of this.otherTimers) clearTimeout(t);
     this.otherTimers.clear();
-    for (const s of this.superseded.values()) clearTimeout(s.timer);
   }
 
   /**
@@ -754,30 +734,35 @@ export class IkeSa {
     );
   }
 
+  /** (Re)start the rekey_time timer of an installed CHILD_SA. */
   private scheduleChildRekey(child: ChildSaRecord): void {
-    clearTimeout(this.childTimers.get(child));
-    this.childTimers.delete(child);
+    const state = this.childStates.get(child);
+    const carries = state && (state.kind === 'installed' || state.kind === 'rekeying' || state.kind === 'retrying') ? state : undefined;
+    clearTimeout(carries?.rekeyTimer);
+    if (carries) delete carries.rekeyTimer;
+    else this.childStates.set(child, { kind: 'installed' });
     const seconds = child.rekeySeconds ?? 0;
     if (seconds <= 0 || !child.config) return;
     const delay = Math.max(0, child.installedAt + seconds * 1000 - Date.now());
     const t = setTimeout(() => {
-      this.childTimers.delete(child);
+      const s = this.childStates.get(child);
+      if (s && 'rekeyTimer' in s && s.rekeyTimer === t) delete s.rekeyTimer;
       this.rekeyChild(child, 'rekey_time');
     }, delay);
     t.unref?.();
-    this.childTimers.set(child, t);
+    (carries ?? (this.childStates.get(child) as { rekeyTimer?: NodeJS.Timeout })).rekeyTimer = t;
   }
 
-  /** Whether a TEMPORARY_FAILURE retry of this child is already waiting. */
-  private otherTimersFor(child: ChildSaRecord): boolean {
-    return this.wantRekey.get(child) === 'retry after TEMPORARY_FAILURE';
+  /** Our rekey of it ended without a new pair: back to installed (or waiting, if it came due meanwhile during an IKE rekey). */
+  private endChildRekey(child: ChildSaRecord): void {
+    const s = this.childStates.is(child, 'rekeying');
+    if (!s) return;
+    const rekeyTimer = s.rekeyTimer ? { rekeyTimer: s.rekeyTimer } : {};
+    this.childStates.set(child, s.want !== undefined ? { kind: 'retrying', why: s.want, ...rekeyTimer } : { kind: 'installed', ...rekeyTimer });
   }
 
   private forgetChild(child: ChildSaRecord): void {
-    this.wantRekey.delete(child);
-    clearTimeout(this.childTimers.get(child));
-    this.childTimers.delete(child);
-    this.rekeying.delete(child);
+    this.childStates.delete(child);
   }
 
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
@@ -879,14 +864,32 @@ export class IkeSa {
   rekeyChild(child: ChildSaRecord, why: string): void {
     if (this.successorSa) return this.successorSa.rekeyChild(child, why);
     if (this.ctx.state !== 'established') return;
+    const state = this.childStates.get(child);
     if (this.ikeRekeying) {
       // §2.25: not while the IKE SA is being rekeyed; done on the new IKE SA (or here if that fails).
-      if (this.ctx.children.includes(child)) this.wantRekey.set(child, why);
+      if (!this.ctx.children.includes(child)) return;
+      if (state?.kind === 'rekeying') state.want = why;
+      else {
+        if (state?.kind === 'retrying') clearTimeout(state.retryTimer);
+        const rekeyTimer = this.childStates.rekeyTimer(child);
+        this.childStates.set(child, { kind: 'retrying', why, ...(rekeyTimer ? { rekeyTimer } : {}) });
+      }
       return;
     }
-    this.wantRekey.delete(child);
-    if (this.rekeying.has(child) || !this.ctx.children.includes(child) || !child.config || !child.localRanges || !child.remoteRanges) return;
-    this.rekeying.add(child);
+    if (state?.kind === 'rekeying') {
+      delete state.want;
+      return;
+    }
+    if (!this.ctx.children.includes(child) || !child.config || !child.localRanges || !child.remoteRanges) {
+      if (state?.kind === 'retrying') {
+        if (this.ctx.children.includes(child)) this.endRetry(child, state);
+        else this.childStates.delete(child);
+      }
+      return;
+    }
+    if (state?.kind === 'retrying') clearTimeout(state.retryTimer);
+    const rekeyTimer = this.childStates.rekeyTimer(child);
+    this.childStates.set(child, { kind: 'rekeying', ...(rekeyTimer ? { rekeyTimer } : {}) });
     this.ctx.log.log('info', `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
     const req = new ChildRekeyRequest(this.ctx, child);
     this.enqueue(() => this.sendChildRekey(req));
@@ -896,7 +899,7 @@ export class IkeSa {
     const child = req.old;
     if (!this.ctx.children.includes(child) || this.successorSa) {
       // rekeyed by the peer meanwhile, or moved to a new IKE SA
-      this.rekeying.delete(child);
+      this.endChildRekey(child);
       req.abandon();
       return this.sendNextRequest();
     }
@@ -904,7 +907,7 @@ export class IkeSa {
     try {
       req.build(msg);
     } catch (err) {
-      this.rekeying.delete(child);
+      this.endChildRekey(child);
       req.abandon();
       this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey CHILD_SA ${child.name}{${child.reqid}}: ${(err as Error).message}`);
       return this.sendNextRequest();
@@ -933,33 +936,33 @@ export class IkeSa {
       case 'temporary': {
         const ms = retryDelay();
         this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
+        this.dropCollision(child);
         req.abandon();
-        this.wantRekey.set(child, 'retry after TEMPORARY_FAILURE');
-        this.later(ms, () => {
-          if (this.wantRekey.has(child)) this.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
-        });
+        const s = this.childStates.is(child, 'rekeying');
+        if (!s) return;
+        const retryTimer = setTimeout(() => {
+          if (this.ctx.state === 'established' && this.childStates.is(child, 'retrying')?.retryTimer === retryTimer) this.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
+        }, ms);
+        retryTimer.unref?.();
+        this.childStates.set(child, { kind: 'retrying', why: 'retry after TEMPORARY_FAILURE', retryTimer, ...(s.rekeyTimer ? { rekeyTimer: s.rekeyTimer } : {}) });
         return;
       }
       case 'not-found':
         // §2.25: the peer deleted it (or rekeyed it itself) meanwhile; nothing to rekey.
         this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered CHILD_SA_NOT_FOUND`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
+        this.dropCollision(child);
+        this.endChildRekey(child);
         req.abandon();
         return;
       case 'failed':
         this.ctx.log.log('warn', `${this.ctx.name}: ${name} rekey failed: ${r.reason}; the old SAs stay until their hard lifetime`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
+        this.dropCollision(child);
+        this.endChildRekey(child);
         req.abandon();
         this.emit('childFailed', this, child.name, `rekey failed: ${r.reason}`);
         return;
       case 'ok': {
-        this.rekeying.delete(child);
-        const collision = this.collisions.get(child);
-        this.collisions.delete(child);
+        const collision = this.dropCollision(child);
         if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
           // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
           return this.winCollision(child, collision.peerPair, r.value);
@@ -970,7 +973,7 @@ export class IkeSa {
             'info',
             `${this.ctx.name}: ${name} was rekeyed by the peer ${collision ? 'in a collision and our exchange has the lowest nonce (§2.8.1)' : 'meanwhile'}; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`,
           );
-          const entry = this.superseded.get(child);
+          const entry = this.childStates.is(child, 'superseded');
           if (collision && entry && !entry.switched) {
             // The winner installs its pair's inbound SA only when its own response arrives, maybe after
             // ours: we keep sending on our (redundant) pair — the winner has its inbound since it answered
@@ -988,6 +991,20 @@ export class IkeSa {
         return;
       }
     }
+  }
+
+  /** Our rekey of a pair the peer rekeyed too is answered (or failed): the collision, if there was one, is settled now. */
+  private dropCollision(child: ChildSaRecord): ChildRekeyCollision | undefined {
+    const s = this.childStates.is(child, 'superseded');
+    const collision = s?.collision;
+    if (s) delete s.collision;
+    return collision;
+  }
+
+  /** A TEMPORARY_FAILURE retry (or a wait for the IKE rekey) of a pair no longer ours to rekey. */
+  private endRetry(child: ChildSaRecord, state: { retryTimer?: NodeJS.Timeout; rekeyTimer?: NodeJS.Timeout }): void {
+    clearTimeout(state.retryTimer);
+    this.childStates.set(child, { kind: 'installed', ...(state.rekeyTimer ? { rekeyTimer: state.rekeyTimer } : {}) });
   }
 
   /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
@@ -1011,11 +1028,7 @@ export class IkeSa {
     this.ctx.children[i] = ours;
     this.forgetChild(peerPair);
     this.scheduleChildRekey(ours);
-    const entry = this.superseded.get(old);
-    if (entry) {
-      clearTimeout(entry.timer);
-      this.superseded.delete(old);
-    }
+    if (this.childStates.is(old, 'superseded')) this.childStates.delete(old);
     // our outbound SA went live when our exchange completed: the peer's pair never carries our traffic
     this.ctx.backend.deleteSa(peerPair.outboundSpi, 'out');
     this.awaitRedundantDelete(peerPair);
@@ -1026,24 +1039,23 @@ export class IkeSa {
 
   /** The peer deletes a collision's losing pair it made; if it has not after REDUNDANT_GRACE_MS, we do (§2.8.1). */
   private awaitRedundantDelete(pair: ChildSaRecord): void {
-    clearTimeout(this.redundant.get(pair));
-    const t = setTimeout(() => {
-      if (!this.redundant.has(pair)) return;
+    this.childStates.delete(pair);
+    const graceTimer = setTimeout(() => {
+      if (this.childStates.is(pair, 'redundant')?.graceTimer !== graceTimer) return;
       this.dropRedundant(pair);
       if (this.ctx.state === 'established') this.enqueue(() => this.sendChildDelete(pair));
     }, REDUNDANT_GRACE_MS);
-    t.unref?.();
-    this.redundant.set(pair, t);
+    graceTimer.unref?.();
+    this.childStates.set(pair, { kind: 'redundant', graceTimer });
   }
 
   private dropRedundant(pair: ChildSaRecord): void {
-    clearTimeout(this.redundant.get(pair));
-    this.redundant.delete(pair);
+    this.childStates.delete(pair);
     this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
-    this.retireInbound(pair.inboundSpi);
+    this.retireInbound(pair);
   }
 
-  private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean): void {
+  private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean, collision?: ChildRekeyCollision): void {
     const i = this.ctx.children.indexOf(old);
     if (i >= 0) this.ctx.children[i] = fresh;
     else this.ctx.children.push(fresh);
@@ -1054,10 +1066,9 @@ export class IkeSa {
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
       this.enqueue(() => this.sendChildDelete(old), true);
     } else {
-      const entry: { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number } = { successor: fresh, switched: false };
-      entry.timer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
-      entry.timer.unref?.();
-      this.superseded.set(old, entry);
+      const switchTimer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
+      switchTimer.unref?.();
+      this.childStates.set(old, { kind: 'superseded', successor: fresh, switched: false, switchTimer, ...(collision ? { collision } : {}) });
     }
     this.emit('childRekeyed', this, old, fresh);
   }
@@ -1073,24 +1084,24 @@ export class IkeSa {
         if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
       }
       this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      this.retireInbound(old.inboundSpi);
+      this.retireInbound(old);
       this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted`);
     });
   }
 
   /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
-  private retireInbound(spi: number): void {
-    for (const s of this.lingering) if (!this.ctx.backend.querySa(s, 'in')) this.lingering.delete(s);
-    this.ctx.backend.deleteSa(spi, 'in', OLD_INBOUND_GRACE_MS);
-    this.lingering.add(spi);
+  private retireInbound(pair: ChildSaRecord): void {
+    for (const [c] of this.childStates.all('rekeyed')) if (!this.ctx.backend.querySa(c.inboundSpi, 'in')) this.childStates.delete(c);
+    this.ctx.backend.deleteSa(pair.inboundSpi, 'in', OLD_INBOUND_GRACE_MS);
+    this.childStates.set(pair, { kind: 'rekeyed' });
   }
 
   /** Responder: send over the new SA (the initiator has it installed once it deletes the old one, or after a grace). */
   private switchOutbound(old: ChildSaRecord): void {
-    const entry = this.superseded.get(old);
+    const entry = this.childStates.is(old, 'superseded');
     if (!entry || entry.switched) return;
     entry.switched = true;
-    clearTimeout(entry.timer);
+    clearTimeout(entry.switchTimer);
     if (this.ctx.children.includes(entry.successor)) this.ctx.backend.setOutboundSa(entry.successor.reqid, entry.successor.outboundSpi);
     this.ctx.backend.deleteSa(old.outboundSpi, 'out');
     if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
@@ -1098,8 +1109,8 @@ export class IkeSa {
 
   private finishSupersede(old: ChildSaRecord): void {
     this.switchOutbound(old);
-    this.superseded.delete(old);
-    this.retireInbound(old.inboundSpi);
+    this.childStates.delete(old);
+    this.retireInbound(old);
     this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`);
   }
 
@@ -1112,7 +1123,7 @@ export class IkeSa {
     };
     if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
     const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekeying || this.rekeying.size > 0)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    if (ike && (this.ikeRekeying || this.childStates.has('rekeying'))) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
     if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
     if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
@@ -1130,11 +1141,11 @@ export class IkeSa {
   private createChildSaAnswered(outcome: CreateChildOutcome): void {
     switch (outcome.kind) {
       case 'child-rekey':
-        if (this.rekeying.has(outcome.old)) {
-          this.collisions.set(outcome.old, { peerPair: outcome.record, nonces: outcome.nonces });
-          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${outcome.old.name}{${outcome.old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
-        }
-        this.replaceChild(outcome.old, outcome.record, false);
+      {
+        const collision = this.childStates.is(outcome.old, 'rekeying') ? { peerPair: outcome.record, nonces: outcome.nonces } : undefined;
+        if (collision) this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${outcome.old.name}{${outcome.old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
+        this.replaceChild(outcome.old, outcome.record, false, collision);
+      }
         return;
       case 'child-new':
         this.ctx.children.push(outcome.record);
@@ -1164,7 +1175,10 @@ export class IkeSa {
       };
       this.createChildSaExchange(req, buildFailed, (r) => {
         this.ikeRekeying = false;
-        if (r.status !== 'ok') for (const [c, why] of [...this.wantRekey]) if (!this.otherTimersFor(c)) this.rekeyChild(c, why);
+        if (r.status !== 'ok') {
+          for (const [c, s] of this.childStates.all('retrying')) if (!s.retryTimer) this.rekeyChild(c, s.why);
+          for (const [c, s] of this.childStates.all('rekeying')) if (s.want !== undefined) this.rekeyChild(c, s.want);
+        }
         if (r.status === 'ok') {
           const next = this.adoptSuccessor(r.value);
           this.delete(`rekeyed, replaced by ${next.ctx.name}`, 'rekeyed');
@@ -1187,29 +1201,42 @@ export class IkeSa {
   private adoptSuccessor(ctx: IkeSaContext): IkeSa {
     const next = this.spawn!(ctx);
     this.successorSa = next;
-    for (const t of this.childTimers.values()) clearTimeout(t);
-    this.childTimers.clear();
-    this.rekeying.clear();
-    const wanted = [...this.wantRekey];
-    this.wantRekey.clear();
+    const wanted: Array<[ChildSaRecord, string]> = [];
     next.ctx.children.push(...this.ctx.children.splice(0));
-    for (const [old, entry] of this.superseded) {
-      clearTimeout(entry.timer);
-      next.superseded.set(old, entry);
-      if (!entry.switched) {
-        entry.timer = setTimeout(() => next.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
-        entry.timer.unref?.();
+    // One table moves: rekey timers restart there (startLifetimes), pending rekeys are asked again.
+    for (const [child, state] of this.childStates.drain()) {
+      switch (state.kind) {
+        case 'installed':
+          clearTimeout(state.rekeyTimer);
+          break;
+        case 'rekeying':
+          clearTimeout(state.rekeyTimer);
+          if (state.want !== undefined) wanted.push([child, state.want]);
+          break;
+        case 'retrying':
+          clearTimeout(state.rekeyTimer);
+          clearTimeout(state.retryTimer);
+          wanted.push([child, state.why]);
+          break;
+        case 'superseded': {
+          clearTimeout(state.switchTimer);
+          const { collision: _settled, switchTimer: _stopped, ...entry } = state;
+          if (!entry.switched) {
+            const switchTimer = setTimeout(() => next.switchOutbound(child), RESPONDER_OUTBOUND_SWITCH_MS);
+            switchTimer.unref?.();
+            next.childStates.set(child, { ...entry, switchTimer });
+          } else next.childStates.set(child, entry);
+          break;
+        }
+        case 'redundant':
+          clearTimeout(state.graceTimer);
+          next.awaitRedundantDelete(child);
+          break;
+        case 'rekeyed':
+          if (this.ctx.backend.querySa(child.inboundSpi, 'in')) next.childStates.set(child, state);
+          break;
       }
     }
-    this.superseded.clear();
-    for (const spi of this.lingering) if (this.ctx.backend.querySa(spi, 'in')) next.lingering.add(spi);
-    this.lingering.clear();
-    for (const [pair, t] of this.redundant) {
-      clearTimeout(t);
-      next.awaitRedundantDelete(pair);
-    }
-    this.redundant.clear();
-    this.collisions.clear();
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
     next.adoptAsRekeyed(this.ctx);
     this.emit('ikeRekeyed', this, next);
