@@ -28,12 +28,12 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
+import { CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
-import { ChildStates, type ChildRekeyCollision } from './child-state.js';
+import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -76,32 +76,7 @@ export interface IkeSaEvents {
   livenessCheck(sa: IkeSa): void;
 }
 
-/** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
-export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
-/**
- * A rekeyed-away inbound SA still accepts packets this long after its Delete
- * exchange (ESP sent just before the peer switched can arrive after the IKE
- * message that says so: different sockets, batched reads).
- */
-export const OLD_INBOUND_GRACE_MS = 2_000;
-/** A rekey collision's losing pair made by the peer's exchange: deleted by us if the peer has not after this long (§2.8.1). */
-const REDUNDANT_GRACE_MS = 10_000;
-/** Random delay range before retrying an exchange the peer answered TEMPORARY_FAILURE (§2.25). */
-const TEMPORARY_RETRY_MS = [500, 2_500] as const;
-
-function retryDelay(): number {
-  return TEMPORARY_RETRY_MS[0] + Math.floor(Math.random() * (TEMPORARY_RETRY_MS[1] - TEMPORARY_RETRY_MS[0]));
-}
-
-function spiHex(spi: number): string {
-  return (spi >>> 0).toString(16).padStart(8, '0');
-}
-
-function spiBuffer(spi: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(spi >>> 0);
-  return b;
-}
+export { OLD_INBOUND_GRACE_MS, RESPONDER_OUTBOUND_SWITCH_MS } from '../tasks/child-rekey.js';
 
 type Listeners = { [K in keyof IkeSaEvents]: Array<IkeSaEvents[K]> };
 
@@ -133,8 +108,8 @@ export class IkeSa {
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
   private jobs: Array<() => void> = [];
-  /** Each CHILD_SA pair's state and timer (./child-state.ts). */
-  private readonly childStates = new ChildStates();
+  /** CHILD_SA rekeys in both roles, §2.8.1 collisions, old pairs' deletion; each pair's state (../tasks/child-rekey.ts). */
+  readonly childRekeys: ChildRekeys;
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
@@ -171,9 +146,36 @@ export class IkeSa {
       /* keys and peer come from the old IKE SA */
     } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
+    this.childRekeys = new ChildRekeys(this.rekeyHost());
     ctx.observer = {
       childEstablished: (child) => this.emit('childEstablished', this, child),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+    };
+  }
+
+  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) uses of this IKE SA. */
+  private rekeyHost(): ChildRekeyHost {
+    const sa = this;
+    return {
+      ctx: this.ctx,
+      get ikeRekeying() {
+        return sa.ikeRekeying;
+      },
+      get replaced() {
+        return sa.successorSa !== undefined;
+      },
+      get nextMessageId() {
+        return sa.requests.nextId;
+      },
+      unanswered: this.unanswered,
+      enqueue: (job, first) => this.enqueue(job, first),
+      retryFirst: (job) => void this.jobs.unshift(job),
+      sendNextRequest: () => this.sendNextRequest(),
+      request: (msg, onResponse) => this.sendRequest(msg, [], onResponse),
+      rekeyChild: (child, why) => this.rekeyChild(child, why),
+      childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
+      childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+      childClosed: (child) => this.emit('childClosed', this, child),
     };
   }
 
@@ -499,63 +501,14 @@ export class IkeSa {
     if (msg.payloads.length === 0) this.ctx.log.log('debug', `${this.ctx.name}: liveness check (empty INFORMATIONAL) from the peer answered`);
     const ourInbound: Buffer[] = [];
     for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.deleteChildren(p.spis));
+      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.childRekeys.peerDeleted(p.spis));
     }
     // §1.4.1: answer a CHILD_SA Delete with the Delete of our own half of each pair.
     if (ourInbound.length > 0) response.payloads.push(deletePayload(ProtocolId.ESP, ourInbound));
     return undefined;
   }
 
-  /**
-   * Remove the CHILD SAs whose outbound SPIs (the peer's inbound SPIs, as it
-   * names them in its Delete) are listed; returns our inbound SPIs of those pairs.
-   * Unknown SPIs are ignored (§1.4.1: the SA may already be gone).
-   */
-  private deleteChildren(peerSpis: readonly Buffer[]): Buffer[] {
-    const gone: Buffer[] = [];
-    for (const spi of peerSpis) {
-      if (spi.length !== 4) continue;
-      const outbound = spi.readUInt32BE(0);
-      const loser = this.childStates.find('redundant', (c) => c.outboundSpi === outbound)?.[0];
-      if (loser) {
-        // §2.8.1: the initiator of the exchange with the lowest nonce deletes what it made
-        this.dropRedundant(loser);
-        gone.push(spiBuffer(loser.inboundSpi));
-        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`);
-        continue;
-      }
-      const old = this.childStates.find('superseded', (c) => c.outboundSpi === outbound)?.[0];
-      if (old) {
-        // §1.3.3: the rekey's initiator deletes the old SA pair: traffic goes over the new one now.
-        this.finishSupersede(old);
-        gone.push(spiBuffer(old.inboundSpi));
-        continue;
-      }
-      const i = this.ctx.children.findIndex((c) => c.outboundSpi === outbound);
-      if (i < 0) continue;
-      const [child] = this.ctx.children.splice(i, 1);
-      this.forgetChild(child!);
-      this.removeChild(child!);
-      const inbound = Buffer.alloc(4);
-      inbound.writeUInt32BE(child!.inboundSpi);
-      gone.push(inbound);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
-      this.emit('childClosed', this, child!);
-    }
-    return gone;
-  }
 
-  private removeChild(child: ChildSaRecord): void {
-    // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of
-    // another IKE SA (one that replaced this IKE SA after INITIAL_CONTACT) keeps them.
-    const active = this.ctx.backend.activeOutboundSpi(child.reqid);
-    const ours = active === undefined || active === child.outboundSpi >>> 0;
-    this.ctx.backend.deleteSa(child.inboundSpi, 'in');
-    this.ctx.backend.deleteSa(child.outboundSpi, 'out');
-    if (!ours) return;
-    this.ctx.backend.deletePolicy(child.reqid, 'in');
-    this.ctx.backend.deletePolicy(child.reqid, 'out');
-  }
 
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
   private notifyAuthFailure(err: unknown): void {
@@ -609,22 +562,12 @@ export class IkeSa {
     clearInterval(this.keepaliveTimer);
     this.jobs = [];
     this.stopTimers();
-    for (const [old, entry] of this.childStates.all('superseded')) {
-      this.ctx.backend.deleteSa(old.inboundSpi, 'in');
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
-    }
+    this.childRekeys.teardown();
     for (const req of this.unanswered) req.abandon();
     this.unanswered.clear();
-    for (const [old] of this.childStates.all('rekeyed')) this.ctx.backend.deleteSa(old.inboundSpi, 'in');
-    for (const [pair] of this.childStates.all('redundant')) {
-      this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
-      this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
-    }
-    this.childStates.clear();
     this.reassembler.clear();
     this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
-    for (const child of this.ctx.children.splice(0)) this.removeChild(child);
+    for (const child of this.ctx.children.splice(0)) this.childRekeys.removeChild(child);
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
@@ -652,7 +595,7 @@ export class IkeSa {
   }
 
   private stopTimers(): void {
-    this.childStates.stopTimers();
+    this.childRekeys.states.stopTimers();
     for (const t of this.otherTimers) clearTimeout(t);
     this.otherTimers.clear();
   }
@@ -663,7 +606,7 @@ export class IkeSa {
    * CHILD rekey timers.
    */
   private startLifetimes(): void {
-    for (const c of this.ctx.children) this.scheduleChildRekey(c);
+    for (const c of this.ctx.children) this.childRekeys.scheduleChildRekey(c);
     const l = this.ctx.config.ikeLifetimes;
     if (!l) return;
     const reauth = l.reauthTime ?? 0;
@@ -734,36 +677,8 @@ export class IkeSa {
     );
   }
 
-  /** (Re)start the rekey_time timer of an installed CHILD_SA. */
-  private scheduleChildRekey(child: ChildSaRecord): void {
-    const state = this.childStates.get(child);
-    const carries = state && (state.kind === 'installed' || state.kind === 'rekeying' || state.kind === 'retrying') ? state : undefined;
-    clearTimeout(carries?.rekeyTimer);
-    if (carries) delete carries.rekeyTimer;
-    else this.childStates.set(child, { kind: 'installed' });
-    const seconds = child.rekeySeconds ?? 0;
-    if (seconds <= 0 || !child.config) return;
-    const delay = Math.max(0, child.installedAt + seconds * 1000 - Date.now());
-    const t = setTimeout(() => {
-      const s = this.childStates.get(child);
-      if (s && 'rekeyTimer' in s && s.rekeyTimer === t) delete s.rekeyTimer;
-      this.rekeyChild(child, 'rekey_time');
-    }, delay);
-    t.unref?.();
-    (carries ?? (this.childStates.get(child) as { rekeyTimer?: NodeJS.Timeout })).rekeyTimer = t;
-  }
 
-  /** Our rekey of it ended without a new pair: back to installed (or waiting, if it came due meanwhile during an IKE rekey). */
-  private endChildRekey(child: ChildSaRecord): void {
-    const s = this.childStates.is(child, 'rekeying');
-    if (!s) return;
-    const rekeyTimer = s.rekeyTimer ? { rekeyTimer: s.rekeyTimer } : {};
-    this.childStates.set(child, s.want !== undefined ? { kind: 'retrying', why: s.want, ...rekeyTimer } : { kind: 'installed', ...rekeyTimer });
-  }
 
-  private forgetChild(child: ChildSaRecord): void {
-    this.childStates.delete(child);
-  }
 
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
   softExpired(e: ExpireEvent): void {
@@ -805,7 +720,7 @@ export class IkeSa {
         done();
         if (r.status === 'ok') {
           this.ctx.children.push(r.value);
-          this.scheduleChildRekey(r.value);
+          this.childRekeys.scheduleChildRekey(r.value);
           this.emit('childEstablished', this, r.value);
           return;
         }
@@ -863,256 +778,21 @@ export class IkeSa {
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
   rekeyChild(child: ChildSaRecord, why: string): void {
     if (this.successorSa) return this.successorSa.rekeyChild(child, why);
-    if (this.ctx.state !== 'established') return;
-    const state = this.childStates.get(child);
-    if (this.ikeRekeying) {
-      // §2.25: not while the IKE SA is being rekeyed; done on the new IKE SA (or here if that fails).
-      if (!this.ctx.children.includes(child)) return;
-      if (state?.kind === 'rekeying') state.want = why;
-      else {
-        if (state?.kind === 'retrying') clearTimeout(state.retryTimer);
-        const rekeyTimer = this.childStates.rekeyTimer(child);
-        this.childStates.set(child, { kind: 'retrying', why, ...(rekeyTimer ? { rekeyTimer } : {}) });
-      }
-      return;
-    }
-    if (state?.kind === 'rekeying') {
-      delete state.want;
-      return;
-    }
-    if (!this.ctx.children.includes(child) || !child.config || !child.localRanges || !child.remoteRanges) {
-      if (state?.kind === 'retrying') {
-        if (this.ctx.children.includes(child)) this.endRetry(child, state);
-        else this.childStates.delete(child);
-      }
-      return;
-    }
-    if (state?.kind === 'retrying') clearTimeout(state.retryTimer);
-    const rekeyTimer = this.childStates.rekeyTimer(child);
-    this.childStates.set(child, { kind: 'rekeying', ...(rekeyTimer ? { rekeyTimer } : {}) });
-    this.ctx.log.log('info', `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
-    const req = new ChildRekeyRequest(this.ctx, child);
-    this.enqueue(() => this.sendChildRekey(req));
+    this.childRekeys.rekeyChild(child, why);
   }
 
-  private sendChildRekey(req: ChildRekeyRequest): void {
-    const child = req.old;
-    if (!this.ctx.children.includes(child) || this.successorSa) {
-      // rekeyed by the peer meanwhile, or moved to a new IKE SA
-      this.endChildRekey(child);
-      req.abandon();
-      return this.sendNextRequest();
-    }
-    const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
-    try {
-      req.build(msg);
-    } catch (err) {
-      this.endChildRekey(child);
-      req.abandon();
-      this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey CHILD_SA ${child.name}{${child.reqid}}: ${(err as Error).message}`);
-      return this.sendNextRequest();
-    }
-    this.unanswered.add(req);
-    this.sendRequest(msg, [], (response) => {
-      this.unanswered.delete(req);
-      this.childRekeyAnswered(req, response);
-    });
-  }
 
-  private childRekeyAnswered(req: ChildRekeyRequest, response: TaskMessage): void {
-    const child = req.old;
-    const name = `CHILD_SA ${child.name}{${child.reqid}}`;
-    let r: ReturnType<ChildRekeyRequest['process']>;
-    try {
-      r = req.process(response);
-    } catch (err) {
-      r = { status: 'failed', reason: (err as Error).message };
-    }
-    switch (r.status) {
-      case 'retry':
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer asks for another key exchange group, retrying`);
-        this.jobs.unshift(() => this.sendChildRekey(req));
-        return;
-      case 'temporary': {
-        const ms = retryDelay();
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-        this.dropCollision(child);
-        req.abandon();
-        const s = this.childStates.is(child, 'rekeying');
-        if (!s) return;
-        const retryTimer = setTimeout(() => {
-          if (this.ctx.state === 'established' && this.childStates.is(child, 'retrying')?.retryTimer === retryTimer) this.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
-        }, ms);
-        retryTimer.unref?.();
-        this.childStates.set(child, { kind: 'retrying', why: 'retry after TEMPORARY_FAILURE', retryTimer, ...(s.rekeyTimer ? { rekeyTimer: s.rekeyTimer } : {}) });
-        return;
-      }
-      case 'not-found':
-        // §2.25: the peer deleted it (or rekeyed it itself) meanwhile; nothing to rekey.
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered CHILD_SA_NOT_FOUND`);
-        this.dropCollision(child);
-        this.endChildRekey(child);
-        req.abandon();
-        return;
-      case 'failed':
-        this.ctx.log.log('warn', `${this.ctx.name}: ${name} rekey failed: ${r.reason}; the old SAs stay until their hard lifetime`);
-        this.dropCollision(child);
-        this.endChildRekey(child);
-        req.abandon();
-        this.emit('childFailed', this, child.name, `rekey failed: ${r.reason}`);
-        return;
-      case 'ok': {
-        const collision = this.dropCollision(child);
-        if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
-          // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
-          return this.winCollision(child, collision.peerPair, r.value);
-        }
-        if (!this.ctx.children.includes(child)) {
-          // The peer rekeyed it too: its exchange finished first, or (collision, §2.8.1) ours holds the lowest nonce.
-          this.ctx.log.log(
-            'info',
-            `${this.ctx.name}: ${name} was rekeyed by the peer ${collision ? 'in a collision and our exchange has the lowest nonce (§2.8.1)' : 'meanwhile'}; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`,
-          );
-          const entry = this.childStates.is(child, 'superseded');
-          if (collision && entry && !entry.switched) {
-            // The winner installs its pair's inbound SA only when its own response arrives, maybe after
-            // ours: we keep sending on our (redundant) pair — the winner has its inbound since it answered
-            // us — until the winner's Delete of the old SA shows it is ready (or the responder's switch timer).
-            entry.redundantOutbound = r.value.outboundSpi;
-          } else {
-            this.ctx.backend.deleteSa(r.value.outboundSpi, 'out');
-            const current = this.ctx.children.find((c) => c.reqid === child.reqid);
-            if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
-          }
-          this.enqueue(() => this.sendChildDelete(r.value), true);
-          return;
-        }
-        this.replaceChild(child, r.value, true);
-        return;
-      }
-    }
-  }
 
-  /** Our rekey of a pair the peer rekeyed too is answered (or failed): the collision, if there was one, is settled now. */
-  private dropCollision(child: ChildSaRecord): ChildRekeyCollision | undefined {
-    const s = this.childStates.is(child, 'superseded');
-    const collision = s?.collision;
-    if (s) delete s.collision;
-    return collision;
-  }
 
-  /** A TEMPORARY_FAILURE retry (or a wait for the IKE rekey) of a pair no longer ours to rekey. */
-  private endRetry(child: ChildSaRecord, state: { retryTimer?: NodeJS.Timeout; rekeyTimer?: NodeJS.Timeout }): void {
-    clearTimeout(state.retryTimer);
-    this.childStates.set(child, { kind: 'installed', ...(state.rekeyTimer ? { rekeyTimer: state.rekeyTimer } : {}) });
-  }
 
-  /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
-  private lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
-    const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
-    return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
-  }
 
-  /**
-   * §2.8.1, our exchange won: our new pair (outbound already switched to it)
-   * becomes the CHILD_SA; the peer's pair from the colliding exchange is left
-   * for the peer to delete (its exchange had the lowest nonce); the old
-   * CHILD_SA is deleted by us, as for any rekey we initiated.
-   */
-  private winCollision(old: ChildSaRecord, peerPair: ChildSaRecord, ours: ChildSaRecord): void {
-    this.ctx.log.log(
-      'info',
-      `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} rekey collision (§2.8.1): the lowest nonce is in the peer's exchange; keeping ours ${spiHex(ours.inboundSpi)}_i ${spiHex(ours.outboundSpi)}_o, the peer deletes ${spiHex(peerPair.inboundSpi)}_i ${spiHex(peerPair.outboundSpi)}_o`,
-    );
-    const i = this.ctx.children.indexOf(peerPair);
-    this.ctx.children[i] = ours;
-    this.forgetChild(peerPair);
-    this.scheduleChildRekey(ours);
-    if (this.childStates.is(old, 'superseded')) this.childStates.delete(old);
-    // our outbound SA went live when our exchange completed: the peer's pair never carries our traffic
-    this.ctx.backend.deleteSa(peerPair.outboundSpi, 'out');
-    this.awaitRedundantDelete(peerPair);
-    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-    this.enqueue(() => this.sendChildDelete(old), true);
-    this.emit('childRekeyed', this, peerPair, ours);
-  }
 
-  /** The peer deletes a collision's losing pair it made; if it has not after REDUNDANT_GRACE_MS, we do (§2.8.1). */
-  private awaitRedundantDelete(pair: ChildSaRecord): void {
-    this.childStates.delete(pair);
-    const graceTimer = setTimeout(() => {
-      if (this.childStates.is(pair, 'redundant')?.graceTimer !== graceTimer) return;
-      this.dropRedundant(pair);
-      if (this.ctx.state === 'established') this.enqueue(() => this.sendChildDelete(pair));
-    }, REDUNDANT_GRACE_MS);
-    graceTimer.unref?.();
-    this.childStates.set(pair, { kind: 'redundant', graceTimer });
-  }
 
-  private dropRedundant(pair: ChildSaRecord): void {
-    this.childStates.delete(pair);
-    this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
-    this.retireInbound(pair);
-  }
 
-  private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean, collision?: ChildRekeyCollision): void {
-    const i = this.ctx.children.indexOf(old);
-    if (i >= 0) this.ctx.children[i] = fresh;
-    else this.ctx.children.push(fresh);
-    this.forgetChild(old);
-    this.scheduleChildRekey(fresh);
-    if (weInitiated) {
-      // Outbound already switched; the old outbound SA goes now, the old inbound once the peer answered our Delete.
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      this.enqueue(() => this.sendChildDelete(old), true);
-    } else {
-      const switchTimer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
-      switchTimer.unref?.();
-      this.childStates.set(old, { kind: 'superseded', successor: fresh, switched: false, switchTimer, ...(collision ? { collision } : {}) });
-    }
-    this.emit('childRekeyed', this, old, fresh);
-  }
 
-  /** Delete our half of a superseded pair (INFORMATIONAL, §1.4.1); the old inbound SA lives until answered. */
-  private sendChildDelete(old: ChildSaRecord): void {
-    if (this.ctx.state !== 'established') return;
-    const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])] };
-    this.sendRequest(msg, [], () => {
-      if (this.ctx.backend.activeOutboundSpi(old.reqid) === old.outboundSpi >>> 0) {
-        // still our outbound SA (a collision's redundant pair while the winner's switch is pending): move on first
-        const current = this.ctx.children.find((c) => c.reqid === old.reqid && c !== old);
-        if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
-      }
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      this.retireInbound(old);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted`);
-    });
-  }
 
-  /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
-  private retireInbound(pair: ChildSaRecord): void {
-    for (const [c] of this.childStates.all('rekeyed')) if (!this.ctx.backend.querySa(c.inboundSpi, 'in')) this.childStates.delete(c);
-    this.ctx.backend.deleteSa(pair.inboundSpi, 'in', OLD_INBOUND_GRACE_MS);
-    this.childStates.set(pair, { kind: 'rekeyed' });
-  }
 
-  /** Responder: send over the new SA (the initiator has it installed once it deletes the old one, or after a grace). */
-  private switchOutbound(old: ChildSaRecord): void {
-    const entry = this.childStates.is(old, 'superseded');
-    if (!entry || entry.switched) return;
-    entry.switched = true;
-    clearTimeout(entry.switchTimer);
-    if (this.ctx.children.includes(entry.successor)) this.ctx.backend.setOutboundSa(entry.successor.reqid, entry.successor.outboundSpi);
-    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-    if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
-  }
 
-  private finishSupersede(old: ChildSaRecord): void {
-    this.switchOutbound(old);
-    this.childStates.delete(old);
-    this.retireInbound(old);
-    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`);
-  }
 
   /** Responder side of CREATE_CHILD_SA. */
   private respondCreateChildSa(msg: TaskMessage, response: TaskMessage): CreateChildOutcome | undefined {
@@ -1123,7 +803,7 @@ export class IkeSa {
     };
     if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
     const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekeying || this.childStates.has('rekeying'))) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    if (ike && (this.ikeRekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
     if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
     if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
@@ -1141,15 +821,11 @@ export class IkeSa {
   private createChildSaAnswered(outcome: CreateChildOutcome): void {
     switch (outcome.kind) {
       case 'child-rekey':
-      {
-        const collision = this.childStates.is(outcome.old, 'rekeying') ? { peerPair: outcome.record, nonces: outcome.nonces } : undefined;
-        if (collision) this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${outcome.old.name}{${outcome.old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
-        this.replaceChild(outcome.old, outcome.record, false, collision);
-      }
+        this.childRekeys.peerRekeyed(outcome.old, outcome.record, outcome.nonces);
         return;
       case 'child-new':
         this.ctx.children.push(outcome.record);
-        this.scheduleChildRekey(outcome.record);
+        this.childRekeys.scheduleChildRekey(outcome.record);
         this.emit('childEstablished', this, outcome.record);
         return;
       case 'ike-rekey':
@@ -1175,10 +851,7 @@ export class IkeSa {
       };
       this.createChildSaExchange(req, buildFailed, (r) => {
         this.ikeRekeying = false;
-        if (r.status !== 'ok') {
-          for (const [c, s] of this.childStates.all('retrying')) if (!s.retryTimer) this.rekeyChild(c, s.why);
-          for (const [c, s] of this.childStates.all('rekeying')) if (s.want !== undefined) this.rekeyChild(c, s.want);
-        }
+        if (r.status !== 'ok') this.childRekeys.resumeAfterIkeRekey();
         if (r.status === 'ok') {
           const next = this.adoptSuccessor(r.value);
           this.delete(`rekeyed, replaced by ${next.ctx.name}`, 'rekeyed');
@@ -1201,42 +874,9 @@ export class IkeSa {
   private adoptSuccessor(ctx: IkeSaContext): IkeSa {
     const next = this.spawn!(ctx);
     this.successorSa = next;
-    const wanted: Array<[ChildSaRecord, string]> = [];
     next.ctx.children.push(...this.ctx.children.splice(0));
-    // One table moves: rekey timers restart there (startLifetimes), pending rekeys are asked again.
-    for (const [child, state] of this.childStates.drain()) {
-      switch (state.kind) {
-        case 'installed':
-          clearTimeout(state.rekeyTimer);
-          break;
-        case 'rekeying':
-          clearTimeout(state.rekeyTimer);
-          if (state.want !== undefined) wanted.push([child, state.want]);
-          break;
-        case 'retrying':
-          clearTimeout(state.rekeyTimer);
-          clearTimeout(state.retryTimer);
-          wanted.push([child, state.why]);
-          break;
-        case 'superseded': {
-          clearTimeout(state.switchTimer);
-          const { collision: _settled, switchTimer: _stopped, ...entry } = state;
-          if (!entry.switched) {
-            const switchTimer = setTimeout(() => next.switchOutbound(child), RESPONDER_OUTBOUND_SWITCH_MS);
-            switchTimer.unref?.();
-            next.childStates.set(child, { ...entry, switchTimer });
-          } else next.childStates.set(child, entry);
-          break;
-        }
-        case 'redundant':
-          clearTimeout(state.graceTimer);
-          next.awaitRedundantDelete(child);
-          break;
-        case 'rekeyed':
-          if (this.ctx.backend.querySa(child.inboundSpi, 'in')) next.childStates.set(child, state);
-          break;
-      }
-    }
+    // one table moves; rekey timers restart there (startLifetimes), rekeys that were due are asked again
+    const wanted = this.childRekeys.handOver(next.childRekeys);
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
     next.adoptAsRekeyed(this.ctx);
     this.emit('ikeRekeyed', this, next);
