@@ -34,6 +34,8 @@ import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
 import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
+import { Dpd, type DpdHost } from '../tasks/dpd.js';
+import { IkeSaTimers } from './timers.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -95,7 +97,10 @@ export class IkeSa {
   /** The peer's requests and our cached responses (§2.1). */
   private readonly responses = new ResponseWindow();
   private pending?: PendingRequest;
-  private keepaliveTimer?: NodeJS.Timeout;
+  /** IKE lifetimes, keepalives, one-shot retries (./timers.ts). */
+  private readonly timers: IkeSaTimers;
+  /** Liveness checks (../tasks/dpd.ts). */
+  private readonly dpd: Dpd;
   /** A Delete requested while another request was outstanding (sent when it is answered). */
   private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
@@ -114,17 +119,12 @@ export class IkeSa {
   private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
   private readonly creating = new Set<string>();
-  private readonly otherTimers = new Set<NodeJS.Timeout>();
   private ikeRekeying = false;
   private successorSa?: IkeSa;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
   private deleteCause: IkeSaEndCause = 'local';
-  /** When the peer last sent an authenticated IKE message (ms); ESP counts too, through the SAD (§2.4). */
-  private lastHeard = Date.now();
   /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
   droppedMessages = 0;
-  /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
-  dpdChecks = 0;
   /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
   childNamesAtEnd: string[] = [];
 
@@ -146,15 +146,28 @@ export class IkeSa {
       /* keys and peer come from the old IKE SA */
     } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
-    this.childRekeys = new ChildRekeys(this.rekeyHost());
+    const host = this.host();
+    this.childRekeys = new ChildRekeys(host);
+    this.dpd = new Dpd(host);
+    this.timers = new IkeSaTimers({
+      get established() {
+        return ctx.state === 'established';
+      },
+      ikeRekeyDue: () => this.rekeyIke('rekey_time'),
+      reauthDue: () => {
+        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
+        this.emit('reauthDue', this);
+      },
+      hardEnd: (reason) => this.delete(reason, 'expired'),
+    });
     ctx.observer = {
       childEstablished: (child) => this.emit('childEstablished', this, child),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
     };
   }
 
-  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) uses of this IKE SA. */
-  private rekeyHost(): ChildRekeyHost {
+  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) and DPD (../tasks/dpd.ts) use of this IKE SA. */
+  private host(): ChildRekeyHost & DpdHost {
     const sa = this;
     return {
       ctx: this.ctx,
@@ -176,6 +189,11 @@ export class IkeSa {
       childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
       childClosed: (child) => this.emit('childClosed', this, child),
+      later: (ms, fn) => void this.timers.later(ms, fn),
+      get idle() {
+        return !sa.pending && sa.jobs.length === 0;
+      },
+      livenessCheck: () => this.emit('livenessCheck', this),
     };
   }
 
@@ -330,7 +348,7 @@ export class IkeSa {
     if (last?.type === PayloadType.SKF) {
       const r = this.reassembler.add(message, datagram, aead);
       if (r.status === 'complete') {
-        this.lastHeard = Date.now();
+        this.dpd.heard();
         this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
         return r.payloads;
       }
@@ -342,7 +360,7 @@ export class IkeSa {
     }
     if (last?.type !== PayloadType.SK) throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
     const payloads = decryptSk(message, datagram, aead).payloads;
-    this.lastHeard = Date.now();
+    this.dpd.heard();
     return payloads;
   }
 
@@ -406,7 +424,7 @@ export class IkeSa {
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
     this.startLifetimes();
-    this.startDpd();
+    this.dpd.start();
   }
 
   /**
@@ -416,11 +434,10 @@ export class IkeSa {
    */
   private startKeepalives(): void {
     const interval = this.io.keepaliveMs ?? 20_000;
-    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive || this.keepaliveTimer) return;
-    this.keepaliveTimer = setInterval(() => {
+    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive) return;
+    this.timers.startKeepalives(interval, () => {
       if (this.ctx.state === 'established') this.io.sendKeepalive!(this.ctx.local, this.ctx.remote);
-    }, interval);
-    this.keepaliveTimer.unref?.();
+    });
   }
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
@@ -508,8 +525,6 @@ export class IkeSa {
     return undefined;
   }
 
-
-
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
   private notifyAuthFailure(err: unknown): void {
     if (!(err instanceof ExchangeFailure) || err.notify !== NotifyType.AUTHENTICATION_FAILED) return;
@@ -559,7 +574,7 @@ export class IkeSa {
     this.pending?.retransmitter.cancel();
     this.requests.clear();
     this.pending = undefined;
-    clearInterval(this.keepaliveTimer);
+    this.timers.stopKeepalives();
     this.jobs = [];
     this.stopTimers();
     this.childRekeys.teardown();
@@ -575,8 +590,9 @@ export class IkeSa {
   }
 
   // ---------------------------------------------------------------------
-  // SA lifecycle (RFC 7296 §1.3, §2.8, §2.18): CREATE_CHILD_SA both roles,
-  // rekey timers, soft expiries from the SAD.
+  // SA lifecycle (RFC 7296 §1.3, §2.8, §2.18): new CHILD_SAs, IKE rekey, soft
+  // expiries from the SAD. CHILD rekeys: ../tasks/child-rekey.ts; DPD:
+  // ../tasks/dpd.ts; lifetimes, keepalives and retries: ./timers.ts.
 
   private enqueue(job: () => void, first = false): void {
     if (first) this.jobs.unshift(job);
@@ -584,20 +600,9 @@ export class IkeSa {
     this.sendNextRequest();
   }
 
-  private later(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.otherTimers.delete(t);
-      if (this.ctx.state === 'established') fn();
-    }, ms);
-    t.unref?.();
-    this.otherTimers.add(t);
-    return t;
-  }
-
   private stopTimers(): void {
     this.childRekeys.states.stopTimers();
-    for (const t of this.otherTimers) clearTimeout(t);
-    this.otherTimers.clear();
+    this.timers.stop();
   }
 
   /**
@@ -607,22 +612,7 @@ export class IkeSa {
    */
   private startLifetimes(): void {
     for (const c of this.ctx.children) this.childRekeys.scheduleChildRekey(c);
-    const l = this.ctx.config.ikeLifetimes;
-    if (!l) return;
-    const reauth = l.reauthTime ?? 0;
-    const jitter = (limit: number): number => (limit - Math.random() * Math.min(l.randTime, Math.floor(limit / 2))) * 1000;
-    if (l.rekeyTime > 0) this.later(jitter(l.rekeyTime), () => this.rekeyIke('rekey_time'));
-    if (reauth > 0) {
-      this.later(jitter(reauth), () => {
-        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
-        this.emit('reauthDue', this);
-      });
-    }
-    const first = Math.min(...[l.rekeyTime, reauth].filter((t) => t > 0));
-    if (Number.isFinite(first) && l.overTime > 0) {
-      const what = reauth > 0 && (l.rekeyTime <= 0 || reauth < l.rekeyTime) ? 'reauthenticated within reauth_time' : 'rekeyed within rekey_time';
-      this.later((first + l.overTime) * 1000, () => this.delete(`IKE_SA not ${what} + over_time (${first + l.overTime}s)`, 'expired'));
-    }
+    this.timers.startLifetimes(this.ctx.config.ikeLifetimes);
   }
 
   /**
@@ -634,51 +624,6 @@ export class IkeSa {
     this.stopTimers();
     this.jobs = [];
   }
-
-  /**
-   * Dead peer detection (§2.4, strongSwan's dpd_delay): when nothing
-   * authenticated came from the peer — no IKE message, no ESP packet on one
-   * of our CHILD_SAs' inbound SAs — for dpd_delay, send an empty INFORMATIONAL
-   * request. An unanswered one (after the retransmission schedule) ends the
-   * IKE SA with cause `dead-peer`. A request already under way checks the
-   * peer just as well, so none is added then.
-   */
-  private startDpd(): void {
-    const delayMs = (this.ctx.config.dpdDelay ?? 0) * 1000;
-    if (delayMs <= 0) return;
-    const check = (): void => {
-      const idleMs = Date.now() - this.lastInbound();
-      if (idleMs < delayMs) return void this.later(delayMs - idleMs, check);
-      if (!this.pending && this.jobs.length === 0) this.enqueue(() => this.sendLivenessCheck());
-      this.later(delayMs, check);
-    };
-    this.later(delayMs, check);
-  }
-
-  /** The latest authenticated traffic from the peer: IKE, or ESP on an inbound SA of ours (the SAD's coarse seconds clock). */
-  private lastInbound(): number {
-    let last = this.lastHeard;
-    for (const c of this.ctx.children) {
-      const used = this.ctx.backend.querySa(c.inboundSpi, 'in')?.lastUsed ?? 0;
-      // lastUsed is whole seconds: count it as the end of that second
-      if (used > 0) last = Math.max(last, Math.min(Date.now(), used * 1000 + 999));
-    }
-    return last;
-  }
-
-  /** §2.4: an INFORMATIONAL request with no payloads; the answer (or the retransmissions' end) tells. */
-  private sendLivenessCheck(): void {
-    if (this.ctx.state !== 'established') return;
-    this.dpdChecks++;
-    this.emit('livenessCheck', this);
-    this.ctx.log.log('info', `${this.ctx.name}: no traffic from ${this.ctx.remote.address} for dpd_delay ${this.ctx.config.dpdDelay}s, sending a liveness check (DPD)`);
-    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [] }, [], () =>
-      this.ctx.log.log('debug', `${this.ctx.name}: liveness check answered`),
-    );
-  }
-
-
-
 
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
   softExpired(e: ExpireEvent): void {
@@ -728,7 +673,7 @@ export class IkeSa {
         if (r.status === 'temporary') {
           const ms = retryDelay();
           this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${config.name}: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
+          this.timers.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
           return;
         }
         const reason = r.status === 'failed' ? r.reason : r.status;
@@ -780,19 +725,6 @@ export class IkeSa {
     if (this.successorSa) return this.successorSa.rekeyChild(child, why);
     this.childRekeys.rekeyChild(child, why);
   }
-
-
-
-
-
-
-
-
-
-
-
-
-
 
   /** Responder side of CREATE_CHILD_SA. */
   private respondCreateChildSa(msg: TaskMessage, response: TaskMessage): CreateChildOutcome | undefined {
@@ -860,7 +792,7 @@ export class IkeSa {
         if (r.status === 'temporary') {
           const ms = retryDelay();
           this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.later(ms, () => this.rekeyIke('retry after TEMPORARY_FAILURE'));
+          this.timers.later(ms, () => this.rekeyIke('retry after TEMPORARY_FAILURE'));
           return;
         }
         this.ctx.log.log('warn', `${this.ctx.name}: IKE_SA rekey failed: ${r.status === 'failed' ? r.reason : r.status}`);
@@ -892,7 +824,12 @@ export class IkeSa {
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established by rekeying ${old.name}`);
     this.emit('established', this);
     this.startLifetimes();
-    this.startDpd();
+    this.dpd.start();
+  }
+
+  /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
+  get dpdChecks(): number {
+    return this.dpd.checks;
   }
 
   /** The IKE SA that replaced this one by a rekey, if any. */

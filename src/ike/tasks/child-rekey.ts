@@ -14,7 +14,7 @@
 import { ExchangeType } from '../codec/index.js';
 import { deletePayload } from '../codec/build.js';
 import { ProtocolId } from '../transforms.js';
-import type { TaskMessage } from './task.js';
+import type { ExchangeHost, TaskMessage } from './task.js';
 import { ChildRekeyRequest } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
@@ -46,22 +46,16 @@ function spiBuffer(spi: number): Buffer {
   return b;
 }
 
-/** What CHILD_SA rekeying needs from its IKE SA: the exchange queue (window 1) and the events. */
-export interface ChildRekeyHost {
-  readonly ctx: IkeSaContext;
+/** What CHILD_SA rekeying needs from its IKE SA besides the request queue: its rekey state and events. */
+export interface ChildRekeyHost extends ExchangeHost {
   /** The IKE SA is being rekeyed (§2.25: no CHILD rekey meanwhile). */
   readonly ikeRekeying: boolean;
   /** A rekeyed successor carries the CHILD_SAs now. */
   readonly replaced: boolean;
-  readonly nextMessageId: number;
   /** CHILD_SA requests of ours sent and not answered (their reserved SPIs are released if the IKE SA ends first). */
   readonly unanswered: Set<{ abandon(): void }>;
-  /** Queue an exchange of ours (`first`: ahead of the others). */
-  enqueue(job: () => void, first?: boolean): void;
   /** Put an exchange first in the queue, to be sent once the current one is done. */
   retryFirst(job: () => void): void;
-  sendNextRequest(): void;
-  request(msg: TaskMessage, onResponse: (response: TaskMessage) => void): void;
   /** The IKE SA's rekeyChild (it forwards to a successor, if there is one by then). */
   rekeyChild(child: ChildSaRecord, why: string): void;
   childRekeyed(old: ChildSaRecord, fresh: ChildSaRecord): void;
