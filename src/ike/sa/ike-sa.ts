@@ -28,13 +28,14 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
+import { CreateChildRefusal, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
 import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
+import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
 import { IkeSaTimers } from './timers.js';
 
 export interface IkeSaIo {
@@ -101,6 +102,8 @@ export class IkeSa {
   private readonly timers: IkeSaTimers;
   /** Liveness checks (../tasks/dpd.ts). */
   private readonly dpd: Dpd;
+  /** Our IKE SA rekey (../tasks/ike-rekey.ts). */
+  private readonly ikeRekey: IkeRekey;
   /** A Delete requested while another request was outstanding (sent when it is answered). */
   private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
@@ -119,7 +122,6 @@ export class IkeSa {
   private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
   private readonly creating = new Set<string>();
-  private ikeRekeying = false;
   private successorSa?: IkeSa;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
   private deleteCause: IkeSaEndCause = 'local';
@@ -149,6 +151,7 @@ export class IkeSa {
     const host = this.host();
     this.childRekeys = new ChildRekeys(host);
     this.dpd = new Dpd(host);
+    this.ikeRekey = new IkeRekey(host, retryDelay);
     this.timers = new IkeSaTimers({
       get established() {
         return ctx.state === 'established';
@@ -167,12 +170,12 @@ export class IkeSa {
   }
 
   /** What CHILD_SA rekeying (../tasks/child-rekey.ts) and DPD (../tasks/dpd.ts) use of this IKE SA. */
-  private host(): ChildRekeyHost & DpdHost {
+  private host(): ChildRekeyHost & DpdHost & IkeRekeyHost {
     const sa = this;
     return {
       ctx: this.ctx,
       get ikeRekeying() {
-        return sa.ikeRekeying;
+        return sa.ikeRekey.rekeying;
       },
       get replaced() {
         return sa.successorSa !== undefined;
@@ -194,6 +197,14 @@ export class IkeSa {
         return !sa.pending && sa.jobs.length === 0;
       },
       livenessCheck: () => this.emit('livenessCheck', this),
+      get canSpawn() {
+        return sa.spawn !== undefined;
+      },
+      createChildSaExchange: (req, buildFailed, answered) => this.createChildSaExchange(req, buildFailed, answered),
+      adoptSuccessor: (ctx) => this.adoptSuccessor(ctx).ctx.name,
+      delete: (reason, cause) => this.delete(reason, cause),
+      resumeChildRekeys: () => this.childRekeys.resumeAfterIkeRekey(),
+      rekeyIke: (why) => this.rekeyIke(why),
     };
   }
 
@@ -650,7 +661,7 @@ export class IkeSa {
       this.creating.delete(config.name);
     };
     const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekeying) {
+      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekey.rekeying) {
         // §2.25: not during an IKE rekey; the caller's trigger (traffic, a timer) asks again
         done();
         req.abandon();
@@ -691,7 +702,7 @@ export class IkeSa {
    * INVALID_KE_PAYLOAD asking for another group we offer is sent again at once.
    */
   private createChildSaExchange<T>(
-    req: { build(msg: TaskMessage): void; process(msg: TaskMessage): RequestResult<T>; abandon?(): void },
+    req: CreateChildSaRequest<T>,
     buildFailed: (err: Error) => void,
     answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
   ): void {
@@ -735,9 +746,9 @@ export class IkeSa {
     };
     if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
     const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    if (ike && (this.ikeRekey.rekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
     if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
-    if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
+    if (!ike && this.ikeRekey.rekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
       return respondCreateChildSa(this.ctx, msg, response, (outbound) => {
         // Our own rekey of it may be under way: answered as usual all the same (§2.25), the
@@ -768,38 +779,7 @@ export class IkeSa {
 
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
   rekeyIke(why = 'requested'): void {
-    if (this.ctx.state !== 'established' || this.ikeRekeying || this.successorSa || !this.spawn || !this.ctx.keys) return;
-    this.ikeRekeying = true;
-    this.ctx.log.log('info', `${this.ctx.name}: rekeying IKE_SA (${why})`);
-    const req = new IkeRekeyRequest(this.ctx);
-    const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa) {
-        this.ikeRekeying = false;
-        return this.sendNextRequest();
-      }
-      const buildFailed = (err: Error): void => {
-        this.ikeRekeying = false;
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey the IKE_SA: ${err.message}`);
-      };
-      this.createChildSaExchange(req, buildFailed, (r) => {
-        this.ikeRekeying = false;
-        if (r.status !== 'ok') this.childRekeys.resumeAfterIkeRekey();
-        if (r.status === 'ok') {
-          const next = this.adoptSuccessor(r.value);
-          this.delete(`rekeyed, replaced by ${next.ctx.name}`, 'rekeyed');
-          return;
-        }
-        if (r.status === 'temporary') {
-          const ms = retryDelay();
-          this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.timers.later(ms, () => this.rekeyIke('retry after TEMPORARY_FAILURE'));
-          return;
-        }
-        this.ctx.log.log('warn', `${this.ctx.name}: IKE_SA rekey failed: ${r.status === 'failed' ? r.reason : r.status}`);
-      });
-    };
-    // Ahead of queued CHILD rekeys: they move to the new IKE SA with their timers.
-    this.enqueue(send, true);
+    this.ikeRekey.initiate(why);
   }
 
   /** Hand the CHILD_SAs (and superseded pairs awaiting their Delete) to the IKE SA that replaces this one. */
