@@ -35,6 +35,7 @@ import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings }
 import { IkeSaContext, type ChildSaRecord } from './context.js';
 import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
+import { respondInformational } from '../tasks/delete.js';
 import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
 import { IkeSaTimers } from './timers.js';
 
@@ -495,7 +496,11 @@ export class IkeSa {
         response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
       }
     } else if (exchangeType === ExchangeType.INFORMATIONAL) {
-      fatal = this.processInformational(msg, response);
+      fatal = respondInformational(
+        { ctx: this.ctx, successorName: this.successorSa?.ctx.name, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) },
+        msg,
+        response,
+      );
     } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
       outcome = this.respondCreateChildSa(msg, response);
     } else {
@@ -513,27 +518,6 @@ export class IkeSa {
   private isLastFragmentOrWhole(message: IkeMessage): boolean {
     const last = message.payloads[message.payloads.length - 1];
     return last?.type !== PayloadType.SKF || last.fragmentNumber === last.totalFragments;
-  }
-
-  /** INFORMATIONAL requests (§1.4): Delete of the IKE SA, liveness checks, status notifies. Returns why to destroy. */
-  private processInformational(msg: TaskMessage, response: TaskMessage): { reason: string; cause: IkeSaEndCause } | undefined {
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) {
-        // after an IKE rekey the old SA's Delete is part of the rekey, not the peer closing
-        return this.successorSa ? { reason: `rekeyed, replaced by ${this.successorSa.ctx.name}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
-      }
-    }
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return { reason: 'peer reported AUTHENTICATION_FAILED', cause: 'failed' };
-    }
-    if (msg.payloads.length === 0) this.ctx.log.log('debug', `${this.ctx.name}: liveness check (empty INFORMATIONAL) from the peer answered`);
-    const ourInbound: Buffer[] = [];
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.childRekeys.peerDeleted(p.spis));
-    }
-    // §1.4.1: answer a CHILD_SA Delete with the Delete of our own half of each pair.
-    if (ourInbound.length > 0) response.payloads.push(deletePayload(ProtocolId.ESP, ourInbound));
-    return undefined;
   }
 
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
