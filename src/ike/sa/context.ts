@@ -4,6 +4,7 @@
  * peer. The exchange engine (./ike-sa.ts) owns message IDs, retransmission
  * and encryption; tasks read and fill this.
  */
+import { randomBytes } from 'node:crypto';
 import type { Certificate, Identity } from '../../pki/index.js';
 import type { IpsecBackend } from '../../esp/api.js';
 import type { Endpoint } from '../net/udp.js';
@@ -73,6 +74,12 @@ export class IkeSaContext {
   readonly children: ChildSaRecord[] = [];
   /** CHILD SAs installed during the current exchange, announced when it completes. */
   readonly pendingChildEvents: ChildSaRecord[] = [];
+  /**
+   * Where the nonces of CREATE_CHILD_SA exchanges come from (§2.10); an IKE SA
+   * made by a rekey inherits it. Tests set a fixed source to drive §2.8.1
+   * collisions in a chosen nonce order.
+   */
+  nonces: (length: number) => Buffer = randomBytes;
 
   constructor(
     readonly originalInitiator: boolean,

@@ -28,11 +28,16 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { ChildRekeyRequest, CreateChildRefusal, IkeRekeyRequest, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
+import { CreateChildRefusal, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord } from './context.js';
+import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
+import { Dpd, type DpdHost } from '../tasks/dpd.js';
+import { respondInformational } from '../tasks/delete.js';
+import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
+import { IkeSaTimers } from './timers.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -75,32 +80,7 @@ export interface IkeSaEvents {
   livenessCheck(sa: IkeSa): void;
 }
 
-/** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
-export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
-/**
- * A rekeyed-away inbound SA still accepts packets this long after its Delete
- * exchange (ESP sent just before the peer switched can arrive after the IKE
- * message that says so: different sockets, batched reads).
- */
-export const OLD_INBOUND_GRACE_MS = 2_000;
-/** A rekey collision's losing pair made by the peer's exchange: deleted by us if the peer has not after this long (§2.8.1). */
-const REDUNDANT_GRACE_MS = 10_000;
-/** Random delay range before retrying an exchange the peer answered TEMPORARY_FAILURE (§2.25). */
-const TEMPORARY_RETRY_MS = [500, 2_500] as const;
-
-function retryDelay(): number {
-  return TEMPORARY_RETRY_MS[0] + Math.floor(Math.random() * (TEMPORARY_RETRY_MS[1] - TEMPORARY_RETRY_MS[0]));
-}
-
-function spiHex(spi: number): string {
-  return (spi >>> 0).toString(16).padStart(8, '0');
-}
-
-function spiBuffer(spi: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(spi >>> 0);
-  return b;
-}
+export { OLD_INBOUND_GRACE_MS, RESPONDER_OUTBOUND_SWITCH_MS } from '../tasks/child-rekey.js';
 
 type Listeners = { [K in keyof IkeSaEvents]: Array<IkeSaEvents[K]> };
 
@@ -119,7 +99,12 @@ export class IkeSa {
   /** The peer's requests and our cached responses (§2.1). */
   private readonly responses = new ResponseWindow();
   private pending?: PendingRequest;
-  private keepaliveTimer?: NodeJS.Timeout;
+  /** IKE lifetimes, keepalives, one-shot retries (./timers.ts). */
+  private readonly timers: IkeSaTimers;
+  /** Liveness checks (../tasks/dpd.ts). */
+  private readonly dpd: Dpd;
+  /** Our IKE SA rekey (../tasks/ike-rekey.ts). */
+  private readonly ikeRekey: IkeRekey;
   /** A Delete requested while another request was outstanding (sent when it is answered). */
   private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
@@ -132,38 +117,17 @@ export class IkeSa {
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
   private jobs: Array<() => void> = [];
-  private readonly childTimers = new Map<ChildSaRecord, NodeJS.Timeout>();
+  /** CHILD_SA rekeys in both roles, §2.8.1 collisions, old pairs' deletion; each pair's state (../tasks/child-rekey.ts). */
+  readonly childRekeys: ChildRekeys;
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
   /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
   private readonly creating = new Set<string>();
-  /** CHILD_SAs whose rekey we initiated and that are not finished. */
-  private readonly rekeying = new Set<ChildSaRecord>();
-  /** CHILD_SAs due for a rekey that waits: for the IKE rekey under way, or for a retry after TEMPORARY_FAILURE. */
-  private readonly wantRekey = new Map<ChildSaRecord, string>();
-  /**
-   * §2.8.1 collisions: a CHILD_SA we are rekeying that the peer rekeyed too
-   * (we answered its request as usual, §2.25) → the pair its exchange made and
-   * that exchange's nonces; settled when our own exchange completes.
-   */
-  private readonly collisions = new Map<ChildSaRecord, { peerPair: ChildSaRecord; nonces: Buffer[] }>();
-  /** A collision's pair that lost by the nonces, made by the peer's exchange: the peer deletes it (we do after a grace). */
-  private readonly redundant = new Map<ChildSaRecord, NodeJS.Timeout>();
-  /** Responder of a CHILD rekey: the old CHILD_SA, waiting for the initiator's Delete, → its successor. */
-  private readonly superseded = new Map<ChildSaRecord, { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number }>();
-  private readonly otherTimers = new Set<NodeJS.Timeout>();
-  /** Old inbound SAs deleted with a grace period (the SAD removes them when it ends; we, when the IKE SA goes). */
-  private readonly lingering = new Set<number>();
-  private ikeRekeying = false;
   private successorSa?: IkeSa;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
   private deleteCause: IkeSaEndCause = 'local';
-  /** When the peer last sent an authenticated IKE message (ms); ESP counts too, through the SAD (§2.4). */
-  private lastHeard = Date.now();
   /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
   droppedMessages = 0;
-  /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
-  dpdChecks = 0;
   /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
   childNamesAtEnd: string[] = [];
 
@@ -185,9 +149,63 @@ export class IkeSa {
       /* keys and peer come from the old IKE SA */
     } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
+    const host = this.host();
+    this.childRekeys = new ChildRekeys(host);
+    this.dpd = new Dpd(host);
+    this.ikeRekey = new IkeRekey(host, retryDelay);
+    this.timers = new IkeSaTimers({
+      get established() {
+        return ctx.state === 'established';
+      },
+      ikeRekeyDue: () => this.rekeyIke('rekey_time'),
+      reauthDue: () => {
+        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
+        this.emit('reauthDue', this);
+      },
+      hardEnd: (reason) => this.delete(reason, 'expired'),
+    });
     ctx.observer = {
       childEstablished: (child) => this.emit('childEstablished', this, child),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+    };
+  }
+
+  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) and DPD (../tasks/dpd.ts) use of this IKE SA. */
+  private host(): ChildRekeyHost & DpdHost & IkeRekeyHost {
+    const sa = this;
+    return {
+      ctx: this.ctx,
+      get ikeRekeying() {
+        return sa.ikeRekey.rekeying;
+      },
+      get replaced() {
+        return sa.successorSa !== undefined;
+      },
+      get nextMessageId() {
+        return sa.requests.nextId;
+      },
+      unanswered: this.unanswered,
+      enqueue: (job, first) => this.enqueue(job, first),
+      retryFirst: (job) => void this.jobs.unshift(job),
+      sendNextRequest: () => this.sendNextRequest(),
+      request: (msg, onResponse) => this.sendRequest(msg, [], onResponse),
+      rekeyChild: (child, why) => this.rekeyChild(child, why),
+      childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
+      childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+      childClosed: (child) => this.emit('childClosed', this, child),
+      later: (ms, fn) => void this.timers.later(ms, fn),
+      get idle() {
+        return !sa.pending && sa.jobs.length === 0;
+      },
+      livenessCheck: () => this.emit('livenessCheck', this),
+      get canSpawn() {
+        return sa.spawn !== undefined;
+      },
+      createChildSaExchange: (req, buildFailed, answered) => this.createChildSaExchange(req, buildFailed, answered),
+      adoptSuccessor: (ctx) => this.adoptSuccessor(ctx).ctx.name,
+      delete: (reason, cause) => this.delete(reason, cause),
+      resumeChildRekeys: () => this.childRekeys.resumeAfterIkeRekey(),
+      rekeyIke: (why) => this.rekeyIke(why),
     };
   }
 
@@ -342,7 +360,7 @@ export class IkeSa {
     if (last?.type === PayloadType.SKF) {
       const r = this.reassembler.add(message, datagram, aead);
       if (r.status === 'complete') {
-        this.lastHeard = Date.now();
+        this.dpd.heard();
         this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
         return r.payloads;
       }
@@ -354,7 +372,7 @@ export class IkeSa {
     }
     if (last?.type !== PayloadType.SK) throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
     const payloads = decryptSk(message, datagram, aead).payloads;
-    this.lastHeard = Date.now();
+    this.dpd.heard();
     return payloads;
   }
 
@@ -418,7 +436,7 @@ export class IkeSa {
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
     this.startLifetimes();
-    this.startDpd();
+    this.dpd.start();
   }
 
   /**
@@ -428,11 +446,10 @@ export class IkeSa {
    */
   private startKeepalives(): void {
     const interval = this.io.keepaliveMs ?? 20_000;
-    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive || this.keepaliveTimer) return;
-    this.keepaliveTimer = setInterval(() => {
+    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive) return;
+    this.timers.startKeepalives(interval, () => {
       if (this.ctx.state === 'established') this.io.sendKeepalive!(this.ctx.local, this.ctx.remote);
-    }, interval);
-    this.keepaliveTimer.unref?.();
+    });
   }
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
@@ -479,7 +496,11 @@ export class IkeSa {
         response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
       }
     } else if (exchangeType === ExchangeType.INFORMATIONAL) {
-      fatal = this.processInformational(msg, response);
+      fatal = respondInformational(
+        { ctx: this.ctx, successorName: this.successorSa?.ctx.name, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) },
+        msg,
+        response,
+      );
     } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
       outcome = this.respondCreateChildSa(msg, response);
     } else {
@@ -497,78 +518,6 @@ export class IkeSa {
   private isLastFragmentOrWhole(message: IkeMessage): boolean {
     const last = message.payloads[message.payloads.length - 1];
     return last?.type !== PayloadType.SKF || last.fragmentNumber === last.totalFragments;
-  }
-
-  /** INFORMATIONAL requests (§1.4): Delete of the IKE SA, liveness checks, status notifies. Returns why to destroy. */
-  private processInformational(msg: TaskMessage, response: TaskMessage): { reason: string; cause: IkeSaEndCause } | undefined {
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) {
-        // after an IKE rekey the old SA's Delete is part of the rekey, not the peer closing
-        return this.successorSa ? { reason: `rekeyed, replaced by ${this.successorSa.ctx.name}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
-      }
-    }
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return { reason: 'peer reported AUTHENTICATION_FAILED', cause: 'failed' };
-    }
-    if (msg.payloads.length === 0) this.ctx.log.log('debug', `${this.ctx.name}: liveness check (empty INFORMATIONAL) from the peer answered`);
-    const ourInbound: Buffer[] = [];
-    for (const p of msg.payloads) {
-      if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.ESP) ourInbound.push(...this.deleteChildren(p.spis));
-    }
-    // §1.4.1: answer a CHILD_SA Delete with the Delete of our own half of each pair.
-    if (ourInbound.length > 0) response.payloads.push(deletePayload(ProtocolId.ESP, ourInbound));
-    return undefined;
-  }
-
-  /**
-   * Remove the CHILD SAs whose outbound SPIs (the peer's inbound SPIs, as it
-   * names them in its Delete) are listed; returns our inbound SPIs of those pairs.
-   * Unknown SPIs are ignored (§1.4.1: the SA may already be gone).
-   */
-  private deleteChildren(peerSpis: readonly Buffer[]): Buffer[] {
-    const gone: Buffer[] = [];
-    for (const spi of peerSpis) {
-      if (spi.length !== 4) continue;
-      const outbound = spi.readUInt32BE(0);
-      const loser = [...this.redundant.keys()].find((c) => c.outboundSpi === outbound);
-      if (loser) {
-        // §2.8.1: the initiator of the exchange with the lowest nonce deletes what it made
-        this.dropRedundant(loser);
-        gone.push(spiBuffer(loser.inboundSpi));
-        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`);
-        continue;
-      }
-      const old = [...this.superseded.keys()].find((c) => c.outboundSpi === outbound);
-      if (old) {
-        // §1.3.3: the rekey's initiator deletes the old SA pair: traffic goes over the new one now.
-        this.finishSupersede(old);
-        gone.push(spiBuffer(old.inboundSpi));
-        continue;
-      }
-      const i = this.ctx.children.findIndex((c) => c.outboundSpi === outbound);
-      if (i < 0) continue;
-      const [child] = this.ctx.children.splice(i, 1);
-      this.forgetChild(child!);
-      this.removeChild(child!);
-      const inbound = Buffer.alloc(4);
-      inbound.writeUInt32BE(child!.inboundSpi);
-      gone.push(inbound);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
-      this.emit('childClosed', this, child!);
-    }
-    return gone;
-  }
-
-  private removeChild(child: ChildSaRecord): void {
-    // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of
-    // another IKE SA (one that replaced this IKE SA after INITIAL_CONTACT) keeps them.
-    const active = this.ctx.backend.activeOutboundSpi(child.reqid);
-    const ours = active === undefined || active === child.outboundSpi >>> 0;
-    this.ctx.backend.deleteSa(child.inboundSpi, 'in');
-    this.ctx.backend.deleteSa(child.outboundSpi, 'out');
-    if (!ours) return;
-    this.ctx.backend.deletePolicy(child.reqid, 'in');
-    this.ctx.backend.deletePolicy(child.reqid, 'out');
   }
 
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
@@ -620,29 +569,15 @@ export class IkeSa {
     this.pending?.retransmitter.cancel();
     this.requests.clear();
     this.pending = undefined;
-    clearInterval(this.keepaliveTimer);
+    this.timers.stopKeepalives();
     this.jobs = [];
     this.stopTimers();
-    for (const [old, entry] of this.superseded) {
-      this.ctx.backend.deleteSa(old.inboundSpi, 'in');
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
-    }
-    this.superseded.clear();
+    this.childRekeys.teardown();
     for (const req of this.unanswered) req.abandon();
     this.unanswered.clear();
-    for (const spi of this.lingering) this.ctx.backend.deleteSa(spi, 'in');
-    this.lingering.clear();
-    for (const [pair, t] of this.redundant) {
-      clearTimeout(t);
-      this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
-      this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
-    }
-    this.redundant.clear();
-    this.collisions.clear();
     this.reassembler.clear();
     this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
-    for (const child of this.ctx.children.splice(0)) this.removeChild(child);
+    for (const child of this.ctx.children.splice(0)) this.childRekeys.removeChild(child);
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
@@ -650,8 +585,9 @@ export class IkeSa {
   }
 
   // ---------------------------------------------------------------------
-  // SA lifecycle (RFC 7296 §1.3, §2.8, §2.18): CREATE_CHILD_SA both roles,
-  // rekey timers, soft expiries from the SAD.
+  // SA lifecycle (RFC 7296 §1.3, §2.8, §2.18): new CHILD_SAs, IKE rekey, soft
+  // expiries from the SAD. CHILD rekeys: ../tasks/child-rekey.ts; DPD:
+  // ../tasks/dpd.ts; lifetimes, keepalives and retries: ./timers.ts.
 
   private enqueue(job: () => void, first = false): void {
     if (first) this.jobs.unshift(job);
@@ -659,22 +595,9 @@ export class IkeSa {
     this.sendNextRequest();
   }
 
-  private later(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.otherTimers.delete(t);
-      if (this.ctx.state === 'established') fn();
-    }, ms);
-    t.unref?.();
-    this.otherTimers.add(t);
-    return t;
-  }
-
   private stopTimers(): void {
-    for (const t of this.childTimers.values()) clearTimeout(t);
-    this.childTimers.clear();
-    for (const t of this.otherTimers) clearTimeout(t);
-    this.otherTimers.clear();
-    for (const s of this.superseded.values()) clearTimeout(s.timer);
+    this.childRekeys.states.stopTimers();
+    this.timers.stop();
   }
 
   /**
@@ -683,23 +606,8 @@ export class IkeSa {
    * CHILD rekey timers.
    */
   private startLifetimes(): void {
-    for (const c of this.ctx.children) this.scheduleChildRekey(c);
-    const l = this.ctx.config.ikeLifetimes;
-    if (!l) return;
-    const reauth = l.reauthTime ?? 0;
-    const jitter = (limit: number): number => (limit - Math.random() * Math.min(l.randTime, Math.floor(limit / 2))) * 1000;
-    if (l.rekeyTime > 0) this.later(jitter(l.rekeyTime), () => this.rekeyIke('rekey_time'));
-    if (reauth > 0) {
-      this.later(jitter(reauth), () => {
-        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
-        this.emit('reauthDue', this);
-      });
-    }
-    const first = Math.min(...[l.rekeyTime, reauth].filter((t) => t > 0));
-    if (Number.isFinite(first) && l.overTime > 0) {
-      const what = reauth > 0 && (l.rekeyTime <= 0 || reauth < l.rekeyTime) ? 'reauthenticated within reauth_time' : 'rekeyed within rekey_time';
-      this.later((first + l.overTime) * 1000, () => this.delete(`IKE_SA not ${what} + over_time (${first + l.overTime}s)`, 'expired'));
-    }
+    for (const c of this.ctx.children) this.childRekeys.scheduleChildRekey(c);
+    this.timers.startLifetimes(this.ctx.config.ikeLifetimes);
   }
 
   /**
@@ -710,74 +618,6 @@ export class IkeSa {
   retire(): void {
     this.stopTimers();
     this.jobs = [];
-  }
-
-  /**
-   * Dead peer detection (§2.4, strongSwan's dpd_delay): when nothing
-   * authenticated came from the peer — no IKE message, no ESP packet on one
-   * of our CHILD_SAs' inbound SAs — for dpd_delay, send an empty INFORMATIONAL
-   * request. An unanswered one (after the retransmission schedule) ends the
-   * IKE SA with cause `dead-peer`. A request already under way checks the
-   * peer just as well, so none is added then.
-   */
-  private startDpd(): void {
-    const delayMs = (this.ctx.config.dpdDelay ?? 0) * 1000;
-    if (delayMs <= 0) return;
-    const check = (): void => {
-      const idleMs = Date.now() - this.lastInbound();
-      if (idleMs < delayMs) return void this.later(delayMs - idleMs, check);
-      if (!this.pending && this.jobs.length === 0) this.enqueue(() => this.sendLivenessCheck());
-      this.later(delayMs, check);
-    };
-    this.later(delayMs, check);
-  }
-
-  /** The latest authenticated traffic from the peer: IKE, or ESP on an inbound SA of ours (the SAD's coarse seconds clock). */
-  private lastInbound(): number {
-    let last = this.lastHeard;
-    for (const c of this.ctx.children) {
-      const used = this.ctx.backend.querySa(c.inboundSpi, 'in')?.lastUsed ?? 0;
-      // lastUsed is whole seconds: count it as the end of that second
-      if (used > 0) last = Math.max(last, Math.min(Date.now(), used * 1000 + 999));
-    }
-    return last;
-  }
-
-  /** §2.4: an INFORMATIONAL request with no payloads; the answer (or the retransmissions' end) tells. */
-  private sendLivenessCheck(): void {
-    if (this.ctx.state !== 'established') return;
-    this.dpdChecks++;
-    this.emit('livenessCheck', this);
-    this.ctx.log.log('info', `${this.ctx.name}: no traffic from ${this.ctx.remote.address} for dpd_delay ${this.ctx.config.dpdDelay}s, sending a liveness check (DPD)`);
-    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [] }, [], () =>
-      this.ctx.log.log('debug', `${this.ctx.name}: liveness check answered`),
-    );
-  }
-
-  private scheduleChildRekey(child: ChildSaRecord): void {
-    clearTimeout(this.childTimers.get(child));
-    this.childTimers.delete(child);
-    const seconds = child.rekeySeconds ?? 0;
-    if (seconds <= 0 || !child.config) return;
-    const delay = Math.max(0, child.installedAt + seconds * 1000 - Date.now());
-    const t = setTimeout(() => {
-      this.childTimers.delete(child);
-      this.rekeyChild(child, 'rekey_time');
-    }, delay);
-    t.unref?.();
-    this.childTimers.set(child, t);
-  }
-
-  /** Whether a TEMPORARY_FAILURE retry of this child is already waiting. */
-  private otherTimersFor(child: ChildSaRecord): boolean {
-    return this.wantRekey.get(child) === 'retry after TEMPORARY_FAILURE';
-  }
-
-  private forgetChild(child: ChildSaRecord): void {
-    this.wantRekey.delete(child);
-    clearTimeout(this.childTimers.get(child));
-    this.childTimers.delete(child);
-    this.rekeying.delete(child);
   }
 
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
@@ -805,7 +645,7 @@ export class IkeSa {
       this.creating.delete(config.name);
     };
     const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekeying) {
+      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekey.rekeying) {
         // §2.25: not during an IKE rekey; the caller's trigger (traffic, a timer) asks again
         done();
         req.abandon();
@@ -820,7 +660,7 @@ export class IkeSa {
         done();
         if (r.status === 'ok') {
           this.ctx.children.push(r.value);
-          this.scheduleChildRekey(r.value);
+          this.childRekeys.scheduleChildRekey(r.value);
           this.emit('childEstablished', this, r.value);
           return;
         }
@@ -828,7 +668,7 @@ export class IkeSa {
         if (r.status === 'temporary') {
           const ms = retryDelay();
           this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${config.name}: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
+          this.timers.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
           return;
         }
         const reason = r.status === 'failed' ? r.reason : r.status;
@@ -846,7 +686,7 @@ export class IkeSa {
    * INVALID_KE_PAYLOAD asking for another group we offer is sent again at once.
    */
   private createChildSaExchange<T>(
-    req: { build(msg: TaskMessage): void; process(msg: TaskMessage): RequestResult<T>; abandon?(): void },
+    req: CreateChildSaRequest<T>,
     buildFailed: (err: Error) => void,
     answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
   ): void {
@@ -878,229 +718,7 @@ export class IkeSa {
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
   rekeyChild(child: ChildSaRecord, why: string): void {
     if (this.successorSa) return this.successorSa.rekeyChild(child, why);
-    if (this.ctx.state !== 'established') return;
-    if (this.ikeRekeying) {
-      // §2.25: not while the IKE SA is being rekeyed; done on the new IKE SA (or here if that fails).
-      if (this.ctx.children.includes(child)) this.wantRekey.set(child, why);
-      return;
-    }
-    this.wantRekey.delete(child);
-    if (this.rekeying.has(child) || !this.ctx.children.includes(child) || !child.config || !child.localRanges || !child.remoteRanges) return;
-    this.rekeying.add(child);
-    this.ctx.log.log('info', `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
-    const req = new ChildRekeyRequest(this.ctx, child);
-    this.enqueue(() => this.sendChildRekey(req));
-  }
-
-  private sendChildRekey(req: ChildRekeyRequest): void {
-    const child = req.old;
-    if (!this.ctx.children.includes(child) || this.successorSa) {
-      // rekeyed by the peer meanwhile, or moved to a new IKE SA
-      this.rekeying.delete(child);
-      req.abandon();
-      return this.sendNextRequest();
-    }
-    const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
-    try {
-      req.build(msg);
-    } catch (err) {
-      this.rekeying.delete(child);
-      req.abandon();
-      this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey CHILD_SA ${child.name}{${child.reqid}}: ${(err as Error).message}`);
-      return this.sendNextRequest();
-    }
-    this.unanswered.add(req);
-    this.sendRequest(msg, [], (response) => {
-      this.unanswered.delete(req);
-      this.childRekeyAnswered(req, response);
-    });
-  }
-
-  private childRekeyAnswered(req: ChildRekeyRequest, response: TaskMessage): void {
-    const child = req.old;
-    const name = `CHILD_SA ${child.name}{${child.reqid}}`;
-    let r: ReturnType<ChildRekeyRequest['process']>;
-    try {
-      r = req.process(response);
-    } catch (err) {
-      r = { status: 'failed', reason: (err as Error).message };
-    }
-    switch (r.status) {
-      case 'retry':
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer asks for another key exchange group, retrying`);
-        this.jobs.unshift(() => this.sendChildRekey(req));
-        return;
-      case 'temporary': {
-        const ms = retryDelay();
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
-        req.abandon();
-        this.wantRekey.set(child, 'retry after TEMPORARY_FAILURE');
-        this.later(ms, () => {
-          if (this.wantRekey.has(child)) this.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
-        });
-        return;
-      }
-      case 'not-found':
-        // §2.25: the peer deleted it (or rekeyed it itself) meanwhile; nothing to rekey.
-        this.ctx.log.log('info', `${this.ctx.name}: ${name} rekey: peer answered CHILD_SA_NOT_FOUND`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
-        req.abandon();
-        return;
-      case 'failed':
-        this.ctx.log.log('warn', `${this.ctx.name}: ${name} rekey failed: ${r.reason}; the old SAs stay until their hard lifetime`);
-        this.collisions.delete(child);
-        this.rekeying.delete(child);
-        req.abandon();
-        this.emit('childFailed', this, child.name, `rekey failed: ${r.reason}`);
-        return;
-      case 'ok': {
-        this.rekeying.delete(child);
-        const collision = this.collisions.get(child);
-        this.collisions.delete(child);
-        if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
-          // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
-          return this.winCollision(child, collision.peerPair, r.value);
-        }
-        if (!this.ctx.children.includes(child)) {
-          // The peer rekeyed it too: its exchange finished first, or (collision, §2.8.1) ours holds the lowest nonce.
-          this.ctx.log.log(
-            'info',
-            `${this.ctx.name}: ${name} was rekeyed by the peer ${collision ? 'in a collision and our exchange has the lowest nonce (§2.8.1)' : 'meanwhile'}; deleting our redundant SAs ${spiHex(r.value.inboundSpi)}_i ${spiHex(r.value.outboundSpi)}_o`,
-          );
-          const entry = this.superseded.get(child);
-          if (collision && entry && !entry.switched) {
-            // The winner installs its pair's inbound SA only when its own response arrives, maybe after
-            // ours: we keep sending on our (redundant) pair — the winner has its inbound since it answered
-            // us — until the winner's Delete of the old SA shows it is ready (or the responder's switch timer).
-            entry.redundantOutbound = r.value.outboundSpi;
-          } else {
-            this.ctx.backend.deleteSa(r.value.outboundSpi, 'out');
-            const current = this.ctx.children.find((c) => c.reqid === child.reqid);
-            if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
-          }
-          this.enqueue(() => this.sendChildDelete(r.value), true);
-          return;
-        }
-        this.replaceChild(child, r.value, true);
-        return;
-      }
-    }
-  }
-
-  /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
-  private lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
-    const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
-    return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
-  }
-
-  /**
-   * §2.8.1, our exchange won: our new pair (outbound already switched to it)
-   * becomes the CHILD_SA; the peer's pair from the colliding exchange is left
-   * for the peer to delete (its exchange had the lowest nonce); the old
-   * CHILD_SA is deleted by us, as for any rekey we initiated.
-   */
-  private winCollision(old: ChildSaRecord, peerPair: ChildSaRecord, ours: ChildSaRecord): void {
-    this.ctx.log.log(
-      'info',
-      `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} rekey collision (§2.8.1): the lowest nonce is in the peer's exchange; keeping ours ${spiHex(ours.inboundSpi)}_i ${spiHex(ours.outboundSpi)}_o, the peer deletes ${spiHex(peerPair.inboundSpi)}_i ${spiHex(peerPair.outboundSpi)}_o`,
-    );
-    const i = this.ctx.children.indexOf(peerPair);
-    this.ctx.children[i] = ours;
-    this.forgetChild(peerPair);
-    this.scheduleChildRekey(ours);
-    const entry = this.superseded.get(old);
-    if (entry) {
-      clearTimeout(entry.timer);
-      this.superseded.delete(old);
-    }
-    // our outbound SA went live when our exchange completed: the peer's pair never carries our traffic
-    this.ctx.backend.deleteSa(peerPair.outboundSpi, 'out');
-    this.awaitRedundantDelete(peerPair);
-    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-    this.enqueue(() => this.sendChildDelete(old), true);
-    this.emit('childRekeyed', this, peerPair, ours);
-  }
-
-  /** The peer deletes a collision's losing pair it made; if it has not after REDUNDANT_GRACE_MS, we do (§2.8.1). */
-  private awaitRedundantDelete(pair: ChildSaRecord): void {
-    clearTimeout(this.redundant.get(pair));
-    const t = setTimeout(() => {
-      if (!this.redundant.has(pair)) return;
-      this.dropRedundant(pair);
-      if (this.ctx.state === 'established') this.enqueue(() => this.sendChildDelete(pair));
-    }, REDUNDANT_GRACE_MS);
-    t.unref?.();
-    this.redundant.set(pair, t);
-  }
-
-  private dropRedundant(pair: ChildSaRecord): void {
-    clearTimeout(this.redundant.get(pair));
-    this.redundant.delete(pair);
-    this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
-    this.retireInbound(pair.inboundSpi);
-  }
-
-  private replaceChild(old: ChildSaRecord, fresh: ChildSaRecord, weInitiated: boolean): void {
-    const i = this.ctx.children.indexOf(old);
-    if (i >= 0) this.ctx.children[i] = fresh;
-    else this.ctx.children.push(fresh);
-    this.forgetChild(old);
-    this.scheduleChildRekey(fresh);
-    if (weInitiated) {
-      // Outbound already switched; the old outbound SA goes now, the old inbound once the peer answered our Delete.
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      this.enqueue(() => this.sendChildDelete(old), true);
-    } else {
-      const entry: { successor: ChildSaRecord; switched: boolean; timer?: NodeJS.Timeout; redundantOutbound?: number } = { successor: fresh, switched: false };
-      entry.timer = setTimeout(() => this.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
-      entry.timer.unref?.();
-      this.superseded.set(old, entry);
-    }
-    this.emit('childRekeyed', this, old, fresh);
-  }
-
-  /** Delete our half of a superseded pair (INFORMATIONAL, §1.4.1); the old inbound SA lives until answered. */
-  private sendChildDelete(old: ChildSaRecord): void {
-    if (this.ctx.state !== 'established') return;
-    const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])] };
-    this.sendRequest(msg, [], () => {
-      if (this.ctx.backend.activeOutboundSpi(old.reqid) === old.outboundSpi >>> 0) {
-        // still our outbound SA (a collision's redundant pair while the winner's switch is pending): move on first
-        const current = this.ctx.children.find((c) => c.reqid === old.reqid && c !== old);
-        if (current) this.ctx.backend.setOutboundSa(current.reqid, current.outboundSpi);
-      }
-      this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-      this.retireInbound(old.inboundSpi);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted`);
-    });
-  }
-
-  /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
-  private retireInbound(spi: number): void {
-    for (const s of this.lingering) if (!this.ctx.backend.querySa(s, 'in')) this.lingering.delete(s);
-    this.ctx.backend.deleteSa(spi, 'in', OLD_INBOUND_GRACE_MS);
-    this.lingering.add(spi);
-  }
-
-  /** Responder: send over the new SA (the initiator has it installed once it deletes the old one, or after a grace). */
-  private switchOutbound(old: ChildSaRecord): void {
-    const entry = this.superseded.get(old);
-    if (!entry || entry.switched) return;
-    entry.switched = true;
-    clearTimeout(entry.timer);
-    if (this.ctx.children.includes(entry.successor)) this.ctx.backend.setOutboundSa(entry.successor.reqid, entry.successor.outboundSpi);
-    this.ctx.backend.deleteSa(old.outboundSpi, 'out');
-    if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
-  }
-
-  private finishSupersede(old: ChildSaRecord): void {
-    this.switchOutbound(old);
-    this.superseded.delete(old);
-    this.retireInbound(old.inboundSpi);
-    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`);
+    this.childRekeys.rekeyChild(child, why);
   }
 
   /** Responder side of CREATE_CHILD_SA. */
@@ -1112,9 +730,9 @@ export class IkeSa {
     };
     if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
     const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekeying || this.rekeying.size > 0)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    if (ike && (this.ikeRekey.rekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
     if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
-    if (!ike && this.ikeRekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
+    if (!ike && this.ikeRekey.rekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
       return respondCreateChildSa(this.ctx, msg, response, (outbound) => {
         // Our own rekey of it may be under way: answered as usual all the same (§2.25), the
@@ -1130,15 +748,11 @@ export class IkeSa {
   private createChildSaAnswered(outcome: CreateChildOutcome): void {
     switch (outcome.kind) {
       case 'child-rekey':
-        if (this.rekeying.has(outcome.old)) {
-          this.collisions.set(outcome.old, { peerPair: outcome.record, nonces: outcome.nonces });
-          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${outcome.old.name}{${outcome.old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
-        }
-        this.replaceChild(outcome.old, outcome.record, false);
+        this.childRekeys.peerRekeyed(outcome.old, outcome.record, outcome.nonces);
         return;
       case 'child-new':
         this.ctx.children.push(outcome.record);
-        this.scheduleChildRekey(outcome.record);
+        this.childRekeys.scheduleChildRekey(outcome.record);
         this.emit('childEstablished', this, outcome.record);
         return;
       case 'ike-rekey':
@@ -1149,67 +763,16 @@ export class IkeSa {
 
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
   rekeyIke(why = 'requested'): void {
-    if (this.ctx.state !== 'established' || this.ikeRekeying || this.successorSa || !this.spawn || !this.ctx.keys) return;
-    this.ikeRekeying = true;
-    this.ctx.log.log('info', `${this.ctx.name}: rekeying IKE_SA (${why})`);
-    const req = new IkeRekeyRequest(this.ctx);
-    const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa) {
-        this.ikeRekeying = false;
-        return this.sendNextRequest();
-      }
-      const buildFailed = (err: Error): void => {
-        this.ikeRekeying = false;
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot rekey the IKE_SA: ${err.message}`);
-      };
-      this.createChildSaExchange(req, buildFailed, (r) => {
-        this.ikeRekeying = false;
-        if (r.status !== 'ok') for (const [c, why] of [...this.wantRekey]) if (!this.otherTimersFor(c)) this.rekeyChild(c, why);
-        if (r.status === 'ok') {
-          const next = this.adoptSuccessor(r.value);
-          this.delete(`rekeyed, replaced by ${next.ctx.name}`, 'rekeyed');
-          return;
-        }
-        if (r.status === 'temporary') {
-          const ms = retryDelay();
-          this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.later(ms, () => this.rekeyIke('retry after TEMPORARY_FAILURE'));
-          return;
-        }
-        this.ctx.log.log('warn', `${this.ctx.name}: IKE_SA rekey failed: ${r.status === 'failed' ? r.reason : r.status}`);
-      });
-    };
-    // Ahead of queued CHILD rekeys: they move to the new IKE SA with their timers.
-    this.enqueue(send, true);
+    this.ikeRekey.initiate(why);
   }
 
   /** Hand the CHILD_SAs (and superseded pairs awaiting their Delete) to the IKE SA that replaces this one. */
   private adoptSuccessor(ctx: IkeSaContext): IkeSa {
     const next = this.spawn!(ctx);
     this.successorSa = next;
-    for (const t of this.childTimers.values()) clearTimeout(t);
-    this.childTimers.clear();
-    this.rekeying.clear();
-    const wanted = [...this.wantRekey];
-    this.wantRekey.clear();
     next.ctx.children.push(...this.ctx.children.splice(0));
-    for (const [old, entry] of this.superseded) {
-      clearTimeout(entry.timer);
-      next.superseded.set(old, entry);
-      if (!entry.switched) {
-        entry.timer = setTimeout(() => next.switchOutbound(old), RESPONDER_OUTBOUND_SWITCH_MS);
-        entry.timer.unref?.();
-      }
-    }
-    this.superseded.clear();
-    for (const spi of this.lingering) if (this.ctx.backend.querySa(spi, 'in')) next.lingering.add(spi);
-    this.lingering.clear();
-    for (const [pair, t] of this.redundant) {
-      clearTimeout(t);
-      next.awaitRedundantDelete(pair);
-    }
-    this.redundant.clear();
-    this.collisions.clear();
+    // one table moves; rekey timers restart there (startLifetimes), rekeys that were due are asked again
+    const wanted = this.childRekeys.handOver(next.childRekeys);
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
     next.adoptAsRekeyed(this.ctx);
     this.emit('ikeRekeyed', this, next);
@@ -1225,7 +788,12 @@ export class IkeSa {
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established by rekeying ${old.name}`);
     this.emit('established', this);
     this.startLifetimes();
-    this.startDpd();
+    this.dpd.start();
+  }
+
+  /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
+  get dpdChecks(): number {
+    return this.dpd.checks;
   }
 
   /** The IKE SA that replaced this one by a rekey, if any. */

@@ -8,7 +8,6 @@
  * - §1.3.1 a new CHILD_SA (responder side);
  * - §1.3.2 rekeying the IKE SA (new SPIs, SKEYSEED from the old SK_d, §2.18).
  */
-import { randomBytes } from 'node:crypto';
 import { keyExchangeGroup } from '../../crypto/ke/index.js';
 import { CryptoError, type KeyExchangePrivate } from '../../crypto/types.js';
 import { ExchangeType, NotifyType, PayloadType, isErrorNotify } from '../codec/index.js';
@@ -97,7 +96,7 @@ export function respondCreateChildSa(
   if (!saPayload || !ni) throw new CreateChildRefusal(NotifyType.INVALID_SYNTAX, 'CREATE_CHILD_SA request without SA or Nonce');
   const received = fromProposalSubstructures(saPayload.proposals);
   const Ni = Buffer.from(ni.nonce);
-  const Nr = randomBytes(NONCE_LENGTH);
+  const Nr = sa.nonces(NONCE_LENGTH);
 
   // §1.3.2: IKE SA rekey — IKE proposals, no TS.
   if (received.some((p) => p.protocol === ProtocolId.IKE)) {
@@ -232,6 +231,7 @@ function successorContext(old: IkeSaContext, weInitiated: boolean, spiI: Buffer,
   ctx.peerFragmentation = old.peerFragmentation;
   ctx.peerSignatureHashes = old.peerSignatureHashes;
   ctx.peerCertReqs = old.peerCertReqs;
+  ctx.nonces = old.nonces;
   if (old.peerId) ctx.peerId = old.peerId;
   if (old.peerCertificate) ctx.peerCertificate = old.peerCertificate;
   return ctx;
@@ -306,7 +306,7 @@ abstract class ChildSaRequest {
     const { sa, target } = this;
     msg.exchangeType = ExchangeType.CREATE_CHILD_SA;
     if (this.inboundSpi === undefined) this.inboundSpi = sa.backend.allocateSpi();
-    this.Ni ??= randomBytes(NONCE_LENGTH);
+    this.Ni ??= sa.nonces(NONCE_LENGTH);
     const offered = this.keGroup === undefined ? this.proposals : promoteKeGroup(this.proposals, this.keGroup);
     if (this.keGroup !== undefined && this.ke?.group.groupId !== this.keGroup) {
       const group = keyExchangeGroup(this.keGroup);
@@ -405,11 +405,12 @@ export class IkeRekeyRequest {
   private readonly proposals: Proposal[];
   private keGroup: number | undefined;
   private ke?: KeyExchangePrivate;
-  private readonly Ni = randomBytes(NONCE_LENGTH);
+  private readonly Ni: Buffer;
   private readonly spiI = randomSpi();
   private readonly retries = { n: 0 };
 
   constructor(private readonly sa: IkeSaContext) {
+    this.Ni = sa.nonces(NONCE_LENGTH);
     this.proposals = implementedProposals(sa.config.ikeProposals);
     this.keGroup = sa.selected ? (keGroupOf(sa.selected) ?? initialKeGroup(this.proposals)) : initialKeGroup(this.proposals);
   }

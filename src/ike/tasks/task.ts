@@ -9,6 +9,7 @@
 import type { Payload, PayloadOf } from '../codec/index.js';
 import { NotifyType, PayloadType, notifyTypeName } from '../codec/index.js';
 import { listProposals, type Proposal } from '../proposal/index.js';
+import type { IkeSaContext } from '../sa/context.js';
 
 /** `done`: the task is complete; `need_more`: it takes part in the next exchange too; `retry`: resend this exchange's request rebuilt (COOKIE, INVALID_KE_PAYLOAD). */
 export type TaskStatus = 'done' | 'need_more' | 'retry';
@@ -84,4 +85,20 @@ export abstract class BaseTask implements Task {
   buildResponse(_msg: TaskMessage): TaskStatus {
     return 'done';
   }
+}
+
+/**
+ * What the tasks that start exchanges of their own once the IKE SA is
+ * established (CHILD rekey, DPD) use of it: its window-1 request queue.
+ */
+export interface ExchangeHost {
+  readonly ctx: IkeSaContext;
+  /** The message ID the next request of ours gets. */
+  readonly nextMessageId: number;
+  /** Queue an exchange of ours (`first`: ahead of the others); it runs when no request is outstanding. */
+  enqueue(job: () => void, first?: boolean): void;
+  /** Nothing queued: let the next exchange go. */
+  sendNextRequest(): void;
+  /** Send a request of ours (retransmitted until answered); `onResponse` gets the response. */
+  request(msg: TaskMessage, onResponse: (response: TaskMessage) => void): void;
 }
