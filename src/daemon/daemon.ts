@@ -12,7 +12,7 @@
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
 import { formatProblem, loadConfig, type ConfigProblem, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
-import type { IkeSa, IkeSaEndCause, IkeSaIo } from '../ike/sa/ike-sa.js';
+import type { IkeSa, IkeSaIo } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
 import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
@@ -22,13 +22,14 @@ import { ConnectionStates, ControlServer, controlCommands } from './control.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
-import { LostPeers } from './lost-peers.js';
-import type { ExpireEvent } from '../esp/api.js';
+import { EndActions } from './end-actions.js';
+import { GlobalSwitch, deleteSas, type GlobalSwitchState } from './global-switch.js';
+import { Initiation } from './initiation.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer, daemonMetricsSource } from './metrics.js';
-import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
+import { SourceAddressCache, bindAddresses, isWildcard, WILDCARD_V6 } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
 import { carryReqids, emptyResult, planReload, summarizeReload, type ReloadResult } from './reload.js';
 
@@ -49,8 +50,7 @@ export interface DaemonOptions {
   control?: boolean;
 }
 
-/** The global off switch (`tunsec global down|up`): `going-*` while a transition runs. */
-export type GlobalSwitchState = 'up' | 'going-down' | 'down' | 'going-up';
+export type { GlobalSwitchState };
 
 /** Why the daemon did not start; `problems` are the lines to show, each on its own. */
 export class DaemonStartError extends Error {
@@ -73,14 +73,13 @@ export class Daemon {
   readonly backend = new SecurityAssociationDatabase();
   private readonly events: SaEventReporter;
   private readonly sourceAddresses = new SourceAddressCache();
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly wakeups = new Set<() => void>();
   private connections: ResolvedConnection[] = [];
-  /** Children to create once the connection's next IKE SA is up (dpd_action restart, close_action start). */
-  private readonly restartChildren = new Map<string, Set<string>>();
-  /** Connections with an on-demand (acquire, lost peer) initiation in progress. */
-  private readonly initiating = new Set<string>();
-  private readonly lostPeers = new LostPeers();
+  /** `start` loops, `tunsec up`, acquires and lost peers (./initiation.ts). */
+  private readonly initiation: Initiation;
+  /** dpd_action, close_action, further children, hard expiry (./end-actions.ts). */
+  private readonly endActions: EndActions;
+  /** `tunsec global down|up` (./global-switch.ts). */
+  private readonly globalSwitch: GlobalSwitch;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
@@ -95,11 +94,6 @@ export class Daemon {
   private runningConfig?: TunsecConfig;
   private boundIkePort?: number;
   private startTime?: number;
-  /** Connections with a `start` initiation loop running (an attempt, or waiting to retry); removing the entry ends the loop. */
-  private readonly retrying = new Map<string, { since: number }>();
-  private globalSwitch: { state: GlobalSwitchState; since: number } = { state: 'up', since: Date.now() };
-  /** Global switch transitions run one after the other. */
-  private globalTransition: Promise<unknown> = Promise.resolve();
   /** When connections were last up / connecting / not connected, for `tunsec status`. */
   readonly connectionStates = new ConnectionStates();
 
@@ -107,6 +101,35 @@ export class Daemon {
     this.log = options.logger ?? new DaemonLogger();
     this.nattPort = options.nattPort ?? NATT_PORT;
     this.events = new SaEventReporter(this.log);
+    const manager = (): IkeSaManager | undefined => this.managerInstance;
+    const connections = (): readonly ResolvedConnection[] => this.connections;
+    const mayNegotiate = (): boolean => this.state === 'running' && this.globalSwitch.state === 'up';
+    this.initiation = new Initiation({
+      log: this.log,
+      manager,
+      connections,
+      loopsMayRun: () => this.state === 'starting' || this.state === 'running',
+      mayNegotiate,
+      retryDelayMs: options.retryDelayMs,
+    });
+    this.endActions = new EndActions({
+      log: this.log,
+      manager,
+      connections,
+      running: () => this.state === 'running',
+      mayNegotiate,
+      installTrap: (c, child, remote) => void this.datapathInstance?.installTrap(c, child, remote),
+      initiation: this.initiation,
+    });
+    this.globalSwitch = new GlobalSwitch({
+      log: this.log,
+      mustRun: () => this.mustRun(),
+      mode: () => this.daemonConfig!.global,
+      manager: () => this.managerInstance!,
+      setDatapathOff: async (mode) => this.datapathInstance?.setGlobalOff(mode),
+      startConnections: () => this.connections.filter((c) => c.startChildren.length > 0),
+      initiation: this.initiation,
+    });
   }
 
   get manager(): IkeSaManager | undefined {
@@ -148,7 +171,7 @@ export class Daemon {
 
   /** The global off switch and since when it is in that state. */
   get global(): { state: GlobalSwitchState; since: number } {
-    return { ...this.globalSwitch };
+    return this.globalSwitch.snapshot;
   }
 
   /** The metrics endpoint (with `daemon.metrics`, once started). */
@@ -163,7 +186,7 @@ export class Daemon {
 
   /** Since when the daemon has been initiating `name` (an attempt running or waiting to retry); undefined when it is not. */
   initiatingSince(name: string): number | undefined {
-    return this.retrying.get(name)?.since;
+    return this.initiation.since(name);
   }
 
   /** The bound IKE and NAT-T endpoints. */
@@ -273,9 +296,9 @@ export class Daemon {
     }
     const transport = this.transport;
     if (config.daemon.datapath === 'userspace') {
-      const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.acquired(trap.connection, trap.child));
+      const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
       this.datapathInstance = dp;
-      this.backend.on('expire', (e) => this.guard('SA expiry', () => this.hardExpired(e)));
+      this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
       try {
         await dp.start(transport, creds.connections);
       } catch (err) {
@@ -323,13 +346,13 @@ export class Daemon {
       ikePort,
       retransmit: { ...config.daemon.retransmit, ...this.options.retransmit },
       ...managerLimits(config.daemon.limits),
-      unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.peerLostUs(remote.address)),
+      unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.initiation.peerLostUs(remote.address)),
     });
     this.events.attach(this.managerInstance);
     this.connectionStates.attach(this.managerInstance);
-    this.managerInstance.on('established', (sa) => this.guard('IKE_SA established', () => this.createMissingChildren(sa)));
-    this.managerInstance.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.ikeSaEnded(sa, cause)));
-    this.managerInstance.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.childClosed(sa, child.name)));
+    this.managerInstance.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
+    this.managerInstance.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
+    this.managerInstance.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) {
       this.managerInstance.on('established', (sa) => {
@@ -358,148 +381,7 @@ export class Daemon {
     await this.datapathInstance?.installTraps(creds.connections);
     await this.datapathInstance?.settleBackstop();
     for (const c of creds.connections) {
-      if (c.startChildren.length > 0) void this.keepInitiating(c);
-    }
-  }
-
-  /**
-   * A CHILD_SA's SA reached its hard lifetime. Normally the soft limit (or the
-   * rekey timer) rekeyed it long before (CREATE_CHILD_SA, src/ike/sa/ike-sa.ts)
-   * and the expiring SA is an old one no CHILD_SA uses any more: nothing to do.
-   * When it is still the current SA of a CHILD_SA the rekey failed; as the
-   * fallback the IKE SA carrying it is deleted (the peer is told): the trap
-   * policy then holds the traffic and negotiates a fresh IKE SA and CHILD_SA —
-   * break-before-make, but never cleartext and never a dead CHILD_SA under a
-   * live IKE SA.
-   */
-  private hardExpired(e: ExpireEvent): void {
-    if (!e.hard) return;
-    const spi = e.spi >>> 0;
-    const owner = this.managerInstance?.sas.find((sa) => sa.ctx.children.some((c) => c.reqid === e.reqid && (c.inboundSpi === spi || c.outboundSpi === spi)));
-    if (!owner || owner.state === 'destroyed') return;
-    this.log.log('daemon', 'warn', `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (it was not rekeyed in time)`);
-    owner.delete(`CHILD_SA {${e.reqid}} expired (${e.reason})`);
-  }
-
-  /**
-   * Traffic hit the trap policy of a child: negotiate, unless an IKE SA of
-   * the connection is already up or on its way (its CHILD_SA installs the
-   * policy that replaces the trap).
-   */
-  private acquired(connection: string, child: string): void {
-    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
-    const sas = this.managerInstance?.sas.filter((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed') ?? [];
-    // An IKE SA is up but this child has no CHILD_SA (the peer deleted it, it failed): CREATE_CHILD_SA on it.
-    const up = sas.find((sa) => sa.state === 'established' && !sa.successor);
-    const config = up?.ctx.config.children.find((c) => c.name === child);
-    if (up && config && !up.ctx.children.some((c) => c.name === child)) return up.createChild(config, 'traffic hit its trap policy (acquire)');
-    if (sas.length > 0 || this.initiating.has(connection)) return;
-    const c = this.connections.find((x) => x.name === connection);
-    if (!c) return;
-    if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
-      this.log.log('daemon', 'debug', `traffic for ${connection}/${child} dropped: no SA, and remote_addrs names no peer to negotiate with`);
-      return;
-    }
-    this.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
-    this.negotiateOnDemand(c);
-  }
-
-  /**
-   * A peer sent a request for an IKE SA we do not have: it outlived our restart
-   * (./lost-peers.ts). Connections to it that should be up are initiated now;
-   * holding no IKE SA with the peer, we send INITIAL_CONTACT and it drops the
-   * stale one at once instead of after its DPD gave up.
-   */
-  private peerLostUs(address: string): void {
-    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
-    const busy = (name: string): boolean =>
-      this.retrying.has(name) || this.initiating.has(name) || (this.managerInstance?.sas.some((sa) => sa.ctx.config.name === name && sa.state !== 'destroyed') ?? true);
-    for (const c of this.lostPeers.toInitiate(address, this.connections, busy)) {
-      this.log.log('daemon', 'info', `connection ${c.name}: ${address} sent an IKE request for an IKE_SA we do not have (lost in a restart); initiating so that it replaces it`, { conn: c.name });
-      this.negotiateOnDemand(c);
-    }
-  }
-
-  private negotiateOnDemand(c: ResolvedConnection): void {
-    this.initiating.add(c.name);
-    void this.initiateOnce(c).finally(() => this.initiating.delete(c.name));
-  }
-
-  /**
-   * After IKE_AUTH (which carries the first configured child): the other
-   * `start` children of the connection, and those a `restart`/`start` action
-   * asked for, get their CHILD_SAs through CREATE_CHILD_SA.
-   */
-  private createMissingChildren(sa: IkeSa): void {
-    if (!sa.ctx.originalInitiator || this.state !== 'running') return;
-    const c = this.connections.find((x) => x.name === sa.ctx.config.name && x.entry.config === sa.ctx.config);
-    if (!c) return;
-    const wanted = new Set([...c.startChildren, ...(this.restartChildren.get(c.name) ?? [])]);
-    this.restartChildren.delete(c.name);
-    for (const config of sa.ctx.config.children) {
-      if (wanted.has(config.name) && !sa.ctx.children.some((x) => x.name === config.name)) sa.createChild(config, 'configured to start');
-    }
-  }
-
-  /**
-   * An IKE SA ended. When the peer is dead (DPD or any unanswered exchange,
-   * §2.4) each child's `dpd_action`, when the peer deleted it its
-   * `close_action`: `restart`/`start` negotiates again at once (keyingtries),
-   * `trap` installs the child's trap policy so its traffic negotiates on
-   * demand, `clear`/`none` leaves it. Whatever the action, a `private` child
-   * keeps its trap (configured or learned): its traffic is dropped, never sent
-   * in the clear.
-   */
-  private ikeSaEnded(sa: IkeSa, cause: IkeSaEndCause): void {
-    if (cause !== 'dead-peer' && cause !== 'peer-deleted') return;
-    const label = cause === 'dead-peer' ? 'dpd_action' : 'close_action';
-    this.log.log('daemon', cause === 'dead-peer' ? 'warn' : 'info', `${sa.ctx.name}: ${cause === 'dead-peer' ? `peer ${sa.ctx.remote.address} is dead` : `peer ${sa.ctx.remote.address} closed the IKE_SA`}; applying ${label} of ${sa.childNamesAtEnd.join(', ') || 'no CHILD_SA'}`, {
-      conn: sa.ctx.config.name,
-      cause,
-    });
-    for (const child of sa.childNamesAtEnd) this.applyEndAction(sa, child, cause);
-  }
-
-  /** The peer deleted one CHILD_SA; the IKE SA stays: close_action of that child. */
-  private childClosed(sa: IkeSa, child: string): void {
-    this.applyEndAction(sa, child, 'peer-deleted');
-  }
-
-  private applyEndAction(sa: IkeSa, child: string, cause: 'dead-peer' | 'peer-deleted'): void {
-    if (this.state !== 'running' || this.globalSwitch.state !== 'up') return;
-    const c = this.connections.find((x) => x.name === sa.ctx.config.name);
-    if (!c) return;
-    const setting = cause === 'dead-peer' ? 'dpd_action' : 'close_action';
-    const action = cause === 'dead-peer' ? c.dpdActions[child] : c.closeActions[child];
-    if (action === 'trap') {
-      void this.datapathInstance?.installTrap(c, child, sa.ctx.remote.address);
-      return;
-    }
-    if (action !== 'restart' && action !== 'start') return;
-    const config = sa.ctx.config.children.find((x) => x.name === child);
-    // The IKE SA is still there (a CHILD_SA closed): a new CHILD_SA on it.
-    if (sa.state === 'established' && config) return sa.createChild(config, `close_action ${action}`);
-    const others = this.managerInstance?.sas.some((s) => s !== sa && s.ctx.config.name === c.name && s.state !== 'destroyed');
-    if (others) return;
-    if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
-      this.log.log('daemon', 'warn', `connection ${c.name}: ${setting} ${action} impossible: remote_addrs names no peer to initiate to`);
-      return;
-    }
-    const set = this.restartChildren.get(c.name) ?? new Set<string>();
-    set.add(child);
-    this.restartChildren.set(c.name, set);
-    if (this.retrying.has(c.name)) return;
-    this.log.log('daemon', 'info', `connection ${c.name}: ${setting} ${action}: initiating again`, { conn: c.name, child });
-    void this.keepInitiating(c);
-  }
-
-  private async initiateOnce(c: ResolvedConnection): Promise<void> {
-    try {
-      const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
-      const local = c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
-      await this.managerInstance!.initiate(c.name, local);
-    } catch (err) {
-      this.log.log('daemon', 'warn', `connection ${c.name}: on-demand negotiation failed: ${(err as Error).message}`);
+      if (c.startChildren.length > 0) void this.initiation.keepInitiating(c);
     }
   }
 
@@ -559,63 +441,6 @@ export class Daemon {
     });
   }
 
-  /**
-   * Initiate until established, retrying with backoff; `keyingtries` attempts (0 = forever).
-   * `firstOutcome` hears how the first attempt ended. `down`, `global down` and stop end the loop.
-   */
-  private async keepInitiating(c: ResolvedConnection, firstOutcome?: (err?: Error) => void): Promise<void> {
-    const loop = { since: Date.now() };
-    this.retrying.set(c.name, loop);
-    try {
-      await this.initiateWithRetries(c, loop, firstOutcome);
-    } finally {
-      if (this.retrying.get(c.name) === loop) this.retrying.delete(c.name);
-    }
-  }
-
-  private async initiateWithRetries(c: ResolvedConnection, loop: { since: number }, firstOutcome?: (err?: Error) => void): Promise<void> {
-    const delays = this.options.retryDelayMs ?? { initial: 1000, max: 60_000 };
-    const current = (): boolean => (this.state === 'starting' || this.state === 'running') && this.retrying.get(c.name) === loop;
-    for (let attempt = 1; current(); attempt++) {
-      try {
-        const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
-        const local =
-          c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
-        const sa = await this.managerInstance!.initiate(c.name, local);
-        this.log.log('daemon', 'info', `connection ${c.name} established (attempt ${attempt})`, { conn: c.name, spi_i: sa.ctx.spiI.toString('hex') });
-        firstOutcome?.();
-        return;
-      } catch (err) {
-        firstOutcome?.(err as Error);
-        firstOutcome = undefined;
-        if (!current()) return;
-        const tries = c.keyingtries === 0 ? 'forever' : `${c.keyingtries}`;
-        const last = c.keyingtries !== 0 && attempt >= c.keyingtries;
-        this.log.log(
-          'daemon',
-          last ? 'error' : 'warn',
-          `connection ${c.name}: establishing failed (attempt ${attempt} of ${tries}): ${(err as Error).message}${last ? '; giving up (keyingtries)' : ''}`,
-        );
-        if (last) return;
-        await this.sleep(retryDelay(attempt, delays));
-      }
-    }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        this.timers.delete(timer);
-        this.wakeups.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.timers.add(timer);
-      this.wakeups.add(wake);
-    });
-  }
-
   /** Run a handler; an exception is logged, never thrown into the event loop. */
   guard(what: string, f: () => void): void {
     try {
@@ -633,7 +458,7 @@ export class Daemon {
    * loaded. Runs after any global switch transition. Never rejects.
    */
   reload(): Promise<ReloadResult> {
-    return this.inGlobalTransition(() =>
+    return this.globalSwitch.serialize(() =>
       this.reloadNow().catch((err: Error) => {
         this.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
         return emptyResult(false, [`internal error: ${err.message}`]);
@@ -695,7 +520,7 @@ export class Daemon {
     const goneConns = this.connections.filter((c) => gone.has(c.name));
     const freshConns = creds.connections.filter((c) => fresh.has(c.name));
     const freshConfigs = new Set(freshConns.map((c) => c.entry.config));
-    for (const name of gone) this.retrying.delete(name);
+    for (const name of gone) this.initiation.stopRetrying(name);
     // The daemon section: log and global apply now; the rest stays as started (reported in plan.restart).
     this.daemonConfig = { ...this.daemonConfig!, log: config.daemon.log, global: config.daemon.global };
     this.log.setLevels(config.daemon.log);
@@ -722,7 +547,7 @@ export class Daemon {
     );
     this.datapathInstance?.removeTraps(goneConns, creds.connections);
     if (this.globalSwitch.state === 'up' && this.state === 'running') {
-      for (const c of freshConns) if (c.startChildren.length > 0 && !this.retrying.has(c.name)) void this.keepInitiating(c);
+      for (const c of freshConns) if (c.startChildren.length > 0 && !this.initiation.isRetrying(c.name)) void this.initiation.keepInitiating(c);
     }
 
     const result: ReloadResult = { ok: true, errors: [], warnings, ...plan };
@@ -753,28 +578,7 @@ export class Daemon {
     const established = alive.find((sa) => sa.state === 'established');
     if (established) return { sa: established, already: true };
     this.log.log('daemon', 'info', `connection ${name}: initiating (tunsec up)`, { conn: name });
-    this.retrying.delete(name); // this attempt replaces a retry loop waiting for its next try
-    const pending = alive[0];
-    const attempt = pending
-      ? new Promise<IkeSa>((resolve, reject) => {
-          pending.on('established', () => resolve(pending));
-          pending.on('destroyed', (_s, reason) => reject(new Error(reason)));
-        })
-      : (async () => {
-          const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
-          const local = c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
-          return this.managerInstance!.initiate(name, local);
-        })();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_r, reject) => {
-      timer = setTimeout(() => reject(new UpTimeout(`not established after ${timeoutMs / 1000} s; the attempt goes on`)), timeoutMs);
-    });
-    try {
-      return { sa: await Promise.race([attempt, timeout]), already: false };
-    } finally {
-      clearTimeout(timer);
-      attempt.catch(() => {});
-    }
+    return { sa: await this.initiation.up(c, alive[0], timeoutMs), already: false };
   }
 
   /**
@@ -785,7 +589,7 @@ export class Daemon {
   async down(name: string, timeoutMs: number): Promise<number> {
     this.mustRun();
     if (!this.connections.some((x) => x.name === name)) throw new Error(`no connection named '${name}'`);
-    this.retrying.delete(name);
+    this.initiation.stopRetrying(name);
     const sas = this.managerInstance!.sas.filter((sa) => sa.ctx.config.name === name && sa.state !== 'destroyed');
     this.log.log('daemon', 'info', `connection ${name}: deleting ${sas.length} IKE SA(s) (tunsec down)`, { conn: name });
     await deleteSas(sas, 'deleted by the operator (tunsec down)', timeoutMs);
@@ -794,74 +598,16 @@ export class Daemon {
 
   /**
    * `tunsec global down`: stop initiating (start, trap, acquire), engage the
-   * datapath's off state (`daemon.global`: drop or clear) so no packet falls
-   * back to cleartext or triggers a negotiation meanwhile, delete every IKE SA
-   * and wait until they are gone. IKE requests from peers are ignored while
-   * the switch is down.
+   * datapath's off state, delete every IKE SA (./global-switch.ts). IKE
+   * requests from peers are ignored while the switch is down.
    */
   globalDown(timeoutMs: number): Promise<{ deleted: number; already: boolean }> {
-    return this.inGlobalTransition(async () => {
-      this.mustRun();
-      if (this.globalSwitch.state === 'down') return { deleted: 0, already: true };
-      const mode = this.daemonConfig!.global;
-      this.globalSwitch = { state: 'going-down', since: Date.now() };
-      this.log.log('daemon', 'info', `global switch going down: stopping initiation, deleting ${this.managerInstance!.sas.length} IKE SA(s), traffic ${mode === 'drop' ? 'dropped' : 'passed in the clear'} meanwhile`);
-      this.retrying.clear();
-      await this.datapathInstance?.setGlobalOff(mode);
-      let deleted = 0;
-      // Peers may still complete an IKE SA while the first ones are deleted: repeat until none is left.
-      for (let round = 0; round < 5; round++) {
-        const sas = this.managerInstance!.sas.filter((sa) => sa.state !== 'destroyed');
-        if (sas.length === 0) break;
-        deleted += sas.length;
-        await deleteSas(sas, 'global switch down', timeoutMs);
-      }
-      this.globalSwitch = { state: 'down', since: Date.now() };
-      this.log.event('daemon', 'global_down', `global switch down: ${deleted} IKE SA(s) deleted, traffic of tunsec's policies is ${mode === 'drop' ? 'dropped' : 'passed in the clear'}`, {
-        mode,
-        deleted_ike_sas: deleted,
-      });
-      return { deleted, already: false };
-    });
+    return this.globalSwitch.down(timeoutMs);
   }
 
-  /**
-   * `tunsec global up`: release the datapath's off state and initiate the
-   * `start` connections again; resolves when each has been established or
-   * its first attempt failed (retries go on per `keyingtries`), or after
-   * `timeoutMs`.
-   */
+  /** `tunsec global up`: release the datapath's off state and initiate the `start` connections again (./global-switch.ts). */
   globalUp(timeoutMs: number): Promise<{ connections: Array<{ name: string; established: boolean; error?: string }>; already: boolean }> {
-    return this.inGlobalTransition(async () => {
-      this.mustRun();
-      if (this.globalSwitch.state === 'up') return { connections: [], already: true };
-      this.globalSwitch = { state: 'going-up', since: Date.now() };
-      await this.datapathInstance?.setGlobalOff(undefined);
-      const starting = this.connections.filter((c) => c.startChildren.length > 0);
-      this.log.log('daemon', 'info', `global switch going up: initiating ${starting.length} connection(s)`);
-      this.globalSwitch = { state: 'up', since: Date.now() };
-      const outcomes = starting.map(
-        (c) =>
-          new Promise<{ name: string; established: boolean; error?: string }>((resolve) => {
-            const timer = setTimeout(() => resolve({ name: c.name, established: false, error: `not established after ${timeoutMs / 1000} s; the attempt goes on` }), timeoutMs);
-            void this.keepInitiating(c, (err) => {
-              clearTimeout(timer);
-              resolve(err ? { name: c.name, established: false, error: err.message } : { name: c.name, established: true });
-            });
-          }),
-      );
-      const connections = await Promise.all(outcomes);
-      this.log.event('daemon', 'global_up', `global switch up: ${connections.filter((c) => c.established).length} of ${connections.length} start connection(s) established`, {
-        connections,
-      });
-      return { connections, already: false };
-    });
-  }
-
-  private inGlobalTransition<T>(f: () => Promise<T>): Promise<T> {
-    const run = this.globalTransition.then(f, f);
-    this.globalTransition = run.catch(() => {});
-    return run;
+    return this.globalSwitch.up(timeoutMs);
   }
 
   private mustRun(): void {
@@ -878,7 +624,7 @@ export class Daemon {
     this.log.log('daemon', 'info', `${reason}: deleting ${this.managerInstance?.sas.length ?? 0} IKE SA(s)`);
     // no new IKE SA from here on, whoever asks (a peer redialing on our Delete included)
     this.managerInstance?.drain();
-    for (const wake of [...this.wakeups]) wake();
+    this.initiation.wakeAll();
     try {
       await this.managerInstance?.deleteAll();
     } catch (err) {
@@ -895,8 +641,7 @@ export class Daemon {
   }
 
   private cleanUp(): void {
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.initiation.clearTimers();
     this.transport?.stop();
     this.transport = undefined;
     this.control?.stop();
@@ -906,36 +651,6 @@ export class Daemon {
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
   }
-}
-
-/** `up` waited longer than asked; the attempt goes on. */
-export class UpTimeout extends Error {
-  override readonly name = 'UpTimeout';
-}
-
-/** Delete IKE SAs (Delete sent to the peer) and wait until they are gone; after `timeoutMs` the rest are removed without an answer. */
-async function deleteSas(sas: readonly IkeSa[], reason: string, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.all(
-      sas.map(
-        (sa) =>
-          new Promise<void>((resolve) => {
-            if (sa.state === 'destroyed') return resolve();
-            sa.on('destroyed', () => resolve());
-            sa.delete(reason);
-          }),
-      ),
-    ),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-  ]);
-  clearTimeout(timer);
-  for (const sa of sas) sa.destroy(`${reason} (the peer did not answer the Delete)`);
-}
-
-/** Delay after failed attempt `attempt` (1, 2, …): `initial`, doubling, at most `max`. */
-export function retryDelay(attempt: number, delays: { initial: number; max: number }): number {
-  return Math.min(delays.initial * 2 ** Math.min(attempt - 1, 30), delays.max);
 }
 
 function fmt(e: Endpoint): string {
