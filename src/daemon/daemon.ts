@@ -12,9 +12,9 @@
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
 import { formatProblem, loadConfig, type ConfigProblem, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
-import type { IkeSa, IkeSaIo } from '../ike/sa/ike-sa.js';
+import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
-import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
+import type { Endpoint, ReceivedIke, UdpTransport } from '../ike/net/udp.js';
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
@@ -29,14 +29,12 @@ import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer, daemonMetricsSource } from './metrics.js';
-import { SourceAddressCache, bindAddresses, isWildcard, WILDCARD_V6 } from './net.js';
+import { IKE_PORT, NATT_PORT, bindIkeSockets, fmt, ikeIo, ikePortOf, logOtherDatagrams } from './ike-sockets.js';
+import { SourceAddressCache, bindAddresses, isWildcard } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
 import { carryReqids, emptyResult, planReload, summarizeReload, type ReloadResult } from './reload.js';
 
-/** The IKE port when no connection sets `local_port` (RFC 7296 §2). */
-export const IKE_PORT = 500;
-/** The NAT-T port (RFC 3948); strongSwan's charon.port_nat_t. */
-export const NATT_PORT = 4500;
+export { IKE_PORT, NATT_PORT };
 
 export interface DaemonOptions {
   logger?: DaemonLogger;
@@ -219,9 +217,41 @@ export class Daemon {
     this.state = 'running';
   }
 
+  /**
+   * The start-up steps, in order. A failing step throws; start() then undoes
+   * what the steps before it set up: cleanUp() the pid file, control socket,
+   * metrics endpoint and sockets, start() itself the datapath (its backstop
+   * stays) and the bypass rules; the manual SAs step removes its own.
+   */
   private async startUp(configPath: string): Promise<void> {
     this.log.log('daemon', 'info', `tunsec daemon starting (pid ${process.pid}), configuration ${configPath}`);
+    const config = this.loadConfiguration(configPath);
+    const connections = this.loadCredentials(configPath, config);
+    const ikePort = this.ikePort(config);
+    this.writePidFile(config.daemon);
+    this.daemonConfig = config.daemon;
+    await this.serveControl(config.daemon);
+    await this.serveMetrics(config.daemon);
+    await this.bindSockets(config, connections, ikePort);
+    await this.startDatapath(config.daemon, connections);
+    this.installManualSas(config);
+    this.startManager(config.daemon, connections, ikePort);
+    const endpoints = this.endpoints;
+    this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
+      pid: process.pid,
+      pid_file: config.daemon.pid_file,
+      endpoints,
+      connections: connections.map((c) => c.name),
+    });
+    this.connections = connections;
+    this.configPath = configPath;
+    this.runningConfig = config;
+    this.boundIkePort = ikePort;
+    await this.installTrapsAndInitiate(connections);
+  }
 
+  /** Load and check the configuration file; from here on the log has its levels. */
+  private loadConfiguration(configPath: string): TunsecConfig {
     const loaded = loadConfig({ path: configPath });
     if (!loaded.ok) {
       const problems = loaded.error.problems;
@@ -232,10 +262,13 @@ export class Daemon {
         errors.map((p) => describeProblem(configPath, p)),
       );
     }
-    const config = loaded.config;
-    this.log.setLevels(config.daemon.log);
+    this.log.setLevels(loaded.config.daemon.log);
     for (const w of loaded.warnings) this.log.log('cfg', 'warn', describeProblem(configPath, w));
+    return loaded.config;
+  }
 
+  /** Certificates, keys and trust of every connection (./credentials.ts). */
+  private loadCredentials(configPath: string, config: TunsecConfig): ResolvedConnection[] {
     const creds = resolveCredentials(config);
     for (const w of creds.warnings) this.log.log('cfg', 'warn', w);
     if (creds.errors.length > 0) {
@@ -243,182 +276,136 @@ export class Daemon {
       throw new DaemonStartError(`${configPath}: ${creds.errors.length} credential problem${creds.errors.length === 1 ? '' : 's'}`, creds.errors);
     }
     for (const c of creds.connections) {
-      const e = c.entry;
-      this.log.log(
-        'cfg',
-        'info',
-        `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}', ${e.config.children.length} child${e.config.children.length === 1 ? '' : 'ren'}`,
-      );
+      const children = c.entry.config.children.length;
+      this.log.log('cfg', 'info', `${describeConnection(c)}, ${children} child${children === 1 ? '' : 'ren'}`);
     }
     if (creds.connections.length === 0) this.log.log('cfg', 'warn', 'no connections are configured: the daemon will answer no IKE requests');
+    return creds.connections;
+  }
 
-    const ikePort = this.ikePort(config);
+  private ikePort(config: TunsecConfig): number {
+    const r = ikePortOf(config, this.nattPort);
+    if ('error' in r) throw new DaemonStartError(r.error, r.problems);
+    return r.port;
+  }
 
+  /** Refuses to start when it names a running daemon; removed by cleanUp(). */
+  private writePidFile(daemon: DaemonConfig): void {
     try {
-      const r = acquirePidFile(config.daemon.pid_file);
-      this.pidFile = config.daemon.pid_file;
-      if (r.replacedStale !== undefined) this.log.log('daemon', 'info', `replaced stale pid file ${config.daemon.pid_file} (process ${r.replacedStale} is gone)`);
+      const r = acquirePidFile(daemon.pid_file);
+      this.pidFile = daemon.pid_file;
+      if (r.replacedStale !== undefined) this.log.log('daemon', 'info', `replaced stale pid file ${daemon.pid_file} (process ${r.replacedStale} is gone)`);
     } catch (err) {
       if (err instanceof PidFileError) throw new DaemonStartError(err.message);
       throw err;
     }
-    this.daemonConfig = config.daemon;
-    if (this.options.control) {
-      const control = new ControlServer({ path: config.daemon.control_socket, log: this.log, handlers: controlCommands(this) });
-      try {
-        await control.start();
-      } catch (err) {
-        throw new DaemonStartError((err as Error).message);
-      }
-      this.control = control;
-    }
-    if (config.daemon.metrics) {
-      const metrics = new MetricsServer({ listen: config.daemon.metrics, log: this.log, source: daemonMetricsSource(this) });
-      try {
-        await metrics.start();
-      } catch (err) {
-        throw new DaemonStartError((err as Error).message);
-      }
-      this.metricsServer = metrics;
-    }
+  }
 
+  /** With `control: true`; stopped by cleanUp(). */
+  private async serveControl(daemon: DaemonConfig): Promise<void> {
+    if (!this.options.control) return;
+    const control = new ControlServer({ path: daemon.control_socket, log: this.log, handlers: controlCommands(this) });
+    await startOrFail(control);
+    this.control = control;
+  }
+
+  /** With `daemon.metrics`; stopped by cleanUp(). */
+  private async serveMetrics(daemon: DaemonConfig): Promise<void> {
+    if (!daemon.metrics) return;
+    const metrics = new MetricsServer({ listen: daemon.metrics, log: this.log, source: daemonMetricsSource(this) });
+    await startOrFail(metrics);
+    this.metricsServer = metrics;
+  }
+
+  /**
+   * The IKE and NAT-T sockets (closed by cleanUp()) when there is anything to
+   * serve, and the IKE bypass rules with `daemon.bypass_rules` (removed by
+   * start() on failure).
+   */
+  private async bindSockets(config: TunsecConfig, connections: readonly ResolvedConnection[], ikePort: number): Promise<void> {
     // ESP-in-UDP of manual SAs goes through the NAT-T sockets: their addresses are bound too.
     const manualUdp = Object.values(config.manual.sas).flatMap((m) => (m.encap ? [m.local_addr] : []));
-    if (creds.connections.length > 0 || manualUdp.length > 0) {
-      this.transport = await this.bind(
-        [...Object.values(config.connections).flatMap((c) => c.local_addrs), ...manualUdp],
-        ikePort,
-      );
+    if (connections.length > 0 || manualUdp.length > 0) {
+      try {
+        this.transport = await bindIkeSockets([...Object.values(config.connections).flatMap((c) => c.local_addrs), ...manualUdp], ikePort, this.nattPort, this.log);
+      } catch (err) {
+        throw new DaemonStartError((err as Error).message);
+      }
     }
     if (config.daemon.bypass_rules && this.transport) {
       this.bypass = new IkeBypassRules([ikePort, this.nattPort]);
       for (const problem of await this.bypass.install()) this.log.log('net', 'warn', `IKE bypass rule not installed: ${problem}`);
     }
-    const transport = this.transport;
-    if (config.daemon.datapath === 'userspace') {
-      const dp = new DaemonDatapath(config.daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
-      this.datapathInstance = dp;
-      this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
+  }
+
+  /** With `datapath: userspace`; on failure start() stops it keeping its backstop (fail closed). */
+  private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
+    if (daemon.datapath !== 'userspace') return;
+    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    this.datapathInstance = dp;
+    this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
+    try {
+      await dp.start(this.transport, connections);
+    } catch (err) {
+      throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
+    }
+  }
+
+  /** The manual SAs of the file (with the userspace datapath): all of them, or none and the start fails. */
+  private installManualSas(config: TunsecConfig): void {
+    if (config.daemon.datapath !== 'userspace') return;
+    this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
+    const problems: string[] = [];
+    for (const m of Object.values(config.manual.sas)) {
       try {
-        await dp.start(transport, creds.connections);
+        this.manualSas.add(m, 'config');
       } catch (err) {
-        throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
-      }
-      this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
-      const manualProblems: string[] = [];
-      for (const m of Object.values(config.manual.sas)) {
-        try {
-          this.manualSas.add(m, 'config');
-        } catch (err) {
-          manualProblems.push((err as Error).message);
-        }
-      }
-      if (manualProblems.length > 0) {
-        this.manualSas.deleteAll('daemon not started');
-        throw new DaemonStartError('cannot install the manual SAs', manualProblems);
+        problems.push((err as Error).message);
       }
     }
-    const io: IkeSaIo = {
-      nattPort: this.nattPort,
-      keepaliveMs: config.daemon.keep_alive * 1000,
-      sendKeepalive: (local, remote) => {
-        try {
-          transport?.sendKeepalive(local, remote);
-        } catch (err) {
-          this.log.log('net', 'warn', `cannot send NAT-T keepalive to ${fmt(remote)}: ${(err as Error).message}`);
-        }
-      },
-      send: (local, remote, datagrams) => {
-        for (const d of datagrams) {
-          try {
-            transport?.sendIke(local, remote, d);
-          } catch (err) {
-            this.log.log('net', 'error', `cannot send IKE datagram from ${fmt(local)} to ${fmt(remote)}: ${(err as Error).message}`);
-          }
-        }
-      },
-    };
-    this.managerInstance = new IkeSaManager({
-      connections: creds.connections.map((c) => c.entry),
+    if (problems.length > 0) {
+      this.manualSas.deleteAll('daemon not started');
+      throw new DaemonStartError('cannot install the manual SAs', problems);
+    }
+  }
+
+  /** The IKE SA manager over the sockets, its events wired to the log, the end actions and the key log. */
+  private startManager(daemon: DaemonConfig, connections: readonly ResolvedConnection[], ikePort: number): void {
+    const transport = this.transport;
+    const manager = new IkeSaManager({
+      connections: connections.map((c) => c.entry),
       backend: this.backend,
-      log: this.log.ikeLogger(creds.connections.map((c) => c.name)),
-      io,
+      log: this.log.ikeLogger(connections.map((c) => c.name)),
+      io: ikeIo(transport, this.nattPort, daemon.keep_alive * 1000, this.log),
       ikePort,
-      retransmit: { ...config.daemon.retransmit, ...this.options.retransmit },
-      ...managerLimits(config.daemon.limits),
+      retransmit: { ...daemon.retransmit, ...this.options.retransmit },
+      ...managerLimits(daemon.limits),
       unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.initiation.peerLostUs(remote.address)),
     });
-    this.events.attach(this.managerInstance);
-    this.connectionStates.attach(this.managerInstance);
-    this.managerInstance.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
-    this.managerInstance.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
-    this.managerInstance.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
+    this.managerInstance = manager;
+    this.events.attach(manager);
+    this.connectionStates.attach(manager);
+    manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
+    manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
+    manager.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) {
-      this.managerInstance.on('established', (sa) => {
+      manager.on('established', (sa) => {
         const encr = sa.ctx.selected ? transformOfType(sa.ctx.selected, TransformType.ENCR) : undefined;
         const keys = sa.ctx.keys;
         if (encr && keys) keylog.ikeSa({ spiI: sa.ctx.spiI, spiR: sa.ctx.spiR, encrId: encr.id, keyBits: encr.keyLength ?? 0, skEi: keys.skEi, skEr: keys.skEr });
       });
     }
     transport?.on('ike', (d) => this.receiveIke(d));
-    if (!this.datapathInstance) transport?.on('esp', (d) => this.log.log('net', 'debug', `ESP-in-UDP packet from ${fmt(d.remote)} dropped: datapath none`));
-    transport?.on('keepalive', (from, local) => this.log.log('net', 'debug', `NAT-T keepalive from ${fmt(from)} to ${fmt(local)}`));
-    transport?.on('dropped', (reason, from, local) => this.log.log('net', 'debug', `datagram from ${fmt(from)} to ${fmt(local)} dropped: ${reason}`));
+    if (transport) logOtherDatagrams(transport, this.log, this.datapathInstance !== undefined);
+  }
 
-    const endpoints = this.endpoints;
-    this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
-      pid: process.pid,
-      pid_file: config.daemon.pid_file,
-      endpoints,
-      connections: creds.connections.map((c) => c.name),
-    });
-
-    this.connections = creds.connections;
-    this.configPath = configPath;
-    this.runningConfig = config;
-    this.boundIkePort = ikePort;
-    await this.datapathInstance?.installTraps(creds.connections);
+  /** The trap policies, then what a previous daemon's backstop holds beyond them dropped, then the `start` connections initiated. */
+  private async installTrapsAndInitiate(connections: readonly ResolvedConnection[]): Promise<void> {
+    await this.datapathInstance?.installTraps(connections);
     await this.datapathInstance?.settleBackstop();
-    for (const c of creds.connections) {
+    for (const c of connections) {
       if (c.startChildren.length > 0) void this.initiation.keepInitiating(c);
-    }
-  }
-
-  /** One IKE port for all connections (their `local_port`); the NAT-T port is the daemon's. */
-  private ikePort(config: TunsecConfig): number {
-    const ports = new Map<number, string[]>();
-    for (const c of Object.values(config.connections)) ports.set(c.local_port, [...(ports.get(c.local_port) ?? []), c.name]);
-    if (ports.size > 1) {
-      throw new DaemonStartError('connections use different local_port values; tunsec listens on one IKE port', [
-        ...[...ports].map(([port, names]) => `local_port ${port}: ${names.join(', ')}`),
-      ]);
-    }
-    const port = ports.keys().next().value ?? IKE_PORT;
-    if (port === this.nattPort) throw new DaemonStartError(`local_port ${port} is the NAT-T port; choose another IKE port`);
-    return port;
-  }
-
-  private async bind(localAddrs: string[], ikePort: number): Promise<UdpTransport> {
-    const plan = bindAddresses(localAddrs);
-    const attempt = async (addresses: string[]): Promise<UdpTransport> => {
-      const t = new UdpTransport({ addresses, ikePort, nattPort: this.nattPort });
-      await t.start();
-      return t;
-    };
-    try {
-      return await attempt(plan.addresses);
-    } catch (err) {
-      if (plan.optionalV6Wildcard && plan.addresses.length > 1) {
-        try {
-          const t = await attempt(plan.addresses.filter((a) => a !== WILDCARD_V6));
-          this.log.log('net', 'warn', `IPv6 unavailable (${(err as Error).message}); listening on IPv4 only`);
-          return t;
-        } catch {
-          /* report the first failure */
-        }
-      }
-      throw new DaemonStartError((err as Error).message);
     }
   }
 
@@ -494,13 +481,9 @@ export class Daemon {
     const creds = resolveCredentials(config);
     warnings.push(...creds.warnings);
     const errors = [...creds.errors];
-    let ikePort = this.boundIkePort;
-    try {
-      ikePort = this.ikePort(config);
-    } catch (err) {
-      if (!(err instanceof DaemonStartError)) throw err;
-      errors.push(err.problems.length === 0 ? err.message : `${err.message.split('\n')[0]}: ${err.problems.join('; ')}`);
-    }
+    const port = ikePortOf(config, this.nattPort);
+    if ('error' in port) errors.push(port.problems.length === 0 ? port.error : `${port.error}: ${port.problems.join('; ')}`);
+    const ikePort = 'port' in port ? port.port : this.boundIkePort;
     if (errors.length > 0) return reject(errors, warnings);
     for (const w of warnings) this.log.log('cfg', 'warn', w);
 
@@ -528,10 +511,7 @@ export class Daemon {
     // New IKE SAs use the new entries (renewed credentials included); SAs up keep their config.
     this.connections = creds.connections;
     this.managerInstance.setConnections(creds.connections.map((c) => c.entry));
-    for (const c of freshConns) {
-      const e = c.entry;
-      this.log.log('cfg', 'info', `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`);
-    }
+    for (const c of freshConns) this.log.log('cfg', 'info', describeConnection(c));
     for (const name of plan.renewed) this.log.log('cfg', 'info', `connection ${name}: credentials renewed; used from the next authentication, the SAs up stay`);
     // Forget the old traps, install the new ones before the old SAs go: a replaced private child is never in the clear.
     this.datapathInstance?.removeTraps(goneConns, creds.connections);
@@ -653,8 +633,19 @@ export class Daemon {
   }
 }
 
-function fmt(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+/** `loaded connection dc1: 192.0.2.1 → 192.0.2.2:500, local id moon, certificate 'CN=moon'` */
+function describeConnection(c: ResolvedConnection): string {
+  const e = c.entry;
+  return `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`;
+}
+
+/** Start the control socket or the metrics endpoint; failing, the daemon does not start. */
+async function startOrFail(server: { start(): Promise<void> }): Promise<void> {
+  try {
+    await server.start();
+  } catch (err) {
+    throw new DaemonStartError((err as Error).message);
+  }
 }
 
 /** `tunsec.yaml: line 4: connections.dc1.remote_addrs: required` */
