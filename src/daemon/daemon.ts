@@ -10,12 +10,12 @@
  * cannot be bound.
  */
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
-import { formatProblem, loadConfig, type ConfigProblem, type DaemonConfig, type TunsecConfig } from '../config/index.js';
+import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
 import type { Endpoint, ReceivedIke, UdpTransport } from '../ike/net/udp.js';
-import { resolveCredentials, type ResolvedConnection } from './credentials.js';
+import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
 import { ConnectionStates, ControlServer, controlCommands } from './control.js';
@@ -30,9 +30,9 @@ import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer, daemonMetricsSource } from './metrics.js';
 import { IKE_PORT, NATT_PORT, bindIkeSockets, fmt, ikeIo, ikePortOf, logOtherDatagrams } from './ike-sockets.js';
-import { SourceAddressCache, bindAddresses, isWildcard } from './net.js';
+import { SourceAddressCache, isWildcard } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
-import { carryReqids, emptyResult, planReload, summarizeReload, type ReloadResult } from './reload.js';
+import { Reloader, emptyResult, type ReloadResult } from './reload.js';
 
 export { IKE_PORT, NATT_PORT };
 
@@ -78,6 +78,8 @@ export class Daemon {
   private readonly endActions: EndActions;
   /** `tunsec global down|up` (./global-switch.ts). */
   private readonly globalSwitch: GlobalSwitch;
+  /** SIGHUP and `tunsec reload` (./reload.ts). */
+  private readonly reloader: Reloader;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
@@ -87,10 +89,6 @@ export class Daemon {
   private control?: ControlServer;
   private metricsServer?: MetricsServer;
   private daemonConfig?: DaemonConfig;
-  /** For reload: the configuration file, the running configuration (its `daemon:` section as applied) and the bound IKE port. */
-  private configPath?: string;
-  private runningConfig?: TunsecConfig;
-  private boundIkePort?: number;
   private startTime?: number;
   /** When connections were last up / connecting / not connected, for `tunsec status`. */
   readonly connectionStates = new ConnectionStates();
@@ -126,6 +124,22 @@ export class Daemon {
       manager: () => this.managerInstance!,
       setDatapathOff: async (mode) => this.datapathInstance?.setGlobalOff(mode),
       startConnections: () => this.connections.filter((c) => c.startChildren.length > 0),
+      initiation: this.initiation,
+    });
+    this.reloader = new Reloader({
+      log: this.log,
+      nattPort: this.nattPort,
+      phase: () => this.state,
+      manager,
+      connections,
+      hasSockets: () => this.transport !== undefined,
+      adopt: (daemon, connections) => {
+        this.daemonConfig = daemon;
+        this.connections = connections;
+        this.managerInstance!.setConnections(connections.map((c) => c.entry));
+      },
+      datapath: () => this.datapathInstance,
+      mayInitiate: mayNegotiate,
       initiation: this.initiation,
     });
   }
@@ -244,9 +258,7 @@ export class Daemon {
       connections: connections.map((c) => c.name),
     });
     this.connections = connections;
-    this.configPath = configPath;
-    this.runningConfig = config;
-    this.boundIkePort = ikePort;
+    this.reloader.started(configPath, config, ikePort);
     await this.installTrapsAndInitiate(connections);
   }
 
@@ -446,102 +458,11 @@ export class Daemon {
    */
   reload(): Promise<ReloadResult> {
     return this.globalSwitch.serialize(() =>
-      this.reloadNow().catch((err: Error) => {
+      this.reloader.reload().catch((err: Error) => {
         this.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
         return emptyResult(false, [`internal error: ${err.message}`]);
       }),
     );
-  }
-
-  private async reloadNow(): Promise<ReloadResult> {
-    const path = this.configPath;
-    const running = this.runningConfig;
-    if (this.state !== 'running' || path === undefined || running === undefined || !this.managerInstance) {
-      this.log.log('daemon', 'warn', `reload refused: the daemon is ${this.state}`);
-      return emptyResult(false, [`the daemon is ${this.state}`]);
-    }
-    this.log.log('cfg', 'info', `reloading configuration ${path}`);
-    const reject = (errors: string[], warnings: string[]): ReloadResult => {
-      for (const w of warnings) this.log.log('cfg', 'warn', w);
-      for (const e of errors) this.log.log('cfg', 'error', e);
-      const r = emptyResult(false, errors, warnings);
-      this.log.event('daemon', 'config_reload_failed', `${summarizeReload(r)}`, { errors, warnings });
-      return r;
-    };
-    const loaded = loadConfig({ path });
-    if (!loaded.ok) {
-      const problems = loaded.error.problems;
-      return reject(
-        problems.filter((p) => p.severity === 'error').map((p) => describeProblem(path, p)),
-        problems.filter((p) => p.severity !== 'error').map((p) => describeProblem(path, p)),
-      );
-    }
-    const config = loaded.config;
-    const warnings = loaded.warnings.map((w) => describeProblem(path, w));
-    const creds = resolveCredentials(config);
-    warnings.push(...creds.warnings);
-    const errors = [...creds.errors];
-    const port = ikePortOf(config, this.nattPort);
-    if ('error' in port) errors.push(port.problems.length === 0 ? port.error : `${port.error}: ${port.problems.join('; ')}`);
-    const ikePort = 'port' in port ? port.port : this.boundIkePort;
-    if (errors.length > 0) return reject(errors, warnings);
-    for (const w of warnings) this.log.log('cfg', 'warn', w);
-
-    const plan = planReload({ config: running, connections: this.connections }, { config, connections: creds.connections });
-    if (creds.connections.length > 0 && ikePort !== this.boundIkePort) plan.restart.push(`IKE port (local_port) changed from ${this.boundIkePort} to ${ikePort}; needs a restart (the daemon keeps listening on ${this.boundIkePort})`);
-    const addrs = (c: TunsecConfig): string => [...bindAddresses(Object.values(c.connections).flatMap((x) => x.local_addrs)).addresses].sort().join(' ');
-    if (!this.transport && creds.connections.length > 0) {
-      plan.restart.push('the daemon started without connections and has no IKE sockets; the new connections need a restart to be reachable');
-    } else if (this.transport && addrs(config) !== addrs(running)) {
-      plan.restart.push(`IKE socket addresses changed from ${addrs(running) || 'none'} to ${addrs(config) || 'none'}; needs a restart (the daemon keeps its sockets)`);
-    }
-    if (JSON.stringify(config.manual) !== JSON.stringify(running.manual)) plan.restart.push('manual: changed; manual SAs from the file are installed at start (restart, or use tunsec sa add/del)');
-    carryReqids(this.connections, creds.connections, plan.kept);
-
-    const gone = new Set([...plan.removed, ...plan.replaced]);
-    const fresh = new Set([...plan.added, ...plan.replaced]);
-    const goneConns = this.connections.filter((c) => gone.has(c.name));
-    const freshConns = creds.connections.filter((c) => fresh.has(c.name));
-    const freshConfigs = new Set(freshConns.map((c) => c.entry.config));
-    for (const name of gone) this.initiation.stopRetrying(name);
-    // The daemon section: log and global apply now; the rest stays as started (reported in plan.restart).
-    this.daemonConfig = { ...this.daemonConfig!, log: config.daemon.log, global: config.daemon.global };
-    this.log.setLevels(config.daemon.log);
-    this.runningConfig = { ...config, daemon: this.daemonConfig };
-    // New IKE SAs use the new entries (renewed credentials included); SAs up keep their config.
-    this.connections = creds.connections;
-    this.managerInstance.setConnections(creds.connections.map((c) => c.entry));
-    for (const c of freshConns) this.log.log('cfg', 'info', describeConnection(c));
-    for (const name of plan.renewed) this.log.log('cfg', 'info', `connection ${name}: credentials renewed; used from the next authentication, the SAs up stay`);
-    // Forget the old traps, install the new ones before the old SAs go: a replaced private child is never in the clear.
-    this.datapathInstance?.removeTraps(goneConns, creds.connections);
-    await this.datapathInstance?.installTraps(freshConns);
-    const reasons = new Map<string, string>([...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']), ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)'])]);
-    const doomed = this.managerInstance.sas.filter((sa) => sa.state !== 'destroyed' && gone.has(sa.ctx.config.name) && !freshConfigs.has(sa.ctx.config));
-    await Promise.all(
-      [...reasons].map(([name, reason]) => {
-        const sas = doomed.filter((sa) => sa.ctx.config.name === name);
-        if (sas.length > 0) this.log.log('daemon', 'info', `connection ${name}: deleting ${sas.length} IKE SA(s): ${reason}`, { conn: name });
-        return deleteSas(sas, reason, 5000);
-      }),
-    );
-    this.datapathInstance?.removeTraps(goneConns, creds.connections);
-    if (this.globalSwitch.state === 'up' && this.state === 'running') {
-      for (const c of freshConns) if (c.startChildren.length > 0 && !this.initiation.isRetrying(c.name)) void this.initiation.keepInitiating(c);
-    }
-
-    const result: ReloadResult = { ok: true, errors: [], warnings, ...plan };
-    for (const r of plan.restart) this.log.log('cfg', 'warn', r);
-    this.log.event('daemon', 'config_reloaded', summarizeReload(result), {
-      kept: plan.kept,
-      renewed: plan.renewed,
-      added: plan.added,
-      removed: plan.removed,
-      replaced: plan.replaced,
-      applied: plan.applied,
-      restart: plan.restart,
-    });
-    return result;
   }
 
   /**
@@ -633,12 +554,6 @@ export class Daemon {
   }
 }
 
-/** `loaded connection dc1: 192.0.2.1 → 192.0.2.2:500, local id moon, certificate 'CN=moon'` */
-function describeConnection(c: ResolvedConnection): string {
-  const e = c.entry;
-  return `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`;
-}
-
 /** Start the control socket or the metrics endpoint; failing, the daemon does not start. */
 async function startOrFail(server: { start(): Promise<void> }): Promise<void> {
   try {
@@ -646,10 +561,4 @@ async function startOrFail(server: { start(): Promise<void> }): Promise<void> {
   } catch (err) {
     throw new DaemonStartError((err as Error).message);
   }
-}
-
-/** `tunsec.yaml: line 4: connections.dc1.remote_addrs: required` */
-function describeProblem(source: string, p: ConfigProblem): string {
-  const where = p.line === undefined || p.path === '' ? '' : `line ${p.line}: `;
-  return `${source}: ${where}${p.severity === 'warning' ? 'warning: ' : ''}${formatProblem(p)}`;
 }
