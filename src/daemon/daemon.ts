@@ -10,12 +10,12 @@
  * cannot be bound.
  */
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
-import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
+import type { DaemonConfig, TunsecConfig } from '../config/index.js';
 import { IkeSaManager } from '../ike/manager.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
-import type { Endpoint, ReceivedIke, UdpTransport } from '../ike/net/udp.js';
-import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
+import type { Endpoint, UdpTransport } from '../ike/net/udp.js';
+import type { ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
 import { ConnectionStates, ControlServer, controlCommands } from './control.js';
@@ -25,16 +25,14 @@ import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas, type GlobalSwitchState } from './global-switch.js';
 import { Initiation } from './initiation.js';
-import { transformOfType } from '../ike/proposal/index.js';
-import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer, daemonMetricsSource } from './metrics.js';
-import { IKE_PORT, NATT_PORT, bindIkeSockets, fmt, ikeIo, ikePortOf, logOtherDatagrams } from './ike-sockets.js';
-import { SourceAddressCache, isWildcard } from './net.js';
-import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
+import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherDatagrams } from './ike-sockets.js';
+import { releasePidFile } from './pidfile.js';
+import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
 import { Reloader, emptyResult, type ReloadResult } from './reload.js';
 
-export { IKE_PORT, NATT_PORT };
+export { IKE_PORT, NATT_PORT, DaemonStartError };
 
 export interface DaemonOptions {
   logger?: DaemonLogger;
@@ -50,17 +48,6 @@ export interface DaemonOptions {
 
 export type { GlobalSwitchState };
 
-/** Why the daemon did not start; `problems` are the lines to show, each on its own. */
-export class DaemonStartError extends Error {
-  override readonly name = 'DaemonStartError';
-  constructor(
-    message: string,
-    readonly problems: readonly string[] = [],
-  ) {
-    super(problems.length === 0 ? message : `${message}\n${problems.map((p) => `  ${p}`).join('\n')}`);
-  }
-}
-
 export type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class Daemon {
@@ -70,7 +57,6 @@ export class Daemon {
   private managerInstance?: IkeSaManager;
   readonly backend = new SecurityAssociationDatabase();
   private readonly events: SaEventReporter;
-  private readonly sourceAddresses = new SourceAddressCache();
   private connections: ResolvedConnection[] = [];
   /** `start` loops, `tunsec up`, acquires and lost peers (./initiation.ts). */
   private readonly initiation: Initiation;
@@ -80,6 +66,8 @@ export class Daemon {
   private readonly globalSwitch: GlobalSwitch;
   /** SIGHUP and `tunsec reload` (./reload.ts). */
   private readonly reloader: Reloader;
+  /** Received IKE datagrams to the manager (./ike-sockets.ts). */
+  private readonly receiver: IkeReceiver;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
   private datapathInstance?: DaemonDatapath;
@@ -97,25 +85,20 @@ export class Daemon {
     this.log = options.logger ?? new DaemonLogger();
     this.nattPort = options.nattPort ?? NATT_PORT;
     this.events = new SaEventReporter(this.log);
-    const manager = (): IkeSaManager | undefined => this.managerInstance;
-    const connections = (): readonly ResolvedConnection[] => this.connections;
-    const mayNegotiate = (): boolean => this.state === 'running' && this.globalSwitch.state === 'up';
-    this.initiation = new Initiation({
+    // What the parts below see of the daemon.
+    const base = {
       log: this.log,
-      manager,
-      connections,
-      loopsMayRun: () => this.state === 'starting' || this.state === 'running',
-      mayNegotiate,
-      retryDelayMs: options.retryDelayMs,
-    });
+      manager: (): IkeSaManager | undefined => this.managerInstance,
+      connections: (): readonly ResolvedConnection[] => this.connections,
+      mayNegotiate: (): boolean => this.state === 'running' && this.globalSwitch.state === 'up',
+    };
+    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs });
+    const initiation = this.initiation;
     this.endActions = new EndActions({
-      log: this.log,
-      manager,
-      connections,
+      ...base,
       running: () => this.state === 'running',
-      mayNegotiate,
       installTrap: (c, child, remote) => void this.datapathInstance?.installTrap(c, child, remote),
-      initiation: this.initiation,
+      initiation,
     });
     this.globalSwitch = new GlobalSwitch({
       log: this.log,
@@ -124,14 +107,12 @@ export class Daemon {
       manager: () => this.managerInstance!,
       setDatapathOff: async (mode) => this.datapathInstance?.setGlobalOff(mode),
       startConnections: () => this.connections.filter((c) => c.startChildren.length > 0),
-      initiation: this.initiation,
+      initiation,
     });
     this.reloader = new Reloader({
-      log: this.log,
+      ...base,
       nattPort: this.nattPort,
       phase: () => this.state,
-      manager,
-      connections,
       hasSockets: () => this.transport !== undefined,
       adopt: (daemon, connections) => {
         this.daemonConfig = daemon;
@@ -139,8 +120,13 @@ export class Daemon {
         this.managerInstance!.setConnections(connections.map((c) => c.entry));
       },
       datapath: () => this.datapathInstance,
-      mayInitiate: mayNegotiate,
-      initiation: this.initiation,
+      initiation,
+    });
+    this.receiver = new IkeReceiver({
+      ...base,
+      globalDown: () => this.globalSwitch.state === 'down',
+      delivering: () => this.state === 'running' || this.state === 'stopping',
+      guard: (what, f) => this.guard(what, f),
     });
   }
 
@@ -239,16 +225,19 @@ export class Daemon {
    */
   private async startUp(configPath: string): Promise<void> {
     this.log.log('daemon', 'info', `tunsec daemon starting (pid ${process.pid}), configuration ${configPath}`);
-    const config = this.loadConfiguration(configPath);
-    const connections = this.loadCredentials(configPath, config);
-    const ikePort = this.ikePort(config);
-    this.writePidFile(config.daemon);
+    const config = loadConfiguration(configPath, this.log);
+    const connections = loadCredentials(configPath, config, this.log);
+    const ikePort = chooseIkePort(config, this.nattPort);
+    this.pidFile = writePidFile(config.daemon, this.log);
     this.daemonConfig = config.daemon;
     await this.serveControl(config.daemon);
     await this.serveMetrics(config.daemon);
     await this.bindSockets(config, connections, ikePort);
-    await this.startDatapath(config.daemon, connections);
-    this.installManualSas(config);
+    if (config.daemon.datapath === 'userspace') {
+      await this.startDatapath(config.daemon, connections);
+      this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
+      installManualSas(this.manualSas, config);
+    }
     this.startManager(config.daemon, connections, ikePort);
     const endpoints = this.endpoints;
     this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
@@ -260,57 +249,6 @@ export class Daemon {
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
     await this.installTrapsAndInitiate(connections);
-  }
-
-  /** Load and check the configuration file; from here on the log has its levels. */
-  private loadConfiguration(configPath: string): TunsecConfig {
-    const loaded = loadConfig({ path: configPath });
-    if (!loaded.ok) {
-      const problems = loaded.error.problems;
-      for (const p of problems) this.log.log('cfg', p.severity === 'error' ? 'error' : 'warn', describeProblem(configPath, p));
-      const errors = problems.filter((p) => p.severity === 'error');
-      throw new DaemonStartError(
-        `${configPath}: ${errors.length} configuration problem${errors.length === 1 ? '' : 's'}`,
-        errors.map((p) => describeProblem(configPath, p)),
-      );
-    }
-    this.log.setLevels(loaded.config.daemon.log);
-    for (const w of loaded.warnings) this.log.log('cfg', 'warn', describeProblem(configPath, w));
-    return loaded.config;
-  }
-
-  /** Certificates, keys and trust of every connection (./credentials.ts). */
-  private loadCredentials(configPath: string, config: TunsecConfig): ResolvedConnection[] {
-    const creds = resolveCredentials(config);
-    for (const w of creds.warnings) this.log.log('cfg', 'warn', w);
-    if (creds.errors.length > 0) {
-      for (const e of creds.errors) this.log.log('cfg', 'error', e);
-      throw new DaemonStartError(`${configPath}: ${creds.errors.length} credential problem${creds.errors.length === 1 ? '' : 's'}`, creds.errors);
-    }
-    for (const c of creds.connections) {
-      const children = c.entry.config.children.length;
-      this.log.log('cfg', 'info', `${describeConnection(c)}, ${children} child${children === 1 ? '' : 'ren'}`);
-    }
-    if (creds.connections.length === 0) this.log.log('cfg', 'warn', 'no connections are configured: the daemon will answer no IKE requests');
-    return creds.connections;
-  }
-
-  private ikePort(config: TunsecConfig): number {
-    const r = ikePortOf(config, this.nattPort);
-    if ('error' in r) throw new DaemonStartError(r.error, r.problems);
-    return r.port;
-  }
-
-  /** Refuses to start when it names a running daemon; removed by cleanUp(). */
-  private writePidFile(daemon: DaemonConfig): void {
-    try {
-      const r = acquirePidFile(daemon.pid_file);
-      this.pidFile = daemon.pid_file;
-      if (r.replacedStale !== undefined) this.log.log('daemon', 'info', `replaced stale pid file ${daemon.pid_file} (process ${r.replacedStale} is gone)`);
-    } catch (err) {
-      if (err instanceof PidFileError) throw new DaemonStartError(err.message);
-      throw err;
-    }
   }
 
   /** With `control: true`; stopped by cleanUp(). */
@@ -350,9 +288,8 @@ export class Daemon {
     }
   }
 
-  /** With `datapath: userspace`; on failure start() stops it keeping its backstop (fail closed). */
+  /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    if (daemon.datapath !== 'userspace') return;
     const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
@@ -360,24 +297,6 @@ export class Daemon {
       await dp.start(this.transport, connections);
     } catch (err) {
       throw new DaemonStartError(`cannot start the userspace ESP datapath: ${(err as Error).message}`);
-    }
-  }
-
-  /** The manual SAs of the file (with the userspace datapath): all of them, or none and the start fails. */
-  private installManualSas(config: TunsecConfig): void {
-    if (config.daemon.datapath !== 'userspace') return;
-    this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
-    const problems: string[] = [];
-    for (const m of Object.values(config.manual.sas)) {
-      try {
-        this.manualSas.add(m, 'config');
-      } catch (err) {
-        problems.push((err as Error).message);
-      }
-    }
-    if (problems.length > 0) {
-      this.manualSas.deleteAll('daemon not started');
-      throw new DaemonStartError('cannot install the manual SAs', problems);
     }
   }
 
@@ -401,14 +320,8 @@ export class Daemon {
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
     manager.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
-    if (keylog) {
-      manager.on('established', (sa) => {
-        const encr = sa.ctx.selected ? transformOfType(sa.ctx.selected, TransformType.ENCR) : undefined;
-        const keys = sa.ctx.keys;
-        if (encr && keys) keylog.ikeSa({ spiI: sa.ctx.spiI, spiR: sa.ctx.spiR, encrId: encr.id, keyBits: encr.keyLength ?? 0, skEi: keys.skEi, skEr: keys.skEr });
-      });
-    }
-    transport?.on('ike', (d) => this.receiveIke(d));
+    if (keylog) manager.on('established', (sa) => keylog.ikeSaEstablished(sa));
+    transport?.on('ike', (d) => this.receiver.receive(d));
     if (transport) logOtherDatagrams(transport, this.log, this.datapathInstance !== undefined);
   }
 
@@ -419,25 +332,6 @@ export class Daemon {
     for (const c of connections) {
       if (c.startChildren.length > 0) void this.initiation.keepInitiating(c);
     }
-  }
-
-  private receiveIke(d: ReceivedIke): void {
-    if (this.globalSwitch.state === 'down') return this.log.log('net', 'debug', `IKE datagram from ${fmt(d.remote)} ignored: the global switch is down`);
-    this.guard('IKE datagram', () => {
-      if (!isWildcard(d.local.address)) {
-        this.managerInstance?.receive(d.message, d.local, d.remote);
-        return;
-      }
-      // A wildcard socket: IKE needs the concrete address the datagram was sent to.
-      this.sourceAddresses.get(d.remote.address).then(
-        (address) =>
-          this.guard('IKE datagram', () => {
-            if (this.state !== 'running' && this.state !== 'stopping') return;
-            this.managerInstance?.receive(d.message, { address, port: d.local.port }, d.remote);
-              }),
-        (err: Error) => this.log.log('net', 'warn', `IKE datagram from ${fmt(d.remote)} dropped: no route back (${err.message})`),
-      );
-    });
   }
 
   /** Run a handler; an exception is logged, never thrown into the event loop. */
@@ -475,11 +369,7 @@ export class Daemon {
     if (this.globalSwitch.state !== 'up') throw new Error(`the global switch is ${this.globalSwitch.state}: nothing is initiated until 'tunsec global up'`);
     const c = this.connections.find((x) => x.name === name);
     if (!c) throw new Error(`no connection named '${name}'`);
-    const alive = this.managerInstance!.sas.filter((sa) => sa.ctx.config.name === name && (sa.state === 'created' || sa.state === 'connecting' || sa.state === 'established'));
-    const established = alive.find((sa) => sa.state === 'established');
-    if (established) return { sa: established, already: true };
-    this.log.log('daemon', 'info', `connection ${name}: initiating (tunsec up)`, { conn: name });
-    return { sa: await this.initiation.up(c, alive[0], timeoutMs), already: false };
+    return this.initiation.up(c, timeoutMs);
   }
 
   /**
@@ -551,14 +441,5 @@ export class Daemon {
     this.metricsServer = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
-  }
-}
-
-/** Start the control socket or the metrics endpoint; failing, the daemon does not start. */
-async function startOrFail(server: { start(): Promise<void> }): Promise<void> {
-  try {
-    await server.start();
-  } catch (err) {
-    throw new DaemonStartError((err as Error).message);
   }
 }

@@ -1,14 +1,16 @@
 /**
  * The daemon's IKE sockets (src/ike/net/udp.ts): the one IKE port of all
  * connections, binding (IPv4 only when `%any` finds IPv6 unavailable), the
- * IkeSaIo the IKE SAs send through, and the debug log of what arrives
- * besides IKE. Which addresses are bound: ./net.ts.
+ * IkeSaIo the IKE SAs send through, received IKE datagrams handed to the
+ * manager, and the debug log of what arrives besides IKE. Which addresses
+ * are bound: ./net.ts.
  */
 import type { TunsecConfig } from '../config/index.js';
+import type { IkeSaManager } from '../ike/manager.js';
 import type { IkeSaIo } from '../ike/sa/ike-sa.js';
-import { UdpTransport, type Endpoint } from '../ike/net/udp.js';
+import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js';
 import type { DaemonLogger } from './logger.js';
-import { bindAddresses, WILDCARD_V6 } from './net.js';
+import { SourceAddressCache, bindAddresses, isWildcard, WILDCARD_V6 } from './net.js';
 
 /** The IKE port when no connection sets `local_port` (RFC 7296 §2). */
 export const IKE_PORT = 500;
@@ -76,6 +78,47 @@ export function ikeIo(transport: UdpTransport | undefined, nattPort: number, kee
       }
     },
   };
+}
+
+export interface IkeReceiverHost {
+  readonly log: DaemonLogger;
+  manager(): IkeSaManager | undefined;
+  /** IKE datagrams are ignored while the global switch is down. */
+  globalDown(): boolean;
+  /** A datagram whose local address had to be looked up is still handed over: the daemon runs or stops. */
+  delivering(): boolean;
+  /** Run a handler; an exception is logged, never thrown into the event loop. */
+  guard(what: string, f: () => void): void;
+}
+
+/**
+ * Hands received IKE datagrams to the manager. A wildcard socket does not
+ * tell the address a datagram was sent to, yet IKE needs it: the address the
+ * kernel routes back to the sender from stands in (./net.ts).
+ */
+export class IkeReceiver {
+  private readonly sourceAddresses = new SourceAddressCache();
+
+  constructor(private readonly host: IkeReceiverHost) {}
+
+  receive(d: ReceivedIke): void {
+    const host = this.host;
+    if (host.globalDown()) return host.log.log('net', 'debug', `IKE datagram from ${fmt(d.remote)} ignored: the global switch is down`);
+    host.guard('IKE datagram', () => {
+      if (!isWildcard(d.local.address)) {
+        host.manager()?.receive(d.message, d.local, d.remote);
+        return;
+      }
+      this.sourceAddresses.get(d.remote.address).then(
+        (address) =>
+          host.guard('IKE datagram', () => {
+            if (!host.delivering()) return;
+            host.manager()?.receive(d.message, { address, port: d.local.port }, d.remote);
+          }),
+        (err: Error) => host.log.log('net', 'warn', `IKE datagram from ${fmt(d.remote)} dropped: no route back (${err.message})`),
+      );
+    });
+  }
 }
 
 /** Debug lines for NAT-T keepalives and dropped datagrams, and for ESP-in-UDP when there is no datapath to take it. */

@@ -116,12 +116,17 @@ export class Initiation {
   }
 
   /**
-   * `tunsec up`: initiate `c` (or follow `pending`, an IKE SA of it under way)
-   * until it is established; rejects with the reason it failed or, after
-   * `timeoutMs`, with UpTimeout (the attempt then goes on).
+   * `tunsec up`: the established IKE SA of `c`, or initiate it (or follow an
+   * IKE SA of it under way) until it is established; rejects with the reason
+   * it failed or, after `timeoutMs`, with UpTimeout (the attempt goes on).
    */
-  async up(c: ResolvedConnection, pending: IkeSa | undefined, timeoutMs: number): Promise<IkeSa> {
+  async up(c: ResolvedConnection, timeoutMs: number): Promise<{ sa: IkeSa; already: boolean }> {
+    const alive = this.host.manager()!.sas.filter((sa) => sa.ctx.config.name === c.name && (sa.state === 'created' || sa.state === 'connecting' || sa.state === 'established'));
+    const established = alive.find((sa) => sa.state === 'established');
+    if (established) return { sa: established, already: true };
+    this.host.log.log('daemon', 'info', `connection ${c.name}: initiating (tunsec up)`, { conn: c.name });
     this.retrying.delete(c.name); // this attempt replaces a retry loop waiting for its next try
+    const pending = alive[0];
     const attempt = pending
       ? new Promise<IkeSa>((resolve, reject) => {
           pending.on('established', () => resolve(pending));
@@ -133,7 +138,7 @@ export class Initiation {
       timer = setTimeout(() => reject(new UpTimeout(`not established after ${timeoutMs / 1000} s; the attempt goes on`)), timeoutMs);
     });
     try {
-      return await Promise.race([attempt, timeout]);
+      return { sa: await Promise.race([attempt, timeout]), already: false };
     } finally {
       clearTimeout(timer);
       attempt.catch(() => {});

@@ -126,8 +126,8 @@ export interface ReloadHost {
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
   datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
-  /** The `start` connections of the new configuration may be initiated: the daemon runs and the global switch is up. */
-  mayInitiate(): boolean;
+  /** New `start` connections are initiated only when the daemon runs and the global switch is up. */
+  mayNegotiate(): boolean;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 
@@ -224,7 +224,7 @@ export class Reloader {
       }),
     );
     datapath?.removeTraps(goneConns, creds.connections);
-    if (this.host.mayInitiate()) {
+    if (this.host.mayNegotiate()) {
       for (const c of freshConns) if (c.startChildren.length > 0 && !this.host.initiation.isRetrying(c.name)) void this.host.initiation.keepInitiating(c);
     }
 
