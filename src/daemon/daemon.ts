@@ -1,7 +1,10 @@
 /**
  * The tunsec daemon: loads the configuration and credentials, binds the IKE
  * sockets, runs the IKE SA manager over them, initiates the connections with
- * `start_action: start`, and shuts everything down on request.
+ * `start_action: start`, and shuts everything down on request. It starts and
+ * stops its parts, in an order that fails closed: ./startup.ts (steps that
+ * need no daemon state), ./ike-sockets.ts, ./datapath.ts, ./initiation.ts,
+ * ./end-actions.ts, ./global-switch.ts, ./reload.ts.
  *
  * Nothing a peer sends and no bug in a handler may stop the daemon: errors in
  * event handlers are logged and the daemon goes on. Starting fails (with
@@ -24,13 +27,13 @@ import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas, type GlobalSwitchState } from './global-switch.js';
-import { Initiation } from './initiation.js';
+import { Initiation, type DaemonView } from './initiation.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer, daemonMetricsSource } from './metrics.js';
 import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherDatagrams } from './ike-sockets.js';
 import { releasePidFile } from './pidfile.js';
 import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
-import { Reloader, emptyResult, type ReloadResult } from './reload.js';
+import { Reloader, type ReloadResult } from './reload.js';
 
 export { IKE_PORT, NATT_PORT, DaemonStartError };
 
@@ -85,12 +88,11 @@ export class Daemon {
     this.log = options.logger ?? new DaemonLogger();
     this.nattPort = options.nattPort ?? NATT_PORT;
     this.events = new SaEventReporter(this.log);
-    // What the parts below see of the daemon.
-    const base = {
+    const base: DaemonView = {
       log: this.log,
-      manager: (): IkeSaManager | undefined => this.managerInstance,
-      connections: (): readonly ResolvedConnection[] => this.connections,
-      mayNegotiate: (): boolean => this.state === 'running' && this.globalSwitch.state === 'up',
+      manager: () => this.managerInstance,
+      connections: () => this.connections,
+      mayNegotiate: () => this.state === 'running' && this.globalSwitch.state === 'up',
     };
     this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs });
     const initiation = this.initiation;
@@ -343,20 +345,9 @@ export class Daemon {
     }
   }
 
-  /**
-   * SIGHUP and `tunsec reload` (./reload.ts): re-read the configuration and
-   * credentials; an invalid one is rejected as a whole (every problem in the
-   * result and the log) and the running one stays. Unchanged connections keep
-   * their SAs, removed ones lose them, changed ones are replaced, new ones are
-   * loaded. Runs after any global switch transition. Never rejects.
-   */
+  /** SIGHUP and `tunsec reload` (./reload.ts), after any global switch transition. Never rejects. */
   reload(): Promise<ReloadResult> {
-    return this.globalSwitch.serialize(() =>
-      this.reloader.reload().catch((err: Error) => {
-        this.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
-        return emptyResult(false, [`internal error: ${err.message}`]);
-      }),
-    );
+    return this.globalSwitch.serialize(() => this.reloader.reload());
   }
 
   /**
@@ -387,11 +378,7 @@ export class Daemon {
     return sas.length;
   }
 
-  /**
-   * `tunsec global down`: stop initiating (start, trap, acquire), engage the
-   * datapath's off state, delete every IKE SA (./global-switch.ts). IKE
-   * requests from peers are ignored while the switch is down.
-   */
+  /** `tunsec global down` (./global-switch.ts); IKE requests from peers are ignored while the switch is down. */
   globalDown(timeoutMs: number): Promise<{ deleted: number; already: boolean }> {
     return this.globalSwitch.down(timeoutMs);
   }

@@ -11,22 +11,13 @@
  * (./initiation.ts).
  */
 import type { ExpireEvent } from '../esp/api.js';
-import type { IkeSaManager } from '../ike/manager.js';
 import type { IkeSa, IkeSaEndCause } from '../ike/sa/ike-sa.js';
 import type { ResolvedConnection } from './credentials.js';
-import type { Initiation } from './initiation.js';
-import type { DaemonLogger } from './logger.js';
+import type { DaemonView, Initiation } from './initiation.js';
 
-export interface EndActionsHost {
-  readonly log: DaemonLogger;
-  /** The IKE SA manager, once started. */
-  manager(): IkeSaManager | undefined;
-  /** The loaded connections, in configuration order. */
-  connections(): readonly ResolvedConnection[];
+export interface EndActionsHost extends DaemonView {
   /** The daemon runs (not starting, not stopping). */
   running(): boolean;
-  /** Actions may negotiate: the daemon runs and the global switch is up. */
-  mayNegotiate(): boolean;
   /** Install the trap policy of `child` (DaemonDatapath.installTrap; nothing with `datapath: none`). */
   installTrap(c: ResolvedConnection, child: string, remoteAddress: string): void;
   readonly initiation: Pick<Initiation, 'isRetrying' | 'keepInitiating'>;

@@ -16,16 +16,20 @@ import type { DaemonLogger } from './logger.js';
 import { LostPeers } from './lost-peers.js';
 import { sourceAddressFor } from './net.js';
 
-export interface InitiationHost {
+/** What the daemon's parts (initiation, end actions, reload) see of it; ./daemon.ts builds one for all. */
+export interface DaemonView {
   readonly log: DaemonLogger;
   /** The IKE SA manager, once started. */
   manager(): IkeSaManager | undefined;
   /** The loaded connections, in configuration order. */
   connections(): readonly ResolvedConnection[];
+  /** The daemon may negotiate on its own (acquire, lost peer, end actions, new `start` connections): it runs and the global switch is up. */
+  mayNegotiate(): boolean;
+}
+
+export interface InitiationHost extends DaemonView {
   /** `start` loops go on: the daemon is starting or running. */
   loopsMayRun(): boolean;
-  /** On-demand negotiation may begin: the daemon runs and the global switch is up. */
-  mayNegotiate(): boolean;
   /** Delay before re-initiating a failed `start` connection: first, and the cap as it doubles (default 1 s, 60 s). */
   retryDelayMs?: { initial: number; max: number };
 }

@@ -16,13 +16,11 @@
  *   restart and are reported, not applied.
  */
 import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
-import type { IkeSaManager } from '../ike/manager.js';
 import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
 import type { DaemonDatapath } from './datapath.js';
 import { deleteSas } from './global-switch.js';
 import { ikePortOf } from './ike-sockets.js';
-import type { Initiation } from './initiation.js';
-import type { DaemonLogger } from './logger.js';
+import type { DaemonView, Initiation } from './initiation.js';
 import { bindAddresses } from './net.js';
 
 export interface ReloadPlan {
@@ -113,21 +111,16 @@ export function carryReqids(current: readonly ResolvedConnection[], next: readon
 }
 
 /** What the Reloader sees of the daemon. */
-export interface ReloadHost {
-  readonly log: DaemonLogger;
+export interface ReloadHost extends DaemonView {
   /** The NAT-T port the daemon bound (no connection may take it as its IKE port). */
   readonly nattPort: number;
   /** `running`, or the phase that refuses a reload. */
   phase(): string;
-  manager(): IkeSaManager | undefined;
-  connections(): readonly ResolvedConnection[];
   /** Whether the daemon bound IKE sockets (it does not without connections and manual SAs in UDP). */
   hasSockets(): boolean;
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
   datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
-  /** New `start` connections are initiated only when the daemon runs and the global switch is up. */
-  mayNegotiate(): boolean;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 
@@ -148,7 +141,15 @@ export class Reloader {
     this.running = { path, config, ikePort };
   }
 
-  async reload(): Promise<ReloadResult> {
+  /** Never rejects: an internal error is logged and in the result. */
+  reload(): Promise<ReloadResult> {
+    return this.reloadNow().catch((err: Error) => {
+      this.host.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
+      return emptyResult(false, [`internal error: ${err.message}`]);
+    });
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
     const log = this.host.log;
     const manager = this.host.manager();
     const phase = this.host.phase();
