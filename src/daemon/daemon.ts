@@ -221,24 +221,22 @@ export class Daemon {
 
   /**
    * The start-up steps, in order. A failing step throws; start() then undoes
-   * what the steps before it set up: cleanUp() the pid file, control socket,
-   * metrics endpoint and sockets, start() itself the datapath (its backstop
-   * stays) and the bypass rules; the manual SAs step removes its own.
+   * what the steps before it set up (the comments say who undoes what).
    */
   private async startUp(configPath: string): Promise<void> {
     this.log.log('daemon', 'info', `tunsec daemon starting (pid ${process.pid}), configuration ${configPath}`);
     const config = loadConfiguration(configPath, this.log);
     const connections = loadCredentials(configPath, config, this.log);
     const ikePort = chooseIkePort(config, this.nattPort);
-    this.pidFile = writePidFile(config.daemon, this.log);
+    this.pidFile = writePidFile(config.daemon, this.log); // removed by cleanUp()
     this.daemonConfig = config.daemon;
-    await this.serveControl(config.daemon);
-    await this.serveMetrics(config.daemon);
-    await this.bindSockets(config, connections, ikePort);
+    await this.serveControl(config.daemon); // stopped by cleanUp()
+    await this.serveMetrics(config.daemon); // stopped by cleanUp()
+    await this.bindSockets(config, connections, ikePort); // sockets closed by cleanUp(), bypass rules removed by start()
     if (config.daemon.datapath === 'userspace') {
-      await this.startDatapath(config.daemon, connections);
+      await this.startDatapath(config.daemon, connections); // stopped by start(), its backstop kept (fail closed)
       this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
-      installManualSas(this.manualSas, config);
+      installManualSas(this.manualSas, config); // all or none: a failure removes those installed
     }
     this.startManager(config.daemon, connections, ikePort);
     const endpoints = this.endpoints;
