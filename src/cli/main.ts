@@ -16,7 +16,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatProblem, loadConfig, type ConfigProblem, type TunsecConfig } from '../config/index.js';
+import { describeProblem, loadConfig, type TunsecConfig } from '../config/index.js';
 import { resolveCredentials } from '../daemon/credentials.js';
 import { keyFilePermissionWarning } from '../pki/load.js';
 import { Daemon, DaemonStartError, NATT_PORT } from '../daemon/daemon.js';
@@ -98,11 +98,6 @@ export function version(): string {
     dir = dirname(dir);
   }
   return 'unknown';
-}
-
-function describeProblem(source: string, p: ConfigProblem): string {
-  const where = p.line === undefined || p.path === '' ? '' : `line ${p.line}: `;
-  return `${source}: ${where}${p.severity === 'warning' ? 'warning: ' : ''}${formatProblem(p)}`;
 }
 
 function plural(n: number, word: string, many = `${word}s`): string {

@@ -2,7 +2,7 @@
 export type { ConfigSource, LoadResult } from './load.js';
 export { loadConfig, loadConfigOrThrow } from './load.js';
 export type { ConfigProblem } from './problems.js';
-export { ConfigError, formatProblem } from './problems.js';
+export { ConfigError, describeProblem, formatProblem } from './problems.js';
 export type * from './types.js';
 export { parseIdentity } from './identity.js';
 export { parseTrafficSelector } from '../ike/ts/syntax.js';

@@ -23,6 +23,12 @@ export function formatProblem(p: ConfigProblem): string {
   return p.path === '' ? p.message : `${p.path}: ${p.message}`;
 }
 
+/** With the source and line, as the daemon and `tunsec check` log it: `tunsec.yaml: line 4: connections.dc1.remote_addrs: required` */
+export function describeProblem(source: string, p: ConfigProblem): string {
+  const where = p.line === undefined || p.path === '' ? '' : `line ${p.line}: `;
+  return `${source}: ${where}${p.severity === 'warning' ? 'warning: ' : ''}${formatProblem(p)}`;
+}
+
 export function formatPath(segments: readonly PathSegment[]): string {
   let out = '';
   for (const s of segments) out += typeof s === 'number' ? `[${s}]` : out === '' ? s : `.${s}`;

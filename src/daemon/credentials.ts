@@ -330,6 +330,12 @@ export function childConfig(child: ChildConfig & { mode: 'transport' | 'tunnel' 
 }
 
 /** `moon.ikev2.test`, `C=CH, O=…, CN=moon` — for logs. */
+/** `loaded connection dc1: 192.0.2.1 → 192.0.2.2:500, local id moon, certificate 'CN=moon'` */
+export function describeConnection(c: ResolvedConnection): string {
+  const e = c.entry;
+  return `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`;
+}
+
 export function describeIdentity(id: Identity | undefined): string {
   return id === undefined ? '%any' : identityToString(id);
 }

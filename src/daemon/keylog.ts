@@ -17,7 +17,9 @@
 import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SaSpec } from '../esp/api.js';
-import { EncrId } from '../ike/transforms.js';
+import { transformOfType } from '../ike/proposal/index.js';
+import type { IkeSa } from '../ike/sa/ike-sa.js';
+import { EncrId, TransformType } from '../ike/transforms.js';
 
 export interface IkeKeyLogEntry {
   spiI: Buffer;
@@ -65,6 +67,13 @@ export class KeyLog {
     const prefs = join(dir, 'preferences');
     if (!existsSync(prefs)) writeFileSync(prefs, '# written by tunsec: decrypt ESP with the keys in esp_sa\nesp.enable_encryption_decode: TRUE\n', { mode: 0o600 });
     return new KeyLog(dir);
+  }
+
+  /** The keys of an IKE SA just established (nothing before its keys and cipher are known). */
+  ikeSaEstablished(sa: IkeSa): void {
+    const encr = sa.ctx.selected ? transformOfType(sa.ctx.selected, TransformType.ENCR) : undefined;
+    const keys = sa.ctx.keys;
+    if (encr && keys) this.ikeSa({ spiI: sa.ctx.spiI, spiR: sa.ctx.spiR, encrId: encr.id, keyBits: encr.keyLength ?? 0, skEi: keys.skEi, skEr: keys.skEr });
   }
 
   ikeSa(e: IkeKeyLogEntry): void {

@@ -1,7 +1,8 @@
 /**
  * Configuration reload (SIGHUP, `tunsec reload`), as strongSwan's
  * `swanctl --load-all`: what changes between the running configuration and
- * the one just loaded. Pure: the daemon (./daemon.ts) applies the plan.
+ * the one just loaded (planReload, pure), and the Reloader that applies it
+ * to the running daemon through a narrow host.
  *
  * - A connection whose configuration (every key of its section, file paths
  *   included) is the same is **kept**: its IKE and CHILD SAs stay up. Its
@@ -14,8 +15,13 @@
  * - `daemon:` settings: `log` and `global` are applied; the others need a
  *   restart and are reported, not applied.
  */
-import type { DaemonConfig, TunsecConfig } from '../config/index.js';
-import type { ResolvedConnection } from './credentials.js';
+import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
+import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
+import type { DaemonDatapath } from './datapath.js';
+import { deleteSas } from './global-switch.js';
+import { ikePortOf } from './ike-sockets.js';
+import type { DaemonView, Initiation } from './initiation.js';
+import { bindAddresses } from './net.js';
 
 export interface ReloadPlan {
   kept: string[];
@@ -101,6 +107,140 @@ export function carryReqids(current: readonly ResolvedConnection[], next: readon
       const r = old?.shunts.find((x) => x.name === s.name)?.reqid;
       s.reqid = r ?? ++high;
     }
+  }
+}
+
+/** What the Reloader sees of the daemon. */
+export interface ReloadHost extends DaemonView {
+  /** The NAT-T port the daemon bound (no connection may take it as its IKE port). */
+  readonly nattPort: number;
+  /** `running`, or the phase that refuses a reload. */
+  phase(): string;
+  /** Whether the daemon bound IKE sockets (it does not without connections and manual SAs in UDP). */
+  hasSockets(): boolean;
+  /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
+  adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
+  datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
+  readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
+}
+
+/**
+ * Reloads the running daemon: re-reads the configuration and credentials;
+ * an invalid one is rejected as a whole (every problem in the result and
+ * the log) and the running one stays. Unchanged connections keep their SAs,
+ * removed ones lose them, changed ones are replaced, new ones are loaded.
+ */
+export class Reloader {
+  /** The configuration file, the running configuration (its `daemon:` section as applied) and the bound IKE port. */
+  private running?: { path: string; config: TunsecConfig; ikePort: number };
+
+  constructor(private readonly host: ReloadHost) {}
+
+  /** The daemon started with `config` from `path`, listening on `ikePort`. */
+  started(path: string, config: TunsecConfig, ikePort: number): void {
+    this.running = { path, config, ikePort };
+  }
+
+  /** Never rejects: an internal error is logged and in the result. */
+  reload(): Promise<ReloadResult> {
+    return this.reloadNow().catch((err: Error) => {
+      this.host.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
+      return emptyResult(false, [`internal error: ${err.message}`]);
+    });
+  }
+
+  private async reloadNow(): Promise<ReloadResult> {
+    const log = this.host.log;
+    const manager = this.host.manager();
+    const phase = this.host.phase();
+    if (phase !== 'running' || this.running === undefined || !manager) {
+      log.log('daemon', 'warn', `reload refused: the daemon is ${phase}`);
+      return emptyResult(false, [`the daemon is ${phase}`]);
+    }
+    const { path, config: running, ikePort: boundIkePort } = this.running;
+    log.log('cfg', 'info', `reloading configuration ${path}`);
+    const reject = (errors: string[], warnings: string[]): ReloadResult => {
+      for (const w of warnings) log.log('cfg', 'warn', w);
+      for (const e of errors) log.log('cfg', 'error', e);
+      const r = emptyResult(false, errors, warnings);
+      log.event('daemon', 'config_reload_failed', `${summarizeReload(r)}`, { errors, warnings });
+      return r;
+    };
+    const loaded = loadConfig({ path });
+    if (!loaded.ok) {
+      const problems = loaded.error.problems;
+      return reject(
+        problems.filter((p) => p.severity === 'error').map((p) => describeProblem(path, p)),
+        problems.filter((p) => p.severity !== 'error').map((p) => describeProblem(path, p)),
+      );
+    }
+    const config = loaded.config;
+    const warnings = loaded.warnings.map((w) => describeProblem(path, w));
+    const creds = resolveCredentials(config);
+    warnings.push(...creds.warnings);
+    const errors = [...creds.errors];
+    const port = ikePortOf(config, this.host.nattPort);
+    if ('error' in port) errors.push(port.problems.length === 0 ? port.error : `${port.error}: ${port.problems.join('; ')}`);
+    const ikePort = 'port' in port ? port.port : boundIkePort;
+    if (errors.length > 0) return reject(errors, warnings);
+    for (const w of warnings) log.log('cfg', 'warn', w);
+
+    const current = this.host.connections();
+    const plan = planReload({ config: running, connections: current }, { config, connections: creds.connections });
+    if (creds.connections.length > 0 && ikePort !== boundIkePort) plan.restart.push(`IKE port (local_port) changed from ${boundIkePort} to ${ikePort}; needs a restart (the daemon keeps listening on ${boundIkePort})`);
+    const addrs = (c: TunsecConfig): string => [...bindAddresses(Object.values(c.connections).flatMap((x) => x.local_addrs)).addresses].sort().join(' ');
+    if (!this.host.hasSockets() && creds.connections.length > 0) {
+      plan.restart.push('the daemon started without connections and has no IKE sockets; the new connections need a restart to be reachable');
+    } else if (this.host.hasSockets() && addrs(config) !== addrs(running)) {
+      plan.restart.push(`IKE socket addresses changed from ${addrs(running) || 'none'} to ${addrs(config) || 'none'}; needs a restart (the daemon keeps its sockets)`);
+    }
+    if (JSON.stringify(config.manual) !== JSON.stringify(running.manual)) plan.restart.push('manual: changed; manual SAs from the file are installed at start (restart, or use tunsec sa add/del)');
+    carryReqids(current, creds.connections, plan.kept);
+
+    const gone = new Set([...plan.removed, ...plan.replaced]);
+    const fresh = new Set([...plan.added, ...plan.replaced]);
+    const goneConns = current.filter((c) => gone.has(c.name));
+    const freshConns = creds.connections.filter((c) => fresh.has(c.name));
+    const freshConfigs = new Set(freshConns.map((c) => c.entry.config));
+    for (const name of gone) this.host.initiation.stopRetrying(name);
+    // The daemon section: log and global apply now; the rest stays as started (reported in plan.restart).
+    const daemon = { ...running.daemon, log: config.daemon.log, global: config.daemon.global };
+    log.setLevels(config.daemon.log);
+    this.running = { path, config: { ...config, daemon }, ikePort: boundIkePort };
+    // New IKE SAs use the new entries (renewed credentials included); SAs up keep their config.
+    this.host.adopt(daemon, creds.connections);
+    for (const c of freshConns) log.log('cfg', 'info', describeConnection(c));
+    for (const name of plan.renewed) log.log('cfg', 'info', `connection ${name}: credentials renewed; used from the next authentication, the SAs up stay`);
+    // Forget the old traps, install the new ones before the old SAs go: a replaced private child is never in the clear.
+    const datapath = this.host.datapath();
+    datapath?.removeTraps(goneConns, creds.connections);
+    await datapath?.installTraps(freshConns);
+    const reasons = new Map<string, string>([...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']), ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)'])]);
+    const doomed = manager.sas.filter((sa) => sa.state !== 'destroyed' && gone.has(sa.ctx.config.name) && !freshConfigs.has(sa.ctx.config));
+    await Promise.all(
+      [...reasons].map(([name, reason]) => {
+        const sas = doomed.filter((sa) => sa.ctx.config.name === name);
+        if (sas.length > 0) log.log('daemon', 'info', `connection ${name}: deleting ${sas.length} IKE SA(s): ${reason}`, { conn: name });
+        return deleteSas(sas, reason, 5000);
+      }),
+    );
+    datapath?.removeTraps(goneConns, creds.connections);
+    if (this.host.mayNegotiate()) {
+      for (const c of freshConns) if (c.startChildren.length > 0 && !this.host.initiation.isRetrying(c.name)) void this.host.initiation.keepInitiating(c);
+    }
+
+    const result: ReloadResult = { ok: true, errors: [], warnings, ...plan };
+    for (const r of plan.restart) log.log('cfg', 'warn', r);
+    log.event('daemon', 'config_reloaded', summarizeReload(result), {
+      kept: plan.kept,
+      renewed: plan.renewed,
+      added: plan.added,
+      removed: plan.removed,
+      replaced: plan.replaced,
+      applied: plan.applied,
+      restart: plan.restart,
+    });
+    return result;
   }
 }
 

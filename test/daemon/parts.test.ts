@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { retryDelay } from '../../src/daemon/daemon.js';
+import { retryDelay } from '../../src/daemon/initiation.js';
 import { spiHex } from '../../src/daemon/events.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { SourceAddressCache, bindAddresses, sourceAddressFor } from '../../src/daemon/net.js';
