@@ -18,7 +18,10 @@ import { UdpTransport, type Endpoint, type ReceivedIke } from '../ike/net/udp.js
 import { resolveCredentials, type ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
-import { ConnectionStates, ControlServer, controlCommands } from './control.js';
+import { ConnectionStates } from './connection-states.js';
+import { ControlServer } from './control/server.js';
+import { controlCommands } from './control/commands.js';
+import { daemonMetricsSource } from './control/views.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
@@ -27,10 +30,12 @@ import type { ExpireEvent } from '../esp/api.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import { TransformType } from '../ike/transforms.js';
 import { DaemonLogger } from './logger.js';
-import { MetricsServer, daemonMetricsSource } from './metrics.js';
+import { MetricsServer } from './metrics.js';
 import { SourceAddressCache, bindAddresses, isWildcard, sourceAddressFor, WILDCARD_V6 } from './net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from './pidfile.js';
-import { carryReqids, emptyResult, planReload, summarizeReload, type ReloadResult } from './reload.js';
+import { carryReqids, emptyResult, planReload } from './reload.js';
+import { summarizeReload } from '../control/reload-summary.js';
+import type { DaemonState, GlobalSwitchState, ReloadResult } from '../control/protocol.js';
 
 /** The IKE port when no connection sets `local_port` (RFC 7296 §2). */
 export const IKE_PORT = 500;
@@ -49,9 +54,6 @@ export interface DaemonOptions {
   control?: boolean;
 }
 
-/** The global off switch (`tunsec global down|up`): `going-*` while a transition runs. */
-export type GlobalSwitchState = 'up' | 'going-down' | 'down' | 'going-up';
-
 /** Why the daemon did not start; `problems` are the lines to show, each on its own. */
 export class DaemonStartError extends Error {
   override readonly name = 'DaemonStartError';
@@ -62,8 +64,6 @@ export class DaemonStartError extends Error {
     super(problems.length === 0 ? message : `${message}\n${problems.map((p) => `  ${p}`).join('\n')}`);
   }
 }
-
-export type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class Daemon {
   readonly log: DaemonLogger;
