@@ -13,7 +13,9 @@
  * no response only for a blank line.
  * Seeds: a request for every command, valid and with bad arguments (fuzz/seed.ts).
  */
-import { ControlServer, controlCommands, type ControlErrorCode, type ControlHandler, type ControlResponse } from '../../src/daemon/control.js';
+import type { ControlErrorCode, ControlResponse } from '../../src/control/protocol.js';
+import { controlCommands, type DaemonControl } from '../../src/daemon/control/commands.js';
+import { ControlServer, type ControlHandler } from '../../src/daemon/control/server.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { ManualSas } from '../../src/daemon/manual.js';
@@ -29,7 +31,7 @@ const quiet = new DaemonLogger({ json: true, write: () => {} });
 function handlers(): Record<string, ControlHandler> {
   const idle = controlCommands(new Daemon({ logger: quiet }));
   const manual = new ManualSas({ sad: new SecurityAssociationDatabase(), log: quiet, udpAvailable: () => true });
-  const running = controlCommands({ phase: 'running', manual, connectionList: [] } as unknown as Daemon);
+  const running = controlCommands({ phase: 'running', manual, connectionList: [] } as unknown as DaemonControl);
   return { ...idle, 'sa-add': running['sa-add']!, 'sa-list': running['sa-list']!, 'sa-del': running['sa-del']! };
 }
 

@@ -3,7 +3,7 @@
  * one connection per request, one JSON line out, one JSON line back.
  */
 import { createConnection } from 'node:net';
-import type { ControlErrorCode, ControlResponse } from '../daemon/control.js';
+import type { ControlErrorCode, ControlResponse } from '../control/protocol.js';
 
 /** Where the daemon listens unless the configuration says otherwise (`daemon.control_socket`). */
 export const DEFAULT_CONTROL_SOCKET = '/run/tunsec.sock';

@@ -21,19 +21,23 @@ import type { Endpoint, UdpTransport } from '../ike/net/udp.js';
 import type { ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
-import { ConnectionStates, ControlServer, controlCommands } from './control.js';
+import { ConnectionStates } from './connection-states.js';
+import { ControlServer } from './control/server.js';
+import { controlCommands } from './control/commands.js';
+import { daemonMetricsSource } from './control/views.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
-import { GlobalSwitch, deleteSas, type GlobalSwitchState } from './global-switch.js';
+import { GlobalSwitch, deleteSas } from './global-switch.js';
 import { Initiation, type DaemonView } from './initiation.js';
 import { DaemonLogger } from './logger.js';
-import { MetricsServer, daemonMetricsSource } from './metrics.js';
+import { MetricsServer } from './metrics.js';
 import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherDatagrams } from './ike-sockets.js';
 import { releasePidFile } from './pidfile.js';
 import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
-import { Reloader, type ReloadResult } from './reload.js';
+import { Reloader } from './reload.js';
+import type { DaemonState, GlobalSwitchState, ReloadResult } from '../control/protocol.js';
 
 export { IKE_PORT, NATT_PORT, DaemonStartError };
 
@@ -50,8 +54,6 @@ export interface DaemonOptions {
 }
 
 export type { GlobalSwitchState };
-
-export type DaemonState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export class Daemon {
   readonly log: DaemonLogger;

@@ -27,8 +27,9 @@
 import { networkInterfaces } from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
 import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
-import { EspDatapath, type DatapathCounters, type DatapathLogger } from '../esp/datapath.js';
-import { EspDataplane, zeroIoCounters, type IoCounters } from '../esp/io.js';
+import { EspDatapath, type DatapathLogger } from '../esp/datapath.js';
+import { EspDataplane, zeroIoCounters } from '../esp/io.js';
+import type { DatapathStatus } from '../control/protocol.js';
 import type { SecurityAssociationDatabase } from '../esp/sadb.js';
 import type { SpdEntry } from '../esp/spd.js';
 import { compileSelector, selectorMatches } from '../esp/spd.js';
@@ -52,15 +53,6 @@ export interface TrapInfo {
   connection: string;
   child: string;
   spec: PolicySpec;
-}
-
-export interface DatapathStatus {
-  tun: string | undefined;
-  counters: DatapathCounters;
-  io: IoCounters;
-  traps: Array<{ connection: string; child: string; reqid: number }>;
-  /** The kernel backstop of the private policies (./routes.ts): what is installed, its table, and whether global down (clear) lifted it. */
-  backstop: { table: number; rules: number; routes: number; lifted: boolean };
 }
 
 export class DaemonDatapath {

@@ -11,9 +11,10 @@ import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { ResolvedConnection } from './credentials.js';
 import type { Initiation } from './initiation.js';
 import type { DaemonLogger } from './logger.js';
+import type { GlobalSwitchState } from '../control/protocol.js';
 
-/** `going-*` while a transition runs. */
-export type GlobalSwitchState = 'up' | 'going-down' | 'down' | 'going-up';
+export type { GlobalSwitchState };
+
 
 export interface GlobalSwitchHost {
   readonly log: DaemonLogger;

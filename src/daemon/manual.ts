@@ -17,45 +17,12 @@ import { EncrId } from '../ike/transforms.js';
 import { parseTrafficSelector } from '../ike/ts/syntax.js';
 import { formatRanges, resolveTsConfig, toEspSelectors } from '../ike/ts/index.js';
 import type { DaemonLogger } from './logger.js';
+import type { ManualSaInfo, ManualSaListResult } from '../control/protocol.js';
 
 /** The first reqid of manual SAs. */
 export const MANUAL_REQID_BASE = 0x10000;
 
 const NO_LIFETIMES = { softSeconds: 0, hardSeconds: 0, softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 0 };
-
-export interface ManualSaInfo {
-  name: string;
-  /** `config` (the file, installed at start) or `runtime` (`tunsec sa add`). */
-  origin: 'config' | 'runtime';
-  reqid: number;
-  mode: 'transport' | 'tunnel';
-  encap: { local_port: number; remote_port: number } | null;
-  proposal: string;
-  local_addr: string;
-  remote_addr: string;
-  spi_in: string;
-  spi_out: string;
-  /** Whether each SA is still in the SAD (a non-ESN SA whose sequence numbers ran out is removed). */
-  installed_in: boolean;
-  installed_out: boolean;
-  local_ts: string;
-  remote_ts: string;
-  policy: 'private' | 'private-or-clear';
-  installed: string;
-  bytes_in: number;
-  packets_in: number;
-  bytes_out: number;
-  packets_out: number;
-  replay_window: number;
-  replay_drops: number;
-  icv_failures: number;
-  bad_padding: number;
-  policy_drops: number;
-}
-
-export interface ManualSaListResult {
-  sas: ManualSaInfo[];
-}
 
 interface Installed {
   config: ManualSaConfig;

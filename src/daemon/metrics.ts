@@ -4,8 +4,9 @@
  * its own — never prom-client's global one).
  *
  * Nothing is counted here: every scrape takes one snapshot of what `tunsec
- * status` and `tunsec list-sas` show (the same gatherers, src/daemon/control.ts)
- * and the metrics' collect callbacks turn it into samples. The datapath pays
+ * status` and `tunsec list-sas` show (the same views, src/daemon/control/views.ts,
+ * passed in as a MetricsSource) and the metrics' collect callbacks turn it into
+ * samples; this module knows the results, not the daemon. The datapath pays
  * nothing per packet for metrics.
  *
  * A bad path gets 404, another method 405; a failing collection is logged and
@@ -20,11 +21,10 @@ import type { DatapathCounters } from '../esp/datapath.js';
 import type { IoCounters } from '../esp/io.js';
 import type { ManagerCounters } from '../ike/manager.js';
 import type { IkeSaState } from '../ike/sa/context.js';
-import type { Daemon, GlobalSwitchState } from './daemon.js';
-import { listSas, statusOf, type ConnectionState, type ListSasResult, type StatusResult } from './control.js';
+import type { ConnectionState, GlobalSwitchState, ListSasResult, StatusResult } from '../control/protocol.js';
 import type { DaemonLogger } from './logger.js';
 
-/** The counters of a manual SA pair in `list-sas` (./manual.ts `ManualSaInfo`). */
+/** The counters of a manual SA pair in `list-sas` (`ManualSaInfo`, src/control/protocol.ts). */
 interface ManualSaCounters {
   name: string;
   reqid: number;
@@ -44,12 +44,8 @@ export interface MetricsSnapshot {
   sas: ListSasResult;
 }
 
+/** A daemon's is `daemonMetricsSource` (./control/views.ts); tests pass their own. */
 export type MetricsSource = () => MetricsSnapshot;
-
-/** The snapshot of a running daemon, from the control commands' gatherers. */
-export function daemonMetricsSource(daemon: Daemon): MetricsSource {
-  return () => ({ status: statusOf(daemon), sas: listSas(daemon) });
-}
 
 /** `tunsec_connection_state`'s values. */
 export const CONNECTION_STATE_VALUE: Record<ConnectionState, number> = { 'not connected': 0, connecting: 1, established: 2 };

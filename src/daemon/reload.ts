@@ -22,6 +22,8 @@ import { deleteSas } from './global-switch.js';
 import { ikePortOf } from './ike-sockets.js';
 import type { DaemonView, Initiation } from './initiation.js';
 import { bindAddresses } from './net.js';
+import { summarizeReload } from '../control/reload-summary.js';
+import type { ReloadResult } from '../control/protocol.js';
 
 export interface ReloadPlan {
   kept: string[];
@@ -244,38 +246,8 @@ export class Reloader {
   }
 }
 
-/** The result of a reload, as `tunsec reload` shows it. */
-export interface ReloadResult {
-  ok: boolean;
-  /** Every problem when the reload was rejected (the running configuration stays). */
-  errors: string[];
-  warnings: string[];
-  kept: string[];
-  renewed: string[];
-  added: string[];
-  removed: string[];
-  replaced: string[];
-  applied: string[];
-  restart: string[];
-}
-
 export function emptyResult(ok: boolean, errors: string[] = [], warnings: string[] = []): ReloadResult {
   return { ok, errors, warnings, kept: [], renewed: [], added: [], removed: [], replaced: [], applied: [], restart: [] };
-}
-
-/** One line: `kept dc1 (renewed); added dc2; removed old; replaced web`. */
-export function summarizeReload(r: ReloadResult): string {
-  if (!r.ok) return `configuration not reloaded: ${r.errors.length} problem${r.errors.length === 1 ? '' : 's'}; the running configuration stays`;
-  const parts: string[] = [];
-  const list = (names: string[]): string => names.join(', ');
-  if (r.kept.length) parts.push(`kept ${r.kept.map((n) => (r.renewed.includes(n) ? `${n} (credentials renewed)` : n)).join(', ')}`);
-  if (r.added.length) parts.push(`added ${list(r.added)}`);
-  if (r.removed.length) parts.push(`removed ${list(r.removed)}`);
-  if (r.replaced.length) parts.push(`replaced ${list(r.replaced)}`);
-  if (parts.length === 0) parts.push('no connections');
-  if (r.applied.length) parts.push(`applied ${list(r.applied)}`);
-  if (r.restart.length) parts.push(`${r.restart.length} setting${r.restart.length === 1 ? '' : 's'} need${r.restart.length === 1 ? 's' : ''} a restart`);
-  return `configuration reloaded: ${parts.join('; ')}`;
 }
 
 /** A deterministic text for configuration values: sorted keys; Buffers, bigints, Dates, Maps and Sets included. */

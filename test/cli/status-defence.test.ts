@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { formatStatus } from '../../src/cli/commands/status.js';
-import type { IkeDefenceStatus, StatusResult } from '../../src/daemon/control.js';
+import type { IkeDefenceStatus, StatusResult } from '../../src/control/protocol.js';
 
 const ike = (o: Partial<IkeDefenceStatus>): IkeDefenceStatus => ({
   half_open: 0,

@@ -9,8 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { parseManualSa, type ManualSaConfig } from '../../src/config/manual.js';
 import { OUT_SEND, EspDatapath } from '../../src/esp/datapath.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
-import { ControlError, controlCommands } from '../../src/daemon/control.js';
-import type { Daemon } from '../../src/daemon/daemon.js';
+import { controlCommands, type DaemonControl } from '../../src/daemon/control/commands.js';
+import { ControlError } from '../../src/daemon/control/server.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { MANUAL_REQID_BASE, ManualSas } from '../../src/daemon/manual.js';
 import { icmp, inResult, ipPacket, outResult } from '../esp/support.js';
@@ -127,7 +127,7 @@ describe('ManualSas', () => {
 });
 
 describe('control commands sa-list, sa-add, sa-del', () => {
-  const daemonWith = (manual: ManualSas | undefined, phase = 'running') => controlCommands({ phase, manual, connectionList: [] } as unknown as Daemon);
+  const daemonWith = (manual: ManualSas | undefined, phase = 'running') => controlCommands({ phase, manual, connectionList: [] } as unknown as DaemonControl);
   const call = async (h: Record<string, (a: Record<string, unknown>) => unknown>, command: string, args: Record<string, unknown> = {}) => h[command]!(args);
   const rejects = async (p: Promise<unknown>): Promise<ControlError> => {
     try {

@@ -9,6 +9,7 @@ import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, generateKeyPair, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { DaemonLogger } from '../../src/daemon/logger.js';
 
 export const REPO = join(import.meta.dirname, '..', '..');
 export const CLI = join(REPO, 'src', 'cli', 'main.ts');
@@ -228,3 +229,11 @@ export function writeLoopbackConfig(
   );
   return file;
 }
+
+/** A JSON logger whose lines the test reads. */
+export function collectingLogger(): { logger: DaemonLogger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  return { lines, logger: new DaemonLogger({ json: true, write: (l) => lines.push(JSON.parse(l) as LogLine) }) };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

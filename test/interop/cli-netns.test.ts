@@ -9,7 +9,7 @@ import { statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
 import { Capture, isNeighborDiscovery } from '../support/capture.js';
 import { NetnsPair, type NetnsSide } from '../support/netns.js';

@@ -13,8 +13,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { controlRequest } from '../../src/cli/control-client.js';
-import type { ManualSaListResult } from '../../src/daemon/manual.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ManualSaListResult } from '../../src/control/protocol.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
 import { pidFromFile, requireRootAndPrograms, stopPid } from '../support/proc.js';

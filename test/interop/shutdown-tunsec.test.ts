@@ -14,7 +14,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCa, type Issued } from '../../src/pki/issue.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
 import { FAST_RETRANSMIT, peerCertificates, peerDaemon, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';

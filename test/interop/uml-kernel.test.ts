@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCa, type Issued } from '../../src/pki/issue.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
 import { requireStrongSwan } from '../support/strongswan.js';

@@ -23,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { controlRequest } from '../../src/cli/control-client.js';
 import { createCa, type Issued } from '../../src/pki/issue.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
 import { requireRootAndPrograms, run, waitFor } from '../support/proc.js';
 import { requireStrongSwan } from '../support/strongswan.js';

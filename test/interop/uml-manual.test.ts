@@ -25,8 +25,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import type { ManualSaInfo, ManualSaListResult } from '../../src/daemon/manual.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ManualSaInfo, ManualSaListResult } from '../../src/control/protocol.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { controlRequest } from '../../src/cli/control-client.js';
 import { Capture, isNeighborDiscovery } from '../support/capture.js';
 import { requireRootAndPrograms, sleep } from '../support/proc.js';

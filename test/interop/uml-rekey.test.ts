@@ -31,7 +31,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/cli/control-client.js';
 import { createCa, type Issued } from '../../src/pki/issue.js';
-import type { ListSasResult } from '../../src/daemon/control.js';
+import type { ListSasResult } from '../../src/control/protocol.js';
 import { pingSummary, requireRootAndPrograms, sleep } from '../support/proc.js';
 import { requireStrongSwan } from '../support/strongswan.js';
 import { GuestStrongSwan, UmlLab, requireUml, type SwanctlIkeSa } from '../support/uml.js';

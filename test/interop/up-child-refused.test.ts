@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CheckResult, StatusResult } from '../../src/daemon/control.js';
+import type { CheckResult, StatusResult } from '../../src/control/protocol.js';
 import { createCa } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms, type RunResult } from '../support/proc.js';

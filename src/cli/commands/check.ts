@@ -5,7 +5,7 @@
  * out in the clear by a private-or-clear fallback), 3 UNKNOWN (the daemon
  * cannot be asked, an unknown NAME, a usage error).
  */
-import type { CheckResult } from '../../daemon/control.js';
+import type { CheckResult } from '../../control/protocol.js';
 import { ControlRequestFailed, ControlUnreachable, controlRequest } from '../control-client.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, type Io } from './common.js';
 

@@ -5,7 +5,7 @@
  * until the `start` connections are established (or their first attempt
  * failed). Nothing is persisted: a restarted daemon comes up `up`.
  */
-import type { GlobalResult } from '../../daemon/control.js';
+import type { GlobalResult } from '../../control/protocol.js';
 import { UsageError, WAITING_OPTIONS, controlTarget, duration, parseArgs, plural, runControl, type Io } from './common.js';
 
 export async function globalCommand(args: readonly string[], io: Io): Promise<number> {

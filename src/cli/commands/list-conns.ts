@@ -2,7 +2,7 @@
  * `tunsec list-conns`: the loaded connections and their children, laid out
  * like `swanctl --list-conns`.
  */
-import type { ConnInfo, ListConnsResult } from '../../daemon/control.js';
+import type { ConnInfo, ListConnsResult } from '../../control/protocol.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
 
 export async function listConnsCommand(args: readonly string[], io: Io): Promise<number> {

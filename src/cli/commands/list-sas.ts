@@ -13,7 +13,7 @@
  *       local  10.77.0.1/32
  *       remote 10.77.0.2/32
  */
-import type { ChildSaInfo, IkeSaInfo, ListSasResult } from '../../daemon/control.js';
+import type { ChildSaInfo, IkeSaInfo, ListSasResult } from '../../control/protocol.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, duration, endpoint, parseArgs, runControl, type Io } from './common.js';
 
 export async function listSasCommand(args: readonly string[], io: Io): Promise<number> {

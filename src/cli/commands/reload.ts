@@ -4,8 +4,8 @@
  * settings that need a restart and the warnings; exit 1 with every problem
  * on stderr when the configuration was rejected (the running one stays).
  */
-import type { ReloadResult } from '../../daemon/reload.js';
-import { summarizeReload } from '../../daemon/reload.js';
+import type { ReloadResult } from '../../control/protocol.js';
+import { summarizeReload } from '../../control/reload-summary.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
 
 /** The daemon may wait up to 5 s for peers to answer Deletes of removed connections. */

@@ -15,7 +15,7 @@
  * Keys on the command line are visible to other local users (ps, shell
  * history): prefer the configuration file (mode 0600) for lasting SAs.
  */
-import type { ManualSaInfo, ManualSaListResult } from '../../daemon/manual.js';
+import type { ManualSaInfo, ManualSaListResult } from '../../control/protocol.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
 
 export async function saCommand(args: readonly string[], io: Io): Promise<number> {

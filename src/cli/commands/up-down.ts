@@ -5,7 +5,7 @@
  * `swanctl --initiate --child`, an IKE_SA whose CHILD_SA the peer refused is
  * a failure of `up` (the IKE_SA stays up; `status` shows the CHILD_SA failed).
  */
-import type { DownResult, UpResult } from '../../daemon/control.js';
+import type { DownResult, UpResult } from '../../control/protocol.js';
 import { UsageError, WAITING_OPTIONS, controlTarget, parseArgs, plural, runControl, type Io } from './common.js';
 
 const UP_DEFAULT_TIMEOUT = 60;

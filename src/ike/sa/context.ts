@@ -16,6 +16,17 @@ import type { Logger } from '../log.js';
 
 export type IkeSaState = 'created' | 'connecting' | 'established' | 'deleting' | 'destroyed';
 
+/**
+ * Why an IKE SA ended, for what comes next (strongSwan's dpd_action and
+ * close_action): `dead-peer` — an exchange was not answered after every
+ * retransmission (§2.4, DPD included); `peer-deleted` — the peer sent a Delete;
+ * `failed` — it never got established (or the peer reported AUTHENTICATION_FAILED);
+ * `replaced` — a new IKE SA of the same identities took over (INITIAL_CONTACT /
+ * `unique`); `rekeyed` — its successor carries its CHILD_SAs (§2.18);
+ * `expired` — not rekeyed within rekey_time + over_time; `local` — we deleted it.
+ */
+export type IkeSaEndCause = 'local' | 'peer-deleted' | 'dead-peer' | 'failed' | 'replaced' | 'rekeyed' | 'expired';
+
 export interface ChildSaRecord {
   name: string;
   reqid: number;

@@ -32,7 +32,7 @@ import { CreateChildRefusal, NewChildRequest, respondCreateChildSa, type CreateC
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
-import { IkeSaContext, type ChildSaRecord } from './context.js';
+import { IkeSaContext, type ChildSaRecord, type IkeSaEndCause } from './context.js';
 import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
 import { respondInformational } from '../tasks/delete.js';
@@ -50,16 +50,7 @@ export interface IkeSaIo {
   readonly keepaliveMs?: number;
 }
 
-/**
- * Why an IKE SA ended, for what comes next (strongSwan's dpd_action and
- * close_action): `dead-peer` — an exchange was not answered after every
- * retransmission (§2.4, DPD included); `peer-deleted` — the peer sent a Delete;
- * `failed` — it never got established (or the peer reported AUTHENTICATION_FAILED);
- * `replaced` — a new IKE SA of the same identities took over (INITIAL_CONTACT /
- * `unique`); `rekeyed` — its successor carries its CHILD_SAs (§2.18);
- * `expired` — not rekeyed within rekey_time + over_time; `local` — we deleted it.
- */
-export type IkeSaEndCause = 'local' | 'peer-deleted' | 'dead-peer' | 'failed' | 'replaced' | 'rekeyed' | 'expired';
+export type { IkeSaEndCause } from './context.js';
 
 export interface IkeSaEvents {
   established(sa: IkeSa): void;

@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Certificate, Identity, TrustStore } from '../../pki/index.js';
 import type { IpsecMode, PolicyFailureMode, SaLifetimes } from '../../esp/api.js';
 import type { Proposal } from '../proposal/index.js';
-import type { TrafficSelectorConfig } from '../ts/index.js';
+import type { TrafficSelectorConfig } from '../ts/syntax.js';
 
 export interface ChildPeerConfig {
   name: string;

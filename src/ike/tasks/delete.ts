@@ -13,8 +13,7 @@
 import { NotifyType, PayloadType } from '../codec/index.js';
 import { deletePayload } from '../codec/build.js';
 import { ProtocolId } from '../transforms.js';
-import type { IkeSaContext } from '../sa/context.js';
-import type { IkeSaEndCause } from '../sa/ike-sa.js';
+import type { IkeSaContext, IkeSaEndCause } from '../sa/context.js';
 import type { TaskMessage } from './task.js';
 
 export interface InformationalResponder {

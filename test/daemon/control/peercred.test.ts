@@ -10,10 +10,10 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlServer, socketPeerCredentials } from '../../src/daemon/control.js';
-import { DaemonLogger } from '../../src/daemon/logger.js';
-import { loadNative } from '../../src/native/addon.js';
-import { requireRootAndPrograms } from '../support/proc.js';
+import { ControlServer, socketPeerCredentials } from '../../../src/daemon/control/server.js';
+import { DaemonLogger } from '../../../src/daemon/logger.js';
+import { loadNative } from '../../../src/native/addon.js';
+import { requireRootAndPrograms } from '../../support/proc.js';
 
 requireRootAndPrograms('control socket peer credentials', ['setpriv']);
 
