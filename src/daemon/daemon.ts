@@ -204,8 +204,9 @@ export class Daemon {
     if (this.state !== 'new') throw new Error(`daemon already ${this.state}`);
     this.state = 'starting';
     this.startTime = Date.now();
+    let started: { pidFile: string; connections: string[] };
     try {
-      await this.startUp(configPath);
+      started = await this.startUp(configPath);
     } catch (err) {
       await this.datapathInstance?.stop({ keepBackstop: true });
       this.datapathInstance = undefined;
@@ -219,13 +220,21 @@ export class Daemon {
       throw err;
     }
     this.state = 'running';
+    // Only now: whoever waits for this line may use the control socket at once.
+    const endpoints = this.endpoints;
+    this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
+      pid: process.pid,
+      pid_file: started.pidFile,
+      endpoints,
+      connections: started.connections,
+    });
   }
 
   /**
    * The start-up steps, in order. A failing step throws; start() then undoes
    * what the steps before it set up (the comments say who undoes what).
    */
-  private async startUp(configPath: string): Promise<void> {
+  private async startUp(configPath: string): Promise<{ pidFile: string; connections: string[] }> {
     this.log.log('daemon', 'info', `tunsec daemon starting (pid ${process.pid}), configuration ${configPath}`);
     const config = loadConfiguration(configPath, this.log);
     const connections = loadCredentials(configPath, config, this.log);
@@ -241,16 +250,10 @@ export class Daemon {
       installManualSas(this.manualSas, config); // all or none: a failure removes those installed
     }
     this.startManager(config.daemon, connections, ikePort);
-    const endpoints = this.endpoints;
-    this.log.event('daemon', 'daemon_started', `tunsec daemon running (pid ${process.pid}), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`, {
-      pid: process.pid,
-      pid_file: config.daemon.pid_file,
-      endpoints,
-      connections: connections.map((c) => c.name),
-    });
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
     await this.installTrapsAndInitiate(connections);
+    return { pidFile: config.daemon.pid_file, connections: connections.map((c) => c.name) };
   }
 
   /** With `control: true`; stopped by cleanUp(). */

@@ -39,9 +39,15 @@ export class UpTimeout extends Error {
   override readonly name = 'UpTimeout';
 }
 
+/** A `start` loop: since when it runs; `wake` while it waits for its next attempt. */
+interface RetryLoop {
+  since: number;
+  wake?: () => void;
+}
+
 export class Initiation {
   /** Connections with a `start` initiation loop running (an attempt, or waiting to retry); removing the entry ends the loop. */
-  private readonly retrying = new Map<string, { since: number }>();
+  private readonly retrying = new Map<string, RetryLoop>();
   /** Connections with an on-demand (acquire, lost peer) initiation in progress. */
   private readonly initiating = new Set<string>();
   private readonly lostPeers = new LostPeers();
@@ -84,7 +90,7 @@ export class Initiation {
    * `firstOutcome` hears how the first attempt ended. `down`, `global down` and stop end the loop.
    */
   async keepInitiating(c: ResolvedConnection, firstOutcome?: (err?: Error) => void): Promise<void> {
-    const loop = { since: Date.now() };
+    const loop: RetryLoop = { since: Date.now() };
     this.retrying.set(c.name, loop);
     try {
       await this.initiateWithRetries(c, loop, firstOutcome);
@@ -93,7 +99,7 @@ export class Initiation {
     }
   }
 
-  private async initiateWithRetries(c: ResolvedConnection, loop: { since: number }, firstOutcome?: (err?: Error) => void): Promise<void> {
+  private async initiateWithRetries(c: ResolvedConnection, loop: RetryLoop, firstOutcome?: (err?: Error) => void): Promise<void> {
     const delays = this.host.retryDelayMs ?? { initial: 1000, max: 60_000 };
     const current = (): boolean => this.host.loopsMayRun() && this.retrying.get(c.name) === loop;
     for (let attempt = 1; current(); attempt++) {
@@ -114,7 +120,7 @@ export class Initiation {
           `connection ${c.name}: establishing failed (attempt ${attempt} of ${tries}): ${(err as Error).message}${last ? '; giving up (keyingtries)' : ''}`,
         );
         if (last) return;
-        await this.sleep(retryDelay(attempt, delays));
+        await this.sleep(retryDelay(attempt, delays), loop);
       }
     }
   }
@@ -162,6 +168,13 @@ export class Initiation {
     const config = up?.ctx.config.children.find((c) => c.name === child);
     if (up && config && !up.ctx.children.some((c) => c.name === child)) return up.createChild(config, 'traffic hit its trap policy (acquire)');
     if (sas.length > 0 || this.initiating.has(connection)) return;
+    // A `start` loop waits to retry: its next attempt is the negotiation, now (a second one would make a duplicate IKE SA).
+    const loop = this.retrying.get(connection);
+    if (loop) {
+      if (loop.wake) this.host.log.log('daemon', 'info', `traffic for ${connection}/${child}: retrying the connection now (acquire)`, { conn: connection, child });
+      loop.wake?.();
+      return;
+    }
     const c = this.host.connections().find((x) => x.name === connection);
     if (!c) return;
     if (!c.entry.remoteAddrs.some((a) => a !== '%any')) {
@@ -209,17 +222,20 @@ export class Initiation {
     return this.host.manager()!.initiate(c.name, local);
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Wait `ms`; wakeAll(), or `loop.wake()` while waiting, cuts it short. */
+  private sleep(ms: number, loop?: RetryLoop): Promise<void> {
     return new Promise((resolve) => {
       const wake = (): void => {
         clearTimeout(timer);
         this.timers.delete(timer);
         this.wakeups.delete(wake);
+        if (loop) loop.wake = undefined;
         resolve();
       };
       const timer = setTimeout(wake, ms);
       this.timers.add(timer);
       this.wakeups.add(wake);
+      if (loop) loop.wake = wake;
     });
   }
 }

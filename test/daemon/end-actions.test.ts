@@ -116,3 +116,22 @@ describe('initiation on demand', () => {
     expect(lines.join('')).toContain('traffic for dc1/a dropped: no SA, and remote_addrs names no peer to negotiate with');
   });
 });
+
+describe('initiation on demand while a start loop waits to retry', () => {
+  it('traffic hitting the trap wakes the waiting loop for its next attempt instead of negotiating a second IKE SA beside it', async () => {
+    const c = { ...connection(), keyingtries: 0 } as ResolvedConnection;
+    const { h, lines } = host(c);
+    const sa = ikeSa('established', ['a'], { ctx: { spiI: Buffer.alloc(8, 1) } });
+    const initiate = vi.fn().mockRejectedValueOnce(new Error('peer unreachable')).mockResolvedValueOnce(sa);
+    const initiation = new Initiation({ ...h, manager: () => ({ sas: [], initiate }) as unknown as IkeSaManager, loopsMayRun: () => true, retryDelayMs: { initial: 600_000, max: 600_000 } });
+    const loop = initiation.keepInitiating(c);
+    await vi.waitFor(() => expect(lines.join('')).toContain('establishing failed (attempt 1 of forever)'));
+    initiation.acquired('dc1', 'a');
+    initiation.acquired('dc1', 'a');
+    await loop;
+    expect(initiate).toHaveBeenCalledTimes(2);
+    expect(lines.join('')).toContain('connection dc1 established (attempt 2)');
+    expect(lines.join('')).not.toContain('triggers negotiation (acquire)');
+    expect(initiation.isRetrying('dc1')).toBe(false);
+  });
+});
