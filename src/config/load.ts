@@ -250,6 +250,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       hold_packets: daemonIn.hold_packets,
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
+      watch_credentials: daemonIn.watch_credentials,
       limits: daemonIn.limits,
     };
     // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and

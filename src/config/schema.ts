@@ -97,6 +97,7 @@ export const daemonSchema = z.strictObject({
   retransmit_base: decimal(1, 10).default(1.8),
   retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
+  watch_credentials: duration().default(10),
   limits: limitsSchema.prefault({}),
 });
 

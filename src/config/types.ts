@@ -74,6 +74,8 @@ export interface DaemonConfig {
   retransmit: { timeout: number; base: number; tries: number };
   /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
   mss_clamp: boolean;
+  /** Seconds between polls of the credential files (certificates, keys, CAs, CRLs); a change reloads the credentials. 0: off. */
+  watch_credentials: number;
   /** Denial-of-service bounds (docs/configuration.md, docs/notes/hardening.md). */
   limits: LimitsConfig;
 }

@@ -37,6 +37,7 @@ import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherD
 import { releasePidFile } from './pidfile.js';
 import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
 import { Reloader } from './reload.js';
+import { CredentialWatch, credentialPaths } from './credential-watch.js';
 import type { DaemonState, GlobalSwitchState, ReloadResult } from '../control/protocol.js';
 
 export { IKE_PORT, NATT_PORT, DaemonStartError };
@@ -71,6 +72,7 @@ export class Daemon {
   private readonly globalSwitch: GlobalSwitch;
   /** SIGHUP and `tunsec reload` (./reload.ts). */
   private readonly reloader: Reloader;
+  private credentialWatch?: CredentialWatch;
   /** Received IKE datagrams to the manager (./ike-sockets.ts). */
   private readonly receiver: IkeReceiver;
   private pidFile?: string;
@@ -252,8 +254,33 @@ export class Daemon {
     this.startManager(config.daemon, connections, ikePort);
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
+    this.watchCredentials(config.daemon); // stopped by cleanUp()
     await this.installTrapsAndInitiate(connections);
     return { pidFile: config.daemon.pid_file, connections: connections.map((c) => c.name) };
+  }
+
+  /**
+   * `daemon.watch_credentials`: renewed certificates and keys are reloaded
+   * without an operator (the running configuration otherwise stays); SAs up
+   * keep theirs, the next authentication uses the new ones.
+   */
+  private watchCredentials(daemon: DaemonConfig): void {
+    if (daemon.watch_credentials <= 0) return;
+    const watch = new CredentialWatch({
+      paths: () => {
+        const running = this.reloader.config;
+        return running ? credentialPaths(running) : [];
+      },
+      intervalMs: daemon.watch_credentials * 1000,
+      settleMs: 2000,
+      changed: (paths) => {
+        if (this.state !== 'running') return;
+        this.log.log('cfg', 'info', `credential files changed (${paths.join(', ')}): reloading the credentials`);
+        void this.globalSwitch.serialize(() => this.reloader.reload({ credentialsOnly: true }));
+      },
+    });
+    watch.start();
+    this.credentialWatch = watch;
   }
 
   /** With `control: true`; stopped by cleanUp(). */
@@ -423,6 +450,8 @@ export class Daemon {
 
   private cleanUp(): void {
     this.initiation.clearTimers();
+    this.credentialWatch?.stop();
+    this.credentialWatch = undefined;
     this.transport?.stop();
     this.transport = undefined;
     this.control?.stop();
