@@ -149,5 +149,14 @@ export class ViciEventSource {
 /** A `log` / `control-log` event of one line; the IKE_SA's connection name when the line is about one. */
 export function logEvent(r: LogRecord): Record<string, ViciInputValue> {
   const conn = /^([A-Za-z0-9][A-Za-z0-9_.-]*)\[/.exec(r.msg)?.[1];
-  return { group: LOG_GROUPS[r.subsys], level: LOG_LEVELS[r.level], thread: 0, 'ikesa-name': r.subsys === 'ike' ? conn : undefined, msg: r.msg };
+  return { group: LOG_GROUPS[r.subsys], level: LOG_LEVELS[r.level], thread: 0, 'ikesa-name': r.subsys === 'ike' ? conn : undefined, msg: printable(r.msg) };
+}
+
+/**
+ * libvici hands swanctl a value only when it is printable ASCII (chunk_printable):
+ * a log line with `→` would print as nothing. Arrows become `->`, other
+ * non-ASCII characters `?`.
+ */
+function printable(msg: string): string {
+  return msg.replaceAll('→', '->').replace(/[^\x20-\x7e\n\t]/g, '?');
 }

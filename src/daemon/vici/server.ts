@@ -280,6 +280,7 @@ export class ViciServer {
         }
         if (packet.type === ViciPacketType.EVENT_REGISTER) conn.events.add(packet.name);
         else conn.events.delete(packet.name);
+        log.log('daemon', 'debug', `VICI client ${packet.type === ViciPacketType.EVENT_REGISTER ? 'registered for' : 'unregistered from'} ${packet.name}`);
         conn.send(encodePacket({ type: ViciPacketType.EVENT_CONFIRM }));
         return;
       }
