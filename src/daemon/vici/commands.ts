@@ -101,7 +101,6 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
       scheduled: 0,
       ikesas: { total: sas.length, 'half-open': m?.halfOpenCount ?? 0 },
       plugins: [],
-      mem: { total: process.memoryUsage().heapUsed, allocs: 0 },
     };
   };
 
