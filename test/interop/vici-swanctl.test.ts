@@ -110,7 +110,7 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     expect(out).toContain(`  local  'moon.tunsec.test' @ ${pair.a.ip4}[500]`);
     expect(out).toContain(`  remote 'sun.tunsec.test' @ ${pair.b.ip4}[500]`);
     expect(out).toContain('  AES_GCM_16-128/PRF_HMAC_SHA2_384/ECP_384_BP\n');
-    expect(out).toMatch(/^ {2}established \d+s ago$/m);
+    expect(out).toMatch(/^ {2}established \d+s ago, rekeying in \d+s, expires in \d+s$/m);
     expect(out).toMatch(new RegExp(`^  ${CONN}: #\\d+, reqid ${child.reqid}, INSTALLED, TRANSPORT, ESP:AES_GCM_16-128$`, 'm'));
     expect(out).toMatch(/^ {4}installed \d+s ago, rekeying in \d+s, expires in \d+s$/m);
     expect(out).toMatch(new RegExp(`^    in  ${child.spi_in}, +\\d+ bytes, +\\d+ packets`, 'm'));
@@ -203,6 +203,26 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     const out = await ok('--initiate', '--ike', CONN, '--timeout', '30');
     expect(out).toContain('initiate completed successfully');
     expect(await ok('--list-sas')).toMatch(new RegExp(`^${CONN}: #\\d+, ESTABLISHED, IKEv2`, 'm'));
+  });
+
+  it('swanctl --rekey --ike rekeys the IKE SA: --list-sas shows the new SPIs, the CHILD_SAs moved along', async () => {
+    const before = (await tunsecSas()).ike_sas[0]!;
+    const out = await ok('--rekey', '--ike', CONN);
+    expect(out).toContain('rekey completed successfully');
+    const ev = await waitFor('ike_rekeyed', () => moon.lines.find((l) => l.event === 'ike_rekeyed' && l.old_spi_i === before.spi_i), 20_000);
+    await waitFor('the old IKE SA gone', async () => (await tunsecSas()).ike_sas.length === 1 || undefined, 20_000);
+    const list = await ok('--list-sas');
+    expect(list).toMatch(new RegExp(`^${CONN}: #\\d+, ESTABLISHED, IKEv2, ${String(ev.spi_i)}_i\\* ${String(ev.spi_r)}_r$`, 'm'));
+    expect(list).toMatch(new RegExp(`^  ${CONN}: #\\d+, reqid \\d+, INSTALLED, TRANSPORT`, 'm'));
+  });
+
+  it('what tunsec cannot do is refused with the reason: one CHILD_SA alone terminated, reauthentication on request', async () => {
+    const child = await swanctl('--terminate', '--child', CONN);
+    expect(child.code).not.toBe(0);
+    expect(child.stderr).toContain('terminate failed: terminating a single CHILD_SA is not supported by tunsec');
+    const reauth = await swanctl('--rekey', '--ike', CONN, '--reauth');
+    expect(reauth.code).not.toBe(0);
+    expect(reauth.stderr).toContain('rekey failed: reauthentication on request is not supported by tunsec');
   });
 
   it('commands tunsec does not offer are answered as unknown, and the daemon goes on', async () => {

@@ -95,7 +95,15 @@ export function ikeSaKeys(sa: IkeSa, info: IkeSaInfo | undefined, ids: ViciIds, 
     'nat-any': yes(ctx.natLocal || ctx.natRemote),
     ...algorithms(ctx.selected),
     established,
+    ...lifetimeKeys(sa, now),
   };
+}
+
+/** rekey-time, reauth-time, life-time: seconds until each is due, as charon lists them. */
+function lifetimeKeys(sa: IkeSa, now: number): Record<string, ViciInputValue> {
+  const d = sa.state === 'established' ? sa.lifetimeDeadlines : {};
+  const left = (at: number | undefined): number | undefined => (at === undefined ? undefined : Math.max(0, Math.floor((at - now) / 1000)));
+  return { 'rekey-time': left(d.rekeyAt), 'reauth-time': left(d.reauthAt), 'life-time': left(d.endAt) };
 }
 
 /** The keys of one CHILD_SA in list-sa's `child-sas` (and the updown/rekey events). */

@@ -787,6 +787,11 @@ export class IkeSa {
     return this.dpd.checks;
   }
 
+  /** When the IKE rekey, reauthentication and hard end of this IKE SA are due (ms since the epoch); empty once stopped. */
+  get lifetimeDeadlines(): { readonly rekeyAt?: number; readonly reauthAt?: number; readonly endAt?: number } {
+    return this.timers.deadlines;
+  }
+
   /** The IKE SA that replaced this one by a rekey, if any. */
   get successor(): IkeSa | undefined {
     return this.successorSa;
