@@ -164,6 +164,23 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     expect(monitor.out).toMatch(/extra-\d+ \{name=extra uniqueid=\d+ reqid=\d+ state=INSTALLED mode=TRANSPORT protocol=ESP/);
   });
 
+  it('swanctl --terminate --child deletes that CHILD_SA alone: the IKE SA and the other CHILD_SA stay, the peer saw the Delete', async () => {
+    const extra = (await tunsecSas()).ike_sas[0]!.children.find((c) => c.name === 'extra')!;
+    const r = await swanctl('--terminate', '--child', 'extra');
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain('terminate completed successfully');
+    expect(r.stdout).toMatch(/^\[IKE\] .*deleting CHILD_SA extra\{\d+\} on request$/m);
+    await sun.event('child_closed');
+    const list = await ok('--list-sas');
+    expect(list).toMatch(new RegExp(`^${CONN}: #\\d+, ESTABLISHED, IKEv2`, 'm'));
+    expect(list).toMatch(new RegExp(`^  ${CONN}: #\\d+, reqid \\d+, INSTALLED`, 'm'));
+    expect(list).not.toContain('extra');
+    const monitor = watchers[0]!;
+    const down = new RegExp(`child-updown event \\{host-host \\{[^\\n]*extra-\\d+ \\{name=extra [^\\n]*state=DELETING[^\\n]*spi-in=${extra.spi_in}`);
+    await waitFor('child-updown down of extra', () => down.test(monitor.out), 10_000).catch(() => undefined);
+    expect(monitor.out).toMatch(down);
+  });
+
   it('swanctl --rekey --child replaces the CHILD_SA: new SPIs in --list-sas, the rekey in --log', async () => {
     const before = (await tunsecSas()).ike_sas[0]!.children.find((c) => c.name === CONN)!;
     const out = await ok('--rekey', '--child', CONN);
@@ -216,10 +233,10 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     expect(list).toMatch(new RegExp(`^  ${CONN}: #\\d+, reqid \\d+, INSTALLED, TRANSPORT`, 'm'));
   });
 
-  it('what tunsec cannot do is refused with the reason: one CHILD_SA alone terminated, reauthentication on request', async () => {
-    const child = await swanctl('--terminate', '--child', CONN);
-    expect(child.code).not.toBe(0);
-    expect(child.stderr).toContain('terminate failed: terminating a single CHILD_SA is not supported by tunsec');
+  it('what tunsec cannot do is refused with the reason: reauthentication on request, a CHILD_SA that is not there', async () => {
+    const none = await swanctl('--terminate', '--child', 'extra');
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('terminate failed: no matching SAs to terminate found');
     const reauth = await swanctl('--rekey', '--ike', CONN, '--reauth');
     expect(reauth.code).not.toBe(0);
     expect(reauth.stderr).toContain('rekey failed: reauthentication on request is not supported by tunsec');

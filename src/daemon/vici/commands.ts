@@ -203,12 +203,12 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
   const terminate: ViciCommand = async (request, client) => {
     const ike = messageString(request, 'ike');
     const ikeId = idOf(request, 'ike-id');
-    if (messageString(request, 'child') !== undefined || messageString(request, 'child-id') !== undefined) {
-      throw new ViciCommandError('terminating a single CHILD_SA is not supported by tunsec; terminate its IKE_SA (--ike NAME or --ike-id N)');
-    }
+    const child = messageString(request, 'child');
+    const childId = idOf(request, 'child-id');
     const t = timeoutOf(request, 10_000);
     const timeout = t === 'nowait' ? 0 : t;
     running();
+    if (child !== undefined || childId !== undefined) return terminateChildren(client, { ike, ikeId, child, childId }, timeout);
     if (ikeId !== undefined) {
       const sas = alive().filter((sa) => ids.ikeId(sa) === ikeId && (ike === undefined || sa.ctx.config.name === ike));
       if (sas.length === 0) throw new ViciCommandError('no matching SAs to terminate found');
@@ -220,6 +220,53 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     const r = await withControlLog(client, ike, async () => Promise.resolve(deps.control.down({ name: ike, timeout: Math.max(timeout, 1) / 1000 })).catch(asVici));
     if (r.deleted === 0) throw new ViciCommandError('no matching SAs to terminate found');
     return { success: 'yes', matches: r.deleted, terminated: r.deleted };
+  };
+
+  /**
+   * swanctl --terminate --child / --child-id: each matching CHILD_SA is deleted
+   * alone (INFORMATIONAL Delete), its IKE SA stays. A child with a trap policy is
+   * refused: its policy would go with it (tunsec's trap and SA policies are one),
+   * leaving its traffic to the backstop rather than to a new negotiation.
+   */
+  const terminateChildren = async (
+    client: ViciClient,
+    want: { ike: string | undefined; ikeId: number | undefined; child: string | undefined; childId: number | undefined },
+    timeout: number,
+  ): Promise<Record<string, string | number>> => {
+    const matches: Array<{ sa: IkeSa; child: ChildSaRecord }> = [];
+    for (const sa of established()) {
+      if (sa.successor || (want.ike !== undefined && sa.ctx.config.name !== want.ike) || (want.ikeId !== undefined && ids.ikeId(sa) !== want.ikeId)) continue;
+      for (const c of sa.ctx.children) {
+        if ((want.child === undefined || c.name === want.child) && (want.childId === undefined || ids.childId(c) === want.childId)) matches.push({ sa, child: c });
+      }
+    }
+    if (matches.length === 0) throw new ViciCommandError('no matching SAs to terminate found');
+    for (const { sa, child } of matches) {
+      const conn = daemon.connectionList.find((c) => c.name === sa.ctx.config.name);
+      if (conn?.trapChildren.includes(child.name)) {
+        throw new ViciCommandError(`CHILD_SA '${child.name}' has start_action trap: deleting it alone would remove its trap policy too; terminate its IKE_SA (--ike ${sa.ctx.config.name}) instead`);
+      }
+    }
+    const wait = Math.max(timeout, 1000);
+    const outcomes = await withControlLog(client, matches[0]!.sa.ctx.config.name, () =>
+      Promise.all(
+        matches.map(async ({ sa, child }) => {
+          let timer: NodeJS.Timeout | undefined;
+          const outcome = await Promise.race([
+            sa.deleteChild(child),
+            new Promise<{ ok: false; reason: string }>((resolve) => (timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${Math.round(wait / 1000)} s` }), wait))),
+          ]);
+          clearTimeout(timer);
+          if (outcome.ok) deps.events.childGone(sa, child);
+          return { child, outcome };
+        }),
+      ),
+    );
+    const failed = outcomes.filter((o) => !o.outcome.ok);
+    if (failed.length > 0) {
+      throw new ViciCommandError(`terminated ${outcomes.length - failed.length} of ${outcomes.length} CHILD_SAs: ${failed.map((f) => `${f.child.name}{${f.child.reqid}}: ${(f.outcome as { reason: string }).reason}`).join('; ')}`);
+    }
+    return { success: 'yes', matches: matches.length, terminated: matches.length };
   };
 
   const rekey: ViciCommand = (request) => {

@@ -82,12 +82,15 @@ export class ViciEventSource {
         }),
       );
     });
-    manager.on('childClosed', (sa, child) => {
-      const list = this.track(sa);
-      const i = list.indexOf(child);
-      if (i >= 0) list.splice(i, 1);
-      this.childUpdown(sa, child, false);
-    });
+    manager.on('childClosed', (sa, child) => this.childGone(sa, child));
+  }
+
+  /** A CHILD_SA went while its IKE SA stays (the peer's Delete, or ours: swanctl --terminate --child). */
+  childGone(sa: IkeSa, child: ChildSaRecord): void {
+    const list = this.track(sa);
+    const i = list.indexOf(child);
+    if (i >= 0) list.splice(i, 1);
+    this.childUpdown(sa, child, false);
   }
 
   /** The daemon's log lines of levels 0 and 1 as `log` events (charon sends those levels only). */
