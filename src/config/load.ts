@@ -232,6 +232,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     daemon = {
       pid_file: at(daemonIn.pid_file),
       control_socket: at(daemonIn.control_socket),
+      ...(daemonIn.vici === 'off' ? {} : { vici: at(daemonIn.vici) }),
       log,
       ...(daemonIn.keylog === undefined ? {} : { keylog: at(daemonIn.keylog) }),
       ...(daemonIn.metrics === undefined ? {} : { metrics: daemonIn.metrics }),

@@ -33,6 +33,8 @@ export interface TunsecConfig {
 export interface DaemonConfig {
   pid_file: string;
   control_socket: string;
+  /** The VICI socket (strongSwan's control protocol, for swanctl); absent = off. */
+  vici?: string;
   /** Level per subsystem (-1..4), `default` applied to every subsystem not given. */
   log: Record<Exclude<LogSubsystem, 'default'>, number>;
   /** Directory receiving Wireshark's `ikev2_decryption_table` and `esp_sa` files (a Wireshark configuration directory); absent = no key log. */

@@ -25,6 +25,11 @@ import { ConnectionStates } from './connection-states.js';
 import { ControlServer } from './control/server.js';
 import { controlCommands } from './control/commands.js';
 import { daemonMetricsSource } from './control/views.js';
+import { ViciServer } from './vici/server.js';
+import { viciCommands } from './vici/commands.js';
+import { VICI_EVENTS, ViciEventSource } from './vici/events.js';
+import { ViciIds } from './vici/messages.js';
+import { packageVersion } from '../util/version.js';
 import { IkeBypassRules } from './bypass.js';
 import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
@@ -82,6 +87,9 @@ export class Daemon {
   private manualSas?: ManualSas;
   private readonly nattPort: number;
   private control?: ControlServer;
+  private vici?: ViciServer;
+  private viciEvents?: ViciEventSource;
+  private stopViciLog?: () => void;
   private metricsServer?: MetricsServer;
   private daemonConfig?: DaemonConfig;
   private startTime?: number;
@@ -183,6 +191,11 @@ export class Daemon {
     return this.metricsServer;
   }
 
+  /** The VICI socket (with `control: true` and `daemon.vici`, once started). */
+  get viciServer(): ViciServer | undefined {
+    return this.vici;
+  }
+
   /** The control socket (with `control: true`, once started). */
   get controlServer(): ControlServer | undefined {
     return this.control;
@@ -244,6 +257,7 @@ export class Daemon {
     this.pidFile = writePidFile(config.daemon, this.log); // removed by cleanUp()
     this.daemonConfig = config.daemon;
     await this.serveControl(config.daemon); // stopped by cleanUp()
+    await this.serveVici(config.daemon); // stopped by cleanUp()
     await this.serveMetrics(config.daemon); // stopped by cleanUp()
     await this.bindSockets(config, connections, ikePort); // sockets closed by cleanUp(), bypass rules removed by start()
     if (config.daemon.datapath === 'userspace') {
@@ -289,6 +303,36 @@ export class Daemon {
     const control = new ControlServer({ path: daemon.control_socket, log: this.log, handlers: controlCommands(this) });
     await startOrFail(control);
     this.control = control;
+  }
+
+  /**
+   * The VICI socket for swanctl (./vici/), with `control: true` and `daemon.vici`;
+   * stopped by cleanUp(). Its SA events follow the manager once it exists (startManager).
+   */
+  private async serveVici(daemon: DaemonConfig): Promise<void> {
+    if (!this.options.control || daemon.vici === undefined) return;
+    const ids = new ViciIds();
+    let events: ViciEventSource | undefined;
+    const server = new ViciServer({
+      path: daemon.vici,
+      log: this.log,
+      events: VICI_EVENTS,
+      commands: viciCommands({
+        daemon: this,
+        control: controlCommands(this),
+        ids,
+        get events() {
+          return events!;
+        },
+        log: this.log,
+        version: packageVersion(),
+      }),
+    });
+    events = new ViciEventSource(server, ids);
+    await startOrFail(server);
+    this.vici = server;
+    this.viciEvents = events;
+    this.stopViciLog = events.attachLog(this.log);
   }
 
   /** With `daemon.metrics`; stopped by cleanUp(). */
@@ -347,6 +391,7 @@ export class Daemon {
     });
     this.managerInstance = manager;
     this.events.attach(manager);
+    this.viciEvents?.attach(manager);
     this.connectionStates.attach(manager);
     manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
@@ -456,6 +501,10 @@ export class Daemon {
     this.transport = undefined;
     this.control?.stop();
     this.control = undefined;
+    this.stopViciLog?.();
+    this.stopViciLog = undefined;
+    this.vici?.stop();
+    this.vici = undefined;
     this.metricsServer?.stop();
     this.metricsServer = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
