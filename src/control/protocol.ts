@@ -14,7 +14,7 @@
  * nothing from either (the types of the IKE and ESP counters it carries come
  * from below).
  */
-import type { DatapathCounters } from '../esp/datapath.js';
+import type { DatapathCounters } from '../esp/engine.js';
 import type { IoCounters } from '../esp/io.js';
 import type { ManagerCounters, ManagerLimits } from '../ike/manager.js';
 import type { IkeSaState } from '../ike/sa/context.js';

@@ -26,7 +26,7 @@ import { ControlServer } from './control/server.js';
 import { controlCommands } from './control/commands.js';
 import { daemonMetricsSource } from './control/views.js';
 import { IkeBypassRules } from './bypass.js';
-import { DaemonDatapath } from './datapath.js';
+import { UserspaceDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas } from './global-switch.js';
@@ -75,7 +75,7 @@ export class Daemon {
   private readonly receiver: IkeReceiver;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
-  private datapathInstance?: DaemonDatapath;
+  private datapathInstance?: UserspaceDatapath;
   /** Manual (static) SAs and policies (./manual.ts); with the userspace datapath. */
   private manualSas?: ManualSas;
   private readonly nattPort: number;
@@ -144,7 +144,7 @@ export class Daemon {
   }
 
   /** The userspace ESP datapath (absent with `datapath: none`). */
-  get datapath(): DaemonDatapath | undefined {
+  get datapath(): UserspaceDatapath | undefined {
     return this.datapathInstance;
   }
 
@@ -295,7 +295,7 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {

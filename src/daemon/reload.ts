@@ -17,7 +17,7 @@
  */
 import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
-import type { DaemonDatapath } from './datapath.js';
+import type { UserspaceDatapath } from './datapath.js';
 import { deleteSas } from './global-switch.js';
 import { ikePortOf } from './ike-sockets.js';
 import type { DaemonView, Initiation } from './initiation.js';
@@ -122,7 +122,7 @@ export interface ReloadHost extends DaemonView {
   hasSockets(): boolean;
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
-  datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
+  datapath(): Pick<UserspaceDatapath, 'installTraps' | 'removeTraps'> | undefined;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 

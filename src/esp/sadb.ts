@@ -8,7 +8,7 @@
  * `expire` events for the rekey logic; a hard expiry removes the SA, as the
  * kernel does).
  *
- * Nothing here reads or writes packets; ./datapath.ts does, using the
+ * Nothing here reads or writes packets; ./engine.ts does, using the
  * lookups below.
  */
 import { randomInt } from 'node:crypto';

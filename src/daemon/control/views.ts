@@ -29,7 +29,7 @@ import { formatProposal } from '../../ike/proposal/index.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
 import type { ConnectionStates } from '../connection-states.js';
 import { describeIdentity, type ResolvedConnection } from '../credentials.js';
-import type { DaemonDatapath } from '../datapath.js';
+import type { UserspaceDatapath } from '../datapath.js';
 import { spiHex } from '../events.js';
 import type { ManualSas } from '../manual.js';
 import type { MetricsSource } from '../metrics.js';
@@ -47,7 +47,7 @@ export interface DaemonView {
   readonly connectionStates: ConnectionStates;
   initiatingSince(name: string): number | undefined;
   readonly backend: Pick<SecurityAssociationDatabase, 'querySa' | 'inboundSa'>;
-  readonly datapath: Pick<DaemonDatapath, 'status' | 'datapath'> | undefined;
+  readonly datapath: Pick<UserspaceDatapath, 'status' | 'engine'> | undefined;
   readonly manual: Pick<ManualSas, 'list'> | undefined;
 }
 
@@ -200,7 +200,7 @@ export function listSas(daemon: DaemonView, name?: string): ListSasResult {
   const manager = daemon.manager;
   return {
     ike_sas: ike,
-    datapath: dp ? { ...dp.status(), global_off: dp.datapath.globalOff ?? null } : null,
+    datapath: dp ? { ...dp.status(), global_off: dp.engine.globalOff ?? null } : null,
     manager: manager ? { ...manager.counters, half_open: manager.halfOpenCount } : null,
     manual_sas: daemon.manual?.list().sas ?? [],
   };

@@ -155,7 +155,7 @@ export interface HeldEsp {
   src: InboundSource;
 }
 
-export interface DatapathOptions {
+export interface PacketEngineOptions {
   /** Packets held per policy while an SA is negotiated (default 16; 0 = none). */
   holdPackets?: number;
   /** Minimum interval between two acquires of one policy (default 5 s). */
@@ -196,7 +196,7 @@ interface PolicyRuntime {
   lastAcquire: number;
 }
 
-export class EspDatapath {
+export class PacketEngine {
   readonly counters: DatapathCounters = zero();
   /** Global off switch (operator): protected traffic is passed in the clear or dropped; undefined = normal. */
   globalOff: 'clear' | 'drop' | undefined;
@@ -206,7 +206,7 @@ export class EspDatapath {
   private readonly acquireIntervalMs: number;
   private readonly logIntervalMs: number;
   private readonly logger: DatapathLogger | undefined;
-  /** See DatapathOptions.mssClampMtu; may be set once the TUN MTU is known. */
+  /** See PacketEngineOptions.mssClampMtu; may be set once the TUN MTU is known. */
   mssClampMtu: number;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   private nowSeconds = Math.floor(Date.now() / 1000);
@@ -215,7 +215,7 @@ export class EspDatapath {
 
   constructor(
     readonly sad: SecurityAssociationDatabase,
-    opts: DatapathOptions = {},
+    opts: PacketEngineOptions = {},
   ) {
     this.holdPackets = opts.holdPackets ?? 16;
     this.acquireIntervalMs = opts.acquireIntervalMs ?? 5000;
