@@ -4,7 +4,17 @@
  * source is known, the line and column.
  */
 import type { z } from 'zod';
-import { describeValue } from './result.js';
+
+/** How a YAML value is named in messages: `'4x'`, `a number (12)`, `a list`. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `'${v}'`;
+  if (typeof v === 'number') return `a number (${v})`;
+  if (typeof v === 'boolean') return `a boolean (${v})`;
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a section';
+  return typeof v;
+}
 
 export type PathSegment = string | number;
 

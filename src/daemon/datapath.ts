@@ -36,7 +36,7 @@ import { compileSelector, selectorMatches } from '../esp/spd.js';
 import type { UdpTransport } from '../ike/net/udp.js';
 import { formatRanges, initiatorTs, toEspSelectors } from '../ike/ts/index.js';
 import { dgramFd, setBufferSize, setsockoptInt, stopDgramReceive, constants } from '../tun/raw-esp.js';
-import { loadNative } from '../tun/native.js';
+import { loadNative } from '../native/addon.js';
 import { parseIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';

@@ -16,12 +16,11 @@
  * tunsec's own packets. Errors of one send are counted and logged (rate
  * limited), never thrown out of the loop.
  */
-import type { Socket } from 'node:dgram';
 import { TunDevice } from '../tun/device.js';
 import { RawEspSocket, ADDR_SLOT, formatAddr } from '../tun/raw-esp.js';
 import { PacketPool } from '../tun/pool.js';
 import { RawIpSender } from '../tun/raw-ip.js';
-import { loadNative, type NativeAddon, type NativePoller } from '../tun/native.js';
+import { loadNative, type NativeAddon, type NativePoller } from '../native/addon.js';
 import { formatIp, parseIp } from '../util/ip.js';
 import { PacketEngine, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './engine.js';
 import type { SadEntry } from './sadb.js';
@@ -481,10 +480,6 @@ export class IoLoop {
     this.opts.log?.log('warn', `datapath I/O: ${key}: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
-
-/** The fd of a bound Node dgram socket, for ESP-in-UDP sends (re-exported for the daemon). */
-export { dgramFd } from '../tun/raw-esp.js';
-export type { Socket as DgramSocket };
 
 /** EPERM/EACCES from socket(2): the process lacks the capability. */
 function isPermissionError(err: unknown): boolean {

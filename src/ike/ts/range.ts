@@ -17,7 +17,7 @@
  * arithmetic: ANY protocol is [0, 255]; ANY ports are [0, 65536] where 65536
  * stands for OPAQUE, and OPAQUE alone is [65536, 65536].
  */
-import { formatIp } from '../codec/ip.js';
+import { formatIp } from '../../util/ip.js';
 
 /** A traffic selector range; addresses are 4 (IPv4) or 16 (IPv6) octets, both of one family. */
 export interface TsRange {
