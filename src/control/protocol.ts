@@ -275,11 +275,14 @@ export interface ReloadResult {
   errors: string[];
   warnings: string[];
   kept: string[];
+  /** Kept connections whose certificate, intermediates, key or trust changed: used from the next authentication. */
   renewed: string[];
   added: string[];
   removed: string[];
   replaced: string[];
+  /** `daemon:` settings applied at once (`log`, `global`). */
   applied: string[];
+  /** Changes that take effect only after a restart, one message each. */
   restart: string[];
 }
 

@@ -43,6 +43,7 @@ import { KeyLog } from './keylog.js';
 import type { DaemonLogger } from './logger.js';
 import { routeMtuFor, sourceAddressFor, tunMtuFor } from './net.js';
 import { TunRoutes, runIp } from './routes.js';
+import { spiHex } from '../util/format.js';
 
 /** Socket buffers of the NAT-T sockets that carry ESP-in-UDP. */
 const UDP_BUFFER = 4 * 1024 * 1024;
@@ -128,7 +129,7 @@ export class UserspaceDatapath {
       if (trap) this.onAcquire(trap, e);
     });
     this.sad.on('expire', (e) =>
-      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${(e.spi >>> 0).toString(16).padStart(8, '0')}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
+      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${spiHex(e.spi)}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
     );
 
     this.ioLoop = new IoLoop({

@@ -25,18 +25,8 @@ import { bindAddresses } from './net.js';
 import { summarizeReload } from '../control/reload-summary.js';
 import type { ReloadResult } from '../control/protocol.js';
 
-export interface ReloadPlan {
-  kept: string[];
-  /** Kept connections whose certificate, intermediates, key or trust changed: used from the next authentication. */
-  renewed: string[];
-  added: string[];
-  removed: string[];
-  replaced: string[];
-  /** `daemon:` settings applied at once (`log`, `global`). */
-  applied: string[];
-  /** Changes that take effect only after a restart, one message each. */
-  restart: string[];
-}
+/** What a reload changes: the ReloadResult `tunsec reload` shows, less its verdict. */
+export type ReloadPlan = Omit<ReloadResult, 'ok' | 'errors' | 'warnings'>;
 
 /** The `daemon:` keys a running daemon applies on reload; any other change needs a restart. */
 export const RUNTIME_DAEMON_SETTINGS: ReadonlySet<keyof DaemonConfig> = new Set<keyof DaemonConfig>(['log', 'global']);

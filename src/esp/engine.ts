@@ -40,9 +40,10 @@ import {
 } from './packet.js';
 import { DEFAULT_PENDING_SPI_LIMITS, PendingSpiQueues, type PendingSpiLimits } from './pending-spi.js';
 import { seqHigh } from './replay.js';
-import { hex, type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
+import { type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
 import { FlowKey, type SpdEntry } from './spd.js';
 import { formatIp } from '../util/ip.js';
+import { spiHex } from '../util/format.js';
 
 export interface DatapathLogger {
   log(level: 'error' | 'warn' | 'info' | 'debug', message: string): void;
@@ -294,7 +295,7 @@ export class PacketEngine {
     const n = this.pending.drop(spi);
     if (n === 0) return;
     this.counters.inHeldPendingSpiDropped += n;
-    this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${hex(spi)}: ${why}`);
+    this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${spiHex(spi)}: ${why}`);
   }
 
   /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */
@@ -484,7 +485,7 @@ export class PacketEngine {
     if ((sa === undefined ? this.sad.spiReserved(spi) : this.pending.active && this.pending.installed(spi)) && this.holdPending(spi, buf, espOff, espEnd, src)) return;
     if (sa === undefined || sa.family !== src.family) {
       c.inUnknownSpi++;
-      this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${hex(spi)} from ${formatIp(src.address)}`);
+      this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${spiHex(spi)} from ${formatIp(src.address)}`);
       return;
     }
     const replay = sa.replay!;
@@ -561,12 +562,12 @@ export class PacketEngine {
     const copy = (): HeldEsp => ({ buf: Buffer.from(buf.subarray(0, espEnd)), espOff, src: { family: src.family, address: Uint8Array.from(src.address), udp: src.udp } });
     if (this.pending.hold(spi, espEnd, this.sad.now(), copy)) {
       this.counters.inHeldPendingSpi++;
-      this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${hex(spi)} from ${formatIp(src.address)} until its SA is installed`);
+      this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${spiHex(spi)} from ${formatIp(src.address)} until its SA is installed`);
       return true;
     }
     if (this.pending.installed(spi)) return false;
     this.counters.inHeldPendingSpiDropped++;
-    this.rateLog(`pending-spi-full`, 'info', () => `dropped ESP for pending SPI ${hex(spi)} from ${formatIp(src.address)}: the hold queue is full`);
+    this.rateLog(`pending-spi-full`, 'info', () => `dropped ESP for pending SPI ${spiHex(spi)} from ${formatIp(src.address)}: the hold queue is full`);
     return true;
   }
 

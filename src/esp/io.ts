@@ -24,6 +24,7 @@ import { loadNative, type NativeAddon, type NativePoller } from '../native/addon
 import { formatIp, parseIp } from '../util/ip.js';
 import { PacketEngine, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './engine.js';
 import type { SadEntry } from './sadb.js';
+import { errorMessage } from '../util/format.js';
 
 /** Where ESP-in-UDP leaves: the fd of the NAT-T socket bound to (address, port). */
 export interface UdpEspSockets {
@@ -155,7 +156,7 @@ export class IoLoop {
   private rawUnavailable(family: 4 | 6, err: unknown): void {
     this.opts.log?.log(
       'warn',
-      `raw IPv${family} sockets unavailable (${err instanceof Error ? err.message : String(err)}): no CAP_NET_RAW? ESP-in-UDP works; raw ESP (protocol 50) and cleartext passthrough over IPv${family} are dropped and counted as send drops`,
+      `raw IPv${family} sockets unavailable (${errorMessage(err)}): no CAP_NET_RAW? ESP-in-UDP works; raw ESP (protocol 50) and cleartext passthrough over IPv${family} are dropped and counted as send drops`,
     );
   }
 
@@ -477,12 +478,12 @@ export class IoLoop {
     const now = Date.now();
     if (now - (this.lastError.get(key) ?? -Infinity) < 10_000) return;
     this.lastError.set(key, now);
-    this.opts.log?.log('warn', `datapath I/O: ${key}: ${err instanceof Error ? err.message : String(err)}`);
+    this.opts.log?.log('warn', `datapath I/O: ${key}: ${errorMessage(err)}`);
   }
 }
 
 /** EPERM/EACCES from socket(2): the process lacks the capability. */
 function isPermissionError(err: unknown): boolean {
-  const m = err instanceof Error ? err.message : String(err);
+  const m = errorMessage(err);
   return /Operation not permitted|Permission denied|EPERM|EACCES/.test(m);
 }
