@@ -10,8 +10,7 @@ import { type Document, LineCounter, isMap, isPair, isScalar, isSeq, parseDocume
 import { z } from 'zod';
 import { checkChildLifetimes, checkIkeLifetimes, resolveChildLifetimes, resolveIkeLifetimes } from './lifetimes.js';
 import type { LifetimeProblem } from './lifetimes.js';
-import { type ConfigProblem, ConfigError, type PathSegment, closest, formatPath, zodMessage } from './problems.js';
-import { describeValue } from './result.js';
+import { type ConfigProblem, ConfigError, type PathSegment, closest, formatPath, zodMessage, describeValue } from './problems.js';
 import {
   LOG_SUBSYSTEMS,
   SECRET_TYPES,

@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { ProtocolId } from '../ike/transforms.js';
 import type { Identity } from './identity.js';
-import { type Parsed, bad, describeValue, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
+import { describeValue } from './problems.js';
 import {
   byteCount,
   choice,

@@ -31,7 +31,7 @@ import { VICI_EVENTS, ViciEventSource } from './vici/events.js';
 import { ViciIds } from './vici/messages.js';
 import { packageVersion } from '../util/version.js';
 import { IkeBypassRules } from './bypass.js';
-import { DaemonDatapath } from './datapath.js';
+import { UserspaceDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas } from './global-switch.js';
@@ -82,7 +82,7 @@ export class Daemon {
   private readonly receiver: IkeReceiver;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
-  private datapathInstance?: DaemonDatapath;
+  private datapathInstance?: UserspaceDatapath;
   /** Manual (static) SAs and policies (./manual.ts); with the userspace datapath. */
   private manualSas?: ManualSas;
   private readonly nattPort: number;
@@ -154,7 +154,7 @@ export class Daemon {
   }
 
   /** The userspace ESP datapath (absent with `datapath: none`). */
-  get datapath(): DaemonDatapath | undefined {
+  get datapath(): UserspaceDatapath | undefined {
     return this.datapathInstance;
   }
 
@@ -366,7 +366,7 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {

@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ListenAddress } from '../config/index.js';
-import type { DatapathCounters } from '../esp/datapath.js';
+import type { DatapathCounters } from '../esp/engine.js';
 import type { IoCounters } from '../esp/io.js';
 import type { ManagerCounters } from '../ike/manager.js';
 import type { IkeSaState } from '../ike/sa/context.js';

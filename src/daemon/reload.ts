@@ -17,7 +17,7 @@
  */
 import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
-import type { DaemonDatapath } from './datapath.js';
+import type { UserspaceDatapath } from './datapath.js';
 import { deleteSas } from './global-switch.js';
 import { ikePortOf } from './ike-sockets.js';
 import type { DaemonView, Initiation } from './initiation.js';
@@ -25,18 +25,8 @@ import { bindAddresses } from './net.js';
 import { summarizeReload } from '../control/reload-summary.js';
 import type { ReloadResult } from '../control/protocol.js';
 
-export interface ReloadPlan {
-  kept: string[];
-  /** Kept connections whose certificate, intermediates, key or trust changed: used from the next authentication. */
-  renewed: string[];
-  added: string[];
-  removed: string[];
-  replaced: string[];
-  /** `daemon:` settings applied at once (`log`, `global`). */
-  applied: string[];
-  /** Changes that take effect only after a restart, one message each. */
-  restart: string[];
-}
+/** What a reload changes: the ReloadResult `tunsec reload` shows, less its verdict. */
+export type ReloadPlan = Omit<ReloadResult, 'ok' | 'errors' | 'warnings'>;
 
 /** The `daemon:` keys a running daemon applies on reload; any other change needs a restart. */
 export const RUNTIME_DAEMON_SETTINGS: ReadonlySet<keyof DaemonConfig> = new Set<keyof DaemonConfig>(['log', 'global']);
@@ -122,7 +112,7 @@ export interface ReloadHost extends DaemonView {
   hasSockets(): boolean;
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
-  datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
+  datapath(): Pick<UserspaceDatapath, 'installTraps' | 'removeTraps'> | undefined;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 

@@ -4,7 +4,7 @@
  * script into native/build/).
  *
  * A neutral leaf module: src/tun (TUN device, raw sockets) and src/crypto (AES-GCM) both load
- * the addon through here, so neither imports the other. src/tun/native.ts re-exports it.
+ * the addon through here, so neither imports the other.
  *
  * The TUN/socket functions throw a JS Error on failure whose message is "<syscall>: <strerror>"
  * (e.g. "open /dev/net/tun: Operation not permitted") with `code` ("EPERM"), `errno` and

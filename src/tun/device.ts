@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { loadNative, type NativeAddon, type NativePoller } from './native.js';
+import { loadNative, type NativeAddon, type NativePoller } from '../native/addon.js';
 import { PacketPool } from './pool.js';
 
 const execFileP = promisify(execFile);

@@ -4,7 +4,7 @@ import { Daemon, DaemonStartError } from '../../src/daemon/daemon.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { MetricsServer, TunsecMetrics, type MetricsSnapshot } from '../../src/daemon/metrics.js';
 import type { ChildSaInfo, IkeSaInfo } from '../../src/control/protocol.js';
-import type { DatapathCounters } from '../../src/esp/datapath.js';
+import type { DatapathCounters } from '../../src/esp/engine.js';
 import type { IoCounters } from '../../src/esp/io.js';
 import { freePort, tempDir, writeLoopbackConfig, writePki, type LogLine, type PkiFiles } from './support.js';
 

@@ -16,7 +16,7 @@ import type { ChildSaRecord } from '../../ike/sa/context.js';
 import { EsnId, KeId, TransformType } from '../../ike/transforms.js';
 import type { Certificate } from '../../pki/index.js';
 import { describeIdentity, type ResolvedConnection } from '../credentials.js';
-import { spiHex } from '../events.js';
+import { spiHex } from '../../util/format.js';
 
 /**
  * charon numbers every IKE_SA and CHILD_SA (`uniqueid`, swanctl's `#N`) and

@@ -33,11 +33,12 @@ import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
 import { IkeSaContext, type ChildSaRecord, type IkeSaEndCause } from './context.js';
-import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/child-rekey.js';
+import { ChildRekeys, retryDelay, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
 import { respondInformational } from '../tasks/delete.js';
 import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
 import { IkeSaTimers } from './timers.js';
+import { spiHex } from '../../util/format.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */

@@ -18,6 +18,7 @@ import type { ExchangeHost, TaskMessage } from './task.js';
 import { ChildRekeyRequest } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
+import { spiHex } from '../../util/format.js';
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
 export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
@@ -34,10 +35,6 @@ const TEMPORARY_RETRY_MS = [500, 2_500] as const;
 
 export function retryDelay(): number {
   return TEMPORARY_RETRY_MS[0] + Math.floor(Math.random() * (TEMPORARY_RETRY_MS[1] - TEMPORARY_RETRY_MS[0]));
-}
-
-export function spiHex(spi: number): string {
-  return (spi >>> 0).toString(16).padStart(8, '0');
 }
 
 function spiBuffer(spi: number): Buffer {
@@ -466,7 +463,7 @@ export class ChildRekeys {
       const inbound = Buffer.alloc(4);
       inbound.writeUInt32BE(child!.inboundSpi);
       gone.push(inbound);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
+      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${spiHex(child!.inboundSpi)}_i ${spiHex(outbound)}_o)`);
       this.host.childClosed(child!);
     }
     return gone;
