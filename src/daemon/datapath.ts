@@ -136,6 +136,7 @@ export class DaemonDatapath {
       tunName: c.tun_name,
       mtu,
       mark: c.fwmark,
+      offload: c.offload,
       udp: {
         fdFor: (address, port) => {
           const socket = transport?.nattSocket({ address, port });
