@@ -56,7 +56,6 @@ describe.each([
     const daemon = (name: PeerName): TunsecDaemon => {
       const [mine, theirs] = name === 'moon' ? ['81', '82'] : ['82', '81'];
       return peerDaemon(pair, ca, certs, name, {
-        family: 'ip4',
         name: 'offload',
         mode,
         encap: mode === 'tunnel',
