@@ -242,6 +242,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       datapath: daemonIn.datapath,
       tun_name: daemonIn.tun_name,
       tun_mtu: daemonIn.tun_mtu,
+      offload: daemonIn.offload,
       fwmark: daemonIn.fwmark,
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,

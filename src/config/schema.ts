@@ -99,6 +99,7 @@ export const daemonSchema = z.strictObject({
   datapath: choice(['userspace', 'none']).default('userspace'),
   tun_name: interfaceName().default('tunsec0'),
   tun_mtu: tunMtu().default('auto'),
+  offload: choice(['auto', 'on', 'off']).default('auto'),
   fwmark: integer(1, 0xffffffff).default(0x7473),
   route_table: integer(1, 0xfffffff0).default(220),
   route_priority: integer(1, 32764).default(220),

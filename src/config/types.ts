@@ -55,6 +55,12 @@ export interface DaemonConfig {
   tun_name: string;
   /** TUN MTU: `auto` = the path MTU towards the peers minus the worst-case ESP overhead (1500 → 1415), or fixed. */
   tun_mtu: number | 'auto';
+  /**
+   * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: TSO super-packets split into segments before
+   * sealing, opened TCP segments coalesced into GRO writes): `auto` uses them when the kernel
+   * accepts, `on` refuses to start without them, `off` is one packet per read and write.
+   */
+  offload: 'auto' | 'on' | 'off';
   /** SO_MARK of tunsec's own sockets, routed around the TUN device. */
   fwmark: number;
   /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */

@@ -137,6 +137,7 @@ export class UserspaceDatapath {
       tunName: c.tun_name,
       mtu,
       mark: c.fwmark,
+      offload: c.offload,
       udp: {
         fdFor: (address, port) => {
           const socket = transport?.nattSocket({ address, port });

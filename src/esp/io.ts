@@ -16,7 +16,7 @@
  * tunsec's own packets. Errors of one send are counted and logged (rate
  * limited), never thrown out of the loop.
  */
-import { TunDevice } from '../tun/device.js';
+import { TunDevice, type TunOffloadMode } from '../tun/device.js';
 import { RawEspSocket, ADDR_SLOT, formatAddr } from '../tun/raw-esp.js';
 import { PacketPool } from '../tun/pool.js';
 import { RawIpSender } from '../tun/raw-ip.js';
@@ -43,6 +43,8 @@ export interface IoLoopOptions {
   batchSize?: number;
   /** Socket buffers (default 4 MiB). */
   socketBufferSize?: number;
+  /** TUN offloads (TSO/GRO through IFF_VNET_HDR, see src/tun/device.ts); default `off`. */
+  offload?: TunOffloadMode;
   log?: DatapathLogger;
 }
 
@@ -59,10 +61,31 @@ export interface IoCounters {
   clearSent: number;
   /** Packets dropped because processing them hit a bug (logged with its stack). */
   internalErrors: number;
+  /** TUN offloads: TSO/USO super-packets read and split (their segments count in tunReads). */
+  tunGsoPackets: number;
+  /** Packets read from the TUN that could not be segmented (IPv6 extension headers, IPv4 source routes, malformed): dropped. */
+  tunGsoRefused: number;
+  /** TUN offloads: coalesced TCP super-packets written (their segments count in tunWrites). */
+  tunGroWrites: number;
+  /** Segments inside those coalesced writes. */
+  tunGroSegments: number;
 }
 
 /** All I/O counters at zero (a new I/O loop, or none running). */
-export const zeroIoCounters = (): IoCounters => ({ tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 });
+export const zeroIoCounters = (): IoCounters => ({
+  tunReads: 0,
+  tunWrites: 0,
+  tunWriteDrops: 0,
+  espReceived: 0,
+  udpReceived: 0,
+  sendDrops: 0,
+  clearSent: 0,
+  internalErrors: 0,
+  tunGsoPackets: 0,
+  tunGsoRefused: 0,
+  tunGroWrites: 0,
+  tunGroSegments: 0,
+});
 
 /** Transmit/scratch slot: the largest TUN packet plus ESP, UDP and outer-header overhead. */
 const slotFor = (mtu: number): number => Math.max(2048, mtu + 256);
@@ -118,7 +141,9 @@ export class IoLoop {
     const o = this.opts;
     const buffer = o.socketBufferSize ?? 4 * 1024 * 1024;
     try {
-      this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64) });
+      this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64), offload: o.offload ?? 'off' });
+      if (this.tun.offloads !== 0) o.log?.log('info', `TUN ${this.tun.name}: offloads ${this.tun.offloadNames.join(', ')} (segments split before sealing, coalesced after opening)`);
+      else if ((o.offload ?? 'off') === 'auto') o.log?.log('info', `TUN ${this.tun.name}: the kernel refused the offloads; one packet per read and write`);
       for (const family of [4, 6] as const) {
         try {
           this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
@@ -191,6 +216,7 @@ export class IoLoop {
         this.ioError('tun-read', err);
         return;
       }
+      if (tun.offloads !== 0) this.syncOffloadCounters(tun);
       if (n <= 0) break;
       this.io.tunReads += n;
       this.engine.tick();
@@ -464,6 +490,15 @@ export class IoLoop {
     }
     this.io.tunWrites += written;
     if (written < count) this.io.tunWriteDrops += count - written;
+    if (this.tun.offloads !== 0) this.syncOffloadCounters(this.tun);
+  }
+
+  private syncOffloadCounters(tun: TunDevice): void {
+    const c = tun.offloadCounters;
+    this.io.tunGsoPackets = c.gsoPackets;
+    this.io.tunGsoRefused = c.gsoRefused;
+    this.io.tunGroWrites = c.groWrites;
+    this.io.tunGroSegments = c.groSegments;
   }
 
   // -----------------------------------------------------------------------

@@ -57,7 +57,7 @@ const DATAPATH_KEYS: Array<keyof DatapathCounters> = [
   'outPackets', 'outBytes', 'inPackets', 'inBytes', 'outMalformed', 'outNoPolicy', 'outBypass', 'outDiscard', 'outHeld', 'outHoldOverflow', 'outNoSa',
   'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inHeldPendingSpi', 'inHeldPendingSpiDropped', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
 ];
-const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors'];
+const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors', 'tunGsoPackets', 'tunGsoRefused', 'tunGroWrites', 'tunGroSegments'];
 
 function child(o: Partial<ChildSaInfo> = {}): ChildSaInfo {
   return {
