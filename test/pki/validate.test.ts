@@ -423,3 +423,28 @@ describe('issued certificates', () => {
     expect(store.intermediateCertificates).toHaveLength(0);
   });
 });
+
+describe('Ed25519 and Ed448 certificates (RFC 8410)', () => {
+  it('a path root (Ed25519) → intermediate (Ed448) → end entity (Ed25519) validates, and OpenSSL agrees with every signature', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const ca = root(ROOT, { key: 'ed25519' });
+    const int = intermediate(ca, 'CN=Intermediate', { key: 'ed448' });
+    const sun = endEntity(int, 'CN=sun', { key: 'ed25519' });
+    // RFC 8410 §3: signatureAlgorithm is SEQUENCE { id-Ed25519 / id-Ed448 } with no parameters.
+    expect(sun.certificate.signatureAlgorithm.toString('hex')).toBe('300506032b6571');
+    expect(int.certificate.signatureAlgorithm.toString('hex')).toBe('300506032b6570');
+    expect(sun.certificate.publicKey.asymmetricKeyType).toBe('ed25519');
+    const result = validate(sun, storeWith(ca), { intermediates: [int.certificate] });
+    expect(reasonOf(result)).toBe('ok');
+    if (result.ok) expect(result.chain.map((c) => c.subject.text)).toEqual(['CN=sun', 'CN=Intermediate', ROOT]);
+    expect(new X509Certificate(sun.certificatePem).verify(int.certificate.publicKey)).toBe(true);
+    expect(new X509Certificate(int.certificatePem).verify(ca.certificate.publicKey)).toBe(true);
+  });
+
+  it('an Ed25519 certificate whose issuer key is another Ed25519 key does not validate', () => {
+    const ca = root(ROOT, { key: 'ed25519' });
+    const impostor = root(ROOT, { key: 'ed25519' });
+    const sun = endEntity(impostor, 'CN=sun', { key: 'ed25519', authorityKeyIdentifier: false });
+    expect(reasonOf(validate(sun, storeWith(ca)))).toMatch(/signature/);
+  });
+});
