@@ -25,6 +25,7 @@ import {
   TrustStore,
   certMatchesIdentity,
   identityToString,
+  intermediatesToSend,
   keyMatchesCertificate,
   loadCertificateChain,
   loadCertificates,
@@ -250,13 +251,15 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
   }
 
   if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
+  // Intermediates listed only under authorities.cacerts / remote.cacerts are sent too when they chain our certificate.
+  const sentIntermediates = intermediatesToSend(certificate, trust, intermediates);
   const peer: IkePeerConfig = {
     name: conn.name,
     ikeProposals: conn.proposals.proposals,
     localId,
     ...(remoteId ? { remoteId } : {}),
     certificate,
-    intermediates,
+    intermediates: sentIntermediates,
     privateKey,
     trust,
     strictCrl: authorities.strictcrl === 'yes',

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createCa, generateKeyPair, issueCertificate, issueCrl, type Issued } from '../../src/pki/issue.js';
 import { loadCertificateChain, readCrls } from '../../src/pki/load.js';
 import { TrustStore } from '../../src/pki/store.js';
-import { validateCertificate, type ValidationOptions, type ValidationResult } from '../../src/pki/validate.js';
+import { intermediatesToSend, validateCertificate, type ValidationOptions, type ValidationResult } from '../../src/pki/validate.js';
 import { NOW, endEntity, intermediate, root, storeWith, tempDir } from './helpers.js';
 
 const ROOT = 'C=CH, O=tunsec test, CN=Root';
@@ -446,5 +446,29 @@ describe('Ed25519 and Ed448 certificates (RFC 8410)', () => {
     const impostor = root(ROOT, { key: 'ed25519' });
     const sun = endEntity(impostor, 'CN=sun', { key: 'ed25519', authorityKeyIdentifier: false });
     expect(reasonOf(validate(sun, storeWith(ca)))).toMatch(/signature/);
+  });
+});
+
+describe('intermediatesToSend: the CA certificates that go with our own', () => {
+  it('an intermediate the store holds (as anchor, e.g. from authorities.cacerts) is sent; the self-signed root never', () => {
+    const ca = root();
+    const int1 = intermediate(ca, 'CN=Intermediate 1');
+    const int2 = intermediate(int1, 'CN=Intermediate 2');
+    const sun = endEntity(int2);
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, int1, int2)).map((c) => c.subject.text)).toEqual(['CN=Intermediate 2', 'CN=Intermediate 1']);
+    // The configured chain comes first and is not repeated.
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, int1), [int2.certificate]).map((c) => c.subject.text)).toEqual([
+      'CN=Intermediate 2',
+      'CN=Intermediate 1',
+    ]);
+    expect(intermediatesToSend(endEntity(ca).certificate, storeWith(ca, int1))).toEqual([]);
+  });
+
+  it('a CA with the right name but another key is not sent', () => {
+    const ca = root();
+    const int = intermediate(ca, 'CN=Intermediate');
+    const impostor = intermediate(ca, 'CN=Intermediate');
+    const sun = endEntity(int, 'CN=sun', { authorityKeyIdentifier: false });
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, impostor))).toEqual([]);
   });
 });
