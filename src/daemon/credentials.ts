@@ -247,7 +247,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     .filter((c): c is ChildConfig & { mode: 'pass' | 'drop' } => c.mode === 'pass' || c.mode === 'drop')
     .map((c) => ({ name: c.name, mode: c.mode, localTs: c.local_ts, remoteTs: c.remote_ts }));
   if (children.length > 1) {
-    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) are only accepted as responder until CREATE_CHILD_SA is supported`);
+    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) follow through CREATE_CHILD_SA once it is up (start_action start) or when their traffic appears (trap)`);
   }
 
   if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
