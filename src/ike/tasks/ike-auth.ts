@@ -40,9 +40,10 @@ export function sameIdentity(a: Identity, b: Identity): boolean {
 /** Classic signature method for a key (RFC 7296 §3.8, RFC 4754). */
 function classicMethod(key: KeyObject): SignatureAuthMethod {
   if (key.asymmetricKeyType === 'rsa') return SignatureAuthMethod.RSA_DIGITAL_SIGNATURE;
-  if (eddsaKeyType(key)) {
+  const ed = eddsaKeyType(key);
+  if (ed) {
     throw new ExchangeFailure(
-      `the peer refuses our signature scheme: it announced no SIGNATURE_HASH_ALGORITHMS (RFC 7427), which our ${key.asymmetricKeyType} key needs (RFC 8420 signs only with AUTH method 14 and hash Identity); our credentials are not at fault`,
+      `the peer refuses our signature scheme: it announced no SIGNATURE_HASH_ALGORITHMS (RFC 7427), which our ${ed === 'ed25519' ? 'Ed25519' : 'Ed448'} key needs (RFC 8420 signs only with AUTH method 14 and hash Identity); our credentials are not at fault`,
       AUTH_FAILED,
     );
   }

@@ -92,6 +92,21 @@ describe('Ed25519 / Ed448 certificates and intermediates between tunsec peers (R
     expect(sun.manager.counters.internalErrors).toBe(0);
   });
 
+  it('a responder that announces no SIGNATURE_HASH_ALGORITHMS at all: the Ed25519 initiator says the peer refuses its scheme (no classic method exists)', async () => {
+    const root = createCa({ subject: 'C=CH, O=tunsec test, CN=Ed25519 Root', key: 'ed25519' });
+    const pki = pkiWith(root);
+    // The notify becomes a private-use status type (40960) that the initiator ignores (RFC 7296 §3.10.1).
+    const sunRewrite = (b: Buffer): void => {
+      const at = b.indexOf(Buffer.from(SIGNATURE_HASHES_WITH_IDENTITY, 'hex'));
+      if (at >= 2 && b[18] === 34) b.writeUInt16BE(0xa000, at - 2);
+    };
+    const { moon, outcome } = await run(pki, pki.host('moon.tunsec.test', { key: 'ed25519' }), pki.host('sun.tunsec.test'), { sunRewrite });
+    expect(outcome).not.toBe('established');
+    expect(moon.log.text()).toContain(
+      'the peer refuses our signature scheme: it announced no SIGNATURE_HASH_ALGORITHMS (RFC 7427), which our Ed25519 key needs (RFC 8420 signs only with AUTH method 14 and hash Identity); our credentials are not at fault',
+    );
+  });
+
   it('a leaf under an intermediate authenticates to a peer that trusts only the root when the intermediate is sent', async () => {
     const root = createCa({ subject: 'C=CH, O=tunsec test, CN=Root', key: 'ed25519' });
     const int = issueIntermediate(root, { subject: 'C=CH, O=tunsec test, CN=Intermediate', key: 'ed25519' });
