@@ -1,6 +1,6 @@
 /**
  * RFC 7427, Signature Authentication in IKEv2: the pieces that are pure
- * encoding and need no key.
+ * encoding and need no key; with RFC 8420 (EdDSA in IKEv2).
  *
  * - The SIGNATURE_HASH_ALGORITHMS hash IDs (§4, IANA "IKEv2 Hash Algorithms")
  *   and the Notify data that lists them (§4: 16-bit IDs, no padding).
@@ -12,6 +12,9 @@
  *   A.4.3 as printed spells out the DEFAULT trailerField 1; DER omits
  *   DEFAULT values (X.690 §11.5), so tunsec sends the form without it, which
  *   is also what libreswan compares against, and accepts both.
+ *   RFC 8420 §3: Ed25519 and Ed448 with the AlgorithmIdentifiers of RFC 8410
+ *   §3 (id-Ed25519 1.3.101.112, id-Ed448 1.3.101.113, parameters absent)
+ *   and the hash "Identity" (5): PureEdDSA signs the octets themselves.
  * - Authentication Data of method 14 (§3): ASN.1 Length (1 octet) ‖
  *   AlgorithmIdentifier ‖ Signature Value.
  * - Parsing a received AlgorithmIdentifier: exact match against the blobs
@@ -33,6 +36,9 @@ export enum SignatureHashAlgorithm {
 
 /** node:crypto digest names for the hash IDs that have one. */
 export type DigestName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/** EdDSA key types (node's asymmetricKeyType) of RFC 8420. */
+export type EddsaKeyType = 'ed25519' | 'ed448';
 
 const DIGESTS: Readonly<Record<DigestName, { id: SignatureHashAlgorithm; length: number }>> = {
   sha1: { id: SignatureHashAlgorithm.SHA1, length: 20 },
@@ -81,9 +87,15 @@ export function decodeSignatureHashAlgorithms(data: Uint8Array): number[] {
 export interface SignatureAlgorithm {
   /** Appendix A name, e.g. "sha256WithRSAEncryption", "ecdsa-with-sha384", "RSASSA-PSS with SHA-256". */
   readonly name: string;
-  readonly scheme: 'rsa-pkcs1-v1_5' | 'rsassa-pss' | 'ecdsa';
-  readonly digest: DigestName;
+  readonly scheme: 'rsa-pkcs1-v1_5' | 'rsassa-pss' | 'ecdsa' | 'eddsa';
+  /**
+   * The digest applied before signing; null for EdDSA (RFC 8420: the
+   * "Identity" hash, the signature algorithm reads the octets themselves).
+   */
+  readonly digest: DigestName | null;
   readonly hashAlgorithm: SignatureHashAlgorithm;
+  /** EdDSA only: the key type the algorithm needs. */
+  readonly eddsaKeyType?: EddsaKeyType;
   /**
    * RSASSA-PSS only (RFC 8017 §9.1): salt length in octets. MGF1 always uses
    * `digest` and the trailer field is 1 (0xbc).
@@ -121,6 +133,9 @@ const OID = {
   sha256: '608648016503040201',
   sha384: '608648016503040202',
   sha512: '608648016503040203',
+  /** id-Ed25519 1.3.101.112, id-Ed448 1.3.101.113 (RFC 8410 §3) */
+  ed25519: '2b6570',
+  ed448: '2b6571',
 } as const;
 
 // ---------------------------------------------------------------------------
@@ -301,6 +316,25 @@ export const RSASSA_PSS_SHA384 = rsaPss('sha384', 48);
 /** The A.4.3 structure with SHA-512 / MGF1-SHA-512 / salt 64 (not listed in the RFC). */
 export const RSASSA_PSS_SHA512 = rsaPss('sha512', 64);
 
+const eddsa = (name: string, keyType: EddsaKeyType, blobHex: string): SignatureAlgorithm => ({
+  name,
+  scheme: 'eddsa',
+  digest: null,
+  hashAlgorithm: SignatureHashAlgorithm.IDENTITY,
+  eddsaKeyType: keyType,
+  algorithmIdentifier: Buffer.from(blobHex, 'hex'),
+});
+
+/** RFC 8420 §3 / RFC 8410 §3: SEQUENCE { id-Ed25519 } with no parameters. */
+export const ED25519 = eddsa('Ed25519', 'ed25519', '300506032b6570');
+/** RFC 8420 §3 / RFC 8410 §3: SEQUENCE { id-Ed448 } with no parameters. */
+export const ED448 = eddsa('Ed448', 'ed448', '300506032b6571');
+
+/** The RFC 8420 algorithm for an EdDSA key type. */
+export function eddsaAlgorithm(keyType: EddsaKeyType): SignatureAlgorithm {
+  return keyType === 'ed25519' ? ED25519 : ED448;
+}
+
 /** Every algorithm with a fixed AlgorithmIdentifier, for exact blob matching. */
 export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = [
   SHA1_WITH_RSA_ENCRYPTION,
@@ -314,10 +348,12 @@ export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = [
   RSASSA_PSS_SHA256,
   RSASSA_PSS_SHA384,
   RSASSA_PSS_SHA512,
+  ED25519,
+  ED448,
 ];
 
-/** The fixed algorithm for a scheme and hash (PSS: salt = hash length). */
-export function signatureAlgorithm(scheme: SignatureAlgorithm['scheme'], digest: DigestName): SignatureAlgorithm {
+/** The fixed algorithm for a scheme and hash (PSS: salt = hash length); EdDSA: see eddsaAlgorithm. */
+export function signatureAlgorithm(scheme: Exclude<SignatureAlgorithm['scheme'], 'eddsa'>, digest: DigestName): SignatureAlgorithm {
   const found = SIGNATURE_ALGORITHMS.find((a) => a.scheme === scheme && a.digest === digest);
   if (!found) throw new CryptoError(`no ${scheme} signature algorithm with ${digest}`);
   return found;
@@ -369,6 +405,12 @@ export function parseAlgorithmIdentifier(der: Uint8Array): SignatureAlgorithm {
     // RFC 5758 §3.2: parameters absent (a NULL is tolerated).
     if (params && !isDerNull(params)) throw new CryptoError(`${what}: ${ec.name} must have no parameters`);
     return ec;
+  }
+  const ed = oidHex === OID.ed25519 ? ED25519 : oidHex === OID.ed448 ? ED448 : undefined;
+  if (ed) {
+    // RFC 8410 §3: the parameters MUST be absent.
+    if (params) throw new CryptoError(`${what}: ${ed.name} must have no parameters`);
+    return ed;
   }
   if (oidHex === OID.rsassaPss) {
     if (!params || params.tag !== TAG_SEQUENCE) {

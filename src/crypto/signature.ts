@@ -11,7 +11,9 @@
  * - 14 Digital Signature (RFC 7427 §3): ASN.1 Length ‖ AlgorithmIdentifier ‖
  *      signature, with RSASSA-PKCS1-v1_5, RSASSA-PSS (MGF1 with the same
  *      hash, trailer 1) or ECDSA; an ECDSA signature value there is the DER
- *      ECDSA-Sig-Value of RFC 3279 §2.2.3.
+ *      ECDSA-Sig-Value of RFC 3279 §2.2.3; and PureEdDSA, Ed25519 and Ed448
+ *      (RFC 8420, RFC 8032), whose hash is "Identity" and whose signature
+ *      value is RFC 8032's R ‖ S as is (64 / 114 octets).
  *
  * The octets signed are RFC 7296 §2.15's InitiatorSignedOctets /
  * ResponderSignedOctets, built by the caller; the hashing and the RSA / ECDSA
@@ -28,6 +30,7 @@ import { constants, sign, verify, type KeyObject } from 'node:crypto';
 import { CryptoError } from './types.js';
 import {
   digestForHashId,
+  eddsaAlgorithm,
   encodeDigitalSignatureAuthData,
   parseDigitalSignatureAuthData,
   readDerSequence,
@@ -36,6 +39,7 @@ import {
   signatureAlgorithm,
   SignatureHashAlgorithm,
   type DigestName,
+  type EddsaKeyType,
   type SignatureAlgorithm,
 } from './rfc7427.js';
 import { errorMessage } from '../util/format.js';
@@ -63,15 +67,42 @@ const RFC4754_METHODS: Readonly<Record<number, { curve: string; digest: DigestNa
 
 /**
  * Hashes acceptable in a received method-14 signature unless the caller says
- * otherwise: SHA-2 only. SHA-1 is collision-broken and RFC 8247 (IKEv2
- * algorithm requirements) steers Digital Signature away from it; a caller
- * that must talk to a SHA-1-only peer passes it explicitly.
+ * otherwise: SHA-2, and Identity (RFC 8420), which only EdDSA uses. SHA-1 is
+ * collision-broken and RFC 8247 (IKEv2 algorithm requirements) steers Digital
+ * Signature away from it; a caller that must talk to a SHA-1-only peer passes
+ * it explicitly.
  */
 export const DEFAULT_ACCEPTED_SIGNATURE_HASHES: readonly SignatureHashAlgorithm[] = [
   SignatureHashAlgorithm.SHA2_256,
   SignatureHashAlgorithm.SHA2_384,
   SignatureHashAlgorithm.SHA2_512,
+  SignatureHashAlgorithm.IDENTITY,
 ];
+
+/** The EdDSA key type of a key (RFC 8420), or undefined for RSA / ECDSA keys. */
+export function eddsaKeyType(key: KeyObject): EddsaKeyType | undefined {
+  const type = key.asymmetricKeyType;
+  return type === 'ed25519' || type === 'ed448' ? type : undefined;
+}
+
+/**
+ * Thrown by chooseSignatureAlgorithm when the peer's SIGNATURE_HASH_ALGORITHMS
+ * rules out every algorithm our key can sign with: the peer refuses our
+ * signature scheme (our credentials are fine).
+ */
+export class SignatureSchemeRefused extends CryptoError {
+  constructor(
+    readonly keyDescription: string,
+    readonly needed: SignatureHashAlgorithm,
+    readonly peerHashes: readonly number[],
+  ) {
+    super(
+      `the peer refuses our signature scheme: our ${keyDescription} key needs hash algorithm ${needed}` +
+        ` (${needed === SignatureHashAlgorithm.IDENTITY ? 'Identity, RFC 8420' : 'RFC 7427'}) in SIGNATURE_HASH_ALGORITHMS, the peer announced` +
+        ` [${peerHashes.join(', ')}]`,
+    );
+  }
+}
 
 export interface SignAuthRequest {
   readonly method: SignatureAuthMethod;
@@ -80,7 +111,7 @@ export interface SignAuthRequest {
   readonly octets: Uint8Array;
   /** Method 14: the algorithm to use. Default: from the key type and `hash` (RSA → PKCS#1 v1.5, EC → ECDSA). */
   readonly algorithm?: SignatureAlgorithm;
-  /** Method 14 without `algorithm`: the hash; default SHA2-256. */
+  /** Method 14 without `algorithm`: the hash; default SHA2-256 (Identity for Ed25519 / Ed448 keys). */
   readonly hash?: SignatureHashAlgorithm;
 }
 
@@ -120,7 +151,7 @@ export function signAuth(request: SignAuthRequest): SignedAuth {
       return { method, authData: rs };
     }
     case SignatureAuthMethod.DIGITAL_SIGNATURE: {
-      const algorithm = request.algorithm ?? defaultAlgorithm(privateKey, request.hash ?? SignatureHashAlgorithm.SHA2_256);
+      const algorithm = request.algorithm ?? defaultAlgorithm(privateKey, request.hash);
       requireKeyFits(privateKey, algorithm);
       const signature = rawSign(algorithm.digest, octets, signOptions(privateKey, algorithm));
       return { method, authData: encodeDigitalSignatureAuthData(algorithm, signature), algorithm };
@@ -163,6 +194,11 @@ export function verifyAuth(request: VerifyAuthRequest): boolean {
         checkEcdsaSigValue(signature);
         return rawVerify(algorithm.digest, octets, { key: publicKey, dsaEncoding: 'der' }, signature);
       }
+      if (algorithm.scheme === 'eddsa') {
+        // RFC 8032 §5.1.6 / §5.2.6: R ‖ S of 2·b/8 octets; anything else cannot verify.
+        if (signature.length !== (algorithm.eddsaKeyType === 'ed25519' ? 64 : 114)) return false;
+        return rawVerify(null, octets, { key: publicKey }, signature);
+      }
       const padding = algorithm.scheme === 'rsassa-pss' ? constants.RSA_PKCS1_PSS_PADDING : constants.RSA_PKCS1_PADDING;
       return rsaVerify(algorithm.digest, octets, publicKey, padding, algorithm.saltLength, signature);
     }
@@ -175,8 +211,9 @@ export function verifyAuth(request: VerifyAuthRequest): boolean {
  * The method-14 algorithm to sign with (RFC 7427 §4: one of the hashes the
  * peer announced in SIGNATURE_HASH_ALGORITHMS). Preference: for EC keys the
  * hash matching the curve size first, then SHA2-256, -384, -512; for RSA keys
- * SHA2-256, -384, -512. SHA-1 and Identity (no RFC 7427 algorithm here
- * uses it) are never chosen.
+ * SHA2-256, -384, -512. SHA-1 is never chosen. Ed25519 / Ed448 keys sign
+ * with their RFC 8420 algorithm and need the peer to have announced Identity
+ * (5); SignatureSchemeRefused otherwise.
  * `rsaPss` selects RSASSA-PSS over PKCS#1 v1.5 for RSA keys (forced for
  * RSA-PSS-only keys).
  */
@@ -187,6 +224,13 @@ export function chooseSignatureAlgorithm(options: {
 }): SignatureAlgorithm {
   const { key, peerHashes } = options;
   const kind = keyKind(key);
+  const ed = eddsaKeyType(key);
+  if (ed) {
+    if (!peerHashes.includes(SignatureHashAlgorithm.IDENTITY)) {
+      throw new SignatureSchemeRefused(eddsaAlgorithm(ed).name, SignatureHashAlgorithm.IDENTITY, peerHashes);
+    }
+    return eddsaAlgorithm(ed);
+  }
   const order: SignatureHashAlgorithm[] = [
     SignatureHashAlgorithm.SHA2_256,
     SignatureHashAlgorithm.SHA2_384,
@@ -262,10 +306,24 @@ function requireKeyFits(key: KeyObject, algorithm: SignatureAlgorithm): void {
       if (type !== 'ec') throw new CryptoError(`${what} needs an EC key, got ${type}`);
       return;
     }
+    case 'eddsa': {
+      const { type } = keyKind(key);
+      if (type !== algorithm.eddsaKeyType) throw new CryptoError(`${what} needs an ${algorithm.name} key, got ${type}`);
+      return;
+    }
   }
 }
 
-function defaultAlgorithm(key: KeyObject, hash: SignatureHashAlgorithm): SignatureAlgorithm {
+/** `hash` default: SHA2-256, Identity for EdDSA keys. */
+function defaultAlgorithm(key: KeyObject, requested: SignatureHashAlgorithm | undefined): SignatureAlgorithm {
+  const ed = eddsaKeyType(key);
+  const hash = requested ?? (ed ? SignatureHashAlgorithm.IDENTITY : SignatureHashAlgorithm.SHA2_256);
+  if (ed) {
+    if (hash !== SignatureHashAlgorithm.IDENTITY) {
+      throw new CryptoError(`${eddsaAlgorithm(ed).name} signs with hash algorithm 5 (Identity, RFC 8420), not ${hash}`);
+    }
+    return eddsaAlgorithm(ed);
+  }
   const digest = digestForHashId(hash);
   if (!digest) throw new CryptoError(`hash algorithm ${hash} has no signature algorithm`);
   const { type } = keyKind(key);
@@ -291,10 +349,12 @@ function signOptions(key: KeyObject, algorithm: SignatureAlgorithm): SignKeyOpti
       return { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength ?? 0 };
     case 'ecdsa':
       return { key, dsaEncoding: 'der' };
+    case 'eddsa':
+      return { key };
   }
 }
 
-function rawSign(digest: DigestName, data: Uint8Array, options: SignKeyOptions): Buffer {
+function rawSign(digest: DigestName | null, data: Uint8Array, options: SignKeyOptions): Buffer {
   try {
     return sign(digest, data, options);
   } catch (err) {
@@ -302,7 +362,7 @@ function rawSign(digest: DigestName, data: Uint8Array, options: SignKeyOptions):
   }
 }
 
-function rawVerify(digest: DigestName, data: Uint8Array, options: SignKeyOptions, signature: Uint8Array): boolean {
+function rawVerify(digest: DigestName | null, data: Uint8Array, options: SignKeyOptions, signature: Uint8Array): boolean {
   try {
     return verify(digest, data, options, signature);
   } catch (err) {
@@ -315,7 +375,7 @@ function rawVerify(digest: DigestName, data: Uint8Array, options: SignKeyOptions
  * "invalid signature" per RFC 8017 §8.1.2 step 1 / §8.2.2 step 1: false.
  */
 function rsaVerify(
-  digest: DigestName,
+  digest: DigestName | null,
   data: Uint8Array,
   key: KeyObject,
   padding: number,

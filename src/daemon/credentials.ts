@@ -25,6 +25,7 @@ import {
   TrustStore,
   certMatchesIdentity,
   identityToString,
+  intermediatesToSend,
   keyMatchesCertificate,
   loadCertificateChain,
   loadCertificates,
@@ -246,17 +247,19 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     .filter((c): c is ChildConfig & { mode: 'pass' | 'drop' } => c.mode === 'pass' || c.mode === 'drop')
     .map((c) => ({ name: c.name, mode: c.mode, localTs: c.local_ts, remoteTs: c.remote_ts }));
   if (children.length > 1) {
-    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) are only accepted as responder until CREATE_CHILD_SA is supported`);
+    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) follow through CREATE_CHILD_SA once it is up (start_action start) or when their traffic appears (trap)`);
   }
 
   if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
+  // Intermediates listed only under authorities.cacerts / remote.cacerts are sent too when they chain our certificate.
+  const sentIntermediates = intermediatesToSend(certificate, trust, intermediates);
   const peer: IkePeerConfig = {
     name: conn.name,
     ikeProposals: conn.proposals.proposals,
     localId,
     ...(remoteId ? { remoteId } : {}),
     certificate,
-    intermediates,
+    intermediates: sentIntermediates,
     privateKey,
     trust,
     strictCrl: authorities.strictcrl === 'yes',

@@ -47,6 +47,7 @@ export { TrustStore, couldHaveIssued, certReqMatchesChain, type LoadReport } fro
 export {
   validateCertificate,
   buildChain,
+  intermediatesToSend,
   DEFAULT_MAX_PATH_LENGTH,
   type ValidationOptions,
   type ValidationResult,

@@ -15,7 +15,7 @@
 import { createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { signatureAlgorithm, type DigestName } from '../crypto/rfc7427.js';
+import { eddsaAlgorithm, signatureAlgorithm, type DigestName } from '../crypto/rfc7427.js';
 import {
   KEY_USAGE_BITS,
   OID,
@@ -32,7 +32,18 @@ import { parseIp } from '../util/ip.js';
 import { nameFromString } from './name.js';
 import { encodePem } from './pem.js';
 
-export type KeyAlgorithm = 'rsa2048' | 'rsa3072' | 'rsa4096' | 'p256' | 'p384' | 'p521' | 'brainpoolP256r1' | 'brainpoolP384r1' | 'brainpoolP512r1';
+export type KeyAlgorithm =
+  | 'rsa2048'
+  | 'rsa3072'
+  | 'rsa4096'
+  | 'p256'
+  | 'p384'
+  | 'p521'
+  | 'brainpoolP256r1'
+  | 'brainpoolP384r1'
+  | 'brainpoolP512r1'
+  | 'ed25519'
+  | 'ed448';
 
 const CURVES: Readonly<Record<string, string>> = {
   p256: 'prime256v1',
@@ -47,6 +58,8 @@ const CURVES: Readonly<Record<string, string>> = {
 export function generateKeyPair(algorithm: KeyAlgorithm = 'p256'): { privateKey: KeyObject; publicKey: KeyObject } {
   const rsa = /^rsa(\d+)$/.exec(algorithm);
   if (rsa) return generateKeyPairSync('rsa', { modulusLength: Number(rsa[1]) });
+  if (algorithm === 'ed25519') return generateKeyPairSync('ed25519');
+  if (algorithm === 'ed448') return generateKeyPairSync('ed448');
   return generateKeyPairSync('ec', { namedCurve: CURVES[algorithm]! });
 }
 
@@ -88,7 +101,7 @@ export interface CertificateProfile {
   readonly authorityKeyIdentifier?: boolean;
   /** Further extensions, as is (e.g. an unknown critical one). */
   readonly extraExtensions?: readonly Extension[];
-  /** Signature hash; default by the issuer key: sha256, P-384 sha384, P-521 sha512. */
+  /** Signature hash; default by the issuer key: sha256, P-384 sha384, P-521 sha512. Ignored for Ed25519 / Ed448 issuers (PureEdDSA). */
   readonly hash?: 'sha256' | 'sha384' | 'sha512';
 }
 
@@ -191,7 +204,8 @@ function subjectKey(key: CertificateProfile['key']): { privateKey?: KeyObject; p
 }
 
 interface SigningAlgorithm {
-  readonly digest: DigestName;
+  /** null: PureEdDSA (RFC 8410 §6), no pre-hash. */
+  readonly digest: DigestName | null;
   readonly identifier: Buffer;
 }
 
@@ -206,6 +220,7 @@ function signingAlgorithm(key: KeyObject, hash: CertificateProfile['hash']): Sig
     const digest = hash ?? (/384/.test(curve) ? 'sha384' : /521|512/.test(curve) ? 'sha512' : 'sha256');
     return { digest, identifier: signatureAlgorithm('ecdsa', digest).algorithmIdentifier };
   }
+  if (type === 'ed25519' || type === 'ed448') return { digest: null, identifier: eddsaAlgorithm(type).algorithmIdentifier };
   throw new PkiError(`cannot sign with a ${type ?? 'symmetric'} key`);
 }
 

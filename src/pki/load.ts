@@ -118,8 +118,8 @@ export function readPrivateKey(data: Uint8Array, source: string): KeyObject {
     key = importDerKey(buf, source);
   }
   const type = key.asymmetricKeyType;
-  if (type !== 'rsa' && type !== 'rsa-pss' && type !== 'ec') {
-    throw new PkiError(`${source}: ${type ?? 'unknown'} keys are not supported (RSA and ECDSA only)`);
+  if (type !== 'rsa' && type !== 'rsa-pss' && type !== 'ec' && type !== 'ed25519' && type !== 'ed448') {
+    throw new PkiError(`${source}: ${type ?? 'unknown'} keys are not supported (RSA, ECDSA, Ed25519 and Ed448 only)`);
   }
   return key;
 }

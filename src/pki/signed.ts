@@ -12,11 +12,6 @@ import { parseAlgorithmIdentifier } from '../crypto/rfc7427.js';
 import { CryptoError } from '../crypto/types.js';
 import { DerError, Tag, readChildren, readOid, readWhole } from './der.js';
 
-const EDDSA_OIDS: Readonly<Record<string, string>> = {
-  '1.3.101.112': 'Ed25519',
-  '1.3.101.113': 'Ed448',
-};
-
 export type SignatureCheck = { readonly ok: true } | { readonly ok: false; readonly unsupported?: string };
 
 /** The dotted OID of an AlgorithmIdentifier, or its hex when unreadable. */
@@ -44,11 +39,6 @@ export function verifySignedData(
   issuerKey: KeyObject,
 ): SignatureCheck {
   const oid = algorithmOid(algorithmIdentifier);
-  const eddsa = EDDSA_OIDS[oid];
-  if (eddsa) {
-    if (issuerKey.asymmetricKeyType !== eddsa.toLowerCase()) return { ok: false };
-    return attempt(() => verify(null, signedData, issuerKey, signature));
-  }
   let algorithm;
   try {
     algorithm = parseAlgorithmIdentifier(algorithmIdentifier);
@@ -74,6 +64,10 @@ export function verifySignedData(
     case 'ecdsa':
       if (keyType !== 'ec') return { ok: false };
       return attempt(() => verify(algorithm.digest, signedData, { key: issuerKey, dsaEncoding: 'der' }, signature));
+    case 'eddsa':
+      // RFC 8410 §6: PureEdDSA over the DER of the TBS structure.
+      if (keyType !== algorithm.eddsaKeyType) return { ok: false };
+      return attempt(() => verify(null, signedData, issuerKey, signature));
   }
 }
 

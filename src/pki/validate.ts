@@ -255,3 +255,31 @@ function crlUnusable(crl: Crl, issuer: Certificate): string | null {
   if (check.ok) return null;
   return check.unsupported ? `it uses an unsupported signature algorithm ${algorithmOid(crl.signatureAlgorithm)}` : 'its signature does not verify';
 }
+
+// ---------------------------------------------------------------------------
+// What to send with our own certificate
+
+/**
+ * The CA certificates to send in CERT payloads after our own `cert`
+ * (RFC 7296 §3.6, RFC 4945 §3.3): `configured` (from the certificate files)
+ * first, then every further CA on the path up from `cert` that the trust
+ * store holds and that is not self-issued. A peer that trusts only the root
+ * then still reaches it, the way strongSwan sends the intermediates it holds.
+ * Roots are never added: the peer must have them already.
+ */
+export function intermediatesToSend(cert: Certificate, store: TrustStore, configured: readonly Certificate[] = []): Certificate[] {
+  const out = [...configured];
+  const onPath = [cert];
+  let current = cert;
+  for (let depth = 0; depth <= DEFAULT_MAX_PATH_LENGTH; depth++) {
+    if (namesMatch(current.subject, current.issuer)) break;
+    const issuer = store
+      .issuerCandidates(current, configured)
+      .find((c) => !onPath.some((p) => p.fingerprint === c.fingerprint) && signatureVerifies(current, c) === null);
+    if (!issuer || namesMatch(issuer.subject, issuer.issuer)) break;
+    if (!out.some((c) => c.fingerprint === issuer.fingerprint)) out.push(issuer);
+    onPath.push(issuer);
+    current = issuer;
+  }
+  return out;
+}

@@ -157,7 +157,7 @@ describe('parsing AlgorithmIdentifiers other stacks may send', () => {
       '300d06092a864886f70d01010b050000', // trailing octet
       '300d06092a864886f70d01010b05', // truncated
       '300d06092a864886f70d01010e0500', // sha224WithRSAEncryption: not supported
-      '300506032b6570', // Ed25519 (RFC 8420): not supported
+      '300706032b65700500', // Ed25519 with NULL parameters (RFC 8410 §3: absent)
       '3100',
       '',
     ]) {

@@ -118,7 +118,7 @@ describe('Project Wycheproof RSASSA-PSS verification tests, as method 14 AUTH', 
       const { testGroups } = JSON.parse(readFileSync(new URL(`../vectors/${file}`, import.meta.url), 'utf8')) as WycheproofPss;
       let valid = 0;
       for (const g of testGroups) {
-        expect(`${g.sha}/${g.mgfSha}/${g.sLen}`).toBe(`SHA-${algorithm.digest.slice(3)}/SHA-${algorithm.digest.slice(3)}/${algorithm.saltLength}`);
+        expect(`${g.sha}/${g.mgfSha}/${g.sLen}`).toBe(`SHA-${algorithm.digest!.slice(3)}/SHA-${algorithm.digest!.slice(3)}/${algorithm.saltLength}`);
         const publicKey = createPublicKey({ key: hex(g.publicKeyDer), format: 'der', type: 'spki' });
         for (const t of g.tests) {
           const authData = encodeDigitalSignatureAuthData(algorithm, hex(t.sig));
@@ -181,11 +181,11 @@ describe('tampering and misuse', () => {
     expect(() => signAuth({ method: 14, privateKey: moonKey, octets, algorithm: ECDSA_WITH_SHA256 })).toThrow(/needs an EC key/);
   });
 
-  it('a public key for signing, a secret key, an Ed25519 key and non-signature methods are CryptoErrors', () => {
+  it('a public key for signing, a secret key, an X25519 key and non-signature methods are CryptoErrors', () => {
     expect(() => signAuth({ method: 14, privateKey: moonCert.publicKey, octets })).toThrow(CryptoError);
     expect(() => verifyAuth({ method: 14, publicKey: createSecretKey(Buffer.alloc(32)), octets, authData: signed.authData })).toThrow(CryptoError);
-    const ed = generateKeyPairSync('ed25519');
-    expect(() => signAuth({ method: 14, privateKey: ed.privateKey, octets })).toThrow(CryptoError);
+    const x = generateKeyPairSync('x25519');
+    expect(() => signAuth({ method: 14, privateKey: x.privateKey, octets })).toThrow(CryptoError);
     expect(() => verifyAuth({ method: 2, publicKey: moonCert.publicKey, octets, authData: signed.authData })).toThrow(CryptoError);
     expect(() => signAuth({ method: 2 as SignatureAuthMethod, privateKey: moonKey, octets })).toThrow(CryptoError);
   });

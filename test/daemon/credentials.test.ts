@@ -5,6 +5,7 @@ import { loadConfigOrThrow } from '../../src/config/index.js';
 import { FRAGMENT_SIZE, resolveCredentials } from '../../src/daemon/credentials.js';
 import { formatProposal } from '../../src/ike/proposal/index.js';
 import { identityToString } from '../../src/pki/index.js';
+import { issueCertificate, issueIntermediate } from '../../src/pki/issue.js';
 import { tempDir, writePki, type PkiFiles } from './support.js';
 
 describe('resolving credentials for connections', () => {
@@ -82,6 +83,25 @@ ${local}
     expect(child.remoteTs[0]).toMatchObject({ protocol: 6, startPort: 443, endPort: 443 });
     // soft = rekey, hard = life; life_time derived as rekey_time + 10%.
     expect(child.lifetimes).toEqual({ softSeconds: 1800, hardSeconds: 1980, softBytes: 2 ** 30, hardBytes: 1500 * 2 ** 20, softPackets: 0, hardPackets: 0 });
+  });
+
+  it('an intermediate CA listed only under authorities.cacerts that chains our Ed25519 certificate is sent with it; the root is not', () => {
+    const int = issueIntermediate(pki.ca, { subject: 'C=CH, O=tunsec test, CN=tunsec Intermediate CA', key: 'ed25519' });
+    writeFileSync(join(dir.path, 'x509ca', 'intermediate.pem'), int.certificatePem);
+    const leaf = issueCertificate(int, { subject: 'C=CH, O=tunsec test, CN=moon.tunsec.test', key: 'ed25519', subjectAltNames: { dns: ['moon.tunsec.test'] } });
+    writeFileSync(join(dir.path, 'x509', 'moon.tunsec.test.pem'), leaf.certificatePem);
+    writeFileSync(join(dir.path, 'private', 'moon.tunsec.testKey.pem'), leaf.privateKeyPem!, { mode: 0o600 });
+    const r = resolveCredentials(config(connection()));
+    expect(r.errors).toEqual([]);
+    const peer = r.connections[0]!.entry.config;
+    expect(peer.privateKey.asymmetricKeyType).toBe('ed25519');
+    expect(peer.certificate.fingerprint).toBe(leaf.certificate.fingerprint);
+    expect(peer.intermediates.map((c) => c.subject.text)).toEqual(['C=CH, O=tunsec test, CN=tunsec Intermediate CA']);
+  });
+
+  it('without intermediates our certificate issued by the root goes alone', () => {
+    const r = resolveCredentials(config(connection()));
+    expect(r.connections[0]!.entry.config.intermediates).toEqual([]);
   });
 
   it('maps fragmentation: no to no fragmentation, and an explicit local.id that the certificate carries', () => {

@@ -125,10 +125,20 @@ describe('private keys', () => {
     expect(() => readPrivateKey(pkcs8Der, 'key.pem')).toThrow(message);
   });
 
+  it('Ed25519 and Ed448 keys load from PKCS#8 PEM and DER (RFC 8410 §7)', () => {
+    for (const type of ['ed25519', 'ed448'] as const) {
+      const { privateKey } = generateKeyPairSync(type as 'ed25519');
+      const pem = Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      expect(pem.toString()).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+      expect(readPrivateKey(pem, 'ed.pem').equals(privateKey)).toBe(true);
+      expect(readPrivateKey(privateKey.export({ type: 'pkcs8', format: 'der' }), 'ed.der').asymmetricKeyType).toBe(type);
+    }
+  });
+
   it('other key types and non-keys are refused by name', () => {
-    const { privateKey } = generateKeyPairSync('ed25519');
-    expect(() => readPrivateKey(Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' })), 'ed.pem')).toThrow(
-      'ed.pem: ed25519 keys are not supported (RSA and ECDSA only)',
+    const { privateKey } = generateKeyPairSync('x25519');
+    expect(() => readPrivateKey(Buffer.from(privateKey.export({ type: 'pkcs8', format: 'pem' })), 'x.pem')).toThrow(
+      'x.pem: x25519 keys are not supported (RSA, ECDSA, Ed25519 and Ed448 only)',
     );
     expect(() => readPrivateKey(readFileSync(FIXTURE.moonCert), 'cert.pem')).toThrow(
       'cert.pem: no private key block (RSA PRIVATE KEY, EC PRIVATE KEY or PRIVATE KEY)',

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createCa, generateKeyPair, issueCertificate, issueCrl, type Issued } from '../../src/pki/issue.js';
 import { loadCertificateChain, readCrls } from '../../src/pki/load.js';
 import { TrustStore } from '../../src/pki/store.js';
-import { validateCertificate, type ValidationOptions, type ValidationResult } from '../../src/pki/validate.js';
+import { intermediatesToSend, validateCertificate, type ValidationOptions, type ValidationResult } from '../../src/pki/validate.js';
 import { NOW, endEntity, intermediate, root, storeWith, tempDir } from './helpers.js';
 
 const ROOT = 'C=CH, O=tunsec test, CN=Root';
@@ -421,5 +421,54 @@ describe('issued certificates', () => {
     store.addTrustAnchor(ca.certificate);
     expect(store.trustAnchors).toHaveLength(1);
     expect(store.intermediateCertificates).toHaveLength(0);
+  });
+});
+
+describe('Ed25519 and Ed448 certificates (RFC 8410)', () => {
+  it('a path root (Ed25519) → intermediate (Ed448) → end entity (Ed25519) validates, and OpenSSL agrees with every signature', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const ca = root(ROOT, { key: 'ed25519' });
+    const int = intermediate(ca, 'CN=Intermediate', { key: 'ed448' });
+    const sun = endEntity(int, 'CN=sun', { key: 'ed25519' });
+    // RFC 8410 §3: signatureAlgorithm is SEQUENCE { id-Ed25519 / id-Ed448 } with no parameters.
+    expect(sun.certificate.signatureAlgorithm.toString('hex')).toBe('300506032b6571');
+    expect(int.certificate.signatureAlgorithm.toString('hex')).toBe('300506032b6570');
+    expect(sun.certificate.publicKey.asymmetricKeyType).toBe('ed25519');
+    const result = validate(sun, storeWith(ca), { intermediates: [int.certificate] });
+    expect(reasonOf(result)).toBe('ok');
+    if (result.ok) expect(result.chain.map((c) => c.subject.text)).toEqual(['CN=sun', 'CN=Intermediate', ROOT]);
+    expect(new X509Certificate(sun.certificatePem).verify(int.certificate.publicKey)).toBe(true);
+    expect(new X509Certificate(int.certificatePem).verify(ca.certificate.publicKey)).toBe(true);
+  });
+
+  it('an Ed25519 certificate whose issuer key is another Ed25519 key does not validate', () => {
+    const ca = root(ROOT, { key: 'ed25519' });
+    const impostor = root(ROOT, { key: 'ed25519' });
+    const sun = endEntity(impostor, 'CN=sun', { key: 'ed25519', authorityKeyIdentifier: false });
+    expect(reasonOf(validate(sun, storeWith(ca)))).toMatch(/signature/);
+  });
+});
+
+describe('intermediatesToSend: the CA certificates that go with our own', () => {
+  it('an intermediate the store holds (as anchor, e.g. from authorities.cacerts) is sent; the self-signed root never', () => {
+    const ca = root();
+    const int1 = intermediate(ca, 'CN=Intermediate 1');
+    const int2 = intermediate(int1, 'CN=Intermediate 2');
+    const sun = endEntity(int2);
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, int1, int2)).map((c) => c.subject.text)).toEqual(['CN=Intermediate 2', 'CN=Intermediate 1']);
+    // The configured chain comes first and is not repeated.
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, int1), [int2.certificate]).map((c) => c.subject.text)).toEqual([
+      'CN=Intermediate 2',
+      'CN=Intermediate 1',
+    ]);
+    expect(intermediatesToSend(endEntity(ca).certificate, storeWith(ca, int1))).toEqual([]);
+  });
+
+  it('a CA with the right name but another key is not sent', () => {
+    const ca = root();
+    const int = intermediate(ca, 'CN=Intermediate');
+    const impostor = intermediate(ca, 'CN=Intermediate');
+    const sun = endEntity(int, 'CN=sun', { authorityKeyIdentifier: false });
+    expect(intermediatesToSend(sun.certificate, storeWith(ca, impostor))).toEqual([]);
   });
 });

@@ -34,6 +34,8 @@ export interface StrongSwanConnection {
   certPem: string;
   keyPem: string;
   caPem: string;
+  /** More CA certificates for swanctl/x509ca (e.g. an intermediate charon sends with its own certificate). */
+  extraCaPems?: string[];
   sendCert?: 'always' | 'ifasked' | 'never';
   fragmentation?: 'yes' | 'accept' | 'force' | 'no';
   encap?: boolean;
@@ -174,6 +176,7 @@ swanctl {
       writeFileSync(join(d, 'swanctl/x509', `${c.name}-cert.pem`), c.certPem);
       writeFileSync(join(d, 'swanctl/private', `${c.name}-key.pem`), c.keyPem, { mode: 0o600 });
       cas.add(c.caPem);
+      for (const pem of c.extraCaPems ?? []) cas.add(pem);
       conns.push(swanctlConf(c));
     }
     [...cas].forEach((pem, i) => writeFileSync(join(d, 'swanctl/x509ca', `ca${i}.pem`), pem));

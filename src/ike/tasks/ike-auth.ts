@@ -3,18 +3,21 @@
  * certificates: IDi/IDr, CERT (our certificate and intermediates, by the
  * send_cert policy), AUTH by RFC 7427 Digital Signature when the peer announced
  * SIGNATURE_HASH_ALGORITHMS, else the classic method for the key type
- * (RSA method 1, ECDSA methods 9/10/11 of RFC 4754), INITIAL_CONTACT; and the
+ * (RSA method 1, ECDSA methods 9/10/11 of RFC 4754; Ed25519 / Ed448 have
+ * none, RFC 8420 needs method 14 with Identity), INITIAL_CONTACT; and the
  * peer's side: path validation to a trust anchor (with CRLs), the peer ID
  * matched against the certificate, the AUTH signature verified.
  */
 import type { KeyObject } from 'node:crypto';
 import { CryptoError } from '../../crypto/types.js';
-import { chooseSignatureAlgorithm, signAuth, verifyAuth, SignatureAuthMethod } from '../../crypto/signature.js';
+import { parseDigitalSignatureAuthData } from '../../crypto/rfc7427.js';
+import { chooseSignatureAlgorithm, eddsaKeyType, signAuth, verifyAuth, SignatureAuthMethod, SignatureSchemeRefused } from '../../crypto/signature.js';
 import {
   certMatchesIdentity,
   identityFromIdPayload,
   identityToIdPayload,
   identityToString,
+  namesMatch,
   parseCertificate,
   validateCertificate,
   type Certificate,
@@ -37,6 +40,13 @@ export function sameIdentity(a: Identity, b: Identity): boolean {
 /** Classic signature method for a key (RFC 7296 §3.8, RFC 4754). */
 function classicMethod(key: KeyObject): SignatureAuthMethod {
   if (key.asymmetricKeyType === 'rsa') return SignatureAuthMethod.RSA_DIGITAL_SIGNATURE;
+  const ed = eddsaKeyType(key);
+  if (ed) {
+    throw new ExchangeFailure(
+      `the peer refuses our signature scheme: it announced no SIGNATURE_HASH_ALGORITHMS (RFC 7427), which our ${ed === 'ed25519' ? 'Ed25519' : 'Ed448'} key needs (RFC 8420 signs only with AUTH method 14 and hash Identity); our credentials are not at fault`,
+      AUTH_FAILED,
+    );
+  }
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (curve === 'prime256v1') return SignatureAuthMethod.ECDSA_SHA256_P256;
   if (curve === 'secp384r1') return SignatureAuthMethod.ECDSA_SHA384_P384;
@@ -78,6 +88,7 @@ export class IkeAuthTask extends BaseTask {
         signed = signAuth({ method: classicMethod(config.privateKey), privateKey: config.privateKey, octets });
       }
     } catch (err) {
+      if (err instanceof SignatureSchemeRefused) throw new ExchangeFailure(`${err.message}; our credentials are not at fault`, AUTH_FAILED);
       if (err instanceof CryptoError) throw new ExchangeFailure(`cannot sign AUTH: ${err.message}`, AUTH_FAILED);
       throw err;
     }
@@ -106,7 +117,13 @@ export class IkeAuthTask extends BaseTask {
     const peerCert = certs[0];
     if (!peerCert) throw new ExchangeFailure(`peer ${shownId} sent no X.509 certificate (send_cert policy? we ${config.sendCertReq ? 'sent' : 'did not send'} a CERTREQ)`, AUTH_FAILED);
     const validation = validateCertificate(peerCert, config.trust, { intermediates: certs.slice(1), strictCrl: config.strictCrl });
-    if (!validation.ok) throw new ExchangeFailure(validation.reason, AUTH_FAILED);
+    if (!validation.ok) {
+      // A missing intermediate looks exactly like an unknown CA: say which it might be.
+      const hint = validation.reason.startsWith('no trusted CA for issuer')
+        ? ` (the peer sent ${certs.length - 1} CA certificate${certs.length === 2 ? '' : 's'} with its own; if that issuer is an intermediate CA, the peer did not send it and it is not in authorities.cacerts)`
+        : '';
+      throw new ExchangeFailure(validation.reason + hint, AUTH_FAILED);
+    }
     for (const note of validation.notes) sa.log.log('info', `${sa.name}: ${note}`);
     const match = certMatchesIdentity(peerCert, peerId);
     if (!match.ok) throw new ExchangeFailure(match.reason, AUTH_FAILED);
@@ -122,7 +139,22 @@ export class IkeAuthTask extends BaseTask {
     if (!ok) throw new ExchangeFailure(`peer ${shownId}: AUTH signature does not verify with its certificate`, AUTH_FAILED);
     sa.peerId = peerId;
     sa.peerCertificate = peerCert;
-    sa.log.log('info', `${sa.name}: authentication of '${shownId}' with ${auth.method === 14 ? 'RFC 7427 signature' : `AUTH method ${auth.method}`} successful`);
+    const scheme = auth.method === SignatureAuthMethod.DIGITAL_SIGNATURE ? `RFC 7427 signature (${parseDigitalSignatureAuthData(auth.data).algorithm.name})` : `AUTH method ${auth.method}`;
+    sa.log.log('info', `${sa.name}: authentication of '${shownId}' with ${scheme} successful`);
+  }
+
+  /**
+   * Why a peer that refuses our AUTH might not reach its trust anchor: the
+   * chain we sent stops below a self-signed root, so a peer that trusts only
+   * the root needs the intermediate we did not send.
+   */
+  private chainHint(): string {
+    const { config } = this.sa;
+    if (config.sendCert === 'never') return ' (we send no certificate: send_cert is never)';
+    const sent = [config.certificate, ...config.intermediates];
+    const top = sent[sent.length - 1]!;
+    if (namesMatch(top.subject, top.issuer)) return '';
+    return ` (our chain as sent ends at '${top.subject.text}', issued by '${top.issuer.text}': if the peer trusts only a root CA, an intermediate CA certificate may be missing; list it under authorities.cacerts or local.certs)`;
   }
 
   /** §2.15: what the original initiator (`byInitiator`) or responder signs, with its ID payload body. */
@@ -158,7 +190,7 @@ export class IkeAuthTask extends BaseTask {
   override processResponse(msg: TaskMessage): TaskStatus {
     if (msg.exchangeType !== ExchangeType.IKE_AUTH) return 'need_more';
     const failed = findNotify(msg, AUTH_FAILED);
-    if (failed) throw new ExchangeFailure('peer answered AUTHENTICATION_FAILED: it did not accept our credentials', undefined);
+    if (failed) throw new ExchangeFailure(`peer answered AUTHENTICATION_FAILED: it did not accept our credentials${this.chainHint()}`, undefined);
     const error = notifiesOf(msg).find((n) => isErrorNotify(n.notifyType) && n.notifyType < 16384 && !firstOfType(msg, PayloadType.AUTH));
     if (error) throw new ExchangeFailure(`IKE_AUTH failed: peer answered ${notifyTypeName(error.notifyType)}`, undefined);
     this.verifyPeer(msg);

@@ -30,8 +30,13 @@ import { BaseTask, ExchangeFailure, findNotify, firstOfType, notifiesOf, peerRef
 
 /** Our nonces are 32 octets: at least half the key size of every PRF we implement (§2.10). */
 export const NONCE_LENGTH = 32;
-/** Hashes tunsec accepts and announces for RFC 7427 signatures. */
-export const ANNOUNCED_SIGNATURE_HASHES = [SignatureHashAlgorithm.SHA2_256, SignatureHashAlgorithm.SHA2_384, SignatureHashAlgorithm.SHA2_512];
+/** Hashes tunsec accepts and announces for RFC 7427 signatures; Identity (RFC 8420) for Ed25519 / Ed448 peers. */
+export const ANNOUNCED_SIGNATURE_HASHES = [
+  SignatureHashAlgorithm.SHA2_256,
+  SignatureHashAlgorithm.SHA2_384,
+  SignatureHashAlgorithm.SHA2_512,
+  SignatureHashAlgorithm.IDENTITY,
+];
 /** How often an initiator follows INVALID_KE_PAYLOAD / COOKIE before giving up on this attempt. */
 const MAX_RESTARTS = 4;
 
