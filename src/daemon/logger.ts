@@ -32,6 +32,15 @@ const NEEDED: Readonly<Record<LogLevel, number>> = { error: 0, warn: 0, info: 1,
 
 export type EventFields = Record<string, unknown>;
 
+/** An event as subscribers get it: its name, the log line's fields and text. */
+export interface LoggedEvent {
+  time: string;
+  event: string;
+  subsys: Subsystem;
+  msg: string;
+  fields: EventFields;
+}
+
 export interface DaemonLoggerOptions {
   /** Default: process.stdout.write. */
   write?: (line: string) => void;
@@ -47,6 +56,7 @@ export class DaemonLogger {
   readonly json: boolean;
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
+  private readonly subscribers = new Set<(e: LoggedEvent) => void>();
 
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
@@ -75,8 +85,31 @@ export class DaemonLogger {
    * level, subsys, msg or event.
    */
   event(subsys: Subsystem, event: string, msg: string, fields: EventFields): void {
+    if (this.subscribers.size > 0) {
+      const e: LoggedEvent = { time: this.now().toISOString(), event, subsys, msg, fields };
+      for (const s of [...this.subscribers]) {
+        try {
+          s(e);
+        } catch {
+          /* a subscriber's failure is its own (it unsubscribes itself) */
+        }
+      }
+    }
     if (this.levels[subsys] < 0) return;
     this.emit(subsys, 'info', msg, { event, ...fields });
+  }
+
+  /**
+   * Every event from now on, whatever the log levels (the control socket's
+   * `monitor`); returns the function that ends the subscription.
+   */
+  subscribe(listener: (e: LoggedEvent) => void): () => void {
+    this.subscribers.add(listener);
+    return () => void this.subscribers.delete(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
   }
 
   private emit(subsys: Subsystem, level: LogLevel, msg: string, fields: EventFields): void {

@@ -65,6 +65,8 @@ export interface IkeSaEvents {
   ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
   /** The peer deleted a CHILD_SA (not a rekey's old pair) while the IKE SA stays (§1.4.1): close_action applies. */
   childClosed(sa: IkeSa, child: ChildSaRecord): void;
+  /** We deleted a CHILD_SA (deleteChild, the operator's `down --child`) and the peer answered; the IKE SA stays. */
+  childDeleted(sa: IkeSa, child: ChildSaRecord): void;
   /** reauth_time is reached: a new IKE SA with a fresh IKE_AUTH should replace this one (the manager does it). */
   reauthDue(sa: IkeSa): void;
   /** A liveness check (DPD, §2.4) was sent. */
@@ -103,7 +105,7 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [], livenessCheck: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], childDeleted: [], reauthDue: [], livenessCheck: [] };
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -710,6 +712,19 @@ export class IkeSa {
   rekeyChild(child: ChildSaRecord, why: string): void {
     if (this.successorSa) return this.successorSa.rekeyChild(child, why);
     this.childRekeys.rekeyChild(child, why);
+  }
+
+  /**
+   * Delete the CHILD_SA of the configured child `name` (INFORMATIONAL with
+   * Delete, §1.4.1) and keep the IKE SA; `done` hears the pair deleted, or
+   * undefined when there was none by the time the exchange could go.
+   */
+  deleteChild(name: string, why: string, done: (child: ChildSaRecord | undefined) => void = () => {}): void {
+    if (this.successorSa) return this.successorSa.deleteChild(name, why, done);
+    this.childRekeys.deleteChild(name, why, (child) => {
+      if (child) this.emit('childDeleted', this, child);
+      done(child);
+    });
   }
 
   /** Responder side of CREATE_CHILD_SA. */

@@ -440,6 +440,37 @@ export class ChildRekeys {
     return gone;
   }
 
+  /**
+   * Our Delete of the current CHILD_SA of `name` (§1.4.1; strongSwan's
+   * child_delete.c as initiator), as `tunsec down --child`. Queued behind the
+   * exchange under way: a rekey of it finishing first makes its successor the
+   * one deleted. The pair leaves the SAD and its policies once the peer
+   * answered (its trap policy, if any, takes over); `done` hears the pair
+   * deleted, or undefined when the child had no CHILD_SA by then.
+   */
+  deleteChild(name: string, why: string, done: (child: ChildSaRecord | undefined) => void): void {
+    this.host.enqueue(() => {
+      const child = this.ctx.state === 'established' && !this.host.replaced ? this.ctx.children.find((c) => c.name === name) : undefined;
+      if (!child) {
+        done(undefined);
+        return this.host.sendNextRequest();
+      }
+      this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
+      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
+      this.host.request(msg, () => {
+        const i = this.ctx.children.indexOf(child);
+        // the peer may have deleted it in a request of its own meanwhile (a §1.4.1 collision): already gone then
+        if (i >= 0) {
+          this.ctx.children.splice(i, 1);
+          this.forgetChild(child);
+          this.removeChild(child);
+          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o deleted`);
+        }
+        done(child);
+      });
+    });
+  }
+
   removeChild(child: ChildSaRecord): void {
     // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of
     // another IKE SA (one that replaced this IKE SA after INITIAL_CONTACT) keeps them.
