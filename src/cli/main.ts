@@ -6,8 +6,8 @@
  * lists them and dispatches. `tunsec help` lists the commands,
  * `tunsec help VERB` or `tunsec VERB --help` explains one.
  *
- * Exit codes: 0 ok, 1 failed, 2 usage error, 3 not found, 4 timed out,
- * 5 daemon unavailable; `check` uses the Nagios plugin codes 0-3 (./commands/common.ts).
+ * Exit codes: 0 ok, 1 failed (daemon unavailable too), 2 usage error,
+ * 3 not found, 4 timed out; `check` uses the Nagios plugin codes 0-3 (./commands/common.ts).
  */
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -119,8 +119,8 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     const command = err.command ?? (err.message.startsWith('no command') || err.message.startsWith('unknown command') ? undefined : spec);
-    if (asksJson(rest)) return reportError(io, true, 'usage', command ? `${command.name}: ${err.message}` : err.message);
-    io.err(command ? `tunsec ${command.name}: ${err.message}\n${shortUsage(command)}` : `tunsec: ${err.message}\n\n${overview(COMMANDS)}`);
+    if (asksJson(rest)) return reportError(io, true, 'usage', err.message);
+    io.err(`tunsec: ${err.message}\n${command ? shortUsage(command) : `\n${overview(COMMANDS)}`}`);
     return EXIT.usage;
   }
 }

@@ -12,11 +12,12 @@ import { ControlRequestFailed, ControlUnreachable, DEFAULT_CONTROL_SOCKET, contr
 
 /**
  * Exit codes of every command but `check` (which has the Nagios plugin's 0-3):
- * 0 done, 1 failed, 2 usage error, 3 not found (no such connection, child,
- * SA), 4 timed out, 5 the daemon is unavailable (not running, socket refused
- * or not ours, starting or stopping).
+ * 0 done, 1 failed — the daemon unavailable too (not running, socket refused
+ * or not ours, starting or stopping: exit 1 as ever, scripts rely on it; the
+ * --json error code `unavailable` tells it apart) —, 2 usage error, 3 not
+ * found (no such connection, child or SA), 4 timed out.
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4, unavailable: 5 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4 } as const;
 
 /** The codes of `{"error":{"code":…}}`: the control protocol's, and `usage` for a mistake on the command line. */
 export type CliErrorCode = ControlErrorCode | 'usage';
@@ -30,10 +31,6 @@ export function exitCode(code: CliErrorCode): number {
       return EXIT.notFound;
     case 'timeout':
       return EXIT.timeout;
-    case 'unavailable':
-    case 'busy':
-    case 'forbidden':
-      return EXIT.unavailable;
     default:
       return EXIT.failed;
   }

@@ -6,9 +6,9 @@
  */
 import { HELP_OPTION, parseArgs, usage, type CommandSpec, type Options } from './common.js';
 
-export const EXIT_CODES_TEXT = `exit codes: 0 ok, 1 failed, 2 usage error, 3 not found (no such connection, child
-or SA), 4 timed out, 5 daemon unavailable (not running, socket refused or not
-ours, starting or stopping); check: the Nagios plugin codes 0-3`;
+export const EXIT_CODES_TEXT = `exit codes: 0 ok, 1 failed (the daemon unavailable too: --json says "unavailable"),
+2 usage error, 3 not found (no such connection, child or SA), 4 timed out;
+check: the Nagios plugin codes 0-3`;
 
 /** One command's help. */
 export function commandHelp(spec: CommandSpec): string {

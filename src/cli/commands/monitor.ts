@@ -32,7 +32,7 @@ export const monitorCommand: CommandSpec = {
   description: `Subscribe to the daemon's events and print each as it happens: time, event
 name, the log line; with --json the event object (its fields as in the daemon's
 JSON log), one per line. Runs until Ctrl-C (exit 0), --count events were printed,
-or the daemon goes away (exit 5). Events: ${EVENT_NAMES.join(', ')}, and others
+or the daemon goes away (exit 1). Events: ${EVENT_NAMES.join(', ')}, and others
 docs/daemon.md lists.`,
   options: {
     ...CONTROL_OPTIONS,
