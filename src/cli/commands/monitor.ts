@@ -67,6 +67,8 @@ async function monitorRun(spec: CommandSpec, args: readonly string[], io: Io): P
   process.once('SIGTERM', stop);
   try {
     await sub.result;
+    // on stderr: stdout carries only events (JSON lines with --json)
+    io.err(`tunsec: monitoring ${events === undefined ? 'all events' : events.join(', ')} of the daemon at ${target.socket} (Ctrl-C to stop)\n`);
     await sub.closed;
     return EXIT.ok;
   } catch (err) {
