@@ -13,7 +13,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkCommand } from './commands/check.js';
-import { EXIT, HELP_OPTION, UsageError, reportError, type CommandSpec, type Io } from './commands/common.js';
+import { EXIT, HELP_OPTION, UsageError, parseArgs, reportError, usage, type CommandSpec, type Io } from './commands/common.js';
 import { completionCommand } from './commands/completion.js';
 import { configCommand } from './commands/config.js';
 import { daemonCommand } from './commands/daemon.js';
@@ -61,7 +61,8 @@ const versionCommand: CommandSpec = {
   summary: 'print the version',
   description: 'Print the version of tunsec (also: tunsec --version).',
   options: HELP_OPTION,
-  run(_args, io) {
+  run(args, io) {
+    if (parseArgs(this, args).positionals.length > 0) throw usage(this, 'version takes no arguments');
     io.out(`tunsec ${version()}\n`);
     return EXIT.ok;
   },
