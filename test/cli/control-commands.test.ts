@@ -7,7 +7,7 @@
  * (run by the real bash).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CertInfo, ListCertsResult, ListConnsResult, RekeyResult, UpResult } from '../../src/control/protocol.js';
@@ -237,4 +237,8 @@ describe('tunsec control commands against a fake daemon', () => {
     expect(await complete('tunsec monitor --events child_r')).toEqual(['child_rekeyed']);
     expect(await complete('tunsec help lis')).toEqual(['list-sas', 'list-conns', 'list-certs']);
   }, 120_000);
+
+  it('examples/tunsec.bash-completion is the script tunsec completion bash prints', () => {
+    expect(readFileSync(join(REPO, 'examples/tunsec.bash-completion'), 'utf8')).toBe(bashCompletion(COMMANDS));
+  });
 });
