@@ -213,7 +213,7 @@ export class ControlServer {
       queued++;
       chain = chain.then(async () => {
         queued--;
-        const { response, stream } = await this.answer(request);
+        const { response, stream } = await this.answerFollowing(request);
         if (!socket.destroyed && socket.writable) socket.write(line(response));
         if (stream && !socket.destroyed) this.follow(socket, stream);
       });
@@ -276,10 +276,15 @@ export class ControlServer {
     if (socket.destroyed) end();
   }
 
-  /** One request line → its response (and a stream of events to follow it, for `monitor`); never throws. */
-  private async answer(raw: Buffer | 'too_large' | 'too_many'): Promise<{ response: ControlResponse | undefined; stream?: ControlStream }> {
+  /** One request line → its response and, for `monitor`, the events to follow it; never throws. */
+  private async answerFollowing(raw: Buffer | 'too_large' | 'too_many'): Promise<{ response: ControlResponse | undefined; stream?: ControlStream }> {
     const response = await this.respond(raw);
     return response instanceof ControlStreamAnswer ? { response: response.response, stream: response.stream } : { response };
+  }
+
+  /** One request line → its response alone (fuzz/targets/control.ts drives this); never throws. */
+  async answer(raw: Buffer | 'too_large' | 'too_many'): Promise<ControlResponse | undefined> {
+    return (await this.answerFollowing(raw)).response;
   }
 
   private async respond(raw: Buffer | 'too_large' | 'too_many'): Promise<ControlResponse | ControlStreamAnswer | undefined> {
