@@ -5,6 +5,7 @@
  * `npm run bench` (or `npx tsx bench/crypto.ts [--quick]`). Writes
  * bench/results/crypto-<timestamp>.json, crypto-latest.json and crypto-latest.md.
  */
+import { parseArgs } from 'node:util';
 import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -19,7 +20,8 @@ import type { AeadContext, AeadImplementation } from '../src/crypto/types.js';
 import { PrfId } from '../src/ike/transforms.js';
 import { markdownTable, summarize, type BenchRow } from './stats.js';
 
-const quick = process.argv.includes('--quick');
+// node's parseArgs: --quick, and a clear error for anything else
+const quick = parseArgs({ options: { quick: { type: 'boolean' } }, strict: true }).values.quick === true;
 const REPS = quick ? 3 : 5;
 const MIN_MS = quick ? 150 : 400;
 

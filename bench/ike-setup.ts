@@ -6,6 +6,7 @@
  *   strongSwan → strongSwan the same with strongSwan on both sides (baseline)
  * `npx tsx bench/ike-setup.ts [--quick]` (root: netns). Writes bench/results/ike-setup-latest.{json,md}.
  */
+import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,8 @@ import { StrongSwan, type StrongSwanConnection } from '../test/support/strongswa
 import { TunsecDaemon, credentialFiles, tunsecYaml } from '../test/interop/tunsec-daemon.js';
 import { markdownTable, summarize, type BenchRow } from './stats.js';
 
-const quick = process.argv.includes('--quick');
+// node's parseArgs: --quick, and a clear error for anything else
+const quick = parseArgs({ options: { quick: { type: 'boolean' } }, strict: true }).values.quick === true;
 const N = quick ? 5 : 15;
 const rows: BenchRow[] = [];
 const repo = fileURLToPath(new URL('..', import.meta.url));

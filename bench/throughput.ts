@@ -35,6 +35,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { createCa, issueCertificate } from '../src/pki/issue.js';
 import { haveProgram, requireRootAndPrograms } from '../test/support/proc.js';
 import type { BenchRow } from './stats.js';
@@ -66,7 +67,34 @@ function usage(): never {
 }
 
 function parseOptions(argv: string[]): BenchOptions {
-  const quick = argv.includes('--quick');
+  let parsed;
+  try {
+    // node's parseArgs: `--only=a,b` and `--only a,b` alike; an unknown option is an error
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        duration: { type: 'string' },
+        reps: { type: 'string' },
+        warmup: { type: 'string' },
+        'ping-count': { type: 'string' },
+        'udp-rate': { type: 'string' },
+        'no-udp': { type: 'boolean' },
+        only: { type: 'string' },
+        'handshake-sas': { type: 'string' },
+        'no-handshake': { type: 'boolean' },
+        'cpu-prof': { type: 'boolean' },
+        budget: { type: 'string' },
+      },
+    }).values;
+  } catch (err) {
+    throw new Error(`${(err as Error).message} (--help)`);
+  }
+  if (parsed.help) usage();
+  const quick = parsed.quick === true;
   const o: BenchOptions = {
     quick,
     durationSec: quick ? 2 : 8,
@@ -78,63 +106,29 @@ function parseOptions(argv: string[]): BenchOptions {
     warmupSec: quick ? 1 : 3,
     only: undefined,
     handshakes: { total: 1000, batch: quick ? 500 : 250, concurrency: 4, warmup: 10 },
-    cpuProf: false,
+    cpuProf: parsed['cpu-prof'] === true,
     budgetSec: quick ? 270 : 1080,
   };
-  // `--only a,b` is taken as `--only=a,b`
-  const args = argv.flatMap((a, i) => (a === '--only' && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? [`--only=${argv[i + 1]}`] : argv[i - 1] === '--only' && !a.startsWith('--') ? [] : [a]));
-  for (const a of args) {
-    const [k, v] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const num = (min: number): number => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new Error(`${k} needs an integer ≥ ${min}, got ${v}`);
-      return n;
-    };
-    switch (k) {
-      case '--quick':
-        break;
-      case '--help':
-      case '-h':
-        usage();
-        break;
-      case '--duration':
-        o.durationSec = num(1);
-        break;
-      case '--reps':
-        o.reps = num(1);
-        break;
-      case '--warmup':
-        o.warmupSec = num(0);
-        break;
-      case '--ping-count':
-        o.pingCount = num(1);
-        break;
-      case '--udp-rate':
-        if (!v || !/^\d+(\.\d+)?[KMG]?$/i.test(v)) throw new Error(`--udp-rate wants an iperf3 rate such as 100M (0 = as fast as possible), got ${v}`);
-        o.udpRate = v;
-        break;
-      case '--no-udp':
-        o.udpRate = undefined;
-        break;
-      case '--only':
-        o.only = (v ?? '').split(',').filter(Boolean);
-        break;
-      case '--handshake-sas':
-        o.handshakes = { ...o.handshakes!, total: num(1), batch: Math.min(o.handshakes?.batch ?? 250, num(1)) };
-        break;
-      case '--no-handshake':
-        o.handshakes = undefined;
-        break;
-      case '--cpu-prof':
-        o.cpuProf = true;
-        break;
-      case '--budget':
-        o.budgetSec = num(60);
-        break;
-      default:
-        throw new Error(`unknown option ${a} (--help)`);
-    }
+  const num = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  if (parsed.duration !== undefined) o.durationSec = num('duration', parsed.duration, 1);
+  if (parsed.reps !== undefined) o.reps = num('reps', parsed.reps, 1);
+  if (parsed.warmup !== undefined) o.warmupSec = num('warmup', parsed.warmup, 0);
+  if (parsed['ping-count'] !== undefined) o.pingCount = num('ping-count', parsed['ping-count'], 1);
+  const rate = parsed['udp-rate'];
+  if (rate !== undefined) {
+    if (!/^\d+(\.\d+)?[KMG]?$/i.test(rate)) throw new Error(`--udp-rate wants an iperf3 rate such as 100M (0 = as fast as possible), got ${rate}`);
+    o.udpRate = rate;
   }
+  if (parsed['no-udp']) o.udpRate = undefined;
+  if (parsed.only !== undefined) o.only = parsed.only.split(',').filter(Boolean);
+  const sas = parsed['handshake-sas'];
+  if (sas !== undefined) o.handshakes = { ...o.handshakes!, total: num('handshake-sas', sas, 1), batch: Math.min(o.handshakes?.batch ?? 250, num('handshake-sas', sas, 1)) };
+  if (parsed['no-handshake']) o.handshakes = undefined;
+  if (parsed.budget !== undefined) o.budgetSec = num('budget', parsed.budget, 60);
   return o;
 }
 

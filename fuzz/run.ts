@@ -20,6 +20,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { crashesDir } from './lib/corpus.js';
 import { SHARED_HEADER } from './lib/engine.js';
@@ -45,51 +46,49 @@ function usage(message?: string): never {
   process.exit(2);
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = { time: 60, targets: [], seed: Date.now() % 0x7fffffff, hang: 10, slowMs: 2000, memory: 1024, repro: [] };
-  const num = (v: string | undefined, name: string): number => {
-    const n = Number(v);
-    if (v === undefined || !Number.isFinite(n) || n < 0) usage(`${name} needs a non-negative number`);
+function parseOptions(argv: string[]): Options {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        time: { type: 'string' },
+        target: { type: 'string', multiple: true },
+        seed: { type: 'string' },
+        hang: { type: 'string' },
+        'slow-ms': { type: 'string' },
+        memory: { type: 'string' },
+        json: { type: 'string' },
+        repro: { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    usage((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) usage();
+  const num = (name: string, text: string | undefined, dflt: number): number => {
+    if (text === undefined) return dflt;
+    const n = Number(text);
+    if (text === '' || !Number.isFinite(n) || n < 0) usage(`--${name} needs a non-negative number`);
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    switch (flag) {
-      case '--time':
-        o.time = num(value(), '--time');
-        break;
-      case '--target':
-        o.targets.push(...(value() ?? usage('--target needs a name')).split(',').filter((s) => s !== ''));
-        break;
-      case '--seed':
-        o.seed = num(value(), '--seed');
-        break;
-      case '--hang':
-        o.hang = num(value(), '--hang');
-        break;
-      case '--slow-ms':
-        o.slowMs = num(value(), '--slow-ms');
-        break;
-      case '--memory':
-        o.memory = num(value(), '--memory');
-        break;
-      case '--json':
-        o.json = value() ?? usage('--json needs a file');
-        break;
-      case '--repro':
-        o.repro.push(value() ?? usage('--repro needs a file'));
-        break;
-      case '--help':
-      case '-h':
-        usage();
-        break;
-      default:
-        if (o.repro.length > 0 && !a.startsWith('--')) o.repro.push(a);
-        else usage(`unknown argument '${a}'`);
-    }
-  }
+  const repro = v.repro ?? [];
+  // `--repro FILE…`: the files after the first are positionals
+  if (parsed.positionals.length > 0 && repro.length === 0) usage(`unknown argument '${parsed.positionals[0]}'`);
+  const o: Options = {
+    time: num('time', v.time, 60),
+    targets: (v.target ?? []).flatMap((t) => t.split(',')).filter((t) => t !== ''),
+    seed: num('seed', v.seed, Date.now() % 0x7fffffff),
+    hang: num('hang', v.hang, 10),
+    slowMs: num('slow-ms', v['slow-ms'], 2000),
+    memory: num('memory', v.memory, 1024),
+    ...(v.json === undefined ? {} : { json: v.json }),
+    repro: [...repro, ...parsed.positionals],
+  };
   for (const t of o.targets) if (!(TARGET_NAMES as readonly string[]).includes(t)) usage(`unknown target '${t}'`);
   if (o.targets.length === 0) o.targets = [...TARGET_NAMES];
   return o;
@@ -222,7 +221,7 @@ async function repro(o: Options): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   if (o.repro.length > 0) return repro(o);
   const weights = o.targets.map((t) => WEIGHTS[t] ?? 1);
   const sum = weights.reduce((a, b) => a + b, 0);

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { createCa, issueCertificate, type Issued } from '../pki/issue.js';
 
 /** The tunsec CLI next to this file: built (dist/) or, from a checkout, the TypeScript source through tsx. */
@@ -119,8 +120,20 @@ async function stopDaemon(peer: Peer): Promise<void> {
   clearTimeout(timer);
 }
 
+/** `--keep`: leave the namespaces and daemons running; anything else is an error. */
+function demoOptions(): { keep: boolean } {
+  try {
+    return { keep: parseArgs({ options: { keep: { type: 'boolean' } }, strict: true }).values.keep === true };
+  } catch (err) {
+    process.stderr.write(`tunsec demo: ${(err as Error).message}\nusage: npm run demo [-- --keep]\n`);
+    process.exit(2);
+  }
+}
+
+const options = demoOptions();
+
 async function main(): Promise<number> {
-  const keep = process.argv.includes('--keep');
+  const keep = options.keep;
   if (process.getuid?.() !== 0) {
     process.stderr.write('tunsec demo: must run as root (it creates network namespaces, TUN devices and routes)\n');
     return 1;
@@ -238,4 +251,4 @@ async function main(): Promise<number> {
 
 process.exitCode = await main();
 // daemons left running with --keep must not keep this process alive
-if (process.argv.includes('--keep')) process.exit(process.exitCode);
+if (options.keep) process.exit(process.exitCode);

@@ -8,7 +8,9 @@
  *   ← {"id":2,"ok":false,"code":"unknown_command","error":"…"}\n
  *
  * One JSON object per line each way; a client may send several requests on
- * one connection, they are answered in order.
+ * one connection, they are answered in order. After `monitor` is answered the
+ * connection also carries the daemon's events, one ControlEvent per line
+ * (they have `event` and no `id`), until the client closes it.
  *
  * Types and constants only: both ends import this module, and it imports
  * nothing from either (the types of the IKE and ESP counters it carries come
@@ -58,6 +60,9 @@ export interface ControlResults {
   'global-status': GlobalResult;
   'global-down': GlobalResult;
   'global-up': GlobalResult;
+  rekey: RekeyResult;
+  'list-certs': ListCertsResult;
+  monitor: MonitorResult;
 }
 
 export type ControlCommand = keyof ControlResults;
@@ -254,6 +259,7 @@ export interface CheckResult {
 // ---------------------------------------------------------------------------
 // up, down, reload, global-*
 
+/** `up` {name, timeout?, child?}: with `child`, that CHILD_SA (CREATE_CHILD_SA on the established IKE SA). */
 export interface UpResult {
   name: string;
   state: 'established';
@@ -261,11 +267,80 @@ export interface UpResult {
   spi_i: string;
   spi_r: string;
   children: number;
+  child?: { name: string; reqid: number; spi_in: string; spi_out: string };
 }
 
+/** `down` {name, timeout?, child?}: `deleted` counts IKE SAs, or with `child` the CHILD_SAs deleted (the IKE SA stays). */
 export interface DownResult {
   name: string;
   deleted: number;
+  child?: string;
+}
+
+// ---------------------------------------------------------------------------
+// rekey
+
+/** `rekey` {name, child?, timeout?}: the IKE SAs (or with `child` the CHILD_SAs) rekeyed, old and new SPIs. */
+export interface RekeyResult {
+  name: string;
+  child: string | null;
+  ike_sas: Array<{ old_spi_i: string; old_spi_r: string; spi_i: string; spi_r: string }>;
+  child_sas: Array<{ name: string; reqid: number; old_spi_in: string; old_spi_out: string; spi_in: string; spi_out: string }>;
+}
+
+// ---------------------------------------------------------------------------
+// list-certs
+
+/**
+ * `own`: a connection's local certificate; `intermediate`: sent with it;
+ * `ca`: a trust anchor (authorities.cacerts, remote.cacerts, pinned remote.certs);
+ * `peer`: the certificate a peer authenticated with on an IKE SA now.
+ */
+export type CertKind = 'own' | 'intermediate' | 'ca' | 'peer';
+
+export interface CertInfo {
+  kind: CertKind;
+  subject: string;
+  issuer: string;
+  serial: string;
+  /** subjectAltNames as `DNS:…`, `IP:…`, `email:…`. */
+  sans: string[];
+  not_before: string;
+  not_after: string;
+  /** `valid`, `expired` or `not yet valid`, now. */
+  validity: 'valid' | 'expired' | 'not yet valid';
+  /** `RSA 3072`, `ECDSA P-384`, `Ed25519`. */
+  key: string;
+  /** SHA-256 of the DER, hex. */
+  fingerprint: string;
+  ca: boolean;
+  /** Where it was loaded from (a file, or `CERT payload` for a peer's). */
+  source: string;
+  /** The connections that use it. */
+  connections: string[];
+  /** For `peer`: the IKE SAs it authenticated (`spi_i_i spi_r_r`). */
+  ike_sas?: string[];
+}
+
+export interface ListCertsResult {
+  certificates: CertInfo[];
+}
+
+// ---------------------------------------------------------------------------
+// monitor: the event stream
+
+/** `monitor` {events?: string[]}: which events follow (all when `events` is absent). */
+export interface MonitorResult {
+  events: string[] | 'all';
+}
+
+/** One event line after `monitor`: as the daemon's JSON log line of the event (docs/daemon.md lists them). */
+export interface ControlEvent {
+  event: string;
+  time: string;
+  subsys: string;
+  msg: string;
+  [field: string]: unknown;
 }
 
 /** The result of a reload, as `tunsec reload` shows it. */

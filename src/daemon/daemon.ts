@@ -21,6 +21,7 @@ import type { Endpoint, UdpTransport } from '../ike/net/udp.js';
 import type { ResolvedConnection } from './credentials.js';
 import { managerLimits } from './limits.js';
 import { SaEventReporter } from './events.js';
+import { SaOperations } from './sa-operations.js';
 import { ConnectionStates } from './connection-states.js';
 import { ControlServer } from './control/server.js';
 import { controlCommands } from './control/commands.js';
@@ -68,6 +69,8 @@ export class Daemon {
   private managerInstance?: IkeSaManager;
   readonly backend = new SecurityAssociationDatabase();
   private readonly events: SaEventReporter;
+  /** `up/down --child`, `rekey` (./sa-operations.ts). */
+  readonly operations: SaOperations;
   private connections: ResolvedConnection[] = [];
   /** `start` loops, `tunsec up`, acquires and lost peers (./initiation.ts). */
   private readonly initiation: Initiation;
@@ -100,6 +103,7 @@ export class Daemon {
     this.log = options.logger ?? new DaemonLogger();
     this.nattPort = options.nattPort ?? NATT_PORT;
     this.events = new SaEventReporter(this.log);
+    this.operations = new SaOperations({ log: this.log, manager: () => this.managerInstance, up: (name, timeoutMs) => this.up(name, timeoutMs) });
     const base: DaemonView = {
       log: this.log,
       manager: () => this.managerInstance,
@@ -392,6 +396,7 @@ export class Daemon {
     this.managerInstance = manager;
     this.events.attach(manager);
     this.viciEvents?.attach(manager);
+    this.operations.attach(manager);
     this.connectionStates.attach(manager);
     manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));

@@ -1,7 +1,9 @@
 /**
- * IKE and CHILD SA life-cycle events for the log (and later the control
- * socket): `ike_established`, `child_established`, `child_failed`,
- * `ike_destroyed`, from the SA manager's events.
+ * IKE and CHILD SA life-cycle events for the log and for the control
+ * socket's subscribers (`tunsec monitor`, DaemonLogger.subscribe):
+ * `ike_established`, `child_established`, `child_failed`, `child_rekeyed`,
+ * `ike_rekeyed`, `child_closed`, `child_deleted`, `ike_destroyed`, from the
+ * SA manager's events.
  */
 import { formatProposal } from '../ike/proposal/index.js';
 import type { IkeSaManager } from '../ike/manager.js';
@@ -23,6 +25,7 @@ export class SaEventReporter {
     manager.on('childRekeyed', (sa, old, fresh) => this.childRekeyed(sa, old, fresh));
     manager.on('ikeRekeyed', (sa, successor) => this.ikeRekeyed(sa, successor));
     manager.on('childClosed', (sa, child) => this.childClosed(sa, child));
+    manager.on('childDeleted', (sa, child) => this.childDeleted(sa, child));
   }
 
   private childRekeyed(sa: IkeSa, old: ChildSaRecord, fresh: ChildSaRecord): void {
@@ -57,6 +60,16 @@ export class SaEventReporter {
 
   private childClosed(sa: IkeSa, child: ChildSaRecord): void {
     this.log.event('ike', 'child_closed', `CHILD_SA ${child.name}{${child.reqid}} closed by the peer (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`, {
+      name: child.name,
+      conn: sa.ctx.config.name,
+      reqid: child.reqid,
+      spi_in: spiHex(child.inboundSpi),
+      spi_out: spiHex(child.outboundSpi),
+    });
+  }
+
+  private childDeleted(sa: IkeSa, child: ChildSaRecord): void {
+    this.log.event('ike', 'child_deleted', `CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o); the IKE_SA stays`, {
       name: child.name,
       conn: sa.ctx.config.name,
       reqid: child.reqid,

@@ -40,6 +40,15 @@ export interface LogRecord {
   event?: string;
 }
 
+/** An event as subscribers get it: its name, the log line's fields and text. */
+export interface LoggedEvent {
+  time: string;
+  event: string;
+  subsys: Subsystem;
+  msg: string;
+  fields: EventFields;
+}
+
 export interface DaemonLoggerOptions {
   /** Default: process.stdout.write. */
   write?: (line: string) => void;
@@ -56,6 +65,7 @@ export class DaemonLogger {
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
   private readonly listeners = new Set<(record: LogRecord) => void>();
+  private readonly subscribers = new Set<(e: LoggedEvent) => void>();
 
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
@@ -84,6 +94,16 @@ export class DaemonLogger {
    * level, subsys, msg or event.
    */
   event(subsys: Subsystem, event: string, msg: string, fields: EventFields): void {
+    if (this.subscribers.size > 0) {
+      const e: LoggedEvent = { time: this.now().toISOString(), event, subsys, msg, fields };
+      for (const s of [...this.subscribers]) {
+        try {
+          s(e);
+        } catch {
+          /* a subscriber's failure is its own (it unsubscribes itself) */
+        }
+      }
+    }
     if (this.levels[subsys] < 0) return;
     this.emit(subsys, 'info', msg, { event, ...fields });
   }
@@ -95,6 +115,19 @@ export class DaemonLogger {
   onLine(listener: (record: LogRecord) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Every event from now on, whatever the log levels (the control socket's
+   * `monitor`); returns the function that ends the subscription.
+   */
+  subscribe(listener: (e: LoggedEvent) => void): () => void {
+    this.subscribers.add(listener);
+    return () => void this.subscribers.delete(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
   }
 
   private emit(subsys: Subsystem, level: LogLevel, msg: string, fields: EventFields): void {

@@ -147,7 +147,7 @@ export class IkeSaManager {
   /** Rate-limited log lines (a fixed set of keys). */
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   readonly limits: Readonly<ManagerLimits>;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [], livenessCheck: [] };
+  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], childDeleted: [], reauthDue: [], livenessCheck: [] };
   readonly counters: ManagerCounters = {
     malformed: 0,
     unknownSpi: 0,

@@ -69,6 +69,22 @@ describe('the tunsec command', () => {
     ]);
   });
 
+  it('config check --json prints one object with every problem, its line and path, and exits 1 when invalid', async () => {
+    const dir = tempDir('tunsec-cli-');
+    dirs.push(dir);
+    const file = join(dir.path, 'broken.yaml');
+    writeFileSync(file, 'authorities:\n  cacerts: ca.pem\nconnections:\n  dc1:\n    remote_adrs: 192.0.2.1\n    local:\n      certs: me.pem\n');
+    const bad = await tunsec(['config', 'check', file, '--json']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('');
+    const r = JSON.parse(bad.stdout) as { valid: boolean; errors: number; problems: Array<{ severity: string; path: string; message: string; line?: number }> };
+    expect(r).toMatchObject({ file, valid: false, errors: 2, connections: [] });
+    expect(r.problems).toContainEqual(expect.objectContaining({ severity: 'error', path: 'connections.dc1.remote_adrs', line: 5, message: "unknown key (did you mean 'remote_addrs'?)" }));
+    const good = await tunsec(['config', 'check', '--json', 'examples/tunsec.yaml']);
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ valid: true, errors: 0, warnings: 0, problems: [], connections: [{ name: 'moon-sun', children: ['host'] }, { name: 'moon-sun-v6' }] });
+  });
+
   it('config check prints warnings and still succeeds', async () => {
     const dir = tempDir('tunsec-cli-');
     dirs.push(dir);

@@ -29,11 +29,12 @@ const DOCS = ['README.md', ...readdirSync(join(REPO, 'docs')).filter((f) => f.en
 const RUN = 'run';
 /** Ordered: [pattern over the command, RUN or why it is not run here]. */
 const RULES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^(npx )?tunsec (--help|help|version)$/, RUN],
+  [/^(npx )?tunsec (--help|help|version)$|^(npx )?tunsec help [a-z-]+$/, RUN],
+  [/^source <\((npx )?tunsec completion bash\)$/, 'changes the reading shell; test/cli runs the completion script in bash'],
   [/^(npx )?tunsec config check (--creds )?examples\/tunsec\.yaml$/, RUN],
   [/^(npx )?tunsec config check (--creds )?\/etc\//, 'reads a configuration on the operator\'s host'],
   [/^(npx )?tunsec daemon\b/, 'starts the daemon: TUN device, routes, sockets (root, side effects)'],
-  [/^(npx )?tunsec (status|list-sas|list-conns|check|up|down|reload|global|sa)\b/, 'talks to a running daemon'],
+  [/^(npx )?tunsec (status|list-sas|list-conns|list-certs|check|up|down|rekey|monitor|reload|global|sa)\b/, 'talks to a running daemon'],
   [/\bsocat\b.*tunsec\.sock/, 'talks to a running daemon'],
   [/^swanctl --/, 'talks to a running daemon over VICI (test/interop/vici-swanctl.test.ts runs these)'],
   [/^npm ci\b/, 'installs packages (and system packages through scripts/setup-system.sh)'],

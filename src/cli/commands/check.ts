@@ -7,18 +7,37 @@
  */
 import type { CheckResult } from '../../control/protocol.js';
 import { ControlRequestFailed, ControlUnreachable, controlRequest } from '../control-client.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, type Io } from './common.js';
+import { UsageError, WAITING_OPTIONS, controlTarget, parseArgs, usage, type CommandSpec, type Io } from './common.js';
 
 export const UNKNOWN = 3;
 
-export async function checkCommand(args: readonly string[], io: Io): Promise<number> {
+export const checkCommand: CommandSpec = {
+  name: 'check',
+  synopsis: '[NAME] [options]',
+  summary: 'Nagios/Icinga plugin: one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN',
+  description: `A Nagios/Icinga plugin: one line, TUNSEC <STATUS> - <summary> | <perfdata>.
+Without NAME the connections meant to be up (a child with start_action start or
+trap) count; with NAME that connection. CRITICAL: one is not connected, a
+CHILD_SA failed, or traffic went out in the clear by a private-or-clear
+fallback; WARNING: one is connecting; OK otherwise. UNKNOWN: the daemon cannot
+be asked, an unknown NAME, a usage error.`,
+  options: WAITING_OPTIONS,
+  positionals: 'connection',
+  control: true,
+  exitCodes: "exit codes (the plugin's): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+  run(args, io) {
+    return checkRun(this, args, io);
+  },
+};
+
+async function checkRun(spec: CommandSpec, args: readonly string[], io: Io): Promise<number> {
   let target;
   let name: string | undefined;
   try {
-    const parsed = parseArgs(args, { values: { ...CONTROL_OPTIONS.values, '--timeout': 'timeout', '-t': 'timeout' }, flags: CONTROL_OPTIONS.flags });
-    if (parsed.positional.length > 1) throw new UsageError('check takes at most one connection NAME');
-    name = parsed.positional[0];
-    target = controlTarget(parsed);
+    const parsed = parseArgs(spec, args);
+    if (parsed.positionals.length > 1) throw usage(spec, 'check takes at most one connection NAME');
+    name = parsed.positionals[0];
+    target = controlTarget(spec, parsed);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     // A monitoring system shows stdout: say it there, as UNKNOWN.

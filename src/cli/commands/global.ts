@@ -6,15 +6,32 @@
  * failed). Nothing is persisted: a restarted daemon comes up `up`.
  */
 import type { GlobalResult } from '../../control/protocol.js';
-import { UsageError, WAITING_OPTIONS, controlTarget, duration, parseArgs, runControl, type Io } from './common.js';
+import { WAITING_OPTIONS, controlTarget, duration, parseArgs, runControl, usage, type CommandSpec, type Io } from './common.js';
 import { plural } from '../../util/format.js';
 
-export async function globalCommand(args: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(args, WAITING_OPTIONS);
-  const [action, ...extra] = parsed.positional;
-  if (action !== 'down' && action !== 'up' && action !== 'status') throw new UsageError(action === undefined ? "'global' needs down, up or status" : `unknown global action '${action}' (down, up or status)`);
-  if (extra.length > 0) throw new UsageError(`global ${action} takes no further arguments`);
-  const target = controlTarget(parsed);
+export const globalCommand: CommandSpec = {
+  name: 'global',
+  synopsis: 'down|up|status [options]',
+  summary: 'the global off switch: delete every SA and keep policies off / initiate again / show',
+  description: `down: delete every IKE_SA and keep tunsec's policies in their off state
+(daemon.global: drop drops their traffic, clear lets it pass in the clear); waits
+until done. up: release the off state and initiate the start connections again;
+waits until they are established or their first attempt failed. status: show the
+switch. Nothing is persisted: a restarted daemon comes up 'up'.`,
+  options: WAITING_OPTIONS,
+  subcommands: ['down', 'up', 'status'],
+  control: true,
+  run(args, io) {
+    return globalRun(this, args, io);
+  },
+};
+
+async function globalRun(spec: CommandSpec, args: readonly string[], io: Io): Promise<number> {
+  const parsed = parseArgs(spec, args);
+  const [action, ...extra] = parsed.positionals;
+  if (action !== 'down' && action !== 'up' && action !== 'status') throw usage(spec, action === undefined ? "'global' needs down, up or status" : `unknown global action '${action}' (down, up or status)`);
+  if (extra.length > 0) throw usage(spec, `global ${action} takes no further arguments`);
+  const target = controlTarget(spec, parsed);
   const timeout = target.timeout ?? (action === 'up' ? 60 : 10);
   return runControl(
     io,

@@ -3,16 +3,26 @@
  * like `swanctl --list-conns`.
  */
 import type { ConnInfo, ListConnsResult } from '../../control/protocol.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, controlTarget, parseArgs, runControl, usage, type CommandSpec } from './common.js';
 
-export async function listConnsCommand(args: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(args, CONTROL_OPTIONS);
-  if (parsed.positional.length > 0) throw new UsageError(`list-conns takes no arguments, got '${parsed.positional[0]}'`);
-  return runControl(io, controlTarget(parsed), 'list-conns', {}, (result) => {
-    io.out(formatConns(result as ListConnsResult));
-    return 0;
-  });
-}
+export const listConnsCommand: CommandSpec = {
+  name: 'list-conns',
+  synopsis: '[options]',
+  summary: 'the loaded connections and their children',
+  description: `The connections the daemon has loaded, laid out like swanctl --list-conns:
+addresses, IKE proposals, identities and certificate, and per child its mode,
+ESP proposals, traffic selectors and start action.`,
+  options: CONTROL_OPTIONS,
+  control: true,
+  async run(args, io) {
+    const parsed = parseArgs(this, args);
+    if (parsed.positionals.length > 0) throw usage(this, `list-conns takes no arguments, got '${parsed.positionals[0]}'`);
+    return runControl(io, controlTarget(this, parsed), 'list-conns', {}, (result) => {
+      io.out(formatConns(result as ListConnsResult));
+      return 0;
+    });
+  },
+};
 
 export function formatConns(r: ListConnsResult): string {
   if (r.connections.length === 0) return 'no connections are configured\n';

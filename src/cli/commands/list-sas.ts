@@ -14,18 +14,29 @@
  *       remote 10.77.0.2/32
  */
 import type { ChildSaInfo, IkeSaInfo, ListSasResult } from '../../control/protocol.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, duration, endpoint, parseArgs, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, controlTarget, duration, endpoint, parseArgs, runControl, usage, type CommandSpec } from './common.js';
 import { plural } from '../../util/format.js';
 
-export async function listSasCommand(args: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(args, CONTROL_OPTIONS);
-  if (parsed.positional.length > 1) throw new UsageError('list-sas takes at most one connection NAME');
-  const name = parsed.positional[0];
-  return runControl(io, controlTarget(parsed), 'list-sas', name === undefined ? {} : { name }, (result) => {
-    io.out(formatSas(result as ListSasResult));
-    return 0;
-  });
-}
+export const listSasCommand: CommandSpec = {
+  name: 'list-sas',
+  synopsis: '[NAME] [options]',
+  summary: 'IKE and CHILD SAs: SPIs, proposals, selectors, traffic counters',
+  description: `The IKE_SAs (of connection NAME, or all) with their CHILD_SAs, laid out like
+swanctl --list-sas: SPIs, proposals, traffic selectors, bytes and packets each
+way, replay and ICV counters; then the datapath's counters.`,
+  options: CONTROL_OPTIONS,
+  positionals: 'connection',
+  control: true,
+  async run(args, io) {
+    const parsed = parseArgs(this, args);
+    if (parsed.positionals.length > 1) throw usage(this, 'list-sas takes at most one connection NAME');
+    const name = parsed.positionals[0];
+    return runControl(io, controlTarget(this, parsed), 'list-sas', name === undefined ? {} : { name }, (result) => {
+      io.out(formatSas(result as ListSasResult));
+      return 0;
+    });
+  },
+};
 
 export function formatSas(r: ListSasResult): string {
   const out: string[] = [];

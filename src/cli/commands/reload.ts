@@ -6,26 +6,37 @@
  */
 import type { ReloadResult } from '../../control/protocol.js';
 import { summarizeReload } from '../../control/reload-summary.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, controlTarget, parseArgs, runControl, usage, type CommandSpec } from './common.js';
 
 /** The daemon may wait up to 5 s for peers to answer Deletes of removed connections. */
 const RELOAD_WAIT = 10;
 
-export async function reloadCommand(args: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(args, CONTROL_OPTIONS);
-  if (parsed.positional.length > 0) throw new UsageError(`reload takes no arguments, got '${parsed.positional[0]}'`);
-  return runControl(
-    io,
-    controlTarget(parsed),
-    'reload',
-    {},
-    (result) => {
-      io.out(formatReload(result as ReloadResult));
-      return 0;
-    },
-    RELOAD_WAIT,
-  );
-}
+export const reloadCommand: CommandSpec = {
+  name: 'reload',
+  synopsis: '[options]',
+  summary: 're-read the configuration and credentials (as SIGHUP)',
+  description: `The daemon re-reads its configuration and credentials, as on SIGHUP. Unchanged
+connections keep their SAs; prints what was kept, added, removed and replaced,
+settings that need a restart, and warnings. A rejected configuration leaves the
+running one in place: every problem on stderr, exit 1.`,
+  options: CONTROL_OPTIONS,
+  control: true,
+  async run(args, io) {
+    const parsed = parseArgs(this, args);
+    if (parsed.positionals.length > 0) throw usage(this, `reload takes no arguments, got '${parsed.positionals[0]}'`);
+    return runControl(
+      io,
+      controlTarget(this, parsed),
+      'reload',
+      {},
+      (result) => {
+        io.out(formatReload(result as ReloadResult));
+        return 0;
+      },
+      RELOAD_WAIT,
+    );
+  },
+};
 
 export function formatReload(r: ReloadResult): string {
   const lines = [summarizeReload(r)];

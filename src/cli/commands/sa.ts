@@ -16,48 +16,67 @@
  * history): prefer the configuration file (mode 0600) for lasting SAs.
  */
 import type { ManualSaInfo, ManualSaListResult } from '../../control/protocol.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, parseArgs, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, controlTarget, parseArgs, runControl, usage, type CommandSpec, type Io } from './common.js';
 
-export async function saCommand(args: readonly string[], io: Io): Promise<number> {
-  const [sub, ...rest] = args;
-  const parsed = parseArgs(rest, CONTROL_OPTIONS);
+export const saCommand: CommandSpec = {
+  name: 'sa',
+  synopsis: 'list | add NAME key=value… | del NAME [options]',
+  summary: 'manual (static) SAs: list, add, delete, with their policies',
+  description: `list: the manual SAs with SPIs, mode, selectors and counters.
+add NAME key=value…: install a manual SA pair and its policies; the keys are
+those of a manual.sas.NAME section (docs/configuration.md), checked the same way.
+del NAME: remove a manual SA pair and its policies.
+Keys given on the command line are visible to other local users (ps, shell
+history): prefer the configuration file (mode 0600) for lasting SAs.`,
+  options: CONTROL_OPTIONS,
+  subcommands: ['list', 'add', 'del'],
+  control: true,
+  run(args, io) {
+    return saRun(this, args, io);
+  },
+};
+
+async function saRun(spec: CommandSpec, args: readonly string[], io: Io): Promise<number> {
+  const parsed = parseArgs(spec, args);
+  const [sub, ...positional] = parsed.positionals;
+  const target = () => controlTarget(spec, parsed);
   switch (sub) {
     case 'list': {
-      if (parsed.positional.length > 0) throw new UsageError('sa list takes no arguments');
-      return runControl(io, controlTarget(parsed), 'sa-list', {}, (result) => {
+      if (positional.length > 0) throw usage(spec, 'sa list takes no arguments');
+      return runControl(io, target(), 'sa-list', {}, (result) => {
         io.out(formatManualSas(result as ManualSaListResult));
         return 0;
       });
     }
     case 'add': {
-      const [name, ...pairs] = parsed.positional;
-      if (name === undefined || name.includes('=')) throw new UsageError('sa add needs a NAME, then key=value settings');
+      const [name, ...pairs] = positional;
+      if (name === undefined || name.includes('=')) throw usage(spec, 'sa add needs a NAME, then key=value settings');
       const settings: Record<string, string> = {};
       for (const [i, pair] of pairs.entries()) {
         const eq = pair.indexOf('=');
         // not echoed: it may be a key
-        if (eq <= 0) throw new UsageError(`sa add: setting ${i + 1} after the NAME is not key=value`);
+        if (eq <= 0) throw usage(spec, `sa add: setting ${i + 1} after the NAME is not key=value`);
         const key = pair.slice(0, eq);
-        if (Object.hasOwn(settings, key)) throw new UsageError(`sa add: '${key}' given twice`);
+        if (Object.hasOwn(settings, key)) throw usage(spec, `sa add: '${key}' given twice`);
         settings[key] = pair.slice(eq + 1);
       }
-      return runControl(io, controlTarget(parsed), 'sa-add', { name, settings }, (result) => {
+      return runControl(io, target(), 'sa-add', { name, settings }, (result) => {
         const r = result as ManualSaInfo;
         io.out(`${r.name}{${r.reqid}}: installed, SPIs ${r.spi_in}_i ${r.spi_out}_o\n`);
         return 0;
       });
     }
     case 'del': {
-      if (parsed.positional.length !== 1) throw new UsageError('sa del needs one manual SA NAME');
-      return runControl(io, controlTarget(parsed), 'sa-del', { name: parsed.positional[0] }, () => {
-        io.out(`${parsed.positional[0]}: deleted\n`);
+      if (positional.length !== 1) throw usage(spec, 'sa del needs one manual SA NAME');
+      return runControl(io, target(), 'sa-del', { name: positional[0] }, () => {
+        io.out(`${positional[0]}: deleted\n`);
         return 0;
       });
     }
     case undefined:
-      throw new UsageError("'sa' needs a subcommand: list, add or del");
+      throw usage(spec, "'sa' needs a subcommand: list, add or del");
     default:
-      throw new UsageError(`unknown sa subcommand '${sub}'`);
+      throw usage(spec, `unknown sa subcommand '${sub}'`);
   }
 }
 

@@ -6,17 +6,29 @@
  *   moon-sun: established since 2025-06-01T12:00:01.000Z (3m 11s), peer 10.77.0.2, moon.ikev2.test...sun.ikev2.test, 1 IKE_SA, 1 CHILD_SA
  */
 import type { ConnectionStatus, StatusResult } from '../../control/protocol.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, duration, parseArgs, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, controlTarget, duration, parseArgs, runControl, usage, type CommandSpec } from './common.js';
 import { plural } from '../../util/format.js';
 
-export async function statusCommand(args: readonly string[], io: Io): Promise<number> {
-  const parsed = parseArgs(args, CONTROL_OPTIONS);
-  if (parsed.positional.length > 0) throw new UsageError(`status takes no arguments, got '${parsed.positional[0]}'`);
-  return runControl(io, controlTarget(parsed), 'status', {}, (result) => {
-    io.out(formatStatus(result as StatusResult));
-    return 0;
-  });
-}
+export const statusCommand: CommandSpec = {
+  name: 'status',
+  synopsis: '[options]',
+  summary: 'per connection: established / connecting / not connected, since when, with whom',
+  description: `Per configured connection: established, connecting or not connected, since when,
+the peer's address and both identities, and the number of IKE_SAs and CHILD_SAs;
+CHILD_SAs that failed with the reason. First a line about the daemon: pid, uptime,
+the global switch, and the IKE responder's denial-of-service state once it has
+something to say.`,
+  options: CONTROL_OPTIONS,
+  control: true,
+  async run(args, io) {
+    const parsed = parseArgs(this, args);
+    if (parsed.positionals.length > 0) throw usage(this, `status takes no arguments, got '${parsed.positionals[0]}'`);
+    return runControl(io, controlTarget(this, parsed), 'status', {}, (result) => {
+      io.out(formatStatus(result as StatusResult));
+      return 0;
+    });
+  },
+};
 
 export function formatStatus(r: StatusResult): string {
   const d = r.daemon;

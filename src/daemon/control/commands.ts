@@ -1,16 +1,35 @@
 /**
- * The commands that act: `up`, `down`, `reload`, `global-down`/`global-up`,
- * `sa-add`/`sa-del`, and the handler of every command the control socket
- * serves (the read-only ones answer from ./views.ts). Arguments are checked
- * here; a refusal or failure is a ControlError with its protocol code.
+ * The commands that act: `up`, `down` (of a connection, or with `child` of
+ * one CHILD_SA), `rekey`, `reload`, `global-down`/`global-up`,
+ * `sa-add`/`sa-del`, `monitor` (the event stream), and the handler of every
+ * command the control socket serves (the read-only ones answer from
+ * ./views.ts). Arguments are checked here; a refusal or failure is a
+ * ControlError with its protocol code. Handlers print nothing: the control
+ * socket and the VICI server both call them.
  */
 import { parseManualSa } from '../../config/manual.js';
-import type { ControlCommand, ControlResults, DownResult, GlobalResult, ManualSaDelResult, ManualSaInfo, ManualSaListResult, ReloadResult, UpResult } from '../../control/protocol.js';
+import type {
+  ControlCommand,
+  ControlEvent,
+  ControlResults,
+  DownResult,
+  GlobalResult,
+  ManualSaDelResult,
+  ManualSaInfo,
+  ManualSaListResult,
+  MonitorResult,
+  RekeyResult,
+  ReloadResult,
+  UpResult,
+} from '../../control/protocol.js';
 import { summarizeReload } from '../../control/reload-summary.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
+import { spiHex } from '../../util/format.js';
+import type { DaemonLogger } from '../logger.js';
 import type { ManualSas } from '../manual.js';
-import { ControlError } from './server.js';
-import { check, globalStatus, listConns, listSas, statusOf, type DaemonView } from './views.js';
+import type { SaOperations } from '../sa-operations.js';
+import { ControlError, ControlStream } from './server.js';
+import { check, globalStatus, listCerts, listConns, listSas, statusOf, type DaemonView } from './views.js';
 
 /** What the commands need of the daemon beyond the views (a Daemon is one). */
 export interface DaemonControl extends DaemonView {
@@ -20,10 +39,15 @@ export interface DaemonControl extends DaemonView {
   reload(): Promise<ReloadResult>;
   globalDown(timeoutMs: number): Promise<{ deleted: number; already: boolean }>;
   globalUp(timeoutMs: number): Promise<{ connections: NonNullable<GlobalResult['connections']>; already: boolean }>;
+  readonly operations: Pick<SaOperations, 'upChild' | 'downChild' | 'rekeyIke' | 'rekeyChild' | 'established'>;
+  readonly log: Pick<DaemonLogger, 'subscribe'>;
 }
 
+/** What a handler answers for command C: its result, or for `monitor` its result followed by events. */
+type HandlerResult<C extends ControlCommand> = C extends 'monitor' ? ControlStream<MonitorResult> : ControlResults[C] | Promise<ControlResults[C]>;
+
 /** A handler for each command of the protocol, answering with that command's result. */
-export type ControlHandlers = { [C in ControlCommand]: (args: Record<string, unknown>) => ControlResults[C] | Promise<ControlResults[C]> };
+export type ControlHandlers = { [C in ControlCommand]: (args: Record<string, unknown>) => HandlerResult<C> };
 
 /** Seconds from the command's `timeout` argument (default `dflt`), as milliseconds. */
 function timeoutArg(args: Record<string, unknown>, dflt: number): number {
@@ -40,16 +64,26 @@ function nameArg(args: Record<string, unknown>, required: boolean): string | und
   return n;
 }
 
+/** `child`: a child's name, when given. */
+function childArg(args: Record<string, unknown>): string | undefined {
+  const c = args.child;
+  if (c === undefined) return undefined;
+  if (typeof c !== 'string' || c === '') throw new ControlError('bad_request', "'child' must be a child name");
+  return c;
+}
+
 /** The handlers of every command, over `daemon`. */
 export function controlCommands(daemon: DaemonControl): ControlHandlers {
-  const known = (name: string): void => {
-    if (!daemon.connectionList.some((c) => c.name === name)) throw new ControlError('not_found', `no connection named '${name}'`);
+  const known = (name: string, child?: string): void => {
+    const c = daemon.connectionList.find((x) => x.name === name);
+    if (!c) throw new ControlError('not_found', `no connection named '${name}'`);
+    if (child !== undefined && !c.entry.config.children.some((ch) => ch.name === child)) throw new ControlError('not_found', `connection ${name} has no child named '${child}'`);
   };
   const running = (): void => {
     if (daemon.phase !== 'running') throw new ControlError('unavailable', `the daemon is ${daemon.phase}`);
   };
   const failed = (err: unknown): ControlError =>
-    err instanceof ControlError ? err : new ControlError((err as Error).name === 'UpTimeout' ? 'timeout' : 'failed', (err as Error).message);
+    err instanceof ControlError ? err : new ControlError(['UpTimeout', 'OperationTimeout'].includes((err as Error).name) ? 'timeout' : 'failed', (err as Error).message);
   return {
     status: () => statusOf(daemon),
     'list-sas': (args) => {
@@ -65,9 +99,28 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
     },
     up: async (args): Promise<UpResult> => {
       const name = nameArg(args, true)!;
+      const child = childArg(args);
       const timeout = timeoutArg(args, 60);
       running();
-      known(name);
+      known(name, child);
+      if (child !== undefined) {
+        try {
+          const r = await daemon.operations.upChild(name, child, timeout);
+          const c = r.child;
+          return {
+            name,
+            state: 'established',
+            already: r.already,
+            spi_i: r.sa.ctx.spiI.toString('hex'),
+            spi_r: r.sa.ctx.spiR.toString('hex'),
+            children: r.sa.ctx.children.length,
+            child: { name: c.name, reqid: c.reqid, spi_in: spiHex(c.inboundSpi), spi_out: spiHex(c.outboundSpi) },
+          };
+        } catch (err) {
+          const e = failed(err);
+          throw new ControlError(e.code, `${name}/${child}: ${e.code === 'timeout' ? '' : 'establishing failed: '}${e.message}`);
+        }
+      }
       try {
         const { sa, already } = await daemon.up(name, timeout);
         // as `swanctl --initiate`: an IKE_SA without the CHILD_SA asked for is a failure (the IKE_SA stays up)
@@ -83,14 +136,56 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
     },
     down: async (args): Promise<DownResult> => {
       const name = nameArg(args, true)!;
+      const child = childArg(args);
       const timeout = timeoutArg(args, 10);
       running();
-      known(name);
+      known(name, child);
       try {
+        if (child !== undefined) return { name, child, deleted: await daemon.operations.downChild(name, child, timeout) };
         return { name, deleted: await daemon.down(name, timeout) };
       } catch (err) {
         throw failed(err);
       }
+    },
+    rekey: async (args): Promise<RekeyResult> => {
+      const name = nameArg(args, true)!;
+      const child = childArg(args);
+      const timeout = timeoutArg(args, 30);
+      running();
+      known(name, child);
+      const sas = daemon.operations.established(name);
+      if (sas.length === 0) throw new ControlError('not_found', `${name}: no established IKE_SA to rekey`);
+      if (child !== undefined && !sas.some((sa) => sa.ctx.children.some((c) => c.name === child))) throw new ControlError('not_found', `${name}: no CHILD_SA ${child} to rekey`);
+      try {
+        if (child === undefined) {
+          const r = await daemon.operations.rekeyIke(name, timeout);
+          const hex = (b: Buffer): string => b.toString('hex');
+          return { name, child: null, ike_sas: r.map(({ old, fresh }) => ({ old_spi_i: hex(old.ctx.spiI), old_spi_r: hex(old.ctx.spiR), spi_i: hex(fresh.ctx.spiI), spi_r: hex(fresh.ctx.spiR) })), child_sas: [] };
+        }
+        const r = await daemon.operations.rekeyChild(name, child, timeout);
+        return {
+          name,
+          child,
+          ike_sas: [],
+          child_sas: r.map(({ old, fresh }) => ({ name: fresh.name, reqid: fresh.reqid, old_spi_in: spiHex(old.inboundSpi), old_spi_out: spiHex(old.outboundSpi), spi_in: spiHex(fresh.inboundSpi), spi_out: spiHex(fresh.outboundSpi) })),
+        };
+      } catch (err) {
+        const e = failed(err);
+        throw new ControlError(e.code, `${name}${child === undefined ? '' : `/${child}`}: rekeying ${e.code === 'timeout' ? 'timed out' : 'failed'}: ${e.message}`);
+      }
+    },
+    'list-certs': () => listCerts(daemon),
+    monitor: (args) => {
+      const events = args.events;
+      if (events !== undefined && (!Array.isArray(events) || !events.every((e) => typeof e === 'string'))) throw new ControlError('bad_request', "'events' must be an array of event names");
+      const only = events === undefined ? undefined : new Set(events as string[]);
+      return new ControlStream<MonitorResult>({ events: only ? [...only] : 'all' }, (send) =>
+        daemon.log.subscribe((e) => {
+          if (only && !only.has(e.event)) return;
+          const line: ControlEvent = { event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields };
+          send(line);
+        }),
+      );
     },
     reload: async (): Promise<ReloadResult> => {
       running();

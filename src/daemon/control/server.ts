@@ -33,6 +33,21 @@ export class ControlError extends Error {
   }
 }
 
+/**
+ * A result after which the connection carries events (`monitor`): the response
+ * says `result`, then `subscribe` gets a sender for event objects and returns
+ * the function that ends the subscription (called when the client goes).
+ */
+export class ControlStream<T = unknown> {
+  constructor(
+    readonly result: T,
+    readonly subscribe: (send: (event: object) => void) => () => void,
+  ) {}
+}
+
+/** Events queued to a client that does not read them, in octets, before it is disconnected. */
+export const MAX_STREAM_BACKLOG = 1024 * 1024;
+
 export type ControlHandler = (args: Record<string, unknown>) => unknown;
 
 export interface ControlCounters {
@@ -198,8 +213,9 @@ export class ControlServer {
       queued++;
       chain = chain.then(async () => {
         queued--;
-        const response = await this.answer(request);
+        const { response, stream } = await this.answerFollowing(request);
         if (!socket.destroyed && socket.writable) socket.write(line(response));
+        if (stream && !socket.destroyed) this.follow(socket, stream);
       });
     };
     const finish = (): void => {
@@ -239,8 +255,39 @@ export class ControlServer {
     });
   }
 
-  /** One request line → its response; never throws. */
-  private async answer(raw: Buffer | 'too_large' | 'too_many'): Promise<ControlResponse | undefined> {
+  /** Send `stream`'s events to the client until it goes; one that lets MAX_STREAM_BACKLOG pile up is disconnected. */
+  private follow(socket: Socket, stream: ControlStream): void {
+    let stop: (() => void) | undefined;
+    const end = (): void => {
+      stop?.();
+      stop = undefined;
+    };
+    socket.on('close', end);
+    stop = stream.subscribe((event) => {
+      if (socket.destroyed || !socket.writable) return end();
+      if (socket.writableLength > MAX_STREAM_BACKLOG) {
+        this.options.log.log('daemon', 'warn', `control socket: an event subscriber did not read ${socket.writableLength} octets of events; disconnected`);
+        end();
+        socket.destroy();
+        return;
+      }
+      socket.write(`${JSON.stringify(event)}\n`);
+    });
+    if (socket.destroyed) end();
+  }
+
+  /** One request line → its response and, for `monitor`, the events to follow it; never throws. */
+  private async answerFollowing(raw: Buffer | 'too_large' | 'too_many'): Promise<{ response: ControlResponse | undefined; stream?: ControlStream }> {
+    const response = await this.respond(raw);
+    return response instanceof ControlStreamAnswer ? { response: response.response, stream: response.stream } : { response };
+  }
+
+  /** One request line → its response alone (fuzz/targets/control.ts drives this); never throws. */
+  async answer(raw: Buffer | 'too_large' | 'too_many'): Promise<ControlResponse | undefined> {
+    return (await this.answerFollowing(raw)).response;
+  }
+
+  private async respond(raw: Buffer | 'too_large' | 'too_many'): Promise<ControlResponse | ControlStreamAnswer | undefined> {
     if (raw === 'too_many') {
       this.counters.requests++;
       return this.bad(null, 'busy', `more than ${MAX_QUEUED_REQUESTS} requests waiting on one connection`);
@@ -273,6 +320,7 @@ export class ControlServer {
     }
     try {
       const result = await handler((r.args as Record<string, unknown> | undefined) ?? {});
+      if (result instanceof ControlStream) return new ControlStreamAnswer({ id: rid, ok: true, result: result.result ?? null }, result);
       return { id: rid, ok: true, result: result ?? null };
     } catch (err) {
       if (err instanceof ControlError) {
@@ -289,6 +337,13 @@ export class ControlServer {
     this.options.log.log('daemon', 'warn', `control socket: bad request: ${error}`);
     return { id, ok: false, code, error };
   }
+}
+
+class ControlStreamAnswer {
+  constructor(
+    readonly response: ControlResponse,
+    readonly stream: ControlStream,
+  ) {}
 }
 
 function line(response: ControlResponse | undefined): string {

@@ -1,11 +1,13 @@
 /**
- * The read-only commands: `status`, `list-sas`, `list-conns`, `check` (and
+ * The read-only commands: `status`, `list-sas`, `list-conns`, `check`, `list-certs` (and
  * `global-status`'s object), each a function from the daemon's state to the
  * result the control protocol carries (src/control/protocol.ts). Metrics are
  * the same results (`daemonMetricsSource`). They change nothing.
  */
 import type { DaemonConfig } from '../../config/index.js';
 import type {
+  CertInfo,
+  CertKind,
   CheckResult,
   ChildSaInfo,
   ConnectionState,
@@ -16,6 +18,7 @@ import type {
   GlobalSwitchState,
   IkeDefenceStatus,
   IkeSaInfo,
+  ListCertsResult,
   ListConnsResult,
   ListSasResult,
   StartAction,
@@ -26,6 +29,7 @@ import type { SecurityAssociationDatabase } from '../../esp/sadb.js';
 import { reassemblyBudget } from '../../ike/codec/fragments.js';
 import type { IkeSaManager } from '../../ike/manager.js';
 import { formatProposal } from '../../ike/proposal/index.js';
+import { formatGeneralName, formatSerial, formatTime, type Certificate } from '../../pki/certificate.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
 import type { ConnectionStates } from '../connection-states.js';
 import { describeIdentity, type ResolvedConnection } from '../credentials.js';
@@ -236,6 +240,78 @@ export function listConns(daemon: DaemonView): ListConnsResult {
       };
     }),
   };
+}
+
+/**
+ * The certificates in use: each connection's own certificate and the
+ * intermediates sent with it, the trust anchors, and the peers' certificates
+ * of the IKE SAs up now; one entry per certificate and role, with the
+ * connections using it.
+ */
+export function listCerts(daemon: DaemonView): ListCertsResult {
+  const now = Date.now();
+  const byKey = new Map<string, CertInfo>();
+  const add = (kind: CertKind, cert: Certificate, conn: string, ikeSa?: string): void => {
+    const key = `${kind} ${cert.fingerprint}`;
+    let info = byKey.get(key);
+    if (!info) {
+      info = certInfo(kind, cert, now);
+      byKey.set(key, info);
+    }
+    if (!info.connections.includes(conn)) info.connections.push(conn);
+    if (ikeSa !== undefined) (info.ike_sas ??= []).push(ikeSa);
+  };
+  for (const c of daemon.connectionList) {
+    const cfg = c.entry.config;
+    add('own', cfg.certificate, c.name);
+    for (const i of cfg.intermediates) add('intermediate', i, c.name);
+    for (const a of cfg.trust.trustAnchors) add('ca', a, c.name);
+  }
+  for (const sa of aliveSas(daemon)) {
+    const peer = sa.ctx.peerCertificate;
+    if (peer) add('peer', peer, sa.ctx.config.name, `${sa.ctx.spiI.toString('hex')}_i ${sa.ctx.spiR.toString('hex')}_r`);
+  }
+  const order: Record<CertKind, number> = { own: 0, intermediate: 1, ca: 2, peer: 3 };
+  return { certificates: [...byKey.values()].sort((a, b) => order[a.kind] - order[b.kind]) };
+}
+
+function certInfo(kind: CertKind, cert: Certificate, now: number): CertInfo {
+  return {
+    kind,
+    subject: cert.subject.text,
+    issuer: cert.issuer.text,
+    serial: formatSerial(cert.serialNumber),
+    sans: cert.subjectAltNames.map(formatGeneralName),
+    not_before: formatTime(cert.notBefore),
+    not_after: formatTime(cert.notAfter),
+    validity: now < cert.notBefore.getTime() ? 'not yet valid' : now > cert.notAfter.getTime() ? 'expired' : 'valid',
+    key: keyType(cert),
+    fingerprint: cert.fingerprint,
+    ca: cert.basicConstraints?.cA ?? false,
+    source: cert.source,
+    connections: [],
+  };
+}
+
+const CURVES: Readonly<Record<string, string>> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+
+/** `RSA 3072`, `ECDSA P-384`, `Ed25519`, as swanctl --list-certs says it. */
+function keyType(cert: Certificate): string {
+  const k = cert.publicKey;
+  const d = k.asymmetricKeyDetails ?? {};
+  switch (k.asymmetricKeyType) {
+    case 'rsa':
+    case 'rsa-pss':
+      return `RSA${k.asymmetricKeyType === 'rsa-pss' ? '-PSS' : ''} ${d.modulusLength ?? '?'}`;
+    case 'ec':
+      return `ECDSA ${CURVES[d.namedCurve ?? ''] ?? d.namedCurve ?? '?'}`;
+    case 'ed25519':
+      return 'Ed25519';
+    case 'ed448':
+      return 'Ed448';
+    default:
+      return k.asymmetricKeyType ?? 'unknown';
+  }
 }
 
 /**

@@ -253,11 +253,10 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
         matches.map(async ({ sa, child }) => {
           let timer: NodeJS.Timeout | undefined;
           const outcome = await Promise.race([
-            sa.deleteChild(child),
+            sa.deleteChild(child, 'terminated over VICI (swanctl --terminate --child)'),
             new Promise<{ ok: false; reason: string }>((resolve) => (timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${Math.round(wait / 1000)} s` }), wait))),
           ]);
           clearTimeout(timer);
-          if (outcome.ok) deps.events.childGone(sa, child);
           return { child, outcome };
         }),
       ),

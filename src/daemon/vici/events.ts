@@ -83,10 +83,11 @@ export class ViciEventSource {
       );
     });
     manager.on('childClosed', (sa, child) => this.childGone(sa, child));
+    manager.on('childDeleted', (sa, child) => this.childGone(sa, child));
   }
 
-  /** A CHILD_SA went while its IKE SA stays (the peer's Delete, or ours: swanctl --terminate --child). */
-  childGone(sa: IkeSa, child: ChildSaRecord): void {
+  /** A CHILD_SA went while its IKE SA stays (the peer's Delete, or ours: swanctl --terminate --child, tunsec down --child). */
+  private childGone(sa: IkeSa, child: ChildSaRecord): void {
     const list = this.track(sa);
     const i = list.indexOf(child);
     if (i >= 0) list.splice(i, 1);

@@ -66,6 +66,8 @@ export interface IkeSaEvents {
   ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
   /** The peer deleted a CHILD_SA (not a rekey's old pair) while the IKE SA stays (§1.4.1): close_action applies. */
   childClosed(sa: IkeSa, child: ChildSaRecord): void;
+  /** We deleted a CHILD_SA (deleteChild, the operator's `down --child`) and the peer answered; the IKE SA stays. */
+  childDeleted(sa: IkeSa, child: ChildSaRecord): void;
   /** reauth_time is reached: a new IKE SA with a fresh IKE_AUTH should replace this one (the manager does it). */
   reauthDue(sa: IkeSa): void;
   /** A liveness check (DPD, §2.4) was sent. */
@@ -104,7 +106,7 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], reauthDue: [], livenessCheck: [] };
+  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], childDeleted: [], reauthDue: [], livenessCheck: [] };
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -715,14 +717,20 @@ export class IkeSa {
 
   /**
    * Delete one CHILD_SA while the IKE SA stays (INFORMATIONAL Delete, §1.4.1);
-   * resolves when the peer answered, or with the reason it was not deleted.
-   * Never resolves if the IKE SA ends first (callers bound the wait).
+   * resolves when the peer answered (`childDeleted` is emitted then), or with
+   * the reason it was not deleted. Never resolves if the IKE SA ends first
+   * (callers bound the wait).
    */
-  deleteChild(child: ChildSaRecord): Promise<{ ok: true } | { ok: false; reason: string }> {
-    if (this.successorSa) return this.successorSa.deleteChild(child);
+  deleteChild(child: ChildSaRecord, why: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.successorSa) return this.successorSa.deleteChild(child, why);
     if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
-    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} on request`);
-    return new Promise((resolve) => this.childRekeys.deleteChild(child, resolve));
+    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} (${why})`);
+    return new Promise((resolve) =>
+      this.childRekeys.deleteChild(child, why, (outcome) => {
+        if (outcome.ok) this.emit('childDeleted', this, child);
+        resolve(outcome);
+      }),
+    );
   }
 
   /** Responder side of CREATE_CHILD_SA. */

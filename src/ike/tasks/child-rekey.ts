@@ -380,7 +380,7 @@ export class ChildRekeys {
    * it is being rekeyed (the rekey's own Delete settles that pair). `done` is not
    * called when the IKE SA ends first.
    */
-  deleteChild(child: ChildSaRecord, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
+  deleteChild(child: ChildSaRecord, why: string, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
     const state = this.states.get(child);
     if (!this.ctx.children.includes(child)) return done({ ok: false, reason: 'the CHILD_SA is gone' });
     if (state && state.kind !== 'installed') return done({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
@@ -399,7 +399,7 @@ export class ChildRekeys {
         if (st && 'rekeyTimer' in st) clearTimeout(st.rekeyTimer);
         this.forgetChild(child);
         this.removeChild(child);
-        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`);
+        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o): ${why}`);
         done({ ok: true });
       });
     });
@@ -468,6 +468,8 @@ export class ChildRekeys {
     }
     return gone;
   }
+
+
 
   removeChild(child: ChildSaRecord): void {
     // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of

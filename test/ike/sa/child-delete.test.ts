@@ -32,7 +32,7 @@ describe('deleting one CHILD_SA on request (§1.4.1)', () => {
     expect(moon.sad.listSas()).toHaveLength(2);
     const closed: ChildSaRecord[] = [];
     sun.manager.on('childClosed', (_sa, c) => closed.push(c));
-    expect(await moonSa.deleteChild(child)).toEqual({ ok: true });
+    expect(await moonSa.deleteChild(child, 'test')).toEqual({ ok: true });
     expect(moonSa.ctx.children).toEqual([]);
     expect(moon.sad.listSas()).toHaveLength(0);
     await waitFor(() => closed.length === 1, 4000, 'sun saw the Delete');
@@ -48,8 +48,8 @@ describe('deleting one CHILD_SA on request (§1.4.1)', () => {
     const { moonSa } = await pair();
     const child = moonSa.ctx.children[0]!;
     moonSa.rekeyChild(child, 'test');
-    expect(await moonSa.deleteChild(child)).toEqual({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
+    expect(await moonSa.deleteChild(child, 'test')).toEqual({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
     await waitFor(() => moonSa.ctx.children.length === 1 && moonSa.ctx.children[0] !== child, 4000, 'rekeyed');
-    expect(await moonSa.deleteChild(child)).toEqual({ ok: false, reason: 'the CHILD_SA is gone' });
+    expect(await moonSa.deleteChild(child, 'test')).toEqual({ ok: false, reason: 'the CHILD_SA is gone' });
   });
 });
