@@ -26,6 +26,7 @@
 
 namespace tunsec {
 void InitAead(Napi::Env env, Napi::Object exports);  // tunsec_aead.cc
+void InitNotify(Napi::Env env, Napi::Object exports);  // tunsec_notify.cc
 }
 
 namespace {
@@ -672,6 +673,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvBatch", Napi::Function::New<RecvBatch>(env, "recvBatch"));
   exports.Set("Poller", Poller::Define(env));
   tunsec::InitAead(env, exports);
+  tunsec::InitNotify(env, exports);
 
   Napi::Object c = Napi::Object::New(env);
   auto def = [&](const char *k, int v) { c.Set(k, Napi::Number::New(env, v)); };
