@@ -66,7 +66,7 @@ commands for the running daemon (over its control socket):
   sa add NAME key=value…   install a manual SA pair and its policies; the keys of a
                            manual.sas.NAME section (docs/configuration.md)
   sa del NAME              remove a manual SA pair and its policies
-  options: --socket PATH (default /run/tunsec.sock) or -c FILE (its daemon.control_socket),
+  options: --socket PATH (default /run/tunsec/tunsec.sock) or -c FILE (its daemon.control_socket),
            --json (print the result object), --timeout SECONDS (up, down, global, check)
 
 exit codes: 0 ok, 1 failed (invalid configuration, daemon not started or unreachable,

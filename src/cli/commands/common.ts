@@ -74,7 +74,7 @@ export interface ControlTarget {
   timeout?: number;
 }
 
-/** The socket: `--socket`, else the `daemon.control_socket` of `-c FILE`, else /run/tunsec.sock. */
+/** The socket: `--socket`, else the `daemon.control_socket` of `-c FILE`, else /run/tunsec/tunsec.sock. */
 export function controlTarget(parsed: ParsedArgs): ControlTarget {
   let socket = parsed.values.get('socket');
   const config = parsed.values.get('config');
