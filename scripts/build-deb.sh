@@ -110,5 +110,5 @@ EOF
 
 mkdir -p "$out"
 deb="$out/tunsec_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >&2
+dpkg-deb --root-owner-group -Zgzip -z6 --build "$root" "$deb" >&2
 echo "$deb"
