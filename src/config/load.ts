@@ -232,6 +232,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     daemon = {
       pid_file: at(daemonIn.pid_file),
       control_socket: at(daemonIn.control_socket),
+      ...(daemonIn.vici === 'off' ? {} : { vici: at(daemonIn.vici) }),
       log,
       ...(daemonIn.keylog === undefined ? {} : { keylog: at(daemonIn.keylog) }),
       ...(daemonIn.metrics === undefined ? {} : { metrics: daemonIn.metrics }),
@@ -250,6 +251,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       hold_packets: daemonIn.hold_packets,
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
+      watch_credentials: daemonIn.watch_credentials,
       limits: daemonIn.limits,
     };
     // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and

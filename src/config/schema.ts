@@ -44,6 +44,16 @@ const interfaceName = () =>
       : bad<string>(`expected an interface name of 1–15 characters without '/', ':' or spaces, got ${describeValue(v)}`),
   );
 
+/** `daemon.vici`: `off` (the default) or the path of the VICI socket swanctl connects to (relative: to the configuration file). */
+const viciSocket = () =>
+  field((v): Parsed<string> =>
+    v === 'off' || v === false
+      ? ok('off')
+      : typeof v === 'string' && v !== '' && !v.includes('\0') && !v.includes('://')
+        ? ok(v)
+        : bad(`expected 'off' or the path of the VICI socket (e.g. /run/tunsec/vici; a path, not a unix:// URI), got ${describeValue(v)}`),
+  );
+
 /** A number (fractions allowed) within [min, max]. */
 const decimal = (min: number, max: number) =>
   field((v): Parsed<number> => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? ok(v) : bad(`expected a number from ${min} to ${max}, got ${describeValue(v)}`)));
@@ -77,6 +87,7 @@ export const limitsSchema = z.strictObject({
 export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec/tunsec.pid'),
   control_socket: path().default('/run/tunsec/tunsec.sock'),
+  vici: viciSocket().default('off'),
   log: z.strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>).optional(),
   keylog: path().optional(),
   metrics: listenAddress().optional(),
@@ -97,6 +108,7 @@ export const daemonSchema = z.strictObject({
   retransmit_base: decimal(1, 10).default(1.8),
   retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
+  watch_credentials: duration().default(10),
   limits: limitsSchema.prefault({}),
 });
 

@@ -33,6 +33,8 @@ export interface TunsecConfig {
 export interface DaemonConfig {
   pid_file: string;
   control_socket: string;
+  /** The VICI socket (strongSwan's control protocol, for swanctl); absent = off. */
+  vici?: string;
   /** Level per subsystem (-1..4), `default` applied to every subsystem not given. */
   log: Record<Exclude<LogSubsystem, 'default'>, number>;
   /** Directory receiving Wireshark's `ikev2_decryption_table` and `esp_sa` files (a Wireshark configuration directory); absent = no key log. */
@@ -74,6 +76,8 @@ export interface DaemonConfig {
   retransmit: { timeout: number; base: number; tries: number };
   /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
   mss_clamp: boolean;
+  /** Seconds between polls of the credential files (certificates, keys, CAs, CRLs); a change reloads the credentials. 0: off. */
+  watch_credentials: number;
   /** Denial-of-service bounds (docs/configuration.md, docs/notes/hardening.md). */
   limits: LimitsConfig;
 }

@@ -143,15 +143,25 @@ export class Reloader {
     this.running = { path, config, ikePort };
   }
 
-  /** Never rejects: an internal error is logged and in the result. */
-  reload(): Promise<ReloadResult> {
-    return this.reloadNow().catch((err: Error) => {
+  /** The running configuration (its `daemon:` section as applied); undefined before the start. */
+  get config(): TunsecConfig | undefined {
+    return this.running?.config;
+  }
+
+  /**
+   * Never rejects: an internal error is logged and in the result.
+   * `credentialsOnly`: the running configuration stays as it is (the file is
+   * not read again); only the certificates, keys, CAs and CRLs it names are
+   * (./credential-watch.ts).
+   */
+  reload(options: { credentialsOnly?: boolean } = {}): Promise<ReloadResult> {
+    return this.reloadNow(options.credentialsOnly === true).catch((err: Error) => {
       this.host.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
       return emptyResult(false, [`internal error: ${err.message}`]);
     });
   }
 
-  private async reloadNow(): Promise<ReloadResult> {
+  private async reloadNow(credentialsOnly: boolean): Promise<ReloadResult> {
     const log = this.host.log;
     const manager = this.host.manager();
     const phase = this.host.phase();
@@ -160,7 +170,7 @@ export class Reloader {
       return emptyResult(false, [`the daemon is ${phase}`]);
     }
     const { path, config: running, ikePort: boundIkePort } = this.running;
-    log.log('cfg', 'info', `reloading configuration ${path}`);
+    log.log('cfg', 'info', credentialsOnly ? `reloading the credentials named by ${path} (the configuration as running)` : `reloading configuration ${path}`);
     const reject = (errors: string[], warnings: string[]): ReloadResult => {
       for (const w of warnings) log.log('cfg', 'warn', w);
       for (const e of errors) log.log('cfg', 'error', e);
@@ -168,7 +178,7 @@ export class Reloader {
       log.event('daemon', 'config_reload_failed', `${summarizeReload(r)}`, { errors, warnings });
       return r;
     };
-    const loaded = loadConfig({ path });
+    const loaded = credentialsOnly ? { ok: true as const, config: running, warnings: [] } : loadConfig({ path });
     if (!loaded.ok) {
       const problems = loaded.error.problems;
       return reject(

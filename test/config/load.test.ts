@@ -148,6 +148,7 @@ describe('defaults', () => {
       bypass_rules: true,
       datapath: 'userspace',
       tun_name: 'tunsec0',
+      watch_credentials: 10,
       tun_mtu: 'auto',
       fwmark: 0x7473,
       route_table: 220,

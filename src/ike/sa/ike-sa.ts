@@ -712,6 +712,18 @@ export class IkeSa {
     this.childRekeys.rekeyChild(child, why);
   }
 
+  /**
+   * Delete one CHILD_SA while the IKE SA stays (INFORMATIONAL Delete, §1.4.1);
+   * resolves when the peer answered, or with the reason it was not deleted.
+   * Never resolves if the IKE SA ends first (callers bound the wait).
+   */
+  deleteChild(child: ChildSaRecord): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.successorSa) return this.successorSa.deleteChild(child);
+    if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
+    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} on request`);
+    return new Promise((resolve) => this.childRekeys.deleteChild(child, resolve));
+  }
+
   /** Responder side of CREATE_CHILD_SA. */
   private respondCreateChildSa(msg: TaskMessage, response: TaskMessage): CreateChildOutcome | undefined {
     const refuse = (notifyType: number, why: string, data?: Buffer): undefined => {
@@ -785,6 +797,11 @@ export class IkeSa {
   /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
   get dpdChecks(): number {
     return this.dpd.checks;
+  }
+
+  /** When the IKE rekey, reauthentication and hard end of this IKE SA are due (ms since the epoch); empty once stopped. */
+  get lifetimeDeadlines(): { readonly rekeyAt?: number; readonly reauthAt?: number; readonly endAt?: number } {
+    return this.timers.deadlines;
   }
 
   /** The IKE SA that replaced this one by a rekey, if any. */

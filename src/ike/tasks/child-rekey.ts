@@ -376,6 +376,38 @@ export class ChildRekeys {
     });
   }
 
+  /**
+   * Delete one CHILD_SA on request while the IKE SA stays (§1.4.1; swanctl
+   * --terminate --child): an INFORMATIONAL with its Delete, its SAs and policies
+   * removed once the peer answers. `done` says whether it was deleted; not while
+   * it is being rekeyed (the rekey's own Delete settles that pair). `done` is not
+   * called when the IKE SA ends first.
+   */
+  deleteChild(child: ChildSaRecord, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
+    const state = this.states.get(child);
+    if (!this.ctx.children.includes(child)) return done({ ok: false, reason: 'the CHILD_SA is gone' });
+    if (state && state.kind !== 'installed') return done({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
+    this.host.enqueue(() => {
+      const s = this.states.get(child);
+      if (this.ctx.state !== 'established' || !this.ctx.children.includes(child) || (s && s.kind !== 'installed')) {
+        done({ ok: false, reason: 'the CHILD_SA changed meanwhile (rekeyed or gone); try again' });
+        return this.host.sendNextRequest();
+      }
+      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
+      this.host.request(msg, () => {
+        const i = this.ctx.children.indexOf(child);
+        if (i < 0) return done({ ok: false, reason: 'the CHILD_SA was deleted by the peer meanwhile' });
+        this.ctx.children.splice(i, 1);
+        const st = this.states.get(child);
+        if (st && 'rekeyTimer' in st) clearTimeout(st.rekeyTimer);
+        this.forgetChild(child);
+        this.removeChild(child);
+        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`);
+        done({ ok: true });
+      });
+    });
+  }
+
   /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
   private retireInbound(pair: ChildSaRecord): void {
     for (const [c] of this.states.all('rekeyed')) if (!this.ctx.backend.querySa(c.inboundSpi, 'in')) this.states.delete(c);
