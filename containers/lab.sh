@@ -2,8 +2,8 @@
 # containers/lab.sh — tunsec ↔ strongSwan in containers (rootful podman, offline), see
 # docs/containers.md.
 #
-#   lab.sh build            images: Debian 12 base (mmdebstrap, cached in $LAB_ART), node 20
-#                           from the host, strongSwan, tunsec (./Containerfile); prints sizes
+#   lab.sh build            images: Debian 12 base (mmdebstrap, cached in $LAB_ART), node 22
+#                           (the node devDependency), strongSwan, tunsec (./Containerfile); prints sizes
 #   lab.sh up               network, throwaway CA, strongSwan then tunsec container; tunsec
 #                           initiates (TS_START=none: it only answers); prints both sides' SAs
 #   lab.sh status           containers and both sides' SAs
@@ -47,11 +47,11 @@ build_debian() {
   fi
 }
 
-# The host's Node 20 (binary, npm, headers) as a build context for containers/node.
+# Node ($NODE_BIN with the headers beside it) and the host's npm as a build context for containers/node.
 node_context() {
   local ctx="$LAB_ART/node-ctx" prefix npm inc
   prefix="$(dirname "$(dirname "$NODE_BIN")")"
-  npm="$prefix/lib/node_modules/npm"; inc="$prefix/include/node"
+  npm="$NPM_DIR"; inc="$prefix/include/node"
   [ -d "$npm" ] || die "npm not found at $npm (NODE_BIN=$NODE_BIN)"
   [ -f "$inc/node_api.h" ] || die "node headers not found at $inc (NODE_BIN=$NODE_BIN)"
   local stamp; stamp="$("$NODE_BIN" --version) $(stat -c %Y "$NODE_BIN") $(md5sum < "$npm/package.json" | cut -c1-8) $(md5sum < /etc/ssl/certs/ca-certificates.crt 2>/dev/null | cut -c1-8)"
@@ -82,6 +82,9 @@ cmd_build() {
   local t0 t ctx
   t0=$(now)
   build_debian
+  if [ -z "$NODE_BIN" ]; then
+    NODE_BIN="$("$REPO_DIR/scripts/node-dist.sh" "$LAB_ART/node-dist")/bin/node" || die "cannot unpack Node 22 (scripts/node-dist.sh)"
+  fi
   ctx="$(node_context)"
   t=$(now)
   pbuild --build-arg DEBIAN_IMAGE="$DEBIAN_IMAGE" --target node -t "$NODE_IMAGE" -f "$LAB_DIR/node/Containerfile" "$ctx"
@@ -98,7 +101,7 @@ cmd_build() {
   deb=$(image_mb "$DEBIAN_IMAGE"); node=$(image_mb "$NODE_IMAGE"); ts=$(image_mb "$TUNSEC_IMAGE")
   echo "image sizes (MB): debian base $deb, node base $node, tunsec $ts;" \
     "tunsec over the Debian base $(awk -v a="$ts" -v b="$deb" 'BEGIN{printf "%.1f", a-b}') MB" \
-    "(node 20 $(awk -v a="$node" -v b="$deb" 'BEGIN{printf "%.1f", a-b}') MB + iproute2 and tunsec $(awk -v a="$ts" -v b="$node" 'BEGIN{printf "%.1f", a-b}') MB)"
+    "(node $("$NODE_BIN" --version) $(awk -v a="$node" -v b="$deb" 'BEGIN{printf "%.1f", a-b}') MB + iproute2 and tunsec $(awk -v a="$ts" -v b="$node" 'BEGIN{printf "%.1f", a-b}') MB)"
   log "build done in $(elapsed "$t0") s"
 }
 

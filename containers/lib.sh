@@ -20,11 +20,15 @@ DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SECURITY="${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
 
 DEBIAN_IMAGE="${DEBIAN_IMAGE:-localhost/tunsec-lab/debian:bookworm}"     # mmdebstrap, imported
-NODE_IMAGE="${NODE_IMAGE:-localhost/tunsec-lab/node:20-bookworm}"         # + the host's node
-NODE_DEV_IMAGE="${NODE_DEV_IMAGE:-localhost/tunsec-lab/node-dev:20-bookworm}"  # + npm, headers
+NODE_IMAGE="${NODE_IMAGE:-localhost/tunsec-lab/node:22-bookworm}"         # + Node 22 (below)
+NODE_DEV_IMAGE="${NODE_DEV_IMAGE:-localhost/tunsec-lab/node-dev:22-bookworm}"  # + npm, headers
 SS_IMAGE="${SS_IMAGE:-localhost/tunsec-lab/strongswan:bookworm}"
 TUNSEC_IMAGE="${TUNSEC_IMAGE:-localhost/tunsec:latest}"
-NODE_BIN="${NODE_BIN:-$(readlink -f "$(command -v node 2>/dev/null || echo /usr/bin/node)")}"
+# Node for the images: the official Node 22 linux build the repository's `node` devDependency
+# pins, binary and headers, unpacked into $LAB_ART/node-dist by scripts/node-dist.sh (npm's
+# cache); NODE_BIN overrides it (its headers must be at ../include/node). npm: the host's.
+NODE_BIN="${NODE_BIN:-}"
+NPM_DIR="${NPM_DIR:-$(dirname "$(dirname "$(readlink -f "$(command -v npm 2>/dev/null || echo /usr/bin/npm)")")")}"
 
 NET="${NET:-tunsec-lab}"
 SUBNET="${SUBNET:-10.81.0.0/24}"
@@ -56,7 +60,8 @@ require_prereqs() {
   [ "$(id -u)" = 0 ] || die "must run as root (rootful podman, TUN devices)"
   local p missing=()
   for p in podman runc mmdebstrap ip iptables-save; do command -v "$p" >/dev/null || missing+=("$p"); done
-  [ -x "$NODE_BIN" ] || missing+=("node (NODE_BIN=$NODE_BIN)")
+  [ -z "$NODE_BIN" ] || [ -x "$NODE_BIN" ] || missing+=("node (NODE_BIN=$NODE_BIN)")
+  command -v npm >/dev/null || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] || die "missing ${missing[*]} (run scripts/setup-system.sh as root)"
 }
 

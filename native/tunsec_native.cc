@@ -27,6 +27,7 @@
 namespace tunsec {
 void InitAead(Napi::Env env, Napi::Object exports);     // tunsec_aead.cc
 void InitOffload(Napi::Env env, Napi::Object exports);  // tunsec_offload.cc
+void InitNotify(Napi::Env env, Napi::Object exports);   // tunsec_notify.cc
 }
 
 // TUN_F_USO4/6 (Linux 6.2) are missing from older uapi headers.
@@ -700,6 +701,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Poller", Poller::Define(env));
   tunsec::InitAead(env, exports);
   tunsec::InitOffload(env, exports);
+  tunsec::InitNotify(env, exports);
 
   Napi::Object c = Napi::Object::New(env);
   auto def = [&](const char *k, int v) { c.Set(k, Napi::Number::New(env, v)); };

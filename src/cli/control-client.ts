@@ -6,7 +6,7 @@ import { createConnection } from 'node:net';
 import type { ControlErrorCode, ControlResponse } from '../control/protocol.js';
 
 /** Where the daemon listens unless the configuration says otherwise (`daemon.control_socket`). */
-export const DEFAULT_CONTROL_SOCKET = '/run/tunsec.sock';
+export const DEFAULT_CONTROL_SOCKET = '/run/tunsec/tunsec.sock';
 
 /**
  * No daemon to talk to: the socket is missing, refuses, is not ours to open

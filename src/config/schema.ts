@@ -86,8 +86,8 @@ export const limitsSchema = z.strictObject({
 });
 
 export const daemonSchema = z.strictObject({
-  pid_file: path().default('/run/tunsec.pid'),
-  control_socket: path().default('/run/tunsec.sock'),
+  pid_file: path().default('/run/tunsec/tunsec.pid'),
+  control_socket: path().default('/run/tunsec/tunsec.sock'),
   vici: viciSocket().default('off'),
   log: z.strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>).optional(),
   keylog: path().optional(),

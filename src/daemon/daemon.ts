@@ -43,6 +43,7 @@ import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherD
 import { releasePidFile } from './pidfile.js';
 import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
 import { Reloader } from './reload.js';
+import type { ServiceManager } from './systemd.js';
 import { CredentialWatch, credentialPaths } from './credential-watch.js';
 import type { DaemonState, GlobalSwitchState, ReloadResult } from '../control/protocol.js';
 
@@ -58,6 +59,8 @@ export interface DaemonOptions {
   retryDelayMs?: { initial: number; max: number };
   /** Serve the control socket at `daemon.control_socket` (`tunsec daemon` does; off for daemons embedded in tests and tools). */
   control?: boolean;
+  /** Told when the daemon is ready, reloading and stopping (systemd's notify protocol, ./systemd.ts). */
+  serviceManager?: ServiceManager;
 }
 
 export type { GlobalSwitchState };
@@ -247,6 +250,7 @@ export class Daemon {
       endpoints,
       connections: started.connections,
     });
+    this.options.serviceManager?.ready(`running, ${started.connections.length} connection(s), IKE on ${endpoints.map(fmt).join(' ') || 'no sockets'}`);
   }
 
   /**
@@ -427,7 +431,16 @@ export class Daemon {
 
   /** SIGHUP and `tunsec reload` (./reload.ts), after any global switch transition. Never rejects. */
   reload(): Promise<ReloadResult> {
-    return this.globalSwitch.serialize(() => this.reloader.reload());
+    return this.globalSwitch.serialize(async () => {
+      const sm = this.options.serviceManager;
+      sm?.reloading();
+      try {
+        return await this.reloader.reload();
+      } finally {
+        // READY=1 also after a failed reload: the old configuration goes on serving
+        if (this.state === 'running') sm?.ready(`running, ${this.connections.length} connection(s), configuration reloaded`);
+      }
+    });
   }
 
   /**
@@ -479,6 +492,7 @@ export class Daemon {
       return;
     }
     this.state = 'stopping';
+    this.options.serviceManager?.stopping();
     this.log.log('daemon', 'info', `${reason}: deleting ${this.managerInstance?.sas.length ?? 0} IKE SA(s)`);
     // no new IKE SA from here on, whoever asks (a peer redialing on our Delete included)
     this.managerInstance?.drain();
@@ -495,6 +509,7 @@ export class Daemon {
     this.bypass = undefined;
     this.cleanUp();
     this.state = 'stopped';
+    this.options.serviceManager?.close();
     this.log.event('daemon', 'daemon_stopped', 'tunsec daemon stopped', { pid: process.pid });
   }
 

@@ -5,12 +5,17 @@
  *   `{"time","level","subsys","msg"}`, plus `"event"` and its fields for the
  *   events other programs act on (`ike_established`, `child_established`,
  *   `ike_destroyed`, …; docs/daemon.md lists them);
- * - a TTY: `time level subsys msg` for people.
+ * - a TTY: `time level subsys msg` for people;
+ * - stdout connected to the journal (systemd's `$JOURNAL_STREAM` names it):
+ *   each line starts with its syslog priority, `<3>` error, `<4>` warn,
+ *   `<6>` info and events, `<7>` debug (sd-daemon(3)), which journald takes
+ *   off and keeps as the entry's PRIORITY, so `journalctl -p err` works.
  *
  * Levels per subsystem follow charon's numbers as the configuration gives
  * them (`daemon.log`): -1 silent, 0 errors and warnings, 1 (default) also
  * informational messages and events, 2 and up also debug messages.
  */
+import { fstatSync } from 'node:fs';
 import type { DaemonConfig } from '../config/index.js';
 import type { Logger, LogLevel } from '../ike/log.js';
 
@@ -29,6 +34,9 @@ const CONFIG_KEY: Readonly<Record<Subsystem, keyof DaemonConfig['log']>> = {
 
 /** The charon level a message needs for it to be written. */
 const NEEDED: Readonly<Record<LogLevel, number>> = { error: 0, warn: 0, info: 1, debug: 2 };
+
+/** syslog(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+const SYSLOG_PRIORITY: Readonly<Record<LogLevel, number>> = { error: 3, warn: 4, info: 6, debug: 7 };
 
 export type EventFields = Record<string, unknown>;
 
@@ -54,6 +62,8 @@ export interface DaemonLoggerOptions {
   write?: (line: string) => void;
   /** JSON lines (default: when stdout is not a TTY) or human text. */
   json?: boolean;
+  /** Prefix lines with `<N>` syslog priorities (default: when stdout is the journal stream and `write` is not given). */
+  journal?: boolean;
   /** Default 1 for every subsystem until `setLevels`. */
   levels?: Partial<Record<Subsystem, number>>;
   now?: () => Date;
@@ -62,6 +72,7 @@ export interface DaemonLoggerOptions {
 export class DaemonLogger {
   private readonly write: (line: string) => void;
   readonly json: boolean;
+  readonly journal: boolean;
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
   private readonly listeners = new Set<(record: LogRecord) => void>();
@@ -70,6 +81,7 @@ export class DaemonLogger {
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
     this.json = options.json ?? !process.stdout.isTTY;
+    this.journal = options.journal ?? (options.write === undefined && isJournalStream(1));
     this.levels = { daemon: 1, cfg: 1, net: 1, mgr: 1, ike: 1, esp: 1, knl: 1, ...options.levels };
     this.now = options.now ?? (() => new Date());
   }
@@ -148,6 +160,7 @@ export class DaemonLogger {
     } else {
       line = `${time} ${level.padEnd(5)} ${subsys.padEnd(6)} ${msg}`;
     }
+    if (this.journal) line = `<${SYSLOG_PRIORITY[level]}>${line}`;
     try {
       this.write(`${line}\n`);
     } catch {
@@ -194,4 +207,21 @@ function stdoutWriter(): (line: string) => void {
   return (line) => {
     if (!stdoutClosed) process.stdout.write(line);
   };
+}
+
+/**
+ * Whether file descriptor `fd` is the journal stream systemd connected
+ * (`$JOURNAL_STREAM` is its `device:inode`): a redirect of stdout in the
+ * unit's command, or a process started from a service's shell, writes
+ * elsewhere and gets no prefixes.
+ */
+export function isJournalStream(fd: number, env: NodeJS.ProcessEnv = process.env): boolean {
+  const m = /^(\d+):(\d+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+  } catch {
+    return false;
+  }
 }

@@ -143,6 +143,12 @@ export interface NativeAddon {
   sendBatch(fd: number, buffers: Uint8Array[], lengths: Int32Array, count: number, address: string, port?: number): number;
   /** recvmmsg(MSG_DONTWAIT); addrs: 20 bytes per packet [family(4|6), 0, portBE(2), addr(16)]. */
   recvBatch(fd: number, buffers: Uint8Array[], lengths: Int32Array, addrs: Uint8Array): number;
+  /**
+   * sd_notify(3): send `message` (newline-separated VAR=value lines) as one datagram to the
+   * service manager's socket, `socketPath` as in $NOTIFY_SOCKET ('@' = abstract namespace).
+   * Throws on failure. Absent from addon builds that predate native/tunsec_notify.cc.
+   */
+  notifySend?: (socketPath: string, message: string) => void;
   Poller: new (fd: number, cb: (err: Error | null, events: number) => void) => NativePoller;
   /**
    * `new AeadKey(key, salt)`: key 16, 24 or 32 octets, salt 4 octets (RangeError otherwise).

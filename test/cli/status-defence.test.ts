@@ -25,7 +25,7 @@ const status = (defence: IkeDefenceStatus | undefined): StatusResult => ({
     state: 'running',
     started: '2025-06-01T12:00:00.120Z',
     uptime: 192,
-    control_socket: '/run/tunsec.sock',
+    control_socket: '/run/tunsec/tunsec.sock',
     datapath: 'userspace',
     global: { state: 'up', mode: 'drop', since: '2025-06-01T12:00:00.120Z', age: 192 },
     control: { clients: 1, connections: 1, requests: 1, bad_requests: 0, rejected_clients: 0, refused_peers: 0 },

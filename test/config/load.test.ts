@@ -139,8 +139,8 @@ describe('defaults', () => {
 
   it('the daemon and authorities sections have defaults, relative paths resolve against the base directory', () => {
     expect(config.daemon).toEqual({
-      pid_file: '/run/tunsec.pid',
-      control_socket: '/run/tunsec.sock',
+      pid_file: '/run/tunsec/tunsec.pid',
+      control_socket: '/run/tunsec/tunsec.sock',
       log: { dmn: 1, mgr: 1, ike: 1, chd: 1, job: 1, cfg: 1, knl: 1, net: 1, asn: 1, enc: 1, lib: 1, esp: 1, tun: 1 },
       global: 'drop',
       prefer_configured_proposals: true,

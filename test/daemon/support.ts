@@ -102,11 +102,11 @@ export class TunsecProcess {
   private buffer = '';
   private waiters: Array<() => void> = [];
 
-  constructor(args: string[], opts: { cwd?: string } = {}) {
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
     this.child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
       cwd: opts.cwd ?? REPO,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+      env: { ...process.env, NODE_NO_WARNINGS: '1', ...opts.env },
     });
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       this.buffer += chunk;

@@ -157,7 +157,7 @@ export interface ControlTarget {
   timeout?: number;
 }
 
-/** The socket: `--socket`, else the `daemon.control_socket` of `-c FILE`, else /run/tunsec.sock. */
+/** The socket: `--socket`, else the `daemon.control_socket` of `-c FILE`, else /run/tunsec/tunsec.sock. */
 export function controlTarget(spec: CommandSpec, parsed: Parsed): ControlTarget {
   let socket = stringOption(parsed, 'socket');
   const config = stringOption(parsed, 'config');

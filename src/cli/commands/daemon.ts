@@ -2,6 +2,8 @@
  * `tunsec daemon [-c FILE] [--port-nat-t PORT]`: the IKE daemon in the
  * foreground until SIGTERM/SIGINT; SIGHUP reloads the configuration.
  */
+import { DaemonLogger } from '../../daemon/logger.js';
+import { systemdNotifierFromEnv } from '../../daemon/systemd.js';
 import { Daemon, DaemonStartError, NATT_PORT } from '../../daemon/daemon.js';
 import { HELP_OPTION, parseArgs, stringOption, usage, type CommandSpec, type Io } from './common.js';
 
@@ -35,8 +37,10 @@ export async function runDaemon(args: readonly string[], io: Io): Promise<number
   const nattPort = nattText === undefined ? NATT_PORT : Number(nattText);
   if (!Number.isInteger(nattPort) || nattPort < 1 || nattPort > 65535) throw usage(spec, `--port-nat-t: '${nattText}' is not a port (1-65535)`);
 
-  const daemon = new Daemon({ nattPort, control: true });
-  const log = daemon.log;
+  const log = new DaemonLogger();
+  // Under systemd (Type=notify): READY=1, RELOADING=1, STOPPING=1 and watchdog pings (src/daemon/systemd.ts)
+  const serviceManager = systemdNotifierFromEnv((m) => log.log('daemon', 'warn', m));
+  const daemon = new Daemon({ nattPort, control: true, logger: log, ...(serviceManager ? { serviceManager } : {}) });
   // Whatever escapes a handler is logged; the daemon keeps serving its SAs.
   process.on('uncaughtException', (err) => log.log('daemon', 'error', `uncaught exception: ${err.stack ?? String(err)}`));
   process.on('unhandledRejection', (reason) => log.log('daemon', 'error', `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
@@ -75,6 +79,7 @@ export async function runDaemon(args: readonly string[], io: Io): Promise<number
     if (!(err instanceof DaemonStartError)) log.log('daemon', 'error', `not started: ${message}`);
     // JSON goes to a log collector; say it plainly on stderr too. On a terminal the text log already did.
     if (log.json) io.err(`tunsec: daemon not started: ${message}\n`);
+    serviceManager?.close();
     return 1;
   }
   started = true;

@@ -41,7 +41,7 @@ export function overview(all: readonly CommandSpec[]): string {
     'commands:',
     ...local.map(row),
     '',
-    'commands for the running daemon (over its control socket, default /run/tunsec.sock;',
+    'commands for the running daemon (over its control socket, default /run/tunsec/tunsec.sock;',
     '-s PATH or -c FILE for another, --json for the result object):',
     ...control.map(row),
     '',
