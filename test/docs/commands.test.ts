@@ -42,6 +42,8 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^npm run typecheck$|^npx vitest run\b/, 'part of npm test itself'],
   [/^(PURGE=1 |TS_START=\w+ )?containers\/lab\.sh\b/, 'builds and starts containers (rootful podman)'],
   [/^(docker|podman) /, 'builds or starts container images'],
+  [/^dpkg -i |^npm pack$|^mkdir \/opt\/tunsec\b|^node_modules\/\.bin\/tunsec --version$/, 'installs the package system-wide; test/packaging/package.test.ts builds, installs (into throwaway roots) and runs it'],
+  [/^(systemctl|journalctl) /, 'needs systemd as PID 1 with the unit installed (test/daemon/systemd.test.ts and systemd-analyze verify cover the unit)'],
   [/^WIRESHARK_CONFIG_DIR=\S+ tshark\b/, 'needs a capture and a key log of a running daemon'],
 ];
 
