@@ -4,10 +4,12 @@
  * strongSwan's child_sa_t carries a child_sa_state_t. The IKE SA holds one
  * ChildStates; handing CHILD_SAs to a rekeyed IKE SA moves this one table.
  *
- * A pair in ctx.children is `installed`, `rekeying` or `retrying`; a pair that
- * left it (replaced by a rekey, the losing pair of a collision, an old inbound SA
- * on its grace period) is `superseded`, `redundant` or `rekeyed`. A pair without
- * an entry is installed with no rekey timer.
+ * A CHILD_SA we are creating (CREATE_CHILD_SA, §1.3.1) is `installing`, keyed
+ * by its configured child's name until the pair exists. A pair in ctx.children
+ * is `installed`, `rekeying` or `retrying`; a pair that left it (replaced by a
+ * rekey, the losing pair of a collision, an old inbound SA on its grace
+ * period) is `superseded`, `redundant` or `rekeyed`; one we delete is
+ * `deleting`. A pair without an entry is installed with no rekey timer.
  */
 import type { ChildSaRecord } from './context.js';
 
@@ -15,6 +17,12 @@ import type { ChildSaRecord } from './context.js';
 export interface ChildRekeyCollision {
   peerPair: ChildSaRecord;
   nonces: Buffer[];
+}
+
+/** Our CREATE_CHILD_SA for a configured child is queued or sent (§1.3.1); no pair exists yet. */
+export interface Installing {
+  kind: 'installing';
+  why: string;
 }
 
 export type ChildState =
@@ -38,7 +46,9 @@ export type ChildState =
   /** The losing pair of a collision, made by the peer's exchange: the peer deletes it, we do when `graceTimer` fires. */
   | { kind: 'redundant'; graceTimer: NodeJS.Timeout }
   /** Deleted; its inbound SA accepts packets in flight for a grace period (the SAD removes it then). */
-  | { kind: 'rekeyed' };
+  | { kind: 'rekeyed' }
+  /** Our Delete of it (§1.4.1) is queued (`sent` false) or sent; it left ctx.children, its SAs go when the peer answers. */
+  | { kind: 'deleting'; sent: boolean };
 
 type Of<K extends ChildState['kind']> = Extract<ChildState, { kind: K }>;
 
@@ -54,12 +64,31 @@ function timersOf(s: ChildState): Array<NodeJS.Timeout | undefined> {
     case 'redundant':
       return [s.graceTimer];
     case 'rekeyed':
+    case 'deleting':
       return [];
   }
 }
 
 export class ChildStates {
   private readonly map = new Map<ChildSaRecord, ChildState>();
+  /** CHILD_SAs being created, by configured child name (one at a time per child). */
+  private readonly installs = new Map<string, Installing>();
+
+  /** Start creating a CHILD_SA of child `name`; false when one is being created already. */
+  startInstalling(name: string, why: string): boolean {
+    if (this.installs.has(name)) return false;
+    this.installs.set(name, { kind: 'installing', why });
+    return true;
+  }
+
+  /** The creation of child `name` ended (installed, failed or abandoned). */
+  endInstalling(name: string): void {
+    this.installs.delete(name);
+  }
+
+  installing(name: string): Installing | undefined {
+    return this.installs.get(name);
+  }
 
   get(child: ChildSaRecord): ChildState | undefined {
     return this.map.get(child);
@@ -130,6 +159,7 @@ export class ChildStates {
 
   /** Forget everything, stopping every timer. */
   clear(): void {
+    this.installs.clear();
     for (const c of [...this.map.keys()]) this.delete(c);
   }
 }

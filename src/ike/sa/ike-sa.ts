@@ -28,7 +28,7 @@ import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { CreateChildRefusal, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
+import { CreateChildRefusal, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
@@ -37,6 +37,7 @@ import { ChildRekeys, retryDelay, spiHex, type ChildRekeyHost } from '../tasks/c
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
 import { respondInformational } from '../tasks/delete.js';
 import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
+import { createChild, type NewChildHost } from '../tasks/child-new.js';
 import { IkeSaTimers } from './timers.js';
 
 export interface IkeSaIo {
@@ -95,7 +96,7 @@ export class IkeSa {
   /** Liveness checks (../tasks/dpd.ts). */
   private readonly dpd: Dpd;
   /** Our IKE SA rekey (../tasks/ike-rekey.ts). */
-  private readonly ikeRekey: IkeRekey;
+  private readonly ikeRekey: IkeRekey<IkeSa>;
   /** A Delete requested while another request was outstanding (sent when it is answered). */
   private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
@@ -112,9 +113,8 @@ export class IkeSa {
   readonly childRekeys: ChildRekeys;
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
-  /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
-  private readonly creating = new Set<string>();
-  private successorSa?: IkeSa;
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision; deleted by that exchange's initiator. */
+  private redundant = false;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
   private deleteCause: IkeSaEndCause = 'local';
   /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
@@ -149,10 +149,7 @@ export class IkeSa {
         return ctx.state === 'established';
       },
       ikeRekeyDue: () => this.rekeyIke('rekey_time'),
-      reauthDue: () => {
-        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
-        this.emit('reauthDue', this);
-      },
+      reauthDue: () => this.reauthenticate('reauth_time'),
       hardEnd: (reason) => this.delete(reason, 'expired'),
     });
     ctx.observer = {
@@ -161,8 +158,8 @@ export class IkeSa {
     };
   }
 
-  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) and DPD (../tasks/dpd.ts) use of this IKE SA. */
-  private host(): ChildRekeyHost & DpdHost & IkeRekeyHost {
+  /** What the tasks that start exchanges once established (../tasks/child-rekey.ts, child-new.ts, ike-rekey.ts, dpd.ts) use of this IKE SA. */
+  private host(): ChildRekeyHost & DpdHost & IkeRekeyHost<IkeSa> & NewChildHost {
     const sa = this;
     return {
       ctx: this.ctx,
@@ -170,7 +167,7 @@ export class IkeSa {
         return sa.ikeRekey.rekeying;
       },
       get replaced() {
-        return sa.successorSa !== undefined;
+        return sa.successor !== undefined;
       },
       get nextMessageId() {
         return sa.requests.nextId;
@@ -181,6 +178,11 @@ export class IkeSa {
       sendNextRequest: () => this.sendNextRequest(),
       request: (msg, onResponse) => this.sendRequest(msg, [], onResponse),
       rekeyChild: (child, why) => this.rekeyChild(child, why),
+      createChild: (config, why) => this.createChild(config, why),
+      get childRekeys() {
+        return sa.childRekeys;
+      },
+      childEstablished: (child) => this.emit('childEstablished', this, child),
       childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
       childClosed: (child) => this.emit('childClosed', this, child),
@@ -193,9 +195,9 @@ export class IkeSa {
         return sa.spawn !== undefined;
       },
       createChildSaExchange: (req, buildFailed, answered) => this.createChildSaExchange(req, buildFailed, answered),
-      adoptSuccessor: (ctx) => this.adoptSuccessor(ctx).ctx.name,
+      spawn: (ctx) => this.spawn!(ctx),
+      ikeRekeyed: (next) => this.emit('ikeRekeyed', this, next),
       delete: (reason, cause) => this.delete(reason, cause),
-      resumeChildRekeys: () => this.childRekeys.resumeAfterIkeRekey(),
       rekeyIke: (why) => this.rekeyIke(why),
     };
   }
@@ -487,11 +489,11 @@ export class IkeSa {
         response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
       }
     } else if (exchangeType === ExchangeType.INFORMATIONAL) {
-      fatal = respondInformational(
-        { ctx: this.ctx, successorName: this.successorSa?.ctx.name, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) },
-        msg,
-        response,
-      );
+      const peerDeletesIkeSa = (): { successorName: string | undefined; redundant: boolean } => {
+        this.ikeRekey.peerDeletes();
+        return { successorName: this.successor?.ctx.name, redundant: this.redundant };
+      };
+      fatal = respondInformational({ ctx: this.ctx, peerDeletesIkeSa, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) }, msg, response);
     } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
       outcome = this.respondCreateChildSa(msg, response);
     } else {
@@ -611,6 +613,13 @@ export class IkeSa {
     this.jobs = [];
   }
 
+  /** Ask for reauthentication: a new IKE SA with a fresh IKE_AUTH replaces this one, make-before-break (the manager makes it). */
+  reauthenticate(why: string): void {
+    if (this.ctx.state !== 'established') return;
+    this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (${why}): a new IKE_SA replaces it, make-before-break`);
+    this.emit('reauthDue', this);
+  }
+
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
   softExpired(e: ExpireEvent): void {
     if (e.hard || this.ctx.state !== 'established') return;
@@ -626,48 +635,8 @@ export class IkeSa {
    * while one for the child is under way or the child is there.
    */
   createChild(config: ChildPeerConfig, why: string): void {
-    if (this.successorSa) return this.successorSa.createChild(config, why);
-    if (this.ctx.state !== 'established' || this.creating.has(config.name)) return;
-    if (this.ctx.children.some((c) => c.name === config.name)) return;
-    this.creating.add(config.name);
-    this.ctx.log.log('info', `${this.ctx.name}: creating CHILD_SA ${config.name} (${why})`);
-    const req = new NewChildRequest(this.ctx, config);
-    const done = (): void => {
-      this.creating.delete(config.name);
-    };
-    const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekey.rekeying) {
-        // §2.25: not during an IKE rekey; the caller's trigger (traffic, a timer) asks again
-        done();
-        req.abandon();
-        return this.sendNextRequest();
-      }
-      const buildFailed = (err: Error): void => {
-        done();
-        req.abandon();
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot create CHILD_SA ${config.name}: ${err.message}`);
-      };
-      this.createChildSaExchange(req, buildFailed, (r) => {
-        done();
-        if (r.status === 'ok') {
-          this.ctx.children.push(r.value);
-          this.childRekeys.scheduleChildRekey(r.value);
-          this.emit('childEstablished', this, r.value);
-          return;
-        }
-        req.abandon();
-        if (r.status === 'temporary') {
-          const ms = retryDelay();
-          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${config.name}: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.timers.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
-          return;
-        }
-        const reason = r.status === 'failed' ? r.reason : r.status;
-        this.ctx.log.log('warn', `${this.ctx.name}: CHILD_SA ${config.name} failed: ${reason}; the IKE_SA stays up`);
-        this.emit('childFailed', this, config.name, reason);
-      });
-    };
-    this.enqueue(send);
+    if (this.successor) return this.successor.createChild(config, why);
+    createChild(this.host(), config, why, retryDelay);
   }
 
   /**
@@ -708,8 +677,14 @@ export class IkeSa {
 
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
   rekeyChild(child: ChildSaRecord, why: string): void {
-    if (this.successorSa) return this.successorSa.rekeyChild(child, why);
+    if (this.successor) return this.successor.rekeyChild(child, why);
     this.childRekeys.rekeyChild(child, why);
+  }
+
+  /** Delete a CHILD_SA (INFORMATIONAL, §1.4.1); the IKE SA stays. */
+  deleteChild(child: ChildSaRecord, why: string): void {
+    if (this.successor) return this.successor.deleteChild(child, why);
+    this.childRekeys.deleteChild(child, why);
   }
 
   /** Responder side of CREATE_CHILD_SA. */
@@ -719,9 +694,10 @@ export class IkeSa {
       response.payloads = [notify(notifyType, data ? { data } : {})];
       return undefined;
     };
-    if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
+    if (this.ctx.state !== 'established' || this.successor) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
     const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekey.rekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+    // our IKE rekey in flight is no refusal: a collision, settled by the nonces (§2.8.1, ../tasks/ike-rekey.ts)
+    if (ike && (this.ikeRekey.refusesPeerRekey || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
     if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
     if (!ike && this.ikeRekey.rekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
     try {
@@ -747,7 +723,7 @@ export class IkeSa {
         this.emit('childEstablished', this, outcome.record);
         return;
       case 'ike-rekey':
-        this.adoptSuccessor(outcome.ctx);
+        this.ikeRekey.peerRekeyed(outcome.ctx, outcome.nonces);
         return;
     }
   }
@@ -757,21 +733,8 @@ export class IkeSa {
     this.ikeRekey.initiate(why);
   }
 
-  /** Hand the CHILD_SAs (and superseded pairs awaiting their Delete) to the IKE SA that replaces this one. */
-  private adoptSuccessor(ctx: IkeSaContext): IkeSa {
-    const next = this.spawn!(ctx);
-    this.successorSa = next;
-    next.ctx.children.push(...this.ctx.children.splice(0));
-    // one table moves; rekey timers restart there (startLifetimes), rekeys that were due are asked again
-    const wanted = this.childRekeys.handOver(next.childRekeys);
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
-    next.adoptAsRekeyed(this.ctx);
-    this.emit('ikeRekeyed', this, next);
-    for (const [c, why] of wanted) if (next.ctx.children.includes(c)) next.rekeyChild(c, `${why}, moved to the new IKE_SA`);
-    return next;
-  }
-
-  private adoptAsRekeyed(old: IkeSaContext): void {
+  /** Made by a rekey of `old` (../tasks/ike-rekey.ts): established now, carrying its CHILD_SAs. */
+  adoptAsRekeyed(old: IkeSaContext): void {
     this.ctx.state = 'established';
     this.ctx.establishedAt = Date.now();
     this.ctx.peerId ??= old.peerId;
@@ -789,6 +752,23 @@ export class IkeSa {
 
   /** The IKE SA that replaced this one by a rekey, if any. */
   get successor(): IkeSa | undefined {
-    return this.successorSa;
+    return this.ikeRekey.successor;
+  }
+
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision we initiated: we delete it (nothing ever ran on it). */
+  deleteRedundant(reason: string): void {
+    if (this.ctx.state === 'destroyed' || this.ctx.state === 'deleting') return;
+    this.redundant = true;
+    this.ctx.state = 'deleting';
+    this.deleteCause = 'rekeyed';
+    this.ctx.log.log('info', `${this.ctx.name}: deleting the IKE_SA: ${reason}`);
+    if (this.pending) this.queuedDelete = reason;
+    else this.sendDelete(reason);
+  }
+
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision the peer initiated: the peer deletes it, we do after `ms`. */
+  awaitRedundantDelete(ms: number): void {
+    this.redundant = true;
+    this.timers.whateverState(ms, () => this.deleteRedundant('redundant IKE_SA of a rekey collision, not deleted by the peer (§2.8.1)'));
   }
 }

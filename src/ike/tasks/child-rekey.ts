@@ -15,7 +15,7 @@ import { ExchangeType } from '../codec/index.js';
 import { deletePayload } from '../codec/build.js';
 import { ProtocolId } from '../transforms.js';
 import type { ExchangeHost, TaskMessage } from './task.js';
-import { ChildRekeyRequest } from './create-child-sa.js';
+import { ChildRekeyRequest, lowestNonceIn } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
 
@@ -65,6 +65,8 @@ export interface ChildRekeyHost extends ExchangeHost {
 
 export class ChildRekeys {
   readonly states = new ChildStates();
+  /** The table of the IKE SA that replaced this one (a Delete we sent here is answered here, its pair lives there). */
+  private movedTo?: ChildRekeys;
 
   constructor(private readonly host: ChildRekeyHost) {}
 
@@ -96,6 +98,7 @@ export class ChildRekeys {
    * (its startLifetimes). Returns the CHILD_SAs whose rekey was due, with why.
    */
   handOver(next: ChildRekeys): Array<[ChildSaRecord, string]> {
+    this.movedTo = next;
     const wanted: Array<[ChildSaRecord, string]> = [];
     for (const [child, state] of this.states.drain()) {
       switch (state.kind) {
@@ -128,6 +131,11 @@ export class ChildRekeys {
         case 'rekeyed':
           if (this.ctx.backend.querySa(child.inboundSpi, 'in')) next.states.set(child, state);
           break;
+        case 'deleting':
+          // a Delete already sent is answered here; one still queued is sent by the new IKE SA
+          if (state.sent) next.states.set(child, state);
+          else next.deleteChild(child, 'moved to the new IKE_SA', true);
+          break;
       }
     }
     return wanted;
@@ -141,6 +149,7 @@ export class ChildRekeys {
       if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
     }
     for (const [old] of this.states.all('rekeyed')) this.ctx.backend.deleteSa(old.inboundSpi, 'in');
+    for (const [pair] of this.states.all('deleting')) this.removeChild(pair);
     for (const [pair] of this.states.all('redundant')) {
       this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
       this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
@@ -250,7 +259,7 @@ export class ChildRekeys {
         return;
       case 'ok': {
         const collision = this.dropCollision(child);
-        if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
+        if (collision && this.ctx.children.includes(collision.peerPair) && !lowestNonceIn(r.nonces, collision.nonces)) {
           // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
           return this.winCollision(child, collision.peerPair, r.value);
         }
@@ -292,12 +301,6 @@ export class ChildRekeys {
   private endRetry(child: ChildSaRecord, state: { retryTimer?: NodeJS.Timeout; rekeyTimer?: NodeJS.Timeout }): void {
     clearTimeout(state.retryTimer);
     this.states.set(child, { kind: 'installed', ...(state.rekeyTimer ? { rekeyTimer: state.rekeyTimer } : {}) });
-  }
-
-  /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
-  private lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
-    const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
-    return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
   }
 
   /**
@@ -438,6 +441,37 @@ export class ChildRekeys {
       this.host.childClosed(child!);
     }
     return gone;
+  }
+
+  /**
+   * Delete a CHILD_SA (INFORMATIONAL, §1.4.1; strongSwan's child_delete.c): it
+   * leaves ctx.children at once, so a rekey of it the peer asks for meanwhile
+   * finds nothing (CHILD_SA_NOT_FOUND, §2.25); its SAs go when the peer answers.
+   */
+  deleteChild(child: ChildSaRecord, why: string, handedOver = false): void {
+    if (!handedOver) {
+      const i = this.ctx.children.indexOf(child);
+      if (this.ctx.state !== 'established' || i < 0) return;
+      this.ctx.children.splice(i, 1);
+      this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
+    }
+    this.states.delete(child);
+    const state = { kind: 'deleting' as const, sent: false };
+    this.states.set(child, state);
+    this.host.enqueue(() => {
+      if (this.states.get(child) !== state || this.ctx.state !== 'established') return this.host.sendNextRequest();
+      state.sent = true;
+      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
+      this.host.request(msg, () => (this.movedTo ?? this).deleteAnswered(child));
+    });
+  }
+
+  /** The peer answered our Delete of a CHILD_SA (on this IKE SA or, after an IKE rekey, the one before it). */
+  deleteAnswered(child: ChildSaRecord): void {
+    if (!this.states.is(child, 'deleting')) return;
+    this.states.delete(child);
+    this.removeChild(child);
+    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o deleted`);
   }
 
   removeChild(child: ChildSaRecord): void {
