@@ -99,34 +99,139 @@ describe('CHILD_SA rekey collision (§2.8.1), every nonce order, both response o
   }
 });
 
-describe('crossings with the IKE_SA (§2.25)', () => {
-  it('IKE_SA rekey collision: both answer TEMPORARY_FAILURE, the one that tries again carries the CHILD_SA over', async () => {
+describe('IKE_SA rekey collision (§2.8.1), every nonce order, both response orders', () => {
+  // moon's exchange carries moonNi and sunNr, sun's sunNi and moonNr; the new IKE_SA of the exchange
+  // holding the lowest is redundant, deleted by its initiator; the other one carries the CHILD_SA on
+  const cases: Array<{ lowest: Nonce; survivor: 'moon' | 'sun' }> = [
+    { lowest: 'moonNi', survivor: 'sun' },
+    { lowest: 'sunNr', survivor: 'sun' },
+    { lowest: 'sunNi', survivor: 'moon' },
+    { lowest: 'moonNr', survivor: 'moon' },
+  ];
+  for (const { lowest, survivor } of cases) {
+    for (const first of ['moon', 'sun'] as const) {
+      it(`lowest nonce ${lowest}: the IKE_SA of ${survivor}'s exchange survives with the CHILD_SA, both sides agree (${first}'s exchange answered first)`, async () => {
+        const w = await pair();
+        const octet = (n: Nonce): number => (n === lowest ? 0x01 : { moonNi: 0x50, moonNr: 0x60, sunNi: 0x70, sunNr: 0x80 }[n]);
+        w.moon.useNonces([fixedNonce(octet('moonNi')), fixedNonce(octet('moonNr'))]);
+        w.sun.useNonces([fixedNonce(octet('sunNi')), fixedNonce(octet('sunNr'))]);
+        const moonOld = w.moon.sa();
+        const sunOld = w.sun.sa();
+        const [moonChild] = moonOld.ctx.children;
+        const [sunChild] = sunOld.ctx.children;
+
+        moonOld.rekeyIke('test');
+        sunOld.rekeyIke('test');
+        expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 2']);
+        expect(w.sun.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 0']);
+
+        // the requests cross; each side answers the other's and keeps its new IKE_SA aside
+        w.deliver(w.moon);
+        w.deliver(w.sun, 0);
+        expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 0']);
+        expect(w.sun.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 2']);
+        expect(moonOld.successor).toBeUndefined();
+        expect(sunOld.successor).toBeUndefined();
+        expect(moonOld.ctx.children).toEqual([moonChild]);
+        expect(sunOld.ctx.children).toEqual([sunChild]);
+
+        if (first === 'moon') {
+          w.deliver(w.sun);
+          w.deliver(w.moon);
+        } else {
+          w.deliver(w.moon);
+          w.deliver(w.sun);
+        }
+        // one Delete each: the survivor's initiator deletes the old IKE_SA (its next message ID),
+        // the other initiator its redundant new IKE_SA (message ID 0 there)
+        const winner = survivor === 'moon' ? w.moon : w.sun;
+        const loser = survivor === 'moon' ? w.sun : w.moon;
+        expect(winner.outbox.map(name)).toEqual([survivor === 'moon' ? 'INFORMATIONAL request 3' : 'INFORMATIONAL request 1']);
+        expect(loser.outbox.map(name)).toEqual(['INFORMATIONAL request 0']);
+        expect(winner.log.text()).toMatch(/IKE_SA rekey collision won \(§2\.8\.1\)/);
+        expect(loser.log.text()).toMatch(/IKE_SA rekey collision lost \(§2\.8\.1\)/);
+        w.flush();
+
+        expect(moonOld.state).toBe('destroyed');
+        expect(sunOld.state).toBe('destroyed');
+        const moonNew = w.moon.sa();
+        const sunNew = w.sun.sa();
+        // the redundant IKE_SA is gone on both sides: one IKE_SA each, the same one
+        expect(w.moon.manager.sas).toEqual([moonNew]);
+        expect(w.sun.manager.sas).toEqual([sunNew]);
+        expect(moonNew.ctx.spiI.equals(sunNew.ctx.spiI) && moonNew.ctx.spiR.equals(sunNew.ctx.spiR)).toBe(true);
+        // the rekey's initiator is the new IKE_SA's original initiator (§2.18)
+        expect(moonNew.ctx.originalInitiator).toBe(survivor === 'moon');
+        expect(moonOld.successor).toBe(moonNew);
+        expect(sunOld.successor).toBe(sunNew);
+        expect(moonNew.ctx.children).toEqual([moonChild]);
+        expect(sunNew.ctx.children).toEqual([sunChild]);
+        expectOnePair(w, moonChild!, sunChild!);
+        expect(w.moon.log.text() + w.sun.log.text()).toMatch(/redundant IKE_SA of a rekey collision deleted by the peer/);
+
+        // both derived the survivor's keys alike: a CHILD_SA rekey on it goes through (KEYMAT from its SK_d)
+        moonNew.rekeyChild(moonChild!, 'after the collision');
+        w.flush();
+        expect(moonNew.ctx.children[0]).not.toBe(moonChild);
+        expectOnePair(w, moonNew.ctx.children[0]!, sunNew.ctx.children[0]!);
+      });
+    }
+  }
+
+  it('the peer finished its rekey before ours reached it (moon saw no collision): its TEMPORARY_FAILURE hands our CHILD_SA to its new IKE_SA', async () => {
     const w = await pair();
-    const moonSa = w.moon.sa();
-    const sunSa = w.sun.sa();
-    moonSa.rekeyIke('test');
-    sunSa.rekeyIke('test');
-    w.deliver(w.moon);
-    w.deliver(w.sun, 0);
+    const moonOld = w.moon.sa();
+    const sunOld = w.sun.sa();
+    const [sunChild] = sunOld.ctx.children;
+    moonOld.rekeyIke('test');
+    sunOld.rekeyIke('test');
+    w.deliver(w.moon); // sun answers moon's rekey with its own in flight: a collision at sun
+    w.deliver(w.sun, 1); // moon's rekey is done: its new IKE_SA takes over, the old one is deleted
+    expect(w.moon.outbox.map(name)).toEqual(['INFORMATIONAL request 3']);
+    w.deliver(w.sun, 0); // sun's rekey reaches moon's replaced IKE_SA
+    expect(w.moon.outbox.map(name)).toEqual(['INFORMATIONAL request 3', 'CREATE_CHILD_SA response 0']);
+    w.deliver(w.moon, 1);
+    expect(sunOld.successor).toBeDefined();
+    expect(w.sun.log.text()).toMatch(/IKE_SA rekey collision: our exchange ended \(temporary\)/);
     w.flush();
-    expect(w.moon.log.text()).toMatch(/IKE_SA rekey: peer answered TEMPORARY_FAILURE/);
-    expect(w.sun.log.text()).toMatch(/IKE_SA rekey: peer answered TEMPORARY_FAILURE/);
-    expect(moonSa.successor).toBeUndefined();
-    expect(sunSa.successor).toBeUndefined();
-    // moon's retry comes first (the random delay, fixed here)
-    moonSa.rekeyIke('retry');
-    w.flush();
-    expect(moonSa.state).toBe('destroyed');
-    expect(sunSa.state).toBe('destroyed');
-    const moonNext = w.moon.sa();
-    const sunNext = w.sun.sa();
-    expect(moonNext).toBe(moonSa.successor);
-    expect(sunNext.ctx.spiI.equals(moonNext.ctx.spiI)).toBe(true);
-    expect(moonNext.ctx.children).toHaveLength(1);
-    expect(sunNext.ctx.children).toHaveLength(1);
-    expectOnePair(w, moonNext.ctx.children[0]!, sunNext.ctx.children[0]!);
+    expect(w.moon.manager.sas).toHaveLength(1);
+    expect(w.sun.manager.sas).toHaveLength(1);
+    const moonNew = w.moon.sa();
+    const sunNew = w.sun.sa();
+    expect(moonNew).toBe(moonOld.successor);
+    expect(sunNew).toBe(sunOld.successor);
+    expect(moonNew.ctx.spiI.equals(sunNew.ctx.spiI)).toBe(true);
+    expect(sunNew.ctx.children).toEqual([sunChild]);
+    expectOnePair(w, moonNew.ctx.children[0]!, sunChild!);
   });
 
+  it('the peer deletes the old IKE_SA before our rekey is answered: its new IKE_SA takes our CHILD_SA over', async () => {
+    const w = await pair();
+    const moonOld = w.moon.sa();
+    const sunOld = w.sun.sa();
+    const [sunChild] = sunOld.ctx.children;
+    moonOld.rekeyIke('test');
+    sunOld.rekeyIke('test');
+    w.deliver(w.moon);
+    w.deliver(w.sun, 1);
+    w.deliver(w.sun, 0);
+    // moon's Delete of the old IKE_SA overtakes its answer to sun's rekey
+    expect(w.moon.outbox.map(name)).toEqual(['INFORMATIONAL request 3', 'CREATE_CHILD_SA response 0']);
+    w.deliver(w.moon, 0);
+    expect(sunOld.state).toBe('destroyed');
+    expect(w.sun.log.text()).toMatch(/the peer deleted the IKE_SA before our exchange completed/);
+    w.flush();
+    const moonNew = w.moon.sa();
+    const sunNew = w.sun.sa();
+    expect(w.moon.manager.sas).toEqual([moonNew]);
+    expect(w.sun.manager.sas).toEqual([sunNew]);
+    expect(sunNew.ctx.spiR.equals(moonNew.ctx.spiR)).toBe(true);
+    expect(sunNew.ctx.children).toEqual([sunChild]);
+    expectOnePair(w, moonNew.ctx.children[0]!, sunChild!);
+  });
+});
+
+describe('crossings (§2.25)', () => {
   it('a CHILD_SA rekey crossing the IKE_SA rekey: each refuses the other (TEMPORARY_FAILURE), nothing is left half made', async () => {
     const w = await pair();
     const moonSa = w.moon.sa();
