@@ -4,17 +4,19 @@
  * datagram delivered in the order the case names — no sockets, no delays.
  * The delayed-wire variants over UDP stay in ./rekey.test.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { describe as name, fixedNonce, wiredPair, type Wire } from '../support/wire.js';
+import { child } from '../support/peers.js';
 import type { ChildSaRecord } from '../../../src/ike/sa/context.js';
+import { OLD_INBOUND_GRACE_MS, type IkeSa } from '../../../src/ike/sa/ike-sa.js';
 
 const wires: Wire[] = [];
 afterEach(() => {
   for (const w of wires.splice(0)) w.close();
 });
 
-async function pair(): Promise<Wire> {
-  const w = await wiredPair();
+async function pair(opts: Parameters<typeof wiredPair>[0] = {}): Promise<Wire> {
+  const w = await wiredPair(opts);
   wires.push(w);
   return w;
 }
@@ -269,5 +271,159 @@ describe('crossings (§2.25)', () => {
     expect(sunSa.state).toBe('destroyed');
     expect(w.moon.sad.listSas()).toEqual([]);
     expect(w.sun.sad.listSas()).toEqual([]);
+  });
+});
+
+describe('Delete crossing a rekey (§1.4.1, §2.25)', () => {
+  for (const first of ['rekey', 'Delete'] as const) {
+    it(`a CHILD_SA rekey crossing the peer's Delete of that CHILD_SA (${first} delivered first): the rekey finds nothing, the CHILD_SA is gone on both sides with no SA or reserved SPI left`, async () => {
+      const w = await pair();
+      const moonSa = w.moon.sa();
+      const sunSa = w.sun.sa();
+      const [moonChild] = moonSa.ctx.children;
+      const closed: string[] = [];
+      moonSa.on('childClosed', (_s, c) => closed.push(c.name));
+      moonSa.rekeyChild(moonChild!, 'test');
+      sunSa.deleteChild(sunSa.ctx.children[0]!, 'test');
+      expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 2']);
+      expect(w.sun.outbox.map(name)).toEqual(['INFORMATIONAL request 0']);
+      if (first === 'rekey') {
+        w.deliver(w.moon);
+        expect(w.sun.outbox.map(name)).toEqual(['INFORMATIONAL request 0', 'CREATE_CHILD_SA response 2']);
+        w.deliver(w.sun, 0);
+      } else {
+        w.deliver(w.sun);
+        expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 2', 'INFORMATIONAL response 0']);
+        w.deliver(w.moon);
+      }
+      w.flush();
+      expect(w.moon.log.text()).toMatch(/rekey: peer answered CHILD_SA_NOT_FOUND/);
+      expect(w.sun.log.text()).toMatch(/CREATE_CHILD_SA 2 refused \(CHILD_SA_NOT_FOUND\)/);
+      expect(closed).toEqual([moonChild!.name]);
+      expect(moonSa.ctx.children).toEqual([]);
+      expect(sunSa.ctx.children).toEqual([]);
+      // the SPI moon reserved for its new inbound SA is released too
+      expect(w.moon.sad.listSas()).toEqual([]);
+      expect(w.sun.sad.listSas()).toEqual([]);
+      expect(w.moon.sad.listPolicies()).toEqual([]);
+      expect(w.sun.sad.listPolicies()).toEqual([]);
+      expect(moonSa.state).toBe('established');
+      expect(sunSa.state).toBe('established');
+    });
+  }
+
+  for (const first of ['rekey', 'Delete'] as const) {
+    it(`an IKE_SA rekey crossing the peer's Delete of the IKE_SA (${first} delivered first): the rekey is refused, both IKE_SAs end and nothing is left`, async () => {
+      const w = await pair();
+      const moonSa = w.moon.sa();
+      const sunSa = w.sun.sa();
+      moonSa.rekeyIke('test');
+      sunSa.delete('test');
+      expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 2']);
+      expect(w.sun.outbox.map(name)).toEqual(['INFORMATIONAL request 0']);
+      if (first === 'rekey') {
+        w.deliver(w.moon);
+        expect(w.sun.outbox.map(name)).toEqual(['INFORMATIONAL request 0', 'CREATE_CHILD_SA response 2']);
+        expect(w.sun.log.text()).toMatch(/CREATE_CHILD_SA 2 refused \(TEMPORARY_FAILURE\)/);
+        w.deliver(w.sun, 0);
+      } else {
+        w.deliver(w.sun);
+        expect(moonSa.state).toBe('destroyed');
+      }
+      w.flush();
+      expect(moonSa.state).toBe('destroyed');
+      expect(sunSa.state).toBe('destroyed');
+      expect(moonSa.successor).toBeUndefined();
+      expect(w.moon.manager.sas).toEqual([]);
+      expect(w.sun.manager.sas).toEqual([]);
+      expect(w.moon.sad.listSas()).toEqual([]);
+      expect(w.sun.sad.listSas()).toEqual([]);
+    });
+  }
+});
+
+describe('rekeys during reauthentication (make-before-break)', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** As the daemon configures them: a reqid per child, so the reauthenticated CHILD_SA shares the old one's policies. */
+  const reqid = 7;
+  const sameReqid = { moon: { children: [child({ reqid })] }, sun: { children: [child({ reqid })] } };
+
+  /** Every datagram delivered; then the manager's deletion of the old IKE_SA (OLD_INBOUND_GRACE_MS after the new one is up) and its Delete. */
+  function finishReauth(w: Wire): void {
+    w.flush();
+    vi.advanceTimersByTime(OLD_INBOUND_GRACE_MS);
+    w.flush();
+    vi.advanceTimersByTime(OLD_INBOUND_GRACE_MS);
+  }
+
+  /** One IKE_SA each side (the reauthenticated one), one CHILD_SA on it, its policies in place, nothing else left sending. */
+  function expectReauthenticated(w: Wire, moonOld: IkeSa, sunOld: IkeSa): void {
+    expect(moonOld.state).toBe('destroyed');
+    expect(sunOld.state).toBe('destroyed');
+    const moonNew = w.moon.sa();
+    const sunNew = w.sun.sa();
+    expect(w.moon.manager.sas).toEqual([moonNew]);
+    expect(w.sun.manager.sas).toEqual([sunNew]);
+    expect(moonNew.ctx.spiI.equals(sunNew.ctx.spiI)).toBe(true);
+    expect(moonNew.ctx.children.map((c) => c.reqid)).toEqual([reqid]);
+    expect(sunNew.ctx.children.map((c) => c.reqid)).toEqual([reqid]);
+    expectOnePair(w, moonNew.ctx.children[0]!, sunNew.ctx.children[0]!);
+    for (const p of [w.moon, w.sun]) expect(p.sad.listPolicies().map((x) => x.direction).sort()).toEqual(['in', 'out']);
+  }
+
+  it("the peer's CHILD_SA rekey on the old IKE_SA, answered before the new IKE_SA is up: the reauthenticated IKE_SA carries the CHILD_SA alone", async () => {
+    const w = await pair(sameReqid);
+    vi.useFakeTimers();
+    const moonOld = w.moon.sa();
+    const sunOld = w.sun.sa();
+    moonOld.reauthenticate('test');
+    sunOld.rekeyChild(sunOld.ctx.children[0]!, 'test');
+    expect(w.moon.outbox.map(name)).toEqual(['IKE_SA_INIT request 0']);
+    expect(w.sun.outbox.map(name)).toEqual(['CREATE_CHILD_SA request 0']);
+    w.deliver(w.sun); // the rekey reaches the old IKE_SA first
+    w.deliver(w.moon, 1); // its answer
+    expect(w.sun.outbox.map(name)).toEqual(['INFORMATIONAL request 1']);
+    w.deliver(w.sun); // the old pair's Delete
+    w.deliver(w.moon, 1);
+    finishReauth(w);
+    expectReauthenticated(w, moonOld, sunOld);
+  });
+
+  it("the peer's CHILD_SA rekey on the old IKE_SA, completed after the new IKE_SA is up: the reauthenticated IKE_SA carries the CHILD_SA alone", async () => {
+    const w = await pair(sameReqid);
+    vi.useFakeTimers();
+    const moonOld = w.moon.sa();
+    const sunOld = w.sun.sa();
+    moonOld.reauthenticate('test');
+    sunOld.rekeyChild(sunOld.ctx.children[0]!, 'test');
+    w.deliver(w.moon); // IKE_SA_INIT
+    w.deliver(w.sun, 0); // the CHILD rekey reaches moon's old IKE_SA and is answered
+    expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 0']);
+    w.deliver(w.sun); // IKE_SA_INIT response
+    expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 0', 'IKE_AUTH request 1']);
+    w.deliver(w.moon, 1); // IKE_AUTH: sun's new IKE_SA and its CHILD_SA are up
+    w.deliver(w.sun); // IKE_AUTH response: moon's too
+    expect(w.moon.sa()).not.toBe(moonOld);
+    w.deliver(w.moon); // only now the rekey's answer
+    finishReauth(w);
+    expectReauthenticated(w, moonOld, sunOld);
+  });
+
+  it("the peer's IKE_SA rekey of the old IKE_SA during reauthentication: refused (TEMPORARY_FAILURE), the reauthenticated IKE_SA carries the CHILD_SA alone", async () => {
+    const w = await pair(sameReqid);
+    vi.useFakeTimers();
+    const moonOld = w.moon.sa();
+    const sunOld = w.sun.sa();
+    moonOld.reauthenticate('test');
+    sunOld.rekeyIke('test');
+    w.deliver(w.moon); // IKE_SA_INIT
+    w.deliver(w.sun, 0); // the IKE rekey reaches moon's old IKE_SA
+    expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 0']);
+    finishReauth(w);
+    // expect(w.moon.log.text()).toMatch(/CREATE_CHILD_SA 0 refused \(TEMPORARY_FAILURE\)/);
+    expectReauthenticated(w, moonOld, sunOld);
   });
 });
