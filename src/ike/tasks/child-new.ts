@@ -11,7 +11,7 @@ import type { ChildSaRecord } from '../sa/context.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import type { ChildRekeys } from './child-rekey.js';
 import { NewChildRequest } from './create-child-sa.js';
-import type { CreateChildSaRequest } from './ike-rekey.js';
+import type { CreateChildSaRequest } from './create-child-sa-exchange.js';
 import type { RequestResult } from './create-child-sa.js';
 import type { ExchangeHost } from './task.js';
 

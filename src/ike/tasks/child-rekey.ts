@@ -18,6 +18,7 @@ import type { ExchangeHost, TaskMessage } from './task.js';
 import { ChildRekeyRequest, lowestNonceIn } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
+import type { ExpireEvent } from '../../esp/api.js';
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
 export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
@@ -155,6 +156,14 @@ export class ChildRekeys {
       this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
     }
     this.states.clear();
+  }
+
+  /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
+  softExpired(e: ExpireEvent): void {
+    if (e.hard || this.ctx.state !== 'established') return;
+    const spi = e.spi >>> 0;
+    const child = this.ctx.children.find((c) => c.reqid === e.reqid && (e.direction === 'in' ? c.inboundSpi === spi : c.outboundSpi === spi));
+    if (child) this.host.rekeyChild(child, `soft ${e.reason} limit of SA ${spiHex(spi)}_${e.direction === 'in' ? 'i' : 'o'}`);
   }
 
   /** Initiate the rekey of a CHILD_SA (§1.3.3) on this IKE SA; a no-op when one is already under way. */

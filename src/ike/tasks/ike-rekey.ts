@@ -21,24 +21,18 @@
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import type { ChildRekeys } from './child-rekey.js';
 import { IkeRekeyRequest, lowestNonceIn, type RequestResult } from './create-child-sa.js';
-import type { ExchangeHost, TaskMessage } from './task.js';
+import type { ExchangeHost } from './task.js';
+import type { CreateChildSaRequest } from './create-child-sa-exchange.js';
 
 /** A collision's redundant IKE SA made by the peer's exchange: we delete it ourselves if the peer has not after this long. */
 export const REDUNDANT_IKE_SA_GRACE_MS = 30_000;
-
-/** A CREATE_CHILD_SA request of ours: built, then its response processed. */
-export interface CreateChildSaRequest<T> {
-  build(msg: TaskMessage): void;
-  process(msg: TaskMessage): RequestResult<T>;
-  abandon?(): void;
-}
 
 /** What an IKE SA made by a rekey offers the one it replaces. */
 export interface RekeyedIkeSa {
   readonly ctx: IkeSaContext;
   readonly childRekeys: ChildRekeys;
-  /** Established now, carrying the CHILD_SAs of `old` (its timers and DPD start). */
-  adoptAsRekeyed(old: IkeSaContext): void;
+  /** Established now, carrying the CHILD_SAs of `rekeyOf` (its timers and DPD start). */
+  establish(rekeyOf: IkeSaContext): void;
   rekeyChild(child: ChildSaRecord, why: string): void;
   /** §2.8.1: made by the losing exchange of a collision that we initiated: we delete it. */
   deleteRedundant(reason: string): void;
@@ -188,7 +182,7 @@ export class IkeRekey<S extends RekeyedIkeSa> {
     // one table moves; rekey timers restart there, rekeys that were due are asked again
     const wanted = this.host.childRekeys.handOver(next.childRekeys);
     ctx.log.log('info', `${ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
-    next.adoptAsRekeyed(ctx);
+    next.establish(ctx);
     this.host.ikeRekeyed(next);
     for (const [c, why] of wanted) if (next.ctx.children.includes(c)) next.rekeyChild(c, `${why}, moved to the new IKE_SA`);
     return next;
