@@ -81,6 +81,8 @@ export class IkeSa {
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
   private readonly events: SaEventEmitter<IkeSa>;
+  /** Set by the manager while a new IKE SA is being set up to replace this one (make-before-break) and until this one is gone. */
+  reauthenticating = false;
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -175,6 +177,9 @@ export class IkeSa {
       livenessCheck: () => this.emit('livenessCheck', this),
       get canSpawn() {
         return sa.spawn !== undefined;
+      },
+      get reauthenticating() {
+        return sa.reauthenticating;
       },
       createChildSaExchange: (req, buildFailed, answered) => runCreateChildSa(host, req, buildFailed, answered),
       spawn: (ctx) => this.spawn!(ctx),

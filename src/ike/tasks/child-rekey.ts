@@ -491,6 +491,12 @@ export class ChildRekeys {
     this.ctx.backend.deleteSa(child.inboundSpi, 'in');
     this.ctx.backend.deleteSa(child.outboundSpi, 'out');
     if (!ours) return;
+    // A CHILD_SA of the same reqid on another IKE SA (made by reauthentication, make-before-break)
+    // takes the traffic over and keeps the policies: this pair may have taken the outbound from it
+    // when a rekey on this IKE SA completed after the new IKE SA was up.
+    const heir = this.ctx.otherIkeSas().find((o) => o.state === 'established' && o.children.some((c) => c.reqid === child.reqid));
+    const pair = heir?.children.find((c) => c.reqid === child.reqid);
+    if (pair && this.ctx.backend.querySa(pair.outboundSpi, 'out')) return this.ctx.backend.setOutboundSa(pair.reqid, pair.outboundSpi);
     this.ctx.backend.deletePolicy(child.reqid, 'in');
     this.ctx.backend.deletePolicy(child.reqid, 'out');
   }

@@ -72,6 +72,8 @@ export interface CreateChildSaResponder {
   readonly replaced: boolean;
   /** The manager registers successors; without it IKE rekeys are refused. */
   readonly canSpawn: boolean;
+  /** A new IKE SA is being set up to replace this one (make-before-break): a rekey of this one now would leave two. */
+  readonly reauthenticating: boolean;
   readonly ikeRekey: { readonly rekeying: boolean; readonly refusesPeerRekey: boolean; peerRekeyed(ctx: IkeSaContext, nonces: Buffer[]): void };
   readonly childRekeys: ChildRekeys;
   childEstablished(child: ChildSaRecord): void;
@@ -89,6 +91,8 @@ export function respondCreateChildSaExchange(sa: CreateChildSaResponder, msg: Ta
   const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
   // our IKE rekey in flight is no refusal: a collision, settled by the nonces (§2.8.1, ./ike-rekey.ts)
   if (ike && (sa.ikeRekey.refusesPeerRekey || sa.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
+  // as strongSwan's ike_rekey.c: the IKE SA replacing this one would not know of the rekeyed one
+  if (ike && sa.reauthenticating) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are reauthenticating the IKE_SA');
   if (ike && !sa.canSpawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
   if (!ike && sa.ikeRekey.rekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
   try {

@@ -43,6 +43,8 @@ export interface RekeyedIkeSa {
 export interface IkeRekeyHost<S extends RekeyedIkeSa> extends ExchangeHost {
   /** The manager registers successors (IkeSa.spawn is set); without it IKE rekeys are not done. */
   readonly canSpawn: boolean;
+  /** A new IKE SA is being set up to replace this one (make-before-break): no rekey of this one meanwhile. */
+  readonly reauthenticating: boolean;
   /** Register the IKE SA with the new keys (§2.18), not established yet. */
   spawn(ctx: IkeSaContext): S;
   /** This IKE SA's CHILD_SA pairs and their states (they move to the successor). */
@@ -85,7 +87,7 @@ export class IkeRekey<S extends RekeyedIkeSa> {
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
   initiate(why: string): void {
     const { ctx } = this;
-    if (ctx.state !== 'established' || this.rekeying || this.successor || !this.host.canSpawn || !ctx.keys) return;
+    if (ctx.state !== 'established' || this.rekeying || this.successor || !this.host.canSpawn || this.host.reauthenticating || !ctx.keys) return;
     this.rekeying = true;
     ctx.log.log('info', `${ctx.name}: rekeying IKE_SA (${why})`);
     const inner = new IkeRekeyRequest(ctx);

@@ -423,7 +423,7 @@ describe('rekeys during reauthentication (make-before-break)', () => {
     w.deliver(w.sun, 0); // the IKE rekey reaches moon's old IKE_SA
     expect(w.moon.outbox.map(name)).toEqual(['CREATE_CHILD_SA response 0']);
     finishReauth(w);
-    // expect(w.moon.log.text()).toMatch(/CREATE_CHILD_SA 0 refused \(TEMPORARY_FAILURE\)/);
+    expect(w.moon.log.text()).toMatch(/CREATE_CHILD_SA 0 refused \(TEMPORARY_FAILURE\): we are reauthenticating/);
     expectReauthenticated(w, moonOld, sunOld);
   });
 });
