@@ -93,9 +93,11 @@ describe('rekeying under load between two tunsec daemons', () => {
     expect(clear.filter((p) => p.protocol === 'icmp' || p.protocol === 'tcp').map((p) => `${p.protocol} ${p.src} → ${p.dst}`), diag).toEqual([]);
     // never fell back to the hard-lifetime renegotiation, never lost the IKE_SA
     expect(both).not.toMatch(/reached its hard .* lifetime; deleting the IKE_SA/);
-    // each IKE_SA ended by a rekey: the old one of each rekey, and the redundant new one of each IKE rekey collision (§2.8.1)
-    const redundant = events(moon, 'ike_destroyed').filter((l) => /destroyed: redundant IKE_SA of a rekey collision/.test(String(l.msg ?? ''))).length;
-    expect(events(moon, 'ike_destroyed').map((l) => l.cause)).toEqual(Array(ikeRekeys + redundant).fill('rekeyed'));
+    // every IKE_SA that ended was replaced by a rekey: the old one of each rekey, the redundant new one of each
+    // IKE rekey collision (§2.8.1); the count is read later than ikeRekeys, so a rekey may have completed meanwhile
+    const destroyed = events(moon, 'ike_destroyed');
+    expect(destroyed.filter((l) => l.cause !== 'rekeyed').map((l) => l.reason)).toEqual([]);
+    expect(destroyed.length).toBeGreaterThanOrEqual(ikeRekeys);
     // exactly one SA pair per side at the end: each collision resolved to one pair
     for (const [name, r] of [['moon', moonSas], ['sun', sunSas]] as const) {
       expect(r.code, r.stderr).toBe(0);
