@@ -141,7 +141,9 @@ function parseOptions(argv: string[]): BenchOptions {
 function selectScenarios(o: BenchOptions): { scenarios: Scenario[]; uml: UmlCase[] } {
   const all = allScenarios();
   const uml = umlCases(o.only);
-  if (!o.only) return { scenarios: all, uml };
+  // Comparison cases (tunsec with offload off) run only when --only names them, in full or by a prefix.
+  const onRequest = (s: Scenario): boolean => s instanceof TunsecPair && s.onRequest;
+  if (!o.only) return { scenarios: all.filter((s) => !onRequest(s)), uml };
   const ids = [...all.map((s) => s.id), ...UML_CASE_IDS];
   const chosen = all.filter((s) => o.only!.some((p) => s.id === p || s.id.startsWith(p)));
   const unknown = o.only.filter((p) => !ids.some((id) => id === p || id.startsWith(p)));

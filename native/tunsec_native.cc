@@ -25,8 +25,17 @@
 #include <vector>
 
 namespace tunsec {
-void InitAead(Napi::Env env, Napi::Object exports);  // tunsec_aead.cc
+void InitAead(Napi::Env env, Napi::Object exports);     // tunsec_aead.cc
+void InitOffload(Napi::Env env, Napi::Object exports);  // tunsec_offload.cc
 }
+
+// TUN_F_USO4/6 (Linux 6.2) are missing from older uapi headers.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
 
 namespace {
 
@@ -117,26 +126,44 @@ bool GetLengths(Napi::Env env, const Napi::Value &v, int32_t **data, size_t *len
 // ---------------------------------------------------------------------------------------------
 // TUN
 
-// tunOpen(name: string, multiQueue: boolean) -> { fd, name }
+// tunOpen(name: string, multiQueue: boolean, offload?: boolean) -> { fd, name, offloads }
+// With `offload`: IFF_VNET_HDR and TUNSETOFFLOAD with TUN_F_CSUM|TSO4|TSO6|USO4|USO6, then without
+// USO for kernels before 6.2 (EINVAL); `offloads` is what the kernel accepted (0 without offload).
+// A kernel refusing even CSUM|TSO fails the call (the caller may open again without offload).
 Napi::Value TunOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
   bool mq = info.Length() > 1 && info[1].ToBoolean().Value();
+  bool offload = info.Length() > 2 && info[2].ToBoolean().Value();
   if (name.size() >= IFNAMSIZ) return ThrowType(env, "interface name too long (max 15 bytes)");
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ThrowErrno(env, "open /dev/net/tun", errno);
   struct ifreq ifr;
   memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (mq ? IFF_MULTI_QUEUE : 0) | (offload ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, name.data(), name.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(fd);
     return ThrowErrno(env, "ioctl TUNSETIFF", e);
   }
+  unsigned offloads = 0;
+  if (offload) {
+    const unsigned base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    offloads = base | TUN_F_USO4 | TUN_F_USO6;
+    if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+      offloads = base;
+      if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+        int e = errno;
+        close(fd);
+        return ThrowErrno(env, "ioctl TUNSETOFFLOAD", e);
+      }
+    }
+  }
   Napi::Object r = Napi::Object::New(env);
   r.Set("fd", Napi::Number::New(env, fd));
   r.Set("name", Napi::String::New(env, ifr.ifr_name));
+  r.Set("offloads", Napi::Number::New(env, offloads));
   return r;
 }
 
@@ -672,6 +699,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recvBatch", Napi::Function::New<RecvBatch>(env, "recvBatch"));
   exports.Set("Poller", Poller::Define(env));
   tunsec::InitAead(env, exports);
+  tunsec::InitOffload(env, exports);
 
   Napi::Object c = Napi::Object::New(env);
   auto def = [&](const char *k, int v) { c.Set(k, Napi::Number::New(env, v)); };
@@ -691,6 +719,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("IPV6_V6ONLY", IPV6_V6ONLY);
   def("UV_READABLE", UV_READABLE);
   def("UV_WRITABLE", UV_WRITABLE);
+  def("TUN_F_CSUM", TUN_F_CSUM);
+  def("TUN_F_TSO4", TUN_F_TSO4);
+  def("TUN_F_TSO6", TUN_F_TSO6);
+  def("TUN_F_USO4", TUN_F_USO4);
+  def("TUN_F_USO6", TUN_F_USO6);
   exports.Set("constants", c);
   return exports;
 }

@@ -216,11 +216,18 @@ export interface TunsecVariant {
   title: string;
   mode: 'transport' | 'tunnel';
   encap: boolean;
+  /** daemon.offload (default: the daemon's, auto). */
+  offload?: 'auto' | 'on' | 'off';
+  /** Only run when named by --only (comparison rows kept out of the full run). */
+  onRequest?: boolean;
 }
 
 export const TUNSEC_VARIANTS: TunsecVariant[] = [
   { id: 'tunsec-transport', title: 'tunsec ↔ tunsec (transport, raw ESP)', mode: 'transport', encap: false },
   { id: 'tunsec-tunnel-udp', title: 'tunsec ↔ tunsec (tunnel, ESP-in-UDP)', mode: 'tunnel', encap: true },
+  // The same with the TUN offloads off (one packet per TUN read/write), to compare on/off in one interleaved run.
+  { id: 'tunsec-transport-offload-off', title: 'tunsec ↔ tunsec (transport, raw ESP, offload off)', mode: 'transport', encap: false, offload: 'off', onRequest: true },
+  { id: 'tunsec-tunnel-udp-offload-off', title: 'tunsec ↔ tunsec (tunnel, ESP-in-UDP, offload off)', mode: 'tunnel', encap: true, offload: 'off', onRequest: true },
 ];
 
 /**
@@ -236,6 +243,8 @@ export class TunsecPair extends NetnsScenario {
   readonly title: string;
   readonly description: string;
   readonly wire: WireExpectation;
+  /** Left out of a run without --only naming it. */
+  readonly onRequest: boolean;
   private moon: TunsecDaemon | undefined;
   private sun: TunsecDaemon | undefined;
 
@@ -248,7 +257,8 @@ export class TunsecPair extends NetnsScenario {
     this.id = v.id;
     this.title = v.title;
     this.wire = v.encap ? 'esp-in-udp' : 'esp';
-    this.description = `tunsec daemon ↔ tunsec daemon, ${v.mode} mode, ${v.encap ? 'ESP-in-UDP (encap: yes)' : 'raw ESP (IP protocol 50)'}, IKE aes128gcm16-prfsha384-ecp384bp!, ESP aes128gcm16-ecp384bp!`;
+    this.onRequest = v.onRequest ?? false;
+    this.description = `tunsec daemon ↔ tunsec daemon, ${v.mode} mode, ${v.encap ? 'ESP-in-UDP (encap: yes)' : 'raw ESP (IP protocol 50)'}${v.offload ? `, daemon.offload: ${v.offload}` : ''}, IKE aes128gcm16-prfsha384-ecp384bp!, ESP aes128gcm16-ecp384bp!`;
   }
 
   async setup(ctx: ScenarioContext): Promise<ScenarioPath> {
@@ -266,7 +276,7 @@ export class TunsecPair extends NetnsScenario {
           encap: this.v.encap,
           startAction: start ? 'start' : 'none',
           // Errors/warnings and events only: nothing per packet.
-          daemonExtra: ['log: { default: 0 }'],
+          daemonExtra: ['log: { default: 0 }', ...(this.v.offload ? [`offload: ${this.v.offload}`] : [])],
         }),
         credentialFiles(ctx.pki.caPem, cert),
       );

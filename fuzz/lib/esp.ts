@@ -1,6 +1,6 @@
 /**
- * The two ESP targets (esp-raw, esp-udp): EspDatapath.inbound — the whole
- * inbound path of src/esp/datapath.ts — with four real SAs installed
+ * The two ESP targets (esp-raw, esp-udp): PacketEngine.inbound — the whole
+ * inbound path of src/esp/engine.ts — with four real SAs installed
  * through the SAD (IPv4/IPv6 × transport/tunnel; one of them the fixture's
  * strongSwan CHILD_SA with its logged key, one with ESN and no replay
  * window), fed the way src/esp/io.ts feeds it: raw IPv4 with the IP header
@@ -25,7 +25,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SaSpec, TrafficSelector } from '../../src/esp/api.js';
-import { EspDatapath, type DatapathCounters, type InboundResult, type InboundSource } from '../../src/esp/datapath.js';
+import { PacketEngine, type DatapathCounters, type InboundResult, type InboundSource } from '../../src/esp/engine.js';
 import { ipv4Frame, ipv6TotalLength, writeIpv4HeaderChecksum } from '../../src/esp/ip.js';
 import type { ReplayWindow } from '../../src/esp/replay.js';
 import { SecurityAssociationDatabase, type SadEntry } from '../../src/esp/sadb.js';
@@ -87,7 +87,7 @@ function ipv4Header(src: string, dst: string, payloadLength: number): Buffer {
 
 export function espTarget(name: 'esp-raw' | 'esp-udp', udp: boolean): FuzzTarget {
   let sad: SecurityAssociationDatabase;
-  let dp: EspDatapath;
+  let dp: PacketEngine;
   let entries: SadEntry[] = [];
   let saPlans: SaPlan[] = [];
   let seqs: number[] = [];
@@ -97,7 +97,7 @@ export function espTarget(name: 'esp-raw' | 'esp-udp', udp: boolean): FuzzTarget
 
   function install(): void {
     sad = new SecurityAssociationDatabase();
-    dp = new EspDatapath(sad);
+    dp = new PacketEngine(sad);
     entries = saPlans.map((p) => {
       const [local, remote] = p.family === 4 ? [SUN4, MOON4] : [SUN6, MOON6];
       const spec: SaSpec = {
@@ -144,8 +144,8 @@ export function espTarget(name: 'esp-raw' | 'esp-udp', udp: boolean): FuzzTarget
     name,
     kind: 'esp',
     description: udp
-      ? 'ESP-in-UDP packets (bare ESP, source address from the UDP socket) → EspDatapath.inbound with 4 SAs (v4/v6 × transport/tunnel, ESN, the fixture SA)'
-      : 'raw ESP (IPv4 with its header, IPv6 bare) → EspDatapath.inbound with 4 SAs (v4/v6 × transport/tunnel, ESN, the fixture SA)',
+      ? 'ESP-in-UDP packets (bare ESP, source address from the UDP socket) → PacketEngine.inbound with 4 SAs (v4/v6 × transport/tunnel, ESN, the fixture SA)'
+      : 'raw ESP (IPv4 with its header, IPv6 bare) → PacketEngine.inbound with 4 SAs (v4/v6 × transport/tunnel, ESN, the fixture SA)',
     maxLength: 2048,
     dictionary: [
       Buffer.from([0x45]),

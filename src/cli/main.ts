@@ -29,6 +29,7 @@ import { saCommand } from './commands/sa.js';
 import { reloadCommand } from './commands/reload.js';
 import { statusCommand } from './commands/status.js';
 import { downCommand, upCommand } from './commands/up-down.js';
+import { plural } from '../util/format.js';
 
 export const DEFAULT_CONFIG = '/etc/tunsec/tunsec.yaml';
 
@@ -98,10 +99,6 @@ export function version(): string {
     dir = dirname(dir);
   }
   return 'unknown';
-}
-
-function plural(n: number, word: string, many = `${word}s`): string {
-  return `${n} ${n === 1 ? word : many}`;
 }
 
 function summary(config: TunsecConfig): string {

@@ -10,7 +10,8 @@ import type { ProposalList } from '../ike/proposal/parse.js';
 import type { ProposalProtocol } from '../ike/proposal/types.js';
 import { canonicalIp, ipFamily } from '../util/ip.js';
 import { type Identity, parseIdentity } from './identity.js';
-import { type Parsed, bad, describeValue, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
+import { describeValue } from './problems.js';
 import { type TrafficSelectorConfig, parseTrafficSelector } from '../ike/ts/syntax.js';
 import { parseByteCount, parseDuration, parsePacketCount } from './units.js';
 

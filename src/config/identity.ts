@@ -16,7 +16,7 @@
  * written, and words the problems for the configuration.
  */
 import { PkiError, parseIdentity as parsePkiIdentity, readIdentityText, type IdentityText } from '../pki/index.js';
-import { type Parsed, bad, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
 
 export type IdentityType =
   | 'ID_ANY'

@@ -10,8 +10,7 @@ import { type Document, LineCounter, isMap, isPair, isScalar, isSeq, parseDocume
 import { z } from 'zod';
 import { checkChildLifetimes, checkIkeLifetimes, resolveChildLifetimes, resolveIkeLifetimes } from './lifetimes.js';
 import type { LifetimeProblem } from './lifetimes.js';
-import { type ConfigProblem, ConfigError, type PathSegment, closest, formatPath, zodMessage } from './problems.js';
-import { describeValue } from './result.js';
+import { type ConfigProblem, ConfigError, type PathSegment, closest, formatPath, zodMessage, describeValue } from './problems.js';
 import {
   LOG_SUBSYSTEMS,
   SECRET_TYPES,
@@ -232,6 +231,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     daemon = {
       pid_file: at(daemonIn.pid_file),
       control_socket: at(daemonIn.control_socket),
+      ...(daemonIn.vici === 'off' ? {} : { vici: at(daemonIn.vici) }),
       log,
       ...(daemonIn.keylog === undefined ? {} : { keylog: at(daemonIn.keylog) }),
       ...(daemonIn.metrics === undefined ? {} : { metrics: daemonIn.metrics }),
@@ -242,6 +242,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       datapath: daemonIn.datapath,
       tun_name: daemonIn.tun_name,
       tun_mtu: daemonIn.tun_mtu,
+      offload: daemonIn.offload,
       fwmark: daemonIn.fwmark,
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,
@@ -250,6 +251,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       hold_packets: daemonIn.hold_packets,
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
+      watch_credentials: daemonIn.watch_credentials,
       limits: daemonIn.limits,
     };
     // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and

@@ -10,9 +10,9 @@
 import { z } from 'zod';
 import { canonicalIp, ipFamily } from '../util/ip.js';
 import { choice, field, integer, port, trafficSelectors, yesNo } from './fields.js';
-import { type Parsed, bad, describeValue, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
 import { MAX_REPLAY_WINDOW } from './schema.js';
-import { zodMessage } from './problems.js';
+import { zodMessage, describeValue } from './problems.js';
 import type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
 
 /** One manual SA pair (an inbound and an outbound SA sharing a reqid) with its in/out policies. */

@@ -4,7 +4,18 @@
  * source is known, the line and column.
  */
 import type { z } from 'zod';
-import { describeValue } from './result.js';
+import { plural } from '../util/format.js';
+
+/** How a YAML value is named in messages: `'4x'`, `a number (12)`, `a list`. */
+export function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `'${v}'`;
+  if (typeof v === 'number') return `a number (${v})`;
+  if (typeof v === 'boolean') return `a boolean (${v})`;
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a section';
+  return typeof v;
+}
 
 export type PathSegment = string | number;
 
@@ -44,7 +55,7 @@ export class ConfigError extends Error {
   constructor(problems: readonly ConfigProblem[], source: string) {
     const errors = problems.filter((p) => p.severity === 'error');
     const lines = errors.map((p) => `  ${p.line === undefined || p.path === '' ? '' : `line ${p.line}: `}${formatProblem(p)}`);
-    super(`${source}: ${errors.length} problem${errors.length === 1 ? '' : 's'}\n${lines.join('\n')}`);
+    super(`${source}: ${plural(errors.length, 'problem')}\n${lines.join('\n')}`);
     this.problems = problems;
     this.source = source;
   }

@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { ProtocolId } from '../ike/transforms.js';
 import type { Identity } from './identity.js';
-import { type Parsed, bad, describeValue, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
+import { describeValue } from './problems.js';
 import {
   byteCount,
   choice,
@@ -44,6 +45,16 @@ const interfaceName = () =>
       : bad<string>(`expected an interface name of 1–15 characters without '/', ':' or spaces, got ${describeValue(v)}`),
   );
 
+/** `daemon.vici`: `off` (the default) or the path of the VICI socket swanctl connects to (relative: to the configuration file). */
+const viciSocket = () =>
+  field((v): Parsed<string> =>
+    v === 'off' || v === false
+      ? ok('off')
+      : typeof v === 'string' && v !== '' && !v.includes('\0') && !v.includes('://')
+        ? ok(v)
+        : bad(`expected 'off' or the path of the VICI socket (e.g. /run/tunsec/vici; a path, not a unix:// URI), got ${describeValue(v)}`),
+  );
+
 /** A number (fractions allowed) within [min, max]. */
 const decimal = (min: number, max: number) =>
   field((v): Parsed<number> => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? ok(v) : bad(`expected a number from ${min} to ${max}, got ${describeValue(v)}`)));
@@ -77,6 +88,7 @@ export const limitsSchema = z.strictObject({
 export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec.pid'),
   control_socket: path().default('/run/tunsec.sock'),
+  vici: viciSocket().default('off'),
   log: z.strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>).optional(),
   keylog: path().optional(),
   metrics: listenAddress().optional(),
@@ -87,6 +99,7 @@ export const daemonSchema = z.strictObject({
   datapath: choice(['userspace', 'none']).default('userspace'),
   tun_name: interfaceName().default('tunsec0'),
   tun_mtu: tunMtu().default('auto'),
+  offload: choice(['auto', 'on', 'off']).default('auto'),
   fwmark: integer(1, 0xffffffff).default(0x7473),
   route_table: integer(1, 0xfffffff0).default(220),
   route_priority: integer(1, 32764).default(220),
@@ -97,6 +110,7 @@ export const daemonSchema = z.strictObject({
   retransmit_base: decimal(1, 10).default(1.8),
   retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
+  watch_credentials: duration().default(10),
   limits: limitsSchema.prefault({}),
 });
 

@@ -33,6 +33,8 @@ export interface TunsecConfig {
 export interface DaemonConfig {
   pid_file: string;
   control_socket: string;
+  /** The VICI socket (strongSwan's control protocol, for swanctl); absent = off. */
+  vici?: string;
   /** Level per subsystem (-1..4), `default` applied to every subsystem not given. */
   log: Record<Exclude<LogSubsystem, 'default'>, number>;
   /** Directory receiving Wireshark's `ikev2_decryption_table` and `esp_sa` files (a Wireshark configuration directory); absent = no key log. */
@@ -53,6 +55,12 @@ export interface DaemonConfig {
   tun_name: string;
   /** TUN MTU: `auto` = the path MTU towards the peers minus the worst-case ESP overhead (1500 → 1415), or fixed. */
   tun_mtu: number | 'auto';
+  /**
+   * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: TSO super-packets split into segments before
+   * sealing, opened TCP segments coalesced into GRO writes): `auto` uses them when the kernel
+   * accepts, `on` refuses to start without them, `off` is one packet per read and write.
+   */
+  offload: 'auto' | 'on' | 'off';
   /** SO_MARK of tunsec's own sockets, routed around the TUN device. */
   fwmark: number;
   /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */
@@ -74,6 +82,8 @@ export interface DaemonConfig {
   retransmit: { timeout: number; base: number; tries: number };
   /** Clamp the TCP MSS of SYNs crossing the datapath to the TUN MTU (forwarded flows never saw it). */
   mss_clamp: boolean;
+  /** Seconds between polls of the credential files (certificates, keys, CAs, CRLs); a change reloads the credentials. 0: off. */
+  watch_credentials: number;
   /** Denial-of-service bounds (docs/configuration.md, docs/notes/hardening.md). */
   limits: LimitsConfig;
 }

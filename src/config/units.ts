@@ -4,7 +4,8 @@
  * - bytes: a number, optionally with k, m or g (1024-based: `500m`);
  * - packets: a plain number (strongSwan takes no suffix for packets).
  */
-import { type Parsed, bad, describeValue, ok } from './result.js';
+import { type Parsed, bad, ok } from '../util/parsed.js';
+import { describeValue } from './problems.js';
 
 const TIME_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 const BYTE_UNITS: Readonly<Record<string, number>> = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 };

@@ -14,7 +14,7 @@
  * nothing from either (the types of the IKE and ESP counters it carries come
  * from below).
  */
-import type { DatapathCounters } from '../esp/datapath.js';
+import type { DatapathCounters } from '../esp/engine.js';
 import type { IoCounters } from '../esp/io.js';
 import type { ManagerCounters, ManagerLimits } from '../ike/manager.js';
 import type { IkeSaState } from '../ike/sa/context.js';
@@ -275,11 +275,14 @@ export interface ReloadResult {
   errors: string[];
   warnings: string[];
   kept: string[];
+  /** Kept connections whose certificate, intermediates, key or trust changed: used from the next authentication. */
   renewed: string[];
   added: string[];
   removed: string[];
   replaced: string[];
+  /** `daemon:` settings applied at once (`log`, `global`). */
   applied: string[];
+  /** Changes that take effect only after a restart, one message each. */
   restart: string[];
 }
 

@@ -1,9 +1,10 @@
 /** The one-line summary of a reload: the daemon logs it, `tunsec reload` prints it. */
 import type { ReloadResult } from './protocol.js';
+import { plural } from '../util/format.js';
 
 /** One line: `kept dc1 (renewed); added dc2; removed old; replaced web`. */
 export function summarizeReload(r: ReloadResult): string {
-  if (!r.ok) return `configuration not reloaded: ${r.errors.length} problem${r.errors.length === 1 ? '' : 's'}; the running configuration stays`;
+  if (!r.ok) return `configuration not reloaded: ${plural(r.errors.length, 'problem')}; the running configuration stays`;
   const parts: string[] = [];
   const list = (names: string[]): string => names.join(', ');
   if (r.kept.length) parts.push(`kept ${r.kept.map((n) => (r.renewed.includes(n) ? `${n} (credentials renewed)` : n)).join(', ')}`);
@@ -12,6 +13,6 @@ export function summarizeReload(r: ReloadResult): string {
   if (r.replaced.length) parts.push(`replaced ${list(r.replaced)}`);
   if (parts.length === 0) parts.push('no connections');
   if (r.applied.length) parts.push(`applied ${list(r.applied)}`);
-  if (r.restart.length) parts.push(`${r.restart.length} setting${r.restart.length === 1 ? '' : 's'} need${r.restart.length === 1 ? 's' : ''} a restart`);
+  if (r.restart.length) parts.push(`${plural(r.restart.length, 'setting')} need${r.restart.length === 1 ? 's' : ''} a restart`);
   return `configuration reloaded: ${parts.join('; ')}`;
 }

@@ -38,6 +38,7 @@ import {
   type DigestName,
   type SignatureAlgorithm,
 } from './rfc7427.js';
+import { errorMessage } from '../util/format.js';
 
 /** IANA "IKEv2 Authentication Method" values for signatures. */
 export enum SignatureAuthMethod {
@@ -297,7 +298,7 @@ function rawSign(digest: DigestName, data: Uint8Array, options: SignKeyOptions):
   try {
     return sign(digest, data, options);
   } catch (err) {
-    throw new CryptoError(`signing failed (${errorText(err)})`);
+    throw new CryptoError(`signing failed (${errorMessage(err)})`);
   }
 }
 
@@ -305,7 +306,7 @@ function rawVerify(digest: DigestName, data: Uint8Array, options: SignKeyOptions
   try {
     return verify(digest, data, options, signature);
   } catch (err) {
-    throw new CryptoError(`signature verification failed to run (${errorText(err)})`);
+    throw new CryptoError(`signature verification failed to run (${errorMessage(err)})`);
   }
 }
 
@@ -340,8 +341,4 @@ export function checkEcdsaSigValue(signature: Uint8Array): void {
     throw new CryptoError(`${what}: expected SEQUENCE { INTEGER r, INTEGER s }`);
   }
   for (const f of fields) readDerUnsignedInteger(f.content, what);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

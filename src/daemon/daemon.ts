@@ -25,8 +25,13 @@ import { ConnectionStates } from './connection-states.js';
 import { ControlServer } from './control/server.js';
 import { controlCommands } from './control/commands.js';
 import { daemonMetricsSource } from './control/views.js';
+import { ViciServer } from './vici/server.js';
+import { viciCommands } from './vici/commands.js';
+import { VICI_EVENTS, ViciEventSource } from './vici/events.js';
+import { ViciIds } from './vici/messages.js';
+import { packageVersion } from '../util/version.js';
 import { IkeBypassRules } from './bypass.js';
-import { DaemonDatapath } from './datapath.js';
+import { UserspaceDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas } from './global-switch.js';
@@ -37,6 +42,7 @@ import { IKE_PORT, NATT_PORT, IkeReceiver, bindIkeSockets, fmt, ikeIo, logOtherD
 import { releasePidFile } from './pidfile.js';
 import { DaemonStartError, chooseIkePort, installManualSas, loadCredentials, loadConfiguration, startOrFail, writePidFile } from './startup.js';
 import { Reloader } from './reload.js';
+import { CredentialWatch, credentialPaths } from './credential-watch.js';
 import type { DaemonState, GlobalSwitchState, ReloadResult } from '../control/protocol.js';
 
 export { IKE_PORT, NATT_PORT, DaemonStartError };
@@ -71,15 +77,19 @@ export class Daemon {
   private readonly globalSwitch: GlobalSwitch;
   /** SIGHUP and `tunsec reload` (./reload.ts). */
   private readonly reloader: Reloader;
+  private credentialWatch?: CredentialWatch;
   /** Received IKE datagrams to the manager (./ike-sockets.ts). */
   private readonly receiver: IkeReceiver;
   private pidFile?: string;
   private bypass?: IkeBypassRules;
-  private datapathInstance?: DaemonDatapath;
+  private datapathInstance?: UserspaceDatapath;
   /** Manual (static) SAs and policies (./manual.ts); with the userspace datapath. */
   private manualSas?: ManualSas;
   private readonly nattPort: number;
   private control?: ControlServer;
+  private vici?: ViciServer;
+  private viciEvents?: ViciEventSource;
+  private stopViciLog?: () => void;
   private metricsServer?: MetricsServer;
   private daemonConfig?: DaemonConfig;
   private startTime?: number;
@@ -144,7 +154,7 @@ export class Daemon {
   }
 
   /** The userspace ESP datapath (absent with `datapath: none`). */
-  get datapath(): DaemonDatapath | undefined {
+  get datapath(): UserspaceDatapath | undefined {
     return this.datapathInstance;
   }
 
@@ -179,6 +189,11 @@ export class Daemon {
   /** The metrics endpoint (with `daemon.metrics`, once started). */
   get metrics(): MetricsServer | undefined {
     return this.metricsServer;
+  }
+
+  /** The VICI socket (with `control: true` and `daemon.vici`, once started). */
+  get viciServer(): ViciServer | undefined {
+    return this.vici;
   }
 
   /** The control socket (with `control: true`, once started). */
@@ -242,6 +257,7 @@ export class Daemon {
     this.pidFile = writePidFile(config.daemon, this.log); // removed by cleanUp()
     this.daemonConfig = config.daemon;
     await this.serveControl(config.daemon); // stopped by cleanUp()
+    await this.serveVici(config.daemon); // stopped by cleanUp()
     await this.serveMetrics(config.daemon); // stopped by cleanUp()
     await this.bindSockets(config, connections, ikePort); // sockets closed by cleanUp(), bypass rules removed by start()
     if (config.daemon.datapath === 'userspace') {
@@ -252,8 +268,33 @@ export class Daemon {
     this.startManager(config.daemon, connections, ikePort);
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
+    this.watchCredentials(config.daemon); // stopped by cleanUp()
     await this.installTrapsAndInitiate(connections);
     return { pidFile: config.daemon.pid_file, connections: connections.map((c) => c.name) };
+  }
+
+  /**
+   * `daemon.watch_credentials`: renewed certificates and keys are reloaded
+   * without an operator (the running configuration otherwise stays); SAs up
+   * keep theirs, the next authentication uses the new ones.
+   */
+  private watchCredentials(daemon: DaemonConfig): void {
+    if (daemon.watch_credentials <= 0) return;
+    const watch = new CredentialWatch({
+      paths: () => {
+        const running = this.reloader.config;
+        return running ? credentialPaths(running) : [];
+      },
+      intervalMs: daemon.watch_credentials * 1000,
+      settleMs: 2000,
+      changed: (paths) => {
+        if (this.state !== 'running') return;
+        this.log.log('cfg', 'info', `credential files changed (${paths.join(', ')}): reloading the credentials`);
+        void this.globalSwitch.serialize(() => this.reloader.reload({ credentialsOnly: true }));
+      },
+    });
+    watch.start();
+    this.credentialWatch = watch;
   }
 
   /** With `control: true`; stopped by cleanUp(). */
@@ -262,6 +303,36 @@ export class Daemon {
     const control = new ControlServer({ path: daemon.control_socket, log: this.log, handlers: controlCommands(this) });
     await startOrFail(control);
     this.control = control;
+  }
+
+  /**
+   * The VICI socket for swanctl (./vici/), with `control: true` and `daemon.vici`;
+   * stopped by cleanUp(). Its SA events follow the manager once it exists (startManager).
+   */
+  private async serveVici(daemon: DaemonConfig): Promise<void> {
+    if (!this.options.control || daemon.vici === undefined) return;
+    const ids = new ViciIds();
+    let events: ViciEventSource | undefined;
+    const server = new ViciServer({
+      path: daemon.vici,
+      log: this.log,
+      events: VICI_EVENTS,
+      commands: viciCommands({
+        daemon: this,
+        control: controlCommands(this),
+        ids,
+        get events() {
+          return events!;
+        },
+        log: this.log,
+        version: packageVersion(),
+      }),
+    });
+    events = new ViciEventSource(server, ids);
+    await startOrFail(server);
+    this.vici = server;
+    this.viciEvents = events;
+    this.stopViciLog = events.attachLog(this.log);
   }
 
   /** With `daemon.metrics`; stopped by cleanUp(). */
@@ -295,7 +366,7 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {
@@ -320,6 +391,7 @@ export class Daemon {
     });
     this.managerInstance = manager;
     this.events.attach(manager);
+    this.viciEvents?.attach(manager);
     this.connectionStates.attach(manager);
     manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
@@ -423,10 +495,16 @@ export class Daemon {
 
   private cleanUp(): void {
     this.initiation.clearTimers();
+    this.credentialWatch?.stop();
+    this.credentialWatch = undefined;
     this.transport?.stop();
     this.transport = undefined;
     this.control?.stop();
     this.control = undefined;
+    this.stopViciLog?.();
+    this.stopViciLog = undefined;
+    this.vici?.stop();
+    this.vici = undefined;
     this.metricsServer?.stop();
     this.metricsServer = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);

@@ -1,6 +1,6 @@
 /**
  * The daemon's userspace ESP datapath: the TUN device and sockets
- * (src/esp/io.ts), the packet logic (src/esp/datapath.ts) over the SAD/SPD
+ * (src/esp/io.ts), the packet logic (src/esp/engine.ts) over the SAD/SPD
  * that IKE fills, the routes and rules that bring the SPD's flows into the
  * TUN device (./routes.ts), trap policies, and the key log.
  *
@@ -27,8 +27,8 @@
 import { networkInterfaces } from 'node:os';
 import type { DaemonConfig } from '../config/index.js';
 import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
-import { EspDatapath, type DatapathLogger } from '../esp/datapath.js';
-import { EspDataplane, zeroIoCounters } from '../esp/io.js';
+import { PacketEngine, type DatapathLogger } from '../esp/engine.js';
+import { IoLoop, zeroIoCounters } from '../esp/io.js';
 import type { DatapathStatus } from '../control/protocol.js';
 import type { SecurityAssociationDatabase } from '../esp/sadb.js';
 import type { SpdEntry } from '../esp/spd.js';
@@ -36,13 +36,14 @@ import { compileSelector, selectorMatches } from '../esp/spd.js';
 import type { UdpTransport } from '../ike/net/udp.js';
 import { formatRanges, initiatorTs, toEspSelectors } from '../ike/ts/index.js';
 import { dgramFd, setBufferSize, setsockoptInt, stopDgramReceive, constants } from '../tun/raw-esp.js';
-import { loadNative } from '../tun/native.js';
+import { loadNative } from '../native/addon.js';
 import { parseIp } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';
 import type { DaemonLogger } from './logger.js';
 import { routeMtuFor, sourceAddressFor, tunMtuFor } from './net.js';
 import { TunRoutes, runIp } from './routes.js';
+import { spiHex } from '../util/format.js';
 
 /** Socket buffers of the NAT-T sockets that carry ESP-in-UDP. */
 const UDP_BUFFER = 4 * 1024 * 1024;
@@ -55,9 +56,9 @@ export interface TrapInfo {
   spec: PolicySpec;
 }
 
-export class DaemonDatapath {
-  readonly datapath: EspDatapath;
-  private dataplane?: EspDataplane;
+export class UserspaceDatapath {
+  readonly engine: PacketEngine;
+  private ioLoop?: IoLoop;
   private routes?: TunRoutes;
   private backstop?: TunRoutes;
   /** The backstop is lifted (global switch down in `clear` mode). */
@@ -74,11 +75,11 @@ export class DaemonDatapath {
     private readonly onAcquire: (trap: TrapInfo, e: AcquireEvent) => void,
   ) {
     const espLog: DatapathLogger = { log: (level, message) => this.log.log('esp', level, message) };
-    this.datapath = new EspDatapath(sad, {
+    this.engine = new PacketEngine(sad, {
       holdPackets: config.hold_packets,
       log: espLog,
-      onHeldReady: (reqid) => this.dataplane?.releaseHeld(reqid),
-      onPendingSpiReady: (spi) => this.dataplane?.releasePendingSpi(spi),
+      onHeldReady: (reqid) => this.ioLoop?.releaseHeld(reqid),
+      onPendingSpiReady: (spi) => this.ioLoop?.releasePendingSpi(spi),
     });
     if (config.keylog !== undefined) {
       this.keylog = KeyLog.open(config.keylog);
@@ -96,7 +97,7 @@ export class DaemonDatapath {
     const c = this.config;
     this.connections = connections;
     const mtu = c.tun_mtu === 'auto' ? await this.autoMtu(connections) : c.tun_mtu;
-    if (c.mss_clamp) this.datapath.mssClampMtu = mtu;
+    if (c.mss_clamp) this.engine.mssClampMtu = mtu;
     // The trap listener goes first: when IKE removes a CHILD_SA's policy, the trap
     // comes back before the route manager sees the removal, so routes never lapse.
     this.sad.onPolicyChange(({ entry, added }) => {
@@ -128,14 +129,15 @@ export class DaemonDatapath {
       if (trap) this.onAcquire(trap, e);
     });
     this.sad.on('expire', (e) =>
-      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${(e.spi >>> 0).toString(16).padStart(8, '0')}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
+      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${spiHex(e.spi)}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
     );
 
-    this.dataplane = new EspDataplane({
-      datapath: this.datapath,
+    this.ioLoop = new IoLoop({
+      engine: this.engine,
       tunName: c.tun_name,
       mtu,
       mark: c.fwmark,
+      offload: c.offload,
       udp: {
         fdFor: (address, port) => {
           const socket = transport?.nattSocket({ address, port });
@@ -144,21 +146,21 @@ export class DaemonDatapath {
       },
       log: { log: (level, message) => this.log.log('esp', level, message) },
     });
-    this.dataplane.start();
+    this.ioLoop.start();
     // The kernel queues packets for tunsec on the TUN device (txqueuelen, default 500): a deeper queue
     // absorbs bursts while a batch is being encrypted instead of dropping them (TCP would back off).
     const qlen = await runIp(['link', 'set', 'dev', c.tun_name, 'txqueuelen', String(TUN_QUEUE_LENGTH)]);
     if (qlen.code !== 0) this.log.log('knl', 'warn', `cannot set the TUN queue length: ${qlen.stderr}`);
     for (const p of await this.routes.start()) this.log.log('knl', 'warn', p);
     if (transport) {
-      transport.on('esp', (d) => this.dataplane?.receiveUdp(d.packet, d.remote.address));
+      transport.on('esp', (d) => this.ioLoop?.receiveUdp(d.packet, d.remote.address));
       // Read the NAT-T sockets in batches (recvmmsg) instead of one Node callback per datagram.
       for (const n of transport.nattSockets()) {
         // Both readers demultiplex alike, so until Node's reads stop either may take a datagram.
         let dup: number | undefined;
         try {
           dup = loadNative().dupFd(dgramFd(n.socket));
-          this.dataplane.adoptUdpSocket(dup, (msg, address, port) => n.deliver(msg, { address, port }));
+          this.ioLoop.adoptUdpSocket(dup, (msg, address, port) => n.deliver(msg, { address, port }));
         } catch (err) {
           if (dup !== undefined) loadNative().closeFd(dup);
           this.log.log('esp', 'info', `ESP-in-UDP on ${n.local.address}:${n.local.port} is read through Node's dgram socket (${(err as Error).message})`);
@@ -180,7 +182,7 @@ export class DaemonDatapath {
         }
       }
     }
-    this.log.log('esp', 'info', `userspace ESP datapath on ${this.dataplane.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+    this.log.log('esp', 'info', `userspace ESP datapath on ${this.ioLoop.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
   }
 
   private connections: readonly ResolvedConnection[] = [];
@@ -310,7 +312,7 @@ export class DaemonDatapath {
    * (undefined) restores it for the outbound policies in place.
    */
   async setGlobalOff(mode: 'drop' | 'clear' | undefined): Promise<void> {
-    this.datapath.globalOff = mode;
+    this.engine.globalOff = mode;
     const lift = mode === 'clear';
     if (lift === this.backstopLifted || !this.backstop) return;
     this.backstopLifted = lift;
@@ -352,12 +354,12 @@ export class DaemonDatapath {
       // Until its routes are in, the host's replies to this policy's decrypted packets would leave in
       // the clear (main table): they wait in the datapath, and go once the routes are there.
       const protect = spec.action === 'protect';
-      if (protect) this.datapath.waitInbound(spec.reqid);
+      if (protect) this.engine.waitInbound(spec.reqid);
       void this.routes
         .addPolicy(key, { local: spec.local, remote: spec.remote, ...(localAddress ? { localAddress } : {}) })
         .then(done('installing'))
         .finally(() => {
-          if (protect) this.dataplane?.releaseInbound(spec.reqid);
+          if (protect) this.ioLoop?.releaseInbound(spec.reqid);
         });
     } else {
       void this.routes.removePolicy(key).then(done('removing'));
@@ -367,9 +369,9 @@ export class DaemonDatapath {
   status(): DatapathStatus {
     const installed = this.backstop?.installed();
     return {
-      tun: this.dataplane?.tunName,
-      counters: { ...this.datapath.counters },
-      io: this.dataplane ? { ...this.dataplane.io } : zeroIoCounters(),
+      tun: this.ioLoop?.tunName,
+      counters: { ...this.engine.counters },
+      io: this.ioLoop ? { ...this.ioLoop.io } : zeroIoCounters(),
       traps: [...this.traps.entries()].map(([reqid, t]) => ({ connection: t.connection, child: t.child, reqid })),
       backstop: { table: this.config.backstop_table, rules: installed?.rules.length ?? 0, routes: installed?.routes.length ?? 0, lifted: this.backstopLifted },
     };
@@ -386,8 +388,8 @@ export class DaemonDatapath {
     this.traps.clear();
     const problems = (await this.routes?.stop()) ?? [];
     for (const p of problems) this.log.log('knl', 'warn', `removing routes: ${p}`);
-    this.dataplane?.stop();
-    this.dataplane = undefined;
+    this.ioLoop?.stop();
+    this.ioLoop = undefined;
     if (options.keepBackstop) {
       const kept = this.backstop?.installed().rules.length ?? 0;
       if (kept > 0) this.log.log('knl', 'warn', `backstop left in place (${kept} rule(s)): the traffic of private policies stays blocked until tunsec runs again and stops cleanly`);

@@ -18,7 +18,7 @@ import type { DaemonView, Initiation } from './initiation.js';
 export interface EndActionsHost extends DaemonView {
   /** The daemon runs (not starting, not stopping). */
   running(): boolean;
-  /** Install the trap policy of `child` (DaemonDatapath.installTrap; nothing with `datapath: none`). */
+  /** Install the trap policy of `child` (UserspaceDatapath.installTrap; nothing with `datapath: none`). */
   installTrap(c: ResolvedConnection, child: string, remoteAddress: string): void;
   readonly initiation: Pick<Initiation, 'isRetrying' | 'keepInitiating'>;
 }

@@ -9,11 +9,7 @@ import type { IkeSa, IkeSaEndCause } from '../ike/sa/ike-sa.js';
 import type { ChildSaRecord } from '../ike/sa/context.js';
 import { describeIdentity } from './credentials.js';
 import type { DaemonLogger } from './logger.js';
-
-/** An SPI as the 8 hex digits `ip xfrm` and swanctl print. */
-export function spiHex(spi: number): string {
-  return (spi >>> 0).toString(16).padStart(8, '0');
-}
+import { spiHex } from '../util/format.js';
 
 export class SaEventReporter {
   constructor(private readonly log: DaemonLogger) {}

@@ -23,7 +23,7 @@ export interface GlobalSwitchHost {
   /** `daemon.global`: what happens to the traffic of tunsec's policies while the switch is down. */
   mode(): 'drop' | 'clear';
   manager(): IkeSaManager;
-  /** The datapath's off state (DaemonDatapath.setGlobalOff; nothing with `datapath: none`). */
+  /** The datapath's off state (UserspaceDatapath.setGlobalOff; nothing with `datapath: none`). */
   setDatapathOff(mode: 'drop' | 'clear' | undefined): Promise<void>;
   /** The connections with `start` children. */
   startConnections(): readonly ResolvedConnection[];

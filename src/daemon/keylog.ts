@@ -20,6 +20,7 @@ import type { SaSpec } from '../esp/api.js';
 import { transformOfType } from '../ike/proposal/index.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import { EncrId, TransformType } from '../ike/transforms.js';
+import { spiHex } from '../util/format.js';
 
 export interface IkeKeyLogEntry {
   spiI: Buffer;
@@ -53,7 +54,7 @@ export function espKeyLogLine(sa: Readonly<SaSpec>): string | undefined {
   if (!encr) return undefined;
   const family = sa.localAddress.includes(':') ? 'IPv6' : 'IPv4';
   const [src, dst] = sa.direction === 'out' ? [sa.localAddress, sa.remoteAddress] : [sa.remoteAddress, sa.localAddress];
-  const spi = (sa.spi >>> 0).toString(16).padStart(8, '0');
+  const spi = spiHex(sa.spi);
   return `"${family}","${src}","${dst}","0x${spi}","${encr}","0x${Buffer.from(sa.aead.keyMaterial).toString('hex')}","NULL","0x"`;
 }
 

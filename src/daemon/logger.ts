@@ -32,6 +32,14 @@ const NEEDED: Readonly<Record<LogLevel, number>> = { error: 0, warn: 0, info: 1,
 
 export type EventFields = Record<string, unknown>;
 
+/** A line as written, for listeners such as the VICI `log` event (src/daemon/vici/). */
+export interface LogRecord {
+  subsys: Subsystem;
+  level: LogLevel;
+  msg: string;
+  event?: string;
+}
+
 export interface DaemonLoggerOptions {
   /** Default: process.stdout.write. */
   write?: (line: string) => void;
@@ -47,6 +55,7 @@ export class DaemonLogger {
   readonly json: boolean;
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
+  private readonly listeners = new Set<(record: LogRecord) => void>();
 
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
@@ -79,7 +88,26 @@ export class DaemonLogger {
     this.emit(subsys, 'info', msg, { event, ...fields });
   }
 
+  /**
+   * Call `listener` with every line written (after the level check). A listener
+   * must not log itself; what it throws is ignored. Returns the unsubscribe function.
+   */
+  onLine(listener: (record: LogRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   private emit(subsys: Subsystem, level: LogLevel, msg: string, fields: EventFields): void {
+    if (this.listeners.size > 0) {
+      const record: LogRecord = typeof fields.event === 'string' ? { subsys, level, msg, event: fields.event } : { subsys, level, msg };
+      for (const l of this.listeners) {
+        try {
+          l(record);
+        } catch {
+          /* a listener's failure must not lose the line */
+        }
+      }
+    }
     const time = this.now().toISOString();
     let line: string;
     if (this.json) {

@@ -18,6 +18,7 @@ import { parseTrafficSelector } from '../ike/ts/syntax.js';
 import { formatRanges, resolveTsConfig, toEspSelectors } from '../ike/ts/index.js';
 import type { DaemonLogger } from './logger.js';
 import type { ManualSaInfo, ManualSaListResult } from '../control/protocol.js';
+import { spiHex } from '../util/format.js';
 
 /** The first reqid of manual SAs. */
 export const MANUAL_REQID_BASE = 0x10000;
@@ -38,7 +39,6 @@ interface Installed {
 const DYNAMIC = parseTrafficSelector('dynamic');
 const dynamicTs = DYNAMIC.ok ? [DYNAMIC.value] : [];
 
-const spiHex = (spi: number): string => (spi >>> 0).toString(16).padStart(8, '0');
 const zero: SaCounters = { bytes: 0, packets: 0, replayDrops: 0, icvFailures: 0, badPadding: 0, policyDrops: 0, lastUsed: 0 };
 
 export interface ManualSasOptions {

@@ -17,7 +17,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ListenAddress } from '../config/index.js';
-import type { DatapathCounters } from '../esp/datapath.js';
+import type { DatapathCounters } from '../esp/engine.js';
 import type { IoCounters } from '../esp/io.js';
 import type { ManagerCounters } from '../ike/manager.js';
 import type { IkeSaState } from '../ike/sa/context.js';
@@ -98,6 +98,10 @@ const IO_COUNTERS: Record<keyof IoCounters, { name: string; help: string }> = {
   sendDrops: { name: 'tunsec_io_send_drops_total', help: 'Packets lost on sending: socket buffer full or a routing error.' },
   clearSent: { name: 'tunsec_io_clear_sent_packets_total', help: 'Packets sent in the clear by the datapath (bypass, fallback, global off).' },
   internalErrors: { name: 'tunsec_io_internal_errors_total', help: 'Packets dropped because processing them hit a bug (logged with its stack).' },
+  tunGsoPackets: { name: 'tunsec_io_tun_gso_packets_total', help: 'TSO/USO super-packets read from the TUN device and split into segments (the segments count as packets read).' },
+  tunGsoRefused: { name: 'tunsec_io_tun_gso_refused_total', help: 'Packets read from the TUN device that could not be segmented (IPv6 extension headers, IPv4 source routes, malformed): dropped.' },
+  tunGroWrites: { name: 'tunsec_io_tun_gro_writes_total', help: 'Coalesced TCP super-packets written to the TUN device (their segments count as packets written).' },
+  tunGroSegments: { name: 'tunsec_io_tun_gro_segments_total', help: 'Segments inside the coalesced super-packets written to the TUN device.' },
 };
 
 const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: string }> = {

@@ -17,7 +17,7 @@
  */
 import { describeProblem, loadConfig, type DaemonConfig, type TunsecConfig } from '../config/index.js';
 import { describeConnection, resolveCredentials, type ResolvedConnection } from './credentials.js';
-import type { DaemonDatapath } from './datapath.js';
+import type { UserspaceDatapath } from './datapath.js';
 import { deleteSas } from './global-switch.js';
 import { ikePortOf } from './ike-sockets.js';
 import type { DaemonView, Initiation } from './initiation.js';
@@ -25,18 +25,8 @@ import { bindAddresses } from './net.js';
 import { summarizeReload } from '../control/reload-summary.js';
 import type { ReloadResult } from '../control/protocol.js';
 
-export interface ReloadPlan {
-  kept: string[];
-  /** Kept connections whose certificate, intermediates, key or trust changed: used from the next authentication. */
-  renewed: string[];
-  added: string[];
-  removed: string[];
-  replaced: string[];
-  /** `daemon:` settings applied at once (`log`, `global`). */
-  applied: string[];
-  /** Changes that take effect only after a restart, one message each. */
-  restart: string[];
-}
+/** What a reload changes: the ReloadResult `tunsec reload` shows, less its verdict. */
+export type ReloadPlan = Omit<ReloadResult, 'ok' | 'errors' | 'warnings'>;
 
 /** The `daemon:` keys a running daemon applies on reload; any other change needs a restart. */
 export const RUNTIME_DAEMON_SETTINGS: ReadonlySet<keyof DaemonConfig> = new Set<keyof DaemonConfig>(['log', 'global']);
@@ -122,7 +112,7 @@ export interface ReloadHost extends DaemonView {
   hasSockets(): boolean;
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
-  datapath(): Pick<DaemonDatapath, 'installTraps' | 'removeTraps'> | undefined;
+  datapath(): Pick<UserspaceDatapath, 'installTraps' | 'removeTraps'> | undefined;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 
@@ -143,15 +133,25 @@ export class Reloader {
     this.running = { path, config, ikePort };
   }
 
-  /** Never rejects: an internal error is logged and in the result. */
-  reload(): Promise<ReloadResult> {
-    return this.reloadNow().catch((err: Error) => {
+  /** The running configuration (its `daemon:` section as applied); undefined before the start. */
+  get config(): TunsecConfig | undefined {
+    return this.running?.config;
+  }
+
+  /**
+   * Never rejects: an internal error is logged and in the result.
+   * `credentialsOnly`: the running configuration stays as it is (the file is
+   * not read again); only the certificates, keys, CAs and CRLs it names are
+   * (./credential-watch.ts).
+   */
+  reload(options: { credentialsOnly?: boolean } = {}): Promise<ReloadResult> {
+    return this.reloadNow(options.credentialsOnly === true).catch((err: Error) => {
       this.host.log.log('daemon', 'error', `reload failed: ${err.stack ?? err.message}`);
       return emptyResult(false, [`internal error: ${err.message}`]);
     });
   }
 
-  private async reloadNow(): Promise<ReloadResult> {
+  private async reloadNow(credentialsOnly: boolean): Promise<ReloadResult> {
     const log = this.host.log;
     const manager = this.host.manager();
     const phase = this.host.phase();
@@ -160,7 +160,7 @@ export class Reloader {
       return emptyResult(false, [`the daemon is ${phase}`]);
     }
     const { path, config: running, ikePort: boundIkePort } = this.running;
-    log.log('cfg', 'info', `reloading configuration ${path}`);
+    log.log('cfg', 'info', credentialsOnly ? `reloading the credentials named by ${path} (the configuration as running)` : `reloading configuration ${path}`);
     const reject = (errors: string[], warnings: string[]): ReloadResult => {
       for (const w of warnings) log.log('cfg', 'warn', w);
       for (const e of errors) log.log('cfg', 'error', e);
@@ -168,7 +168,7 @@ export class Reloader {
       log.event('daemon', 'config_reload_failed', `${summarizeReload(r)}`, { errors, warnings });
       return r;
     };
-    const loaded = loadConfig({ path });
+    const loaded = credentialsOnly ? { ok: true as const, config: running, warnings: [] } : loadConfig({ path });
     if (!loaded.ok) {
       const problems = loaded.error.problems;
       return reject(

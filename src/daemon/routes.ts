@@ -55,6 +55,7 @@ import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import type { TrafficSelector } from '../esp/api.js';
 import { type IpFamily, canonicalIp, ipFamily, rangeToPrefixes } from '../util/ip.js';
+import { errorMessage } from '../util/format.js';
 
 export const TUN_TABLE = 220;
 export const TUN_RULE_PREF = 220;
@@ -473,7 +474,7 @@ export class TunRoutes {
       if (r.code !== 0) throw new Error(r.stderr || `exit ${r.code}`);
       return JSON.parse(r.stdout || '[]') as Record<string, unknown>[];
     } catch (err) {
-      problems.push(`ip ${args.join(' ')}: ${err instanceof Error ? err.message : String(err)}`);
+      problems.push(`ip ${args.join(' ')}: ${errorMessage(err)}`);
       return [];
     }
   }

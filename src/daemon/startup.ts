@@ -11,6 +11,7 @@ import { ikePortOf } from './ike-sockets.js';
 import type { DaemonLogger } from './logger.js';
 import type { ManualSas } from './manual.js';
 import { PidFileError, acquirePidFile } from './pidfile.js';
+import { plural } from '../util/format.js';
 
 /** Why the daemon did not start; `problems` are the lines to show, each on its own. */
 export class DaemonStartError extends Error {
@@ -31,7 +32,7 @@ export function loadConfiguration(configPath: string, log: DaemonLogger): Tunsec
     for (const p of problems) log.log('cfg', p.severity === 'error' ? 'error' : 'warn', describeProblem(configPath, p));
     const errors = problems.filter((p) => p.severity === 'error');
     throw new DaemonStartError(
-      `${configPath}: ${errors.length} configuration problem${errors.length === 1 ? '' : 's'}`,
+      `${configPath}: ${plural(errors.length, 'configuration problem')}`,
       errors.map((p) => describeProblem(configPath, p)),
     );
   }
@@ -46,7 +47,7 @@ export function loadCredentials(configPath: string, config: TunsecConfig, log: D
   for (const w of creds.warnings) log.log('cfg', 'warn', w);
   if (creds.errors.length > 0) {
     for (const e of creds.errors) log.log('cfg', 'error', e);
-    throw new DaemonStartError(`${configPath}: ${creds.errors.length} credential problem${creds.errors.length === 1 ? '' : 's'}`, creds.errors);
+    throw new DaemonStartError(`${configPath}: ${plural(creds.errors.length, 'credential problem')}`, creds.errors);
   }
   for (const c of creds.connections) {
     const children = c.entry.config.children.length;

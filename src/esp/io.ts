@@ -1,12 +1,12 @@
 /**
  * The datapath's I/O loop: the TUN device on one side, raw ESP sockets and
- * ESP-in-UDP on the other, ./datapath.ts deciding about every packet.
+ * ESP-in-UDP on the other, ./engine.ts deciding about every packet.
  *
  *   TUN readable → readBatch (up to `batchSize` packets, one native call) →
- *     EspDatapath.outbound per packet, sealed into a transmit slot → consecutive
+ *     PacketEngine.outbound per packet, sealed into a transmit slot → consecutive
  *     packets for one SA leave in one sendmmsg (raw IP with IP_HDRINCL, or the
  *     NAT-T UDP socket for ESP-in-UDP).
- *   raw ESP readable → recvmmsg batch → EspDatapath.inbound → one batched
+ *   raw ESP readable → recvmmsg batch → PacketEngine.inbound → one batched
  *     write of the decrypted packets to the TUN device.
  *   ESP-in-UDP arrives on IKE's NAT-T socket (port sharing, RFC 3948 §2.2):
  *     the daemon hands those datagrams to `receiveUdp`.
@@ -16,23 +16,23 @@
  * tunsec's own packets. Errors of one send are counted and logged (rate
  * limited), never thrown out of the loop.
  */
-import type { Socket } from 'node:dgram';
-import { TunDevice } from '../tun/device.js';
+import { TunDevice, type TunOffloadMode } from '../tun/device.js';
 import { RawEspSocket, ADDR_SLOT, formatAddr } from '../tun/raw-esp.js';
 import { PacketPool } from '../tun/pool.js';
 import { RawIpSender } from '../tun/raw-ip.js';
-import { loadNative, type NativeAddon, type NativePoller } from '../tun/native.js';
+import { loadNative, type NativeAddon, type NativePoller } from '../native/addon.js';
 import { formatIp, parseIp } from '../util/ip.js';
-import { EspDatapath, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './datapath.js';
+import { PacketEngine, OUT_CLEAR, OUT_SEND, type DatapathLogger, type InboundResult, type InboundSource, type OutboundResult } from './engine.js';
 import type { SadEntry } from './sadb.js';
+import { errorMessage } from '../util/format.js';
 
 /** Where ESP-in-UDP leaves: the fd of the NAT-T socket bound to (address, port). */
 export interface UdpEspSockets {
   fdFor(localAddress: string, localPort: number): number | undefined;
 }
 
-export interface DataplaneOptions {
-  datapath: EspDatapath;
+export interface IoLoopOptions {
+  engine: PacketEngine;
   tunName: string;
   /** TUN MTU: the outer MTU minus the worst-case ESP overhead (see docs/datapath.md). */
   mtu: number;
@@ -43,6 +43,8 @@ export interface DataplaneOptions {
   batchSize?: number;
   /** Socket buffers (default 4 MiB). */
   socketBufferSize?: number;
+  /** TUN offloads (TSO/GRO through IFF_VNET_HDR, see src/tun/device.ts); default `off`. */
+  offload?: TunOffloadMode;
   log?: DatapathLogger;
 }
 
@@ -59,10 +61,31 @@ export interface IoCounters {
   clearSent: number;
   /** Packets dropped because processing them hit a bug (logged with its stack). */
   internalErrors: number;
+  /** TUN offloads: TSO/USO super-packets read and split (their segments count in tunReads). */
+  tunGsoPackets: number;
+  /** Packets read from the TUN that could not be segmented (IPv6 extension headers, IPv4 source routes, malformed): dropped. */
+  tunGsoRefused: number;
+  /** TUN offloads: coalesced TCP super-packets written (their segments count in tunWrites). */
+  tunGroWrites: number;
+  /** Segments inside those coalesced writes. */
+  tunGroSegments: number;
 }
 
-/** All I/O counters at zero (a new dataplane, or none running). */
-export const zeroIoCounters = (): IoCounters => ({ tunReads: 0, tunWrites: 0, tunWriteDrops: 0, espReceived: 0, udpReceived: 0, sendDrops: 0, clearSent: 0, internalErrors: 0 });
+/** All I/O counters at zero (a new I/O loop, or none running). */
+export const zeroIoCounters = (): IoCounters => ({
+  tunReads: 0,
+  tunWrites: 0,
+  tunWriteDrops: 0,
+  espReceived: 0,
+  udpReceived: 0,
+  sendDrops: 0,
+  clearSent: 0,
+  internalErrors: 0,
+  tunGsoPackets: 0,
+  tunGsoRefused: 0,
+  tunGroWrites: 0,
+  tunGroSegments: 0,
+});
 
 /** Transmit/scratch slot: the largest TUN packet plus ESP, UDP and outer-header overhead. */
 const slotFor = (mtu: number): number => Math.max(2048, mtu + 256);
@@ -73,10 +96,10 @@ interface UdpRoute {
   port: number;
 }
 
-export class EspDataplane {
+export class IoLoop {
   readonly io: IoCounters = zeroIoCounters();
   private readonly addon: NativeAddon;
-  private readonly dp: EspDatapath;
+  private readonly engine: PacketEngine;
   private readonly batch: number;
   private tun?: TunDevice;
   private readonly espSockets: RawEspSocket[] = [];
@@ -97,9 +120,9 @@ export class EspDataplane {
   private readonly udpRoutes = new WeakMap<SadEntry, UdpRoute>();
   private readonly lastError = new Map<string, number>();
 
-  constructor(private readonly opts: DataplaneOptions) {
+  constructor(private readonly opts: IoLoopOptions) {
     this.addon = loadNative();
-    this.dp = opts.datapath;
+    this.engine = opts.engine;
     this.batch = opts.batchSize ?? 64;
     const slot = slotFor(opts.mtu);
     this.txBufs = Array.from({ length: this.batch }, () => Buffer.alloc(slot));
@@ -118,7 +141,9 @@ export class EspDataplane {
     const o = this.opts;
     const buffer = o.socketBufferSize ?? 4 * 1024 * 1024;
     try {
-      this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64) });
+      this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64), offload: o.offload ?? 'off' });
+      if (this.tun.offloads !== 0) o.log?.log('info', `TUN ${this.tun.name}: offloads ${this.tun.offloadNames.join(', ')} (segments split before sealing, coalesced after opening)`);
+      else if ((o.offload ?? 'off') === 'auto') o.log?.log('info', `TUN ${this.tun.name}: the kernel refused the offloads; one packet per read and write`);
       for (const family of [4, 6] as const) {
         try {
           this.senders[family] = RawIpSender.open({ family, mark: o.mark, sendBufferSize: buffer });
@@ -143,11 +168,11 @@ export class EspDataplane {
       this.stop();
       throw err;
     }
-    this.dp.tick();
+    this.engine.tick();
     this.timer = setInterval(() => {
-      this.dp.tick();
-      this.dp.sad.checkLifetimes();
-      this.dp.expirePendingSpis();
+      this.engine.tick();
+      this.engine.sad.checkLifetimes();
+      this.engine.expirePendingSpis();
     }, 1000);
     this.timer.unref();
   }
@@ -156,7 +181,7 @@ export class EspDataplane {
   private rawUnavailable(family: 4 | 6, err: unknown): void {
     this.opts.log?.log(
       'warn',
-      `raw IPv${family} sockets unavailable (${err instanceof Error ? err.message : String(err)}): no CAP_NET_RAW? ESP-in-UDP works; raw ESP (protocol 50) and cleartext passthrough over IPv${family} are dropped and counted as send drops`,
+      `raw IPv${family} sockets unavailable (${errorMessage(err)}): no CAP_NET_RAW? ESP-in-UDP works; raw ESP (protocol 50) and cleartext passthrough over IPv${family} are dropped and counted as send drops`,
     );
   }
 
@@ -191,9 +216,10 @@ export class EspDataplane {
         this.ioError('tun-read', err);
         return;
       }
+      if (tun.offloads !== 0) this.syncOffloadCounters(tun);
       if (n <= 0) break;
       this.io.tunReads += n;
-      this.dp.tick();
+      this.engine.tick();
       for (let i = 0; i < n; i++) {
         try {
           this.outboundOne(rx.buffers[i] as Buffer, rx.lengths[i]!);
@@ -210,7 +236,7 @@ export class EspDataplane {
     const res = this.outRes;
     if (this.txCount === this.batch) this.flushTx();
     const slot = this.txBufs[this.txCount]!;
-    this.dp.outbound(pkt, length, slot, res);
+    this.engine.outbound(pkt, length, slot, res);
     if (res.verdict === OUT_SEND) {
       const sa = res.sa!;
       if (this.txSa !== sa && this.txCount > 0) {
@@ -282,9 +308,9 @@ export class EspDataplane {
     }
   }
 
-  /** Write the decrypted packets kept back for `reqid` while its routes were installed (EspDatapath.waitInbound). */
+  /** Write the decrypted packets kept back for `reqid` while its routes were installed (PacketEngine.waitInbound). */
   releaseInbound(reqid: number): void {
-    const packets = this.dp.releaseInbound(reqid);
+    const packets = this.engine.releaseInbound(reqid);
     if (packets.length === 0 || !this.tun) return;
     this.flushTun();
     for (const p of packets) {
@@ -299,7 +325,7 @@ export class EspDataplane {
   releaseHeld(reqid: number): void {
     // After the current IKE exchange step: a responder's IKE_AUTH response leaves before these packets.
     setImmediate(() => {
-      for (const pkt of this.dp.takeHeld(reqid)) {
+      for (const pkt of this.engine.takeHeld(reqid)) {
         try {
           this.outboundOne(pkt, pkt.length);
         } catch (err) {
@@ -310,12 +336,12 @@ export class EspDataplane {
     });
   }
 
-  /** Open the ESP packets that arrived for `spi` before its inbound SA was installed (EspDatapath.takePendingSpi). */
+  /** Open the ESP packets that arrived for `spi` before its inbound SA was installed (PacketEngine.takePendingSpi). */
   releasePendingSpi(spi: number): void {
     // After the current IKE exchange step: a new CHILD_SA's policies (and its wait for routes) are in place first.
     setImmediate(() => {
-      this.dp.tick();
-      for (const h of this.dp.takePendingSpi(spi)) {
+      this.engine.tick();
+      for (const h of this.engine.takePendingSpi(spi)) {
         try {
           this.inboundOne(h.buf, h.espOff, h.buf.length, h.src);
         } catch (err) {
@@ -356,7 +382,7 @@ export class EspDataplane {
         }
         if (n <= 0) break;
         this.io.udpReceived += n;
-        this.dp.tick();
+        this.engine.tick();
         for (let i = 0; i < n; i++) {
           const buf = pool.buffers[i] as Buffer;
           const len = pool.lengths[i]!;
@@ -399,7 +425,7 @@ export class EspDataplane {
       }
       if (n <= 0) break;
       this.io.espReceived += n;
-      this.dp.tick();
+      this.engine.tick();
       src.family = sock.family;
       for (let i = 0; i < n; i++) {
         const buf = sock.rx.buffers[i] as Buffer;
@@ -408,7 +434,7 @@ export class EspDataplane {
         src.address = sock.rxAddrs.subarray(slot + 4, slot + 4 + (sock.family === 4 ? 4 : 16));
         const off = sock.family === 4 ? ((buf[0]! & 0x0f) << 2) : 0;
         if (off > len) {
-          this.dp.counters.inMalformed++;
+          this.engine.counters.inMalformed++;
           continue;
         }
         try {
@@ -429,7 +455,7 @@ export class EspDataplane {
     const address = parseIp(remoteAddress);
     if (!address) return;
     this.io.udpReceived++;
-    this.dp.tick();
+    this.engine.tick();
     const src = this.udpSource;
     src.family = address.length === 4 ? 4 : 6;
     src.address = address;
@@ -444,8 +470,8 @@ export class EspDataplane {
   private inboundOne(buf: Buffer, espOff: number, espEnd: number, src: InboundSource): void {
     if (this.wCount === this.batch) this.flushTun();
     const res = this.inRes;
-    this.dp.inbound(buf, espOff, espEnd, src, this.scratch[this.wCount]!, res);
-    if (res.packet !== undefined && res.sa !== undefined && this.dp.keepInbound(res.sa.spec.reqid, res.packet)) return;
+    this.engine.inbound(buf, espOff, espEnd, src, this.scratch[this.wCount]!, res);
+    if (res.packet !== undefined && res.sa !== undefined && this.engine.keepInbound(res.sa.spec.reqid, res.packet)) return;
     if (res.packet !== undefined) {
       this.wBufs[this.wCount] = res.packet;
       this.wLens[this.wCount++] = res.packet.length;
@@ -464,6 +490,15 @@ export class EspDataplane {
     }
     this.io.tunWrites += written;
     if (written < count) this.io.tunWriteDrops += count - written;
+    if (this.tun.offloads !== 0) this.syncOffloadCounters(this.tun);
+  }
+
+  private syncOffloadCounters(tun: TunDevice): void {
+    const c = tun.offloadCounters;
+    this.io.tunGsoPackets = c.gsoPackets;
+    this.io.tunGsoRefused = c.gsoRefused;
+    this.io.tunGroWrites = c.groWrites;
+    this.io.tunGroSegments = c.groSegments;
   }
 
   // -----------------------------------------------------------------------
@@ -478,16 +513,12 @@ export class EspDataplane {
     const now = Date.now();
     if (now - (this.lastError.get(key) ?? -Infinity) < 10_000) return;
     this.lastError.set(key, now);
-    this.opts.log?.log('warn', `datapath I/O: ${key}: ${err instanceof Error ? err.message : String(err)}`);
+    this.opts.log?.log('warn', `datapath I/O: ${key}: ${errorMessage(err)}`);
   }
 }
 
-/** The fd of a bound Node dgram socket, for ESP-in-UDP sends (re-exported for the daemon). */
-export { dgramFd } from '../tun/raw-esp.js';
-export type { Socket as DgramSocket };
-
 /** EPERM/EACCES from socket(2): the process lacks the capability. */
 function isPermissionError(err: unknown): boolean {
-  const m = err instanceof Error ? err.message : String(err);
+  const m = errorMessage(err);
   return /Operation not permitted|Permission denied|EPERM|EACCES/.test(m);
 }

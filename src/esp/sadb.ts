@@ -8,7 +8,7 @@
  * `expire` events for the rekey logic; a hard expiry removes the SA, as the
  * kernel does).
  *
- * Nothing here reads or writes packets; ./datapath.ts does, using the
+ * Nothing here reads or writes packets; ./engine.ts does, using the
  * lookups below.
  */
 import { randomInt } from 'node:crypto';
@@ -27,6 +27,7 @@ import type {
 import type { EspSa } from './packet.js';
 import { MAX_SEQ_32, MAX_SEQ_ESN, ReplayWindow } from './replay.js';
 import { compileSelector, SecurityPolicyDatabase, type CompiledSelector, type SpdEntry } from './spd.js';
+import { spiHex } from '../util/format.js';
 
 const zeroCounters = (): SaCounters => ({ bytes: 0, packets: 0, replayDrops: 0, icvFailures: 0, badPadding: 0, policyDrops: 0, lastUsed: 0 });
 
@@ -61,11 +62,11 @@ export class SadEntry {
     const alg = aeadFor(spec.aead.transformId, spec.aead.keyBits);
     if (!alg) throw new Error(`SAD: AEAD transform ${spec.aead.transformId}/${spec.aead.keyBits} is not implemented`);
     if (spec.aead.keyMaterial.length !== alg.keyMaterialLength) {
-      throw new Error(`SAD: SA ${hex(spec.spi)} needs ${alg.keyMaterialLength} octets of key material, got ${spec.aead.keyMaterial.length}`);
+      throw new Error(`SAD: SA ${spiHex(spec.spi)} needs ${alg.keyMaterialLength} octets of key material, got ${spec.aead.keyMaterial.length}`);
     }
     const local = parseIp(spec.localAddress);
     const remote = parseIp(spec.remoteAddress);
-    if (!local || !remote || local.length !== remote.length) throw new Error(`SAD: SA ${hex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
+    if (!local || !remote || local.length !== remote.length) throw new Error(`SAD: SA ${spiHex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
     this.installedAt = now;
     this.family = local.length === 4 ? 4 : 6;
     this.localAddress = local;
@@ -78,11 +79,9 @@ export class SadEntry {
   }
 
   get name(): string {
-    return `${hex(this.spec.spi)}_${this.spec.direction === 'in' ? 'i' : 'o'}`;
+    return `${spiHex(this.spec.spi)}_${this.spec.direction === 'in' ? 'i' : 'o'}`;
   }
 }
-
-export const hex = (spi: number): string => (spi >>> 0).toString(16).padStart(8, '0');
 
 export interface PolicyChange {
   entry: SpdEntry;
@@ -121,7 +120,7 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   addSa(sa: SaSpec): void {
     const table = sa.direction === 'in' ? this.inbound : this.outbound;
-    if (table.has(sa.spi >>> 0)) throw new Error(`SAD: ${sa.direction}bound SA with SPI ${hex(sa.spi)} already installed`);
+    if (table.has(sa.spi >>> 0)) throw new Error(`SAD: ${sa.direction}bound SA with SPI ${spiHex(sa.spi)} already installed`);
     // The AEAD context keeps its own copy of the key: IKE wipes its KEYMAT after installing.
     const spec: SaSpec = { ...sa, aead: { ...sa.aead, keyMaterial: Buffer.from(sa.aead.keyMaterial) } };
     const entry = new SadEntry(spec, this.now());
@@ -170,7 +169,7 @@ export class SecurityAssociationDatabase implements IpsecBackend {
 
   setOutboundSa(reqid: number, spi: number): void {
     const entry = this.outbound.get(spi >>> 0);
-    if (!entry || entry.spec.reqid !== reqid) throw new Error(`SAD: no outbound SA ${hex(spi)} for reqid ${reqid}`);
+    if (!entry || entry.spec.reqid !== reqid) throw new Error(`SAD: no outbound SA ${spiHex(spi)} for reqid ${reqid}`);
     this.activeOutbound.set(reqid, entry);
     for (const l of this.outboundListeners) l(reqid);
   }

@@ -4,7 +4,7 @@
  * script into native/build/).
  *
  * A neutral leaf module: src/tun (TUN device, raw sockets) and src/crypto (AES-GCM) both load
- * the addon through here, so neither imports the other. src/tun/native.ts re-exports it.
+ * the addon through here, so neither imports the other.
  *
  * The TUN/socket functions throw a JS Error on failure whose message is "<syscall>: <strerror>"
  * (e.g. "open /dev/net/tun: Operation not permitted") with `code` ("EPERM"), `errno` and
@@ -41,7 +41,34 @@ export interface NativeConstants {
   IPV6_V6ONLY: number;
   UV_READABLE: number;
   UV_WRITABLE: number;
+  /** TUNSETOFFLOAD flags (the `offloads` of tunOpen); absent from addon builds without offloads. */
+  TUN_F_CSUM?: number;
+  TUN_F_TSO4?: number;
+  TUN_F_TSO6?: number;
+  TUN_F_USO4?: number;
+  TUN_F_USO6?: number;
 }
+
+/**
+ * Counters of the offload calls, in the Int32Array (length >= 8) passed to readBatchVnet and
+ * writeBatchVnet. Slots 0 and 1 are readBatchVnet's state (a super-packet not yet fully split:
+ * its length in the scratch buffer, its next segment); the others count up and are meant to be
+ * collected and zeroed by the caller after each call.
+ */
+export const OffloadStat = {
+  PendingLength: 0,
+  PendingNext: 1,
+  /** GSO super-packets read and split. */
+  GsoPackets: 2,
+  /** Segments those super-packets made. */
+  GsoSegments: 3,
+  /** Packets read that could not be segmented (malformed, IPv6 extension headers, IPv4 source routes, …): dropped. */
+  Refused: 4,
+  /** Coalesced (GRO) super-packets written. */
+  GroWrites: 5,
+  /** Segments inside those super-packets. */
+  GroSegments: 6,
+} as const;
 
 /**
  * AES-GCM-16 key (RFC 4106 / RFC 5282 nonce = salt ‖ 8-octet explicit IV) held in OpenSSL EVP
@@ -67,8 +94,29 @@ export interface NativeAeadKey {
 }
 
 export interface NativeAddon {
-  /** Open /dev/net/tun (non-blocking, close-on-exec) with IFF_TUN|IFF_NO_PI[|IFF_MULTI_QUEUE]. */
-  tunOpen(name: string, multiQueue: boolean): { fd: number; name: string };
+  /**
+   * Open /dev/net/tun (non-blocking, close-on-exec) with IFF_TUN|IFF_NO_PI[|IFF_MULTI_QUEUE]; with
+   * `offload` also IFF_VNET_HDR and TUNSETOFFLOAD (CSUM|TSO4|TSO6, plus USO4|USO6 where the kernel
+   * has them): `offloads` says which the kernel accepted (0 without `offload`). Every read and write
+   * then carries a virtio_net_hdr: use readBatchVnet/writeBatchVnet.
+   */
+  tunOpen(name: string, multiQueue: boolean, offload?: boolean): { fd: number; name: string; offloads?: number };
+  /**
+   * Read a batch from an IFF_VNET_HDR TUN: super-packets (TSO/USO) are split into segments as the
+   * kernel's GSO would make them, partial checksums completed; one segment per slot. `scratch` holds
+   * the packet being split (>= 65545 octets); `stats` see OffloadStat. Absent from older builds.
+   */
+  readBatchVnet?: (fd: number, buffers: Uint8Array[], lengths: Int32Array, scratch: Uint8Array, stats: Int32Array) => number;
+  /**
+   * Write `count` packets to an IFF_VNET_HDR TUN, TCP segments of one flow coalesced into GRO
+   * super-packets (headers of coalesced packets are rewritten in `buffers`). Returns the packets
+   * (segments) written. Absent from older builds.
+   */
+  writeBatchVnet?: (fd: number, buffers: Uint8Array[], lengths: Int32Array, count: number, stats: Int32Array) => number;
+  /** The segmentation of readBatchVnet on one packet (virtio_net_hdr ‖ IP packet): segment count, or -1 if refused. */
+  gsoSplit?: (packet: Uint8Array, length: number, buffers: Uint8Array[], lengths: Int32Array) => number;
+  /** The coalescing of writeBatchVnet: what it would write (virtio_net_hdr ‖ IP packet each). */
+  groCoalesce?: (buffers: Uint8Array[], lengths: Int32Array, count: number) => Buffer[];
   setMtu(ifname: string, mtu: number): void;
   setUp(ifname: string, up: boolean): void;
   /** One read() per buffer until EAGAIN or min(buffers, lengths) packets. Returns the count. */

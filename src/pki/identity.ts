@@ -33,7 +33,6 @@ import { PkiError } from './errors.js';
 import { formatIp, parseIpv4, parseIpv6 } from '../util/ip.js';
 import { decodeName, nameFromString, namesMatch, type Name } from './name.js';
 
-export { dnToString } from './name.js';
 
 export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid';
 

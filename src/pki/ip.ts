@@ -5,8 +5,6 @@
  */
 import { parseIp as parse, parseIpv4 as parse4, parseIpv6 as parse6 } from '../util/ip.js';
 
-export { formatIp } from '../util/ip.js';
-
 /** 4 octets for "a.b.c.d" (no leading zeros, each 0-255), else null. */
 export function parseIpv4(text: string): Buffer | null {
   return parse4(text) ?? null;

@@ -20,7 +20,7 @@
  * dgramFd throws, and the fallback is the `ip rule ... ipproto udp sport 500/4500` recipe).
  */
 import type { Socket as DgramSocket } from 'node:dgram';
-import { loadNative, type NativeAddon, type NativeConstants, type NativePoller } from './native.js';
+import { loadNative, type NativeAddon, type NativeConstants, type NativePoller } from '../native/addon.js';
 import { PacketPool } from './pool.js';
 
 export interface RawEspOptions {

@@ -11,7 +11,7 @@
  * These sockets send only; received ESP comes through RawEspSocket. Mark
  * them (SO_MARK) so that policy routing keeps them out of the TUN device.
  */
-import { loadNative, type NativeAddon } from './native.js';
+import { loadNative, type NativeAddon } from '../native/addon.js';
 import { setBufferSize } from './raw-esp.js';
 
 const IPPROTO_RAW = 255;

@@ -148,7 +148,9 @@ describe('defaults', () => {
       bypass_rules: true,
       datapath: 'userspace',
       tun_name: 'tunsec0',
+      watch_credentials: 10,
       tun_mtu: 'auto',
+      offload: 'auto',
       fwmark: 0x7473,
       route_table: 220,
       route_priority: 220,
@@ -180,6 +182,13 @@ describe('defaults', () => {
     const r = loadConfig({ text: minimal({ top: 'daemon:\n  tun_name: a-very-long-interface\n' }) });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.problems.map((p) => p.path)).toContain('daemon.tun_name');
+  });
+
+  it('daemon.offload takes auto, on or off and refuses anything else with its key path', () => {
+    for (const v of ['auto', 'on', 'off'] as const) expect(load(minimal({ top: `daemon:\n  offload: ${v}\n` })).config.daemon?.offload).toBe(v);
+    const r = loadConfig({ text: minimal({ top: 'daemon:\n  offload: yes\n' }) });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.problems.map((p) => p.path)).toContain('daemon.offload');
   });
 
   it('the backstop table and rule follow route_table and route_priority unless set', () => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseManualSa, type ManualSaConfig } from '../../src/config/manual.js';
-import { OUT_SEND, EspDatapath } from '../../src/esp/datapath.js';
+import { OUT_SEND, PacketEngine } from '../../src/esp/engine.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { controlCommands, type DaemonControl } from '../../src/daemon/control/commands.js';
 import { ControlError } from '../../src/daemon/control/server.js';
@@ -29,7 +29,7 @@ function sa(name: string, o: Record<string, string>): ManualSaConfig {
 function side(udp = false) {
   const lines: string[] = [];
   const sad = new SecurityAssociationDatabase();
-  const dp = new EspDatapath(sad);
+  const dp = new PacketEngine(sad);
   const log = new DaemonLogger({ json: true, write: (l) => lines.push(l) });
   const manual = new ManualSas({ sad, log, udpAvailable: () => udp });
   return { sad, dp, manual, lines };

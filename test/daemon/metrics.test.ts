@@ -4,7 +4,7 @@ import { Daemon, DaemonStartError } from '../../src/daemon/daemon.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { MetricsServer, TunsecMetrics, type MetricsSnapshot } from '../../src/daemon/metrics.js';
 import type { ChildSaInfo, IkeSaInfo } from '../../src/control/protocol.js';
-import type { DatapathCounters } from '../../src/esp/datapath.js';
+import type { DatapathCounters } from '../../src/esp/engine.js';
 import type { IoCounters } from '../../src/esp/io.js';
 import { freePort, tempDir, writeLoopbackConfig, writePki, type LogLine, type PkiFiles } from './support.js';
 
@@ -57,7 +57,7 @@ const DATAPATH_KEYS: Array<keyof DatapathCounters> = [
   'outPackets', 'outBytes', 'inPackets', 'inBytes', 'outMalformed', 'outNoPolicy', 'outBypass', 'outDiscard', 'outHeld', 'outHoldOverflow', 'outNoSa',
   'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inHeldPendingSpi', 'inHeldPendingSpiDropped', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
 ];
-const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors'];
+const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors', 'tunGsoPackets', 'tunGsoRefused', 'tunGroWrites', 'tunGroSegments'];
 
 function child(o: Partial<ChildSaInfo> = {}): ChildSaInfo {
   return {

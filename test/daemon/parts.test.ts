@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { retryDelay } from '../../src/daemon/initiation.js';
-import { spiHex } from '../../src/daemon/events.js';
+import { spiHex } from '../../src/util/format.js';
 import { DaemonLogger } from '../../src/daemon/logger.js';
 import { SourceAddressCache, bindAddresses, sourceAddressFor } from '../../src/daemon/net.js';
 import { PidFileError, acquirePidFile, releasePidFile } from '../../src/daemon/pidfile.js';
@@ -121,10 +121,5 @@ describe('socket addresses', () => {
   it('waits longer after each failed initiation, up to the cap', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => retryDelay(n, { initial: 1000, max: 60_000 }))).toEqual([1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000]);
     expect(retryDelay(5000, { initial: 1000, max: 60_000 })).toBe(60_000);
-  });
-
-  it('prints SPIs as 8 hex digits', () => {
-    expect(spiHex(0xc0ffee)).toBe('00c0ffee');
-    expect(spiHex(0xffffffff)).toBe('ffffffff');
   });
 });

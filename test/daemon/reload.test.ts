@@ -166,7 +166,7 @@ describe('reload (two daemons in process)', () => {
     for (const d of dirs.splice(0)) d.remove();
   });
 
-  async function pairUp(control = false) {
+  async function pairUp(control = false, moonExtra: string[] = []) {
     const dir = tempDir();
     dirs.push(dir);
     const pki = writePki(dir.path);
@@ -185,7 +185,7 @@ describe('reload (two daemons in process)', () => {
     const moonFile = join(dir.path, 'moon.yaml');
     writeFileSync(sunFile, yaml(dir.path, pki, sunHost.key, [sunConn], [], 'sun'));
     const moonYaml = (conns: ConnOpts[], extra: string[] = []): string => yaml(dir.path, pki, moonHost.key, conns, extra, 'moon');
-    writeFileSync(moonFile, moonYaml([moonConn]));
+    writeFileSync(moonFile, moonYaml([moonConn], moonExtra));
     await sun.d.start(sunFile);
     await moon.d.start(moonFile);
     await moon.wait((l) => l.event === 'child_established', 'child_established');
@@ -227,6 +227,29 @@ describe('reload (two daemons in process)', () => {
     expect(fresh.ctx.config.certificate.fingerprint).toBe(newCert);
     const sunSa = established(sun.d, 'sun').find((s) => s.ctx.spiI.equals(fresh.ctx.spiI));
     expect(sunSa?.ctx.peerCertificate?.fingerprint).toBe(newCert);
+  });
+
+  it('watch_credentials: a certificate and key renewed in place are reloaded without an operator, the SAs stay, the next authentication uses them, and an edit of the configuration file is not applied with them', async () => {
+    const { pki, sun, moon, moonFile, moonYaml, moonConn } = await pairUp(false, ['watch_credentials: 1']);
+    const [sa] = established(moon.d, 'moon');
+    const before = spis(sa!);
+    const oldCert = sa!.ctx.config.certificate.fingerprint;
+
+    // An edit the operator has not asked to apply yet, then the renewal (as an ACME client would write it).
+    writeFileSync(moonFile, moonYaml([moonConn, { ...moonConn, name: 'extra', start: false }], ['watch_credentials: 1']));
+    pki.host('moon.tunsec.test');
+    const ev = await moon.wait((l) => l.event === 'config_reloaded', 'config_reloaded after the renewal', 15_000);
+    expect(ev).toMatchObject({ kept: ['moon'], renewed: ['moon'], added: [], removed: [], replaced: [] });
+    expect(moon.lines.some((l) => /credential files changed \(.*moon.*\): reloading the credentials/.test(l.msg))).toBe(true);
+    expect(moon.d.connectionList.map((c) => c.name)).toEqual(['moon']);
+    expect(established(moon.d, 'moon').map(spis)).toEqual([before]);
+    const newCert = moon.d.connectionList[0]!.entry.config.certificate.fingerprint;
+    expect(newCert).not.toBe(oldCert);
+
+    await moon.d.down('moon', 3000);
+    const { sa: fresh } = await moon.d.up('moon', 10_000);
+    expect(fresh.ctx.config.certificate.fingerprint).toBe(newCert);
+    expect(established(sun.d, 'sun').find((s) => s.ctx.spiI.equals(fresh.ctx.spiI))?.ctx.peerCertificate?.fingerprint).toBe(newCert);
   });
 
   it('rejects an invalid configuration with every problem, logs it, and keeps running with the old one', async () => {

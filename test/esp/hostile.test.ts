@@ -7,7 +7,7 @@
  * interval. And SA keys: deleting or expiring an SA wipes its key material.
  */
 import { describe, expect, it } from 'vitest';
-import { OUT_SEND } from '../../src/esp/datapath.js';
+import { OUT_SEND } from '../../src/esp/engine.js';
 import { SecurityAssociationDatabase, type SadEntry } from '../../src/esp/sadb.js';
 import {
   KEY_A,
@@ -55,9 +55,9 @@ function sealCustom(sa: SadEntry, plaintext: Buffer): Buffer {
   return b;
 }
 
-function logged(opts: Omit<PeerOptions, 'datapath'>): { pair: Pair; lines: string[] } {
+function logged(opts: Omit<PeerOptions, 'engine'>): { pair: Pair; lines: string[] } {
   const lines: string[] = [];
-  const pair = peers({ ...opts, datapath: { logIntervalMs: 10_000, log: { log: (level, m) => lines.push(`${level}: ${m}`) } } });
+  const pair = peers({ ...opts, engine: { logIntervalMs: 10_000, log: { log: (level, m) => lines.push(`${level}: ${m}`) } } });
   return { pair, lines };
 }
 

@@ -1,5 +1,5 @@
 /**
- * ESP for pending SPIs (src/esp/pending-spi.ts, EspDatapath.inbound), without
+ * ESP for pending SPIs (src/esp/pending-spi.ts, PacketEngine.inbound), without
  * I/O: a peer may send on a new SA before the exchange that creates it has
  * completed on our side (RFC 7296 §2.8: a CREATE_CHILD_SA responder installs
  * its SAs before answering). Packets for an SPI the SAD reserved are held —
@@ -14,7 +14,7 @@
  * `inbound`.
  */
 import { describe, expect, it } from 'vitest';
-import type { DatapathOptions, InboundResult } from '../../src/esp/datapath.js';
+import type { PacketEngineOptions, InboundResult } from '../../src/esp/engine.js';
 import { DEFAULT_PENDING_SPI_LIMITS } from '../../src/esp/pending-spi.js';
 import { COMBOS, comboName, deliverReceived, expectRebuilt, icmp, moonToSun, peers, receive, REQID, send, type Pair, type Peer, type PeerOptions, type Received } from './support.js';
 
@@ -28,9 +28,9 @@ interface Pending {
   install(): void;
 }
 
-function pending(o: Omit<PeerOptions, 'withSas'>, datapath: DatapathOptions = {}): Pending {
+function pending(o: Omit<PeerOptions, 'withSas'>, engine: PacketEngineOptions = {}): Pending {
   const ready: number[] = [];
-  const pair = peers({ ...o, withSas: false, datapath: { ...datapath, onPendingSpiReady: (spi) => ready.push(spi) } });
+  const pair = peers({ ...o, withSas: false, engine: { ...engine, onPendingSpiReady: (spi) => ready.push(spi) } });
   const spi = pair.sun.sad.allocateSpi();
   const specs = pair.saSpecs(pair.moon, spi);
   pair.moon.sad.addSa(specs.out);

@@ -5,7 +5,7 @@
  * and lifetimes — soft/hard by packets and bytes through `account`, by time
  * through `checkLifetimes` with a fake clock, sequence-number exhaustion —
  * each raising its `expire` event exactly once. (The packet-path side of
- * lifetimes is in datapath.test.ts.)
+ * lifetimes is in engine.test.ts.)
  */
 import { describe, expect, it, vi } from 'vitest';
 import type { ExpireEvent, SaLifetimes } from '../../src/esp/api.js';

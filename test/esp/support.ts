@@ -4,7 +4,7 @@
  *  - packet builders for IPv4 / IPv6 with ICMP, ICMPv6, TCP and UDP, with
  *    checksums computed here (independently of src/esp/ip.ts), and a checker
  *    for the upper-layer checksum of a whole packet;
- *  - `peers()`: two SecurityAssociationDatabase + EspDatapath instances,
+ *  - `peers()`: two SecurityAssociationDatabase + PacketEngine instances,
  *    "moon" and "sun", with mirrored SAs (same key material; moon's out SA is
  *    sun's in SA and the other way round) and policies, and `deliver()` which
  *    hands what one side's `outbound` produced to the other side's `inbound`
@@ -15,13 +15,13 @@
 import { expect } from 'vitest';
 import type { AcquireEvent, ExpireEvent, PolicySpec, SaLifetimes, SaSpec, TrafficSelector } from '../../src/esp/api.js';
 import {
-  EspDatapath,
+  PacketEngine,
   OUT_SEND,
-  type DatapathOptions,
+  type PacketEngineOptions,
   type InboundResult,
   type InboundSource,
   type OutboundResult,
-} from '../../src/esp/datapath.js';
+} from '../../src/esp/engine.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { parseIp } from '../../src/util/ip.js';
 
@@ -268,7 +268,7 @@ export interface PeerOptions {
   /** Selectors of the in SA of sun (RFC 4301 §5.2 check), if they should differ from the policy's. */
   sunInLocal?: TrafficSelector[];
   sunInRemote?: TrafficSelector[];
-  datapath?: DatapathOptions;
+  engine?: PacketEngineOptions;
   /** Install the SAs (default true); false leaves only the policies. */
   withSas?: boolean;
   failureMode?: PolicySpec['failureMode'];
@@ -277,7 +277,7 @@ export interface PeerOptions {
 export interface Peer {
   name: 'moon' | 'sun';
   sad: SecurityAssociationDatabase;
-  dp: EspDatapath;
+  dp: PacketEngine;
   address: string;
   octets: Buffer;
   /** Inner addresses of this side (hosts in transport mode). */
@@ -314,7 +314,7 @@ export function peers(opts: PeerOptions): Pair {
     const peer: Peer = {
       name,
       sad,
-      dp: new EspDatapath(sad, opts.datapath),
+      dp: new PacketEngine(sad, opts.engine),
       address: name === 'moon' ? a.moon : a.sun,
       octets: parseIp(name === 'moon' ? a.moon : a.sun)!,
       host: tunnel ? (name === 'moon' ? a.moonHost : a.sunHost) : name === 'moon' ? a.moon : a.sun,

@@ -1,5 +1,5 @@
 /**
- * The ESP inbound path (EspDatapath.inbound) under arbitrary and mutated
+ * The ESP inbound path (PacketEngine.inbound) under arbitrary and mutated
  * packets (fast-check): it never throws, every packet is counted under
  * exactly one inbound counter, an unauthenticated packet moves no replay
  * window and no SA byte/packet counter, and the esp-raw / esp-udp fuzz
@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SaSpec } from '../../src/esp/api.js';
-import { EspDatapath, type InboundResult } from '../../src/esp/datapath.js';
+import { PacketEngine, type InboundResult } from '../../src/esp/engine.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { assertTargetHolds, mutatedCorpus, octets, readyTarget } from './support.js';
 
@@ -37,7 +37,7 @@ function sa(spi: number, mode: 'transport' | 'tunnel', esn: boolean): SaSpec {
 describe('ESP inbound fuzzing properties', () => {
   it('arbitrary octets behind a known SPI are never delivered, count exactly one drop, and leave the replay window and the SA counters as they were', () => {
     const sad = new SecurityAssociationDatabase();
-    const dp = new EspDatapath(sad);
+    const dp = new PacketEngine(sad);
     sad.addSa(sa(0x1001, 'transport', false));
     sad.addSa(sa(0x1002, 'tunnel', true));
     const entries = [sad.inboundSa(0x1001)!, sad.inboundSa(0x1002)!];

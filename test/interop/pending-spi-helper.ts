@@ -1,6 +1,6 @@
 /**
  * Run inside a network namespace by pending-spi-netns.test.ts (as root):
- * tunsec's I/O loop (EspDataplane) with a real TUN device, wired as the
+ * tunsec's I/O loop (IoLoop) with a real TUN device, wired as the
  * daemon wires it (onPendingSpiReady → releasePendingSpi). ESP-in-UDP for an
  * SPI reserved with allocateSpi arrives before the SA is installed — sealed
  * here by a second, in-process SAD playing the peer; then the inbound SA is
@@ -9,8 +9,8 @@
  */
 import { createSocket } from 'node:dgram';
 import type { SaSpec } from '../../src/esp/api.js';
-import { EspDatapath, OUT_SEND } from '../../src/esp/datapath.js';
-import { EspDataplane } from '../../src/esp/io.js';
+import { PacketEngine, OUT_SEND } from '../../src/esp/engine.js';
+import { IoLoop } from '../../src/esp/io.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { must, sleep } from '../support/proc.js';
 import { ipv4, KEY_A, NO_LIFETIMES, policySpec, ts, udp } from '../esp/support.js';
@@ -25,9 +25,9 @@ const COUNT = 3;
 
 async function main(): Promise<void> {
   const sad = new SecurityAssociationDatabase();
-  let plane: EspDataplane | undefined;
-  const dp = new EspDatapath(sad, { onPendingSpiReady: (spi) => plane?.releasePendingSpi(spi) });
-  plane = new EspDataplane({ datapath: dp, tunName: TUN, mtu: 1400, mark: 0x7473, udp: { fdFor: () => undefined } });
+  let plane: IoLoop | undefined;
+  const dp = new PacketEngine(sad, { onPendingSpiReady: (spi) => plane?.releasePendingSpi(spi) });
+  plane = new IoLoop({ engine: dp, tunName: TUN, mtu: 1400, mark: 0x7473, udp: { fdFor: () => undefined } });
   plane.start();
   const received: string[] = [];
   const sock = createSocket('udp4');
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     peer.addSa({ ...common, direction: 'out', localAddress: OUTER_REMOTE, remoteAddress: OUTER_LOCAL, localSelectors: [ts(REMOTE)], remoteSelectors: [ts(LOCAL)] });
     peer.addPolicy(policySpec({ reqid: 1, local: [ts(REMOTE)], remote: [ts(LOCAL)], mode: 'tunnel', localAddress: OUTER_REMOTE, remoteAddress: OUTER_LOCAL }));
     peer.setOutboundSa(1, spi);
-    const peerDp = new EspDatapath(peer);
+    const peerDp = new PacketEngine(peer);
 
     // the peer sends before our exchange completed: held
     for (let i = 0; i < COUNT; i++) {

@@ -1,13 +1,13 @@
 /**
  * The I/O loop's part of holding ESP for pending SPIs (issue 17), with a real
  * TUN device in a network namespace: ./pending-spi-helper.ts runs
- * EspDataplane wired as the daemon wires it; ESP-in-UDP for a reserved SPI
+ * IoLoop wired as the daemon wires it; ESP-in-UDP for a reserved SPI
  * arrives before the SA is installed and must come out of the TUN device,
- * decrypted and in order, once it is (EspDataplane.releasePendingSpi).
+ * decrypted and in order, once it is (IoLoop.releasePendingSpi).
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatapathCounters } from '../../src/esp/datapath.js';
+import type { DatapathCounters } from '../../src/esp/engine.js';
 import type { IoCounters } from '../../src/esp/io.js';
 import { NetnsPair } from '../support/netns.js';
 import { requireRootAndPrograms } from '../support/proc.js';
@@ -34,7 +34,7 @@ afterAll(async () => {
   expect(leftovers ?? []).toEqual([]);
 }, 30_000);
 
-describe('ESP-in-UDP for a reserved SPI, through EspDataplane and a TUN device', () => {
+describe('ESP-in-UDP for a reserved SPI, through IoLoop and a TUN device', () => {
   it('is held until the inbound SA is installed, then written to the TUN device in arrival order and delivered to the socket behind it', async () => {
     const r = await pair.exec(pair.a, process.execPath, ['--import', 'tsx', helper], 30_000);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -1,9 +1,9 @@
 /**
  * Rekeying under load between two tunsec daemons (issue: SA lifecycle):
  * CHILD_SA lifetimes of a few seconds and IKE_SA lifetimes of ~10 s on BOTH
- * sides (so both initiate rekeys, and collisions can happen), for 60 s, while
- * an iperf3 TCP transfer and a 20 Hz ping cross the SAs. Proves: ≥ 10 CHILD
- * and ≥ 3 IKE rekeys happen, not one ping is lost, the TCP transfer never
+ * sides (so both initiate rekeys, and collisions can happen), for 30 s (`npm run soak`: 600 s), while
+ * an iperf3 TCP transfer and a 20 Hz ping cross the SAs. Proves: a CHILD
+ * rekey per 6 s and an IKE rekey per 20 s of the run happen, not one ping is lost, the TCP transfer never
  * stalls (no 1-s interval without data), nothing of the flows leaves in the
  * clear, and every rekey ends in exactly one SA pair (the SAD holds one
  * inbound and one outbound SA per side once the run is over and the old SAs'
@@ -22,7 +22,11 @@ import { peerCertificates, peerDaemon, startResponderThenInitiator, type LogLine
 requireRootAndPrograms('tunsec ↔ tunsec rekey soak', ['ip', 'ping', 'tcpdump', 'iperf3']);
 
 const ca = createCa({ subject: 'C=CH, O=tunsec soak, CN=tunsec Soak Test CA', key: 'p384' });
-const SECONDS = 60;
+/** 30 s in `npm test`; `npm run soak` runs it for TUNSEC_SOAK_S seconds (600 by default there). */
+const SECONDS = Number(process.env.TUNSEC_SOAK_S ?? 30);
+/** A CHILD rekey every 4–5 s and an IKE rekey every 10–12 s on each side: at least this many in the run. */
+const MIN_CHILD_REKEYS = Math.floor(SECONDS / 6);
+const MIN_IKE_REKEYS = Math.max(1, Math.floor(SECONDS / 20));
 
 describe('rekeying under load between two tunsec daemons', () => {
   let pair: NetnsPair;
@@ -41,7 +45,7 @@ describe('rekeying under load between two tunsec daemons', () => {
     await pair?.destroy();
   });
 
-  it(`${SECONDS} s of iperf3 and a 20 Hz ping with CHILD_SA lifetimes of seconds and IKE_SA lifetimes of ~10 s: ≥ 10 CHILD and ≥ 3 IKE rekeys, 0 pings lost, no TCP stall`, async () => {
+  it(`${SECONDS} s of iperf3 and a 20 Hz ping with CHILD_SA lifetimes of seconds and IKE_SA lifetimes of ~10 s: ≥ ${MIN_CHILD_REKEYS} CHILD and ≥ ${MIN_IKE_REKEYS} IKE rekeys, 0 pings lost, no TCP stall`, async () => {
     const childExtra = ['rekey_time: 5s', 'life_time: 10s', 'rand_time: 1s'];
     const connExtra = ['rekey_time: 12s', 'over_time: 6s', 'rand_time: 2s'];
     const sun = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'none', childExtra, connExtra });
@@ -88,16 +92,16 @@ describe('rekeying under load between two tunsec daemons', () => {
     expect(sent, diag).toBe(SECONDS * 20);
     expect(sent - received, diag).toBe(0);
     expect(emptyIntervals, diag).toEqual([]);
-    expect(childRekeys, diag).toBeGreaterThanOrEqual(10);
-    expect(ikeRekeys, diag).toBeGreaterThanOrEqual(3);
+    expect(childRekeys, diag).toBeGreaterThanOrEqual(MIN_CHILD_REKEYS);
+    expect(ikeRekeys, diag).toBeGreaterThanOrEqual(MIN_IKE_REKEYS);
     expect(clear.filter((p) => p.protocol === 'icmp' || p.protocol === 'tcp').map((p) => `${p.protocol} ${p.src} → ${p.dst}`), diag).toEqual([]);
     // never fell back to the hard-lifetime renegotiation, never lost the IKE_SA
     expect(both).not.toMatch(/reached its hard .* lifetime; deleting the IKE_SA/);
     // every IKE_SA that ended was replaced by a rekey: the old one of each rekey, the redundant new one of each
-    // IKE rekey collision (§2.8.1); the count is read later than ikeRekeys, so a rekey may have completed meanwhile
-    const destroyed = events(moon, 'ike_destroyed');
-    expect(destroyed.filter((l) => l.cause !== 'rekeyed').map((l) => l.reason)).toEqual([]);
-    expect(destroyed.length).toBeGreaterThanOrEqual(ikeRekeys);
+    // IKE rekey collision (§2.8.1); the daemons go on rekeying while the test reads their state, so counts taken at different moments differ
+    const ended = events(moon, 'ike_destroyed').map((l) => l.cause);
+    expect(ended.filter((cause) => cause !== 'rekeyed'), diag).toEqual([]);
+    expect(ended.length, diag).toBeGreaterThanOrEqual(MIN_IKE_REKEYS);
     // exactly one SA pair per side at the end: each collision resolved to one pair
     for (const [name, r] of [['moon', moonSas], ['sun', sunSas]] as const) {
       expect(r.code, r.stderr).toBe(0);

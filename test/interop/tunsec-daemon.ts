@@ -65,7 +65,9 @@ export class TunsecDaemon {
     child.stderr!.on('data', onData);
   }
 
-  async event(name: string, timeoutMs = 20_000): Promise<LogLine> {
+  // 45 s: each daemon compiles src/ through tsx as it starts; with three starting at once on a loaded
+  // 2-core machine, daemon_started was seen to take over 20 s.
+  async event(name: string, timeoutMs = 45_000): Promise<LogLine> {
     try {
       return await waitFor(`tunsec event ${name}`, () => this.lines.find((l) => l.event === name), timeoutMs);
     } catch (err) {

@@ -12,7 +12,8 @@ import {
 } from '../../src/pki/identity.js';
 import { spkiSha1, subjectPublicKeySha1 } from '../../src/pki/certificate.js';
 import { decodeName, dnToString, nameFromString, namesMatch } from '../../src/pki/name.js';
-import { formatIp, parseIp } from '../../src/pki/ip.js';
+import { parseIp } from '../../src/pki/ip.js';
+import { formatIp } from '../../src/util/ip.js';
 import { endEntity, root } from './helpers.js';
 
 describe('identities from configuration text (strongSwan rules)', () => {

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must, run, requireRootAndPrograms } from '../support/proc.js';
 import { TunDevice } from '../../src/tun/device.js';
-import { loadNative, nativeAvailable } from '../../src/tun/native.js';
+import { loadNative, nativeAvailable } from '../../src/native/addon.js';
 import { PacketPool } from '../../src/tun/pool.js';
 import { join } from 'node:path';
 import { NsScript, repoRoot } from './helpers.js';

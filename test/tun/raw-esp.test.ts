@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireRootAndPrograms } from '../support/proc.js';
 import { NetnsPair } from '../support/netns.js';
-import { nativeAvailable } from '../../src/tun/native.js';
+import { nativeAvailable } from '../../src/native/addon.js';
 import { constants, dgramFd, formatAddr, getsockoptInt, setBufferSize, setsockoptInt } from '../../src/tun/raw-esp.js';
 import { NsScript } from './helpers.js';
 

@@ -137,10 +137,6 @@ export function duration(seconds: number): string {
   return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
-export function plural(n: number, word: string, many = `${word}s`): string {
-  return `${n} ${n === 1 ? word : many}`;
-}
-
 /** `10.1.0.1[500]`, `[fd00::1][500]` → as swanctl: address[port]. */
 export function endpoint(e: { address: string; port: number }): string {
   return `${e.address}[${e.port}]`;

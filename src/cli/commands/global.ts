@@ -6,7 +6,8 @@
  * failed). Nothing is persisted: a restarted daemon comes up `up`.
  */
 import type { GlobalResult } from '../../control/protocol.js';
-import { UsageError, WAITING_OPTIONS, controlTarget, duration, parseArgs, plural, runControl, type Io } from './common.js';
+import { UsageError, WAITING_OPTIONS, controlTarget, duration, parseArgs, runControl, type Io } from './common.js';
+import { plural } from '../../util/format.js';
 
 export async function globalCommand(args: readonly string[], io: Io): Promise<number> {
   const parsed = parseArgs(args, WAITING_OPTIONS);

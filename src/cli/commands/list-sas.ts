@@ -15,6 +15,7 @@
  */
 import type { ChildSaInfo, IkeSaInfo, ListSasResult } from '../../control/protocol.js';
 import { CONTROL_OPTIONS, UsageError, controlTarget, duration, endpoint, parseArgs, runControl, type Io } from './common.js';
+import { plural } from '../../util/format.js';
 
 export async function listSasCommand(args: readonly string[], io: Io): Promise<number> {
   const parsed = parseArgs(args, CONTROL_OPTIONS);
@@ -43,7 +44,7 @@ export function formatSas(r: ListSasResult): string {
     if (dp.traps.length > 0) out.push(`  trap policies: ${dp.traps.map((t) => `${t.connection}/${t.child}{${t.reqid}}`).join(', ')}`);
     const b = dp.backstop;
     if (b.lifted) out.push(`  backstop: lifted (global switch down, clear)`);
-    else if (b.rules > 0) out.push(`  backstop: ${b.rules} rule${b.rules === 1 ? '' : 's'}, ${b.routes} prohibit route${b.routes === 1 ? '' : 's'} in table ${b.table} (private flows refused if tunsec dies)`);
+    else if (b.rules > 0) out.push(`  backstop: ${plural(b.rules, 'rule')}, ${plural(b.routes, 'prohibit route')} in table ${b.table} (private flows refused if tunsec dies)`);
   } else {
     out.push('datapath: none (daemon.datapath: none)');
   }

@@ -6,7 +6,8 @@
  *   moon-sun: established since 2025-06-01T12:00:01.000Z (3m 11s), peer 10.77.0.2, moon.ikev2.test...sun.ikev2.test, 1 IKE_SA, 1 CHILD_SA
  */
 import type { ConnectionStatus, StatusResult } from '../../control/protocol.js';
-import { CONTROL_OPTIONS, UsageError, controlTarget, duration, parseArgs, plural, runControl, type Io } from './common.js';
+import { CONTROL_OPTIONS, UsageError, controlTarget, duration, parseArgs, runControl, type Io } from './common.js';
+import { plural } from '../../util/format.js';
 
 export async function statusCommand(args: readonly string[], io: Io): Promise<number> {
   const parsed = parseArgs(args, CONTROL_OPTIONS);

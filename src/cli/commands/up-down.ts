@@ -6,7 +6,8 @@
  * a failure of `up` (the IKE_SA stays up; `status` shows the CHILD_SA failed).
  */
 import type { DownResult, UpResult } from '../../control/protocol.js';
-import { UsageError, WAITING_OPTIONS, controlTarget, parseArgs, plural, runControl, type Io } from './common.js';
+import { UsageError, WAITING_OPTIONS, controlTarget, parseArgs, runControl, type Io } from './common.js';
+import { plural } from '../../util/format.js';
 
 const UP_DEFAULT_TIMEOUT = 60;
 const DOWN_DEFAULT_TIMEOUT = 10;

@@ -15,6 +15,7 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { CryptoError, type KeyExchangeGroup, type KeyExchangePrivate } from '../types.js';
 import { isAllZero } from './octets.js';
+import { errorMessage } from '../../util/format.js';
 
 interface XdhSpec {
   readonly groupId: number;
@@ -79,7 +80,7 @@ export class XdhGroup implements KeyExchangeGroup {
         type: 'pkcs8',
       });
     } catch (err) {
-      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorText(err)})`);
+      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorMessage(err)})`);
     }
     return new XdhPrivate(this, privateKey, this.rawPublic(createPublicKey(privateKey)));
   }
@@ -92,7 +93,7 @@ export class XdhGroup implements KeyExchangeGroup {
     try {
       return createPublicKey({ key: Buffer.concat([this.spec.spkiPrefix, data]), format: 'der', type: 'spki' });
     } catch (err) {
-      throw new CryptoError(`${this.label()}: OpenSSL rejected the public value (${errorText(err)})`);
+      throw new CryptoError(`${this.label()}: OpenSSL rejected the public value (${errorMessage(err)})`);
     }
   }
 
@@ -124,7 +125,7 @@ class XdhPrivate implements KeyExchangePrivate {
       secret = diffieHellman({ privateKey: this.privateKey, publicKey });
     } catch (err) {
       // OpenSSL itself refuses an all-zero X25519/X448 output; report it the RFC 8031 way.
-      throw new CryptoError(`${this.group.label()}: key agreement failed, low-order peer value? (${errorText(err)})`);
+      throw new CryptoError(`${this.group.label()}: key agreement failed, low-order peer value? (${errorMessage(err)})`);
     }
     if (secret.length !== this.group.sharedSecretLength) {
       throw new CryptoError(`${this.group.label()}: shared secret of unexpected length ${secret.length}`);
@@ -134,10 +135,6 @@ class XdhPrivate implements KeyExchangePrivate {
     }
     return secret;
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 export const CURVE25519 = new XdhGroup(X25519_SPEC);

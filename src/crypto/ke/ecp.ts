@@ -20,6 +20,7 @@
 import { createECDH, type ECDH } from 'node:crypto';
 import { CryptoError, type KeyExchangeGroup, type KeyExchangePrivate } from '../types.js';
 import { bigIntToOctets, isAllZero, leftPad, octetsToBigInt } from './octets.js';
+import { errorMessage } from '../../util/format.js';
 
 /** Short Weierstrass curve y² = x³ + ax + b over GF(p) with base point (gx, gy) of prime order n, cofactor 1. */
 export interface WeierstrassCurve {
@@ -166,7 +167,7 @@ export class EcpGroup implements KeyExchangeGroup {
     try {
       ecdh.setPrivateKey(Buffer.from(privateValue));
     } catch (err) {
-      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorText(err)})`);
+      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorMessage(err)})`);
     }
     return new EcpPrivate(this, ecdh);
   }
@@ -218,14 +219,10 @@ class EcpPrivate implements KeyExchangePrivate {
     try {
       secret = this.ecdh.computeSecret(point);
     } catch (err) {
-      throw new CryptoError(`${this.group.label()}: ECDH failed (${errorText(err)})`);
+      throw new CryptoError(`${this.group.label()}: ECDH failed (${errorMessage(err)})`);
     }
     return leftPad(secret, this.group.sharedSecretLength);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The curve's base point as Key Exchange Data (x ‖ y); handy in tests. */

@@ -16,6 +16,7 @@
 import { createDiffieHellman, getDiffieHellman, randomBytes, type DiffieHellman } from 'node:crypto';
 import { CryptoError, type KeyExchangeGroup, type KeyExchangePrivate } from '../types.js';
 import { leftPad, octetsToBigInt } from './octets.js';
+import { errorMessage } from '../../util/format.js';
 
 export interface ModpGroupSpec {
   readonly groupId: number;
@@ -104,7 +105,7 @@ export class ModpGroup implements KeyExchangeGroup {
       dh.setPrivateKey(x);
       dh.generateKeys(); // computes g^x mod p from the private value just set
     } catch (err) {
-      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorText(err)})`);
+      throw new CryptoError(`${this.label()}: OpenSSL rejected the private value (${errorMessage(err)})`);
     }
     return new ModpPrivate(this, dh, leftPad(dh.getPublicKey(), this.publicValueLength));
   }
@@ -123,12 +124,8 @@ class ModpPrivate implements KeyExchangePrivate {
     try {
       secret = this.dh.computeSecret(Buffer.from(peerPublicValue));
     } catch (err) {
-      throw new CryptoError(`${this.group.label()}: Diffie-Hellman failed (${errorText(err)})`);
+      throw new CryptoError(`${this.group.label()}: Diffie-Hellman failed (${errorMessage(err)})`);
     }
     return leftPad(secret, this.group.sharedSecretLength);
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

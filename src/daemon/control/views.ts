@@ -29,11 +29,11 @@ import { formatProposal } from '../../ike/proposal/index.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
 import type { ConnectionStates } from '../connection-states.js';
 import { describeIdentity, type ResolvedConnection } from '../credentials.js';
-import type { DaemonDatapath } from '../datapath.js';
-import { spiHex } from '../events.js';
+import type { UserspaceDatapath } from '../datapath.js';
 import type { ManualSas } from '../manual.js';
 import type { MetricsSource } from '../metrics.js';
 import type { ControlCounters } from './server.js';
+import { spiHex, plural } from '../../util/format.js';
 
 /** What the views read of the daemon (a Daemon is one). */
 export interface DaemonView {
@@ -47,7 +47,7 @@ export interface DaemonView {
   readonly connectionStates: ConnectionStates;
   initiatingSince(name: string): number | undefined;
   readonly backend: Pick<SecurityAssociationDatabase, 'querySa' | 'inboundSa'>;
-  readonly datapath: Pick<DaemonDatapath, 'status' | 'datapath'> | undefined;
+  readonly datapath: Pick<UserspaceDatapath, 'status' | 'engine'> | undefined;
   readonly manual: Pick<ManualSas, 'list'> | undefined;
 }
 
@@ -200,7 +200,7 @@ export function listSas(daemon: DaemonView, name?: string): ListSasResult {
   const manager = daemon.manager;
   return {
     ike_sas: ike,
-    datapath: dp ? { ...dp.status(), global_off: dp.datapath.globalOff ?? null } : null,
+    datapath: dp ? { ...dp.status(), global_off: dp.engine.globalOff ?? null } : null,
     manager: manager ? { ...manager.counters, half_open: manager.halfOpenCount } : null,
     manual_sas: daemon.manual?.list().sas ?? [],
   };
@@ -259,7 +259,7 @@ export function check(daemon: DaemonView, name?: string): CheckResult {
   const problems: string[] = [];
   if (down.length > 0) problems.push(`${down.map((c) => c.status.name).join(', ')} not connected`);
   for (const c of childless) problems.push(`${c.status.name}: ${c.status.failed_children.map((f) => `CHILD_SA ${f.name} failed`).join(', ')}`);
-  if (fallback > 0) problems.push(`${fallback} packet${fallback === 1 ? '' : 's'} sent in the clear (private-or-clear fallback)`);
+  if (fallback > 0) problems.push(`${plural(fallback, 'packet')} sent in the clear (private-or-clear fallback)`);
   if (connecting.length > 0) problems.push(`${connecting.map((c) => c.status.name).join(', ')} connecting`);
   if (g !== 'up') problems.push(`global switch ${g}`);
   let code: CheckResult['code'] = 0;

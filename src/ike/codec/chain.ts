@@ -42,6 +42,7 @@ import { type NotifyPayload, decodeNotifyBody, encodeNotifyBody } from './payloa
 import { type SaPayload, decodeSaBody, encodeSaBody } from './payloads/sa.js';
 import { type TsPayload, decodeTsBody, encodeTsBody } from './payloads/ts.js';
 import { type VendorIdPayload, decodeVendorIdBody, encodeVendorIdBody } from './payloads/vendor.js';
+import { plural } from '../../util/format.js';
 
 export const GENERIC_HEADER_LENGTH = 4;
 const CRITICAL = 0x80;
@@ -101,7 +102,7 @@ export function decodePayloadChain(
     const name = payloadTypeName(type);
     if (end - pos < GENERIC_HEADER_LENGTH) {
       throw new IkeParseError(
-        `${name}: the chain announces this payload but only ${end - pos} octet${end - pos === 1 ? '' : 's'} are left`,
+        `${name}: the chain announces this payload but only ${plural(end - pos, 'octet')} are left`,
         { offset: pos, payloadType: type },
       );
     }

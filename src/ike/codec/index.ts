@@ -43,7 +43,6 @@ export {
   FragmentReassembler,
   fragmentMessage,
 } from './fragments.js';
-export { formatIp, parseIp } from './ip.js';
 export { dnFromString, dnToString } from './dn.js';
 
 export type { SaPayload, ProposalSubstructure, TransformSubstructure, TransformAttribute } from './payloads/sa.js';

@@ -5,6 +5,7 @@
  * zero-length element.
  */
 import { IkeEncodeError, IkeParseError } from './errors.js';
+import { plural } from '../../util/format.js';
 
 export class Reader {
   /**
@@ -39,7 +40,7 @@ export class Reader {
 
   private need(n: number, field: string): void {
     if (n > this.remaining) {
-      this.fail(`${field} needs ${n} octet${n === 1 ? '' : 's'}, only ${Math.max(0, this.remaining)} left`);
+      this.fail(`${field} needs ${plural(n, 'octet')}, only ${Math.max(0, this.remaining)} left`);
     }
   }
 
@@ -85,7 +86,7 @@ export class Reader {
 
   /** Fail unless every octet has been consumed. */
   expectEnd(what: string): void {
-    if (this.pos !== this.end) this.fail(`${this.remaining} unexpected octet${this.remaining === 1 ? '' : 's'} after ${what}`);
+    if (this.pos !== this.end) this.fail(`${plural(this.remaining, 'unexpected octet')} after ${what}`);
   }
 }
 

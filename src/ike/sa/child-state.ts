@@ -8,8 +8,8 @@
  * by its configured child's name until the pair exists. A pair in ctx.children
  * is `installed`, `rekeying` or `retrying`; a pair that left it (replaced by a
  * rekey, the losing pair of a collision, an old inbound SA on its grace
- * period) is `superseded`, `redundant` or `rekeyed`; one we delete is
- * `deleting`. A pair without an entry is installed with no rekey timer.
+ * period) is `superseded`, `redundant` or `rekeyed`. A pair without an entry
+ * is installed with no rekey timer.
  */
 import type { ChildSaRecord } from './context.js';
 
@@ -46,9 +46,7 @@ export type ChildState =
   /** The losing pair of a collision, made by the peer's exchange: the peer deletes it, we do when `graceTimer` fires. */
   | { kind: 'redundant'; graceTimer: NodeJS.Timeout }
   /** Deleted; its inbound SA accepts packets in flight for a grace period (the SAD removes it then). */
-  | { kind: 'rekeyed' }
-  /** Our Delete of it (§1.4.1) is queued (`sent` false) or sent; it left ctx.children, its SAs go when the peer answers. */
-  | { kind: 'deleting'; sent: boolean };
+  | { kind: 'rekeyed' };
 
 type Of<K extends ChildState['kind']> = Extract<ChildState, { kind: K }>;
 
@@ -64,7 +62,6 @@ function timersOf(s: ChildState): Array<NodeJS.Timeout | undefined> {
     case 'redundant':
       return [s.graceTimer];
     case 'rekeyed':
-    case 'deleting':
       return [];
   }
 }

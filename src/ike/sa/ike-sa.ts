@@ -548,10 +548,16 @@ export class IkeSa {
     this.childRekeys.rekeyChild(child, why);
   }
 
-  /** Delete a CHILD_SA (INFORMATIONAL, §1.4.1); the IKE SA stays. */
-  deleteChild(child: ChildSaRecord, why: string): void {
-    if (this.successor) return this.successor.deleteChild(child, why);
-    this.childRekeys.deleteChild(child, why);
+  /**
+   * Delete one CHILD_SA while the IKE SA stays (INFORMATIONAL Delete, §1.4.1);
+   * resolves when the peer answered, or with the reason it was not deleted.
+   * Never resolves if the IKE SA ends first (callers bound the wait).
+   */
+  deleteChild(child: ChildSaRecord): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.successor) return this.successor.deleteChild(child);
+    if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
+    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} on request`);
+    return new Promise((resolve) => this.childRekeys.deleteChild(child, resolve));
   }
 
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
@@ -567,6 +573,11 @@ export class IkeSa {
   /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
   get dpdChecks(): number {
     return this.dpd.checks;
+  }
+
+  /** When the IKE rekey, reauthentication and hard end of this IKE SA are due (ms since the epoch); empty once stopped. */
+  get lifetimeDeadlines(): { readonly rekeyAt?: number; readonly reauthAt?: number; readonly endAt?: number } {
+    return this.timers.deadlines;
   }
 
   /** The IKE SA that replaced this one by a rekey, if any. */

@@ -6,7 +6,18 @@
  * fragments collected until it is whole. Messages dropped here (malformed,
  * failing the ICV, rejected fragments) are counted and logged sparingly.
  */
-import { ExchangeType, FragmentReassembler, IkeParseError, PayloadType, decryptSk, encodeMessage, fragmentMessage, type IkeHeader, type IkeMessage, type Payload } from '../codec/index.js';
+import {
+  ExchangeType,
+  FragmentReassembler,
+  IkeParseError,
+  PayloadType,
+  decryptSk,
+  encodeMessage,
+  fragmentMessage,
+  type IkeHeader,
+  type IkeMessage,
+  type Payload,
+} from '../codec/index.js';
 import type { TaskMessage } from '../tasks/task.js';
 import type { IkeSaContext } from './context.js';
 
@@ -65,7 +76,10 @@ export class MessageProtection {
       const r = this.reassembler.add(message, datagram, aead);
       if (r.status === 'complete') {
         this.heard();
-        this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
+        this.ctx.log.log(
+          'info',
+          `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`,
+        );
         return r.payloads;
       }
       if (r.status === 'rejected') {
@@ -74,7 +88,8 @@ export class MessageProtection {
       }
       return undefined;
     }
-    if (last?.type !== PayloadType.SK) throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
+    if (last?.type !== PayloadType.SK)
+      throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
     const payloads = decryptSk(message, datagram, aead).payloads;
     this.heard();
     return payloads;

@@ -22,6 +22,8 @@ export interface IkeSaTimerEvents {
 export class IkeSaTimers {
   private readonly oneShots = new Set<NodeJS.Timeout>();
   private keepalive?: NodeJS.Timeout;
+  /** When (ms since the epoch) the IKE rekey, reauthentication and hard end are due; what swanctl --list-sas shows. */
+  deadlines: { rekeyAt?: number; reauthAt?: number; endAt?: number } = {};
 
   constructor(private readonly events: IkeSaTimerEvents) {}
 
@@ -52,11 +54,22 @@ export class IkeSaTimers {
     if (!l) return;
     const reauth = l.reauthTime ?? 0;
     const jitter = (limit: number): number => (limit - Math.random() * Math.min(l.randTime, Math.floor(limit / 2))) * 1000;
-    if (l.rekeyTime > 0) this.later(jitter(l.rekeyTime), () => this.events.ikeRekeyDue());
-    if (reauth > 0) this.later(jitter(reauth), () => this.events.reauthDue());
+    const now = Date.now();
+    this.deadlines = {};
+    if (l.rekeyTime > 0) {
+      const ms = jitter(l.rekeyTime);
+      this.deadlines.rekeyAt = now + ms;
+      this.later(ms, () => this.events.ikeRekeyDue());
+    }
+    if (reauth > 0) {
+      const ms = jitter(reauth);
+      this.deadlines.reauthAt = now + ms;
+      this.later(ms, () => this.events.reauthDue());
+    }
     const first = Math.min(...[l.rekeyTime, reauth].filter((t) => t > 0));
     if (Number.isFinite(first) && l.overTime > 0) {
       const what = reauth > 0 && (l.rekeyTime <= 0 || reauth < l.rekeyTime) ? 'reauthenticated within reauth_time' : 'rekeyed within rekey_time';
+      this.deadlines.endAt = now + (first + l.overTime) * 1000;
       this.later((first + l.overTime) * 1000, () => this.events.hardEnd(`IKE_SA not ${what} + over_time (${first + l.overTime}s)`));
     }
   }
@@ -76,6 +89,7 @@ export class IkeSaTimers {
   stop(): void {
     for (const t of this.oneShots) clearTimeout(t);
     this.oneShots.clear();
+    this.deadlines = {};
   }
 
   stopKeepalives(): void {

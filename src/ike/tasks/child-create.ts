@@ -30,6 +30,7 @@ import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
 import { BaseTask, findNotify, firstOfType, notifiesOf, peerRefused, type TaskMessage, type TaskStatus } from './task.js';
+import { spiHex } from '../../util/format.js';
 
 /** reqids for children configured without one; configured reqids are small numbers (src/daemon/credentials.ts). */
 let nextReqid = 0x100000;
@@ -312,7 +313,7 @@ export function installChildSa(sa: IkeSaContext, n: ChildInstall): ChildSaRecord
   };
   sa.log.log(
     'info',
-    `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} ${n.policies ? 'established' : 'rekeyed'} with SPIs ${n.inboundSpi.toString(16).padStart(8, '0')}_i ${outboundSpi.toString(16).padStart(8, '0')}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}${n.gir ? ' (PFS)' : ''}, TS ${formatRanges(n.localRanges)} === ${formatRanges(n.remoteRanges)}`,
+    `${sa.name}: CHILD_SA ${n.config.name}{${reqid}} ${n.policies ? 'established' : 'rekeyed'} with SPIs ${spiHex(n.inboundSpi)}_i ${spiHex(outboundSpi)}_o, ${n.mode}${encap ? ' (UDP-encapsulated)' : ''}, ${formatProposal(n.proposal)}${n.gir ? ' (PFS)' : ''}, TS ${formatRanges(n.localRanges)} === ${formatRanges(n.remoteRanges)}`,
   );
   return record;
 }

@@ -23,7 +23,11 @@ export interface NewChildHost extends ExchangeHost {
   readonly childRekeys: ChildRekeys;
   later(ms: number, fn: () => void): void;
   /** One CREATE_CHILD_SA exchange of ours (INVALID_KE_PAYLOAD retried inside). */
-  createChildSaExchange<T>(req: CreateChildSaRequest<T>, buildFailed: (err: Error) => void, answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void): void;
+  createChildSaExchange<T>(
+    req: CreateChildSaRequest<T>,
+    buildFailed: (err: Error) => void,
+    answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
+  ): void;
   /** The IKE SA's createChild (a retry goes through it again, and to a successor if there is one by then). */
   createChild(config: ChildPeerConfig, why: string): void;
   childEstablished(child: ChildSaRecord): void;

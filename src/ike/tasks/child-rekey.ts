@@ -19,6 +19,7 @@ import { ChildRekeyRequest, lowestNonceIn } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
 import type { ExpireEvent } from '../../esp/api.js';
+import { spiHex } from '../../util/format.js';
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
 export const RESPONDER_OUTBOUND_SWITCH_MS = 5_000;
@@ -35,10 +36,6 @@ const TEMPORARY_RETRY_MS = [500, 2_500] as const;
 
 export function retryDelay(): number {
   return TEMPORARY_RETRY_MS[0] + Math.floor(Math.random() * (TEMPORARY_RETRY_MS[1] - TEMPORARY_RETRY_MS[0]));
-}
-
-export function spiHex(spi: number): string {
-  return (spi >>> 0).toString(16).padStart(8, '0');
 }
 
 function spiBuffer(spi: number): Buffer {
@@ -66,8 +63,6 @@ export interface ChildRekeyHost extends ExchangeHost {
 
 export class ChildRekeys {
   readonly states = new ChildStates();
-  /** The table of the IKE SA that replaced this one (a Delete we sent here is answered here, its pair lives there). */
-  private movedTo?: ChildRekeys;
 
   constructor(private readonly host: ChildRekeyHost) {}
 
@@ -99,7 +94,6 @@ export class ChildRekeys {
    * (its startLifetimes). Returns the CHILD_SAs whose rekey was due, with why.
    */
   handOver(next: ChildRekeys): Array<[ChildSaRecord, string]> {
-    this.movedTo = next;
     const wanted: Array<[ChildSaRecord, string]> = [];
     for (const [child, state] of this.states.drain()) {
       switch (state.kind) {
@@ -132,11 +126,6 @@ export class ChildRekeys {
         case 'rekeyed':
           if (this.ctx.backend.querySa(child.inboundSpi, 'in')) next.states.set(child, state);
           break;
-        case 'deleting':
-          // a Delete already sent is answered here; one still queued is sent by the new IKE SA
-          if (state.sent) next.states.set(child, state);
-          else next.deleteChild(child, 'moved to the new IKE_SA', true);
-          break;
       }
     }
     return wanted;
@@ -150,7 +139,6 @@ export class ChildRekeys {
       if (entry.redundantOutbound !== undefined) this.ctx.backend.deleteSa(entry.redundantOutbound, 'out');
     }
     for (const [old] of this.states.all('rekeyed')) this.ctx.backend.deleteSa(old.inboundSpi, 'in');
-    for (const [pair] of this.states.all('deleting')) this.removeChild(pair);
     for (const [pair] of this.states.all('redundant')) {
       this.ctx.backend.deleteSa(pair.inboundSpi, 'in');
       this.ctx.backend.deleteSa(pair.outboundSpi, 'out');
@@ -388,6 +376,40 @@ export class ChildRekeys {
     });
   }
 
+  /**
+   * Delete one CHILD_SA on request while the IKE SA stays (§1.4.1; swanctl
+   * --terminate --child): an INFORMATIONAL with its Delete, its SAs and policies
+   * removed once the peer answers. `done` says whether it was deleted; not while
+   * it is being rekeyed (the rekey's own Delete settles that pair). `done` is not
+   * called when the IKE SA ends first.
+   */
+  deleteChild(child: ChildSaRecord, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
+    const state = this.states.get(child);
+    if (!this.ctx.children.includes(child)) return done({ ok: false, reason: 'the CHILD_SA is gone' });
+    if (state && state.kind !== 'installed') return done({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
+    this.host.enqueue(() => {
+      const s = this.states.get(child);
+      if (this.ctx.state !== 'established' || !this.ctx.children.includes(child) || (s && s.kind !== 'installed')) {
+        done({ ok: false, reason: 'the CHILD_SA changed meanwhile (rekeyed or gone); try again' });
+        return this.host.sendNextRequest();
+      }
+      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
+      this.host.request(msg, () => {
+        const i = this.ctx.children.indexOf(child);
+        // the peer rekeyed it meanwhile (our Delete crossed its rekey, §2.25): the pair it replaced is gone on its side now
+        if (i < 0 && this.states.is(child, 'superseded')) this.finishSupersede(child);
+        if (i < 0) return done({ ok: false, reason: 'the CHILD_SA was deleted by the peer meanwhile' });
+        this.ctx.children.splice(i, 1);
+        const st = this.states.get(child);
+        if (st && 'rekeyTimer' in st) clearTimeout(st.rekeyTimer);
+        this.forgetChild(child);
+        this.removeChild(child);
+        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`);
+        done({ ok: true });
+      });
+    });
+  }
+
   /** Delete an old inbound SA with a grace of OLD_INBOUND_GRACE_MS (packets still in flight to it are accepted meanwhile). */
   private retireInbound(pair: ChildSaRecord): void {
     for (const [c] of this.states.all('rekeyed')) if (!this.ctx.backend.querySa(c.inboundSpi, 'in')) this.states.delete(c);
@@ -446,41 +468,10 @@ export class ChildRekeys {
       const inbound = Buffer.alloc(4);
       inbound.writeUInt32BE(child!.inboundSpi);
       gone.push(inbound);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${child!.inboundSpi.toString(16).padStart(8, '0')}_i ${outbound.toString(16).padStart(8, '0')}_o)`);
+      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${spiHex(child!.inboundSpi)}_i ${spiHex(outbound)}_o)`);
       this.host.childClosed(child!);
     }
     return gone;
-  }
-
-  /**
-   * Delete a CHILD_SA (INFORMATIONAL, §1.4.1; strongSwan's child_delete.c): it
-   * leaves ctx.children at once, so a rekey of it the peer asks for meanwhile
-   * finds nothing (CHILD_SA_NOT_FOUND, §2.25); its SAs go when the peer answers.
-   */
-  deleteChild(child: ChildSaRecord, why: string, handedOver = false): void {
-    if (!handedOver) {
-      const i = this.ctx.children.indexOf(child);
-      if (this.ctx.state !== 'established' || i < 0) return;
-      this.ctx.children.splice(i, 1);
-      this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
-    }
-    this.states.delete(child);
-    const state = { kind: 'deleting' as const, sent: false };
-    this.states.set(child, state);
-    this.host.enqueue(() => {
-      if (this.states.get(child) !== state || this.ctx.state !== 'established') return this.host.sendNextRequest();
-      state.sent = true;
-      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
-      this.host.request(msg, () => (this.movedTo ?? this).deleteAnswered(child));
-    });
-  }
-
-  /** The peer answered our Delete of a CHILD_SA (on this IKE SA or, after an IKE rekey, the one before it). */
-  deleteAnswered(child: ChildSaRecord): void {
-    if (!this.states.is(child, 'deleting')) return;
-    this.states.delete(child);
-    this.removeChild(child);
-    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o deleted`);
   }
 
   removeChild(child: ChildSaRecord): void {

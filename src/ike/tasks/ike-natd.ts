@@ -8,7 +8,8 @@
  * strongSwan does to force encapsulation).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { ExchangeType, NotifyType, parseIp } from '../codec/index.js';
+import { ExchangeType, NotifyType } from '../codec/index.js';
+import { parseIp } from '../../util/ip.js';
 import { notify } from '../codec/build.js';
 import type { Endpoint } from '../net/udp.js';
 import type { IkeSaContext } from '../sa/context.js';

@@ -51,7 +51,11 @@ export interface IkeRekeyHost<S extends RekeyedIkeSa> extends ExchangeHost {
   readonly childRekeys: ChildRekeys;
   later(ms: number, fn: () => void): void;
   /** One CREATE_CHILD_SA exchange of ours (INVALID_KE_PAYLOAD retried inside). */
-  createChildSaExchange<T>(req: CreateChildSaRequest<T>, buildFailed: (err: Error) => void, answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void): void;
+  createChildSaExchange<T>(
+    req: CreateChildSaRequest<T>,
+    buildFailed: (err: Error) => void,
+    answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
+  ): void;
   /** Delete this IKE SA (INFORMATIONAL, §1.4.1). */
   delete(reason: string, cause: 'rekeyed'): void;
   /** The IKE SA's rekeyIke (a retry goes through it again). */
@@ -122,14 +126,20 @@ export class IkeRekey<S extends RekeyedIkeSa> {
     if (r.status === 'ok') {
       const ours = this.host.spawn(r.value);
       if (collision && lowestNonceIn(r.nonces, collision.nonces)) {
-        ctx.log.log('info', `${ctx.name}: IKE_SA rekey collision lost (§2.8.1): the lowest nonce is in our exchange; deleting our redundant ${ours.ctx.name}, ${collision.sa.ctx.name} of the peer takes over`);
+        ctx.log.log(
+          'info',
+          `${ctx.name}: IKE_SA rekey collision lost (§2.8.1): the lowest nonce is in our exchange; deleting our redundant ${ours.ctx.name}, ${collision.sa.ctx.name} of the peer takes over`,
+        );
         ours.deleteRedundant('redundant IKE_SA of a rekey collision (§2.8.1)');
         // the winner (the peer) deletes the old IKE SA
         this.adopt(collision.sa);
         return;
       }
       if (collision) {
-        ctx.log.log('info', `${ctx.name}: IKE_SA rekey collision won (§2.8.1): the lowest nonce is in the peer's exchange; the peer deletes its redundant ${collision.sa.ctx.name}`);
+        ctx.log.log(
+          'info',
+          `${ctx.name}: IKE_SA rekey collision won (§2.8.1): the lowest nonce is in the peer's exchange; the peer deletes its redundant ${collision.sa.ctx.name}`,
+        );
         collision.sa.awaitRedundantDelete(REDUNDANT_IKE_SA_GRACE_MS);
       }
       const next = this.adopt(ours);
@@ -138,7 +148,10 @@ export class IkeRekey<S extends RekeyedIkeSa> {
     }
     if (collision) {
       // The peer's rekey went through and ours did not: its new IKE SA takes over, the peer deletes this one.
-      ctx.log.log('info', `${ctx.name}: IKE_SA rekey collision: our exchange ended (${r.status === 'failed' ? r.reason : r.status}), ${collision.sa.ctx.name} of the peer takes over`);
+      ctx.log.log(
+        'info',
+        `${ctx.name}: IKE_SA rekey collision: our exchange ended (${r.status === 'failed' ? r.reason : r.status}), ${collision.sa.ctx.name} of the peer takes over`,
+      );
       this.adopt(collision.sa);
       return;
     }
@@ -161,7 +174,10 @@ export class IkeRekey<S extends RekeyedIkeSa> {
     const next = this.host.spawn(ctx);
     if (this.inFlight) {
       this.collision = { sa: next, nonces };
-      this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey collision: the peer rekeys the IKE_SA too (${next.ctx.name}); settled by the nonces when our exchange completes (§2.8.1)`);
+      this.ctx.log.log(
+        'info',
+        `${this.ctx.name}: IKE_SA rekey collision: the peer rekeys the IKE_SA too (${next.ctx.name}); settled by the nonces when our exchange completes (§2.8.1)`,
+      );
       return;
     }
     this.adopt(next);
@@ -172,7 +188,10 @@ export class IkeRekey<S extends RekeyedIkeSa> {
     const collision = this.collision;
     if (!collision) return;
     this.collision = undefined;
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekey collision: the peer deleted the IKE_SA before our exchange completed; ${collision.sa.ctx.name} takes over`);
+    this.ctx.log.log(
+      'info',
+      `${this.ctx.name}: IKE_SA rekey collision: the peer deleted the IKE_SA before our exchange completed; ${collision.sa.ctx.name} takes over`,
+    );
     this.adopt(collision.sa);
   }
 

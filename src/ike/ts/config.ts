@@ -16,10 +16,9 @@
  */
 import { parseTrafficSelector, type TrafficSelectorConfig } from './syntax.js';
 import type { Parsed } from '../../util/parsed.js';
-import { parseIp } from '../codec/ip.js';
+import { parseIp } from '../../util/ip.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type TsRange, hostRange, isAnyPort, isOpaquePort } from './range.js';
 
-export type { TrafficSelectorConfig } from './syntax.js';
 
 const ANY_NETS: Readonly<Record<string, readonly string[]>> = {
   '%any': ['0.0.0.0/0', '::/0'],

@@ -4,7 +4,7 @@
  * packet behind an acquire (RFC 4301 §4.4.1, RFC 7296 §2.9).
  */
 import type { TrafficSelector as EspSelector } from '../../esp/api.js';
-import { formatIp, parseIp } from '../codec/ip.js';
+import { formatIp, parseIp } from '../../util/ip.js';
 import { type TsRange, rangeProblem } from './range.js';
 
 export function toEspSelector(r: TsRange): EspSelector {

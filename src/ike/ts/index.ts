@@ -17,7 +17,7 @@ export {
 } from './range.js';
 export { covers, isSubset, removeRedundant, sameRanges, sameTraffic } from './set.js';
 export { narrow } from './narrow.js';
-export type { TrafficSelectorConfig } from './config.js';
+export type { TrafficSelectorConfig } from './syntax.js';
 export { parseTsConfig, parseTsConfigList, resolveTsConfig } from './config.js';
 export type { ReceivedRanges } from './payload.js';
 export { rangeToPayload, rangesFromPayload, rangesToPayload } from './payload.js';

@@ -16,7 +16,8 @@
  */
 import type { TrafficSelector as EspSelector } from '../../esp/api.js';
 import type { TrafficSelector as PayloadSelector } from '../codec/payloads/ts.js';
-import { type TrafficSelectorConfig, resolveTsConfig } from './config.js';
+import { resolveTsConfig } from './config.js';
+import type { TrafficSelectorConfig } from './syntax.js';
 import { fromEspSelector } from './esp.js';
 import { rangesFromPayload } from './payload.js';
 import { type TsRange, formatRanges } from './range.js';

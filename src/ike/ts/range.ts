@@ -17,7 +17,7 @@
  * arithmetic: ANY protocol is [0, 255]; ANY ports are [0, 65536] where 65536
  * stands for OPAQUE, and OPAQUE alone is [65536, 65536].
  */
-import { formatIp } from '../codec/ip.js';
+import { bigIntToBytes, bytesToBigInt, formatIp } from '../../util/ip.js';
 
 /** A traffic selector range; addresses are 4 (IPv4) or 16 (IPv6) octets, both of one family. */
 export interface TsRange {
@@ -62,20 +62,8 @@ export function isOpaquePort(r: Pick<TsRange, 'startPort' | 'endPort'>): boolean
   return r.startPort === 0xffff && r.endPort === 0;
 }
 
-export function addressToBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  return n;
-}
-
 export function bigIntToAddress(n: bigint, family: Family): Buffer {
-  const out = Buffer.alloc(family === 4 ? 4 : 16);
-  let v = n;
-  for (let i = out.length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
+  return bigIntToBytes(n, family === 4 ? 4 : 16);
 }
 
 /**
@@ -107,8 +95,8 @@ export function toBox(r: TsRange): Box {
     p1: any ? 255 : r.protocol,
     q0,
     q1,
-    a0: addressToBigInt(r.startAddress),
-    a1: addressToBigInt(r.endAddress),
+    a0: bytesToBigInt(r.startAddress),
+    a1: bytesToBigInt(r.endAddress),
   };
 }
 
@@ -192,8 +180,8 @@ export function hostRange(address: Buffer, options: { protocol?: number; startPo
 /** The prefix length if the range is exactly one CIDR prefix. */
 function prefixLength(r: TsRange): number | undefined {
   const bits = r.startAddress.length * 8;
-  const a0 = addressToBigInt(r.startAddress);
-  const size = addressToBigInt(r.endAddress) - a0 + 1n;
+  const a0 = bytesToBigInt(r.startAddress);
+  const size = bytesToBigInt(r.endAddress) - a0 + 1n;
   if (size <= 0n || (size & (size - 1n)) !== 0n || a0 % size !== 0n) return undefined;
   return bits - (size.toString(2).length - 1);
 }

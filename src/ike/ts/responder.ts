@@ -18,7 +18,8 @@
  * configurations.
  */
 import type { TrafficSelector as PayloadSelector } from '../codec/payloads/ts.js';
-import { type TrafficSelectorConfig, resolveTsConfig } from './config.js';
+import { resolveTsConfig } from './config.js';
+import type { TrafficSelectorConfig } from './syntax.js';
 import { narrow } from './narrow.js';
 import { type ReceivedRanges, rangesFromPayload } from './payload.js';
 import { type TsRange, formatRanges } from './range.js';

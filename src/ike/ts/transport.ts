@@ -11,7 +11,7 @@
  * `remoteBehindNat` then only requires the remote ranges to be one single
  * host address.
  */
-import { parseIp } from '../codec/ip.js';
+import { parseIp } from '../../util/ip.js';
 import { type TsRange, formatRange } from './range.js';
 
 export type TransportModeCheck = { allowed: true } | { allowed: false; reason: string };

@@ -5,16 +5,15 @@ import {
   dnFromString,
   dnId,
   dnToString,
-  formatIp,
   fqdnId,
   idFromString,
   idToString,
   ipId,
   keyId,
   nullId,
-  parseIp,
   rfc822Id,
 } from '../../../src/ike/codec/index.js';
+import { formatIp, parseIp } from '../../../src/util/ip.js';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { demoFile } from '../../support/fixture.js';

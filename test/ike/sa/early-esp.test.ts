@@ -4,7 +4,7 @@
  * its SAs as the responder of CREATE_CHILD_SA / IKE_AUTH and sends on the new
  * outbound SA with, or just before, its response (RFC 7296 §2.8 allows it).
  * Two tunsec IKE peers in-process (test/ike/support/peers.ts), each SAD with
- * an EspDatapath; "sun" answers and, the moment its response leaves, does
+ * an PacketEngine; "sun" answers and, the moment its response leaves, does
  * what such a peer does — switches to its new outbound SA and sends a ping on
  * it, handed to moon's datapath before moon has the response. That ping must
  * be delivered once moon has installed the SA, not dropped as an unknown SPI.
@@ -12,7 +12,7 @@
  * releasePendingSpi: the held packets through `inbound` after the IKE step).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { EspDatapath, OUT_SEND, type InboundResult } from '../../../src/esp/datapath.js';
+import { PacketEngine, OUT_SEND, type InboundResult } from '../../../src/esp/engine.js';
 import { ExchangeType } from '../../../src/ike/codec/index.js';
 import type { IkeSa } from '../../../src/ike/sa/ike-sa.js';
 import type { ChildSaRecord } from '../../../src/ike/sa/context.js';
@@ -52,9 +52,9 @@ function responseExchange(datagram: Buffer): number | undefined {
 interface Lab {
   moon: TestPeer;
   sun: TestPeer;
-  moonDp: EspDatapath;
+  moonDp: PacketEngine;
   /** Seals sun's early pings (sun's IKE needs no datapath otherwise). */
-  sunDp: EspDatapath;
+  sunDp: PacketEngine;
   /** What moon's datapath delivered (copies), held packets included once opened. */
   delivered: Buffer[];
   /** The responses of this exchange type make sun send a ping on its newest outbound SA first. */
@@ -85,17 +85,17 @@ describe('ESP the peer sends on a new SA before its response reaches us (RFC 729
     peers.push(moon, sun);
     const delivered: Buffer[] = [];
     const scratch = Buffer.alloc(2048);
-    const moonDp: EspDatapath = new EspDatapath(moon.sad, {
+    const moonDp: PacketEngine = new PacketEngine(moon.sad, {
       onPendingSpiReady: (spi) =>
         setImmediate(() => {
           for (const h of moonDp.takePendingSpi(spi)) receive(moonDp, h.buf, h.espOff, delivered, scratch);
         }),
     });
-    self = { moon, sun, moonDp, sunDp: new EspDatapath(sun.sad), delivered, earlyOn: new Set(earlyOn), early: [] };
+    self = { moon, sun, moonDp, sunDp: new PacketEngine(sun.sad), delivered, earlyOn: new Set(earlyOn), early: [] };
     return self;
   }
 
-  function receive(dp: EspDatapath, buf: Buffer, espOff: number, delivered: Buffer[], scratch: Buffer): void {
+  function receive(dp: PacketEngine, buf: Buffer, espOff: number, delivered: Buffer[], scratch: Buffer): void {
     const res: InboundResult = { packet: undefined, sa: undefined };
     dp.inbound(buf, espOff, buf.length, { family: 4, address: parseIp(SUN)!, udp: false }, scratch, res);
     if (res.packet) delivered.push(Buffer.from(res.packet));

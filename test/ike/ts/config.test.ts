@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseTsConfig, parseTsConfigList, resolveTsConfig } from '../../../src/ike/ts/config.js';
-import { formatIp } from '../../../src/ike/codec/ip.js';
+import { formatIp } from '../../../src/util/ip.js';
 import { cfg, show, ts } from './helpers.js';
 
 const bad = (text: string): string => {

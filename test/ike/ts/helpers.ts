@@ -1,5 +1,6 @@
 /** Small builders so the tests read like swanctl.conf. */
-import { parseTsConfigList, resolveTsConfig, type TrafficSelectorConfig } from '../../../src/ike/ts/config.js';
+import { parseTsConfigList, resolveTsConfig } from '../../../src/ike/ts/config.js';
+import type { TrafficSelectorConfig } from '../../../src/ike/ts/syntax.js';
 import { formatRange, type TsRange } from '../../../src/ike/ts/range.js';
 
 /** Parsed `local_ts`/`remote_ts` text; throws on a parse error. */

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { TunDevice } from '../../../src/tun/device.js';
-import { loadNative } from '../../../src/tun/native.js';
+import { loadNative } from '../../../src/native/addon.js';
 
 const self = fileURLToPath(import.meta.url);
 const argv = process.argv.slice(2);

@@ -34,6 +34,7 @@ import type { DecodeContext, GenericHeaderFields } from '../context.js';
 import { PayloadType } from '../payload-type.js';
 import { Reader, Writer, checkLength, checkUint } from '../reader.js';
 import { IkeEncodeError } from '../errors.js';
+import { plural } from '../../../util/format.js';
 
 /** Transform attribute (§3.3.5): TV format when `value` is a number (AF=1), TLV when a Buffer. */
 export interface TransformAttribute {
@@ -155,7 +156,7 @@ function decodeProposal(p: Reader, index: number, reserved: number): ProposalSub
     if (reserved1 !== 0 || reserved2 !== 0) transform.reserved = (reserved1 << 8) | reserved2;
     transforms.push(transform);
   }
-  p.expectEnd(`the ${count} transform${count === 1 ? '' : 's'} Num Transforms announces`);
+  p.expectEnd(`the ${plural(count, 'transform')} Num Transforms announces`);
   const proposal: ProposalSubstructure = { number, protocolId, spi, transforms };
   if (reserved !== 0) proposal.reserved = reserved;
   return proposal;

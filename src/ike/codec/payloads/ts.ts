@@ -25,6 +25,7 @@ import { PayloadType } from '../payload-type.js';
 import { type Reader, type Writer, checkUint } from '../reader.js';
 import { IkeEncodeError } from '../errors.js';
 import { formatIp } from '../../../util/ip.js';
+import { plural } from '../../../util/format.js';
 
 /** IANA "IKEv2 Traffic Selector Types". */
 export enum TsType {
@@ -98,7 +99,7 @@ export function decodeTsBody(r: Reader, type: PayloadType.TSi | PayloadType.TSr)
       selectors.push({ tsType: 'unknown', selectorType: tsType, ipProtocolId, data: r.bytes(length - 4, `traffic selector ${i}`) });
     }
   }
-  r.expectEnd(`the ${count} traffic selector${count === 1 ? '' : 's'} Number of TSs announces`);
+  r.expectEnd(`the ${plural(count, 'traffic selector')} Number of TSs announces`);
   const p: TsPayload = { type, selectors };
   if (reserved !== 0) p.reserved = reserved;
   return p;

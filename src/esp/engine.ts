@@ -40,9 +40,10 @@ import {
 } from './packet.js';
 import { DEFAULT_PENDING_SPI_LIMITS, PendingSpiQueues, type PendingSpiLimits } from './pending-spi.js';
 import { seqHigh } from './replay.js';
-import { hex, type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
+import { type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
 import { FlowKey, type SpdEntry } from './spd.js';
 import { formatIp } from '../util/ip.js';
+import { spiHex } from '../util/format.js';
 
 export interface DatapathLogger {
   log(level: 'error' | 'warn' | 'info' | 'debug', message: string): void;
@@ -155,7 +156,7 @@ export interface HeldEsp {
   src: InboundSource;
 }
 
-export interface DatapathOptions {
+export interface PacketEngineOptions {
   /** Packets held per policy while an SA is negotiated (default 16; 0 = none). */
   holdPackets?: number;
   /** Minimum interval between two acquires of one policy (default 5 s). */
@@ -196,7 +197,7 @@ interface PolicyRuntime {
   lastAcquire: number;
 }
 
-export class EspDatapath {
+export class PacketEngine {
   readonly counters: DatapathCounters = zero();
   /** Global off switch (operator): protected traffic is passed in the clear or dropped; undefined = normal. */
   globalOff: 'clear' | 'drop' | undefined;
@@ -206,7 +207,7 @@ export class EspDatapath {
   private readonly acquireIntervalMs: number;
   private readonly logIntervalMs: number;
   private readonly logger: DatapathLogger | undefined;
-  /** See DatapathOptions.mssClampMtu; may be set once the TUN MTU is known. */
+  /** See PacketEngineOptions.mssClampMtu; may be set once the TUN MTU is known. */
   mssClampMtu: number;
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   private nowSeconds = Math.floor(Date.now() / 1000);
@@ -215,7 +216,7 @@ export class EspDatapath {
 
   constructor(
     readonly sad: SecurityAssociationDatabase,
-    opts: DatapathOptions = {},
+    opts: PacketEngineOptions = {},
   ) {
     this.holdPackets = opts.holdPackets ?? 16;
     this.acquireIntervalMs = opts.acquireIntervalMs ?? 5000;
@@ -294,7 +295,7 @@ export class EspDatapath {
     const n = this.pending.drop(spi);
     if (n === 0) return;
     this.counters.inHeldPendingSpiDropped += n;
-    this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${hex(spi)}: ${why}`);
+    this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${spiHex(spi)}: ${why}`);
   }
 
   /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */
@@ -484,7 +485,7 @@ export class EspDatapath {
     if ((sa === undefined ? this.sad.spiReserved(spi) : this.pending.active && this.pending.installed(spi)) && this.holdPending(spi, buf, espOff, espEnd, src)) return;
     if (sa === undefined || sa.family !== src.family) {
       c.inUnknownSpi++;
-      this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${hex(spi)} from ${formatIp(src.address)}`);
+      this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${spiHex(spi)} from ${formatIp(src.address)}`);
       return;
     }
     const replay = sa.replay!;
@@ -561,12 +562,12 @@ export class EspDatapath {
     const copy = (): HeldEsp => ({ buf: Buffer.from(buf.subarray(0, espEnd)), espOff, src: { family: src.family, address: Uint8Array.from(src.address), udp: src.udp } });
     if (this.pending.hold(spi, espEnd, this.sad.now(), copy)) {
       this.counters.inHeldPendingSpi++;
-      this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${hex(spi)} from ${formatIp(src.address)} until its SA is installed`);
+      this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${spiHex(spi)} from ${formatIp(src.address)} until its SA is installed`);
       return true;
     }
     if (this.pending.installed(spi)) return false;
     this.counters.inHeldPendingSpiDropped++;
-    this.rateLog(`pending-spi-full`, 'info', () => `dropped ESP for pending SPI ${hex(spi)} from ${formatIp(src.address)}: the hold queue is full`);
+    this.rateLog(`pending-spi-full`, 'info', () => `dropped ESP for pending SPI ${spiHex(spi)} from ${formatIp(src.address)}: the hold queue is full`);
     return true;
   }
 

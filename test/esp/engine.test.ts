@@ -1,5 +1,5 @@
 /**
- * The ESP packet path (src/esp/datapath.ts) without I/O, between two peers
+ * The ESP packet path (src/esp/engine.ts) without I/O, between two peers
  * "moon" and "sun" with mirrored SAs (test/esp/support.ts):
  *
  *  - outbound verdicts: PROTECT (the octets of raw IPv4/IPv6 transport and
@@ -21,7 +21,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { SaLifetimes } from '../../src/esp/api.js';
-import { EspDatapath, OUT_CLEAR, OUT_DROP, OUT_HELD, OUT_SEND, type InboundSource } from '../../src/esp/datapath.js';
+import { PacketEngine, OUT_CLEAR, OUT_DROP, OUT_HELD, OUT_SEND, type InboundSource } from '../../src/esp/engine.js';
 import { IPV4_MIN_HEADER, IPV6_HEADER } from '../../src/esp/ip.js';
 import { sealEspInto } from '../../src/esp/packet.js';
 import { SecurityAssociationDatabase, type SadEntry } from '../../src/esp/sadb.js';
@@ -282,7 +282,7 @@ describe('outbound: policies without SA use, and the global off switch', () => {
 });
 
 describe('outbound: `private` policy without an SA (hold queue, acquire)', () => {
-  const opts = (o: Partial<PeerOptions> = {}): PeerOptions => ({ family: 4, mode: 'tunnel', withSas: false, datapath: { holdPackets: 3, acquireIntervalMs: 5000 }, ...o });
+  const opts = (o: Partial<PeerOptions> = {}): PeerOptions => ({ family: 4, mode: 'tunnel', withSas: false, engine: { holdPackets: 3, acquireIntervalMs: 5000 }, ...o });
 
   it('holds copies of the first N packets (OUT_HELD), drops the rest (outHoldOverflow)', () => {
     const pair = peers(opts());
@@ -310,7 +310,7 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
   });
 
   it('holdPackets 0: nothing is held (outNoSa), an acquire is still raised', () => {
-    const pair = peers(opts({ datapath: { holdPackets: 0 } }));
+    const pair = peers(opts({ engine: { holdPackets: 0 } }));
     expect(send(pair.moon, moonToSun(pair, udp(1, 2))).res.verdict).toBe(OUT_DROP);
     expect(pair.moon.dp.counters).toMatchObject({ outNoSa: 1, outHeld: 0, acquires: 1 });
     expect(pair.moon.acquires).toHaveLength(1);
@@ -350,7 +350,7 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
 
   it('after setOutboundSa onHeldReady fires; the held packets then go out protected and arrive in order', () => {
     const ready: number[] = [];
-    const pair = peers(opts({ datapath: { holdPackets: 3, onHeldReady: (r) => ready.push(r) } }));
+    const pair = peers(opts({ engine: { holdPackets: 3, onHeldReady: (r) => ready.push(r) } }));
     const pkts = [1, 2, 3].map((i) => moonToSun(pair, udp(i, 9, Buffer.alloc(i * 10, i))));
     for (const p of pkts) expect(send(pair.moon, p).res.verdict).toBe(OUT_HELD);
     expect(ready).toEqual([]);
@@ -363,7 +363,7 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
 
   it('onHeldReady does not fire when nothing is held', () => {
     const ready: number[] = [];
-    const pair = peers(opts({ datapath: { onHeldReady: (r) => ready.push(r) } }));
+    const pair = peers(opts({ engine: { onHeldReady: (r) => ready.push(r) } }));
     pair.installSas();
     expect(ready).toEqual([]);
   });
@@ -800,7 +800,7 @@ describe('lifetimes on the packet path', () => {
 describe('drop logging', () => {
   it('logs each reason at most once per interval, then says how many were suppressed', () => {
     const lines: string[] = [];
-    const pair = peers({ family: 4, mode: 'tunnel', datapath: { logIntervalMs: 10_000, log: { log: (level, m) => lines.push(`${level}: ${m}`) } } });
+    const pair = peers({ family: 4, mode: 'tunnel', engine: { logIntervalMs: 10_000, log: { log: (level, m) => lines.push(`${level}: ${m}`) } } });
     for (let i = 0; i < 5; i++) send(pair.moon, ipPacket('10.9.0.1', ADDR[4].sunHost, udp(1, 2)));
     expect(lines).toEqual(['debug: dropped an outbound packet no policy selects (proto 17 10.9.0.1 → 10.2.0.7 1 → 2)']);
     pair.moon.clock.ms += 10_000;
@@ -917,7 +917,7 @@ describe('random input never throws (fast-check)', () => {
 
 describe('empty SAD', () => {
   it('outbound drops (no policy), inbound drops (unknown SPI)', () => {
-    const dp = new EspDatapath(new SecurityAssociationDatabase());
+    const dp = new PacketEngine(new SecurityAssociationDatabase());
     const res = outResult();
     dp.outbound(ipPacket('10.0.0.1', '10.0.0.2', udp(1, 2)), 33, Buffer.alloc(200), res);
     expect(res.verdict).toBe(OUT_DROP);
