@@ -203,6 +203,7 @@ export class IkeSaManager {
   /** A new IkeSa, with its events forwarded and its removal from the tables on destroy. */
   private create(ctx: IkeSaContext, rekeyed = false): IkeSa {
     const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
+    ctx.otherIkeSas = () => this.sas.filter((s) => s !== sa).map((s) => s.ctx);
     sa.on('destroyed', (_s, _reason, cause) => {
       this.unregister(sa);
       if (cause === 'dead-peer') this.counters.deadPeers++;
@@ -348,6 +349,8 @@ export class IkeSaManager {
     const entry = this.options.connections.find((c) => c.config === old.ctx.config);
     const sa = this.newInitiatorSa(old.ctx.config, old.ctx.local.address, { address: old.ctx.remote.address, port: entry?.remotePort ?? 500 }, false);
     const wanted = [...new Set(old.ctx.children.map((c) => c.name))];
+    // no IKE rekey of the old one meanwhile (either side): the new one would not replace its successor
+    old.reauthenticating = true;
     let finished = false;
     const finish = (): void => {
       if (finished) return;
@@ -376,7 +379,9 @@ export class IkeSaManager {
       if (sa.state === 'established' && ++failed >= missing().length) finish();
     });
     sa.on('destroyed', (_s, reason) => {
-      if (!finished) log.log('warn', `${old.ctx.name}: reauthentication failed (${reason}); the IKE_SA stays until over_time`);
+      if (finished) return;
+      old.reauthenticating = false;
+      log.log('warn', `${old.ctx.name}: reauthentication failed (${reason}); the IKE_SA stays until over_time`);
     });
     sa.initiate();
   }

@@ -4,10 +4,12 @@
  * strongSwan's child_sa_t carries a child_sa_state_t. The IKE SA holds one
  * ChildStates; handing CHILD_SAs to a rekeyed IKE SA moves this one table.
  *
- * A pair in ctx.children is `installed`, `rekeying` or `retrying`; a pair that
- * left it (replaced by a rekey, the losing pair of a collision, an old inbound SA
- * on its grace period) is `superseded`, `redundant` or `rekeyed`. A pair without
- * an entry is installed with no rekey timer.
+ * A CHILD_SA we are creating (CREATE_CHILD_SA, §1.3.1) is `installing`, keyed
+ * by its configured child's name until the pair exists. A pair in ctx.children
+ * is `installed`, `rekeying` or `retrying`; a pair that left it (replaced by a
+ * rekey, the losing pair of a collision, an old inbound SA on its grace
+ * period) is `superseded`, `redundant` or `rekeyed`. A pair without an entry
+ * is installed with no rekey timer.
  */
 import type { ChildSaRecord } from './context.js';
 
@@ -15,6 +17,12 @@ import type { ChildSaRecord } from './context.js';
 export interface ChildRekeyCollision {
   peerPair: ChildSaRecord;
   nonces: Buffer[];
+}
+
+/** Our CREATE_CHILD_SA for a configured child is queued or sent (§1.3.1); no pair exists yet. */
+export interface Installing {
+  kind: 'installing';
+  why: string;
 }
 
 export type ChildState =
@@ -60,6 +68,24 @@ function timersOf(s: ChildState): Array<NodeJS.Timeout | undefined> {
 
 export class ChildStates {
   private readonly map = new Map<ChildSaRecord, ChildState>();
+  /** CHILD_SAs being created, by configured child name (one at a time per child). */
+  private readonly installs = new Map<string, Installing>();
+
+  /** Start creating a CHILD_SA of child `name`; false when one is being created already. */
+  startInstalling(name: string, why: string): boolean {
+    if (this.installs.has(name)) return false;
+    this.installs.set(name, { kind: 'installing', why });
+    return true;
+  }
+
+  /** The creation of child `name` ended (installed, failed or abandoned). */
+  endInstalling(name: string): void {
+    this.installs.delete(name);
+  }
+
+  installing(name: string): Installing | undefined {
+    return this.installs.get(name);
+  }
 
   get(child: ChildSaRecord): ChildState | undefined {
     return this.map.get(child);
@@ -130,6 +156,7 @@ export class ChildStates {
 
   /** Forget everything, stopping every timer. */
   clear(): void {
+    this.installs.clear();
     for (const c of [...this.map.keys()]) this.delete(c);
   }
 }

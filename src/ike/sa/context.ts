@@ -91,6 +91,12 @@ export class IkeSaContext {
    * collisions in a chosen nonce order.
    */
   nonces: (length: number) => Buffer = randomBytes;
+  /**
+   * The other IKE SAs of the same manager (set when it registers this one): a
+   * CHILD_SA of a reqid that another IKE SA carries too (reauthentication)
+   * hands the reqid's traffic and policies to it when it goes.
+   */
+  otherIkeSas: () => IkeSaContext[] = () => [];
 
   constructor(
     readonly originalInitiator: boolean,

@@ -5,30 +5,18 @@
  * requests — a retransmitted request gets the cached response, never a second
  * processing. Tasks (../tasks/) do the per-concern work.
  */
-import {
-  ExchangeType,
-  FragmentReassembler,
-  IkeIntegrityError,
-  IkeParseError,
-  NotifyType,
-  PayloadType,
-  decryptSk,
-  encodeMessage,
-  fragmentMessage,
-  type IkeHeader,
-  type IkeMessage,
-  type Payload,
-} from '../codec/index.js';
+import { ExchangeType, IkeIntegrityError, IkeParseError, NotifyType, type IkeMessage } from '../codec/index.js';
 import { deletePayload, notify } from '../codec/build.js';
 import { ProtocolId } from '../transforms.js';
 import type { Endpoint } from '../net/udp.js';
-import { ExchangeFailure, type Task, type TaskMessage } from '../tasks/task.js';
+import { ExchangeFailure, processResponse, respond, type Task, type TaskMessage } from '../tasks/task.js';
 import { IkeInitTask } from '../tasks/ike-init.js';
 import { IkeNatdTask } from '../tasks/ike-natd.js';
 import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
-import { CreateChildRefusal, NewChildRequest, respondCreateChildSa, type CreateChildOutcome, type RequestResult } from '../tasks/create-child-sa.js';
+import type { CreateChildOutcome } from '../tasks/create-child-sa.js';
+import { createChildSaAnswered, respondCreateChildSaExchange, runCreateChildSa, type CreateChildSaHost, type CreateChildSaResponder } from '../tasks/create-child-sa-exchange.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
@@ -36,9 +24,11 @@ import { IkeSaContext, type ChildSaRecord, type IkeSaEndCause } from './context.
 import { ChildRekeys, retryDelay, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
 import { respondInformational } from '../tasks/delete.js';
-import { IkeRekey, type CreateChildSaRequest, type IkeRekeyHost } from '../tasks/ike-rekey.js';
+import { IkeRekey, type IkeRekeyHost } from '../tasks/ike-rekey.js';
+import { createChild, type NewChildHost } from '../tasks/child-new.js';
 import { IkeSaTimers } from './timers.js';
-import { spiHex } from '../../util/format.js';
+import { MessageProtection } from './protection.js';
+import { SaEventEmitter, type SaEvents } from './events.js';
 
 export interface IkeSaIo {
   /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
@@ -53,30 +43,10 @@ export interface IkeSaIo {
 
 export type { IkeSaEndCause } from './context.js';
 
-export interface IkeSaEvents {
-  established(sa: IkeSa): void;
-  /** The IKE SA is gone (deleted, failed, timed out); `reason` is the operator's log line. */
-  destroyed(sa: IkeSa, reason: string, cause: IkeSaEndCause): void;
-  childEstablished(sa: IkeSa, child: ChildSaRecord): void;
-  /** A CHILD_SA could not be negotiated; the IKE SA stays up. */
-  childFailed(sa: IkeSa, name: string, reason: string): void;
-  /** A CHILD_SA was rekeyed (either side initiated): `fresh` replaces `old` (same reqid). */
-  childRekeyed(sa: IkeSa, old: ChildSaRecord, fresh: ChildSaRecord): void;
-  /** The IKE SA was rekeyed (§2.18): `successor` carries its CHILD_SAs now; this one is deleted next. */
-  ikeRekeyed(sa: IkeSa, successor: IkeSa): void;
-  /** The peer deleted a CHILD_SA (not a rekey's old pair) while the IKE SA stays (§1.4.1): close_action applies. */
-  childClosed(sa: IkeSa, child: ChildSaRecord): void;
-  /** We deleted a CHILD_SA (deleteChild, the operator's `down --child`) and the peer answered; the IKE SA stays. */
-  childDeleted(sa: IkeSa, child: ChildSaRecord): void;
-  /** reauth_time is reached: a new IKE SA with a fresh IKE_AUTH should replace this one (the manager does it). */
-  reauthDue(sa: IkeSa): void;
-  /** A liveness check (DPD, §2.4) was sent. */
-  livenessCheck(sa: IkeSa): void;
-}
+/** What an IKE SA reports (./events.ts). */
+export type IkeSaEvents = SaEvents<IkeSa>;
 
 export { OLD_INBOUND_GRACE_MS, RESPONDER_OUTBOUND_SWITCH_MS } from '../tasks/child-rekey.js';
-
-type Listeners = { [K in keyof IkeSaEvents]: Array<IkeSaEvents[K]> };
 
 interface PendingRequest {
   messageId: number;
@@ -87,6 +57,9 @@ interface PendingRequest {
   onResponse?: (msg: TaskMessage) => void;
 }
 
+/** What the tasks that start or answer exchanges once established use of their IKE SA. */
+type TasksHost = ChildRekeyHost & DpdHost & IkeRekeyHost<IkeSa> & NewChildHost & CreateChildSaHost & CreateChildSaResponder;
+
 export class IkeSa {
   /** Our requests (§2.3; window 1). */
   private requests = new RequestWindow<PendingRequest>();
@@ -95,18 +68,21 @@ export class IkeSa {
   private pending?: PendingRequest;
   /** IKE lifetimes, keepalives, one-shot retries (./timers.ts). */
   private readonly timers: IkeSaTimers;
+  /** This IKE SA as its tasks see it. */
+  private readonly tasks: TasksHost;
   /** Liveness checks (../tasks/dpd.ts). */
   private readonly dpd: Dpd;
   /** Our IKE SA rekey (../tasks/ike-rekey.ts). */
-  private readonly ikeRekey: IkeRekey;
+  private readonly ikeRekey: IkeRekey<IkeSa>;
   /** A Delete requested while another request was outstanding (sent when it is answered). */
   private queuedDelete?: string;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
   private initiatorTasks: Task[] = [];
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
   private responderTasks: Task[] = [];
-  private readonly reassembler = new FragmentReassembler();
-  private readonly listeners: Listeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], childDeleted: [], reauthDue: [], livenessCheck: [] };
+  private readonly events: SaEventEmitter<IkeSa>;
+  /** Set by the manager while a new IKE SA is being set up to replace this one (make-before-break) and until this one is gone. */
+  reauthenticating = false;
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
   /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
@@ -115,13 +91,12 @@ export class IkeSa {
   readonly childRekeys: ChildRekeys;
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
-  /** Configured children (by name) whose CREATE_CHILD_SA we initiated and that are not finished. */
-  private readonly creating = new Set<string>();
-  private successorSa?: IkeSa;
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision; deleted by that exchange's initiator. */
+  private redundant = false;
   /** Why a Delete we send ends this SA (the cause reported once it is answered). */
   private deleteCause: IkeSaEndCause = 'local';
-  /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
-  droppedMessages = 0;
+  /** SK encryption, fragmentation and reassembly of this IKE SA's messages (./protection.ts). */
+  private readonly protection: MessageProtection;
   /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
   childNamesAtEnd: string[] = [];
 
@@ -143,7 +118,10 @@ export class IkeSa {
       /* keys and peer come from the old IKE SA */
     } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
     else this.responderTasks = tasks();
+    this.events = new SaEventEmitter<IkeSa>(ctx.log, () => ctx.name);
+    this.protection = new MessageProtection(ctx, io.nattPort, () => this.dpd.heard());
     const host = this.host();
+    this.tasks = host;
     this.childRekeys = new ChildRekeys(host);
     this.dpd = new Dpd(host);
     this.ikeRekey = new IkeRekey(host, retryDelay);
@@ -152,10 +130,7 @@ export class IkeSa {
         return ctx.state === 'established';
       },
       ikeRekeyDue: () => this.rekeyIke('rekey_time'),
-      reauthDue: () => {
-        this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (reauth_time): a new IKE_SA replaces it, make-before-break`);
-        this.emit('reauthDue', this);
-      },
+      reauthDue: () => this.reauthenticate('reauth_time'),
       hardEnd: (reason) => this.delete(reason, 'expired'),
     });
     ctx.observer = {
@@ -164,16 +139,19 @@ export class IkeSa {
     };
   }
 
-  /** What CHILD_SA rekeying (../tasks/child-rekey.ts) and DPD (../tasks/dpd.ts) use of this IKE SA. */
-  private host(): ChildRekeyHost & DpdHost & IkeRekeyHost {
+  /** What the tasks that start exchanges once established (../tasks/child-rekey.ts, child-new.ts, ike-rekey.ts, dpd.ts) use of this IKE SA. */
+  private host(): TasksHost {
     const sa = this;
-    return {
+    const host: TasksHost = {
       ctx: this.ctx,
+      get ikeRekey() {
+        return sa.ikeRekey;
+      },
       get ikeRekeying() {
         return sa.ikeRekey.rekeying;
       },
       get replaced() {
-        return sa.successorSa !== undefined;
+        return sa.successor !== undefined;
       },
       get nextMessageId() {
         return sa.requests.nextId;
@@ -184,6 +162,11 @@ export class IkeSa {
       sendNextRequest: () => this.sendNextRequest(),
       request: (msg, onResponse) => this.sendRequest(msg, [], onResponse),
       rekeyChild: (child, why) => this.rekeyChild(child, why),
+      createChild: (config, why) => this.createChild(config, why),
+      get childRekeys() {
+        return sa.childRekeys;
+      },
+      childEstablished: (child) => this.emit('childEstablished', this, child),
       childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
       childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
       childClosed: (child) => this.emit('childClosed', this, child),
@@ -195,27 +178,25 @@ export class IkeSa {
       get canSpawn() {
         return sa.spawn !== undefined;
       },
-      createChildSaExchange: (req, buildFailed, answered) => this.createChildSaExchange(req, buildFailed, answered),
-      adoptSuccessor: (ctx) => this.adoptSuccessor(ctx).ctx.name,
+      get reauthenticating() {
+        return sa.reauthenticating;
+      },
+      createChildSaExchange: (req, buildFailed, answered) => runCreateChildSa(host, req, buildFailed, answered),
+      spawn: (ctx) => this.spawn!(ctx),
+      ikeRekeyed: (next) => this.emit('ikeRekeyed', this, next),
       delete: (reason, cause) => this.delete(reason, cause),
-      resumeChildRekeys: () => this.childRekeys.resumeAfterIkeRekey(),
       rekeyIke: (why) => this.rekeyIke(why),
     };
+    return host;
   }
 
   on<K extends keyof IkeSaEvents>(event: K, handler: IkeSaEvents[K]): this {
-    this.listeners[event].push(handler);
+    this.events.on(event, handler);
     return this;
   }
 
   private emit<K extends keyof IkeSaEvents>(event: K, ...args: Parameters<IkeSaEvents[K]>): void {
-    for (const h of this.listeners[event]) {
-      try {
-        (h as (...a: Parameters<IkeSaEvents[K]>) => void)(...args);
-      } catch (err) {
-        this.ctx.log.log('error', `${this.ctx.name}: ${event} listener failed: ${(err as Error).stack ?? String(err)}`);
-      }
-    }
+    this.events.emit(event, ...args);
   }
 
   get state(): IkeSaContext['state'] {
@@ -255,41 +236,10 @@ export class IkeSa {
     this.sendRequest(msg, this.initiatorTasks);
   }
 
-  private header(exchangeType: number, messageId: number, response: boolean): IkeHeader {
-    return {
-      spiI: this.ctx.spiI,
-      spiR: this.ctx.spiR,
-      exchangeType,
-      initiator: this.ctx.originalInitiator,
-      response,
-      higherVersion: false,
-      messageId,
-    };
-  }
-
-  /** Encode (and for anything after IKE_SA_INIT, encrypt and maybe fragment) one message. */
-  private encode(msg: TaskMessage, response: boolean): Buffer[] {
-    const message: IkeMessage = { header: this.header(msg.exchangeType, msg.messageId, response), payloads: msg.payloads };
-    if (msg.exchangeType === ExchangeType.IKE_SA_INIT) return [encodeMessage(message)];
-    const keys = this.ctx.keys!;
-    const aead = keys.sealerFor(this.ctx.originalInitiator);
-    const whole = encodeMessage(message, { encrypt: { aead, iv: keys.nextIv() } });
-    const limit = this.maxMessageSize();
-    if (whole.length <= limit || !this.ctx.peerFragmentation || !this.ctx.config.fragmentation) return [whole];
-    return fragmentMessage(message, { aead, maxMessageSize: limit, nextIv: () => keys.nextIv() });
-  }
-
-  /** Largest IKE message before fragmenting: the configured IP datagram size minus IP, UDP and marker. */
-  private maxMessageSize(): number {
-    const ipHeader = this.ctx.remote.address.includes(':') ? 40 : 20;
-    const marker = this.ctx.local.port === this.io.nattPort ? 4 : 0;
-    return this.ctx.config.fragmentSize - ipHeader - 8 - marker;
-  }
-
   private sendRequest(msg: TaskMessage, tasks: Task[], onResponse?: (msg: TaskMessage) => void): void {
     let datagrams: Buffer[];
     try {
-      datagrams = this.encode(msg, false);
+      datagrams = this.protection.encode(msg, false);
     } catch (err) {
       return this.fail(err);
     }
@@ -322,52 +272,15 @@ export class IkeSa {
       else this.receiveRequest(datagram, message, local, remote);
     } catch (err) {
       if (err instanceof IkeIntegrityError) {
-        this.dropLog(`message ${message.header.messageId} failed integrity check, dropped`);
+        this.protection.dropLog(`message ${message.header.messageId} failed integrity check, dropped`);
         return;
       }
       if (err instanceof IkeParseError) {
-        this.dropLog(`malformed message ${message.header.messageId} dropped: ${err.message}`);
+        this.protection.dropLog(`malformed message ${message.header.messageId} dropped: ${err.message}`);
         return;
       }
       throw err;
     }
-  }
-
-  /**
-   * Messages dropped before (or by) the ICV check: anyone who saw our SPIs can
-   * send them, so the log shows the first few and then every 100th, counted.
-   */
-  private dropLog(what: string): void {
-    this.droppedMessages++;
-    if (this.droppedMessages <= 3 || this.droppedMessages % 100 === 0) {
-      this.ctx.log.log('warn', `${this.ctx.name}: ${what}${this.droppedMessages > 3 ? ` (${this.droppedMessages} dropped so far)` : ''}`);
-    }
-  }
-
-  /** The inner payloads of a received message, or undefined while fragments are missing. */
-  private open(datagram: Buffer, message: IkeMessage): Payload[] | undefined {
-    if (message.header.exchangeType === ExchangeType.IKE_SA_INIT) return message.payloads;
-    const keys = this.ctx.keys;
-    if (!keys) throw new IkeParseError('encrypted message before the IKE SA has keys', { offset: 0 });
-    const aead = keys.sealerFor(message.header.initiator);
-    const last = message.payloads[message.payloads.length - 1];
-    if (last?.type === PayloadType.SKF) {
-      const r = this.reassembler.add(message, datagram, aead);
-      if (r.status === 'complete') {
-        this.dpd.heard();
-        this.ctx.log.log('info', `${this.ctx.name}: ${ExchangeType[message.header.exchangeType] ?? 'message'} ${message.header.messageId} reassembled from ${r.fragments} fragments (RFC 7383)`);
-        return r.payloads;
-      }
-      if (r.status === 'rejected') {
-        if (r.error) throw r.error;
-        this.dropLog(`IKE fragment rejected: ${r.reason}`);
-      }
-      return undefined;
-    }
-    if (last?.type !== PayloadType.SK) throw new IkeParseError(`${ExchangeType[message.header.exchangeType] ?? 'exchange'} message without an Encrypted payload`, { offset: 28 });
-    const payloads = decryptSk(message, datagram, aead).payloads;
-    this.dpd.heard();
-    return payloads;
   }
 
   private receiveResponse(datagram: Buffer, message: IkeMessage, remote: Endpoint): void {
@@ -377,7 +290,7 @@ export class IkeSa {
       // The responder's SPI arrives with its first response; keys depend on it.
       this.ctx.spiR = Buffer.from(message.header.spiR);
     }
-    const payloads = this.open(datagram, message);
+    const payloads = this.protection.open(datagram, message);
     if (!payloads) return;
     p.retransmitter.cancel();
     this.requests.response(p.messageId);
@@ -389,14 +302,10 @@ export class IkeSa {
       return;
     }
     if (p.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = Buffer.from(datagram);
-    const remaining: Task[] = [];
+    let remaining: Task[];
     try {
-      let retry = false;
-      for (const t of p.tasks) {
-        const status = t.processResponse(msg);
-        if (status === 'retry') retry = true;
-        if (status !== 'done') remaining.push(t);
-      }
+      let retry: boolean;
+      ({ remaining, retry } = processResponse(p.tasks, msg));
       if (retry) {
         // COOKIE / INVALID_KE_PAYLOAD: the same IKE_SA_INIT again, message ID 0, responder SPI still zero.
         this.requests = new RequestWindow<PendingRequest>();
@@ -422,11 +331,14 @@ export class IkeSa {
     this.ctx.remote = { address: remote.address, port: this.io.nattPort };
   }
 
-  private establish(): void {
+  /** IKE_AUTH completed, or (`rekeyOf`) made by a rekey of that IKE SA (../tasks/ike-rekey.ts), carrying its CHILD_SAs. */
+  establish(rekeyOf?: IkeSaContext): void {
     this.ctx.state = 'established';
     this.ctx.establishedAt = Date.now();
+    if (rekeyOf) this.ctx.peerId ??= rekeyOf.peerId;
     this.startKeepalives();
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established between ${this.ctx.local.address}[${this.ctx.config.localId.value}]...${this.ctx.remote.address}[${this.ctx.peerId?.value ?? '?'}]`);
+    const { local, remote, config, peerId } = this.ctx;
+    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established ${rekeyOf ? `by rekeying ${rekeyOf.name}` : `between ${local.address}[${config.localId.value}]...${remote.address}[${peerId?.value ?? '?'}]`}`);
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
     this.startLifetimes();
@@ -452,14 +364,14 @@ export class IkeSa {
     if (cached) {
       // §2.1: a retransmitted request gets the same response, never a second processing
       // (once per retransmitted message: on its last fragment).
-      if (this.isLastFragmentOrWhole(message)) {
+      if (MessageProtection.isLastFragmentOrWhole(message)) {
         this.responses.receive(id);
         this.io.send(local, remote, cached.map((c) => Buffer.from(c)));
       }
       return;
     }
     if (id < this.responses.expectedId || id >= this.responses.expectedId + this.responses.windowSize) return; // §2.3
-    const payloads = this.open(datagram, message);
+    const payloads = this.protection.open(datagram, message);
     if (!payloads) return;
     if (this.responses.receive(id).action !== 'process') return;
     // The peer's requests come from where it is now (NAT-T float, §2.23).
@@ -474,15 +386,12 @@ export class IkeSa {
     if (exchangeType === ExchangeType.IKE_SA_INIT || exchangeType === ExchangeType.IKE_AUTH) {
       // a second IKE_AUTH on an established SA (only a holder of its keys can send one) is not a new authentication
       if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator || this.ctx.state === 'established') {
-        this.dropLog(`unexpected ${ExchangeType[exchangeType]} request ${id} dropped`);
+        this.protection.dropLog(`unexpected ${ExchangeType[exchangeType]} request ${id} dropped`);
         return;
       }
       try {
-        for (const t of this.responderTasks) t.processRequest(msg);
+        this.responderTasks = respond(this.responderTasks, msg, response);
         if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.state = 'connecting';
-        const remaining: Task[] = [];
-        for (const t of this.responderTasks) if (t.buildResponse(response) !== 'done') remaining.push(t);
-        this.responderTasks = remaining;
       } catch (err) {
         if (!(err instanceof ExchangeFailure)) throw err;
         fatal = { reason: err.message, cause: 'failed' };
@@ -490,28 +399,23 @@ export class IkeSa {
         response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
       }
     } else if (exchangeType === ExchangeType.INFORMATIONAL) {
-      fatal = respondInformational(
-        { ctx: this.ctx, successorName: this.successorSa?.ctx.name, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) },
-        msg,
-        response,
-      );
+      const peerDeletesIkeSa = (): { successorName: string | undefined; redundant: boolean } => {
+        this.ikeRekey.peerDeletes();
+        return { successorName: this.successor?.ctx.name, redundant: this.redundant };
+      };
+      fatal = respondInformational({ ctx: this.ctx, peerDeletesIkeSa, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) }, msg, response);
     } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
-      outcome = this.respondCreateChildSa(msg, response);
+      outcome = respondCreateChildSaExchange(this.tasks, msg, response);
     } else {
       response.payloads.push(notify(NotifyType.NO_ADDITIONAL_SAS));
     }
-    const datagrams = this.encode(response, true);
+    const datagrams = this.protection.encode(response, true);
     if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = datagrams[0];
     this.responses.respond(id, datagrams);
     this.io.send(local, remote, datagrams);
     if (fatal !== undefined) return this.destroy(fatal.reason, fatal.cause);
     if (exchangeType === ExchangeType.IKE_AUTH) this.establish();
-    if (outcome) this.createChildSaAnswered(outcome);
-  }
-
-  private isLastFragmentOrWhole(message: IkeMessage): boolean {
-    const last = message.payloads[message.payloads.length - 1];
-    return last?.type !== PayloadType.SKF || last.fragmentNumber === last.totalFragments;
+    if (outcome) createChildSaAnswered(this.tasks, outcome);
   }
 
   /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
@@ -519,7 +423,7 @@ export class IkeSa {
     if (!(err instanceof ExchangeFailure) || err.notify !== NotifyType.AUTHENTICATION_FAILED) return;
     try {
       const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [notify(NotifyType.AUTHENTICATION_FAILED)] };
-      this.io.send(this.ctx.local, this.ctx.remote, this.encode(msg, false));
+      this.io.send(this.ctx.local, this.ctx.remote, this.protection.encode(msg, false));
     } catch {
       /* best effort */
     }
@@ -529,18 +433,19 @@ export class IkeSa {
   delete(reason = 'deleted by request', cause: IkeSaEndCause = 'local'): void {
     if (this.ctx.state === 'destroyed') return;
     if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason, cause);
-    this.ctx.state = 'deleting';
-    this.deleteCause = cause;
     this.initiatorTasks = [];
     this.jobs = [];
     this.stopTimers();
+    this.startDelete(reason, cause);
+  }
+
+  private startDelete(reason: string, cause: IkeSaEndCause): void {
+    this.ctx.state = 'deleting';
+    this.deleteCause = cause;
     // §2.3: with a request outstanding the Delete waits for its response (window 1);
     // a Delete sent with the next ID would be dropped by a peer that never saw the current one.
-    if (this.pending) {
-      this.queuedDelete = reason;
-      return;
-    }
-    this.sendDelete(reason);
+    if (this.pending) this.queuedDelete = reason;
+    else this.sendDelete(reason);
   }
 
   private sendDelete(reason: string): void {
@@ -569,7 +474,7 @@ export class IkeSa {
     this.childRekeys.teardown();
     for (const req of this.unanswered) req.abandon();
     this.unanswered.clear();
-    this.reassembler.clear();
+    this.protection.clear();
     this.childNamesAtEnd = [...new Set(this.ctx.children.map((c) => c.name))];
     for (const child of this.ctx.children.splice(0)) this.childRekeys.removeChild(child);
     this.ctx.keys?.destroy();
@@ -614,12 +519,16 @@ export class IkeSa {
     this.jobs = [];
   }
 
+  /** Ask for reauthentication: a new IKE SA with a fresh IKE_AUTH replaces this one, make-before-break (the manager makes it). */
+  reauthenticate(why: string): void {
+    if (this.ctx.state !== 'established') return;
+    this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (${why}): a new IKE_SA replaces it, make-before-break`);
+    this.emit('reauthDue', this);
+  }
+
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
   softExpired(e: ExpireEvent): void {
-    if (e.hard || this.ctx.state !== 'established') return;
-    const spi = e.spi >>> 0;
-    const child = this.ctx.children.find((c) => c.reqid === e.reqid && (e.direction === 'in' ? c.inboundSpi === spi : c.outboundSpi === spi));
-    if (child) this.rekeyChild(child, `soft ${e.reason} limit of SA ${spiHex(spi)}_${e.direction === 'in' ? 'i' : 'o'}`);
+    this.childRekeys.softExpired(e);
   }
 
   /**
@@ -629,89 +538,13 @@ export class IkeSa {
    * while one for the child is under way or the child is there.
    */
   createChild(config: ChildPeerConfig, why: string): void {
-    if (this.successorSa) return this.successorSa.createChild(config, why);
-    if (this.ctx.state !== 'established' || this.creating.has(config.name)) return;
-    if (this.ctx.children.some((c) => c.name === config.name)) return;
-    this.creating.add(config.name);
-    this.ctx.log.log('info', `${this.ctx.name}: creating CHILD_SA ${config.name} (${why})`);
-    const req = new NewChildRequest(this.ctx, config);
-    const done = (): void => {
-      this.creating.delete(config.name);
-    };
-    const send = (): void => {
-      if (this.ctx.state !== 'established' || this.successorSa || this.ikeRekey.rekeying) {
-        // §2.25: not during an IKE rekey; the caller's trigger (traffic, a timer) asks again
-        done();
-        req.abandon();
-        return this.sendNextRequest();
-      }
-      const buildFailed = (err: Error): void => {
-        done();
-        req.abandon();
-        this.ctx.log.log('warn', `${this.ctx.name}: cannot create CHILD_SA ${config.name}: ${err.message}`);
-      };
-      this.createChildSaExchange(req, buildFailed, (r) => {
-        done();
-        if (r.status === 'ok') {
-          this.ctx.children.push(r.value);
-          this.childRekeys.scheduleChildRekey(r.value);
-          this.emit('childEstablished', this, r.value);
-          return;
-        }
-        req.abandon();
-        if (r.status === 'temporary') {
-          const ms = retryDelay();
-          this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${config.name}: peer answered TEMPORARY_FAILURE, retrying in ${ms} ms`);
-          this.timers.later(ms, () => this.createChild(config, 'retry after TEMPORARY_FAILURE'));
-          return;
-        }
-        const reason = r.status === 'failed' ? r.reason : r.status;
-        this.ctx.log.log('warn', `${this.ctx.name}: CHILD_SA ${config.name} failed: ${reason}; the IKE_SA stays up`);
-        this.emit('childFailed', this, config.name, reason);
-      });
-    };
-    this.enqueue(send);
-  }
-
-  /**
-   * One CREATE_CHILD_SA exchange of ours: build the request (a failure there is
-   * `buildFailed`'s, and the next queued exchange goes), send it, and hand the
-   * outcome on — an exception while processing the response is a failure, an
-   * INVALID_KE_PAYLOAD asking for another group we offer is sent again at once.
-   */
-  private createChildSaExchange<T>(
-    req: CreateChildSaRequest<T>,
-    buildFailed: (err: Error) => void,
-    answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
-  ): void {
-    const send = (): void => {
-      const msg: TaskMessage = { exchangeType: ExchangeType.CREATE_CHILD_SA, messageId: this.requests.nextId, payloads: [] };
-      try {
-        req.build(msg);
-      } catch (err) {
-        buildFailed(err as Error);
-        return this.sendNextRequest();
-      }
-      const abandonable = req.abandon ? { abandon: () => req.abandon?.() } : undefined;
-      if (abandonable) this.unanswered.add(abandonable);
-      this.sendRequest(msg, [], (response) => {
-        if (abandonable) this.unanswered.delete(abandonable);
-        let r: RequestResult<T>;
-        try {
-          r = req.process(response);
-        } catch (err) {
-          r = { status: 'failed', reason: (err as Error).message };
-        }
-        if (r.status === 'retry') return void this.jobs.unshift(send);
-        answered(r);
-      });
-    };
-    send();
+    if (this.successor) return this.successor.createChild(config, why);
+    createChild(this.tasks, config, why, retryDelay);
   }
 
   /** Initiate the rekey of a CHILD_SA (§1.3.3); a no-op when one is already under way. */
   rekeyChild(child: ChildSaRecord, why: string): void {
-    if (this.successorSa) return this.successorSa.rekeyChild(child, why);
+    if (this.successor) return this.successor.rekeyChild(child, why);
     this.childRekeys.rekeyChild(child, why);
   }
 
@@ -722,7 +555,7 @@ export class IkeSa {
    * (callers bound the wait).
    */
   deleteChild(child: ChildSaRecord, why: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-    if (this.successorSa) return this.successorSa.deleteChild(child, why);
+    if (this.successor) return this.successor.deleteChild(child, why);
     if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
     this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} (${why})`);
     return new Promise((resolve) =>
@@ -733,74 +566,14 @@ export class IkeSa {
     );
   }
 
-  /** Responder side of CREATE_CHILD_SA. */
-  private respondCreateChildSa(msg: TaskMessage, response: TaskMessage): CreateChildOutcome | undefined {
-    const refuse = (notifyType: number, why: string, data?: Buffer): undefined => {
-      this.ctx.log.log('warn', `${this.ctx.name}: CREATE_CHILD_SA ${msg.messageId} refused (${NotifyType[notifyType] ?? notifyType}): ${why}`);
-      response.payloads = [notify(notifyType, data ? { data } : {})];
-      return undefined;
-    };
-    if (this.ctx.state !== 'established' || this.successorSa) return refuse(NotifyType.TEMPORARY_FAILURE, 'the IKE_SA is being rekeyed or deleted');
-    const ike = msg.payloads.some((p) => p.type === PayloadType.SA && p.proposals.some((q) => q.protocolId === ProtocolId.IKE));
-    if (ike && (this.ikeRekey.rekeying || this.childRekeys.busy)) return refuse(NotifyType.TEMPORARY_FAILURE, 'an exchange of ours is under way (§2.25)');
-    if (ike && !this.spawn) return refuse(NotifyType.NO_ADDITIONAL_SAS, 'IKE_SA rekeying is not available here');
-    if (!ike && this.ikeRekey.rekeying) return refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE_SA (§2.25)');
-    try {
-      return respondCreateChildSa(this.ctx, msg, response, (outbound) => {
-        // Our own rekey of it may be under way: answered as usual all the same (§2.25), the
-        // collision is settled by the nonces when our exchange completes (§2.8.1).
-        return this.ctx.children.find((c) => c.outboundSpi === outbound);
-      });
-    } catch (err) {
-      if (err instanceof CreateChildRefusal) return refuse(err.notifyType, err.message, err.data);
-      throw err;
-    }
-  }
-
-  private createChildSaAnswered(outcome: CreateChildOutcome): void {
-    switch (outcome.kind) {
-      case 'child-rekey':
-        this.childRekeys.peerRekeyed(outcome.old, outcome.record, outcome.nonces);
-        return;
-      case 'child-new':
-        this.ctx.children.push(outcome.record);
-        this.childRekeys.scheduleChildRekey(outcome.record);
-        this.emit('childEstablished', this, outcome.record);
-        return;
-      case 'ike-rekey':
-        this.adoptSuccessor(outcome.ctx);
-        return;
-    }
-  }
-
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
   rekeyIke(why = 'requested'): void {
     this.ikeRekey.initiate(why);
   }
 
-  /** Hand the CHILD_SAs (and superseded pairs awaiting their Delete) to the IKE SA that replaces this one. */
-  private adoptSuccessor(ctx: IkeSaContext): IkeSa {
-    const next = this.spawn!(ctx);
-    this.successorSa = next;
-    next.ctx.children.push(...this.ctx.children.splice(0));
-    // one table moves; rekey timers restart there (startLifetimes), rekeys that were due are asked again
-    const wanted = this.childRekeys.handOver(next.childRekeys);
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA rekeyed: ${next.ctx.name} carries its ${next.ctx.children.length} CHILD_SA(s) now`);
-    next.adoptAsRekeyed(this.ctx);
-    this.emit('ikeRekeyed', this, next);
-    for (const [c, why] of wanted) if (next.ctx.children.includes(c)) next.rekeyChild(c, `${why}, moved to the new IKE_SA`);
-    return next;
-  }
-
-  private adoptAsRekeyed(old: IkeSaContext): void {
-    this.ctx.state = 'established';
-    this.ctx.establishedAt = Date.now();
-    this.ctx.peerId ??= old.peerId;
-    this.startKeepalives();
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established by rekeying ${old.name}`);
-    this.emit('established', this);
-    this.startLifetimes();
-    this.dpd.start();
+  /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
+  get droppedMessages(): number {
+    return this.protection.dropped;
   }
 
   /** Liveness checks (empty INFORMATIONAL requests, §2.4) sent by this IKE SA. */
@@ -815,6 +588,20 @@ export class IkeSa {
 
   /** The IKE SA that replaced this one by a rekey, if any. */
   get successor(): IkeSa | undefined {
-    return this.successorSa;
+    return this.ikeRekey.successor;
+  }
+
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision we initiated: we delete it (nothing ever ran on it). */
+  deleteRedundant(reason: string): void {
+    if (this.ctx.state === 'destroyed' || this.ctx.state === 'deleting') return;
+    this.redundant = true;
+    this.ctx.log.log('info', `${this.ctx.name}: deleting the IKE_SA: ${reason}`);
+    this.startDelete(reason, 'rekeyed');
+  }
+
+  /** §2.8.1: made by the losing exchange of an IKE rekey collision the peer initiated: the peer deletes it, we do after `ms`. */
+  awaitRedundantDelete(ms: number): void {
+    this.redundant = true;
+    this.timers.whateverState(ms, () => this.deleteRedundant('redundant IKE_SA of a rekey collision, not deleted by the peer (§2.8.1)'));
   }
 }

@@ -38,6 +38,17 @@ export class IkeSaTimers {
     return t;
   }
 
+  /** Run `fn` after `ms` in whatever state the IKE SA is then (a redundant IKE SA is never established); stop() cancels it. */
+  whateverState(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.oneShots.delete(t);
+      fn();
+    }, ms);
+    t.unref?.();
+    this.oneShots.add(t);
+    return t;
+  }
+
   /** IKE rekey, reauthentication and hard end timers of `lifetimes` (none when absent). */
   startLifetimes(l: IkePeerConfig['ikeLifetimes']): void {
     if (!l) return;

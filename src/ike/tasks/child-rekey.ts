@@ -15,9 +15,10 @@ import { ExchangeType } from '../codec/index.js';
 import { deletePayload } from '../codec/build.js';
 import { ProtocolId } from '../transforms.js';
 import type { ExchangeHost, TaskMessage } from './task.js';
-import { ChildRekeyRequest } from './create-child-sa.js';
+import { ChildRekeyRequest, lowestNonceIn } from './create-child-sa.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { ChildStates, type ChildRekeyCollision } from '../sa/child-state.js';
+import type { ExpireEvent } from '../../esp/api.js';
 import { spiHex } from '../../util/format.js';
 
 /** Responder of a CHILD rekey: switch outbound to the new SA at the latest this long after answering, even without the initiator's Delete. */
@@ -145,6 +146,14 @@ export class ChildRekeys {
     this.states.clear();
   }
 
+  /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
+  softExpired(e: ExpireEvent): void {
+    if (e.hard || this.ctx.state !== 'established') return;
+    const spi = e.spi >>> 0;
+    const child = this.ctx.children.find((c) => c.reqid === e.reqid && (e.direction === 'in' ? c.inboundSpi === spi : c.outboundSpi === spi));
+    if (child) this.host.rekeyChild(child, `soft ${e.reason} limit of SA ${spiHex(spi)}_${e.direction === 'in' ? 'i' : 'o'}`);
+  }
+
   /** Initiate the rekey of a CHILD_SA (§1.3.3) on this IKE SA; a no-op when one is already under way. */
   rekeyChild(child: ChildSaRecord, why: string): void {
     if (this.ctx.state !== 'established') return;
@@ -247,7 +256,7 @@ export class ChildRekeys {
         return;
       case 'ok': {
         const collision = this.dropCollision(child);
-        if (collision && this.ctx.children.includes(collision.peerPair) && !this.lowestNonceIn(r.nonces, collision.nonces)) {
+        if (collision && this.ctx.children.includes(collision.peerPair) && !lowestNonceIn(r.nonces, collision.nonces)) {
           // §2.8.1: both exchanges rekeyed it; the lowest of the four nonces is in the peer's — its pair goes, ours stays.
           return this.winCollision(child, collision.peerPair, r.value);
         }
@@ -289,12 +298,6 @@ export class ChildRekeys {
   private endRetry(child: ChildSaRecord, state: { retryTimer?: NodeJS.Timeout; rekeyTimer?: NodeJS.Timeout }): void {
     clearTimeout(state.retryTimer);
     this.states.set(child, { kind: 'installed', ...(state.rekeyTimer ? { rekeyTimer: state.rekeyTimer } : {}) });
-  }
-
-  /** Whether the lowest of all the nonces is one of `ours` (RFC 7296 §2.8.1: that exchange's SA is the redundant one). */
-  private lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
-    const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
-    return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
   }
 
   /**
@@ -393,6 +396,8 @@ export class ChildRekeys {
       const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
       this.host.request(msg, () => {
         const i = this.ctx.children.indexOf(child);
+        // the peer rekeyed it meanwhile (our Delete crossed its rekey, §2.25): the pair it replaced is gone on its side now
+        if (i < 0 && this.states.is(child, 'superseded')) this.finishSupersede(child);
         if (i < 0) return done({ ok: false, reason: 'the CHILD_SA was deleted by the peer meanwhile' });
         this.ctx.children.splice(i, 1);
         const st = this.states.get(child);
@@ -479,6 +484,12 @@ export class ChildRekeys {
     this.ctx.backend.deleteSa(child.inboundSpi, 'in');
     this.ctx.backend.deleteSa(child.outboundSpi, 'out');
     if (!ours) return;
+    // A CHILD_SA of the same reqid on another IKE SA (made by reauthentication, make-before-break)
+    // takes the traffic over and keeps the policies: this pair may have taken the outbound from it
+    // when a rekey on this IKE SA completed after the new IKE SA was up.
+    const heir = this.ctx.otherIkeSas().find((o) => o.state === 'established' && o.children.some((c) => c.reqid === child.reqid));
+    const pair = heir?.children.find((c) => c.reqid === child.reqid);
+    if (pair && this.ctx.backend.querySa(pair.outboundSpi, 'out')) return this.ctx.backend.setOutboundSa(pair.reqid, pair.outboundSpi);
     this.ctx.backend.deletePolicy(child.reqid, 'in');
     this.ctx.backend.deletePolicy(child.reqid, 'out');
   }

@@ -237,6 +237,16 @@ function successorContext(old: IkeSaContext, weInitiated: boolean, spiI: Buffer,
   return ctx;
 }
 
+/**
+ * RFC 7296 §2.8.1: of two colliding rekeys, the exchange holding the lowest of
+ * the four nonces made the redundant SA. Whether that is `ours` (our exchange's
+ * Ni and Nr) rather than `theirs`.
+ */
+export function lowestNonceIn(ours: Buffer[], theirs: Buffer[]): boolean {
+  const lowest = (list: Buffer[]): Buffer => list.reduce((a, b) => (Buffer.compare(a, b) <= 0 ? a : b));
+  return Buffer.compare(lowest(ours), lowest(theirs)) < 0;
+}
+
 /** Initiator outcomes of a CREATE_CHILD_SA response. */
 export type RequestResult<T> =
   | { status: 'ok'; value: T; nonces: Buffer[] }

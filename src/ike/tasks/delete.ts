@@ -18,8 +18,12 @@ import type { TaskMessage } from './task.js';
 
 export interface InformationalResponder {
   readonly ctx: IkeSaContext;
-  /** The name of the IKE SA that replaced this one by a rekey, if any. */
-  readonly successorName: string | undefined;
+  /**
+   * The peer deletes this IKE SA: the name of the IKE SA that replaced it by a
+   * rekey, if any (an IKE rekey collision still open is concluded first,
+   * ./ike-rekey.ts); `redundant`: it was the losing IKE SA of a collision (§2.8.1).
+   */
+  peerDeletesIkeSa(): { successorName: string | undefined; redundant: boolean };
   /** Remove the CHILD_SAs the peer deleted (by its inbound SPIs); returns our inbound SPIs of those pairs. */
   peerDeletedChildren(peerSpis: readonly Buffer[]): Buffer[];
 }
@@ -29,7 +33,9 @@ export function respondInformational(sa: InformationalResponder, msg: TaskMessag
   for (const p of msg.payloads) {
     if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) {
       // after an IKE rekey the old SA's Delete is part of the rekey, not the peer closing
-      return sa.successorName !== undefined ? { reason: `rekeyed, replaced by ${sa.successorName}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
+      const { successorName, redundant } = sa.peerDeletesIkeSa();
+      if (redundant) return { reason: 'redundant IKE_SA of a rekey collision deleted by the peer (§2.8.1)', cause: 'rekeyed' };
+      return successorName !== undefined ? { reason: `rekeyed, replaced by ${successorName}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
     }
   }
   for (const p of msg.payloads) {

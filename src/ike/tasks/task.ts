@@ -87,6 +87,24 @@ export abstract class BaseTask implements Task {
   }
 }
 
+/** Initiator: each task consumes the response; those not done take part in the next exchange. `retry`: send the request again rebuilt. */
+export function processResponse(tasks: readonly Task[], msg: TaskMessage): { remaining: Task[]; retry: boolean } {
+  const remaining: Task[] = [];
+  let retry = false;
+  for (const t of tasks) {
+    const status = t.processResponse(msg);
+    if (status === 'retry') retry = true;
+    if (status !== 'done') remaining.push(t);
+  }
+  return { remaining, retry };
+}
+
+/** Responder: each task consumes the request, then adds its part of the response; returns those not done. */
+export function respond(tasks: readonly Task[], msg: TaskMessage, response: TaskMessage): Task[] {
+  for (const t of tasks) t.processRequest(msg);
+  return tasks.filter((t) => t.buildResponse(response) !== 'done');
+}
+
 /**
  * What the tasks that start exchanges of their own once the IKE SA is
  * established (CHILD rekey, DPD) use of it: its window-1 request queue.
