@@ -178,6 +178,11 @@ function locate(doc: Document, segments: readonly PathSegment[]): number | undef
   return offset;
 }
 
+/** A group connection: remote_addrs names prefixes, each host in them a peer (a template for per-peer instances). */
+export function isGroup(remoteAddrs: readonly string[]): boolean {
+  return remoteAddrs.some((a) => a.includes('/'));
+}
+
 function isSection(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -312,6 +317,12 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
         out.add([...base, 'dpd_timeout'], 'has no effect with IKEv2 (a dead peer is detected by retransmission timeouts, as in strongSwan)', 'warning');
       }
     }
+    if (c !== undefined && isGroup(c.remote_addrs) && c.remote_addrs.some((a) => a.startsWith('%any'))) {
+      out.add([...base, 'remote_addrs'], `mixes %any with prefixes (${c.remote_addrs.join(', ')}): a group connection names its peers by prefix; use 0.0.0.0/0 or ::/0 for any peer`);
+    }
+    if (local?.id?.pattern !== undefined) {
+      out.add([...base, 'local', 'id'], `'${local.id.text}' is a pattern for peers' identities; local.id must be one identity (leave it out to use the certificate's subject DN)`);
+    }
     if (local !== undefined && local.certs.length === 0) {
       out.add([...base, 'local', 'certs'], "required with auth 'pubkey': the certificate tunsec authenticates with");
     }
@@ -337,6 +348,12 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
         if (ch === undefined) continue;
         const lifetimes = resolveChildLifetimes(ch);
         out.lifetimes(childBase, checkChildLifetimes(lifetimes, ch));
+        if (c !== undefined && isGroup(c.remote_addrs) && (ch.start_action === 'start' || ch.start_action === 'trap|start')) {
+          out.add(
+            [...childBase, 'start_action'],
+            `'${ch.start_action}' cannot start a group connection (remote_addrs ${c.remote_addrs.join(', ')}): its instances are negotiated per peer on demand; use 'trap' (or 'none' to only respond)`,
+          );
+        }
         if (c !== undefined && ch.start_action !== 'none' && c.remote_addrs.every((a) => a.startsWith('%any'))) {
           out.add(
             [...childBase, 'start_action'],
@@ -354,6 +371,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
           close_action: ch.close_action,
           replay_window: ch.replay_window,
           policy: ch.policy,
+          inactivity: ch.inactivity,
           ...lifetimes,
         };
       }

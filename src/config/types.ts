@@ -172,4 +172,6 @@ export interface ChildConfig extends ChildLifetimes {
   close_action: 'none' | 'trap' | 'start';
   replay_window: number;
   policy: 'private' | 'private-or-clear';
+  /** Seconds without a packet (in or out) after which the CHILD_SA is closed; 0 = never. */
+  inactivity: number;
 }

@@ -30,6 +30,8 @@ import { DaemonDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas } from './global-switch.js';
+import { GroupInstances } from './groups.js';
+import { InactivityCheck } from './inactivity.js';
 import { Initiation, type DaemonView } from './initiation.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer } from './metrics.js';
@@ -85,6 +87,10 @@ export class Daemon {
   private startTime?: number;
   /** When connections were last up / connecting / not connected, for `tunsec status`. */
   readonly connectionStates = new ConnectionStates();
+  /** The per-peer instances of group connections (./groups.ts). */
+  readonly groups = new GroupInstances();
+  /** Idle IKE SAs closed (`inactivity`). */
+  readonly inactivity: InactivityCheck;
 
   constructor(private readonly options: DaemonOptions = {}) {
     this.log = options.logger ?? new DaemonLogger();
@@ -96,7 +102,8 @@ export class Daemon {
       connections: () => this.connections,
       mayNegotiate: () => this.state === 'running' && this.globalSwitch.state === 'up',
     };
-    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs });
+    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs, groups: this.groups });
+    this.inactivity = new InactivityCheck(base, this.backend);
     const initiation = this.initiation;
     this.endActions = new EndActions({
       ...base,
@@ -122,6 +129,7 @@ export class Daemon {
         this.daemonConfig = daemon;
         this.connections = connections;
         this.managerInstance!.setConnections(connections.map((c) => c.entry));
+        this.inactivity.update();
       },
       datapath: () => this.datapathInstance,
       initiation,
@@ -295,7 +303,7 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    const dp = new DaemonDatapath(daemon, this.backend, this.log, (trap, e) => this.initiation.acquired(trap.connection, trap.child, trap.group ? e.packetSelector.remote.startAddress : undefined));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {
@@ -317,12 +325,20 @@ export class Daemon {
       retransmit: { ...daemon.retransmit, ...this.options.retransmit },
       ...managerLimits(daemon.limits),
       unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.initiation.peerLostUs(remote.address)),
+      instanceFor: (entry, remoteAddress) => {
+        const group = this.connections.find((c) => c.entry === entry);
+        return group === undefined ? undefined : this.groups.instance(group, remoteAddress)?.entry;
+      },
     });
     this.managerInstance = manager;
     this.events.attach(manager);
     this.connectionStates.attach(manager);
     manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
+    // An instance no IKE SA uses any more is forgotten: the next one with that peer starts afresh.
+    manager.on('destroyed', (sa) => {
+      if (!manager.sas.some((s) => s !== sa && s.state !== 'destroyed' && s.ctx.config === sa.ctx.config)) this.groups.release(sa.ctx.config);
+    });
     manager.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) manager.on('established', (sa) => keylog.ikeSaEstablished(sa));
@@ -337,6 +353,7 @@ export class Daemon {
     for (const c of connections) {
       if (c.startChildren.length > 0) void this.initiation.keepInitiating(c);
     }
+    this.inactivity.update();
   }
 
   /** Run a handler; an exception is logged, never thrown into the event loop. */
@@ -423,6 +440,7 @@ export class Daemon {
 
   private cleanUp(): void {
     this.initiation.clearTimers();
+    this.inactivity.stop();
     this.transport?.stop();
     this.transport = undefined;
     this.control?.stop();

@@ -67,3 +67,4 @@ export {
   type IdPayloadData,
   type MatchResult,
 } from './identity.js';
+export { identityPatternMatches, type IdentityPattern } from './identity-pattern.js';

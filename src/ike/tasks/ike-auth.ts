@@ -12,6 +12,7 @@ import { CryptoError } from '../../crypto/types.js';
 import { chooseSignatureAlgorithm, signAuth, verifyAuth, SignatureAuthMethod } from '../../crypto/signature.js';
 import {
   certMatchesIdentity,
+  identityPatternMatches,
   identityFromIdPayload,
   identityToIdPayload,
   identityToString,
@@ -110,6 +111,10 @@ export class IkeAuthTask extends BaseTask {
     for (const note of validation.notes) sa.log.log('info', `${sa.name}: ${note}`);
     const match = certMatchesIdentity(peerCert, peerId);
     if (!match.ok) throw new ExchangeFailure(match.reason, AUTH_FAILED);
+    if (config.remoteIdPattern) {
+      const admitted = identityPatternMatches(config.remoteIdPattern, peerId, peerCert, sa.remote.address);
+      if (!admitted.ok) throw new ExchangeFailure(admitted.reason, AUTH_FAILED);
+    }
 
     const octets = this.signedOctetsOf(peerIsInitiator, idP);
     let ok: boolean;
