@@ -134,7 +134,8 @@ function connectionStatus(daemon: DaemonView, name: string, now: number): Connec
     state,
     since: iso(since),
     age: ageOf(since, now),
-    peer: shown?.ctx.remote.address ?? c.entry.remoteAddrs.find((a) => a !== '%any') ?? null,
+    peer: c.group ? (shown?.ctx.remote.address ?? c.entry.remoteAddrs.join(', ')) : (shown?.ctx.remote.address ?? c.entry.remoteAddrs.find((a) => a !== '%any') ?? null),
+    ...(c.group ? { instances: [...new Set(sas.map((sa) => sa.ctx.config.instancePeer ?? sa.ctx.remote.address))] } : {}),
     local_id: describeIdentity(cfg.localId),
     remote_id: describeIdentity(shown?.ctx.peerId ?? cfg.remoteId),
     ike_sas: sas.length,
@@ -180,6 +181,7 @@ export function listSas(daemon: DaemonView, name?: string): ListSasResult {
     });
     return {
       name: ctx.config.name,
+      instance: ctx.config.instancePeer === undefined ? null : `${ctx.config.name}[${ctx.config.instancePeer}]`,
       spi_i: ctx.spiI.toString('hex'),
       spi_r: ctx.spiR.toString('hex'),
       initiator: ctx.originalInitiator,
@@ -247,7 +249,8 @@ export function listConns(daemon: DaemonView): ListConnsResult {
  */
 export function check(daemon: DaemonView, name?: string): CheckResult {
   const now = Date.now();
-  const all = daemon.connectionList.map((c) => ({ status: connectionStatus(daemon, c.name, now), expected: name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name }));
+  // A group connection is up on demand, per peer: having no IKE SA is its normal state, not a fault.
+  const all = daemon.connectionList.map((c) => ({ status: connectionStatus(daemon, c.name, now), expected: c.group === undefined && (name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name) }));
   const considered = all.filter((c) => (name === undefined ? true : c.status.name === name));
   const fallback = daemon.datapath?.status().counters.outFallbackClear ?? 0;
   const g = daemon.global.state;
