@@ -21,11 +21,13 @@ import {
   connectionSchema,
   daemonSchema,
   localAuthSchema,
+  policyGroupsSchema,
   remoteAuthSchema,
   secretSchema,
   topSchema,
 } from './schema.js';
 import type { ChildConfig, ConnectionConfig, DaemonConfig, SecretConfig, TunsecConfig } from './types.js';
+import { type PolicyGroups, loadPolicyGroups, prefixesOf } from './policy-groups.js';
 import { MANUAL_NAME, duplicateSpis, manualKeysPermissionWarning, manualSaSchema, manualSchema, resolveManualSa, type ManualSaConfig } from './manual.js';
 
 export type ConfigSource =
@@ -286,6 +288,17 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     }
   }
 
+  // policy groups (read before the connections that take their prefixes)
+  let policyGroups: PolicyGroups | undefined;
+  if (data.policy_groups !== undefined) {
+    const pg = out.parse(policyGroupsSchema, data.policy_groups, ['policy_groups']);
+    if (pg !== undefined) {
+      const r = loadPolicyGroups(at(pg.dir));
+      for (const p of r.problems) out.add(['policy_groups', 'dir'], p.line > 0 ? `${p.file} line ${p.line}: ${p.message}` : `${p.file}: ${p.message}`);
+      policyGroups = r.groups;
+    }
+  }
+
   // connections
   const connections: Record<string, ConnectionConfig> = {};
   const rawConnections = top?.connections ?? (isSection(data.connections) ? data.connections : {});
@@ -304,7 +317,23 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       out.add(base, `expected a section (key: value pairs), got ${describeValue(raw)}`);
       continue;
     }
-    const c = out.parse(connectionSchema, raw, base);
+    const parsed = out.parse(connectionSchema, raw, base);
+    let c: (Omit<NonNullable<typeof parsed>, 'remote_addrs'> & { remote_addrs: string[] }) | undefined;
+    if (parsed !== undefined) {
+      let remoteAddrs = parsed.remote_addrs;
+      if (parsed.policy_group !== undefined) {
+        if (remoteAddrs !== undefined) out.add([...base, 'remote_addrs'], `comes from policy_group '${parsed.policy_group}'; leave it out`);
+        else if (data.policy_groups === undefined) out.add([...base, 'policy_group'], "needs the group files: set policy_groups.dir");
+        else if (policyGroups !== undefined) {
+          remoteAddrs = prefixesOf(policyGroups, parsed.policy_group).map((p) => p.text);
+          if (remoteAddrs.length === 0) out.add([...base, 'policy_group'], `group '${parsed.policy_group}' has no prefixes in ${policyGroups.dir}: the connection covers no peer`, 'warning');
+        }
+      } else if (remoteAddrs === undefined) {
+        out.add([...base, 'remote_addrs'], 'required');
+      }
+      // a group with no prefixes yet (empty file): a prefix that matches nothing keeps it a group
+      if (remoteAddrs !== undefined || parsed.policy_group !== undefined) c = { ...parsed, remote_addrs: remoteAddrs ?? [] };
+    }
     const misplaced = { keys: connectionKeys, where: `the connection (connections.${connName})` };
     const local = out.parse(localAuthSchema, raw.local ?? {}, [...base, 'local'], misplaced);
     const remote = out.parse(remoteAuthSchema, raw.remote ?? {}, [...base, 'remote'], misplaced);
@@ -346,6 +375,11 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
         }
         const ch = out.parse(childSchema, rawChild ?? {}, childBase);
         if (ch === undefined) continue;
+        // A policy group decides how its traffic is handled, as Libreswan's OE connections do.
+        if (c?.policy_group !== undefined) {
+          ch.policy = c.policy_group === 'private' ? 'private' : 'private-or-clear';
+          ch.start_action = c.policy_group === 'clear-or-private' ? 'none' : 'trap';
+        }
         const lifetimes = resolveChildLifetimes(ch);
         out.lifetimes(childBase, checkChildLifetimes(lifetimes, ch));
         if (c !== undefined && isGroup(c.remote_addrs) && (ch.start_action === 'start' || ch.start_action === 'trap|start')) {
@@ -354,7 +388,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
             `'${ch.start_action}' cannot start a group connection (remote_addrs ${c.remote_addrs.join(', ')}): its instances are negotiated per peer on demand; use 'trap' (or 'none' to only respond)`,
           );
         }
-        if (c !== undefined && ch.start_action !== 'none' && c.remote_addrs.every((a) => a.startsWith('%any'))) {
+        if (c !== undefined && c.policy_group === undefined && ch.start_action !== 'none' && c.remote_addrs.every((a) => a.startsWith('%any'))) {
           out.add(
             [...childBase, 'start_action'],
             `'${ch.start_action}' initiates the connection, but remote_addrs is ${c.remote_addrs.join(', ')}: there is no peer address to initiate to`,
@@ -383,6 +417,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       version: c.version,
       local_addrs: c.local_addrs,
       remote_addrs: c.remote_addrs,
+      ...(c.policy_group === undefined ? {} : { policy_group: c.policy_group }),
       local_port: c.local_port,
       remote_port: c.remote_port,
       proposals: c.proposals,
@@ -429,5 +464,5 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
 
   if (out.hasErrors || top === undefined || daemon === undefined || authorities === undefined) return fail();
   const warnings = out.sorted().filter((p) => p.severity === 'warning');
-  return { ok: true, config: { daemon, authorities, secrets, connections, manual }, warnings };
+  return { ok: true, config: { daemon, authorities, secrets, connections, manual, ...(policyGroups ? { policy_groups: policyGroups } : {}) }, warnings };
 }

@@ -144,7 +144,10 @@ const version = () =>
 export const connectionSchema = z.strictObject({
   version: version().default(2),
   local_addrs: hostAddresses().default(['%any']),
-  remote_addrs: remoteAddresses(),
+  /** Required unless `policy_group` gives the prefixes (checked in ./load.ts). */
+  remote_addrs: remoteAddresses().optional(),
+  /** The policy group (./policy-groups.ts) whose prefixes are remote_addrs; the children's policy and start_action follow it. */
+  policy_group: choice(['private', 'private-or-clear', 'clear-or-private']).optional(),
   local_port: port().default(500),
   remote_port: port().default(500),
   proposals: proposals(ProtocolId.IKE).default(() => defaultProposalList(ProtocolId.IKE)),
@@ -218,6 +221,13 @@ export const topSchema = z.strictObject({
   connections: z.record(z.string(), z.unknown()),
   /** Static SAs and policies (./manual.ts), parsed on their own. */
   manual: z.unknown().optional(),
+  /** Libreswan-style policy group files (./policy-groups.ts). */
+  policy_groups: z.unknown().optional(),
+});
+
+export const policyGroupsSchema = z.strictObject({
+  /** Directory of group files named private, private-or-clear, clear-or-private, block, clear (Libreswan's /etc/ipsec.d/policies). */
+  dir: path(),
 });
 
 /**

@@ -284,7 +284,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
   const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
   const remoteAddrs = [...new Set(conn.remote_addrs.map(anyAddress))];
   // A group names its peers by prefix; a bare address among the prefixes is a one-host prefix.
-  const group = remoteAddrs.some((a) => a.includes('/'))
+  const group = conn.policy_group !== undefined || remoteAddrs.some((a) => a.includes('/'))
     ? remoteAddrs.flatMap((a) => {
         const p = parsePrefix(a);
         return p.ok ? [p.value] : [];

@@ -260,6 +260,7 @@ export class Daemon {
     this.startManager(config.daemon, connections, ikePort);
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
+    this.datapathInstance?.setPolicyGroupShunts(config.policy_groups);
     await this.installTrapsAndInitiate(connections);
     return { pidFile: config.daemon.pid_file, connections: connections.map((c) => c.name) };
   }

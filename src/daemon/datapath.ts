@@ -25,7 +25,7 @@
  * TUN routes, and `global: clear` lifts them while the switch is down.
  */
 import { networkInterfaces } from 'node:os';
-import type { DaemonConfig } from '../config/index.js';
+import type { DaemonConfig, PolicyGroups } from '../config/index.js';
 import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
 import { EspDatapath, type DatapathLogger } from '../esp/datapath.js';
 import { EspDataplane, zeroIoCounters } from '../esp/io.js';
@@ -278,6 +278,41 @@ export class DaemonDatapath {
     if (!this.sad.spd.get(child.reqid, 'out')) this.sad.addPolicy(spec);
     this.log.log('esp', 'info', `trap policy for ${conn.name}/${child.name}{${child.reqid}} installed (${child.policy})`);
     return true;
+  }
+
+  /** The `block` / `clear` policy group shunts in place, by reqid. */
+  private groupShunts = new Map<number, string>();
+
+  /**
+   * The `block` and `clear` policy groups (config policy_groups): a discard or
+   * bypass policy per prefix, ordered with the group traps by prefix length
+   * (longest prefix wins between groups). Replaces those of a previous call.
+   */
+  setPolicyGroupShunts(groups: PolicyGroups | undefined): void {
+    if (this.stopped) return;
+    for (const reqid of this.groupShunts.keys()) this.sad.deletePolicy(reqid, 'out');
+    this.groupShunts.clear();
+    for (const e of groups?.entries ?? []) {
+      if (e.group !== 'block' && e.group !== 'clear') continue;
+      const { start, end } = prefixRange(e.prefix.network, e.prefix.length);
+      const any = (address: Buffer): TrafficSelector => ({ protocol: 0, startAddress: formatIp(address), endAddress: formatIp(address), startPort: 0, endPort: 0xffff });
+      const whole = e.prefix.family === 4 ? { start: Buffer.alloc(4), end: Buffer.alloc(4, 0xff) } : { start: Buffer.alloc(16), end: Buffer.alloc(16, 0xff) };
+      const reqid = this.nextGroupReqid++;
+      this.sad.addPolicy({
+        reqid,
+        direction: 'out',
+        local: [{ ...any(whole.start), endAddress: formatIp(whole.end) }],
+        remote: [{ ...any(start), endAddress: formatIp(end) }],
+        action: e.group === 'block' ? 'discard' : 'bypass',
+        failureMode: 'private',
+        priority: GROUP_TRAP_PRIORITY + (128 - e.prefix.length),
+        mode: 'transport',
+        localAddress: '',
+        remoteAddress: '',
+      });
+      this.groupShunts.set(reqid, `${e.group} ${e.prefix.text}`);
+    }
+    if (this.groupShunts.size > 0) this.log.log('esp', 'info', `policy group shunts installed: ${[...this.groupShunts.values()].join(', ')}`);
   }
 
   private nextGroupReqid = GROUP_TRAP_REQID_BASE;
