@@ -109,7 +109,7 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
     const clear = await Capture.start(hub.ns, hub.ifname, ['icmp']);
     try {
       const flows = [[hub, p1], [hub, p2], [p3, hub]] as const;
-      const pings = await Promise.all(flows.map(([from, to]) => lan.exec(from, 'ping', ['-c', '3', '-i', '0.3', '-w', '30', to.ip4], 30_000)));
+      const pings = await Promise.all(flows.map(([from, to]) => lan.exec(from, 'ping', ['-c', '3', '-i', '0.3', '-w', '30', to.ip4], 40_000)));
       for (const [i, ping] of pings.entries()) expect(ping.code, `${flows[i]![0].ip4} → ${flows[i]![1].ip4}: ${ping.stdout}\n${ping.stderr}\nhub:\n${hubDaemon.text()}`).toBe(0);
       const status = await hubDaemon.cli('status', '--json');
       const group = (JSON.parse(status.stdout) as StatusResult).connections.find((c) => c.name === 'fleet');
@@ -135,7 +135,7 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
     const [p1] = peers as [NetnsSide];
     await waitFor('the idle instances to be closed', async () => ((await hubSas()).ike_sas.length === 0 ? true : undefined), 90_000, 1000);
     expect(hubDaemon.lines.filter((l) => /\(inactivity\): deleting the IKE_SA/.test(l.msg ?? '')).length).toBeGreaterThanOrEqual(3);
-    const ping = await lan.exec(hub, 'ping', ['-c', '3', '-i', '0.3', '-w', '30', p1.ip4], 30_000);
+    const ping = await lan.exec(hub, 'ping', ['-c', '3', '-i', '0.3', '-w', '30', p1.ip4], 40_000);
     expect(ping.code, ping.stdout).toBe(0);
     expect(await instances()).toEqual([`fleet[${p1.ip4}]`]);
   }, 150_000);
