@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type ConfigProblem, formatProblem, loadConfig } from '../../src/config/index.js';
 import { parseIdentity } from '../../src/config/identity.js';
 import { groupOf, loadPolicyGroups, parseGroupFile } from '../../src/config/policy-groups.js';
-import { longestMatch, parsePrefix } from '../../src/util/prefix.js';
+import { type IpPrefix, longestMatch, parsePrefix } from '../../src/util/prefix.js';
 
 const tmp = mkdtempSync('/tmp/tunsec-groups-');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -58,7 +58,7 @@ describe('prefixes', () => {
   });
 
   it('the longest prefix holding an address wins, whatever the order', () => {
-    const items = ['10.0.0.0/8', '10.0.1.0/24', '10.0.0.0/16', '10.0.1.128/25'].map((t, i) => ({ i, prefix: (parsePrefix(t) as { value: ReturnType<typeof parsePrefix> extends { value: infer V } ? V : never }).value }));
+    const items = ['10.0.0.0/8', '10.0.1.0/24', '10.0.0.0/16', '10.0.1.128/25'].map((t, i) => ({ i, prefix: (parsePrefix(t) as { ok: true; value: IpPrefix }).value }));
     expect(longestMatch(items, '10.0.1.7')?.i).toBe(1);
     expect(longestMatch(items, '10.0.1.200')?.i).toBe(3);
     expect(longestMatch(items, '10.0.2.1')?.i).toBe(2);
