@@ -55,6 +55,8 @@ export interface TrapInfo {
   spec: PolicySpec;
   /** A trap of a group connection: one per prefix, the packet's destination is the peer (./groups.ts). */
   group?: ResolvedConnection;
+  /** Drops only, negotiates nothing: a `private` group we only respond for (its traffic is never sent in the clear). */
+  passive?: boolean;
 }
 
 /**
@@ -135,7 +137,7 @@ export class DaemonDatapath {
     this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
     this.sad.on('acquire', (e) => {
       const trap = this.traps.get(e.reqid);
-      if (trap) this.onAcquire(trap, e);
+      if (trap && !trap.passive) this.onAcquire(trap, e);
     });
     this.sad.on('expire', (e) =>
       this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${(e.spi >>> 0).toString(16).padStart(8, '0')}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
@@ -234,6 +236,8 @@ export class DaemonDatapath {
       const names = new Set([...conn.trapChildren, ...conn.startChildren]);
       for (const child of conn.entry.config.children) {
         if (names.has(child.name)) await this.installTrap(conn, child.name);
+        // A private group we only answer for: its prefixes still never see cleartext.
+        else if (conn.group && child.policy === 'private') await this.installTrap(conn, child.name, undefined, true);
       }
     }
   }
@@ -245,10 +249,10 @@ export class DaemonDatapath {
    * lost IKE SA had). Returns false if no trap could be made. An installed
    * CHILD_SA policy of the child stays in place: the trap takes over when it goes.
    */
-  async installTrap(conn: ResolvedConnection, childName: string, remoteAddress?: string): Promise<boolean> {
+  async installTrap(conn: ResolvedConnection, childName: string, remoteAddress?: string, passive = false): Promise<boolean> {
     const child = conn.entry.config.children.find((c) => c.name === childName);
     if (!child || child.reqid === undefined || this.stopped) return false;
-    if (conn.group) return this.installGroupTraps(conn, child);
+    if (conn.group) return this.installGroupTraps(conn, child, passive);
     const remote = conn.entry.remoteAddrs.find((a) => a !== '%any') ?? remoteAddress;
     if (remote === undefined) {
       this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: remote_addrs names no concrete address`);
@@ -325,7 +329,7 @@ export class DaemonDatapath {
    * it, `perDestination` so that each peer is held and negotiated on its own.
    * When remote_ts names addresses, those are the traps' selectors instead.
    */
-  private async installGroupTraps(conn: ResolvedConnection, child: ResolvedConnection['entry']['config']['children'][number]): Promise<boolean> {
+  private async installGroupTraps(conn: ResolvedConnection, child: ResolvedConnection['entry']['config']['children'][number], passive: boolean): Promise<boolean> {
     const prefixes = conn.group ?? [];
     const first = prefixes[0];
     if (first === undefined || child.reqid === undefined) return false;
@@ -371,11 +375,11 @@ export class DaemonDatapath {
         remoteAddress: '',
         perDestination: true,
       };
-      this.traps.set(reqid, { connection: conn.name, child: child.name, spec, group: conn });
+      this.traps.set(reqid, { connection: conn.name, child: child.name, spec, group: conn, ...(passive ? { passive } : {}) });
       this.sad.addPolicy(spec);
       installed++;
     }
-    this.log.log('esp', 'info', `group trap policies for ${conn.name}/${child.name} installed (${child.policy}): ${targets.map((t) => t.text).join(', ')}`);
+    this.log.log('esp', 'info', `group trap policies for ${conn.name}/${child.name} installed (${child.policy}${passive ? ', respond only: traffic dropped until a peer negotiates' : ''}): ${targets.map((t) => t.text).join(', ')}`);
     return installed > 0;
   }
 

@@ -4,7 +4,7 @@
  * the segment's /24 (remote.id `*.fleet.test`, transport mode, start_action
  * trap, `private`, a short `inactivity`); peer 1 has an ordinary per-peer
  * connection to the hub (a responder), peers 2 and 3 group templates of their
- * own (remote.id `%fromcert-ip`). The hub pings peers 1 and 2 and peer 3
+ * own (remote.id `%fromcert-ip`; peer 2 only responds, peer 3 traps). The hub pings peers 1 and 2 and peer 3
  * pings the hub: three per-peer instances appear on demand, shown as
  * `fleet[address]`; a capture on the hub's interface holds no cleartext ICMP;
  * once the traffic stops, the idle instances are closed, and the next packet
@@ -90,8 +90,10 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
     daemons.push(
       hubDaemon,
       new TunsecDaemon(p1.ns, yaml({ name: 'p1', side: p1, remote: hub.ip4, remoteId: 'hub.fleet.test', startAction: 'none' }), credentialFiles(ca.certificatePem, certificate('p1', p1))),
+      // p2 only answers for its group (its private traps drop, never negotiate); p3 negotiates on demand
       ...[p2, p3].map(
-        (p, i) => new TunsecDaemon(p.ns, yaml({ name: `p${i + 2}`, side: p, remote: lan.prefix, remoteId: '%fromcert-ip', startAction: 'trap' }), credentialFiles(ca.certificatePem, certificate(`p${i + 2}`, p))),
+        (p, i) =>
+          new TunsecDaemon(p.ns, yaml({ name: `p${i + 2}`, side: p, remote: lan.prefix, remoteId: '%fromcert-ip', startAction: i === 0 ? 'none' : 'trap' }), credentialFiles(ca.certificatePem, certificate(`p${i + 2}`, p))),
       ),
     );
     for (const d of daemons) await d.start();
