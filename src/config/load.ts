@@ -318,6 +318,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       continue;
     }
     const parsed = out.parse(connectionSchema, raw, base);
+    if (raw.remote_addrs === undefined && raw.policy_group === undefined) out.add([...base, 'remote_addrs'], 'required');
     let c: (Omit<NonNullable<typeof parsed>, 'remote_addrs'> & { remote_addrs: string[] }) | undefined;
     if (parsed !== undefined) {
       let remoteAddrs = parsed.remote_addrs;
@@ -328,8 +329,6 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
           remoteAddrs = prefixesOf(policyGroups, parsed.policy_group).map((p) => p.text);
           if (remoteAddrs.length === 0) out.add([...base, 'policy_group'], `group '${parsed.policy_group}' has no prefixes in ${policyGroups.dir}: the connection covers no peer`, 'warning');
         }
-      } else if (remoteAddrs === undefined) {
-        out.add([...base, 'remote_addrs'], 'required');
       }
       // a group with no prefixes yet (empty file): a prefix that matches nothing keeps it a group
       if (remoteAddrs !== undefined || parsed.policy_group !== undefined) c = { ...parsed, remote_addrs: remoteAddrs ?? [] };
