@@ -138,6 +138,8 @@ function sameContact(ctx: IkeSaContext, config: IkePeerConfig, remoteAddress: st
   return (
     ctx.config.localId.value === config.localId.value &&
     (config.remoteId === undefined || ctx.peerId?.value === config.remoteId.value) &&
+    // a group's instance: the contact is with its one peer, not with any host of the group
+    (config.instancePeer === undefined || ctx.remote.address === config.instancePeer) &&
     ctx.remote.address.includes(':') === remoteAddress.includes(':')
   );
 }
