@@ -9,6 +9,7 @@ import { parseProposalList } from '../ike/proposal/parse.js';
 import type { ProposalList } from '../ike/proposal/parse.js';
 import type { ProposalProtocol } from '../ike/proposal/types.js';
 import { canonicalIp, ipFamily } from '../util/ip.js';
+import { parsePrefix } from '../util/prefix.js';
 import { type Identity, parseIdentity } from './identity.js';
 import { type Parsed, bad, ok } from '../util/parsed.js';
 import { describeValue } from './problems.js';
@@ -142,6 +143,19 @@ export function parseHostAddress(item: string): Parsed<string> {
 }
 
 export const hostAddresses = () => listField(parseHostAddress, 'an address');
+
+/**
+ * remote_addrs: host addresses and `%any` as for local_addrs, or CIDR prefixes
+ * (`10.0.1.0/24`): a group connection, a template whose per-peer instances are
+ * negotiated with each host of the prefixes on demand.
+ */
+export function parseRemoteAddress(item: string): Parsed<string> {
+  if (!item.includes('/')) return parseHostAddress(item);
+  const r = parsePrefix(item);
+  return r.ok ? ok(r.value.text) : bad(`${r.message} (remote_addrs takes addresses, %any or CIDR prefixes)`);
+}
+
+export const remoteAddresses = () => listField(parseRemoteAddress, 'an address or prefix');
 export const trafficSelectors = () => listField<TrafficSelectorConfig>(parseTrafficSelector, 'a traffic selector');
 export const paths = () => listField((item) => ok(item), 'a path');
 

@@ -36,7 +36,17 @@ export interface Identity {
   value: string;
   /** As written in the configuration. */
   text: string;
+  /**
+   * A remote identity that names a set of peers rather than one (a group
+   * connection's `remote.id`); `type` is then ID_ANY and `value` the pattern:
+   * - `wildcard`: `*.eqiad.example`, any FQDN (or a DN's CN) ending in `.eqiad.example`;
+   * - `fromcert-ip`: `%fromcert-ip`, the peer's certificate must carry its IKE address as an IP SAN.
+   */
+  pattern?: 'wildcard' | 'fromcert-ip';
 }
+
+/** `%fromcert-ip`: the peer proves the address it talks from with its certificate (an IP SAN). */
+export const FROMCERT_IP = '%fromcert-ip';
 
 const ID_TYPE: Readonly<Record<IdentityText['type'], IdentityType>> = {
   fqdn: 'ID_FQDN',
@@ -48,6 +58,14 @@ const ID_TYPE: Readonly<Record<IdentityText['type'], IdentityType>> = {
 };
 
 export function parseIdentity(text: string): Parsed<Identity> {
+  const trimmed = text.trim();
+  if (trimmed === FROMCERT_IP) return ok({ type: 'ID_ANY', value: FROMCERT_IP, text, pattern: 'fromcert-ip' });
+  const wildcard = /^(?:fqdn:|dns:|@)?\*\.(.+)$/.exec(trimmed);
+  if (wildcard) {
+    const suffix = wildcard[1]!.toLowerCase().replace(/\.$/, '');
+    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(suffix)) return bad(`identity pattern '${text}': expected '*.' followed by a domain name, e.g. '*.eqiad.example'`);
+    return ok({ type: 'ID_ANY', value: `*.${suffix}`, text, pattern: 'wildcard' });
+  }
   const read = readIdentityText(text);
   if (read === undefined) return ok({ type: 'ID_ANY', value: '', text });
   const type = ID_TYPE[read.type];

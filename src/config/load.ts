@@ -20,11 +20,13 @@ import {
   connectionSchema,
   daemonSchema,
   localAuthSchema,
+  policyGroupsSchema,
   remoteAuthSchema,
   secretSchema,
   topSchema,
 } from './schema.js';
 import type { ChildConfig, ConnectionConfig, DaemonConfig, SecretConfig, TunsecConfig } from './types.js';
+import { type PolicyGroups, loadPolicyGroups, prefixesOf } from './policy-groups.js';
 import { MANUAL_NAME, duplicateSpis, manualKeysPermissionWarning, manualSaSchema, manualSchema, resolveManualSa, type ManualSaConfig } from './manual.js';
 
 export type ConfigSource =
@@ -177,6 +179,11 @@ function locate(doc: Document, segments: readonly PathSegment[]): number | undef
   return offset;
 }
 
+/** A group connection: remote_addrs names prefixes, each host in them a peer (a template for per-peer instances). */
+export function isGroup(remoteAddrs: readonly string[]): boolean {
+  return remoteAddrs.some((a) => a.includes('/'));
+}
+
 function isSection(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -283,6 +290,17 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     }
   }
 
+  // policy groups (read before the connections that take their prefixes)
+  let policyGroups: PolicyGroups | undefined;
+  if (data.policy_groups !== undefined) {
+    const pg = out.parse(policyGroupsSchema, data.policy_groups, ['policy_groups']);
+    if (pg !== undefined) {
+      const r = loadPolicyGroups(at(pg.dir));
+      for (const p of r.problems) out.add(['policy_groups', 'dir'], p.line > 0 ? `${p.file} line ${p.line}: ${p.message}` : `${p.file}: ${p.message}`);
+      policyGroups = r.groups;
+    }
+  }
+
   // connections
   const connections: Record<string, ConnectionConfig> = {};
   const rawConnections = top?.connections ?? (isSection(data.connections) ? data.connections : {});
@@ -301,7 +319,22 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       out.add(base, `expected a section (key: value pairs), got ${describeValue(raw)}`);
       continue;
     }
-    const c = out.parse(connectionSchema, raw, base);
+    const parsed = out.parse(connectionSchema, raw, base);
+    if (raw.remote_addrs === undefined && raw.policy_group === undefined) out.add([...base, 'remote_addrs'], 'required');
+    let c: (Omit<NonNullable<typeof parsed>, 'remote_addrs'> & { remote_addrs: string[] }) | undefined;
+    if (parsed !== undefined) {
+      let remoteAddrs = parsed.remote_addrs;
+      if (parsed.policy_group !== undefined) {
+        if (remoteAddrs !== undefined) out.add([...base, 'remote_addrs'], `comes from policy_group '${parsed.policy_group}'; leave it out`);
+        else if (data.policy_groups === undefined) out.add([...base, 'policy_group'], "needs the group files: set policy_groups.dir");
+        else if (policyGroups !== undefined) {
+          remoteAddrs = prefixesOf(policyGroups, parsed.policy_group).map((p) => p.text);
+          if (remoteAddrs.length === 0) out.add([...base, 'policy_group'], `group '${parsed.policy_group}' has no prefixes in ${policyGroups.dir}: the connection covers no peer`, 'warning');
+        }
+      }
+      // a group with no prefixes yet (empty file): a prefix that matches nothing keeps it a group
+      if (remoteAddrs !== undefined || parsed.policy_group !== undefined) c = { ...parsed, remote_addrs: remoteAddrs ?? [] };
+    }
     const misplaced = { keys: connectionKeys, where: `the connection (connections.${connName})` };
     const local = out.parse(localAuthSchema, raw.local ?? {}, [...base, 'local'], misplaced);
     const remote = out.parse(remoteAuthSchema, raw.remote ?? {}, [...base, 'remote'], misplaced);
@@ -313,6 +346,12 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       if (c.dpd_timeout !== 0) {
         out.add([...base, 'dpd_timeout'], 'has no effect with IKEv2 (a dead peer is detected by retransmission timeouts, as in strongSwan)', 'warning');
       }
+    }
+    if (c !== undefined && isGroup(c.remote_addrs) && c.remote_addrs.some((a) => a.startsWith('%any'))) {
+      out.add([...base, 'remote_addrs'], `mixes %any with prefixes (${c.remote_addrs.join(', ')}): a group connection names its peers by prefix; use 0.0.0.0/0 or ::/0 for any peer`);
+    }
+    if (local?.id?.pattern !== undefined) {
+      out.add([...base, 'local', 'id'], `'${local.id.text}' is a pattern for peers' identities; local.id must be one identity (leave it out to use the certificate's subject DN)`);
     }
     if (local !== undefined && local.certs.length === 0) {
       out.add([...base, 'local', 'certs'], "required with auth 'pubkey': the certificate tunsec authenticates with");
@@ -337,9 +376,20 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
         }
         const ch = out.parse(childSchema, rawChild ?? {}, childBase);
         if (ch === undefined) continue;
+        // A policy group decides how its traffic is handled, as Libreswan's OE connections do.
+        if (c?.policy_group !== undefined) {
+          ch.policy = c.policy_group === 'private' ? 'private' : 'private-or-clear';
+          ch.start_action = c.policy_group === 'clear-or-private' ? 'none' : 'trap';
+        }
         const lifetimes = resolveChildLifetimes(ch);
         out.lifetimes(childBase, checkChildLifetimes(lifetimes, ch));
-        if (c !== undefined && ch.start_action !== 'none' && c.remote_addrs.every((a) => a.startsWith('%any'))) {
+        if (c !== undefined && isGroup(c.remote_addrs) && (ch.start_action === 'start' || ch.start_action === 'trap|start')) {
+          out.add(
+            [...childBase, 'start_action'],
+            `'${ch.start_action}' cannot start a group connection (remote_addrs ${c.remote_addrs.join(', ')}): its instances are negotiated per peer on demand; use 'trap' (or 'none' to only respond)`,
+          );
+        }
+        if (c !== undefined && c.policy_group === undefined && ch.start_action !== 'none' && c.remote_addrs.every((a) => a.startsWith('%any'))) {
           out.add(
             [...childBase, 'start_action'],
             `'${ch.start_action}' initiates the connection, but remote_addrs is ${c.remote_addrs.join(', ')}: there is no peer address to initiate to`,
@@ -356,6 +406,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
           close_action: ch.close_action,
           replay_window: ch.replay_window,
           policy: ch.policy,
+          inactivity: ch.inactivity,
           ...lifetimes,
         };
       }
@@ -367,6 +418,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       version: c.version,
       local_addrs: c.local_addrs,
       remote_addrs: c.remote_addrs,
+      ...(c.policy_group === undefined ? {} : { policy_group: c.policy_group }),
       local_port: c.local_port,
       remote_port: c.remote_port,
       proposals: c.proposals,
@@ -413,5 +465,5 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
 
   if (out.hasErrors || top === undefined || daemon === undefined || authorities === undefined) return fail();
   const warnings = out.sorted().filter((p) => p.severity === 'warning');
-  return { ok: true, config: { daemon, authorities, secrets, connections, manual }, warnings };
+  return { ok: true, config: { daemon, authorities, secrets, connections, manual, ...(policyGroups ? { policy_groups: policyGroups } : {}) }, warnings };
 }

@@ -25,6 +25,7 @@ import {
   paths,
   port,
   proposals,
+  remoteAddresses,
   trafficSelectors,
   yesNo,
 } from './fields.js';
@@ -157,7 +158,10 @@ const version = () =>
 export const connectionSchema = z.strictObject({
   version: version().default(2),
   local_addrs: hostAddresses().default(['%any']),
-  remote_addrs: hostAddresses(),
+  /** Required unless `policy_group` gives the prefixes (checked in ./load.ts). */
+  remote_addrs: remoteAddresses().optional(),
+  /** The policy group (./policy-groups.ts) whose prefixes are remote_addrs; the children's policy and start_action follow it. */
+  policy_group: choice(['private', 'private-or-clear', 'clear-or-private']).optional(),
   local_port: port().default(500),
   remote_port: port().default(500),
   proposals: proposals(ProtocolId.IKE).default(() => defaultProposalList(ProtocolId.IKE)),
@@ -215,6 +219,8 @@ export const childSchema = z.strictObject({
   rand_packets: packetCount().optional(),
   replay_window: integer(0, MAX_REPLAY_WINDOW).default(32),
   policy: choice(['private', 'private-or-clear']).default('private'),
+  /** Close the CHILD_SA (and an instance's IKE SA with its last one) after this long without a packet in or out; 0 = never. */
+  inactivity: duration().default(0),
 });
 
 /**
@@ -229,6 +235,13 @@ export const topSchema = z.strictObject({
   connections: z.record(z.string(), z.unknown()),
   /** Static SAs and policies (./manual.ts), parsed on their own. */
   manual: z.unknown().optional(),
+  /** Libreswan-style policy group files (./policy-groups.ts). */
+  policy_groups: z.unknown().optional(),
+});
+
+export const policyGroupsSchema = z.strictObject({
+  /** Directory of group files named private, private-or-clear, clear-or-private, block, clear (Libreswan's /etc/ipsec.d/policies). */
+  dir: path(),
 });
 
 /**
@@ -239,7 +252,7 @@ export const UNSUPPORTED_SWANCTL_KEYS: ReadonlySet<string> = new Set([
   'vips', 'pools', 'aggressive', 'pull', 'dscp', 'childless', 'ocsp', 'ppk_id', 'ppk_required', 'if_id_in', 'if_id_out',
   'mediation', 'mediated_by', 'mediation_peer', 'round', 'pubkeys', 'eap_id', 'aaa_id', 'xauth_id', 'groups',
   'cert_policy', 'ca_id', 'revocation', 'ah_proposals', 'sha256_96', 'updown', 'hostaccess', 'policies',
-  'policies_fwd_out', 'ipcomp', 'inactivity', 'reqid', 'priority', 'interface', 'mark_in', 'mark_in_sa', 'mark_out',
+  'policies_fwd_out', 'ipcomp', 'reqid', 'priority', 'interface', 'mark_in', 'mark_in_sa', 'mark_out',
   'set_mark_in', 'set_mark_out', 'label', 'label_mode', 'tfc_padding', 'per_cpu_sas', 'hw_offload', 'copy_df',
   'copy_ecn', 'copy_dscp', 'icmp',
 ]);

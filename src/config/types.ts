@@ -11,6 +11,8 @@ import type { ChildLifetimes, IkeLifetimes } from './lifetimes.js';
 import type { LogSubsystem, SecretType, StartAction } from './schema.js';
 import type { TrafficSelectorConfig } from '../ike/ts/syntax.js';
 import type { ManualConfig } from './manual.js';
+import type { NegotiatedGroup, PolicyGroups } from './policy-groups.js';
+export type { PolicyGroups, PolicyGroupEntry, PolicyGroupName } from './policy-groups.js';
 
 export type { Identity, IdentityType } from './identity.js';
 export type { ListenAddress } from './fields.js';
@@ -28,6 +30,8 @@ export interface TunsecConfig {
   connections: Record<string, ConnectionConfig>;
   /** Static SAs and policies (`manual.sas`), installed at start without IKE. */
   manual: ManualConfig;
+  /** `policy_groups.dir`, read: every group's prefixes (absent without the key). */
+  policy_groups?: PolicyGroups;
 }
 
 export interface DaemonConfig {
@@ -152,6 +156,8 @@ export interface ConnectionConfig extends IkeLifetimes {
   version: 2;
   local_addrs: string[];
   remote_addrs: string[];
+  /** The policy group whose prefixes remote_addrs holds (its children's policy and start_action follow it). */
+  policy_group?: NegotiatedGroup;
   local_port: number;
   remote_port: number;
   proposals: ProposalList;
@@ -182,4 +188,6 @@ export interface ChildConfig extends ChildLifetimes {
   close_action: 'none' | 'trap' | 'start';
   replay_window: number;
   policy: 'private' | 'private-or-clear';
+  /** Seconds without a packet (in or out) after which the CHILD_SA is closed; 0 = never. */
+  inactivity: number;
 }

@@ -92,8 +92,10 @@ export interface ConnectionStatus {
   /** Since when the connection is in this state (ISO 8601), and for how many seconds. */
   since: string;
   age: number;
-  /** The peer's address: of the IKE SA, else the first configured one (null for %any). */
+  /** The peer's address: of the IKE SA, else the first configured one (null for %any); a group's prefixes when it has no IKE SA. */
   peer: string | null;
+  /** A group connection (remote_addrs as prefixes): the peers with an IKE SA (instances); absent otherwise. */
+  instances?: string[];
   local_id: string;
   /** The authenticated peer identity when established, else the configured one. */
   remote_id: string;
@@ -174,6 +176,8 @@ export interface ChildSaInfo {
 
 export interface IkeSaInfo {
   name: string;
+  /** A group connection's per-peer instance: `NAME[peer]` (name is the group's); null otherwise. */
+  instance: string | null;
   spi_i: string;
   spi_r: string;
   initiator: boolean;

@@ -20,6 +20,7 @@ import type { SaLifetimes } from '../esp/api.js';
 import type { ConnectionEntry } from '../ike/manager.js';
 import type { ChildPeerConfig, IkePeerConfig } from '../ike/sa/peer-config.js';
 import type { TrafficSelectorConfig } from '../ike/ts/index.js';
+import { type IpPrefix, parsePrefix } from '../util/prefix.js';
 import {
   PkiError,
   TrustStore,
@@ -66,6 +67,13 @@ export interface ResolvedConnection {
   dpdActions: Record<string, 'clear' | 'trap' | 'restart'>;
   /** Per child: what follows when the peer deletes the CHILD_SA or its IKE_SA. */
   closeActions: Record<string, 'none' | 'trap' | 'start'>;
+  /** Per child: seconds without a packet before the SA is closed (0 = never). */
+  inactivity: Record<string, number>;
+  /**
+   * A group connection: the prefixes of remote_addrs (./groups.ts makes its per-peer
+   * instances); absent for a connection with one peer (or %any).
+   */
+  group?: IpPrefix[];
 }
 
 /** A shunt policy (swanctl's `mode = pass | drop`): its traffic bypasses IPsec or is discarded. */
@@ -258,6 +266,8 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     ikeProposals: conn.proposals.proposals,
     localId,
     ...(remoteId ? { remoteId } : {}),
+    ...(conn.remote.id.pattern === 'wildcard' ? { remoteIdPattern: { kind: 'wildcard' as const, suffix: conn.remote.id.value.slice(2) } } : {}),
+    ...(conn.remote.id.pattern === 'fromcert-ip' ? { remoteIdPattern: { kind: 'fromcert-ip' as const } } : {}),
     certificate,
     intermediates: sentIntermediates,
     privateKey,
@@ -275,15 +285,25 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     children,
   };
   const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
+  const remoteAddrs = [...new Set(conn.remote_addrs.map(anyAddress))];
+  // A group names its peers by prefix; a bare address among the prefixes is a one-host prefix.
+  const group = conn.policy_group !== undefined || remoteAddrs.some((a) => a.includes('/'))
+    ? remoteAddrs.flatMap((a) => {
+        const p = parsePrefix(a);
+        return p.ok ? [p.value] : [];
+      })
+    : undefined;
   return {
     connection: {
       name: conn.name,
       entry: {
         config: peer,
         localAddrs: [...new Set(conn.local_addrs.map(anyAddress))],
-        remoteAddrs: [...new Set(conn.remote_addrs.map(anyAddress))],
+        remoteAddrs,
         remotePort: conn.remote_port,
+        ...(group ? { remotePrefixes: group } : {}),
       },
+      ...(group ? { group } : {}),
       startChildren: Object.values(conn.children)
         .filter((c) => c.start_action === 'start' || c.start_action === 'trap|start')
         .map((c) => c.name),
@@ -294,6 +314,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
       keyingtries: conn.keyingtries,
       dpdActions: Object.fromEntries(Object.values(conn.children).map((c) => [c.name, c.dpd_action])),
       closeActions: Object.fromEntries(Object.values(conn.children).map((c) => [c.name, c.close_action])),
+      inactivity: Object.fromEntries(Object.values(conn.children).map((c) => [c.name, c.inactivity])),
     },
     errors,
     warnings,

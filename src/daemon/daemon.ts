@@ -36,6 +36,8 @@ import { UserspaceDatapath } from './datapath.js';
 import { ManualSas } from './manual.js';
 import { EndActions } from './end-actions.js';
 import { GlobalSwitch, deleteSas } from './global-switch.js';
+import { GroupInstances } from './groups.js';
+import { InactivityCheck } from './inactivity.js';
 import { Initiation, type DaemonView } from './initiation.js';
 import { DaemonLogger } from './logger.js';
 import { MetricsServer } from './metrics.js';
@@ -101,6 +103,10 @@ export class Daemon {
   private startTime?: number;
   /** When connections were last up / connecting / not connected, for `tunsec status`. */
   readonly connectionStates = new ConnectionStates();
+  /** The per-peer instances of group connections (./groups.ts). */
+  readonly groups = new GroupInstances();
+  /** Idle IKE SAs closed (`inactivity`). */
+  readonly inactivity: InactivityCheck;
 
   constructor(private readonly options: DaemonOptions = {}) {
     this.log = options.logger ?? new DaemonLogger();
@@ -113,7 +119,8 @@ export class Daemon {
       connections: () => this.connections,
       mayNegotiate: () => this.state === 'running' && this.globalSwitch.state === 'up',
     };
-    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs });
+    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs, groups: this.groups });
+    this.inactivity = new InactivityCheck(base, this.backend);
     const initiation = this.initiation;
     this.endActions = new EndActions({
       ...base,
@@ -139,6 +146,7 @@ export class Daemon {
         this.daemonConfig = daemon;
         this.connections = connections;
         this.managerInstance!.setConnections(connections.map((c) => c.entry));
+        this.inactivity.update();
       },
       datapath: () => this.datapathInstance,
       initiation,
@@ -277,6 +285,7 @@ export class Daemon {
     this.connections = connections;
     this.reloader.started(configPath, config, ikePort);
     this.watchCredentials(config.daemon); // stopped by cleanUp()
+    this.datapathInstance?.setPolicyGroupShunts(config.policy_groups);
     await this.installTrapsAndInitiate(connections);
     return { pidFile: config.daemon.pid_file, connections: connections.map((c) => c.name) };
   }
@@ -374,7 +383,7 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap) => this.initiation.acquired(trap.connection, trap.child));
+    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap, e) => this.initiation.acquired(trap.connection, trap.child, trap.group ? e.packetSelector.remote.startAddress : undefined));
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {
@@ -396,6 +405,10 @@ export class Daemon {
       retransmit: { ...daemon.retransmit, ...this.options.retransmit },
       ...managerLimits(daemon.limits),
       unknownSaRequest: (remote) => this.guard('IKE request for an unknown IKE_SA', () => this.initiation.peerLostUs(remote.address)),
+      instanceFor: (entry, remoteAddress) => {
+        const group = this.connections.find((c) => c.entry === entry);
+        return group === undefined ? undefined : this.groups.instance(group, remoteAddress)?.entry;
+      },
     });
     this.managerInstance = manager;
     this.events.attach(manager);
@@ -404,6 +417,10 @@ export class Daemon {
     this.connectionStates.attach(manager);
     manager.on('established', (sa) => this.guard('IKE_SA established', () => this.endActions.createMissingChildren(sa)));
     manager.on('destroyed', (sa, _reason, cause) => this.guard('IKE_SA end', () => this.endActions.ikeSaEnded(sa, cause)));
+    // An instance no IKE SA uses any more is forgotten: the next one with that peer starts afresh.
+    manager.on('destroyed', (sa) => {
+      if (!manager.sas.some((s) => s !== sa && s.state !== 'destroyed' && s.ctx.config === sa.ctx.config)) this.groups.release(sa.ctx.config);
+    });
     manager.on('childClosed', (sa, child) => this.guard('CHILD_SA closed', () => this.endActions.childClosed(sa, child.name)));
     const keylog = this.datapathInstance?.keyLog;
     if (keylog) manager.on('established', (sa) => keylog.ikeSaEstablished(sa));
@@ -418,6 +435,7 @@ export class Daemon {
     for (const c of connections) {
       if (c.startChildren.length > 0) void this.initiation.keepInitiating(c);
     }
+    this.inactivity.update();
   }
 
   /** Run a handler; an exception is logged, never thrown into the event loop. */
@@ -517,6 +535,7 @@ export class Daemon {
     this.initiation.clearTimers();
     this.credentialWatch?.stop();
     this.credentialWatch = undefined;
+    this.inactivity.stop();
     this.transport?.stop();
     this.transport = undefined;
     this.control?.stop();

@@ -25,7 +25,7 @@
  * TUN routes, and `global: clear` lifts them while the switch is down.
  */
 import { networkInterfaces } from 'node:os';
-import type { DaemonConfig } from '../config/index.js';
+import type { DaemonConfig, PolicyGroups } from '../config/index.js';
 import type { AcquireEvent, PolicySpec, TrafficSelector } from '../esp/api.js';
 import { PacketEngine, type DatapathLogger } from '../esp/engine.js';
 import { IoLoop, zeroIoCounters } from '../esp/io.js';
@@ -37,7 +37,7 @@ import type { UdpTransport } from '../ike/net/udp.js';
 import { formatRanges, initiatorTs, toEspSelectors } from '../ike/ts/index.js';
 import { dgramFd, setBufferSize, setsockoptInt, stopDgramReceive, constants } from '../tun/raw-esp.js';
 import { loadNative } from '../native/addon.js';
-import { parseIp } from '../util/ip.js';
+import { formatIp, parseIp, prefixRange } from '../util/ip.js';
 import type { ResolvedConnection } from './credentials.js';
 import { KeyLog } from './keylog.js';
 import type { DaemonLogger } from './logger.js';
@@ -54,7 +54,19 @@ export interface TrapInfo {
   connection: string;
   child: string;
   spec: PolicySpec;
+  /** A trap of a group connection: one per prefix, the packet's destination is the peer (./groups.ts). */
+  group?: ResolvedConnection;
+  /** Drops only, negotiates nothing: a `private` group we only respond for (its traffic is never sent in the clear). */
+  passive?: boolean;
 }
+
+/**
+ * Group traps come after every CHILD_SA's policy (priority 100), so a peer's
+ * own SA takes its traffic, and among themselves longest prefix first.
+ */
+export const GROUP_TRAP_PRIORITY = 1000;
+/** reqids of group traps beyond a child's first prefix (the first uses the child's reqid). */
+const GROUP_TRAP_REQID_BASE = 0x800000;
 
 export class UserspaceDatapath {
   readonly engine: PacketEngine;
@@ -126,7 +138,7 @@ export class UserspaceDatapath {
     this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
     this.sad.on('acquire', (e) => {
       const trap = this.traps.get(e.reqid);
-      if (trap) this.onAcquire(trap, e);
+      if (trap && !trap.passive) this.onAcquire(trap, e);
     });
     this.sad.on('expire', (e) =>
       this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${spiHex(e.spi)}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
@@ -226,6 +238,8 @@ export class UserspaceDatapath {
       const names = new Set([...conn.trapChildren, ...conn.startChildren]);
       for (const child of conn.entry.config.children) {
         if (names.has(child.name)) await this.installTrap(conn, child.name);
+        // A private group we only answer for: its prefixes still never see cleartext.
+        else if (conn.group && child.policy === 'private') await this.installTrap(conn, child.name, undefined, true);
       }
     }
   }
@@ -237,9 +251,10 @@ export class UserspaceDatapath {
    * lost IKE SA had). Returns false if no trap could be made. An installed
    * CHILD_SA policy of the child stays in place: the trap takes over when it goes.
    */
-  async installTrap(conn: ResolvedConnection, childName: string, remoteAddress?: string): Promise<boolean> {
+  async installTrap(conn: ResolvedConnection, childName: string, remoteAddress?: string, passive = false): Promise<boolean> {
     const child = conn.entry.config.children.find((c) => c.name === childName);
     if (!child || child.reqid === undefined || this.stopped) return false;
+    if (conn.group) return this.installGroupTraps(conn, child, passive);
     const remote = conn.entry.remoteAddrs.find((a) => a !== '%any') ?? remoteAddress;
     if (remote === undefined) {
       this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: remote_addrs names no concrete address`);
@@ -271,6 +286,105 @@ export class UserspaceDatapath {
     return true;
   }
 
+  /** The `block` / `clear` policy group shunts in place, by reqid. */
+  private groupShunts = new Map<number, string>();
+
+  /**
+   * The `block` and `clear` policy groups (config policy_groups): a discard or
+   * bypass policy per prefix, ordered with the group traps by prefix length
+   * (longest prefix wins between groups). Replaces those of a previous call.
+   */
+  setPolicyGroupShunts(groups: PolicyGroups | undefined): void {
+    if (this.stopped) return;
+    for (const reqid of this.groupShunts.keys()) this.sad.deletePolicy(reqid, 'out');
+    this.groupShunts.clear();
+    for (const e of groups?.entries ?? []) {
+      if (e.group !== 'block' && e.group !== 'clear') continue;
+      const { start, end } = prefixRange(e.prefix.network, e.prefix.length);
+      const any = (address: Buffer): TrafficSelector => ({ protocol: 0, startAddress: formatIp(address), endAddress: formatIp(address), startPort: 0, endPort: 0xffff });
+      const whole = e.prefix.family === 4 ? { start: Buffer.alloc(4), end: Buffer.alloc(4, 0xff) } : { start: Buffer.alloc(16), end: Buffer.alloc(16, 0xff) };
+      const reqid = this.nextGroupReqid++;
+      this.sad.addPolicy({
+        reqid,
+        direction: 'out',
+        local: [{ ...any(whole.start), endAddress: formatIp(whole.end) }],
+        remote: [{ ...any(start), endAddress: formatIp(end) }],
+        action: e.group === 'block' ? 'discard' : 'bypass',
+        failureMode: 'private',
+        priority: GROUP_TRAP_PRIORITY + (128 - e.prefix.length),
+        mode: 'transport',
+        localAddress: '',
+        remoteAddress: '',
+      });
+      this.groupShunts.set(reqid, `${e.group} ${e.prefix.text}`);
+    }
+    if (this.groupShunts.size > 0) this.log.log('esp', 'info', `policy group shunts installed: ${[...this.groupShunts.values()].join(', ')}`);
+  }
+
+  private nextGroupReqid = GROUP_TRAP_REQID_BASE;
+  /** Extra reqids of group traps, by connection and child, kept across reinstalls. */
+  private readonly groupReqids = new WeakMap<ResolvedConnection, Map<string, number[]>>();
+
+  /**
+   * The traps of a group connection's child: one per prefix of remote_addrs
+   * (crossed with the protocol/ports of remote_ts), each matching any host in
+   * it, `perDestination` so that each peer is held and negotiated on its own.
+   * When remote_ts names addresses, those are the traps' selectors instead.
+   */
+  private async installGroupTraps(conn: ResolvedConnection, child: ResolvedConnection['entry']['config']['children'][number], passive: boolean): Promise<boolean> {
+    const prefixes = conn.group ?? [];
+    const first = prefixes[0];
+    if (first === undefined || child.reqid === undefined) return false;
+    let local = conn.entry.localAddrs.find((a) => a !== '%any' && a.includes(':') === first.family > 4);
+    try {
+      local ??= await sourceAddressFor(formatIp(first.network));
+    } catch (err) {
+      this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${first.text} (${(err as Error).message})`);
+      return false;
+    }
+    const localTs = toEspSelectors(initiatorTs({ localConfig: child.localTs, remoteConfig: child.localTs, localAddr: local, remoteAddr: local }).tsi);
+    const named = child.remoteTs.filter((t) => !t.dynamic);
+    const targets: Array<{ remote: TrafficSelector[]; length: number; text: string }> =
+      named.length > 0
+        ? named.map((t) => ({ remote: [{ protocol: t.protocol, startAddress: t.startAddress!, endAddress: t.endAddress!, startPort: t.startPort, endPort: t.endPort }], length: prefixLengthOf(t.startAddress!, t.endAddress!), text: t.text }))
+        : prefixes.filter((p) => p.family === first.family || conn.entry.localAddrs.includes('%any')).map((p) => {
+            const { start, end } = prefixRange(p.network, p.length);
+            const ranges = child.remoteTs.map((t) => ({ protocol: t.protocol, startAddress: formatIp(start), endAddress: formatIp(end), startPort: t.startPort, endPort: t.endPort }));
+            return { remote: ranges, length: p.length, text: p.text };
+          });
+    let reqids = this.groupReqids.get(conn);
+    if (!reqids) this.groupReqids.set(conn, (reqids = new Map()));
+    const extra = reqids.get(child.name) ?? [];
+    reqids.set(child.name, extra);
+    let installed = 0;
+    for (const [i, target] of targets.entries()) {
+      const family = target.remote[0]!.startAddress.includes(':') ? 6 : 4;
+      if ((local.includes(':') ? 6 : 4) !== family) {
+        this.log.log('esp', 'warn', `connection ${conn.name}: no trap for ${target.text}: no local ${family === 6 ? 'IPv6' : 'IPv4'} address (set local_addrs)`);
+        continue;
+      }
+      const reqid = i === 0 ? child.reqid : (extra[i - 1] ??= this.nextGroupReqid++);
+      const spec: PolicySpec = {
+        reqid,
+        direction: 'out',
+        local: localTs,
+        remote: target.remote,
+        action: 'protect',
+        failureMode: child.policy,
+        priority: GROUP_TRAP_PRIORITY + (128 - target.length),
+        mode: child.mode,
+        localAddress: local,
+        remoteAddress: '',
+        perDestination: true,
+      };
+      this.traps.set(reqid, { connection: conn.name, child: child.name, spec, group: conn, ...(passive ? { passive } : {}) });
+      this.sad.addPolicy(spec);
+      installed++;
+    }
+    this.log.log('esp', 'info', `group trap policies for ${conn.name}/${child.name} installed (${child.policy}${passive ? ', respond only: traffic dropped until a peer negotiates' : ''}): ${targets.map((t) => t.text).join(', ')}`);
+    return installed > 0;
+  }
+
   /**
    * Reload: `current` is the connection list from now on; the trap and shunt
    * policies of `gone` (removed or replaced connections) are forgotten, so
@@ -281,6 +395,12 @@ export class UserspaceDatapath {
   removeTraps(gone: readonly ResolvedConnection[], current: readonly ResolvedConnection[]): void {
     this.connections = current;
     for (const conn of gone) {
+      for (const [reqid, trap] of [...this.traps]) {
+        if (trap.group !== conn) continue;
+        this.traps.delete(reqid);
+        if (this.sad.spd.get(reqid, 'out')?.spec === trap.spec) this.sad.deletePolicy(reqid, 'out');
+        this.log.log('esp', 'info', `group trap policy {${reqid}} of connection ${conn.name} removed (reload)`);
+      }
       for (const reqid of [...conn.entry.config.children.map((c) => c.reqid), ...conn.shunts.map((s) => s.reqid)]) {
         if (reqid === undefined) continue;
         const trap = this.traps.get(reqid);
@@ -397,6 +517,16 @@ export class UserspaceDatapath {
     }
     for (const p of (await this.backstop?.stop()) ?? []) this.log.log('knl', 'warn', `removing the backstop: ${p}`);
   }
+}
+
+/** The prefix length of a range that is one prefix (else the length of the shortest prefix holding it, for ordering). */
+function prefixLengthOf(start: string, end: string): number {
+  const a = parseIp(start);
+  const b = parseIp(end);
+  if (!a || !b || a.length !== b.length) return 0;
+  let bits = 0;
+  for (let i = 0; i < a.length * 8; i++, bits++) if (((a[i >> 3]! ^ b[i >> 3]!) & (0x80 >> (i & 7))) !== 0) break;
+  return bits;
 }
 
 /** Routes and backstop are held per SPD entry (a trap and the CHILD_SA's policy replacing it are two). */

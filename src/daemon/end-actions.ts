@@ -99,6 +99,8 @@ export class EndActions {
       return;
     }
     if (action !== 'restart' && action !== 'start') return;
+    // A group's instance is negotiated again on demand: its group's trap policies stay in place.
+    if (c.group) return;
     const config = sa.ctx.config.children.find((x) => x.name === child);
     // The IKE SA is still there (a CHILD_SA closed): a new CHILD_SA on it.
     if (sa.state === 'established' && config) return sa.createChild(config, `close_action ${action}`);

@@ -13,6 +13,7 @@ import type { IkeSaManager } from '../ike/manager.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { ResolvedConnection } from './credentials.js';
 import type { DaemonLogger } from './logger.js';
+import { GroupInstances, instanceName } from './groups.js';
 import { LostPeers } from './lost-peers.js';
 import { sourceAddressFor } from './net.js';
 
@@ -32,6 +33,8 @@ export interface InitiationHost extends DaemonView {
   loopsMayRun(): boolean;
   /** Delay before re-initiating a failed `start` connection: first, and the cap as it doubles (default 1 s, 60 s). */
   retryDelayMs?: { initial: number; max: number };
+  /** The per-peer instances of group connections (without: group connections are not negotiated). */
+  readonly groups?: GroupInstances;
 }
 
 /** `up` waited longer than asked; the attempt goes on. */
@@ -158,10 +161,13 @@ export class Initiation {
   /**
    * Traffic hit the trap policy of a child: negotiate, unless an IKE SA of
    * the connection is already up or on its way (its CHILD_SA installs the
-   * policy that replaces the trap).
+   * policy that replaces the trap). For a group connection all of this is per
+   * peer: `peer` (the packet's destination) gets an instance of its own.
    */
-  acquired(connection: string, child: string): void {
+  acquired(connection: string, child: string, peer?: string): void {
     if (!this.host.mayNegotiate()) return;
+    const group = this.host.connections().find((x) => x.name === connection && x.group !== undefined);
+    if (group) return this.acquiredForPeer(group, child, peer);
     const sas = this.host.manager()?.sas.filter((sa) => sa.ctx.config.name === connection && sa.state !== 'destroyed') ?? [];
     // An IKE SA is up but this child has no CHILD_SA (the peer deleted it, it failed): CREATE_CHILD_SA on it.
     const up = sas.find((sa) => sa.state === 'established' && !sa.successor);
@@ -183,6 +189,25 @@ export class Initiation {
     }
     this.host.log.log('daemon', 'info', `traffic for ${connection}/${child} triggers negotiation (acquire)`, { conn: connection, child });
     this.negotiateOnDemand(c);
+  }
+
+  /** acquired() for a group connection: the instance for the packet's destination. */
+  private acquiredForPeer(group: ResolvedConnection, child: string, peer: string | undefined): void {
+    if (peer === undefined || !GroupInstances.covers(group, peer)) {
+      this.host.log.log('daemon', 'debug', `traffic for group ${group.name}/${child} to ${peer ?? 'an unknown address'} dropped: not a host in ${group.entry.remoteAddrs.join(', ')}`);
+      return;
+    }
+    const name = instanceName(group.name, peer);
+    const sas = this.host.manager()?.sas.filter((sa) => sa.ctx.config.name === group.name && sa.ctx.config.instancePeer === peer && sa.state !== 'destroyed') ?? [];
+    const up = sas.find((sa) => sa.state === 'established' && !sa.successor);
+    const config = up?.ctx.config.children.find((c) => c.name === child);
+    if (up && config && !up.ctx.children.some((c) => c.name === child)) return up.createChild(config, 'traffic hit its trap policy (acquire)');
+    if (sas.length > 0 || this.initiating.has(name)) return;
+    const instance = this.host.groups?.instance(group, peer);
+    if (!instance) return;
+    this.host.log.log('daemon', 'info', `traffic for ${name}/${child} triggers negotiation with ${peer} (acquire)`, { conn: group.name, child, peer });
+    this.initiating.add(name);
+    void this.initiateOnce(instance, name).finally(() => this.initiating.delete(name));
   }
 
   /**
@@ -207,19 +232,20 @@ export class Initiation {
     void this.initiateOnce(c).finally(() => this.initiating.delete(c.name));
   }
 
-  private async initiateOnce(c: ResolvedConnection): Promise<void> {
+  private async initiateOnce(c: ResolvedConnection, shown = c.name): Promise<void> {
     try {
       await this.initiate(c);
     } catch (err) {
-      this.host.log.log('daemon', 'warn', `connection ${c.name}: on-demand negotiation failed: ${(err as Error).message}`);
+      this.host.log.log('daemon', 'warn', `connection ${shown}: on-demand negotiation failed: ${(err as Error).message}`);
     }
   }
 
-  /** One IKE SA of `c`, from its local address or else the one the kernel routes to its peer from. */
+  /** One IKE SA of `c` (a group's instance included), from its local address or else the one the kernel routes to its peer from. */
   private async initiate(c: ResolvedConnection): Promise<IkeSa> {
     const remote = c.entry.remoteAddrs.find((a) => a !== '%any');
     const local = c.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote));
-    return this.host.manager()!.initiate(c.name, local);
+    const manager = this.host.manager()!;
+    return c.entry.config.instancePeer === undefined ? manager.initiate(c.name, local) : manager.initiateEntry(c.entry, local);
   }
 
   /** Wait `ms`; wakeAll(), or `loop.wake()` while waiting, cuts it short. */

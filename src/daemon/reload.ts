@@ -112,7 +112,7 @@ export interface ReloadHost extends DaemonView {
   hasSockets(): boolean;
   /** Make `daemon` (its `log` and `global` applied) and `connections` the running ones; new IKE SAs use them. */
   adopt(daemon: DaemonConfig, connections: ResolvedConnection[]): void;
-  datapath(): Pick<UserspaceDatapath, 'installTraps' | 'removeTraps'> | undefined;
+  datapath(): Pick<UserspaceDatapath, 'installTraps' | 'removeTraps' | 'setPolicyGroupShunts'> | undefined;
   readonly initiation: Pick<Initiation, 'stopRetrying' | 'isRetrying' | 'keepInitiating'>;
 }
 
@@ -217,6 +217,7 @@ export class Reloader {
     const datapath = this.host.datapath();
     datapath?.removeTraps(goneConns, creds.connections);
     await datapath?.installTraps(freshConns);
+    datapath?.setPolicyGroupShunts(config.policy_groups);
     const reasons = new Map<string, string>([...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']), ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)'])]);
     const doomed = manager.sas.filter((sa) => sa.state !== 'destroyed' && gone.has(sa.ctx.config.name) && !freshConfigs.has(sa.ctx.config));
     await Promise.all(

@@ -98,6 +98,12 @@ export interface PolicySpec {
   mode: IpsecMode;
   localAddress: string;
   remoteAddress: string;
+  /**
+   * A trap over many peers (a group connection's prefixes): packets are held,
+   * and acquires rate-limited, per destination address, since each
+   * destination is a negotiation of its own.
+   */
+  perDestination?: boolean;
 }
 
 export interface AcquireEvent {

@@ -165,7 +165,7 @@ export interface PacketEngineOptions {
   logIntervalMs?: number;
   log?: DatapathLogger;
   /** Called when packets were held for `reqid` and its outbound SA is now installed. */
-  onHeldReady?: (reqid: number) => void;
+  onHeldReady?: (key: HoldKey) => void;
   /** Clamp the MSS of TCP SYNs in both directions to what this IP MTU (the TUN MTU) allows; 0 = off (default). */
   mssClampMtu?: number;
   /** Bounds of the packets held for pending SPIs (default DEFAULT_PENDING_SPI_LIMITS). */
@@ -192,6 +192,12 @@ function flowSelector(flow: FlowKey, off: number, port: number): TrafficSelector
   return { protocol: flow.protocol, startAddress: addr, endAddress: addr, startPort: known ? port : 0, endPort: known ? port : 0xffff };
 }
 
+/** Where held packets wait: a policy's reqid, or `reqid|destination` for a per-destination trap. */
+export type HoldKey = number | string;
+
+/** Per-destination hold states kept at most (the oldest are forgotten, their packets dropped). */
+const MAX_DESTINATION_STATES = 4096;
+
 interface PolicyRuntime {
   held: Buffer[];
   lastAcquire: number;
@@ -202,7 +208,9 @@ export class PacketEngine {
   /** Global off switch (operator): protected traffic is passed in the clear or dropped; undefined = normal. */
   globalOff: 'clear' | 'drop' | undefined;
   private readonly flow = new FlowKey();
-  private readonly policyState = new Map<number, PolicyRuntime>();
+  private readonly policyState = new Map<HoldKey, PolicyRuntime>();
+  /** Keys of per-destination states, oldest first. */
+  private destinationStates = 0;
   private readonly holdPackets: number;
   private readonly acquireIntervalMs: number;
   private readonly logIntervalMs: number;
@@ -233,10 +241,17 @@ export class PacketEngine {
     sad.onOutboundReady((reqid) => {
       const st = this.policyState.get(reqid);
       if (st && st.held.length > 0 && onHeldReady) onHeldReady(reqid);
+      // A per-peer CHILD_SA under a per-destination trap: the packets held for its peer go now.
+      const peer = sad.spd.get(reqid, 'out')?.spec.remoteAddress;
+      if (this.destinationStates === 0 || !peer || !onHeldReady) return;
+      for (const [key, held] of this.policyState) if (typeof key === 'string' && key.endsWith(`|${peer}`) && held.held.length > 0) onHeldReady(key);
     });
     sad.onPolicyChange(({ entry, added }) => {
       // held packets survive a policy being replaced (trap → CHILD_SA policy), not its removal
-      if (!added && entry.spec.direction === 'out' && !sad.spd.get(entry.spec.reqid, 'out')) this.policyState.delete(entry.spec.reqid);
+      if (!added && entry.spec.direction === 'out' && !sad.spd.get(entry.spec.reqid, 'out')) {
+        this.policyState.delete(entry.spec.reqid);
+        if (entry.spec.perDestination) this.forgetDestinations(entry.spec.reqid);
+      }
     });
   }
 
@@ -298,8 +313,46 @@ export class PacketEngine {
     this.rateLog(`pending-spi-released-${spi}`, 'info', () => `dropped ${n} ESP packet(s) held for SPI ${spiHex(spi)}: ${why}`);
   }
 
+  private forgetDestinations(reqid: number): void {
+    for (const key of [...this.policyState.keys()]) {
+      if (typeof key === 'string' && key.startsWith(`${reqid}|`)) {
+        this.policyState.delete(key);
+        this.destinationStates--;
+      }
+    }
+  }
+
+  /** The hold state of `policy` for the packet in `this.flow`: per destination for a per-destination trap. */
+  private holdState(policy: SpdEntry): PolicyRuntime {
+    const reqid = policy.spec.reqid;
+    let key: HoldKey = reqid;
+    if (policy.spec.perDestination) {
+      const flow = this.flow;
+      key = `${reqid}|${formatIp(flow.buf.subarray(flow.dstOff, flow.dstOff + (flow.family === 4 ? 4 : 16)))}`;
+    }
+    let st = this.policyState.get(key);
+    if (!st) {
+      st = { held: [], lastAcquire: -Infinity };
+      if (typeof key === 'string') {
+        // Traffic to many destinations of a group must not grow this without bound.
+        if (this.destinationStates >= MAX_DESTINATION_STATES) {
+          for (const k of this.policyState.keys()) {
+            if (typeof k !== 'string') continue;
+            this.counters.outHoldOverflow += this.policyState.get(k)!.held.length;
+            this.policyState.delete(k);
+            this.destinationStates--;
+            break;
+          }
+        }
+        this.destinationStates++;
+      }
+      this.policyState.set(key, st);
+    }
+    return st;
+  }
+
   /** The packets held for `reqid` (removed from the queue), to be run through `outbound` again. */
-  takeHeld(reqid: number): Buffer[] {
+  takeHeld(reqid: HoldKey): Buffer[] {
     const st = this.policyState.get(reqid);
     if (!st) return [];
     return st.held.splice(0);
@@ -422,11 +475,7 @@ export class PacketEngine {
       this.acquire(policy);
       return;
     }
-    let st = this.policyState.get(reqid);
-    if (!st) {
-      st = { held: [], lastAcquire: -Infinity };
-      this.policyState.set(reqid, st);
-    }
+    const st = this.holdState(policy);
     if (st.held.length < this.holdPackets) {
       st.held.push(Buffer.from(pkt.subarray(0, length)));
       c.outHeld++;
@@ -441,11 +490,7 @@ export class PacketEngine {
 
   private acquire(policy: SpdEntry): void {
     const reqid = policy.spec.reqid;
-    let st = this.policyState.get(reqid);
-    if (!st) {
-      st = { held: [], lastAcquire: -Infinity };
-      this.policyState.set(reqid, st);
-    }
+    const st = this.holdState(policy);
     const now = this.sad.now();
     if (now - st.lastAcquire < this.acquireIntervalMs) return;
     st.lastAcquire = now;

@@ -16,6 +16,7 @@
  * tunsec's own packets. Errors of one send are counted and logged (rate
  * limited), never thrown out of the loop.
  */
+import type { HoldKey } from './engine.js';
 import { TunDevice, type TunOffloadMode } from '../tun/device.js';
 import { RawEspSocket, ADDR_SLOT, formatAddr } from '../tun/raw-esp.js';
 import { PacketPool } from '../tun/pool.js';
@@ -321,8 +322,8 @@ export class IoLoop {
     this.flushTun();
   }
 
-  /** Run packets held for `reqid` while its SA was negotiated (the SA is now installed). */
-  releaseHeld(reqid: number): void {
+  /** Run packets held for `reqid` (or a per-destination hold key) while its SA was negotiated (the SA is now installed). */
+  releaseHeld(reqid: HoldKey): void {
     // After the current IKE exchange step: a responder's IKE_AUTH response leaves before these packets.
     setImmediate(() => {
       for (const pkt of this.engine.takeHeld(reqid)) {

@@ -17,6 +17,7 @@ import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
 import { randomSpi } from './tasks/ike-init.js';
 import { setReassemblyDefaults, type ReassemblyLimits } from './codec/fragments.js';
+import { type IpPrefix, longestMatch } from '../util/prefix.js';
 
 export interface ConnectionEntry {
   config: IkePeerConfig;
@@ -25,6 +26,11 @@ export interface ConnectionEntry {
   remoteAddrs: string[];
   /** The peer's IKE port (500). */
   remotePort: number;
+  /**
+   * A group connection (remote_addrs as prefixes): every host in them is a peer.
+   * It is a template; IKE SAs are made with per-peer instances (`ManagerOptions.instanceFor`).
+   */
+  remotePrefixes?: IpPrefix[];
 }
 
 export interface ManagerOptions {
@@ -65,6 +71,11 @@ export interface ManagerOptions {
    * holds an IKE SA we lost, e.g. across a restart (§2.21.4). Not called while draining.
    */
   unknownSaRequest?: (remote: Endpoint, local: Endpoint) => void;
+  /**
+   * The per-peer instance of a group connection for an IKE_SA_INIT from
+   * `remoteAddress` (in its prefixes); undefined refuses the request.
+   */
+  instanceFor?: (group: ConnectionEntry, remoteAddress: string) => ConnectionEntry | undefined;
 }
 
 /** The limits in force, for status and metrics (`daemon.limits`). */
@@ -127,6 +138,8 @@ function sameContact(ctx: IkeSaContext, config: IkePeerConfig, remoteAddress: st
   return (
     ctx.config.localId.value === config.localId.value &&
     (config.remoteId === undefined || ctx.peerId?.value === config.remoteId.value) &&
+    // a group's instance: the contact is with its one peer, not with any host of the group
+    (config.instancePeer === undefined || ctx.remote.address === config.instancePeer) &&
     ctx.remote.address.includes(':') === remoteAddress.includes(':')
   );
 }
@@ -322,6 +335,14 @@ export class IkeSaManager {
     if (this.draining) return Promise.reject(new Error('shutting down: no new IKE_SA is initiated'));
     const entry = this.options.connections.find((c) => c.config.name === name);
     if (!entry) return Promise.reject(new Error(`no connection named '${name}'`));
+    if (entry.remotePrefixes) return Promise.reject(new Error(`connection '${name}' is a group (remote_addrs ${entry.remoteAddrs.join(', ')}): its instances are negotiated per peer when traffic hits its trap policy`));
+    return this.initiateEntry(entry, localAddress);
+  }
+
+  /** Start an IKE SA with `entry` (a configured connection or a group's per-peer instance). */
+  initiateEntry(entry: ConnectionEntry, localAddress?: string): Promise<IkeSa> {
+    if (this.draining) return Promise.reject(new Error('shutting down: no new IKE_SA is initiated'));
+    const name = entry.config.name;
     const remoteAddress = entry.remoteAddrs.find((a) => a !== '%any');
     const local = localAddress ?? entry.localAddrs.find((a) => a !== '%any');
     if (!remoteAddress || !local) return Promise.reject(new Error(`connection '${name}' needs concrete local_addrs and remote_addrs to initiate`));
@@ -517,9 +538,7 @@ export class IkeSaManager {
       return;
     }
     // Connection selection is a scan of the configuration: before any per-address state is made.
-    const entry = this.options.connections.find(
-      (c) => (c.localAddrs.includes('%any') || c.localAddrs.includes(local.address)) && (c.remoteAddrs.includes('%any') || c.remoteAddrs.includes(remote.address)),
-    );
+    const entry = this.connectionFor(local.address, remote.address);
     if (!entry) {
       this.counters.noConnection++;
       // spoofable and unauthenticated: at most one line per interval
@@ -561,6 +580,20 @@ export class IkeSaManager {
       }, this.limits.halfOpenTimeoutMs);
       held.timer.unref?.();
     }
+  }
+
+  /**
+   * The connection answering an IKE_SA_INIT: the first naming the peer's
+   * address (or %any), else the group connection with the longest prefix
+   * holding it — as its per-peer instance.
+   */
+  private connectionFor(localAddress: string, remoteAddress: string): ConnectionEntry | undefined {
+    const local = this.options.connections.filter((c) => c.localAddrs.includes('%any') || c.localAddrs.includes(localAddress));
+    const direct = local.find((c) => !c.remotePrefixes && (c.remoteAddrs.includes('%any') || c.remoteAddrs.includes(remoteAddress)));
+    if (direct) return direct;
+    const groups = local.flatMap((entry) => (entry.remotePrefixes ?? []).map((prefix) => ({ prefix, entry })));
+    const group = longestMatch(groups, remoteAddress)?.entry;
+    return group === undefined ? undefined : this.options.instanceFor?.(group, remoteAddress);
   }
 
   /**

@@ -68,3 +68,4 @@ export {
   type IdPayloadData,
   type MatchResult,
 } from './identity.js';
+export { identityPatternMatches, type IdentityPattern } from './identity-pattern.js';

@@ -90,6 +90,7 @@ function child(o: Partial<ChildSaInfo> = {}): ChildSaInfo {
 function ikeSa(o: Partial<IkeSaInfo> = {}): IkeSaInfo {
   return {
     name: 'dc1',
+    instance: null,
     spi_i: '0102030405060708',
     spi_r: '1112131415161718',
     initiator: true,

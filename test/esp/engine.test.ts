@@ -349,7 +349,7 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
   });
 
   it('after setOutboundSa onHeldReady fires; the held packets then go out protected and arrive in order', () => {
-    const ready: number[] = [];
+    const ready: Array<number | string> = [];
     const pair = peers(opts({ engine: { holdPackets: 3, onHeldReady: (r) => ready.push(r) } }));
     const pkts = [1, 2, 3].map((i) => moonToSun(pair, udp(i, 9, Buffer.alloc(i * 10, i))));
     for (const p of pkts) expect(send(pair.moon, p).res.verdict).toBe(OUT_HELD);
@@ -362,7 +362,7 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
   });
 
   it('onHeldReady does not fire when nothing is held', () => {
-    const ready: number[] = [];
+    const ready: Array<number | string> = [];
     const pair = peers(opts({ engine: { onHeldReady: (r) => ready.push(r) } }));
     pair.installSas();
     expect(ready).toEqual([]);

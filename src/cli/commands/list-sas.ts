@@ -66,7 +66,7 @@ function formatIkeSa(sa: IkeSaInfo): string[] {
   const when = sa.established_age === null ? '' : ` ${duration(sa.established_age)} ago`;
   const nat = [sa.nat_local ? 'local NAT' : '', sa.nat_remote ? 'remote NAT' : ''].filter(Boolean);
   const lines = [
-    `${sa.name}: ${sa.state.toUpperCase()}${when}, IKEv2, ${sa.spi_i}_i${sa.initiator ? '*' : ''} ${sa.spi_r}_r${sa.initiator ? '' : '*'}`,
+    `${sa.instance ?? sa.name}: ${sa.state.toUpperCase()}${when}, IKEv2, ${sa.spi_i}_i${sa.initiator ? '*' : ''} ${sa.spi_r}_r${sa.initiator ? '' : '*'}`,
     `  local  '${sa.local_id}' @ ${endpoint(sa.local)}${sa.nat_local ? ' [NAT]' : ''}`,
     `  remote '${sa.remote_id}' @ ${endpoint(sa.remote)}${sa.nat_remote ? ' [NAT]' : ''}`,
   ];

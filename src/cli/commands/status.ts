@@ -51,5 +51,5 @@ export function formatStatus(r: StatusResult): string {
 export function formatConnection(c: ConnectionStatus): string {
   const sas = c.state === 'not connected' ? '' : `, ${plural(c.ike_sas, 'IKE_SA')}, ${plural(c.children, 'CHILD_SA')}`;
   const failed = c.failed_children.map((f) => `\n  CHILD_SA ${f.name}: failed since ${f.since}: ${f.reason}`).join('');
-  return `${c.name}: ${c.state}${c.failed_children.length > 0 ? ` (${plural(c.failed_children.length, 'CHILD_SA')} failed)` : ''} since ${c.since} (${duration(c.age)}), peer ${c.peer ?? '%any'}, ${c.local_id}...${c.remote_id}${sas}${failed}`;
+  return `${c.name}: ${c.state}${c.failed_children.length > 0 ? ` (${plural(c.failed_children.length, 'CHILD_SA')} failed)` : ''} since ${c.since} (${duration(c.age)}), peer ${c.peer ?? '%any'}${c.instances && c.instances.length > 0 ? ` (instances: ${c.instances.join(', ')})` : ''}, ${c.local_id}...${c.remote_id}${sas}${failed}`;
 }

@@ -138,14 +138,23 @@ function connectionStatus(daemon: DaemonView, name: string, now: number): Connec
     state,
     since: iso(since),
     age: ageOf(since, now),
-    peer: shown?.ctx.remote.address ?? c.entry.remoteAddrs.find((a) => a !== '%any') ?? null,
+    // a group's peers are its prefixes; those with an IKE SA are its instances
+    peer: c.group ? c.entry.remoteAddrs.join(', ') : (shown?.ctx.remote.address ?? c.entry.remoteAddrs.find((a) => a !== '%any') ?? null),
+    ...(c.group ? { instances: [...new Set(sas.map((sa) => sa.ctx.config.instancePeer ?? sa.ctx.remote.address))] } : {}),
     local_id: describeIdentity(cfg.localId),
-    remote_id: describeIdentity(shown?.ctx.peerId ?? cfg.remoteId),
+    remote_id: c.group ? remoteIdOf(cfg) : describeIdentity(shown?.ctx.peerId ?? cfg.remoteId),
     ike_sas: sas.length,
     children: established.reduce((n, sa) => n + sa.ctx.children.length, 0),
     failed_children: established.flatMap((sa) => daemon.connectionStates.failedChildren(sa)).map((f) => ({ name: f.name, reason: f.reason, since: iso(f.at) })),
     start_action: startActionOf(c.startChildren, c.trapChildren),
   };
+}
+
+/** The configured remote identity, a pattern (`*.eqiad.example`, `%fromcert-ip`) included. */
+function remoteIdOf(cfg: ResolvedConnection['entry']['config']): string {
+  const p = cfg.remoteIdPattern;
+  if (p === undefined) return describeIdentity(cfg.remoteId);
+  return p.kind === 'wildcard' ? `*.${p.suffix}` : '%fromcert-ip';
 }
 
 export function listSas(daemon: DaemonView, name?: string): ListSasResult {
@@ -184,6 +193,7 @@ export function listSas(daemon: DaemonView, name?: string): ListSasResult {
     });
     return {
       name: ctx.config.name,
+      instance: ctx.config.instancePeer === undefined ? null : `${ctx.config.name}[${ctx.config.instancePeer}]`,
       spi_i: ctx.spiI.toString('hex'),
       spi_r: ctx.spiR.toString('hex'),
       initiator: ctx.originalInitiator,
@@ -220,7 +230,7 @@ export function listConns(daemon: DaemonView): ListConnsResult {
         remote_addrs: c.entry.remoteAddrs,
         remote_port: c.entry.remotePort,
         local_id: describeIdentity(cfg.localId),
-        remote_id: describeIdentity(cfg.remoteId),
+        remote_id: remoteIdOf(cfg),
         certificate: cfg.certificate.subject.text,
         proposals: cfg.ikeProposals.map(formatProposal),
         encap: cfg.forceEncap,
@@ -323,7 +333,8 @@ function keyType(cert: Certificate): string {
  */
 export function check(daemon: DaemonView, name?: string): CheckResult {
   const now = Date.now();
-  const all = daemon.connectionList.map((c) => ({ status: connectionStatus(daemon, c.name, now), expected: name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name }));
+  // A group connection is up on demand, per peer: having no IKE SA is its normal state, not a fault.
+  const all = daemon.connectionList.map((c) => ({ status: connectionStatus(daemon, c.name, now), expected: c.group === undefined && (name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name) }));
   const considered = all.filter((c) => (name === undefined ? true : c.status.name === name));
   const fallback = daemon.datapath?.status().counters.outFallbackClear ?? 0;
   const g = daemon.global.state;

@@ -4,7 +4,7 @@
  * config (src/config); tests build them directly.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Certificate, Identity, TrustStore } from '../../pki/index.js';
+import type { Certificate, Identity, IdentityPattern, TrustStore } from '../../pki/index.js';
 import type { IpsecMode, PolicyFailureMode, SaLifetimes } from '../../esp/api.js';
 import type { Proposal } from '../proposal/index.js';
 import type { TrafficSelectorConfig } from '../ts/syntax.js';
@@ -39,6 +39,13 @@ export interface IkePeerConfig {
   localId: Identity;
   /** The identity the peer must prove; undefined accepts any identity its certificate carries. */
   remoteId?: Identity;
+  /** Instead of one remote identity, a set (`*.eqiad.example`, `%fromcert-ip`): no IDr is sent, the peer's ID must match it. */
+  remoteIdPattern?: IdentityPattern;
+  /**
+   * Set on a group connection's per-peer instance: the peer's address. `name`
+   * stays the group's, so `down NAME` and `list-sas NAME` cover all instances.
+   */
+  instancePeer?: string;
   certificate: Certificate;
   intermediates: Certificate[];
   privateKey: KeyObject;

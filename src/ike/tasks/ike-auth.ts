@@ -14,6 +14,7 @@ import { parseDigitalSignatureAuthData } from '../../crypto/rfc7427.js';
 import { chooseSignatureAlgorithm, eddsaKeyType, signAuth, verifyAuth, SignatureAuthMethod, SignatureSchemeRefused } from '../../crypto/signature.js';
 import {
   certMatchesIdentity,
+  identityPatternMatches,
   identityFromIdPayload,
   identityToIdPayload,
   identityToString,
@@ -127,6 +128,10 @@ export class IkeAuthTask extends BaseTask {
     for (const note of validation.notes) sa.log.log('info', `${sa.name}: ${note}`);
     const match = certMatchesIdentity(peerCert, peerId);
     if (!match.ok) throw new ExchangeFailure(match.reason, AUTH_FAILED);
+    if (config.remoteIdPattern) {
+      const admitted = identityPatternMatches(config.remoteIdPattern, peerId, peerCert, sa.remote.address);
+      if (!admitted.ok) throw new ExchangeFailure(admitted.reason, AUTH_FAILED);
+    }
 
     const octets = this.signedOctetsOf(peerIsInitiator, idP);
     let ok: boolean;
