@@ -46,7 +46,12 @@ function rate(op: () => void, inner = 1): number {
 function measure(caseName: string, metric: string, unit: string, op: () => void, inner = 1): BenchRow {
   const samples: number[] = [];
   for (let i = 0; i < REPS; i++) samples.push(rate(op, inner));
-  const row = summarize(caseName, metric, unit, samples.map((s) => Math.round(s * 10) / 10));
+  const row = summarize(
+    caseName,
+    metric,
+    unit,
+    samples.map((s) => Math.round(s * 10) / 10),
+  );
   process.stderr.write(`  ${caseName.padEnd(44)} ${row.median.toFixed(1).padStart(10)} ${unit}\n`);
   return row;
 }
@@ -75,7 +80,9 @@ const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
 keys.push(['ecdsa-p384', p384.privateKey, p384.publicKey]);
 for (const [name, priv, pub] of keys) {
   const signed = signAuth({ method: SignatureAuthMethod.DIGITAL_SIGNATURE, privateKey: priv, octets });
-  rows.push(measure(`auth method 14 ${name} sign`, 'ops_per_s', 'op/s', () => signAuth({ method: SignatureAuthMethod.DIGITAL_SIGNATURE, privateKey: priv, octets })));
+  rows.push(
+    measure(`auth method 14 ${name} sign`, 'ops_per_s', 'op/s', () => signAuth({ method: SignatureAuthMethod.DIGITAL_SIGNATURE, privateKey: priv, octets })),
+  );
   rows.push(
     measure(`auth method 14 ${name} verify`, 'ops_per_s', 'op/s', () =>
       verifyAuth({ method: SignatureAuthMethod.DIGITAL_SIGNATURE, publicKey: pub, octets, authData: signed.authData }),
@@ -121,7 +128,9 @@ for (const size of [64, 1400]) {
   for (const impl of espImpls) {
     const ctx = AES_GCM_16_128.createContext(espMaterial, { implementation: impl });
     const { packet, sealed, aad } = espPacket(ctx, size);
-    rows.push(measure(`esp aes128gcm16 seal ${size} B ${implLabel(impl)} in place`, 'ops_per_s', 'pkt/s', () => ctx.sealInPlace(packet, 8, aad, 16, size), ESP_INNER));
+    rows.push(
+      measure(`esp aes128gcm16 seal ${size} B ${implLabel(impl)} in place`, 'ops_per_s', 'pkt/s', () => ctx.sealInPlace(packet, 8, aad, 16, size), ESP_INNER),
+    );
     rows.push(
       measure(
         `esp aes128gcm16 open ${size} B ${implLabel(impl)} in place`,

@@ -28,10 +28,20 @@ async function tunsecToTunsec(): Promise<number[]> {
   const pki = testPki('rsa2048');
   const ports = await freePorts();
   const moon = await startPeer('127.0.0.1', ports, [
-    { config: peerConfig(pki, pki.host('moon.tunsec.test'), 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+    {
+      config: peerConfig(pki, pki.host('moon.tunsec.test'), 'moon.tunsec.test', 'sun.tunsec.test'),
+      localAddrs: ['127.0.0.1'],
+      remoteAddrs: ['127.0.0.2'],
+      remotePort: ports.ike,
+    },
   ]);
   const sun = await startPeer('127.0.0.2', ports, [
-    { config: peerConfig(pki, pki.host('sun.tunsec.test'), 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+    {
+      config: peerConfig(pki, pki.host('sun.tunsec.test'), 'sun.tunsec.test', 'moon.tunsec.test'),
+      localAddrs: ['127.0.0.2'],
+      remoteAddrs: ['127.0.0.1'],
+      remotePort: ports.ike,
+    },
   ]);
   const samples: number[] = [];
   try {
@@ -52,7 +62,8 @@ async function tunsecToTunsec(): Promise<number[]> {
 async function withStrongSwanInitiator(responder: 'tunsec' | 'strongswan'): Promise<number[]> {
   const pair = await NetnsPair.create('tb');
   const ca = createCa({ subject: 'C=CH, O=tunsec bench, CN=Bench CA', key: 'rsa3072' });
-  const host = (cn: string, ip: string) => issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`], ip: [ip] } });
+  const host = (cn: string, ip: string) =>
+    issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`], ip: [ip] } });
   const moonCert = host('moon', pair.a.ip4);
   const sunCert = host('sun', pair.b.ip4);
   const conn = (me: typeof pair.a, other: typeof pair.a, cert: typeof moonCert, id: string, peer: string): StrongSwanConnection => ({
@@ -80,7 +91,16 @@ async function withStrongSwanInitiator(responder: 'tunsec' | 'strongswan'): Prom
       sunTs = new TunsecDaemon(
         pair.b.ns,
         // one initiator, back to back: the per-address handshake rate limits (10/s) would measure themselves
-        tunsecYaml({ name: 'host-host', local: pair.b.ip4, remote: pair.a.ip4, localId: 'sun.ikev2.test', remoteId: 'moon.ikev2.test', mode: 'tunnel', startAction: 'none', daemonExtra: ['log: { default: 0 }', 'limits: { ike_init_rate: 100000, ike_auth_rate: 100000 }'] }),
+        tunsecYaml({
+          name: 'host-host',
+          local: pair.b.ip4,
+          remote: pair.a.ip4,
+          localId: 'sun.ikev2.test',
+          remoteId: 'moon.ikev2.test',
+          mode: 'tunnel',
+          startAction: 'none',
+          daemonExtra: ['log: { default: 0 }', 'limits: { ike_init_rate: 100000, ike_auth_rate: 100000 }'],
+        }),
         credentialFiles(ca.certificatePem, sunCert),
       );
       await sunTs.start();
@@ -108,10 +128,17 @@ process.stderr.write(`IKE+CHILD setup latency, ${N} handshakes per case\n`);
 rows.push(summarize('tunsec→tunsec (loopback, in-process)', 'ike_child_setup_ms', 'ms', round(await tunsecToTunsec())));
 rows.push(summarize('strongSwan→tunsec (netns, swanctl --initiate)', 'ike_child_setup_ms', 'ms', round(await withStrongSwanInitiator('tunsec'))));
 rows.push(summarize('strongSwan→strongSwan (netns, swanctl --initiate)', 'ike_child_setup_ms', 'ms', round(await withStrongSwanInitiator('strongswan'))));
-const result = { bench: 'ike-setup', date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg: loadavg() }, rows };
+const result = {
+  bench: 'ike-setup',
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavg: loadavg() },
+  rows,
+};
 const out = join(repo, 'bench/results');
 mkdirSync(out, { recursive: true });
 writeFileSync(join(out, 'ike-setup-latest.json'), JSON.stringify(result, null, 2) + '\n');
-const md = `# IKE_SA + CHILD_SA setup latency\n\n${result.date}, ${result.machine.model} × ${result.machine.cpus}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n${markdownTable(rows)}\n\nswanctl timings include the swanctl process start and vici round trip (~10-20 ms).\n`;
+const md = `# IKE_SA + CHILD_SA setup latency\n\n${result.date}, ${result.machine.model} × ${result.machine.cpus}, load ${loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ')}\n\n${markdownTable(rows)}\n\nswanctl timings include the swanctl process start and vici round trip (~10-20 ms).\n`;
 writeFileSync(join(out, 'ike-setup-latest.md'), md);
 process.stdout.write(md);

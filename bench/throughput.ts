@@ -40,11 +40,44 @@ import { createCa, issueCertificate } from '../src/pki/issue.js';
 import { haveProgram, requireRootAndPrograms } from '../test/support/proc.js';
 import type { BenchRow } from './stats.js';
 import { Cleanups, codes as signalExitCodes, settle } from './throughput/cleanup.js';
-import { checkPath, diffCounters, installWireCounters, iperf3, machineBusyPct, machineFacts, ping, readWireCounters, rssMb, type IperfOptions } from './throughput/measure.js';
-import { markdown, ratios, scenarioRows, testTitle, throughputRows, UDP_PACKET, type BenchOptions, type Report, type ScenarioResult, type TestKey } from './throughput/report.js';
+import {
+  checkPath,
+  diffCounters,
+  installWireCounters,
+  iperf3,
+  machineBusyPct,
+  machineFacts,
+  ping,
+  readWireCounters,
+  rssMb,
+  type IperfOptions,
+} from './throughput/measure.js';
+import {
+  markdown,
+  ratios,
+  scenarioRows,
+  testTitle,
+  throughputRows,
+  UDP_PACKET,
+  type BenchOptions,
+  type Report,
+  type ScenarioResult,
+  type TestKey,
+} from './throughput/report.js';
 import { runHandshakes, type HandshakeCaseResult } from './throughput/handshake.js';
 import { summarizeProfiles, updateNote } from './throughput/profile.js';
-import { computeRatios, defaultRatioSpecs, markdownTables, quietVerdict, row, stamp, writeResults, type BenchReport, type CaseStatus, type ResultRow } from './throughput/results.js';
+import {
+  computeRatios,
+  defaultRatioSpecs,
+  markdownTables,
+  quietVerdict,
+  row,
+  stamp,
+  writeResults,
+  type BenchReport,
+  type CaseStatus,
+  type ResultRow,
+} from './throughput/results.js';
 import { allScenarios, ScenarioUnavailable, TunsecPair, TUNSEC_VARIANTS, type BenchPki, type Scenario, type ScenarioPath } from './throughput/scenarios.js';
 import { requireUml } from '../test/support/uml.js';
 import { UML_CASE_IDS, UML_LABEL, runUmlCases, umlCaseStatus, umlCases, umlMarkdown, umlRatioSpecs, umlRows, type UmlCase, type UmlCaseResult } from './uml.js';
@@ -126,7 +159,8 @@ function parseOptions(argv: string[]): BenchOptions {
   if (parsed['no-udp']) o.udpRate = undefined;
   if (parsed.only !== undefined) o.only = parsed.only.split(',').filter(Boolean);
   const sas = parsed['handshake-sas'];
-  if (sas !== undefined) o.handshakes = { ...o.handshakes!, total: num('handshake-sas', sas, 1), batch: Math.min(o.handshakes?.batch ?? 250, num('handshake-sas', sas, 1)) };
+  if (sas !== undefined)
+    o.handshakes = { ...o.handshakes!, total: num('handshake-sas', sas, 1), batch: Math.min(o.handshakes?.batch ?? 250, num('handshake-sas', sas, 1)) };
   if (parsed['no-handshake']) o.handshakes = undefined;
   if (parsed.budget !== undefined) o.budgetSec = num('budget', parsed.budget, 60);
   return o;
@@ -141,7 +175,8 @@ function selectScenarios(o: BenchOptions): { scenarios: Scenario[]; uml: UmlCase
   const ids = [...all.map((s) => s.id), ...UML_CASE_IDS];
   const chosen = all.filter((s) => o.only!.some((p) => s.id === p || s.id.startsWith(p)));
   const unknown = o.only.filter((p) => !ids.some((id) => id === p || id.startsWith(p)));
-  if (unknown.length || !(chosen.length + uml.length)) throw new Error(`--only: no scenario ${unknown.join(', ') || o.only.join(',')} (have ${ids.join(', ')})`);
+  if (unknown.length || !(chosen.length + uml.length))
+    throw new Error(`--only: no scenario ${unknown.join(', ') || o.only.join(',')} (have ${ids.join(', ')})`);
   return { scenarios: chosen, uml };
 }
 
@@ -163,7 +198,8 @@ function requirePrerequisites(scenarios: Scenario[], uml: UmlCase[]): void {
 
 async function makePki(): Promise<BenchPki> {
   const ca = createCa({ subject: 'C=CH, O=tunsec bench, CN=Bench CA', key: 'rsa3072' });
-  const host = (cn: string) => issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`] } });
+  const host = (cn: string) =>
+    issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`] } });
   return { caPem: ca.certificatePem, moon: host('moon'), sun: host('sun') };
 }
 
@@ -171,7 +207,10 @@ const fmtRun = (key: TestKey, r: Awaited<ReturnType<typeof iperf3>>): string => 
   if (!r.ok) return `${testTitle[key]}: failed: ${r.error}`;
   const extra = key.startsWith('udp') ? `${r.udpRecvPps} packets/s, loss ${r.udpLossPct?.toFixed(2)} %` : `retr ${r.retransmits}`;
   const cpu = Object.entries(r.daemonCpuPct).map(([l, v]) => `${l} ${v}%`);
-  const drops = r.udpRcvbufErrors && r.udpRcvbufErrors.client + r.udpRcvbufErrors.server > 0 ? `; UDP rcvbuf drops A ${r.udpRcvbufErrors.client}, B ${r.udpRcvbufErrors.server}` : '';
+  const drops =
+    r.udpRcvbufErrors && r.udpRcvbufErrors.client + r.udpRcvbufErrors.server > 0
+      ? `; UDP rcvbuf drops A ${r.udpRcvbufErrors.client}, B ${r.udpRcvbufErrors.server}`
+      : '';
   return `${testTitle[key]}: ${r.recvMbps} Mb/s (${extra}${cpu.length ? `; cpu ${cpu.join(', ')}` : ''}${drops})`;
 };
 
@@ -253,7 +292,9 @@ async function measureRound(l: LiveCase, o: BenchOptions, rep: number, cleanups:
   cleanups.checkAborted();
   const p = await ping(path, o.pingCount, o.pingIntervalSec, true);
   res.runs.ping.push(p);
-  log(`${tag} rep ${rep}/${o.reps} ping ×${p.transmitted}: ${p.avgMs !== undefined ? `avg ${p.avgMs} ms (min ${p.minMs}, max ${p.maxMs})` : 'no answer'}, loss ${p.lossPct} %`);
+  log(
+    `${tag} rep ${rep}/${o.reps} ping ×${p.transmitted}: ${p.avgMs !== undefined ? `avg ${p.avgMs} ms (min ${p.minMs}, max ${p.maxMs})` : 'no answer'}, loss ${p.lossPct} %`,
+  );
   for (const [key, io] of tests(o)) {
     cleanups.checkAborted();
     const r = await iperf3(path, io, path.daemons, cleanups, workDir);
@@ -330,7 +371,10 @@ async function cpuProfile(o: BenchOptions, pki: BenchPki, cleanups: Cleanups, wo
     log('[cpu-prof] no .cpuprofile written (did the daemons exit by SIGKILL?)');
     return undefined;
   }
-  const summary = summarizeProfiles(files.map((f) => ({ name: f, profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown })), repo);
+  const summary = summarizeProfiles(
+    files.map((f) => ({ name: f, profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown })),
+    repo,
+  );
   // The raw profiles (open in Chrome DevTools or speedscope), replacing the previous run's.
   const keep = join(repo, 'bench/results/cpu-prof');
   rmSync(keep, { recursive: true, force: true });
@@ -366,7 +410,9 @@ async function main(): Promise<number> {
   const date = new Date().toISOString();
   const script = relative(process.cwd(), process.argv[1] ?? 'bench/throughput.ts') || 'bench/throughput.ts';
   const command =
-    process.env.npm_lifecycle_event === 'bench' ? `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}` : ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
+    process.env.npm_lifecycle_event === 'bench'
+      ? `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
+      : ['node', ...process.execArgv, script, ...process.argv.slice(2)].join(' ');
   const elapsed = (): number => (performance.now() - started) / 1000;
   try {
     const machine = await machineFacts();
@@ -413,7 +459,12 @@ async function main(): Promise<number> {
     let umlResults: UmlCaseResult[] = [];
     if (uml.length && !cleanups.aborted) {
       log(`UML rows (${UML_LABEL}): ${uml.map((c) => c.id).join(', ')}`);
-      umlResults = await runUmlCases(uml, { reps: o.reps, durationSec: o.durationSec, warmupSec: o.warmupSec, outOfTime: () => elapsed() > o.budgetSec * 0.7 }, cleanups, log);
+      umlResults = await runUmlCases(
+        uml,
+        { reps: o.reps, durationSec: o.durationSec, warmupSec: o.warmupSec, outOfTime: () => elapsed() > o.budgetSec * 0.7 },
+        cleanups,
+        log,
+      );
     }
     // 4. Handshakes, with the datapath cases gone.
     let hs: HandshakeCaseResult[] = [];
@@ -431,12 +482,28 @@ async function main(): Promise<number> {
     const busyAfter = await machineBusyPct(3);
     const loadAfter = loadavg();
     machine.loadavg_end = loadAfter.map((l) => l.toFixed(2)).join(' ');
-    const quiet = quietVerdict({ loadavg_before: loadBefore.map((x) => +x.toFixed(2)), loadavg_after: loadAfter.map((x) => +x.toFixed(2)), busy_pct_before: busyBefore, busy_pct_after: busyAfter, cpus: Number(machine.cpus) });
+    const quiet = quietVerdict({
+      loadavg_before: loadBefore.map((x) => +x.toFixed(2)),
+      loadavg_after: loadAfter.map((x) => +x.toFixed(2)),
+      busy_pct_before: busyBefore,
+      busy_pct_after: busyAfter,
+      cpus: Number(machine.cpus),
+    });
     log(`machine: ${quiet.verdict} (load ${machine.loadavg_start} → ${machine.loadavg_end}; busy ${busyBefore} % → ${busyAfter} %)`);
 
     // Legacy detailed page (per-run numbers, path checks): throughput-latest.{json,md}.
     const legacyRows: BenchRow[] = results.filter((r) => r.status === 'ok').flatMap((r) => r.rows);
-    const legacy: Report = { bench: 'throughput', date, command, options: o, machine, scenarios: results, ratios: ratios(results, 'strongswan-libipsec', 'plain', TARGET_RATIO), rows: legacyRows, duration_sec: Math.round(elapsed()) };
+    const legacy: Report = {
+      bench: 'throughput',
+      date,
+      command,
+      options: o,
+      machine,
+      scenarios: results,
+      ratios: ratios(results, 'strongswan-libipsec', 'plain', TARGET_RATIO),
+      rows: legacyRows,
+      duration_sec: Math.round(elapsed()),
+    };
     const out = join(repo, 'bench/results');
     mkdirSync(out, { recursive: true });
     // A partial run (--only, or without the handshake cases) never replaces the full run's latest files.
@@ -450,7 +517,13 @@ async function main(): Promise<number> {
     // The issue-8 result files.
     const hsOut = handshakeCases(hs);
     const cases: CaseStatus[] = [
-      ...results.map((r): CaseStatus => ({ case: r.id, kind: 'throughput', title: r.title, status: r.status, ...(r.status !== 'ok' ? { reason: r.short_reason ?? r.reason ?? r.status } : {}) })),
+      ...results.map((r): CaseStatus => ({
+        case: r.id,
+        kind: 'throughput',
+        title: r.title,
+        status: r.status,
+        ...(r.status !== 'ok' ? { reason: r.short_reason ?? r.reason ?? r.status } : {}),
+      })),
       ...umlResults.map(umlCaseStatus),
       ...hsOut.cases,
     ];
@@ -470,7 +543,16 @@ async function main(): Promise<number> {
       ratios: computeRatios(rows, ratioSpecs),
       duration_sec: Math.round(elapsed()),
       details: {
-        throughput: results.map((r) => ({ id: r.id, status: r.status, reason: r.reason, details: r.details, path_check: r.path_check, wire_during_measurements: r.wire_during_measurements, warnings: r.warnings, setup_sec: r.setup_sec })),
+        throughput: results.map((r) => ({
+          id: r.id,
+          status: r.status,
+          reason: r.reason,
+          details: r.details,
+          path_check: r.path_check,
+          wire_during_measurements: r.wire_during_measurements,
+          warnings: r.warnings,
+          setup_sec: r.setup_sec,
+        })),
         handshakes: hs,
         ...(umlResults.length ? { uml: { label: UML_LABEL, cases: umlResults } } : {}),
       },
@@ -490,7 +572,9 @@ async function main(): Promise<number> {
     const paths = writeResults(out, report, page, `${prefix}latest`);
     if (profile) updateNote(join(repo, 'docs/notes/bench.md'), profile);
     process.stdout.write(page);
-    log(`wrote ${relative(repo, paths.json)}, ${relative(repo, paths.latest)}, ${relative(repo, paths.md)}, ${relative(repo, paths.svg)} in ${report.duration_sec} s`);
+    log(
+      `wrote ${relative(repo, paths.json)}, ${relative(repo, paths.latest)}, ${relative(repo, paths.md)}, ${relative(repo, paths.svg)} in ${report.duration_sec} s`,
+    );
     const bad = cases.filter((c) => c.status === 'failed');
     for (const b of bad) log(`FAILED ${b.case}: ${b.reason}`);
     return bad.length ? 1 : 0;
@@ -511,11 +595,18 @@ function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefine
     '',
     `Quiet? ${r.quiet.verdict}. Load average ${r.quiet.loadavg_before.join(' ')} before, ${r.quiet.loadavg_after.join(' ')} after; whole machine ${r.quiet.busy_pct_before ?? '?'} % busy before, ${r.quiet.busy_pct_after ?? '?'} % after (3 s samples of /proc/stat, the bench idle).`,
     '',
-    ...(r.cases.some((c) => c.kind === 'throughput') ? [] : [`Only the UML rows (${UML_LABEL}): ${o.reps} interleaved repetition(s) of iperf3 TCP ${o.durationSec} s, 1 stream, after an unrecorded ${o.warmupSec} s warm-up each; see the table below and docs/notes/bench.md.`, '']),
+    ...(r.cases.some((c) => c.kind === 'throughput')
+      ? []
+      : [
+          `Only the UML rows (${UML_LABEL}): ${o.reps} interleaved repetition(s) of iperf3 TCP ${o.durationSec} s, 1 stream, after an unrecorded ${o.warmupSec} s warm-up each; see the table below and docs/notes/bench.md.`,
+          '',
+        ]),
     ...(r.cases.some((c) => c.kind !== 'uml')
       ? [
           `Method: every case set up first and checked on the wire (ESP / ESP-in-UDP, no cleartext), ${o.warmupSec} s TCP warm-up each, then ${r.options.reps_done as number} interleaved repetition(s) (each round starts one case later) of: ping ×${o.pingCount} every ${o.pingIntervalSec} s (p50/p99 over every reply), iperf3 TCP ${o.durationSec} s with 1 and 4 streams, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches (-b 0)' : o.udpRate} with 1400- and 64-byte IP packets (packets/s that arrived, loss as iperf3 counts it). Median (min–max). cpu_s_per_gb = utime+stime of both IPsec processes over the TCP runs ÷ GB received; rss_mb = both IPsec processes' VmRSS after the 4-stream run.` +
-            (hs ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.` : ''),
+            (hs
+              ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.`
+              : ''),
           '',
         ]
       : []),

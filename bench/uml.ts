@@ -57,8 +57,14 @@ export interface UmlRun {
 }
 
 /** A successful run: iperf3's figures, each side's CPU seconds between its two readings (when both exist), the check. */
-function okRun(p: { recvMbps?: number; recvBytes?: number; retransmits?: number }, cpuA: [number | undefined, number | undefined], cpuB: [number | undefined, number | undefined], check: string): UmlRun {
-  const spent = ([before, after]: [number | undefined, number | undefined]): number | undefined => (before !== undefined && after !== undefined ? after - before : undefined);
+function okRun(
+  p: { recvMbps?: number; recvBytes?: number; retransmits?: number },
+  cpuA: [number | undefined, number | undefined],
+  cpuB: [number | undefined, number | undefined],
+  check: string,
+): UmlRun {
+  const spent = ([before, after]: [number | undefined, number | undefined]): number | undefined =>
+    before !== undefined && after !== undefined ? after - before : undefined;
   const a = spent(cpuA);
   const b = spent(cpuB);
   return {
@@ -166,7 +172,11 @@ function xfrmScript(local: string, remote: string, spiOut: number, spiIn: number
   ].join('\n');
 }
 
-const xfrmStatErrors = async (g: UmlGuest): Promise<string[]> => (await g.must('cat /proc/net/xfrm_stat')).split('\n').filter((l) => /\s[1-9]\d*\s*$/.test(l)).map((l) => l.trim());
+const xfrmStatErrors = async (g: UmlGuest): Promise<string[]> =>
+  (await g.must('cat /proc/net/xfrm_stat'))
+    .split('\n')
+    .filter((l) => /\s[1-9]\d*\s*$/.test(l))
+    .map((l) => l.trim());
 
 const guestServer = (g: UmlGuest): Promise<void> => g.startIperf3Server(5201);
 const stopGuestServer = (g: UmlGuest): Promise<string> => g.stopIperf3Server(5201);
@@ -211,7 +221,11 @@ class GuestToGuest implements UmlCase {
   async setup(): Promise<Record<string, unknown>> {
     await this.guests.acquire();
     await this.prepare();
-    return { guests: 2, boot_ms: [this.guests.a!.bootMs, this.guests.b!.bootMs], ...(this.id === 'uml-kernel-xfrm' ? { aead: AEAD, icv_bits: 128, mode: 'transport', replay_window: REPLAY_WINDOW } : {}) };
+    return {
+      guests: 2,
+      boot_ms: [this.guests.a!.bootMs, this.guests.b!.bootMs],
+      ...(this.id === 'uml-kernel-xfrm' ? { aead: AEAD, icv_bits: 128, mode: 'transport', replay_window: REPLAY_WINDOW } : {}),
+    };
   }
 
   /** Plain: no SAs, no policies. XFRM: a fresh SA pair and policies on both guests. */
@@ -251,7 +265,11 @@ class GuestToGuest implements UmlCase {
         check = 'no XFRM SAs on either guest';
       } else {
         const inbound = statesB.find((s) => s.spi === hex8(spiAB!));
-        if (!inbound?.bytes || inbound.bytes < (p.recvBytes ?? 0)) return { ok: false, error: `guest B's inbound SA ${hex8(spiAB!)} counted ${inbound?.bytes ?? 'no'} bytes, iperf3 delivered ${p.recvBytes}: not through ESP` };
+        if (!inbound?.bytes || inbound.bytes < (p.recvBytes ?? 0))
+          return {
+            ok: false,
+            error: `guest B's inbound SA ${hex8(spiAB!)} counted ${inbound?.bytes ?? 'no'} bytes, iperf3 delivered ${p.recvBytes}: not through ESP`,
+          };
         check = `B's inbound ESP SA: ${inbound.packets} packets, ${inbound.bytes} bytes ≥ ${p.recvBytes} delivered`;
       }
       if (errors.length) return { ok: false, error: `/proc/net/xfrm_stat errors: ${errors.join(', ')}` };
@@ -312,7 +330,16 @@ class TunsecToGuest implements UmlCase {
     await installWireCounters(path);
     const check = await checkPath(path, 'esp');
     if (check.problem) throw new Error(`path check: ${check.problem}; tunsec: ${this.tunsec.text().slice(-1500)}`);
-    return { boot_ms: this.lab.uml.bootMs, aead: AEAD, icv_bits: 128, mode: 'transport', keys: 'manual (random per run)', spi_tunsec_to_kernel: hex8(this.spiAB), spi_kernel_to_tunsec: hex8(this.spiBA), path_check: { route: check.route, ping: `${check.ping.received}/${check.ping.transmitted}`, counters: check.counters } };
+    return {
+      boot_ms: this.lab.uml.bootMs,
+      aead: AEAD,
+      icv_bits: 128,
+      mode: 'transport',
+      keys: 'manual (random per run)',
+      spi_tunsec_to_kernel: hex8(this.spiAB),
+      spi_kernel_to_tunsec: hex8(this.spiBA),
+      path_check: { route: check.route, ping: `${check.ping.received}/${check.ping.transmitted}`, counters: check.counters },
+    };
   }
 
   async tcp1(sec: number): Promise<UmlRun> {
@@ -323,17 +350,25 @@ class TunsecToGuest implements UmlCase {
       const before = parseXfrmState(await lab.uml.must('ip -s xfrm state')).find((s) => s.spi === hex8(this.spiAB));
       await guestServer(lab.uml);
       const [ca, cb] = [await cpuSeconds(pid), guestCpuSeconds(lab.uml.processId)];
-      const r = await run('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.ip4, '-p', '5201', '-t', String(sec), '-J', '--connect-timeout', '5000'], { timeoutMs: (sec + 25) * 1000 });
+      const r = await run('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.ip4, '-p', '5201', '-t', String(sec), '-J', '--connect-timeout', '5000'], {
+        timeoutMs: (sec + 25) * 1000,
+      });
       const [ca2, cb2] = [await cpuSeconds(pid), guestCpuSeconds(lab.uml.processId)];
       await stopGuestServer(lab.uml);
       const p = parseIperf(r.stdout, false);
       if (!p.ok) return { ok: false, error: `${p.error ?? 'iperf3 failed'} (exit ${r.code}: ${r.stderr.slice(0, 200)})` };
       const after = parseXfrmState(await lab.uml.must('ip -s xfrm state')).find((s) => s.spi === hex8(this.spiAB));
       const bytes = (after?.bytes ?? 0) - (before?.bytes ?? 0);
-      if (bytes < (p.recvBytes ?? 0)) return { ok: false, error: `the guest's inbound SA counted ${bytes} bytes during the run, iperf3 delivered ${p.recvBytes}: not through ESP` };
+      if (bytes < (p.recvBytes ?? 0))
+        return { ok: false, error: `the guest's inbound SA counted ${bytes} bytes during the run, iperf3 delivered ${p.recvBytes}: not through ESP` };
       const errors = await xfrmStatErrors(lab.uml);
       if (errors.length) return { ok: false, error: `/proc/net/xfrm_stat errors: ${errors.join(', ')}` };
-      return okRun(p, [ca, ca2], [cb, cb2], `the guest's inbound ESP SA: +${(after?.packets ?? 0) - (before?.packets ?? 0)} packets, +${bytes} bytes ≥ ${p.recvBytes} delivered`);
+      return okRun(
+        p,
+        [ca, ca2],
+        [cb, cb2],
+        `the guest's inbound ESP SA: +${(after?.packets ?? 0) - (before?.packets ?? 0)} packets, +${bytes} bytes ≥ ${p.recvBytes} delivered`,
+      );
     } catch (err) {
       return { ok: false, error: (err as Error).message.slice(0, 500) };
     }
@@ -456,12 +491,29 @@ export async function runUmlCases(cases: UmlCase[], o: UmlRunOptions, cleanups: 
 export function umlRows(r: UmlCaseResult): ResultRow[] {
   if (r.status !== 'ok') return UML_METRICS.map((m) => row(r.id, m, [], { failed: r.reason ?? 'failed' }));
   const ok = r.runs.filter((x) => x.ok && x.recvBytes);
-  const perGb = (f: (x: UmlRun) => number | undefined): Array<number | undefined> => ok.map((x) => (f(x) === undefined ? undefined : f(x)! / (x.recvBytes! / 1e9)));
+  const perGb = (f: (x: UmlRun) => number | undefined): Array<number | undefined> =>
+    ok.map((x) => (f(x) === undefined ? undefined : f(x)! / (x.recvBytes! / 1e9)));
   return [
-    row(r.id, 'tcp1_mbps', ok.map((x) => x.recvMbps)),
-    row(r.id, 'cpu_s_per_gb', perGb((x) => (x.cpuSecA === undefined || x.cpuSecB === undefined ? undefined : x.cpuSecA + x.cpuSecB))),
-    row(r.id, 'cpu_a_s_per_gb', perGb((x) => x.cpuSecA)),
-    row(r.id, 'cpu_b_s_per_gb', perGb((x) => x.cpuSecB)),
+    row(
+      r.id,
+      'tcp1_mbps',
+      ok.map((x) => x.recvMbps),
+    ),
+    row(
+      r.id,
+      'cpu_s_per_gb',
+      perGb((x) => (x.cpuSecA === undefined || x.cpuSecB === undefined ? undefined : x.cpuSecA + x.cpuSecB)),
+    ),
+    row(
+      r.id,
+      'cpu_a_s_per_gb',
+      perGb((x) => x.cpuSecA),
+    ),
+    row(
+      r.id,
+      'cpu_b_s_per_gb',
+      perGb((x) => x.cpuSecB),
+    ),
   ];
 }
 
@@ -483,11 +535,12 @@ export function umlMarkdown(rows: ResultRow[], cases: CaseStatus[], results: Uml
   const ucases = cases.filter((c) => c.kind === 'uml');
   if (!ucases.length) return '';
   const get = (c: string, m: string): ResultRow | undefined => rows.find((r) => r.case === c && r.metric === m);
-  const cell = (r: ResultRow | undefined): string => (!r ? '' : r.median === null ? 'failed' : r.samples.length > 1 ? `**${fmt(r.median)}** (${fmt(r.min)}–${fmt(r.max)})` : `**${fmt(r.median)}**`);
+  const cell = (r: ResultRow | undefined): string =>
+    !r ? '' : r.median === null ? 'failed' : r.samples.length > 1 ? `**${fmt(r.median)}** (${fmt(r.min)}–${fmt(r.max)})` : `**${fmt(r.median)}**`;
   const out = [
     `## Kernel rows: ${UML_LABEL}`,
     '',
-    'Not the native kernel path (that is `kernel-xfrm`, unavailable on a host kernel without ESP/GCM): Linux 6.1 as User-Mode Linux guests, whose ESP uses the kernel\'s generic C AES-GCM. iperf3 TCP 1 stream, A → B. Host CPU s per GB received: A = sender side, B = receiver side; a guest\'s side is its whole UML process group (kernel TCP/IP + ESP + the guest\'s iperf3), tunsec\'s side is the tunsec daemon alone.',
+    "Not the native kernel path (that is `kernel-xfrm`, unavailable on a host kernel without ESP/GCM): Linux 6.1 as User-Mode Linux guests, whose ESP uses the kernel's generic C AES-GCM. iperf3 TCP 1 stream, A → B. Host CPU s per GB received: A = sender side, B = receiver side; a guest's side is its whole UML process group (kernel TCP/IP + ESP + the guest's iperf3), tunsec's side is the tunsec daemon alone.",
     '',
     `| case | tcp1_mbps (Mbit/s) | cpu_s_per_gb, A + B (CPU s/GB) | cpu_a_s_per_gb (CPU s/GB) | cpu_b_s_per_gb (CPU s/GB) | A / B |`,
     '| --- | ---: | ---: | ---: | ---: | --- |',

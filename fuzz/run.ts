@@ -99,7 +99,16 @@ function parseOptions(argv: string[]): Options {
  * issue asks for a million IKE messages and a million ESP packets, so they
  * get more; the ESP-in-UDP path is the fastest.
  */
-const WEIGHTS: Readonly<Record<string, number>> = { 'ike-message': 1.5, 'ike-sk': 1.5, 'ike-engine': 1.5, pki: 0.75, 'esp-raw': 0.75, 'esp-udp': 0.5, config: 0.75, control: 0.75 };
+const WEIGHTS: Readonly<Record<string, number>> = {
+  'ike-message': 1.5,
+  'ike-sk': 1.5,
+  'ike-engine': 1.5,
+  pki: 0.75,
+  'esp-raw': 0.75,
+  'esp-udp': 0.5,
+  config: 0.75,
+  control: 0.75,
+};
 
 interface SavedFinding {
   kind: string;
@@ -126,12 +135,28 @@ function saveFinding(target: string, kind: string, signature: string, message: s
   mkdirSync(dir, { recursive: true });
   const base = `${kind}-${createHash('sha1').update(input).digest('hex').slice(0, 12)}`;
   writeFileSync(join(dir, `${base}.bin`), input);
-  writeFileSync(join(dir, `${base}.txt`), `target: ${target}\nkind: ${kind}\nsignature: ${signature}\nmessage: ${message}\n\n${stack}\n\nreproduce: npm run fuzz -- --target ${target} --repro fuzz/crashes/${target}/${base}.bin\n`);
+  writeFileSync(
+    join(dir, `${base}.txt`),
+    `target: ${target}\nkind: ${kind}\nsignature: ${signature}\nmessage: ${message}\n\n${stack}\n\nreproduce: npm run fuzz -- --target ${target} --repro fuzz/crashes/${target}/${base}.bin\n`,
+  );
   return { kind, signature, message, file: join('fuzz', 'crashes', target, `${base}.bin`) };
 }
 
 /** One worker run of `name` for `seconds`; resolves with what it did, even when it hung or died. */
-function runWorker(name: string, seconds: number, seed: number, o: Options): Promise<{ executions: number; seconds: number; features: number; corpus: number; initialCorpus: number; findings: SavedFinding[]; ended: 'done' | 'hang' | 'oom' | 'error' }> {
+function runWorker(
+  name: string,
+  seconds: number,
+  seed: number,
+  o: Options,
+): Promise<{
+  executions: number;
+  seconds: number;
+  features: number;
+  corpus: number;
+  initialCorpus: number;
+  findings: SavedFinding[];
+  ended: 'done' | 'hang' | 'oom' | 'error';
+}> {
   return new Promise((resolve) => {
     const shared = new SharedArrayBuffer(SHARED_HEADER + 1024 * 1024);
     const beat = new Int32Array(shared, 0, 2);
@@ -226,11 +251,24 @@ async function main(): Promise<void> {
   const weights = o.targets.map((t) => WEIGHTS[t] ?? 1);
   const sum = weights.reduce((a, b) => a + b, 0);
   const shares = weights.map((w) => (o.time * w) / sum);
-  console.log(`fuzz: ${o.targets.length} target${o.targets.length === 1 ? '' : 's'} in ${o.time} s (${o.targets.map((t, i) => `${t} ${shares[i]!.toFixed(0)} s`).join(', ')}), seed ${o.seed}`);
+  console.log(
+    `fuzz: ${o.targets.length} target${o.targets.length === 1 ? '' : 's'} in ${o.time} s (${o.targets.map((t, i) => `${t} ${shares[i]!.toFixed(0)} s`).join(', ')}), seed ${o.seed}`,
+  );
   const reports: TargetReport[] = [];
   for (const [i, name] of o.targets.entries()) {
     const kind = (await loadTarget(name)).kind;
-    const report: TargetReport = { target: name, kind, executions: 0, seconds: 0, execsPerSecond: 0, features: 0, corpus: 0, initialCorpus: 0, restarts: 0, findings: [] };
+    const report: TargetReport = {
+      target: name,
+      kind,
+      executions: 0,
+      seconds: 0,
+      execsPerSecond: 0,
+      features: 0,
+      corpus: 0,
+      initialCorpus: 0,
+      restarts: 0,
+      findings: [],
+    };
     let left = shares[i]!;
     let seed = o.seed + i * 7919;
     // a hang or an out-of-memory ends the worker: start another one for the time that is left
@@ -256,7 +294,9 @@ async function main(): Promise<void> {
   const byKind = new Map<string, number>();
   for (const r of reports) byKind.set(r.kind, (byKind.get(r.kind) ?? 0) + r.executions);
   const findings = reports.reduce((n, r) => n + r.findings.length, 0);
-  console.log(`fuzz: totals — ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}; ${findings} finding${findings === 1 ? '' : 's'}${findings > 0 ? ` (see ${join('fuzz', 'crashes')}/)` : ''}`);
+  console.log(
+    `fuzz: totals — ${[...byKind].map(([k, n]) => `${k} ${n}`).join(', ')}; ${findings} finding${findings === 1 ? '' : 's'}${findings > 0 ? ` (see ${join('fuzz', 'crashes')}/)` : ''}`,
+  );
   if (o.json) writeFileSync(o.json, `${JSON.stringify({ seed: o.seed, time: o.time, reports, totals: Object.fromEntries(byKind) }, null, 2)}\n`);
   process.exit(findings > 0 ? 1 : 0);
 }

@@ -29,7 +29,13 @@ function pkiSeeds(): Buffer[] {
     certificatePem: encodePem('CERTIFICATE', certs[0]!.der),
   };
   const moon = parseCertificate(certs[1]!.der, 'moon');
-  const revoking = issueCrl(ca, { revoked: [{ serialNumber: moon.serialNumber, reason: 'keyCompromise' }, { serialNumber: 77, reason: 'superseded' }], crlNumber: 5 });
+  const revoking = issueCrl(ca, {
+    revoked: [
+      { serialNumber: moon.serialNumber, reason: 'keyCompromise' },
+      { serialNumber: 77, reason: 'superseded' },
+    ],
+    crlNumber: 5,
+  });
   const empty = issueCrl(ca, { nextUpdate: null });
   const other = issueCrl(createCa({ subject: 'C=CH, O=fuzz, CN=other CA', key: 'p256' }), { revoked: [{ serialNumber: 1 }] });
   out.push(tagged(1, revoking.der), tagged(1, empty.der), tagged(1, other.der), tagged(2, revoking.pem + empty.pem));
@@ -106,7 +112,23 @@ function controlSeeds(): Buffer[] {
     { id: 9, command: 'global-down', args: { timeout: 3601 } },
     { id: 10, command: 'global-up' },
     { id: 11, command: 'sa-add', args: { name: 'm', settings } },
-    { id: 12, command: 'sa-add', args: { name: 'tun', settings: { ...settings, spi_in: 4097, spi_out: 4098, mode: 'tunnel', encap: 'yes', esp_proposal: 'aes256gcm16-esn', key_in: 'cc'.repeat(36), key_out: 'dd'.repeat(36) } } },
+    {
+      id: 12,
+      command: 'sa-add',
+      args: {
+        name: 'tun',
+        settings: {
+          ...settings,
+          spi_in: 4097,
+          spi_out: 4098,
+          mode: 'tunnel',
+          encap: 'yes',
+          esp_proposal: 'aes256gcm16-esn',
+          key_in: 'cc'.repeat(36),
+          key_out: 'dd'.repeat(36),
+        },
+      },
+    },
     { id: 13, command: 'sa-list' },
     { id: 14, command: 'sa-del', args: { name: 'm' } },
     { id: null, command: 'nope', args: [] },

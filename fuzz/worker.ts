@@ -40,6 +40,13 @@ const stats = await fuzzLoop(target, {
   slowMs: input.slowMs,
   onFinding: (f) => post({ type: 'finding', finding: { ...f, input: f.input.toString('base64') } }),
 });
-post({ type: 'done', executions: stats.executions, features: stats.features, corpus: stats.corpus, initialCorpus: stats.initialCorpus, seconds: stats.seconds });
+post({
+  type: 'done',
+  executions: stats.executions,
+  features: stats.features,
+  corpus: stats.corpus,
+  initialCorpus: stats.initialCorpus,
+  seconds: stats.seconds,
+});
 // timers a target left behind (IKE SA lifetimes, retransmits) must not keep the worker alive
 process.exit(0);

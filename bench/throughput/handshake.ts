@@ -105,7 +105,7 @@ class TunsecIke implements HandshakeCase {
   readonly id = 'tunsec-ike';
   readonly title = 'tunsec ↔ tunsec IKE (in one process, loopback)';
   readonly description =
-    'two tunsec IkeSaManagers (the daemon\'s IKE engine, in-memory SAD) on 127.0.0.1 ↔ 127.0.0.2 inside the bench process: one Node thread plays both roles';
+    "two tunsec IkeSaManagers (the daemon's IKE engine, in-memory SAD) on 127.0.0.1 ↔ 127.0.0.2 inside the bench process: one Node thread plays both roles";
   private peers: Array<{ manager: IkeSaManager; transport: UdpTransport; sad: SecurityAssociationDatabase }> = [];
 
   async setup(): Promise<void> {
@@ -175,7 +175,8 @@ class TunsecIke implements HandshakeCase {
 class StrongSwanIke implements HandshakeCase {
   readonly id = 'strongswan-ike';
   readonly title = 'strongSwan 5.9.8 ↔ strongSwan IKE (charon, kernel-libipsec)';
-  readonly description = 'charon ↔ charon in two namespaces, each CHILD_SA installed in kernel-libipsec; initiated by concurrent `swanctl --initiate --child` processes';
+  readonly description =
+    'charon ↔ charon in two namespaces, each CHILD_SA installed in kernel-libipsec; initiated by concurrent `swanctl --initiate --child` processes';
   private pair: NetnsPair | undefined;
   private moon: StrongSwan | undefined;
   private sun: StrongSwan | undefined;
@@ -183,7 +184,8 @@ class StrongSwanIke implements HandshakeCase {
   async setup(): Promise<void> {
     const pair = (this.pair = await NetnsPair.create('tph'));
     const ca = createCa({ subject: 'C=CH, O=tunsec bench, CN=Bench IKE CA', key: 'rsa2048' });
-    const host = (cn: string): Issued => issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`] } });
+    const host = (cn: string): Issued =>
+      issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${cn}`, key: 'rsa2048', subjectAltNames: { dns: [`${cn}.ikev2.test`] } });
     const conn = (me: string, other: string, cert: Issued, id: string, peer: string): StrongSwanConnection => ({
       name: 'host-host',
       localAddrs: [me],
@@ -201,7 +203,8 @@ class StrongSwanIke implements HandshakeCase {
     this.sun = new StrongSwan({ netns: pair.b.ns, logLevels, connections: [conn(pair.b.ip4, pair.a.ip4, host('sun'), 'sun.ikev2.test', 'moon.ikev2.test')] });
     // Every initiation must be a new IKE_SA (charon would otherwise add CHILD_SAs to the first one), and the
     // responder must not treat 4 in-flight handshakes from one address as a DoS (block_threshold 5, cookies at 10).
-    for (const ss of [this.moon, this.sun]) appendCharonSettings(ss, ['reuse_ikesa = no', 'block_threshold = 10000', 'cookie_threshold = 10000', 'init_limit_half_open = 0']);
+    for (const ss of [this.moon, this.sun])
+      appendCharonSettings(ss, ['reuse_ikesa = no', 'block_threshold = 10000', 'cookie_threshold = 10000', 'init_limit_half_open = 0']);
     await this.sun.start();
     await this.moon.start();
   }
@@ -268,7 +271,16 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
   const undo = cases.map((c) => cleanups.add(`handshake case ${c.id}`, () => c.teardown()));
   try {
     for (const c of cases) {
-      const res: HandshakeCaseResult = { id: c.id, title: c.title, description: c.description, status: 'ok', rates: [], established: 0, failed_initiations: 0, details: {} };
+      const res: HandshakeCaseResult = {
+        id: c.id,
+        title: c.title,
+        description: c.description,
+        status: 'ok',
+        rates: [],
+        established: 0,
+        failed_initiations: 0,
+        details: {},
+      };
       results.set(c, res);
       try {
         cleanups.checkAborted();
@@ -283,7 +295,7 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
       }
     }
     const live = () => cases.filter((c) => results.get(c)!.status === 'ok');
-    for (let done = 0; done < o.total; ) {
+    for (let done = 0; done < o.total;) {
       const n = Math.min(o.batch, o.total - done);
       for (const c of live()) {
         cleanups.checkAborted();
@@ -293,7 +305,9 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
         const sec = (performance.now() - t0) / 1000;
         res.failed_initiations += failed;
         res.rates.push(Math.round(((n - failed) / sec) * 10) / 10);
-        log(`[${c.id}] ${done + n}/${o.total}: ${n - failed} IKE+CHILD SAs in ${sec.toFixed(2)} s = ${res.rates.at(-1)}/s${failed ? ` (${failed} failed)` : ''}`);
+        log(
+          `[${c.id}] ${done + n}/${o.total}: ${n - failed} IKE+CHILD SAs in ${sec.toFixed(2)} s = ${res.rates.at(-1)}/s${failed ? ` (${failed} failed)` : ''}`,
+        );
       }
       done += n;
     }
@@ -319,7 +333,9 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
         res.status = 'failed';
         res.reason = `the responder has ${res.established} IKE_SAs, ${o.total + o.warmup} were initiated (${res.failed_initiations} initiations failed)`;
       }
-      log(`[${c.id}] ${res.established} IKE_SAs up at the responder; RSS ${res.rss_mb?.before} → ${res.rss_mb?.after} MiB: ${res.kb_per_sa} KiB per SA and side`);
+      log(
+        `[${c.id}] ${res.established} IKE_SAs up at the responder; RSS ${res.rss_mb?.before} → ${res.rss_mb?.after} MiB: ${res.kb_per_sa} KiB per SA and side`,
+      );
     }
   } finally {
     for (const u of undo) await u().catch((err: unknown) => log(`handshake teardown: ${(err as Error).message}`));

@@ -234,7 +234,11 @@ export async function iperf3(path: TrafficPath, o: IperfOptions, procs: WatchedP
     const udpBefore = await Promise.all([udpErrors(path.clientNs), udpErrors(path.serverNs)]);
     const t0 = performance.now();
     // Time box: the test itself, plus connection setup and the result exchange.
-    const { result: r, cpuPct, cpuSec } = await withCpu(procs, () => run('ip', ['netns', 'exec', path.clientNs, 'iperf3', ...args], { timeoutMs: (o.durationSec + 20) * 1000 }));
+    const {
+      result: r,
+      cpuPct,
+      cpuSec,
+    } = await withCpu(procs, () => run('ip', ['netns', 'exec', path.clientNs, 'iperf3', ...args], { timeoutMs: (o.durationSec + 20) * 1000 }));
     const wallSec = Math.round(performance.now() - t0) / 1000;
     const udpAfter = await Promise.all([udpErrors(path.clientNs), udpErrors(path.serverNs)]);
     const parsed = parseIperf(r.stdout, udp);
@@ -281,9 +285,29 @@ export function parsePing(out: string): PingRun {
 /** `count` echo requests every `intervalSec`, each waiting at most 1 s; time-boxed. */
 export async function ping(path: TrafficPath, count: number, intervalSec = 0.2, perPacket = false): Promise<PingRun> {
   const deadline = Math.ceil(count * intervalSec) + 3;
-  const r = await run('ip', ['netns', 'exec', path.clientNs, 'ping', '-n', ...(perPacket ? [] : ['-q']), '-c', String(count), '-i', String(intervalSec), '-W', '1', '-w', String(deadline), path.target], {
-    timeoutMs: (deadline + 5) * 1000,
-  });
+  const r = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      path.clientNs,
+      'ping',
+      '-n',
+      ...(perPacket ? [] : ['-q']),
+      '-c',
+      String(count),
+      '-i',
+      String(intervalSec),
+      '-W',
+      '1',
+      '-w',
+      String(deadline),
+      path.target,
+    ],
+    {
+      timeoutMs: (deadline + 5) * 1000,
+    },
+  );
   const p = parsePing(r.stdout);
   if (r.code !== 0 && p.received === 0) p.error ??= `ping exit ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 200)}`;
   return p;
@@ -366,7 +390,8 @@ export async function checkPath(
   else if (expect === 'cleartext' && counters.clear_icmp < count) problem = `the pings did not leave in the clear on ${path.wire} (${seen})`;
   else if (expect !== 'cleartext' && counters.clear_icmp > 0) problem = `the pings to ${path.target} left in CLEARTEXT over ${path.wire}, not as ESP (${seen})`;
   else if (expect === 'esp' && counters.esp < p.received) problem = `the pings were answered but no raw ESP (IP protocol 50) left on ${path.wire} (${seen})`;
-  else if (expect === 'esp-in-udp' && counters.udp4500 < p.received) problem = `the pings were answered but no ESP-in-UDP (port 4500) left on ${path.wire} (${seen})`;
+  else if (expect === 'esp-in-udp' && counters.udp4500 < p.received)
+    problem = `the pings were answered but no ESP-in-UDP (port 4500) left on ${path.wire} (${seen})`;
   return { ...(problem ? { problem } : {}), ping: p, counters, route, ...(mtuText ? { mtu: Number(mtuText) } : {}) };
 }
 
@@ -394,7 +419,9 @@ export async function machineFacts(): Promise<Record<string, string | number>> {
     strongswan: `${/strongSwan [\d.]+/.exec(swanctl.stdout + swanctl.stderr)?.[0] ?? 'strongSwan ?'} (${await pkg('strongswan-charon')})`,
     iperf3: `${/iperf [\d.]+/.exec(iperf.stdout)?.[0] ?? 'iperf3 ?'} (${await pkg('iperf3')})`,
     tunsec_commit: git.code === 0 ? `${git.stdout.trim()}${dirty ? ' + uncommitted changes' : ''}` : 'unknown',
-    loadavg_start: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadavg_start: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
     ...(existsSync('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor')
       ? { governor: readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor', 'utf8').trim() }
       : {}),

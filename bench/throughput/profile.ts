@@ -87,7 +87,9 @@ export function summarizeProfiles(files: Array<{ name: string; profile: unknown 
     '',
     '| # | function | where | self ms | % busy |',
     '| ---: | --- | --- | ---: | ---: |',
-    ...rows.map((r, i) => `| ${i + 1} | \`${r.fn}\` | ${r.where ? `\`${r.where}\`` : ''} | ${r.ms.toFixed(0)} | ${busy ? ((r.ms / busy) * 100).toFixed(1) : '–'} |`),
+    ...rows.map(
+      (r, i) => `| ${i + 1} | \`${r.fn}\` | ${r.where ? `\`${r.where}\`` : ''} | ${r.ms.toFixed(0)} | ${busy ? ((r.ms / busy) * 100).toFixed(1) : '–'} |`,
+    ),
     '',
   ].join('\n');
 }
@@ -101,6 +103,9 @@ export function updateNote(path: string, summary: string, date = new Date().toIS
   const block = `${NOTE_START}\n\n_Generated ${date}._\n\n${summary}\n${NOTE_END}`;
   const a = text.indexOf(NOTE_START);
   const b = text.indexOf(NOTE_END);
-  const next = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + NOTE_END.length) : `${text.trimEnd()}\n\n## CPU profile of the tunsec daemons under TCP\n\n${block}\n`;
+  const next =
+    a >= 0 && b > a
+      ? text.slice(0, a) + block + text.slice(b + NOTE_END.length)
+      : `${text.trimEnd()}\n\n## CPU profile of the tunsec daemons under TCP\n\n${block}\n`;
   writeFileSync(path, next);
 }

@@ -24,7 +24,9 @@ export interface ScenarioResult {
   wire_during_measurements?: WireCounters;
   setup_sec?: number;
   warnings: string[];
-  runs: { ping: PingRun[]; /** RSS of the IPsec processes (all of them, MiB) after each repetition's TCP runs. */ rss_mb?: number[] } & Partial<Record<TestKey, IperfRun[]>>;
+  runs: { ping: PingRun[]; /** RSS of the IPsec processes (all of them, MiB) after each repetition's TCP runs. */ rss_mb?: number[] } & Partial<
+    Record<TestKey, IperfRun[]>
+  >;
   rows: BenchRow[];
 }
 
@@ -55,7 +57,12 @@ export interface Ratio {
   note?: string;
 }
 
-export const testTitle: Record<TestKey, string> = { tcp1: 'TCP 1 stream', tcp4: 'TCP 4 streams', udp1400: 'UDP 1400-byte packets', udp64: 'UDP 64-byte packets' };
+export const testTitle: Record<TestKey, string> = {
+  tcp1: 'TCP 1 stream',
+  tcp4: 'TCP 4 streams',
+  udp1400: 'UDP 1400-byte packets',
+  udp64: 'UDP 64-byte packets',
+};
 
 /** IP packet sizes of the UDP tests; the iperf3 payload is 28 octets less (IPv4 + UDP headers). */
 export const UDP_PACKET: Record<'udp1400' | 'udp64', number> = { udp1400: 1400, udp64: 64 };
@@ -75,14 +82,46 @@ export function throughputRows(s: ScenarioResult): ResultRow[] {
   }
   const ok = (k: TestKey): Array<IperfRun | undefined> => (s.runs[k] ?? []).map((r) => (r.ok ? r : undefined));
   const rows: ResultRow[] = [
-    row(s.id, 'tcp1_mbps', ok('tcp1').map((r) => r?.recvMbps)),
-    row(s.id, 'tcp4_mbps', ok('tcp4').map((r) => r?.recvMbps)),
-    row(s.id, 'udp1400_pps', ok('udp1400').map((r) => r?.udpRecvPps)),
-    row(s.id, 'udp1400_loss_pct', ok('udp1400').map((r) => r?.udpLossPct)),
-    row(s.id, 'udp64_pps', ok('udp64').map((r) => r?.udpRecvPps)),
-    row(s.id, 'udp64_loss_pct', ok('udp64').map((r) => r?.udpLossPct)),
-    row(s.id, 'ping_p50_ms', s.runs.ping.map((p) => percentile(p.rttsMs ?? [], 50))),
-    row(s.id, 'ping_p99_ms', s.runs.ping.map((p) => percentile(p.rttsMs ?? [], 99))),
+    row(
+      s.id,
+      'tcp1_mbps',
+      ok('tcp1').map((r) => r?.recvMbps),
+    ),
+    row(
+      s.id,
+      'tcp4_mbps',
+      ok('tcp4').map((r) => r?.recvMbps),
+    ),
+    row(
+      s.id,
+      'udp1400_pps',
+      ok('udp1400').map((r) => r?.udpRecvPps),
+    ),
+    row(
+      s.id,
+      'udp1400_loss_pct',
+      ok('udp1400').map((r) => r?.udpLossPct),
+    ),
+    row(
+      s.id,
+      'udp64_pps',
+      ok('udp64').map((r) => r?.udpRecvPps),
+    ),
+    row(
+      s.id,
+      'udp64_loss_pct',
+      ok('udp64').map((r) => r?.udpLossPct),
+    ),
+    row(
+      s.id,
+      'ping_p50_ms',
+      s.runs.ping.map((p) => percentile(p.rttsMs ?? [], 50)),
+    ),
+    row(
+      s.id,
+      'ping_p99_ms',
+      s.runs.ping.map((p) => percentile(p.rttsMs ?? [], 99)),
+    ),
   ];
   // CPU s per GB: both IPsec processes' utime+stime over the TCP runs of a repetition ÷ the GB (10^9 octets) received.
   const reps = Math.max(s.runs.tcp1?.length ?? 0, s.runs.tcp4?.length ?? 0);
@@ -108,28 +147,78 @@ export function scenarioRows(s: ScenarioResult): BenchRow[] {
   for (const key of TEST_KEYS) {
     const ok = (s.runs[key] ?? []).filter((r) => r.ok);
     if (!ok.length) continue;
-    add(`${key}_recv_mbps`, 'Mb/s', ok.map((r) => r.recvMbps));
-    add(`${key}_send_mbps`, 'Mb/s', ok.map((r) => r.sendMbps));
+    add(
+      `${key}_recv_mbps`,
+      'Mb/s',
+      ok.map((r) => r.recvMbps),
+    );
+    add(
+      `${key}_send_mbps`,
+      'Mb/s',
+      ok.map((r) => r.sendMbps),
+    );
     if (key.startsWith('udp')) {
-      add('udp_loss_pct', '%', ok.map((r) => r.udpLossPct));
-      add('udp_jitter_ms', 'ms', ok.map((r) => r.udpJitterMs));
+      add(
+        'udp_loss_pct',
+        '%',
+        ok.map((r) => r.udpLossPct),
+      );
+      add(
+        'udp_jitter_ms',
+        'ms',
+        ok.map((r) => r.udpJitterMs),
+      );
     } else {
-      add(`${key}_retransmits`, 'segments', ok.map((r) => r.retransmits));
+      add(
+        `${key}_retransmits`,
+        'segments',
+        ok.map((r) => r.retransmits),
+      );
     }
-    add(`${key}_rcvbuf_drops_B`, 'datagrams', ok.map((r) => r.udpRcvbufErrors?.server));
-    add(`${key}_rcvbuf_drops_A`, 'datagrams', ok.map((r) => r.udpRcvbufErrors?.client));
+    add(
+      `${key}_rcvbuf_drops_B`,
+      'datagrams',
+      ok.map((r) => r.udpRcvbufErrors?.server),
+    );
+    add(
+      `${key}_rcvbuf_drops_A`,
+      'datagrams',
+      ok.map((r) => r.udpRcvbufErrors?.client),
+    );
     const labels = [...new Set(ok.flatMap((r) => Object.keys(r.daemonCpuPct)))];
-    for (const label of labels) add(`${key}_cpu_pct: ${label}`, '% of a core', ok.map((r) => r.daemonCpuPct[label]));
+    for (const label of labels)
+      add(
+        `${key}_cpu_pct: ${label}`,
+        '% of a core',
+        ok.map((r) => r.daemonCpuPct[label]),
+      );
   }
   const pings = s.runs.ping.filter((p) => p.avgMs !== undefined);
-  add('ping_avg_ms', 'ms', pings.map((p) => p.avgMs));
-  add('ping_min_ms', 'ms', pings.map((p) => p.minMs));
-  add('ping_max_ms', 'ms', pings.map((p) => p.maxMs));
-  add('ping_loss_pct', '%', s.runs.ping.map((p) => p.lossPct));
+  add(
+    'ping_avg_ms',
+    'ms',
+    pings.map((p) => p.avgMs),
+  );
+  add(
+    'ping_min_ms',
+    'ms',
+    pings.map((p) => p.minMs),
+  );
+  add(
+    'ping_max_ms',
+    'ms',
+    pings.map((p) => p.maxMs),
+  );
+  add(
+    'ping_loss_pct',
+    '%',
+    s.runs.ping.map((p) => p.lossPct),
+  );
   return rows;
 }
 
-const rowOf = (s: ScenarioResult | undefined, metric: string): BenchRow | undefined => (s?.status === 'ok' ? s.rows.find((r) => r.metric === metric) : undefined);
+const rowOf = (s: ScenarioResult | undefined, metric: string): BenchRow | undefined =>
+  s?.status === 'ok' ? s.rows.find((r) => r.metric === metric) : undefined;
 
 /** tunsec ÷ strongSwan libipsec (the ≥ 2.5× target) and each IPsec path ÷ plain veth. */
 export function ratios(results: ScenarioResult[], baselineId: string, plainId: string, target: number): Ratio[] {
@@ -151,7 +240,8 @@ export function ratios(results: ScenarioResult[], baselineId: string, plainId: s
   for (const s of results.filter((r) => r.id !== plainId && r.status === 'ok')) {
     const n = rowOf(s, 'tcp1_recv_mbps');
     const d = rowOf(plain, 'tcp1_recv_mbps');
-    if (n && d && d.median > 0) out.push({ metric: 'tcp1_recv_mbps', numerator: s.id, denominator: plainId, value: Math.round((n.median / d.median) * 1000) / 1000 });
+    if (n && d && d.median > 0)
+      out.push({ metric: 'tcp1_recv_mbps', numerator: s.id, denominator: plainId, value: Math.round((n.median / d.median) * 1000) / 1000 });
   }
   return out;
 }
@@ -184,14 +274,20 @@ export function markdown(rep: Report): string {
   );
   lines.push(
     `Each measurement ${o.reps}× (median, min–max in brackets): iperf3 TCP ${o.durationSec} s with 1 and 4 streams` +
-      (o.udpRate ? `, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches' : `${o.udpRate}b/s`} with 1400- and 64-byte IP packets` : '') +
+      (o.udpRate
+        ? `, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches' : `${o.udpRate}b/s`} with 1400- and 64-byte IP packets`
+        : '') +
       `, ping ×${o.pingCount} (0.2 s apart, idle link), after an unrecorded ${o.warmupSec} s TCP warm-up per scenario. Traffic goes namespace A → B (A sends, B receives); Mb/s = what the receiver got. ` +
       'Daemon CPU = utime+stime of the daemon processes (all threads) over the run, in % of one core; the machine has ' +
       `${m.cpus} cores shared by iperf3, both daemons and the kernel. UDP rcvbuf drops = the receiving namespace's \`Udp RcvbufErrors\` over the run ` +
       '(ESP-in-UDP datagrams the receiving daemon did not read in time; with TCP they match the retransmits).',
     '',
   );
-  lines.push('| scenario | TCP 1 stream Mb/s | TCP 4 streams Mb/s | ' + (o.udpRate ? `UDP 1400 B @${o.udpRate === '0' ? 'max' : o.udpRate} Mb/s, loss % | ` : '') + 'ping avg ms | daemon CPU, TCP 1 stream (% core) | UDP rcvbuf drops in B, TCP 1 stream |');
+  lines.push(
+    '| scenario | TCP 1 stream Mb/s | TCP 4 streams Mb/s | ' +
+      (o.udpRate ? `UDP 1400 B @${o.udpRate === '0' ? 'max' : o.udpRate} Mb/s, loss % | ` : '') +
+      'ping avg ms | daemon CPU, TCP 1 stream (% core) | UDP rcvbuf drops in B, TCP 1 stream |',
+  );
   lines.push('| --- | ---: | ---: | ' + (o.udpRate ? '---: | ' : '') + '---: | --- | ---: |');
   for (const s of rep.scenarios) {
     if (s.status !== 'ok') {
@@ -205,7 +301,9 @@ export function markdown(rep: Report): string {
       .map((r) => `${r.metric.slice('tcp1_cpu_pct: '.length)} ${fmt(r.median)}`)
       .join(', ');
     const udp = o.udpRate ? `${cell(rowOf(s, 'udp1400_recv_mbps'))}, ${cell(rowOf(s, 'udp1400_loss_pct'))} | ` : '';
-    lines.push(`| ${s.title} | ${cell(rowOf(s, 'tcp1_recv_mbps'))} | ${cell(rowOf(s, 'tcp4_recv_mbps'))} | ${udp}${cell(rowOf(s, 'ping_avg_ms'))} | ${cpu || '–'} | ${cell(rowOf(s, 'tcp1_rcvbuf_drops_B'))} |`);
+    lines.push(
+      `| ${s.title} | ${cell(rowOf(s, 'tcp1_recv_mbps'))} | ${cell(rowOf(s, 'tcp4_recv_mbps'))} | ${udp}${cell(rowOf(s, 'ping_avg_ms'))} | ${cpu || '–'} | ${cell(rowOf(s, 'tcp1_rcvbuf_drops_B'))} |`,
+    );
   }
   lines.push('');
   const tunsecRatios = rep.ratios.filter((r) => r.numerator.startsWith('tunsec') && r.denominator !== 'plain');
@@ -223,7 +321,10 @@ export function markdown(rep: Report): string {
   for (const s of rep.scenarios) {
     lines.push(`- **${s.id}** — ${s.description}. Status: ${s.status}${s.reason ? ` — ${s.reason.replace(/\n/g, ' ').slice(0, 600)}` : ''}.`);
     if (s.details) lines.push(`  Set up in ${s.setup_sec} s: ${JSON.stringify(s.details)}.`);
-    if (s.path_check) lines.push(`  Path check: ${s.path_check.route}${s.path_check.mtu ? ` (device MTU ${s.path_check.mtu})` : ''}; ping ${s.path_check.ping.received}/${s.path_check.ping.transmitted}; on the wire ${JSON.stringify(s.path_check.counters)}.`);
+    if (s.path_check)
+      lines.push(
+        `  Path check: ${s.path_check.route}${s.path_check.mtu ? ` (device MTU ${s.path_check.mtu})` : ''}; ping ${s.path_check.ping.received}/${s.path_check.ping.transmitted}; on the wire ${JSON.stringify(s.path_check.counters)}.`,
+      );
     if (s.wire_during_measurements) lines.push(`  On the client's veth during the measurements: ${JSON.stringify(s.wire_during_measurements)}.`);
     const errs = TEST_KEYS.flatMap((k) => (s.runs[k] ?? []).filter((r) => !r.ok).map((r) => `${k}: ${r.error}`));
     if (errs.length) lines.push(`  Failed runs: ${errs.join('; ')}.`);

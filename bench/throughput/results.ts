@@ -42,7 +42,18 @@ export const UNITS: Record<Metric, string> = {
   kb_per_sa: 'KiB/SA',
 };
 
-export const THROUGHPUT_METRICS: Metric[] = ['tcp1_mbps', 'tcp4_mbps', 'udp1400_pps', 'udp1400_loss_pct', 'udp64_pps', 'udp64_loss_pct', 'ping_p50_ms', 'ping_p99_ms', 'cpu_s_per_gb', 'rss_mb'];
+export const THROUGHPUT_METRICS: Metric[] = [
+  'tcp1_mbps',
+  'tcp4_mbps',
+  'udp1400_pps',
+  'udp1400_loss_pct',
+  'udp64_pps',
+  'udp64_loss_pct',
+  'ping_p50_ms',
+  'ping_p99_ms',
+  'cpu_s_per_gb',
+  'rss_mb',
+];
 export const HANDSHAKE_METRICS: Metric[] = ['handshakes_per_s', 'kb_per_sa'];
 
 /** One result row. A case that could not run has null numbers, no samples and `unavailable`/`failed`: never a made-up number. */
@@ -93,7 +104,8 @@ const round = (x: number, digits = 3): number => {
 /** A row from samples (rounded), or null numbers with the reason when there are none. */
 export function row(caseName: string, metric: Metric, samples: Array<number | undefined>, missing?: { unavailable?: string; failed?: string }): ResultRow {
   const xs = samples.filter((x): x is number => x !== undefined && Number.isFinite(x)).map((x) => round(x, 4));
-  if (!xs.length || missing) return { case: caseName, metric, unit: UNITS[metric], median: null, min: null, max: null, samples: [], ...(missing ?? { failed: 'no sample' }) };
+  if (!xs.length || missing)
+    return { case: caseName, metric, unit: UNITS[metric], median: null, min: null, max: null, samples: [], ...(missing ?? { failed: 'no sample' }) };
   const s = summarize(caseName, metric, UNITS[metric], xs);
   return { ...s, median: round(s.median, 4) };
 }
@@ -110,7 +122,13 @@ export function computeRatios(rows: ResultRow[], specs: RatioSpec[]): RatioResul
     const d = find(s.denominator, s.metric);
     const base = { ...s, name: ratioName(s) };
     const why = (r: ResultRow | undefined, c: string): string | undefined =>
-      !r ? `${c}: not measured` : r.median === null ? `${c}: ${r.unavailable ? `unavailable: ${r.unavailable}` : `failed: ${r.failed ?? 'no number'}`}` : r.median === 0 && r === d ? `${c}: median is 0` : undefined;
+      !r
+        ? `${c}: not measured`
+        : r.median === null
+          ? `${c}: ${r.unavailable ? `unavailable: ${r.unavailable}` : `failed: ${r.failed ?? 'no number'}`}`
+          : r.median === 0 && r === d
+            ? `${c}: median is 0`
+            : undefined;
     const note = why(n, s.numerator) ?? why(d, s.denominator);
     if (note || !n || !d || n.median === null || d.median === null) return { ...base, value: null, paired: [], note: note ?? 'no number' };
     const value = round(n.median / d.median);
@@ -126,9 +144,16 @@ export function defaultRatioSpecs(): RatioSpec[] {
   const tunsec = ['tunsec-transport', 'tunsec-tunnel-udp', 'tunsec-strongswan'];
   const specs: RatioSpec[] = [];
   for (const m of ['tcp1_mbps', 'tcp4_mbps'] as const) {
-    for (const t of tunsec) specs.push({ metric: m, numerator: t, denominator: 'strongswan-libipsec', ...(m === 'tcp1_mbps' && t === 'tunsec-transport' ? { target: TARGET_TCP1_RATIO } : {}) });
+    for (const t of tunsec)
+      specs.push({
+        metric: m,
+        numerator: t,
+        denominator: 'strongswan-libipsec',
+        ...(m === 'tcp1_mbps' && t === 'tunsec-transport' ? { target: TARGET_TCP1_RATIO } : {}),
+      });
   }
-  for (const m of ['udp1400_pps', 'udp64_pps', 'cpu_s_per_gb', 'rss_mb', 'ping_p50_ms'] as const) specs.push({ metric: m, numerator: 'tunsec-transport', denominator: 'strongswan-libipsec' });
+  for (const m of ['udp1400_pps', 'udp64_pps', 'cpu_s_per_gb', 'rss_mb', 'ping_p50_ms'] as const)
+    specs.push({ metric: m, numerator: 'tunsec-transport', denominator: 'strongswan-libipsec' });
   for (const c of ['strongswan-libipsec', ...tunsec, 'kernel-xfrm']) specs.push({ metric: 'tcp1_mbps', numerator: c, denominator: 'plain' });
   specs.push({ metric: 'tcp1_mbps', numerator: 'tunsec-transport', denominator: 'kernel-xfrm' });
   specs.push({ metric: 'handshakes_per_s', numerator: 'tunsec-ike', denominator: 'strongswan-ike' });
@@ -151,7 +176,10 @@ export interface QuietReport {
 export function quietVerdict(q: Omit<QuietReport, 'quiet_enough' | 'verdict'>): QuietReport {
   const problems: string[] = [];
   const half = q.cpus / 2;
-  for (const [when, l, b] of [['before', q.loadavg_before, q.busy_pct_before], ['after', q.loadavg_after, q.busy_pct_after]] as const) {
+  for (const [when, l, b] of [
+    ['before', q.loadavg_before, q.busy_pct_before],
+    ['after', q.loadavg_after, q.busy_pct_after],
+  ] as const) {
     if ((l[0] ?? 0) > half) problems.push(`load ${when} ${l[0]!.toFixed(2)} > ${half} (half the cores)`);
     if (b !== undefined && b > 25) problems.push(`machine ${b} % busy ${when} (others)`);
   }
@@ -190,7 +218,15 @@ export function fmt(n: number | null | undefined): string {
 }
 
 const cell = (r: ResultRow | undefined): string =>
-  !r ? '' : r.median === null ? (r.unavailable ? 'unavailable' : 'failed') : r.samples.length > 1 ? `**${fmt(r.median)}** (${fmt(r.min)}–${fmt(r.max)})` : `**${fmt(r.median)}**`;
+  !r
+    ? ''
+    : r.median === null
+      ? r.unavailable
+        ? 'unavailable'
+        : 'failed'
+      : r.samples.length > 1
+        ? `**${fmt(r.median)}** (${fmt(r.min)}–${fmt(r.max)})`
+        : `**${fmt(r.median)}**`;
 
 /** The case × metric tables, the ratios, and the unavailable/failed reasons. */
 export function markdownTables(report: Pick<BenchReport, 'rows' | 'ratios' | 'cases'>): string {
@@ -202,7 +238,13 @@ export function markdownTables(report: Pick<BenchReport, 'rows' | 'ratios' | 'ca
     out.push(`| case | ${metrics.map((m) => `${m} (${UNITS[m]})`).join(' | ')} |`);
     out.push(`| --- | ${metrics.map(() => '---:').join(' | ')} |`);
     for (const c of cases) {
-      if (c.status !== 'ok') out.push(`| ${c.case} | ${c.status}: ${(c.reason ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 300)} |${metrics.slice(1).map(() => ' |').join('')}`);
+      if (c.status !== 'ok')
+        out.push(
+          `| ${c.case} | ${c.status}: ${(c.reason ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ').slice(0, 300)} |${metrics
+            .slice(1)
+            .map(() => ' |')
+            .join('')}`,
+        );
       else out.push(`| ${c.case} | ${metrics.map((m) => cell(get(c.case, m))).join(' | ')} |`);
     }
   };
@@ -219,8 +261,11 @@ export function markdownTables(report: Pick<BenchReport, 'rows' | 'ratios' | 'ca
   if (report.ratios.length) {
     out.push('| ratio (same run) | value | per repetition | |', '| --- | ---: | --- | --- |');
     for (const r of report.ratios) {
-      const goal = r.target !== undefined && r.value !== null ? (r.meets_target ? `meets the ≥ ${r.target}× goal` : `BELOW the ≥ ${r.target}× goal`) : (r.note ?? '');
-      out.push(`| ${r.name} | ${r.value === null ? '–' : `**${r.value < 0.1 ? r.value.toPrecision(2) : r.value.toFixed(2)}×**`} | ${r.paired.map((x) => x.toFixed(2)).join(', ')} | ${goal.replace(/\|/g, '\\|').slice(0, 200)} |`);
+      const goal =
+        r.target !== undefined && r.value !== null ? (r.meets_target ? `meets the ≥ ${r.target}× goal` : `BELOW the ≥ ${r.target}× goal`) : (r.note ?? '');
+      out.push(
+        `| ${r.name} | ${r.value === null ? '–' : `**${r.value < 0.1 ? r.value.toPrecision(2) : r.value.toFixed(2)}×**`} | ${r.paired.map((x) => x.toFixed(2)).join(', ')} | ${goal.replace(/\|/g, '\\|').slice(0, 200)} |`,
+      );
     }
     out.push('');
   }
@@ -254,7 +299,9 @@ export function svgChart(rows: ResultRow[], cases: CaseStatus[], title = 'TCP th
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="20" font-size="14" font-weight="bold">${esc(title)}</text>`,
   ];
-  metrics.forEach((mm, i) => parts.push(`<rect x="${left + i * 110}" y="30" width="10" height="10" fill="${mm.color}"/><text x="${left + i * 110 + 14}" y="39">${esc(mm.label)}</text>`));
+  metrics.forEach((mm, i) =>
+    parts.push(`<rect x="${left + i * 110}" y="30" width="10" height="10" fill="${mm.color}"/><text x="${left + i * 110 + 14}" y="39">${esc(mm.label)}</text>`),
+  );
   // Round tick steps (1, 2, 5 × 10^k), about five of them.
   const raw = scaleMax / 5;
   const mag = 10 ** Math.floor(Math.log10(raw));
@@ -282,7 +329,9 @@ export function svgChart(rows: ResultRow[], cases: CaseStatus[], title = 'TCP th
         const yy = y + (barH - 2) / 2;
         parts.push(`<line x1="${x(r.min).toFixed(1)}" y1="${yy}" x2="${x(r.max).toFixed(1)}" y2="${yy}" stroke="#222"/>`);
       }
-      parts.push(`<text x="${(x(broken ? scaleMax : (r.max ?? r.median)) + 4).toFixed(1)}" y="${y + barH - 3}" fill="#222">${fmt(r.median)}${broken ? ' (off scale)' : ''}</text>`);
+      parts.push(
+        `<text x="${(x(broken ? scaleMax : (r.max ?? r.median)) + 4).toFixed(1)}" y="${y + barH - 3}" fill="#222">${fmt(r.median)}${broken ? ' (off scale)' : ''}</text>`,
+      );
     });
   });
   parts.push(`<text x="${left + width}" y="${height - 2}" text-anchor="end" fill="#555">Mbit/s</text>`);
@@ -300,10 +349,20 @@ export const stamp = (iso: string): string => iso.replace(/[:.]/g, '-');
  * `markdownPage` is the page around the tables (the caller knows the machine and the method).
  * A partial run (`--only`) passes `latest = 'partial-latest'` so that it does not replace the full run's files.
  */
-export function writeResults(dir: string, report: BenchReport, markdownPage: string, latest = 'latest'): { json: string; latest: string; md: string; svg: string } {
+export function writeResults(
+  dir: string,
+  report: BenchReport,
+  markdownPage: string,
+  latest = 'latest',
+): { json: string; latest: string; md: string; svg: string } {
   mkdirSync(dir, { recursive: true });
   const json = JSON.stringify(report, null, 2) + '\n';
-  const paths = { json: join(dir, `${stamp(report.date)}.json`), latest: join(dir, `${latest}.json`), md: join(dir, `${latest}.md`), svg: join(dir, `${latest}.svg`) };
+  const paths = {
+    json: join(dir, `${stamp(report.date)}.json`),
+    latest: join(dir, `${latest}.json`),
+    md: join(dir, `${latest}.md`),
+    svg: join(dir, `${latest}.svg`),
+  };
   writeFileSync(paths.json, json);
   writeFileSync(paths.latest, json);
   writeFileSync(paths.md, markdownPage);

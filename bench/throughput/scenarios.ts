@@ -196,7 +196,10 @@ export class StrongSwanLibipsec extends NetnsScenario {
           spi_out: child['spi-out'],
         },
         tun_mtu: tunMtu === undefined ? undefined : Number(tunMtu),
-        daemon_version: version.stdout.split('\n').find((l) => /\d+\.\d+/.test(l))?.trim(),
+        daemon_version: version.stdout
+          .split('\n')
+          .find((l) => /\d+\.\d+/.test(l))
+          ?.trim(),
       },
     );
   }
@@ -226,8 +229,22 @@ export const TUNSEC_VARIANTS: TunsecVariant[] = [
   { id: 'tunsec-transport', title: 'tunsec ↔ tunsec (transport, raw ESP)', mode: 'transport', encap: false },
   { id: 'tunsec-tunnel-udp', title: 'tunsec ↔ tunsec (tunnel, ESP-in-UDP)', mode: 'tunnel', encap: true },
   // The same with the TUN offloads off (one packet per TUN read/write), to compare on/off in one interleaved run.
-  { id: 'tunsec-transport-offload-off', title: 'tunsec ↔ tunsec (transport, raw ESP, offload off)', mode: 'transport', encap: false, offload: 'off', onRequest: true },
-  { id: 'tunsec-tunnel-udp-offload-off', title: 'tunsec ↔ tunsec (tunnel, ESP-in-UDP, offload off)', mode: 'tunnel', encap: true, offload: 'off', onRequest: true },
+  {
+    id: 'tunsec-transport-offload-off',
+    title: 'tunsec ↔ tunsec (transport, raw ESP, offload off)',
+    mode: 'transport',
+    encap: false,
+    offload: 'off',
+    onRequest: true,
+  },
+  {
+    id: 'tunsec-tunnel-udp-offload-off',
+    title: 'tunsec ↔ tunsec (tunnel, ESP-in-UDP, offload off)',
+    mode: 'tunnel',
+    encap: true,
+    offload: 'off',
+    onRequest: true,
+  },
 ];
 
 /**
@@ -292,7 +309,15 @@ export class TunsecPair extends NetnsScenario {
     if (mc.mode !== this.v.mode || mc.encap !== this.v.encap) throw new Error(`unexpected CHILD_SA: mode ${String(mc.mode)}, encap ${String(mc.encap)}`);
     // The daemon writes its pid to ${DIR}/tunsec.pid (daemon.pid_file in tunsecYaml).
     const pidOf = (d: TunsecDaemon) => (): number | undefined => pidFromFile(join(d.dir, 'tunsec.pid'));
-    const brief = (l: LogLine) => ({ spi_in: l.spi_in, spi_out: l.spi_out, proposal: l.proposal, mode: l.mode, encap: l.encap, local_ts: l.local_ts, remote_ts: l.remote_ts });
+    const brief = (l: LogLine) => ({
+      spi_in: l.spi_in,
+      spi_out: l.spi_out,
+      proposal: l.proposal,
+      mode: l.mode,
+      encap: l.encap,
+      local_ts: l.local_ts,
+      remote_ts: l.remote_ts,
+    });
     return this.path(
       pair,
       [
@@ -463,7 +488,27 @@ export async function kernelXfrmSupport(): Promise<string | undefined> {
   let err: string | undefined;
   try {
     const key = `0x${randomBytes(20).toString('hex')}`;
-    const r = await run('ip', ['-n', ns, 'xfrm', 'state', 'add', 'src', '192.0.2.1', 'dst', '192.0.2.2', 'proto', 'esp', 'spi', '0x1000', 'mode', 'transport', 'aead', XFRM_AEAD, key, '128']);
+    const r = await run('ip', [
+      '-n',
+      ns,
+      'xfrm',
+      'state',
+      'add',
+      'src',
+      '192.0.2.1',
+      'dst',
+      '192.0.2.2',
+      'proto',
+      'esp',
+      'spi',
+      '0x1000',
+      'mode',
+      'transport',
+      'aead',
+      XFRM_AEAD,
+      key,
+      '128',
+    ]);
     if (r.code !== 0) err = `\`ip xfrm state add … proto esp aead ${XFRM_AEAD}\` fails: ${(r.stderr || r.stdout).trim().replace(/^Error: /, '')}`;
   } finally {
     await run('ip', ['netns', 'del', ns]);
@@ -508,12 +553,58 @@ export class KernelXfrm extends NetnsScenario {
     const keyBa = `0x${randomBytes(20).toString('hex')}`;
     for (const side of [a, b]) {
       const state = (src: string, dst: string, spi: string, key: string) =>
-        must('ip', ['-n', side.ns, 'xfrm', 'state', 'add', 'src', src, 'dst', dst, 'proto', 'esp', 'spi', spi, 'mode', 'transport', 'aead', XFRM_AEAD, key, '128', 'replay-window', '32']);
+        must('ip', [
+          '-n',
+          side.ns,
+          'xfrm',
+          'state',
+          'add',
+          'src',
+          src,
+          'dst',
+          dst,
+          'proto',
+          'esp',
+          'spi',
+          spi,
+          'mode',
+          'transport',
+          'aead',
+          XFRM_AEAD,
+          key,
+          '128',
+          'replay-window',
+          '32',
+        ]);
       await state(a.ip4, b.ip4, '0x1001', keyAb);
       await state(b.ip4, a.ip4, '0x1002', keyBa);
       const other = side === a ? b : a;
-      for (const [dir, src, dst] of [['out', side.ip4, other.ip4], ['in', other.ip4, side.ip4]] as const) {
-        await must('ip', ['-n', side.ns, 'xfrm', 'policy', 'add', 'src', `${src}/32`, 'dst', `${dst}/32`, 'dir', dir, 'tmpl', 'src', src, 'dst', dst, 'proto', 'esp', 'mode', 'transport']);
+      for (const [dir, src, dst] of [
+        ['out', side.ip4, other.ip4],
+        ['in', other.ip4, side.ip4],
+      ] as const) {
+        await must('ip', [
+          '-n',
+          side.ns,
+          'xfrm',
+          'policy',
+          'add',
+          'src',
+          `${src}/32`,
+          'dst',
+          `${dst}/32`,
+          'dir',
+          dir,
+          'tmpl',
+          'src',
+          src,
+          'dst',
+          dst,
+          'proto',
+          'esp',
+          'mode',
+          'transport',
+        ]);
       }
     }
     return this.path(pair, [], { aead: XFRM_AEAD, icv_bits: 128, mode: 'transport', keys: 'static (random per run)' });

@@ -61,7 +61,13 @@ export function signatureOf(err: unknown): string {
     .split('\n')
     .slice(1)
     .find((l) => /\/(src|fuzz)\//.test(l) && !/fuzz\/(lib\/engine|worker)\.ts/.test(l));
-  const where = frame ? frame.trim().replace(/^at /, '').replace(/:\d+\)?$/, '').replace(/.*\/(src|fuzz)\//, '$1/') : '?';
+  const where = frame
+    ? frame
+        .trim()
+        .replace(/^at /, '')
+        .replace(/:\d+\)?$/, '')
+        .replace(/.*\/(src|fuzz)\//, '$1/')
+    : '?';
   return `${err.name}@${where}`;
 }
 
@@ -106,7 +112,14 @@ export async function fuzzLoop(target: FuzzTarget, opts: LoopOptions): Promise<L
     }
     const ms = performance.now() - t0;
     if (ms > opts.slowMs) {
-      record({ kind: 'slow', signature: `slow@${feature.slice(0, 60)}`, message: `one execution took ${ms.toFixed(0)} ms`, stack: '', input: Buffer.from(input), ms });
+      record({
+        kind: 'slow',
+        signature: `slow@${feature.slice(0, 60)}`,
+        message: `one execution took ${ms.toFixed(0)} ms`,
+        stack: '',
+        input: Buffer.from(input),
+        ms,
+      });
     }
     executions++;
     const count = features.get(feature);
@@ -127,7 +140,10 @@ export async function fuzzLoop(target: FuzzTarget, opts: LoopOptions): Promise<L
     // 256 executions between clock reads
     for (let i = 0; i < 256; i++) {
       // favour recent discoveries a little
-      const base = rnd.chance(0.2) && corpus.length > initialCorpus ? corpus[initialCorpus + rnd.below(corpus.length - initialCorpus)]! : corpus[rnd.below(corpus.length)]!;
+      const base =
+        rnd.chance(0.2) && corpus.length > initialCorpus
+          ? corpus[initialCorpus + rnd.below(corpus.length - initialCorpus)]!
+          : corpus[rnd.below(corpus.length)]!;
       let input = mutate(base, rnd, mutatorOptions);
       if (target.postMutate) input = target.postMutate(input, rnd.float);
       await execute(input, true);

@@ -64,7 +64,17 @@ function plans(): SaPlan[] {
   ];
 }
 
-const INBOUND_COUNTERS: (keyof DatapathCounters)[] = ['inPackets', 'inMalformed', 'inUnknownSpi', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops'];
+const INBOUND_COUNTERS: (keyof DatapathCounters)[] = [
+  'inPackets',
+  'inMalformed',
+  'inUnknownSpi',
+  'inReplay',
+  'inIcv',
+  'inPadding',
+  'inDummy',
+  'inPolicy',
+  'expiredDrops',
+];
 /** Outcomes of a packet whose ICV verified: only these may move the replay window. */
 const AUTHENTICATED = new Set<keyof DatapathCounters>(['inPackets', 'inPadding', 'inDummy', 'inPolicy', 'inMalformed', 'expiredDrops', 'inReplay']);
 
@@ -245,9 +255,11 @@ export function espTarget(name: 'esp-raw' | 'esp-udp', udp: boolean): FuzzTarget
           throw new OracleViolation(`SA ${e.name}: the replay window moved for a packet counted as ${outcome}`);
         }
         const icvMoved = e.counters.icvFailures - icv[i]!;
-        if (icvMoved !== 0 && (outcome !== 'inIcv' || icvMoved !== 1)) throw new OracleViolation(`SA ${e.name}: icvFailures moved by ${icvMoved} for ${outcome}`);
+        if (icvMoved !== 0 && (outcome !== 'inIcv' || icvMoved !== 1))
+          throw new OracleViolation(`SA ${e.name}: icvFailures moved by ${icvMoved} for ${outcome}`);
       });
-      if (outcome === 'inIcv' && entries.every((e, i) => e.counters.icvFailures === icv[i])) throw new OracleViolation('inIcv counted without an SA ICV failure');
+      if (outcome === 'inIcv' && entries.every((e, i) => e.counters.icvFailures === icv[i]))
+        throw new OracleViolation('inIcv counted without an SA ICV failure');
       if (res.packet !== undefined) {
         if (outcome !== 'inPackets') throw new OracleViolation(`a packet was delivered but counted as ${outcome}`);
         const p = res.packet;

@@ -8,7 +8,16 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { decodeSignatureHashAlgorithms } from '../../src/crypto/rfc7427.js';
 import { verifyAuth } from '../../src/crypto/signature.js';
 import { CryptoError } from '../../src/crypto/types.js';
-import { CertEncoding, describePayloads, idToString, NotifyType, notifyTypeName, PayloadType, selectorToString, type Payload } from '../../src/ike/codec/index.js';
+import {
+  CertEncoding,
+  describePayloads,
+  idToString,
+  NotifyType,
+  notifyTypeName,
+  PayloadType,
+  selectorToString,
+  type Payload,
+} from '../../src/ike/codec/index.js';
 import { defaultProposals, fromProposalSubstructures, selectProposal, type Proposal } from '../../src/ike/proposal/index.js';
 import { ProtocolId } from '../../src/ike/transforms.js';
 import { rangesFromPayload } from '../../src/ike/ts/payload.js';

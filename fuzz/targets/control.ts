@@ -47,11 +47,48 @@ export const target: FuzzTarget = {
   description: 'a control-socket request line → ControlServer request handling and the command handlers (idle daemon; manual SAs over a real SAD)',
   maxLength: 4096,
   dictionary: [
-    '{"id":1,"command":"', '","args":{', '}}', '"name":"', '"timeout":', '"settings":{', '"sa-add"', '"sa-del"', '"sa-list"', '"status"',
-    '"list-sas"', '"list-conns"', '"check"', '"up"', '"down"', '"reload"', '"global-down"', '"global-up"', '"global-status"',
-    '"local_addr":"10.9.0.1"', '"remote_addr":"10.9.0.2"', '"spi_in":"0x2001"', '"spi_out":"0x1001"', `"key_in":"${'aa'.repeat(20)}"`,
-    `"key_out":"${'bb'.repeat(20)}"`, '"mode":"tunnel"', '"encap":"yes"', '"esp_proposal":"aes256gcm16-esn"', '"__proto__"', '"constructor"',
-    '"toString"', 'null', 'true', '1e309', '-0', '[]', '{}', '\\u0000', '\\ud800', '"', ',', ':',
+    '{"id":1,"command":"',
+    '","args":{',
+    '}}',
+    '"name":"',
+    '"timeout":',
+    '"settings":{',
+    '"sa-add"',
+    '"sa-del"',
+    '"sa-list"',
+    '"status"',
+    '"list-sas"',
+    '"list-conns"',
+    '"check"',
+    '"up"',
+    '"down"',
+    '"reload"',
+    '"global-down"',
+    '"global-up"',
+    '"global-status"',
+    '"local_addr":"10.9.0.1"',
+    '"remote_addr":"10.9.0.2"',
+    '"spi_in":"0x2001"',
+    '"spi_out":"0x1001"',
+    `"key_in":"${'aa'.repeat(20)}"`,
+    `"key_out":"${'bb'.repeat(20)}"`,
+    '"mode":"tunnel"',
+    '"encap":"yes"',
+    '"esp_proposal":"aes256gcm16-esn"',
+    '"__proto__"',
+    '"constructor"',
+    '"toString"',
+    'null',
+    'true',
+    '1e309',
+    '-0',
+    '[]',
+    '{}',
+    '\\u0000',
+    '\\ud800',
+    '"',
+    ',',
+    ':',
   ].map((s) => Buffer.from(s)),
   setup() {
     server = makeServer();
@@ -68,7 +105,10 @@ export const target: FuzzTarget = {
     const line = JSON.stringify(response);
     if (line.includes('\n')) throw new OracleViolation('a response that is not one line');
     const back = JSON.parse(line) as ControlResponse;
-    if (back.ok) return `ok:${Object.keys((back.result as object | null) ?? {}).slice(0, 6).join(',')}`;
+    if (back.ok)
+      return `ok:${Object.keys((back.result as object | null) ?? {})
+        .slice(0, 6)
+        .join(',')}`;
     if (!CODES.has(back.code)) throw new OracleViolation(`response code '${back.code}': ${back.error}`);
     return back.code === 'bad_json' ? 'bad_json' : featureOf(back.code, back.error.slice(0, 24));
   },

@@ -82,8 +82,12 @@ function deliver(p: Pair): void {
 async function establish(): Promise<Pair> {
   for (const old of [pair?.moon, pair?.sun]) old?.manager.sas.forEach((s) => (s as unknown as { destroy(r: string): void }).destroy?.('fuzz: new pair'));
   wire.length = 0;
-  const moon = side('moon', [{ config: peerConfig(pki, certs.moon, 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: [MOON], remoteAddrs: [SUN], remotePort: 500 }]);
-  const sun = side('sun', [{ config: peerConfig(pki, certs.sun, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: [SUN], remoteAddrs: [MOON], remotePort: 500 }]);
+  const moon = side('moon', [
+    { config: peerConfig(pki, certs.moon, 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: [MOON], remoteAddrs: [SUN], remotePort: 500 },
+  ]);
+  const sun = side('sun', [
+    { config: peerConfig(pki, certs.sun, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: [SUN], remoteAddrs: [MOON], remotePort: 500 },
+  ]);
   const p: Pair = { moon, sun, sa: undefined as unknown as IkeSa, executions: 0 };
   const established = moon.manager.initiate('host-host');
   for (let i = 0; i < 20 && wire.length > 0; i++) {
@@ -105,7 +109,15 @@ function errorLine(p: Pair): string {
 
 function header(t: { exchangeType: number; response: boolean }, p: Pair): IkeHeader {
   const responses = (sunSa(p) as unknown as { responses: { expectedId: number } }).responses;
-  return { spiI: p.sa.ctx.spiI, spiR: p.sa.ctx.spiR, exchangeType: t.exchangeType, initiator: true, response: t.response, higherVersion: false, messageId: responses.expectedId };
+  return {
+    spiI: p.sa.ctx.spiI,
+    spiR: p.sa.ctx.spiR,
+    exchangeType: t.exchangeType,
+    initiator: true,
+    response: t.response,
+    higherVersion: false,
+    messageId: responses.expectedId,
+  };
 }
 
 function sunSa(p: Pair): IkeSa | undefined {
@@ -115,7 +127,8 @@ function sunSa(p: Pair): IkeSa | undefined {
 export const target: FuzzTarget = {
   name: 'ike-engine',
   kind: 'ike',
-  description: 'plaintexts sealed with the keys of an IKE SA two in-process managers established → IkeSaManager.receive (exchange engine, tasks); oracle: no internal error',
+  description:
+    'plaintexts sealed with the keys of an IKE SA two in-process managers established → IkeSaManager.receive (exchange engine, tasks); oracle: no internal error',
   maxLength: 6000,
   dictionary: IKE_DICTIONARY,
   async setup() {
@@ -167,11 +180,20 @@ export const target: FuzzTarget = {
     deliver(p);
     // what sun's answer made moon do
     deliver(p);
-    if (internalErrors(p) !== before) throw new OracleViolation(`the IKE SA manager counted an internal error: ${errorLine(p).split('\n').slice(0, 6).join(' | ')}`);
+    if (internalErrors(p) !== before)
+      throw new OracleViolation(`the IKE SA manager counted an internal error: ${errorLine(p).split('\n').slice(0, 6).join(' | ')}`);
     const lines = p.sun.log.lines.slice(sunBefore);
     p.sun.log.lines.length = 0;
     p.moon.log.lines.length = 0;
     const last = lines[lines.length - 1];
-    return `${t.exchangeType}:${t.response ? 'r' : 'q'}:${total}:${last ? last.message.replace(/\[[^\]]*\]/g, '[…]').replace(/\d+/g, '#').replace(/'[^']*'/g, "'…'").slice(0, 70) : 'silent'}`;
+    return `${t.exchangeType}:${t.response ? 'r' : 'q'}:${total}:${
+      last
+        ? last.message
+            .replace(/\[[^\]]*\]/g, '[…]')
+            .replace(/\d+/g, '#')
+            .replace(/'[^']*'/g, "'…'")
+            .slice(0, 70)
+        : 'silent'
+    }`;
   },
 };

@@ -82,7 +82,8 @@ export const target: FuzzTarget = {
       throw err;
     }
     const again = encodeMessage(message);
-    if (!again.equals(data)) throw new OracleViolation(`decode → encode is not exact: ${data.length} octets in, ${again.length} out (${describeMessage(message)})`);
+    if (!again.equals(data))
+      throw new OracleViolation(`decode → encode is not exact: ${data.length} octets in, ${again.length} out (${describeMessage(message)})`);
     describeMessage(message);
     const features = [exercisePayloads(message.payloads)];
     const last = message.payloads[message.payloads.length - 1];

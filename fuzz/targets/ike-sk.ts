@@ -102,7 +102,9 @@ export const target: FuzzTarget = {
       const last = m.payloads[m.payloads.length - 1];
       const aead = senderAeadFor(m.header, rows);
       if (!aead || (last?.type !== PayloadType.SK && last?.type !== PayloadType.SKF)) continue;
-      const index = all.findIndex((t) => t.header.messageId === m.header.messageId && t.header.response === m.header.response && t.header.spiI.equals(m.header.spiI));
+      const index = all.findIndex(
+        (t) => t.header.messageId === m.header.messageId && t.header.response === m.header.response && t.header.spiI.equals(m.header.spiI),
+      );
       if (last.type === PayloadType.SK) {
         const inner = decryptSk(m, d, aead);
         const plaintext = Buffer.concat([encodeInner(inner.payloads), inner.padding, Buffer.from([inner.padding.length])]);

@@ -10,7 +10,17 @@ import { target as ikeSk } from './ike-sk.js';
 import { target as pki } from './pki.js';
 import { target as vici } from './vici.js';
 
-const TARGETS = { 'ike-message': ikeMessage, 'ike-sk': ikeSk, 'ike-engine': ikeEngine, pki, 'esp-raw': espRaw, 'esp-udp': espUdp, config, control, vici } as const;
+const TARGETS = {
+  'ike-message': ikeMessage,
+  'ike-sk': ikeSk,
+  'ike-engine': ikeEngine,
+  pki,
+  'esp-raw': espRaw,
+  'esp-udp': espUdp,
+  config,
+  control,
+  vici,
+} as const;
 
 export type TargetName = keyof typeof TARGETS;
 export const TARGET_NAMES = Object.keys(TARGETS) as TargetName[];

@@ -38,9 +38,39 @@ export const target: FuzzTarget = {
   description: 'a VICI packet → the packet/message parser (round trip) and, for requests, the swanctl command handlers (idle daemon)',
   maxLength: 2048,
   dictionary: [
-    'list-sas', 'list-conns', 'list-certs', 'initiate', 'terminate', 'rekey', 'version', 'stats', 'ike', 'child', 'ike-id', 'child-id',
-    'timeout', 'loglevel', 'noblock', 'reauth', 'force', 'type', 'flag', 'subject', 'X509', 'ANY', 'CA', '-1', '0', '4294967296', 'yes',
-  ].map((s) => Buffer.from(s)).concat([1, 2, 3, 4, 5, 6].map((t) => Buffer.from([t])), [Buffer.from([0xff, 0xff])]),
+    'list-sas',
+    'list-conns',
+    'list-certs',
+    'initiate',
+    'terminate',
+    'rekey',
+    'version',
+    'stats',
+    'ike',
+    'child',
+    'ike-id',
+    'child-id',
+    'timeout',
+    'loglevel',
+    'noblock',
+    'reauth',
+    'force',
+    'type',
+    'flag',
+    'subject',
+    'X509',
+    'ANY',
+    'CA',
+    '-1',
+    '0',
+    '4294967296',
+    'yes',
+  ]
+    .map((s) => Buffer.from(s))
+    .concat(
+      [1, 2, 3, 4, 5, 6].map((t) => Buffer.from([t])),
+      [Buffer.from([0xff, 0xff])],
+    ),
   setup() {
     const quiet = new DaemonLogger({ json: true, write: () => {} });
     const daemon = new Daemon({ logger: quiet });

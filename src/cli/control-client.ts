@@ -53,7 +53,8 @@ export function controlRequest(path: string, command: string, args: Record<strin
       f();
     };
     const timer = setTimeout(
-      () => settle(() => reject(new ControlUnreachable(`the daemon at ${path} did not answer '${command}' within ${Math.round(timeoutMs / 1000)} s`, 'timeout'))),
+      () =>
+        settle(() => reject(new ControlUnreachable(`the daemon at ${path} did not answer '${command}' within ${Math.round(timeoutMs / 1000)} s`, 'timeout'))),
       timeoutMs,
     );
     socket.setEncoding('utf8');
@@ -72,7 +73,12 @@ export function controlRequest(path: string, command: string, args: Record<strin
     });
     socket.on('end', () => settle(() => reject(new ControlUnreachable(`the daemon at ${path} closed the connection without answering`))));
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ' (is tunsec daemon running?)' : err.code === 'EACCES' ? ' (the control socket is for root only)' : '';
+      const hint =
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? ' (is tunsec daemon running?)'
+          : err.code === 'EACCES'
+            ? ' (the control socket is for root only)'
+            : '';
       settle(() => reject(new ControlUnreachable(`cannot reach the daemon at ${path}: ${err.code ?? err.message}${hint}`)));
     });
   });
@@ -90,7 +96,13 @@ export interface Subscription {
  * Send `command` (`monitor`) and, once answered, hand every event line that
  * follows to `onEvent` until close() or the daemon ends the connection.
  */
-export function controlSubscribe(path: string, command: string, args: Record<string, unknown>, onEvent: (event: Record<string, unknown>) => void, options: RequestOptions = {}): Subscription {
+export function controlSubscribe(
+  path: string,
+  command: string,
+  args: Record<string, unknown>,
+  onEvent: (event: Record<string, unknown>) => void,
+  options: RequestOptions = {},
+): Subscription {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const socket = createConnection({ path });
   let answered = false;
@@ -109,7 +121,10 @@ export function controlSubscribe(path: string, command: string, args: Record<str
   });
   result.catch(() => {});
   closed.catch(() => {});
-  const timer = setTimeout(() => fail(new ControlUnreachable(`the daemon at ${path} did not answer '${command}' within ${Math.round(timeoutMs / 1000)} s`, 'timeout')), timeoutMs);
+  const timer = setTimeout(
+    () => fail(new ControlUnreachable(`the daemon at ${path} did not answer '${command}' within ${Math.round(timeoutMs / 1000)} s`, 'timeout')),
+    timeoutMs,
+  );
   const fail = (err: Error): void => {
     clearTimeout(timer);
     socket.destroy();
@@ -151,7 +166,12 @@ export function controlSubscribe(path: string, command: string, args: Record<str
   });
   socket.on('close', () => fail(new ControlUnreachable(`the daemon at ${path} closed the connection`)));
   socket.on('error', (err: NodeJS.ErrnoException) => {
-    const hint = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? ' (is tunsec daemon running?)' : err.code === 'EACCES' ? ' (the control socket is for root only)' : '';
+    const hint =
+      err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+        ? ' (is tunsec daemon running?)'
+        : err.code === 'EACCES'
+          ? ' (the control socket is for root only)'
+          : '';
     fail(new ControlUnreachable(`cannot reach the daemon at ${path}: ${err.code ?? err.message}${hint}`));
   });
   return {

@@ -38,7 +38,7 @@ const step = (what: string): void => say(`\n\x1b[1m== ${what}\x1b[0m`);
 
 function sh(cmd: string, args: string[], opts: { allowFail?: boolean; quiet?: boolean } = {}): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
-  const result = { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error?.message ?? '') };
+  const result = { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '' };
   if (result.code !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
   return result;
 }
@@ -88,14 +88,21 @@ function yaml(me: Peer, other: Peer): string {
 function startDaemon(peer: Peer): void {
   const logFile = join(peer.dir, 'daemon.log');
   const fd = openSync(logFile, 'a');
-  const child = spawn('ip', ['netns', 'exec', peer.ns, process.execPath, ...CLI, 'daemon', '-c', join(peer.dir, 'tunsec.yaml')], { stdio: ['ignore', fd, fd], detached: true });
+  const child = spawn('ip', ['netns', 'exec', peer.ns, process.execPath, ...CLI, 'daemon', '-c', join(peer.dir, 'tunsec.yaml')], {
+    stdio: ['ignore', fd, fd],
+    detached: true,
+  });
   closeSync(fd);
   peer.daemon = child;
 }
 
 function logOf(peer: Peer): string[] {
   const file = join(peer.dir, 'daemon.log');
-  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0) : [];
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0)
+    : [];
 }
 
 async function waitForEvents(peer: Peer, event: string, count: number, timeoutMs = 30_000): Promise<void> {
@@ -104,7 +111,8 @@ async function waitForEvents(peer: Peer, event: string, count: number, timeoutMs
     peer.log = logOf(peer);
     const n = peer.log.filter((l) => l.includes(`"event":"${event}"`)).length;
     if (n >= count) return;
-    if (peer.daemon?.exitCode !== null && peer.daemon?.exitCode !== undefined) throw new Error(`${peer.name}'s daemon exited:\n${peer.log.slice(-20).join('\n')}`);
+    if (peer.daemon?.exitCode !== null && peer.daemon?.exitCode !== undefined)
+      throw new Error(`${peer.name}'s daemon exited:\n${peer.log.slice(-20).join('\n')}`);
     if (Date.now() > deadline) throw new Error(`${peer.name}: no ${count}× ${event} within ${timeoutMs / 1000} s:\n${peer.log.slice(-20).join('\n')}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -182,7 +190,11 @@ async function main(): Promise<number> {
     const ca = createCa({ subject: 'C=CH, O=tunsec demo, CN=tunsec Demo Root CA', key: 'p384' });
     for (const p of peers) {
       const other = p === moon ? sun : moon;
-      const cert: Issued = issueCertificate(ca, { subject: `C=CH, O=tunsec demo, CN=${p.name}`, key: 'p384', subjectAltNames: { dns: [`${p.name}.tunsec.demo`], ip: [p.ip4, p.ip6] } });
+      const cert: Issued = issueCertificate(ca, {
+        subject: `C=CH, O=tunsec demo, CN=${p.name}`,
+        key: 'p384',
+        subjectAltNames: { dns: [`${p.name}.tunsec.demo`], ip: [p.ip4, p.ip6] },
+      });
       writeFileSync(join(p.dir, 'ca.pem'), ca.certificatePem);
       writeFileSync(join(p.dir, 'cert.pem'), cert.certificatePem);
       writeFileSync(join(p.dir, 'key.pem'), cert.privateKeyPem!, { mode: 0o600 });
@@ -203,11 +215,19 @@ async function main(): Promise<number> {
 
     step('pings through ESP, with a capture on the veth');
     const capFile = join(sun.dir, 'capture.pcap');
-    const cap = spawn('ip', ['netns', 'exec', sun.ns, 'tcpdump', '-i', sun.ifname, '-n', '-U', '--immediate-mode', '-w', capFile, 'esp or icmp or icmp6'], { stdio: 'ignore' });
+    const cap = spawn('ip', ['netns', 'exec', sun.ns, 'tcpdump', '-i', sun.ifname, '-n', '-U', '--immediate-mode', '-w', capFile, 'esp or icmp or icmp6'], {
+      stdio: 'ignore',
+    });
     await new Promise((r) => setTimeout(r, 1000));
     for (const target of [sun.ip4, sun.ip6]) {
       const ping = sh('ip', ['netns', 'exec', moon.ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', target], { allowFail: true });
-      say(ping.stdout.trim().split('\n').filter((l) => /bytes from|packets transmitted/.test(l)).join('\n'));
+      say(
+        ping.stdout
+          .trim()
+          .split('\n')
+          .filter((l) => /bytes from|packets transmitted/.test(l))
+          .join('\n'),
+      );
       if (ping.code !== 0) throw new Error(`ping ${target} failed:\n${ping.stdout}${ping.stderr}`);
     }
     await new Promise((r) => setTimeout(r, 300));
@@ -220,7 +240,11 @@ async function main(): Promise<number> {
       .filter((l) => l.length > 0 && !/neighbor (solicitation|advertisement)|router solicitation|multicast listener/i.test(l));
     say(shown.join('\n'));
     const clear = shown.filter((l) => /ICMP/.test(l) && !/ESP/.test(l));
-    say(clear.length === 0 ? `→ ${shown.filter((l) => /ESP/.test(l)).length} ESP packets on the wire, no cleartext ICMP` : `→ CLEARTEXT SEEN: ${clear.length} packets`);
+    say(
+      clear.length === 0
+        ? `→ ${shown.filter((l) => /ESP/.test(l)).length} ESP packets on the wire, no cleartext ICMP`
+        : `→ CLEARTEXT SEEN: ${clear.length} packets`,
+    );
     if (clear.length !== 0) throw new Error('cleartext ICMP crossed the wire');
 
     step('tunsec list-sas (moon): SPIs, algorithms, counters');

@@ -46,7 +46,11 @@ export function listField<T>(parseItem: (item: string) => Parsed<T>, what: strin
         ctx.addIssue({ code: 'custom', message: `expected ${what} or a list of them, got ${describeValue(element)}` });
         return z.NEVER;
       }
-      items.push(...String(element).split(',').map((s) => s.trim()));
+      items.push(
+        ...String(element)
+          .split(',')
+          .map((s) => s.trim()),
+      );
     }
     if (items.length === 0 || items.every((s) => s === '')) {
       ctx.addIssue({ code: 'custom', message: `expected at least one ${what}` });

@@ -18,14 +18,7 @@
 import { PkiError, parseIdentity as parsePkiIdentity, readIdentityText, type IdentityText } from '../pki/index.js';
 import { type Parsed, bad, ok } from '../util/parsed.js';
 
-export type IdentityType =
-  | 'ID_ANY'
-  | 'ID_IPV4_ADDR'
-  | 'ID_FQDN'
-  | 'ID_RFC822_ADDR'
-  | 'ID_IPV6_ADDR'
-  | 'ID_DER_ASN1_DN'
-  | 'ID_KEY_ID';
+export type IdentityType = 'ID_ANY' | 'ID_IPV4_ADDR' | 'ID_FQDN' | 'ID_RFC822_ADDR' | 'ID_IPV6_ADDR' | 'ID_DER_ASN1_DN' | 'ID_KEY_ID';
 
 export interface Identity {
   type: IdentityType;
@@ -63,7 +56,8 @@ export function parseIdentity(text: string): Parsed<Identity> {
   const wildcard = /^(?:fqdn:|dns:|@)?\*\.(.+)$/.exec(trimmed);
   if (wildcard) {
     const suffix = wildcard[1]!.toLowerCase().replace(/\.$/, '');
-    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(suffix)) return bad(`identity pattern '${text}': expected '*.' followed by a domain name, e.g. '*.eqiad.example'`);
+    if (!/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(suffix))
+      return bad(`identity pattern '${text}': expected '*.' followed by a domain name, e.g. '*.eqiad.example'`);
     return ok({ type: 'ID_ANY', value: `*.${suffix}`, text, pattern: 'wildcard' });
   }
   const read = readIdentityText(text);

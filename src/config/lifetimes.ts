@@ -150,7 +150,11 @@ export function resolveChildLifetimes(input: ChildLifetimeInput): ChildLifetimes
 }
 
 function formatBytes(n: number): string {
-  for (const [unit, factor] of [['g', 1024 ** 3], ['m', 1024 ** 2], ['k', 1024]] as const) {
+  for (const [unit, factor] of [
+    ['g', 1024 ** 3],
+    ['m', 1024 ** 2],
+    ['k', 1024],
+  ] as const) {
     if (n >= factor && n % factor === 0) return `${n / factor}${unit}`;
   }
   return String(n);

@@ -34,9 +34,7 @@ export type ConfigSource =
   /** YAML text; `path` names it in messages, relative paths in it resolve against `baseDir` (default: the current directory). */
   | { text: string; path?: string; baseDir?: string };
 
-export type LoadResult =
-  | { ok: true; config: TunsecConfig; warnings: ConfigProblem[] }
-  | { ok: false; error: ConfigError; warnings: ConfigProblem[] };
+export type LoadResult = { ok: true; config: TunsecConfig; warnings: ConfigProblem[] } | { ok: false; error: ConfigError; warnings: ConfigProblem[] };
 
 export function loadConfig(source: ConfigSource): LoadResult {
   if ('text' in source) {
@@ -232,9 +230,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
   if (daemonIn !== undefined) {
     const levels = daemonIn.log ?? {};
     const fallback = levels.default ?? 1;
-    const log = Object.fromEntries(
-      LOG_SUBSYSTEMS.filter((s) => s !== 'default').map((s) => [s, levels[s] ?? fallback]),
-    ) as DaemonConfig['log'];
+    const log = Object.fromEntries(LOG_SUBSYSTEMS.filter((s) => s !== 'default').map((s) => [s, levels[s] ?? fallback])) as DaemonConfig['log'];
     daemon = {
       pid_file: at(daemonIn.pid_file),
       control_socket: at(daemonIn.control_socket),
@@ -263,18 +259,23 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
     };
     // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and
     // ahead of main at 32766), into a table of its own.
-    if (daemon.backstop_table === daemon.route_table) out.add(['daemon', 'backstop_table'], `must differ from route_table (${daemon.route_table}): the backstop's prohibit routes would hide the routes into the TUN device`);
+    if (daemon.backstop_table === daemon.route_table)
+      out.add(
+        ['daemon', 'backstop_table'],
+        `must differ from route_table (${daemon.route_table}): the backstop's prohibit routes would hide the routes into the TUN device`,
+      );
     if (daemon.backstop_priority <= daemon.route_priority || daemon.backstop_priority >= 32766) {
-      out.add(['daemon', 'backstop_priority'], `must lie between route_priority (${daemon.route_priority}) and the main table's rule (32766), exclusive; got ${daemon.backstop_priority}`);
+      out.add(
+        ['daemon', 'backstop_priority'],
+        `must lie between route_priority (${daemon.route_priority}) and the main table's rule (32766), exclusive; got ${daemon.backstop_priority}`,
+      );
     }
   }
 
   // authorities
   const authoritiesIn = out.parse(authoritiesSchema, data.authorities ?? {}, ['authorities']);
   const authorities =
-    authoritiesIn === undefined
-      ? undefined
-      : { cacerts: authoritiesIn.cacerts.map(at), crls: authoritiesIn.crls.map(at), strictcrl: authoritiesIn.strictcrl };
+    authoritiesIn === undefined ? undefined : { cacerts: authoritiesIn.cacerts.map(at), crls: authoritiesIn.crls.map(at), strictcrl: authoritiesIn.strictcrl };
 
   // secrets
   const secrets: Record<string, SecretConfig> = {};
@@ -326,10 +327,15 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       let remoteAddrs = parsed.remote_addrs;
       if (parsed.policy_group !== undefined) {
         if (remoteAddrs !== undefined) out.add([...base, 'remote_addrs'], `comes from policy_group '${parsed.policy_group}'; leave it out`);
-        else if (data.policy_groups === undefined) out.add([...base, 'policy_group'], "needs the group files: set policy_groups.dir");
+        else if (data.policy_groups === undefined) out.add([...base, 'policy_group'], 'needs the group files: set policy_groups.dir');
         else if (policyGroups !== undefined) {
           remoteAddrs = prefixesOf(policyGroups, parsed.policy_group).map((p) => p.text);
-          if (remoteAddrs.length === 0) out.add([...base, 'policy_group'], `group '${parsed.policy_group}' has no prefixes in ${policyGroups.dir}: the connection covers no peer`, 'warning');
+          if (remoteAddrs.length === 0)
+            out.add(
+              [...base, 'policy_group'],
+              `group '${parsed.policy_group}' has no prefixes in ${policyGroups.dir}: the connection covers no peer`,
+              'warning',
+            );
         }
       }
       // a group with no prefixes yet (empty file): a prefix that matches nothing keeps it a group
@@ -348,16 +354,25 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       }
     }
     if (c !== undefined && isGroup(c.remote_addrs) && c.remote_addrs.some((a) => a.startsWith('%any'))) {
-      out.add([...base, 'remote_addrs'], `mixes %any with prefixes (${c.remote_addrs.join(', ')}): a group connection names its peers by prefix; use 0.0.0.0/0 or ::/0 for any peer`);
+      out.add(
+        [...base, 'remote_addrs'],
+        `mixes %any with prefixes (${c.remote_addrs.join(', ')}): a group connection names its peers by prefix; use 0.0.0.0/0 or ::/0 for any peer`,
+      );
     }
     if (local?.id?.pattern !== undefined) {
-      out.add([...base, 'local', 'id'], `'${local.id.text}' is a pattern for peers' identities; local.id must be one identity (leave it out to use the certificate's subject DN)`);
+      out.add(
+        [...base, 'local', 'id'],
+        `'${local.id.text}' is a pattern for peers' identities; local.id must be one identity (leave it out to use the certificate's subject DN)`,
+      );
     }
     if (local !== undefined && local.certs.length === 0) {
       out.add([...base, 'local', 'certs'], "required with auth 'pubkey': the certificate tunsec authenticates with");
     }
     if (remote !== undefined && authorities !== undefined && remote.certs.length === 0 && remote.cacerts.length === 0 && authorities.cacerts.length === 0) {
-      out.add([...base, 'remote', 'cacerts'], "required: nothing to verify the peer's certificate with (set remote.cacerts, remote.certs or authorities.cacerts)");
+      out.add(
+        [...base, 'remote', 'cacerts'],
+        "required: nothing to verify the peer's certificate with (set remote.cacerts, remote.certs or authorities.cacerts)",
+      );
     }
 
     const children: Record<string, ChildConfig> = {};
@@ -460,7 +475,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
   }
   for (const d of duplicateSpis(Object.values(manual.sas))) out.add(['manual', 'sas', d.name, d.key], `the same ${d.key} as manual SA '${d.other}'`);
   if (daemon !== undefined && daemon.datapath === 'none' && Object.keys(manual.sas).length > 0) {
-    out.add(['manual'], "manual SAs need the userspace datapath (daemon.datapath: userspace)");
+    out.add(['manual'], 'manual SAs need the userspace datapath (daemon.datapath: userspace)');
   }
 
   if (out.hasErrors || top === undefined || daemon === undefined || authorities === undefined) return fail();

@@ -81,7 +81,7 @@ const espProposal = () =>
 /** Key material as hex (`0x` prefix and `:` separators allowed); never echoed back in messages. */
 const hexKey = () =>
   field((v): Parsed<string> => {
-    if (typeof v === 'number') return bad("expected hex text, got a number: quote the key (YAML reads an unquoted 0x… as a number)");
+    if (typeof v === 'number') return bad('expected hex text, got a number: quote the key (YAML reads an unquoted 0x… as a number)');
     if (typeof v !== 'string') return bad(`expected hex text, got ${describeValue(v)}`);
     const s = v.trim().replace(/^0x/i, '').replaceAll(':', '');
     if (s === '' || !/^[0-9a-f]+$/i.test(s)) return bad('expected hex digits (optionally 0x-prefixed or separated by colons)');
@@ -129,10 +129,15 @@ export function resolveManualSa(name: string, s: z.output<typeof manualSaSchema>
   const octets = s.esp_proposal.keyBits / 8 + 4;
   for (const key of ['key_in', 'key_out'] as const) {
     const got = s[key].length / 2;
-    if (got !== octets) problems.push({ key, message: `${s.esp_proposal.text} needs ${octets} octets (${s.esp_proposal.keyBits / 8}-octet key ‖ 4-octet salt, ${octets * 2} hex digits), got ${got}` });
+    if (got !== octets)
+      problems.push({
+        key,
+        message: `${s.esp_proposal.text} needs ${octets} octets (${s.esp_proposal.keyBits / 8}-octet key ‖ 4-octet salt, ${octets * 2} hex digits), got ${got}`,
+      });
   }
   if (!s.encap) {
-    for (const key of ['local_port', 'remote_port'] as const) if (s[key] !== undefined) problems.push({ key, message: 'only with encap: yes (the UDP ports of ESP-in-UDP)' });
+    for (const key of ['local_port', 'remote_port'] as const)
+      if (s[key] !== undefined) problems.push({ key, message: 'only with encap: yes (the UDP ports of ESP-in-UDP)' });
   }
   if (s.spi_in === s.spi_out && s.local_addr === s.remote_addr) problems.push({ key: 'spi_out', message: 'equals spi_in' });
   if (problems.length > 0) return { problems };
@@ -168,14 +173,17 @@ export const MANUAL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
  */
 export function parseManualSa(name: string, raw: unknown): { ok: true; sa: ManualSaConfig } | { ok: false; problems: string[] } {
   const base = `manual.sas.${name}`;
-  if (!MANUAL_NAME.test(name)) return { ok: false, problems: [`${base}: '${name}' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)`] };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, problems: [`${base}: expected a section (key: value pairs), got ${describeValue(raw)}`] };
+  if (!MANUAL_NAME.test(name))
+    return { ok: false, problems: [`${base}: '${name}' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)`] };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return { ok: false, problems: [`${base}: expected a section (key: value pairs), got ${describeValue(raw)}`] };
   const r = manualSaSchema.safeParse(raw, { error: zodMessage });
   if (!r.success) {
     const problems: string[] = [];
     for (const issue of r.error.issues) {
       const at = [base, ...issue.path.map(String)].join('.');
-      if (issue.code === 'unrecognized_keys') for (const key of issue.keys) problems.push(`${at}.${key}: unknown key (keys: ${Object.keys(manualSaSchema.shape).join(', ')})`);
+      if (issue.code === 'unrecognized_keys')
+        for (const key of issue.keys) problems.push(`${at}.${key}: unknown key (keys: ${Object.keys(manualSaSchema.shape).join(', ')})`);
       else problems.push(`${at}: ${issue.message}`);
     }
     return { ok: false, problems };

@@ -58,12 +58,18 @@ const viciSocket = () =>
 
 /** A number (fractions allowed) within [min, max]. */
 const decimal = (min: number, max: number) =>
-  field((v): Parsed<number> => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? ok(v) : bad(`expected a number from ${min} to ${max}, got ${describeValue(v)}`)));
+  field((v): Parsed<number> =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? ok(v) : bad(`expected a number from ${min} to ${max}, got ${describeValue(v)}`),
+  );
 
 /** `auto` (path MTU minus the worst-case ESP overhead) or an MTU in octets. */
 const tunMtu = () =>
   field((v): Parsed<number | 'auto'> =>
-    v === 'auto' ? ok('auto') : typeof v === 'number' && Number.isInteger(v) && v >= 576 && v <= 9000 ? ok(v) : bad(`expected 'auto' or an MTU of 576–9000 octets, got ${describeValue(v)}`),
+    v === 'auto'
+      ? ok('auto')
+      : typeof v === 'number' && Number.isInteger(v) && v >= 576 && v <= 9000
+        ? ok(v)
+        : bad(`expected 'auto' or an MTU of 576–9000 octets, got ${describeValue(v)}`),
   );
 
 /**
@@ -90,7 +96,9 @@ export const daemonSchema = z.strictObject({
   pid_file: path().default('/run/tunsec/tunsec.pid'),
   control_socket: path().default('/run/tunsec/tunsec.sock'),
   vici: viciSocket().default('off'),
-  log: z.strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>).optional(),
+  log: z
+    .strictObject(Object.fromEntries(LOG_SUBSYSTEMS.map((s) => [s, logLevel().optional()])) as Record<LogSubsystem, z.ZodOptional<ReturnType<typeof logLevel>>>)
+    .optional(),
   keylog: path().optional(),
   metrics: listenAddress().optional(),
   global: choice(['clear', 'drop']).default('drop'),
@@ -187,7 +195,13 @@ export type StartAction = 'none' | 'trap' | 'start' | 'trap|start';
 
 const startAction = () =>
   field((v): Parsed<StartAction> => {
-    const words = typeof v === 'string' ? v.split('|').map((s) => s.trim()).sort() : [];
+    const words =
+      typeof v === 'string'
+        ? v
+            .split('|')
+            .map((s) => s.trim())
+            .sort()
+        : [];
     const key = words.join('|');
     if (key === 'none' || key === 'trap' || key === 'start') return ok(key);
     if (key === 'start|trap') return ok('trap|start');
@@ -249,10 +263,51 @@ export const policyGroupsSchema = z.strictObject({
  * swanctl configuration learns that the key is known but unsupported.
  */
 export const UNSUPPORTED_SWANCTL_KEYS: ReadonlySet<string> = new Set([
-  'vips', 'pools', 'aggressive', 'pull', 'dscp', 'childless', 'ocsp', 'ppk_id', 'ppk_required', 'if_id_in', 'if_id_out',
-  'mediation', 'mediated_by', 'mediation_peer', 'round', 'pubkeys', 'eap_id', 'aaa_id', 'xauth_id', 'groups',
-  'cert_policy', 'ca_id', 'revocation', 'ah_proposals', 'sha256_96', 'updown', 'hostaccess', 'policies',
-  'policies_fwd_out', 'ipcomp', 'reqid', 'priority', 'interface', 'mark_in', 'mark_in_sa', 'mark_out',
-  'set_mark_in', 'set_mark_out', 'label', 'label_mode', 'tfc_padding', 'per_cpu_sas', 'hw_offload', 'copy_df',
-  'copy_ecn', 'copy_dscp', 'icmp',
+  'vips',
+  'pools',
+  'aggressive',
+  'pull',
+  'dscp',
+  'childless',
+  'ocsp',
+  'ppk_id',
+  'ppk_required',
+  'if_id_in',
+  'if_id_out',
+  'mediation',
+  'mediated_by',
+  'mediation_peer',
+  'round',
+  'pubkeys',
+  'eap_id',
+  'aaa_id',
+  'xauth_id',
+  'groups',
+  'cert_policy',
+  'ca_id',
+  'revocation',
+  'ah_proposals',
+  'sha256_96',
+  'updown',
+  'hostaccess',
+  'policies',
+  'policies_fwd_out',
+  'ipcomp',
+  'reqid',
+  'priority',
+  'interface',
+  'mark_in',
+  'mark_in_sa',
+  'mark_out',
+  'set_mark_in',
+  'set_mark_out',
+  'label',
+  'label_mode',
+  'tfc_padding',
+  'per_cpu_sas',
+  'hw_offload',
+  'copy_df',
+  'copy_ecn',
+  'copy_dscp',
+  'icmp',
 ]);

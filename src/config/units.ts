@@ -25,17 +25,13 @@ function count(v: unknown, units: Readonly<Record<string, number>>): number | un
 /** A time in seconds. */
 export function parseDuration(v: unknown): Parsed<number> {
   const n = count(v, TIME_UNITS);
-  return n === undefined
-    ? bad(`invalid time ${describeValue(v)}: use seconds, or a number with s, m, h or d (e.g. 90s, 30m, 4h, 1d)`)
-    : ok(n);
+  return n === undefined ? bad(`invalid time ${describeValue(v)}: use seconds, or a number with s, m, h or d (e.g. 90s, 30m, 4h, 1d)`) : ok(n);
 }
 
 /** A byte count. */
 export function parseByteCount(v: unknown): Parsed<number> {
   const n = count(v, BYTE_UNITS);
-  return n === undefined
-    ? bad(`invalid byte count ${describeValue(v)}: use a number, optionally with k, m or g (1024-based, e.g. 500m)`)
-    : ok(n);
+  return n === undefined ? bad(`invalid byte count ${describeValue(v)}: use a number, optionally with k, m or g (1024-based, e.g. 500m)`) : ok(n);
 }
 
 /** A packet count. */
@@ -46,7 +42,11 @@ export function parsePacketCount(v: unknown): Parsed<number> {
 
 /** Seconds in the largest unit that divides them: 14400 → '4h', 5400 → '90m', 61 → '61s'. */
 export function formatDuration(seconds: number): string {
-  for (const [unit, factor] of [['d', 86400], ['h', 3600], ['m', 60]] as const) {
+  for (const [unit, factor] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
     if (seconds >= factor && seconds % factor === 0) return `${seconds / factor}${unit}`;
   }
   return `${seconds}s`;

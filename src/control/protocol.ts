@@ -31,7 +31,8 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
  * `not_found` (no such connection), `failed`, `timeout`, `unavailable` (the
  * daemon is starting/stopping), `internal`: the command ran and did not succeed.
  */
-export type ControlErrorCode = 'bad_json' | 'bad_request' | 'unknown_command' | 'too_large' | 'busy' | 'forbidden' | 'not_found' | 'failed' | 'timeout' | 'unavailable' | 'internal';
+export type ControlErrorCode =
+  'bad_json' | 'bad_request' | 'unknown_command' | 'too_large' | 'busy' | 'forbidden' | 'not_found' | 'failed' | 'timeout' | 'unavailable' | 'internal';
 
 export type ControlRequestId = number | string | null;
 
@@ -41,9 +42,7 @@ export interface ControlRequest {
   args?: Record<string, unknown>;
 }
 
-export type ControlResponse =
-  | { id: ControlRequestId; ok: true; result: unknown }
-  | { id: ControlRequestId; ok: false; code: ControlErrorCode; error: string };
+export type ControlResponse = { id: ControlRequestId; ok: true; result: unknown } | { id: ControlRequestId; ok: false; code: ControlErrorCode; error: string };
 
 /** The result of each command, by its name. */
 export interface ControlResults {

@@ -32,9 +32,7 @@ class AesGcm16 implements AeadAlgorithm {
 
   createContext(keyMaterial: Uint8Array, options?: AeadContextOptions): AeadContext {
     if (keyMaterial.length !== this.keyMaterialLength) {
-      throw new CryptoError(
-        `AES-GCM-16 ${this.keyBits}: key material must be ${this.keyMaterialLength} octets (key ‖ salt), got ${keyMaterial.length}`,
-      );
+      throw new CryptoError(`AES-GCM-16 ${this.keyBits}: key material must be ${this.keyMaterialLength} octets (key ‖ salt), got ${keyMaterial.length}`);
     }
     const implementation = options?.implementation ?? (nativeAeadAvailable() ? 'native' : 'node');
     if (implementation === 'native') return createNativeAesGcmContext(this, keyMaterial);

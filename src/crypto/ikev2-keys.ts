@@ -105,9 +105,7 @@ function checkLength(what: string, n: number): void {
 
 function checkVariableKeyPrf(prf: Prf): void {
   if (prf.transformId === PRF_ID_AES128_XCBC || prf.transformId === PRF_ID_AES128_CMAC) {
-    throw new CryptoError(
-      `${prf.name}: PRFs with a fixed key size need RFC 7296 §2.14's truncated-nonce rule, which tunsec does not implement`,
-    );
+    throw new CryptoError(`${prf.name}: PRFs with a fixed key size need RFC 7296 §2.14's truncated-nonce rule, which tunsec does not implement`);
   }
 }
 
@@ -193,13 +191,7 @@ export function deriveIkeSaKeys(input: IkeSaKeyInput): IkeSaKeys {
  * from deriveIkeSaKeys with the new SA's PRF, the CREATE_CHILD_SA nonces and
  * the new SPIs.
  */
-export function deriveRekeyedSkeyseed(
-  prf: Prf,
-  oldSkD: Uint8Array,
-  gir: Uint8Array,
-  Ni: Uint8Array,
-  Nr: Uint8Array,
-): Buffer {
+export function deriveRekeyedSkeyseed(prf: Prf, oldSkD: Uint8Array, gir: Uint8Array, Ni: Uint8Array, Nr: Uint8Array): Buffer {
   checkVariableKeyPrf(prf);
   const data = concat([gir, Ni, Nr]);
   try {

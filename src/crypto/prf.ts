@@ -80,9 +80,7 @@ export function prfPlus(prf: Prf, key: Uint8Array, seed: Uint8Array, length: num
   const blockLength = prf.outputLength;
   const iterations = Math.ceil(length / blockLength);
   if (iterations > PRF_PLUS_MAX_ITERATIONS) {
-    throw new CryptoError(
-      `prf+: ${length} octets need ${iterations} iterations of ${prf.name}, at most ${PRF_PLUS_MAX_ITERATIONS} are allowed`,
-    );
+    throw new CryptoError(`prf+: ${length} octets need ${iterations} iterations of ${prf.name}, at most ${PRF_PLUS_MAX_ITERATIONS} are allowed`);
   }
   const out = Buffer.alloc(length);
   // Input of iteration n: T(n-1) | S | n; T0 is empty.

@@ -511,7 +511,9 @@ export function parseDigitalSignatureAuthData(authData: Uint8Array): DigitalSign
   if (authData.length < 1) throw new CryptoError('Digital Signature Authentication Data is empty');
   const length = authData[0]!;
   if (authData.length < 1 + length + 1) {
-    throw new CryptoError(`Digital Signature Authentication Data of ${authData.length} octets cannot hold a ${length}-octet AlgorithmIdentifier and a signature`);
+    throw new CryptoError(
+      `Digital Signature Authentication Data of ${authData.length} octets cannot hold a ${length}-octet AlgorithmIdentifier and a signature`,
+    );
   }
   const algorithmIdentifier = Buffer.from(authData.subarray(1, 1 + length));
   return {

@@ -231,11 +231,7 @@ export function chooseSignatureAlgorithm(options: {
     }
     return eddsaAlgorithm(ed);
   }
-  const order: SignatureHashAlgorithm[] = [
-    SignatureHashAlgorithm.SHA2_256,
-    SignatureHashAlgorithm.SHA2_384,
-    SignatureHashAlgorithm.SHA2_512,
-  ];
+  const order: SignatureHashAlgorithm[] = [SignatureHashAlgorithm.SHA2_256, SignatureHashAlgorithm.SHA2_384, SignatureHashAlgorithm.SHA2_512];
   if (kind.type === 'ec') {
     const matching = CURVE_HASH[kind.curve ?? ''];
     if (matching !== undefined) order.sort((a, b) => (a === matching ? -1 : b === matching ? 1 : 0));

@@ -101,7 +101,9 @@ export function resolveCredentials(config: TunsecConfig): CredentialsResult {
   secrets.errors.forEach((e) => errors.add(e));
   secrets.warnings.forEach((w) => warnings.add(w));
   if (config.authorities.strictcrl === 'ifuri') {
-    warnings.add("authorities.strictcrl: 'ifuri' acts as 'no' for now: tunsec does not fetch CRLs from distribution points, and certificate validation has no per-certificate strict mode yet");
+    warnings.add(
+      "authorities.strictcrl: 'ifuri' acts as 'no' for now: tunsec does not fetch CRLs from distribution points, and certificate validation has no per-certificate strict mode yet",
+    );
   }
   const connections: ResolvedConnection[] = [];
   for (const conn of Object.values(config.connections)) {
@@ -137,7 +139,9 @@ export function loadSecrets(secrets: Record<string, SecretConfig>): SecretsResul
       const allowed = KEY_TYPES[secret.type];
       const type = loaded.key.asymmetricKeyType ?? 'unknown';
       if (allowed && !allowed.includes(type)) {
-        errors.push(`secrets.${name}: ${secret.file}: holds ${type === 'ec' ? 'an ECDSA' : type === 'rsa' || type === 'rsa-pss' ? 'an RSA' : `a ${type}`} key, but the section is named ${secret.type}<suffix> (use private<suffix> for any key type)`);
+        errors.push(
+          `secrets.${name}: ${secret.file}: holds ${type === 'ec' ? 'an ECDSA' : type === 'rsa' || type === 'rsa-pss' ? 'an RSA' : `a ${type}`} key, but the section is named ${secret.type}<suffix> (use private<suffix> for any key type)`,
+        );
         continue;
       }
       warnings.push(...loaded.warnings.map((w) => `secrets.${name}: ${w}`));
@@ -196,8 +200,14 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
       const subject = `'${certificate.subject.text}'`;
       errors.push(
         keys.length === 0
-          ? at('local.certs', `${first}: no private key for certificate ${subject}: no key is loaded from secrets (add its file under secrets, e.g. secrets: { private-${conn.name}: { file: … } }; tunsec does not look for key files next to certificates)`)
-          : at('local.certs', `${first}: no private key in secrets matches certificate ${subject} (tried ${keys.map((k) => `secrets.${k.name} ${k.file}`).join(', ')})`),
+          ? at(
+              'local.certs',
+              `${first}: no private key for certificate ${subject}: no key is loaded from secrets (add its file under secrets, e.g. secrets: { private-${conn.name}: { file: … } }; tunsec does not look for key files next to certificates)`,
+            )
+          : at(
+              'local.certs',
+              `${first}: no private key in secrets matches certificate ${subject} (tried ${keys.map((k) => `secrets.${k.name} ${k.file}`).join(', ')})`,
+            ),
       );
     }
   }
@@ -208,7 +218,9 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     if (conn.local.id === undefined) {
       localId = subjectIdentity(certificate);
     } else if (conn.local.id.type === 'ID_ANY') {
-      errors.push(at('local.id', `'${conn.local.id.text}' matches any identity; it cannot be sent as ours (leave local.id out to use the certificate's subject DN)`));
+      errors.push(
+        at('local.id', `'${conn.local.id.text}' matches any identity; it cannot be sent as ours (leave local.id out to use the certificate's subject DN)`),
+      );
     } else {
       localId = pki('local.id', () => toPkiIdentity(conn.local.id!));
       if (localId) {
@@ -235,7 +247,9 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     pki('remote.certs', () => loadCertificates(path).forEach((c) => trust.addTrustAnchor(c)));
   }
   if (trust.trustAnchors.length === 0 && errors.length === errorsBeforeTrust) {
-    errors.push(at('remote.cacerts', 'no CA certificate was loaded (authorities.cacerts, remote.cacerts and remote.certs gave none): no peer could be authenticated'));
+    errors.push(
+      at('remote.cacerts', 'no CA certificate was loaded (authorities.cacerts, remote.cacerts and remote.certs gave none): no peer could be authenticated'),
+    );
   }
   for (const path of authorities.crls) {
     const report = pki('authorities.crls', () => trust.loadCrls(path));
@@ -244,8 +258,10 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
 
   if (certificate) {
     const now = Date.now();
-    if (certificate.notAfter.getTime() < now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' expired on ${certificate.notAfter.toISOString()}`));
-    if (certificate.notBefore.getTime() > now) warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' is not valid before ${certificate.notBefore.toISOString()}`));
+    if (certificate.notAfter.getTime() < now)
+      warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' expired on ${certificate.notAfter.toISOString()}`));
+    if (certificate.notBefore.getTime() > now)
+      warnings.push(at('local.certs', `${first}: certificate '${certificate.subject.text}' is not valid before ${certificate.notBefore.toISOString()}`));
   }
 
   const children = Object.values(conn.children)
@@ -255,7 +271,12 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     .filter((c): c is ChildConfig & { mode: 'pass' | 'drop' } => c.mode === 'pass' || c.mode === 'drop')
     .map((c) => ({ name: c.name, mode: c.mode, localTs: c.local_ts, remoteTs: c.remote_ts }));
   if (children.length > 1) {
-    warnings.push(`connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children.slice(1).map((c) => c.name).join(', ')}) follow through CREATE_CHILD_SA once it is up (start_action start) or when their traffic appears (trap)`);
+    warnings.push(
+      `connection ${conn.name}: only child ${children[0]!.name} is created with the IKE SA when initiating; the others (${children
+        .slice(1)
+        .map((c) => c.name)
+        .join(', ')}) follow through CREATE_CHILD_SA once it is up (start_action start) or when their traffic appears (trap)`,
+    );
   }
 
   if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
@@ -287,12 +308,13 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
   const anyAddress = (a: string): string => (a === '%any4' || a === '%any6' ? '%any' : a);
   const remoteAddrs = [...new Set(conn.remote_addrs.map(anyAddress))];
   // A group names its peers by prefix; a bare address among the prefixes is a one-host prefix.
-  const group = conn.policy_group !== undefined || remoteAddrs.some((a) => a.includes('/'))
-    ? remoteAddrs.flatMap((a) => {
-        const p = parsePrefix(a);
-        return p.ok ? [p.value] : [];
-      })
-    : undefined;
+  const group =
+    conn.policy_group !== undefined || remoteAddrs.some((a) => a.includes('/'))
+      ? remoteAddrs.flatMap((a) => {
+          const p = parsePrefix(a);
+          return p.ok ? [p.value] : [];
+        })
+      : undefined;
   return {
     connection: {
       name: conn.name,

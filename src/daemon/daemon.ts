@@ -119,7 +119,12 @@ export class Daemon {
       connections: () => this.connections,
       mayNegotiate: () => this.state === 'running' && this.globalSwitch.state === 'up',
     };
-    this.initiation = new Initiation({ ...base, loopsMayRun: () => this.state === 'starting' || this.state === 'running', retryDelayMs: options.retryDelayMs, groups: this.groups });
+    this.initiation = new Initiation({
+      ...base,
+      loopsMayRun: () => this.state === 'starting' || this.state === 'running',
+      retryDelayMs: options.retryDelayMs,
+      groups: this.groups,
+    });
     this.inactivity = new InactivityCheck(base, this.backend);
     const initiation = this.initiation;
     this.endActions = new EndActions({
@@ -278,7 +283,11 @@ export class Daemon {
     await this.bindSockets(config, connections, ikePort); // sockets closed by cleanUp(), bypass rules removed by start()
     if (config.daemon.datapath === 'userspace') {
       await this.startDatapath(config.daemon, connections); // stopped by start(), its backstop kept (fail closed)
-      this.manualSas = new ManualSas({ sad: this.backend, log: this.log, udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined });
+      this.manualSas = new ManualSas({
+        sad: this.backend,
+        log: this.log,
+        udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined,
+      });
       installManualSas(this.manualSas, config); // all or none: a failure removes those installed
     }
     this.startManager(config.daemon, connections, ikePort);
@@ -370,7 +379,12 @@ export class Daemon {
     const manualUdp = Object.values(config.manual.sas).flatMap((m) => (m.encap ? [m.local_addr] : []));
     if (connections.length > 0 || manualUdp.length > 0) {
       try {
-        this.transport = await bindIkeSockets([...Object.values(config.connections).flatMap((c) => c.local_addrs), ...manualUdp], ikePort, this.nattPort, this.log);
+        this.transport = await bindIkeSockets(
+          [...Object.values(config.connections).flatMap((c) => c.local_addrs), ...manualUdp],
+          ikePort,
+          this.nattPort,
+          this.log,
+        );
       } catch (err) {
         throw new DaemonStartError((err as Error).message);
       }
@@ -383,7 +397,9 @@ export class Daemon {
 
   /** The userspace ESP datapath; on failure start() stops it keeping its backstop (fail closed). */
   private async startDatapath(daemon: DaemonConfig, connections: readonly ResolvedConnection[]): Promise<void> {
-    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap, e) => this.initiation.acquired(trap.connection, trap.child, trap.group ? e.packetSelector.remote.startAddress : undefined));
+    const dp = new UserspaceDatapath(daemon, this.backend, this.log, (trap, e) =>
+      this.initiation.acquired(trap.connection, trap.child, trap.group ? e.packetSelector.remote.startAddress : undefined),
+    );
     this.datapathInstance = dp;
     this.backend.on('expire', (e) => this.guard('SA expiry', () => this.endActions.hardExpired(e)));
     try {

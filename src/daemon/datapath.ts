@@ -123,7 +123,11 @@ export class UserspaceDatapath {
         if (child) {
           trap = { connection: child.connection, child: child.child, spec: { ...spec } };
           this.traps.set(spec.reqid, trap);
-          this.log.log('esp', 'info', `CHILD_SA ${child.connection}/${child.child}{${spec.reqid}} is gone: its private policy stays as a trap (traffic dropped, never sent in the clear)`);
+          this.log.log(
+            'esp',
+            'info',
+            `CHILD_SA ${child.connection}/${child.child}{${spec.reqid}} is gone: its private policy stays as a trap (traffic dropped, never sent in the clear)`,
+          );
         }
       }
       if (trap) this.sad.addPolicy(trap.spec);
@@ -133,7 +137,11 @@ export class UserspaceDatapath {
     for (const p of await this.backstop.start()) this.log.log('knl', 'warn', `backstop: ${p}`);
     const found = this.backstop.leftovers;
     if (found.rules + found.routes > 0) {
-      this.log.log('knl', 'info', `backstop of a previous daemon found (${found.rules} rule(s), ${found.routes} prohibit route(s) in table ${c.backstop_table}): kept until this daemon's policies are in`);
+      this.log.log(
+        'knl',
+        'info',
+        `backstop of a previous daemon found (${found.rules} rule(s), ${found.routes} prohibit route(s) in table ${c.backstop_table}): kept until this daemon's policies are in`,
+      );
     }
     this.sad.onPolicyChange((change) => this.followPolicy(change.entry, change.added));
     this.sad.on('acquire', (e) => {
@@ -141,7 +149,11 @@ export class UserspaceDatapath {
       if (trap && !trap.passive) this.onAcquire(trap, e);
     });
     this.sad.on('expire', (e) =>
-      this.log.log('esp', e.hard ? 'warn' : 'info', `SA ${spiHex(e.spi)}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`),
+      this.log.log(
+        'esp',
+        e.hard ? 'warn' : 'info',
+        `SA ${spiHex(e.spi)}_${e.direction === 'in' ? 'i' : 'o'} {${e.reqid}} reached its ${e.hard ? 'hard' : 'soft'} ${e.reason} limit${e.hard ? ': removed' : ''}`,
+      ),
     );
 
     this.ioLoop = new IoLoop({
@@ -194,7 +206,11 @@ export class UserspaceDatapath {
         }
       }
     }
-    this.log.log('esp', 'info', `userspace ESP datapath on ${this.ioLoop.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`);
+    this.log.log(
+      'esp',
+      'info',
+      `userspace ESP datapath on ${this.ioLoop.tunName} (MTU ${mtu}${c.tun_mtu === 'auto' ? ', auto' : ''}), routes in table ${c.route_table} (rule priority ${c.route_priority}), own packets marked 0x${c.fwmark.toString(16)}`,
+    );
   }
 
   private connections: readonly ResolvedConnection[] = [];
@@ -217,9 +233,15 @@ export class UserspaceDatapath {
       for (const shunt of conn.shunts) {
         if (shunt.reqid === undefined) continue;
         const remote = conn.entry.remoteAddrs.find((a) => a !== '%any');
-        const local = conn.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote).catch(() => undefined));
+        const local =
+          conn.entry.localAddrs.find((a) => a !== '%any') ?? (remote === undefined ? undefined : await sourceAddressFor(remote).catch(() => undefined));
         const v6 = (remote ?? local ?? '').includes(':');
-        const ts = initiatorTs({ localConfig: shunt.localTs, remoteConfig: shunt.remoteTs, localAddr: local ?? (v6 ? '::' : '0.0.0.0'), remoteAddr: remote ?? (v6 ? '::' : '0.0.0.0') });
+        const ts = initiatorTs({
+          localConfig: shunt.localTs,
+          remoteConfig: shunt.remoteTs,
+          localAddr: local ?? (v6 ? '::' : '0.0.0.0'),
+          remoteAddr: remote ?? (v6 ? '::' : '0.0.0.0'),
+        });
         this.sad.addPolicy({
           reqid: shunt.reqid,
           direction: 'out',
@@ -233,7 +255,11 @@ export class UserspaceDatapath {
           localAddress: local ?? '',
           remoteAddress: remote ?? '',
         });
-        this.log.log('esp', 'info', `shunt policy ${conn.name}/${shunt.name}{${shunt.reqid}} installed: ${shunt.mode === 'pass' ? 'bypass' : 'discard'} ${formatRanges(ts.tsi)} === ${formatRanges(ts.tsr)}`);
+        this.log.log(
+          'esp',
+          'info',
+          `shunt policy ${conn.name}/${shunt.name}{${shunt.reqid}} installed: ${shunt.mode === 'pass' ? 'bypass' : 'discard'} ${formatRanges(ts.tsi)} === ${formatRanges(ts.tsr)}`,
+        );
       }
       const names = new Set([...conn.trapChildren, ...conn.startChildren]);
       for (const child of conn.entry.config.children) {
@@ -264,7 +290,11 @@ export class UserspaceDatapath {
     try {
       local ??= await sourceAddressFor(remote);
     } catch (err) {
-      this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${remote} (${(err as Error).message})`);
+      this.log.log(
+        'esp',
+        'warn',
+        `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${remote} (${(err as Error).message})`,
+      );
       return false;
     }
     const ts = initiatorTs({ localConfig: child.localTs, remoteConfig: child.remoteTs, localAddr: local, remoteAddr: remote });
@@ -301,7 +331,13 @@ export class UserspaceDatapath {
     for (const e of groups?.entries ?? []) {
       if (e.group !== 'block' && e.group !== 'clear') continue;
       const { start, end } = prefixRange(e.prefix.network, e.prefix.length);
-      const any = (address: Buffer): TrafficSelector => ({ protocol: 0, startAddress: formatIp(address), endAddress: formatIp(address), startPort: 0, endPort: 0xffff });
+      const any = (address: Buffer): TrafficSelector => ({
+        protocol: 0,
+        startAddress: formatIp(address),
+        endAddress: formatIp(address),
+        startPort: 0,
+        endPort: 0xffff,
+      });
       const whole = e.prefix.family === 4 ? { start: Buffer.alloc(4), end: Buffer.alloc(4, 0xff) } : { start: Buffer.alloc(16), end: Buffer.alloc(16, 0xff) };
       const reqid = this.nextGroupReqid++;
       this.sad.addPolicy({
@@ -331,7 +367,11 @@ export class UserspaceDatapath {
    * it, `perDestination` so that each peer is held and negotiated on its own.
    * When remote_ts names addresses, those are the traps' selectors instead.
    */
-  private async installGroupTraps(conn: ResolvedConnection, child: ResolvedConnection['entry']['config']['children'][number], passive: boolean): Promise<boolean> {
+  private async installGroupTraps(
+    conn: ResolvedConnection,
+    child: ResolvedConnection['entry']['config']['children'][number],
+    passive: boolean,
+  ): Promise<boolean> {
     const prefixes = conn.group ?? [];
     const first = prefixes[0];
     if (first === undefined || child.reqid === undefined) return false;
@@ -339,19 +379,35 @@ export class UserspaceDatapath {
     try {
       local ??= await sourceAddressFor(formatIp(first.network));
     } catch (err) {
-      this.log.log('esp', 'warn', `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${first.text} (${(err as Error).message})`);
+      this.log.log(
+        'esp',
+        'warn',
+        `connection ${conn.name}: child ${child.name} gets no trap policy: no local address towards ${first.text} (${(err as Error).message})`,
+      );
       return false;
     }
     const localTs = toEspSelectors(initiatorTs({ localConfig: child.localTs, remoteConfig: child.localTs, localAddr: local, remoteAddr: local }).tsi);
     const named = child.remoteTs.filter((t) => !t.dynamic);
     const targets: Array<{ remote: TrafficSelector[]; length: number; text: string }> =
       named.length > 0
-        ? named.map((t) => ({ remote: [{ protocol: t.protocol, startAddress: t.startAddress!, endAddress: t.endAddress!, startPort: t.startPort, endPort: t.endPort }], length: prefixLengthOf(t.startAddress!, t.endAddress!), text: t.text }))
-        : prefixes.filter((p) => p.family === first.family || conn.entry.localAddrs.includes('%any')).map((p) => {
-            const { start, end } = prefixRange(p.network, p.length);
-            const ranges = child.remoteTs.map((t) => ({ protocol: t.protocol, startAddress: formatIp(start), endAddress: formatIp(end), startPort: t.startPort, endPort: t.endPort }));
-            return { remote: ranges, length: p.length, text: p.text };
-          });
+        ? named.map((t) => ({
+            remote: [{ protocol: t.protocol, startAddress: t.startAddress!, endAddress: t.endAddress!, startPort: t.startPort, endPort: t.endPort }],
+            length: prefixLengthOf(t.startAddress!, t.endAddress!),
+            text: t.text,
+          }))
+        : prefixes
+            .filter((p) => p.family === first.family || conn.entry.localAddrs.includes('%any'))
+            .map((p) => {
+              const { start, end } = prefixRange(p.network, p.length);
+              const ranges = child.remoteTs.map((t) => ({
+                protocol: t.protocol,
+                startAddress: formatIp(start),
+                endAddress: formatIp(end),
+                startPort: t.startPort,
+                endPort: t.endPort,
+              }));
+              return { remote: ranges, length: p.length, text: p.text };
+            });
     let reqids = this.groupReqids.get(conn);
     if (!reqids) this.groupReqids.set(conn, (reqids = new Map()));
     const extra = reqids.get(child.name) ?? [];
@@ -360,7 +416,11 @@ export class UserspaceDatapath {
     for (const [i, target] of targets.entries()) {
       const family = target.remote[0]!.startAddress.includes(':') ? 6 : 4;
       if ((local.includes(':') ? 6 : 4) !== family) {
-        this.log.log('esp', 'warn', `connection ${conn.name}: no trap for ${target.text}: no local ${family === 6 ? 'IPv6' : 'IPv4'} address (set local_addrs)`);
+        this.log.log(
+          'esp',
+          'warn',
+          `connection ${conn.name}: no trap for ${target.text}: no local ${family === 6 ? 'IPv6' : 'IPv4'} address (set local_addrs)`,
+        );
         continue;
       }
       const reqid = i === 0 ? child.reqid : (extra[i - 1] ??= this.nextGroupReqid++);
@@ -381,7 +441,11 @@ export class UserspaceDatapath {
       this.sad.addPolicy(spec);
       installed++;
     }
-    this.log.log('esp', 'info', `group trap policies for ${conn.name}/${child.name} installed (${child.policy}${passive ? ', respond only: traffic dropped until a peer negotiates' : ''}): ${targets.map((t) => t.text).join(', ')}`);
+    this.log.log(
+      'esp',
+      'info',
+      `group trap policies for ${conn.name}/${child.name} installed (${child.policy}${passive ? ', respond only: traffic dropped until a peer negotiates' : ''}): ${targets.map((t) => t.text).join(', ')}`,
+    );
     return installed > 0;
   }
 
@@ -423,7 +487,8 @@ export class UserspaceDatapath {
     if (!this.backstop) return;
     const dropped = this.backstop.leftovers;
     for (const p of await this.backstop.dropLeftovers()) this.log.log('knl', 'warn', `removing the backstop of a previous daemon: ${p}`);
-    if (dropped.rules + dropped.routes > 0) this.log.log('knl', 'info', `backstop of a previous daemon no policy claims removed (${dropped.rules} rule(s), ${dropped.routes} route(s))`);
+    if (dropped.rules + dropped.routes > 0)
+      this.log.log('knl', 'info', `backstop of a previous daemon no policy claims removed (${dropped.rules} rule(s), ${dropped.routes} route(s))`);
   }
 
   /**
@@ -512,7 +577,12 @@ export class UserspaceDatapath {
     this.ioLoop = undefined;
     if (options.keepBackstop) {
       const kept = this.backstop?.installed().rules.length ?? 0;
-      if (kept > 0) this.log.log('knl', 'warn', `backstop left in place (${kept} rule(s)): the traffic of private policies stays blocked until tunsec runs again and stops cleanly`);
+      if (kept > 0)
+        this.log.log(
+          'knl',
+          'warn',
+          `backstop left in place (${kept} rule(s)): the traffic of private policies stays blocked until tunsec runs again and stops cleanly`,
+        );
       return;
     }
     for (const p of (await this.backstop?.stop()) ?? []) this.log.log('knl', 'warn', `removing the backstop: ${p}`);

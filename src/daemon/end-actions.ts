@@ -57,10 +57,15 @@ export class EndActions {
   ikeSaEnded(sa: IkeSa, cause: IkeSaEndCause): void {
     if (cause !== 'dead-peer' && cause !== 'peer-deleted') return;
     const label = cause === 'dead-peer' ? 'dpd_action' : 'close_action';
-    this.host.log.log('daemon', cause === 'dead-peer' ? 'warn' : 'info', `${sa.ctx.name}: ${cause === 'dead-peer' ? `peer ${sa.ctx.remote.address} is dead` : `peer ${sa.ctx.remote.address} closed the IKE_SA`}; applying ${label} of ${sa.childNamesAtEnd.join(', ') || 'no CHILD_SA'}`, {
-      conn: sa.ctx.config.name,
-      cause,
-    });
+    this.host.log.log(
+      'daemon',
+      cause === 'dead-peer' ? 'warn' : 'info',
+      `${sa.ctx.name}: ${cause === 'dead-peer' ? `peer ${sa.ctx.remote.address} is dead` : `peer ${sa.ctx.remote.address} closed the IKE_SA`}; applying ${label} of ${sa.childNamesAtEnd.join(', ') || 'no CHILD_SA'}`,
+      {
+        conn: sa.ctx.config.name,
+        cause,
+      },
+    );
     for (const child of sa.childNamesAtEnd) this.applyEndAction(sa, child, cause);
   }
 
@@ -84,7 +89,11 @@ export class EndActions {
     const spi = e.spi >>> 0;
     const owner = this.host.manager()?.sas.find((sa) => sa.ctx.children.some((c) => c.reqid === e.reqid && (c.inboundSpi === spi || c.outboundSpi === spi)));
     if (!owner || owner.state === 'destroyed') return;
-    this.host.log.log('daemon', 'warn', `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (it was not rekeyed in time)`);
+    this.host.log.log(
+      'daemon',
+      'warn',
+      `${owner.ctx.name}: CHILD_SA {${e.reqid}} reached its hard ${e.reason} lifetime; deleting the IKE_SA to renegotiate (it was not rekeyed in time)`,
+    );
     owner.delete(`CHILD_SA {${e.reqid}} expired (${e.reason})`);
   }
 

@@ -59,23 +59,33 @@ export class SaEventReporter {
   }
 
   private childClosed(sa: IkeSa, child: ChildSaRecord): void {
-    this.log.event('ike', 'child_closed', `CHILD_SA ${child.name}{${child.reqid}} closed by the peer (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`, {
-      name: child.name,
-      conn: sa.ctx.config.name,
-      reqid: child.reqid,
-      spi_in: spiHex(child.inboundSpi),
-      spi_out: spiHex(child.outboundSpi),
-    });
+    this.log.event(
+      'ike',
+      'child_closed',
+      `CHILD_SA ${child.name}{${child.reqid}} closed by the peer (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o)`,
+      {
+        name: child.name,
+        conn: sa.ctx.config.name,
+        reqid: child.reqid,
+        spi_in: spiHex(child.inboundSpi),
+        spi_out: spiHex(child.outboundSpi),
+      },
+    );
   }
 
   private childDeleted(sa: IkeSa, child: ChildSaRecord): void {
-    this.log.event('ike', 'child_deleted', `CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o); the IKE_SA stays`, {
-      name: child.name,
-      conn: sa.ctx.config.name,
-      reqid: child.reqid,
-      spi_in: spiHex(child.inboundSpi),
-      spi_out: spiHex(child.outboundSpi),
-    });
+    this.log.event(
+      'ike',
+      'child_deleted',
+      `CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o); the IKE_SA stays`,
+      {
+        name: child.name,
+        conn: sa.ctx.config.name,
+        reqid: child.reqid,
+        spi_in: spiHex(child.inboundSpi),
+        spi_out: spiHex(child.outboundSpi),
+      },
+    );
   }
 
   private established(sa: IkeSa): void {

@@ -15,7 +15,6 @@ import type { GlobalSwitchState } from '../control/protocol.js';
 
 export type { GlobalSwitchState };
 
-
 export interface GlobalSwitchHost {
   readonly log: DaemonLogger;
   /** Throws unless the daemon runs. */
@@ -66,7 +65,11 @@ export class GlobalSwitch {
       const mode = host.mode();
       const manager = host.manager();
       this.current = { state: 'going-down', since: Date.now() };
-      host.log.log('daemon', 'info', `global switch going down: stopping initiation, deleting ${manager.sas.length} IKE SA(s), traffic ${mode === 'drop' ? 'dropped' : 'passed in the clear'} meanwhile`);
+      host.log.log(
+        'daemon',
+        'info',
+        `global switch going down: stopping initiation, deleting ${manager.sas.length} IKE SA(s), traffic ${mode === 'drop' ? 'dropped' : 'passed in the clear'} meanwhile`,
+      );
       host.initiation.stopAll();
       await host.setDatapathOff(mode);
       let deleted = 0;
@@ -78,10 +81,15 @@ export class GlobalSwitch {
         await deleteSas(sas, 'global switch down', timeoutMs);
       }
       this.current = { state: 'down', since: Date.now() };
-      host.log.event('daemon', 'global_down', `global switch down: ${deleted} IKE SA(s) deleted, traffic of tunsec's policies is ${mode === 'drop' ? 'dropped' : 'passed in the clear'}`, {
-        mode,
-        deleted_ike_sas: deleted,
-      });
+      host.log.event(
+        'daemon',
+        'global_down',
+        `global switch down: ${deleted} IKE SA(s) deleted, traffic of tunsec's policies is ${mode === 'drop' ? 'dropped' : 'passed in the clear'}`,
+        {
+          mode,
+          deleted_ike_sas: deleted,
+        },
+      );
       return { deleted, already: false };
     });
   }
@@ -105,7 +113,10 @@ export class GlobalSwitch {
       const outcomes = starting.map(
         (c) =>
           new Promise<{ name: string; established: boolean; error?: string }>((resolve) => {
-            const timer = setTimeout(() => resolve({ name: c.name, established: false, error: `not established after ${timeoutMs / 1000} s; the attempt goes on` }), timeoutMs);
+            const timer = setTimeout(
+              () => resolve({ name: c.name, established: false, error: `not established after ${timeoutMs / 1000} s; the attempt goes on` }),
+              timeoutMs,
+            );
             void host.initiation.keepInitiating(c, (err) => {
               clearTimeout(timer);
               resolve(err ? { name: c.name, established: false, error: err.message } : { name: c.name, established: true });
@@ -113,9 +124,14 @@ export class GlobalSwitch {
           }),
       );
       const connections = await Promise.all(outcomes);
-      host.log.event('daemon', 'global_up', `global switch up: ${connections.filter((c) => c.established).length} of ${connections.length} start connection(s) established`, {
-        connections,
-      });
+      host.log.event(
+        'daemon',
+        'global_up',
+        `global switch up: ${connections.filter((c) => c.established).length} of ${connections.length} start connection(s) established`,
+        {
+          connections,
+        },
+      );
       return { connections, already: false };
     });
   }

@@ -57,7 +57,12 @@ export class GroupInstances {
     // A reload replaced the template: the next instance is made from the new one.
     if (known && known.entry.config.name === group.name && this.templateOf.get(known) === group) return known;
     const cfg = group.entry.config;
-    const children: ChildPeerConfig[] = cfg.children.map((c) => ({ ...c, reqid: this.nextReqid++, localTs: hostSelectors(c.localTs), remoteTs: hostSelectors(c.remoteTs) }));
+    const children: ChildPeerConfig[] = cfg.children.map((c) => ({
+      ...c,
+      reqid: this.nextReqid++,
+      localTs: hostSelectors(c.localTs),
+      remoteTs: hostSelectors(c.remoteTs),
+    }));
     const entry: ConnectionEntry = {
       config: { ...cfg, instancePeer: peer, children },
       localAddrs: group.entry.localAddrs,

@@ -48,7 +48,12 @@ export class InactivityCheck {
       const idle = this.idleSeconds(sa, nowMs);
       if (idle === undefined) continue;
       this.closed++;
-      this.host.log.log('daemon', 'info', `${sa.ctx.name}${sa.ctx.config.instancePeer === undefined ? '' : ` (${sa.ctx.config.name}[${sa.ctx.config.instancePeer}])`}: no traffic for ${idle} s (inactivity): deleting the IKE_SA`, { conn: sa.ctx.config.name });
+      this.host.log.log(
+        'daemon',
+        'info',
+        `${sa.ctx.name}${sa.ctx.config.instancePeer === undefined ? '' : ` (${sa.ctx.config.name}[${sa.ctx.config.instancePeer}])`}: no traffic for ${idle} s (inactivity): deleting the IKE_SA`,
+        { conn: sa.ctx.config.name },
+      );
       sa.delete(`inactive for ${idle} s`);
     }
   }
@@ -63,7 +68,11 @@ export class InactivityCheck {
     for (const child of sa.ctx.children) {
       const limit = c.inactivity[child.name] ?? 0;
       if (limit <= 0) return undefined;
-      const last = Math.max(this.sad.querySa(child.inboundSpi, 'in')?.lastUsed ?? 0, this.sad.querySa(child.outboundSpi, 'out')?.lastUsed ?? 0, Math.floor(child.installedAt / 1000));
+      const last = Math.max(
+        this.sad.querySa(child.inboundSpi, 'in')?.lastUsed ?? 0,
+        this.sad.querySa(child.outboundSpi, 'out')?.lastUsed ?? 0,
+        Math.floor(child.installedAt / 1000),
+      );
       // lastUsed is whole seconds: count it as the end of that second
       const idle = now - (last + 1);
       if (idle < limit) return undefined;

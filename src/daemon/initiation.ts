@@ -134,7 +134,9 @@ export class Initiation {
    * it failed or, after `timeoutMs`, with UpTimeout (the attempt goes on).
    */
   async up(c: ResolvedConnection, timeoutMs: number): Promise<{ sa: IkeSa; already: boolean }> {
-    const alive = this.host.manager()!.sas.filter((sa) => sa.ctx.config.name === c.name && (sa.state === 'created' || sa.state === 'connecting' || sa.state === 'established'));
+    const alive = this.host
+      .manager()!
+      .sas.filter((sa) => sa.ctx.config.name === c.name && (sa.state === 'created' || sa.state === 'connecting' || sa.state === 'established'));
     const established = alive.find((sa) => sa.state === 'established');
     if (established) return { sa: established, already: true };
     this.host.log.log('daemon', 'info', `connection ${c.name}: initiating (tunsec up)`, { conn: c.name });
@@ -177,7 +179,8 @@ export class Initiation {
     // A `start` loop waits to retry: its next attempt is the negotiation, now (a second one would make a duplicate IKE SA).
     const loop = this.retrying.get(connection);
     if (loop) {
-      if (loop.wake) this.host.log.log('daemon', 'info', `traffic for ${connection}/${child}: retrying the connection now (acquire)`, { conn: connection, child });
+      if (loop.wake)
+        this.host.log.log('daemon', 'info', `traffic for ${connection}/${child}: retrying the connection now (acquire)`, { conn: connection, child });
       loop.wake?.();
       return;
     }
@@ -194,11 +197,16 @@ export class Initiation {
   /** acquired() for a group connection: the instance for the packet's destination. */
   private acquiredForPeer(group: ResolvedConnection, child: string, peer: string | undefined): void {
     if (peer === undefined || !GroupInstances.covers(group, peer)) {
-      this.host.log.log('daemon', 'debug', `traffic for group ${group.name}/${child} to ${peer ?? 'an unknown address'} dropped: not a host in ${group.entry.remoteAddrs.join(', ')}`);
+      this.host.log.log(
+        'daemon',
+        'debug',
+        `traffic for group ${group.name}/${child} to ${peer ?? 'an unknown address'} dropped: not a host in ${group.entry.remoteAddrs.join(', ')}`,
+      );
       return;
     }
     const name = instanceName(group.name, peer);
-    const sas = this.host.manager()?.sas.filter((sa) => sa.ctx.config.name === group.name && sa.ctx.config.instancePeer === peer && sa.state !== 'destroyed') ?? [];
+    const sas =
+      this.host.manager()?.sas.filter((sa) => sa.ctx.config.name === group.name && sa.ctx.config.instancePeer === peer && sa.state !== 'destroyed') ?? [];
     const up = sas.find((sa) => sa.state === 'established' && !sa.successor);
     const config = up?.ctx.config.children.find((c) => c.name === child);
     if (up && config && !up.ctx.children.some((c) => c.name === child)) return up.createChild(config, 'traffic hit its trap policy (acquire)');
@@ -222,7 +230,12 @@ export class Initiation {
     const busy = (name: string): boolean =>
       this.retrying.has(name) || this.initiating.has(name) || (manager?.sas.some((sa) => sa.ctx.config.name === name && sa.state !== 'destroyed') ?? true);
     for (const c of this.lostPeers.toInitiate(address, this.host.connections(), busy)) {
-      this.host.log.log('daemon', 'info', `connection ${c.name}: ${address} sent an IKE request for an IKE_SA we do not have (lost in a restart); initiating so that it replaces it`, { conn: c.name });
+      this.host.log.log(
+        'daemon',
+        'info',
+        `connection ${c.name}: ${address} sent an IKE request for an IKE_SA we do not have (lost in a restart); initiating so that it replaces it`,
+        { conn: c.name },
+      );
       this.negotiateOnDemand(c);
     }
   }

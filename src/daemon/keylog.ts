@@ -66,7 +66,8 @@ export class KeyLog {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
     const prefs = join(dir, 'preferences');
-    if (!existsSync(prefs)) writeFileSync(prefs, '# written by tunsec: decrypt ESP with the keys in esp_sa\nesp.enable_encryption_decode: TRUE\n', { mode: 0o600 });
+    if (!existsSync(prefs))
+      writeFileSync(prefs, '# written by tunsec: decrypt ESP with the keys in esp_sa\nesp.enable_encryption_decode: TRUE\n', { mode: 0o600 });
     return new KeyLog(dir);
   }
 

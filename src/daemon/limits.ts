@@ -8,7 +8,15 @@ import type { ManagerOptions } from '../ike/manager.js';
 
 export type ManagerLimitOptions = Pick<
   ManagerOptions,
-  'cookieThreshold' | 'halfOpenMax' | 'halfOpenPerPeer' | 'halfOpenTimeoutMs' | 'initPerPeerPerSecond' | 'authPerPeerPerSecond' | 'peersMax' | 'invalidSpiPerSecond' | 'reassembly'
+  | 'cookieThreshold'
+  | 'halfOpenMax'
+  | 'halfOpenPerPeer'
+  | 'halfOpenTimeoutMs'
+  | 'initPerPeerPerSecond'
+  | 'authPerPeerPerSecond'
+  | 'peersMax'
+  | 'invalidSpiPerSecond'
+  | 'reassembly'
 >;
 
 export function managerLimits(l: LimitsConfig): ManagerLimitOptions {

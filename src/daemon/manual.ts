@@ -125,7 +125,16 @@ export class ManualSas {
       inbound.aead.keyMaterial.fill(0);
       outbound.aead.keyMaterial.fill(0);
     }
-    const entry: Installed = { config: sa, origin, reqid, local, remote, localText: formatRanges(localRanges), remoteText: formatRanges(remoteRanges), installedAt: Date.now() };
+    const entry: Installed = {
+      config: sa,
+      origin,
+      reqid,
+      local,
+      remote,
+      localText: formatRanges(localRanges),
+      remoteText: formatRanges(remoteRanges),
+      installedAt: Date.now(),
+    };
     this.installed.set(sa.name, entry);
     log.log(
       'esp',

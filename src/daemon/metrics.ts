@@ -98,9 +98,18 @@ const IO_COUNTERS: Record<keyof IoCounters, { name: string; help: string }> = {
   sendDrops: { name: 'tunsec_io_send_drops_total', help: 'Packets lost on sending: socket buffer full or a routing error.' },
   clearSent: { name: 'tunsec_io_clear_sent_packets_total', help: 'Packets sent in the clear by the datapath (bypass, fallback, global off).' },
   internalErrors: { name: 'tunsec_io_internal_errors_total', help: 'Packets dropped because processing them hit a bug (logged with its stack).' },
-  tunGsoPackets: { name: 'tunsec_io_tun_gso_packets_total', help: 'TSO/USO super-packets read from the TUN device and split into segments (the segments count as packets read).' },
-  tunGsoRefused: { name: 'tunsec_io_tun_gso_refused_total', help: 'Packets read from the TUN device that could not be segmented (IPv6 extension headers, IPv4 source routes, malformed): dropped.' },
-  tunGroWrites: { name: 'tunsec_io_tun_gro_writes_total', help: 'Coalesced TCP super-packets written to the TUN device (their segments count as packets written).' },
+  tunGsoPackets: {
+    name: 'tunsec_io_tun_gso_packets_total',
+    help: 'TSO/USO super-packets read from the TUN device and split into segments (the segments count as packets read).',
+  },
+  tunGsoRefused: {
+    name: 'tunsec_io_tun_gso_refused_total',
+    help: 'Packets read from the TUN device that could not be segmented (IPv6 extension headers, IPv4 source routes, malformed): dropped.',
+  },
+  tunGroWrites: {
+    name: 'tunsec_io_tun_gro_writes_total',
+    help: 'Coalesced TCP super-packets written to the TUN device (their segments count as packets written).',
+  },
   tunGroSegments: { name: 'tunsec_io_tun_gro_segments_total', help: 'Segments inside the coalesced super-packets written to the TUN device.' },
 };
 
@@ -112,13 +121,31 @@ const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: stri
   cookiesRejected: { name: 'tunsec_ike_cookies_rejected_total', help: 'IKE_SA_INIT requests with a wrong or missing COOKIE.' },
   internalErrors: { name: 'tunsec_ike_internal_errors_total', help: 'IKE messages whose processing hit a bug (logged with its stack).' },
   invalidSpiSent: { name: 'tunsec_ike_invalid_spi_notifies_sent_total', help: 'INVALID_IKE_SPI notifies sent in answer to unknown IKE SPIs.' },
-  halfOpenLimitDrops: { name: 'tunsec_ike_half_open_limit_drops_total', help: 'IKE_SA_INIT requests dropped because daemon.limits.half_open_max half-open IKE SAs existed.' },
-  peerHalfOpenDrops: { name: 'tunsec_ike_peer_half_open_drops_total', help: 'IKE_SA_INIT requests dropped because their address had daemon.limits.half_open_per_peer half-open IKE SAs.' },
-  initRateDrops: { name: 'tunsec_ike_init_rate_drops_total', help: 'IKE_SA_INIT requests dropped by the per-address rate limit (daemon.limits.ike_init_rate).' },
+  halfOpenLimitDrops: {
+    name: 'tunsec_ike_half_open_limit_drops_total',
+    help: 'IKE_SA_INIT requests dropped because daemon.limits.half_open_max half-open IKE SAs existed.',
+  },
+  peerHalfOpenDrops: {
+    name: 'tunsec_ike_peer_half_open_drops_total',
+    help: 'IKE_SA_INIT requests dropped because their address had daemon.limits.half_open_per_peer half-open IKE SAs.',
+  },
+  initRateDrops: {
+    name: 'tunsec_ike_init_rate_drops_total',
+    help: 'IKE_SA_INIT requests dropped by the per-address rate limit (daemon.limits.ike_init_rate).',
+  },
   authRateDrops: { name: 'tunsec_ike_auth_rate_drops_total', help: 'IKE_AUTH requests dropped by the per-address rate limit (daemon.limits.ike_auth_rate).' },
-  halfOpenTimeouts: { name: 'tunsec_ike_half_open_timeouts_total', help: 'Half-open IKE SAs dropped because IKE_AUTH did not complete within daemon.limits.half_open_timeout.' },
-  dpdChecks: { name: 'tunsec_ike_dpd_checks_total', help: 'Liveness checks (empty INFORMATIONAL requests) sent after dpd_delay without traffic from the peer.' },
-  deadPeers: { name: 'tunsec_ike_dead_peers_total', help: 'Established IKE SAs ended because the peer stopped answering (DPD or any unanswered exchange); dpd_action applied.' },
+  halfOpenTimeouts: {
+    name: 'tunsec_ike_half_open_timeouts_total',
+    help: 'Half-open IKE SAs dropped because IKE_AUTH did not complete within daemon.limits.half_open_timeout.',
+  },
+  dpdChecks: {
+    name: 'tunsec_ike_dpd_checks_total',
+    help: 'Liveness checks (empty INFORMATIONAL requests) sent after dpd_delay without traffic from the peer.',
+  },
+  deadPeers: {
+    name: 'tunsec_ike_dead_peers_total',
+    help: 'Established IKE SAs ended because the peer stopped answering (DPD or any unanswered exchange); dpd_action applied.',
+  },
   drainingDrops: { name: 'tunsec_ike_shutdown_drops_total', help: 'IKE_SA_INIT requests dropped because the daemon was shutting down.' },
 };
 
@@ -164,9 +191,14 @@ export class TunsecMetrics {
     };
 
     // --- connections and SAs
-    gauge('tunsec_connection_state', 'State of each configured connection: 0 not connected, 1 connecting, 2 established (as tunsec status).', ['connection'], (g, s) => {
-      for (const c of s.status.connections) g.set({ connection: c.name }, CONNECTION_STATE_VALUE[c.state]);
-    });
+    gauge(
+      'tunsec_connection_state',
+      'State of each configured connection: 0 not connected, 1 connecting, 2 established (as tunsec status).',
+      ['connection'],
+      (g, s) => {
+        for (const c of s.status.connections) g.set({ connection: c.name }, CONNECTION_STATE_VALUE[c.state]);
+      },
+    );
     gauge('tunsec_connection_state_age_seconds', 'Seconds since each connection entered its current state.', ['connection'], (g, s) => {
       for (const c of s.status.connections) g.set({ connection: c.name }, c.age);
     });
@@ -183,9 +215,14 @@ export class TunsecMetrics {
     gauge('tunsec_ike_peer_rate_entries', 'Peer addresses with rate-limit state (bounded by daemon.limits.peers_max).', [], (g, s) => {
       g.set(s.status.daemon.ike?.peers ?? 0);
     });
-    gauge('tunsec_ike_fragment_reassembly_bytes', 'Octets held in IKE fragment reassembly over all IKE SAs (bounded by daemon.limits.fragments_total_bytes).', [], (g, s) => {
-      g.set(s.status.daemon.ike?.fragment_bytes ?? 0);
-    });
+    gauge(
+      'tunsec_ike_fragment_reassembly_bytes',
+      'Octets held in IKE fragment reassembly over all IKE SAs (bounded by daemon.limits.fragments_total_bytes).',
+      [],
+      (g, s) => {
+        g.set(s.status.daemon.ike?.fragment_bytes ?? 0);
+      },
+    );
     gauge('tunsec_limit', 'The denial-of-service limits in force (daemon.limits; times in seconds, rates per second).', ['limit'], (g, s) => {
       const l = s.status.daemon.ike?.limits;
       if (!l) return;
@@ -203,14 +240,21 @@ export class TunsecMetrics {
     });
     const childLabels = ['connection', 'child', 'reqid', 'direction', 'spi'] as const;
     const inboundLabels = ['connection', 'child', 'reqid', 'spi'] as const;
-    const eachChild = (s: MetricsSnapshot, f: (ike: ListSasResult['ike_sas'][number], child: ListSasResult['ike_sas'][number]['children'][number]) => void): void => {
+    const eachChild = (
+      s: MetricsSnapshot,
+      f: (ike: ListSasResult['ike_sas'][number], child: ListSasResult['ike_sas'][number]['children'][number]) => void,
+    ): void => {
       for (const ike of s.sas.ike_sas) for (const child of ike.children) f(ike, child);
     };
-    counter('tunsec_child_sa_bytes_total', 'Octets through each CHILD_SA (the IP packets before encryption / after decryption), by direction and the SPI of that direction.', childLabels, (c, s) =>
-      eachChild(s, (ike, ch) => {
-        c.inc({ connection: ike.name, child: ch.name, reqid: String(ch.reqid), direction: 'in', spi: ch.spi_in }, ch.bytes_in);
-        c.inc({ connection: ike.name, child: ch.name, reqid: String(ch.reqid), direction: 'out', spi: ch.spi_out }, ch.bytes_out);
-      }),
+    counter(
+      'tunsec_child_sa_bytes_total',
+      'Octets through each CHILD_SA (the IP packets before encryption / after decryption), by direction and the SPI of that direction.',
+      childLabels,
+      (c, s) =>
+        eachChild(s, (ike, ch) => {
+          c.inc({ connection: ike.name, child: ch.name, reqid: String(ch.reqid), direction: 'in', spi: ch.spi_in }, ch.bytes_in);
+          c.inc({ connection: ike.name, child: ch.name, reqid: String(ch.reqid), direction: 'out', spi: ch.spi_out }, ch.bytes_out);
+        }),
     );
     counter('tunsec_child_sa_packets_total', 'Packets through each CHILD_SA, by direction and the SPI of that direction.', childLabels, (c, s) =>
       eachChild(s, (ike, ch) => {
@@ -222,10 +266,14 @@ export class TunsecMetrics {
       counter(name, help, inboundLabels, (c, s) =>
         eachChild(s, (ike, ch) => c.inc({ connection: ike.name, child: ch.name, reqid: String(ch.reqid), spi: ch.spi_in }, value(ch))),
       );
-    inbound('tunsec_child_sa_replay_drops_total', 'Inbound packets of each CHILD_SA dropped as replayed or too old for the replay window.', (ch) => ch.replay_drops);
+    inbound(
+      'tunsec_child_sa_replay_drops_total',
+      'Inbound packets of each CHILD_SA dropped as replayed or too old for the replay window.',
+      (ch) => ch.replay_drops,
+    );
     inbound('tunsec_child_sa_icv_failures_total', 'Inbound packets of each CHILD_SA whose integrity check (ICV) failed.', (ch) => ch.icv_failures);
     inbound('tunsec_child_sa_bad_padding_total', 'Inbound packets of each CHILD_SA with invalid ESP padding.', (ch) => ch.bad_padding);
-    inbound('tunsec_child_sa_policy_drops_total', "Inbound packets of each CHILD_SA outside its traffic selectors.", (ch) => ch.policy_drops);
+    inbound('tunsec_child_sa_policy_drops_total', 'Inbound packets of each CHILD_SA outside its traffic selectors.', (ch) => ch.policy_drops);
 
     // --- manual (static) SAs, as `tunsec sa list` shows them
     const manualLabels = ['sa', 'reqid', 'direction', 'spi'] as const;
@@ -246,9 +294,14 @@ export class TunsecMetrics {
     counter('tunsec_manual_sa_replay_drops_total', 'Inbound packets of each manual SA dropped as replayed or too old.', manualInLabels, (c, s) => {
       for (const m of manual(s)) c.inc({ sa: m.name, reqid: String(m.reqid), spi: m.spi_in }, m.replay_drops);
     });
-    counter('tunsec_manual_sa_icv_failures_total', 'Inbound packets of each manual SA whose integrity check (ICV) failed (a key mismatch shows here).', manualInLabels, (c, s) => {
-      for (const m of manual(s)) c.inc({ sa: m.name, reqid: String(m.reqid), spi: m.spi_in }, m.icv_failures);
-    });
+    counter(
+      'tunsec_manual_sa_icv_failures_total',
+      'Inbound packets of each manual SA whose integrity check (ICV) failed (a key mismatch shows here).',
+      manualInLabels,
+      (c, s) => {
+        for (const m of manual(s)) c.inc({ sa: m.name, reqid: String(m.reqid), spi: m.spi_in }, m.icv_failures);
+      },
+    );
 
     // --- IKE manager
     for (const [key, m] of Object.entries(MANAGER_COUNTERS) as Array<[keyof ManagerCounters, { name: string; help: string }]>) {
@@ -264,18 +317,34 @@ export class TunsecMetrics {
     counter('tunsec_datapath_bytes_total', 'Octets of the packets the datapath protected (out) and decrypted and accepted (in).', ['direction'], (c, s) => {
       for (const [k, t] of entries) if (t.metric === 'bytes') c.inc({ direction: t.direction }, dp(s)[k] ?? 0);
     });
-    counter('tunsec_datapath_dropped_packets_total', 'Packets the datapath dropped, by direction and reason (every drop counter of the datapath).', ['direction', 'reason'], (c, s) => {
-      for (const [k, t] of entries) if (t.metric === 'dropped') c.inc({ direction: t.direction, reason: t.reason }, dp(s)[k] ?? 0);
-    });
-    counter('tunsec_datapath_clear_packets_total', 'Outbound packets passed in the clear on purpose: a bypass (pass) policy, or the global switch off with daemon.global: clear.', ['reason'], (c, s) => {
-      for (const [k, t] of entries) if (t.metric === 'clear') c.inc({ reason: t.reason }, dp(s)[k] ?? 0);
-    });
-    counter('tunsec_cleartext_fallbacks_total', 'Outbound packets of a private-or-clear policy sent in the clear because no SA was up (tunsec check is CRITICAL while this is above 0).', [], (c, s) =>
-      c.inc(dp(s).outFallbackClear ?? 0),
+    counter(
+      'tunsec_datapath_dropped_packets_total',
+      'Packets the datapath dropped, by direction and reason (every drop counter of the datapath).',
+      ['direction', 'reason'],
+      (c, s) => {
+        for (const [k, t] of entries) if (t.metric === 'dropped') c.inc({ direction: t.direction, reason: t.reason }, dp(s)[k] ?? 0);
+      },
+    );
+    counter(
+      'tunsec_datapath_clear_packets_total',
+      'Outbound packets passed in the clear on purpose: a bypass (pass) policy, or the global switch off with daemon.global: clear.',
+      ['reason'],
+      (c, s) => {
+        for (const [k, t] of entries) if (t.metric === 'clear') c.inc({ reason: t.reason }, dp(s)[k] ?? 0);
+      },
+    );
+    counter(
+      'tunsec_cleartext_fallbacks_total',
+      'Outbound packets of a private-or-clear policy sent in the clear because no SA was up (tunsec check is CRITICAL while this is above 0).',
+      [],
+      (c, s) => c.inc(dp(s).outFallbackClear ?? 0),
     );
     counter('tunsec_datapath_held_packets_total', 'Outbound packets held while an SA was negotiated.', [], (c, s) => c.inc(dp(s).outHeld ?? 0));
-    counter('tunsec_datapath_pending_spi_held_packets_total', 'Inbound ESP packets held because they arrived for an SPI allocated for an exchange under way (opened once its SA was installed).', [], (c, s) =>
-      c.inc(dp(s).inHeldPendingSpi ?? 0),
+    counter(
+      'tunsec_datapath_pending_spi_held_packets_total',
+      'Inbound ESP packets held because they arrived for an SPI allocated for an exchange under way (opened once its SA was installed).',
+      [],
+      (c, s) => c.inc(dp(s).inHeldPendingSpi ?? 0),
     );
     counter('tunsec_datapath_acquires_total', 'Acquires: traffic hit a trap policy and asked IKE for an SA.', [], (c, s) => c.inc(dp(s).acquires ?? 0));
     for (const [key, m] of Object.entries(IO_COUNTERS) as Array<[keyof IoCounters, { name: string; help: string }]>) {
@@ -283,16 +352,25 @@ export class TunsecMetrics {
     }
 
     // --- daemon
-    gauge('tunsec_global_switch_state', 'The global off switch: 1 for the state it is in (up, going-down, down, going-up), 0 for the others.', ['state'], (g, s) => {
-      for (const state of GLOBAL_STATES) g.set({ state }, s.status.daemon.global.state === state ? 1 : 0);
-    });
+    gauge(
+      'tunsec_global_switch_state',
+      'The global off switch: 1 for the state it is in (up, going-down, down, going-up), 0 for the others.',
+      ['state'],
+      (g, s) => {
+        for (const state of GLOBAL_STATES) g.set({ state }, s.status.daemon.global.state === state ? 1 : 0);
+      },
+    );
     gauge('tunsec_daemon_start_time_seconds', 'When the daemon started, seconds since the epoch (0 before).', [], (g, s) => {
       g.set(s.status.daemon.started === null ? 0 : Date.parse(s.status.daemon.started) / 1000);
     });
     gauge('tunsec_control_clients', 'Clients connected to the control socket now.', [], (g, s) => g.set(s.status.daemon.control.clients));
     counter('tunsec_control_requests_total', 'Requests answered on the control socket.', [], (c, s) => c.inc(s.status.daemon.control.requests));
-    counter('tunsec_control_refused_peers_total', 'Control socket connections refused because the peer is not root (SO_PEERCRED).', [], (c, s) => c.inc(s.status.daemon.control.refused_peers ?? 0));
-    counter('tunsec_control_bad_requests_total', 'Control socket requests that were not understood.', [], (c, s) => c.inc(s.status.daemon.control.bad_requests));
+    counter('tunsec_control_refused_peers_total', 'Control socket connections refused because the peer is not root (SO_PEERCRED).', [], (c, s) =>
+      c.inc(s.status.daemon.control.refused_peers ?? 0),
+    );
+    counter('tunsec_control_bad_requests_total', 'Control socket requests that were not understood.', [], (c, s) =>
+      c.inc(s.status.daemon.control.bad_requests),
+    );
 
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: r });
   }
@@ -376,7 +454,9 @@ export class MetricsServer {
       });
     }).catch((err: NodeJS.ErrnoException) => {
       server.close();
-      throw new Error(`cannot serve metrics on ${where} (daemon.metrics): ${err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.message}`);
+      throw new Error(
+        `cannot serve metrics on ${where} (daemon.metrics): ${err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : err.message}`,
+      );
     });
     server.on('error', (err) => this.options.log.log('daemon', 'error', `metrics server on ${where}: ${err.message}`));
     this.server = server;

@@ -56,13 +56,16 @@ export function acquirePidFile(path: string, pid = process.pid): { replacedStale
     }
     const old = readPid(path);
     if (old !== undefined && old !== pid && processAlive(old)) {
-      throw new PidFileError(`pid file ${path} names process ${old}, which is running: is another tunsec daemon using this configuration? (stop it, or set daemon.pid_file)`);
+      throw new PidFileError(
+        `pid file ${path} names process ${old}, which is running: is another tunsec daemon using this configuration? (stop it, or set daemon.pid_file)`,
+      );
     }
     if (old !== undefined && old !== pid) replacedStale = old;
     try {
       unlinkSync(path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new PidFileError(`pid file ${path}: cannot remove the stale file (${(err as Error).message})`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new PidFileError(`pid file ${path}: cannot remove the stale file (${(err as Error).message})`);
     }
   }
 }

@@ -189,14 +189,18 @@ export class Reloader {
 
     const current = this.host.connections();
     const plan = planReload({ config: running, connections: current }, { config, connections: creds.connections });
-    if (creds.connections.length > 0 && ikePort !== boundIkePort) plan.restart.push(`IKE port (local_port) changed from ${boundIkePort} to ${ikePort}; needs a restart (the daemon keeps listening on ${boundIkePort})`);
+    if (creds.connections.length > 0 && ikePort !== boundIkePort)
+      plan.restart.push(`IKE port (local_port) changed from ${boundIkePort} to ${ikePort}; needs a restart (the daemon keeps listening on ${boundIkePort})`);
     const addrs = (c: TunsecConfig): string => [...bindAddresses(Object.values(c.connections).flatMap((x) => x.local_addrs)).addresses].sort().join(' ');
     if (!this.host.hasSockets() && creds.connections.length > 0) {
       plan.restart.push('the daemon started without connections and has no IKE sockets; the new connections need a restart to be reachable');
     } else if (this.host.hasSockets() && addrs(config) !== addrs(running)) {
-      plan.restart.push(`IKE socket addresses changed from ${addrs(running) || 'none'} to ${addrs(config) || 'none'}; needs a restart (the daemon keeps its sockets)`);
+      plan.restart.push(
+        `IKE socket addresses changed from ${addrs(running) || 'none'} to ${addrs(config) || 'none'}; needs a restart (the daemon keeps its sockets)`,
+      );
     }
-    if (JSON.stringify(config.manual) !== JSON.stringify(running.manual)) plan.restart.push('manual: changed; manual SAs from the file are installed at start (restart, or use tunsec sa add/del)');
+    if (JSON.stringify(config.manual) !== JSON.stringify(running.manual))
+      plan.restart.push('manual: changed; manual SAs from the file are installed at start (restart, or use tunsec sa add/del)');
     carryReqids(current, creds.connections, plan.kept);
 
     const gone = new Set([...plan.removed, ...plan.replaced]);
@@ -218,7 +222,10 @@ export class Reloader {
     datapath?.removeTraps(goneConns, creds.connections);
     await datapath?.installTraps(freshConns);
     datapath?.setPolicyGroupShunts(config.policy_groups);
-    const reasons = new Map<string, string>([...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']), ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)'])]);
+    const reasons = new Map<string, string>([
+      ...plan.removed.map((n): [string, string] => [n, 'connection removed (reload)']),
+      ...plan.replaced.map((n): [string, string] => [n, 'connection changed (reload)']),
+    ]);
     const doomed = manager.sas.filter((sa) => sa.state !== 'destroyed' && gone.has(sa.ctx.config.name) && !freshConfigs.has(sa.ctx.config));
     await Promise.all(
       [...reasons].map(([name, reason]) => {

@@ -145,7 +145,15 @@ const familyFlag = (family: IpFamily): string => `-${family}`;
 const withVerb = (args: string[], verb: string): string[] => [args[0]!, args[1]!, verb, ...args.slice(3)];
 
 /** The `ip rule add` arguments of one rule, in the one order used both to add rules and to recognise them. */
-function ruleFor(family: IpFamily, pref: string, to: string, protocol: number, dport: string | undefined, sport: string | undefined, table: string): RoutingRule {
+function ruleFor(
+  family: IpFamily,
+  pref: string,
+  to: string,
+  protocol: number,
+  dport: string | undefined,
+  sport: string | undefined,
+  table: string,
+): RoutingRule {
   const add = [familyFlag(family), 'rule', 'add', 'pref', pref, 'to', to];
   // by number: names need /etc/protocols, which minimal images (containers) lack
   if (protocol !== 0) add.push('ipproto', String(protocol));
@@ -531,7 +539,21 @@ function hostPrefix(family: IpFamily, dst: string, length?: number): string | un
 
 /** One entry of `ip -N -j rule show` as the rule routingRulesFor would have made; undefined if it names more than tunsec's rules do. */
 function leftoverRule(family: IpFamily, e: Record<string, unknown>, pref: string, table: string): RoutingRule | undefined {
-  const known = new Set(['priority', 'src', 'dst', 'dstlen', 'ipproto', 'dport', 'dport_start', 'dport_end', 'sport', 'sport_start', 'sport_end', 'table', 'flags']);
+  const known = new Set([
+    'priority',
+    'src',
+    'dst',
+    'dstlen',
+    'ipproto',
+    'dport',
+    'dport_start',
+    'dport_end',
+    'sport',
+    'sport_start',
+    'sport_end',
+    'table',
+    'flags',
+  ]);
   if (Object.keys(e).some((k) => !known.has(k)) || e.src !== 'all') return undefined;
   const to = typeof e.dst === 'string' ? hostPrefix(family, e.dst, typeof e.dstlen === 'number' ? e.dstlen : undefined) : family === 4 ? '0.0.0.0/0' : '::/0';
   if (to === undefined) return undefined;

@@ -471,7 +471,11 @@ export class PacketEngine {
     if (policy.spec.failureMode === 'private-or-clear') {
       c.outFallbackClear++;
       res.verdict = OUT_CLEAR;
-      this.rateLog(`fallback-${reqid}`, 'warn', () => `policy {${reqid}} has no SA: passing traffic in the clear (private-or-clear fallback; ${this.describeFlow()})`);
+      this.rateLog(
+        `fallback-${reqid}`,
+        'warn',
+        () => `policy {${reqid}} has no SA: passing traffic in the clear (private-or-clear fallback; ${this.describeFlow()})`,
+      );
       this.acquire(policy);
       return;
     }
@@ -527,7 +531,8 @@ export class PacketEngine {
     }
     const sa = this.sad.inboundSa(spi);
     // A reserved SPI's packets wait for its SA; once it is installed, arrivals queue behind them until they are taken.
-    if ((sa === undefined ? this.sad.spiReserved(spi) : this.pending.active && this.pending.installed(spi)) && this.holdPending(spi, buf, espOff, espEnd, src)) return;
+    if ((sa === undefined ? this.sad.spiReserved(spi) : this.pending.active && this.pending.installed(spi)) && this.holdPending(spi, buf, espOff, espEnd, src))
+      return;
     if (sa === undefined || sa.family !== src.family) {
       c.inUnknownSpi++;
       this.rateLog('unknown-spi', 'info', () => `dropped ESP with unknown SPI ${spiHex(spi)} from ${formatIp(src.address)}`);
@@ -554,7 +559,8 @@ export class PacketEngine {
       else failure = r.reason;
     } else if (!src.udp && src.family === 4 && espOff > 0) {
       const r = decapTransport(sa.esp, buf.subarray(0, espEnd), high, sa.counters);
-      if (r.ok) protectedBytes = (packet = r.packet).length - (packet[0]! & 0x0f) * 4; // IPv4: after its header
+      if (r.ok)
+        protectedBytes = (packet = r.packet).length - (packet[0]! & 0x0f) * 4; // IPv4: after its header
       else {
         failure = r.reason;
         // here 'malformed' means the IP packet around ESP, before any ICV check
@@ -604,7 +610,11 @@ export class PacketEngine {
   /** Copy the packet into `spi`'s pending queue; false when an installed SA's queue is full (then it is opened at once). */
   private holdPending(spi: number, buf: Buffer, espOff: number, espEnd: number, src: InboundSource): boolean {
     // copies: the receive buffers and the source are reused for the next packet
-    const copy = (): HeldEsp => ({ buf: Buffer.from(buf.subarray(0, espEnd)), espOff, src: { family: src.family, address: Uint8Array.from(src.address), udp: src.udp } });
+    const copy = (): HeldEsp => ({
+      buf: Buffer.from(buf.subarray(0, espEnd)),
+      espOff,
+      src: { family: src.family, address: Uint8Array.from(src.address), udp: src.udp },
+    });
     if (this.pending.hold(spi, espEnd, this.sad.now(), copy)) {
       this.counters.inHeldPendingSpi++;
       this.rateLog(`pending-spi-${spi}`, 'debug', () => `holding ESP for SPI ${spiHex(spi)} from ${formatIp(src.address)} until its SA is installed`);

@@ -143,7 +143,8 @@ export class IoLoop {
     const buffer = o.socketBufferSize ?? 4 * 1024 * 1024;
     try {
       this.tun = TunDevice.open({ name: o.tunName, mtu: o.mtu, batchSize: this.batch, slotSize: Math.max(2048, o.mtu + 64), offload: o.offload ?? 'off' });
-      if (this.tun.offloads !== 0) o.log?.log('info', `TUN ${this.tun.name}: offloads ${this.tun.offloadNames.join(', ')} (segments split before sealing, coalesced after opening)`);
+      if (this.tun.offloads !== 0)
+        o.log?.log('info', `TUN ${this.tun.name}: offloads ${this.tun.offloadNames.join(', ')} (segments split before sealing, coalesced after opening)`);
       else if ((o.offload ?? 'off') === 'auto') o.log?.log('info', `TUN ${this.tun.name}: the kernel refused the offloads; one packet per read and write`);
       for (const family of [4, 6] as const) {
         try {
@@ -433,7 +434,7 @@ export class IoLoop {
         const len = sock.rx.lengths[i]!;
         const slot = i * ADDR_SLOT;
         src.address = sock.rxAddrs.subarray(slot + 4, slot + 4 + (sock.family === 4 ? 4 : 16));
-        const off = sock.family === 4 ? ((buf[0]! & 0x0f) << 2) : 0;
+        const off = sock.family === 4 ? (buf[0]! & 0x0f) << 2 : 0;
         if (off > len) {
           this.engine.counters.inMalformed++;
           continue;

@@ -213,7 +213,14 @@ export function packetSelector(buf: Buffer): PacketSelector | undefined {
     const chain = walkIpv6(buf, total);
     if (chain === undefined) return undefined;
     const ports = chain.laterFragment ? null : portsOf(buf, chain.protocol, chain.offset, total);
-    return { family: 6, src: buf.subarray(8, 24), dst: buf.subarray(24, 40), protocol: chain.protocol, srcPort: ports?.[0] ?? null, dstPort: ports?.[1] ?? null };
+    return {
+      family: 6,
+      src: buf.subarray(8, 24),
+      dst: buf.subarray(24, 40),
+      protocol: chain.protocol,
+      srcPort: ports?.[0] ?? null,
+      dstPort: ports?.[1] ?? null,
+    };
   }
   return undefined;
 }
@@ -278,9 +285,7 @@ export function buildOuterHeader(o: OuterHeaderOptions, out: Buffer, offset = 0)
     if (total > 0xffff) throw new RangeError(`outer IPv4 packet of ${total} octets`);
     const innerVersion = o.inner !== undefined && o.inner.length > 0 ? o.inner[0]! >> 4 : 0;
     const mode = o.df ?? 'copy';
-    const df =
-      mode === 'set' ||
-      (mode === 'copy' && ((innerVersion === 4 && o.inner!.length >= 8 && (o.inner![6]! & 0x40) !== 0) || innerVersion === 6));
+    const df = mode === 'set' || (mode === 'copy' && ((innerVersion === 4 && o.inner!.length >= 8 && (o.inner![6]! & 0x40) !== 0) || innerVersion === 6));
     let id = o.id;
     if (id === undefined) {
       id = nextIpv4Id;
@@ -300,7 +305,7 @@ export function buildOuterHeader(o: OuterHeaderOptions, out: Buffer, offset = 0)
   }
   if (o.payloadLength > 0xffff) throw new RangeError(`outer IPv6 payload of ${o.payloadLength} octets`);
   const flow = (o.flowLabel ?? 0) & 0xfffff;
-  out.writeUInt32BE(((0x60000000 | ((tos & 0xff) << 20) | flow) >>> 0), offset);
+  out.writeUInt32BE((0x60000000 | ((tos & 0xff) << 20) | flow) >>> 0, offset);
   out.writeUInt16BE(o.payloadLength, offset + 4);
   out[offset + 6] = protocol;
   out[offset + 7] = ttl;
@@ -338,7 +343,7 @@ export function fixTransportChecksum(packet: Buffer): boolean {
     const chain = walkIpv6(packet, total);
     if (chain === undefined) return false;
     // a fragment header of any kind means this is not the whole datagram
-    for (let o = IPV6_HEADER, nh = packet[6]!; o < chain.offset; ) {
+    for (let o = IPV6_HEADER, nh = packet[6]!; o < chain.offset;) {
       if (nh === IPPROTO_FRAGMENT) return false;
       const len = extLength(packet, nh, o, total);
       nh = packet[o]!;
@@ -405,7 +410,7 @@ export function clampTcpMss(packet: Buffer, length: number, mtu: number): boolea
   if (dataOffset < 20 || off + dataOffset > end) return false;
   const limit = mtu - ipHeader - 20;
   if (limit <= 0) return false;
-  for (let o = off + 20; o < off + dataOffset; ) {
+  for (let o = off + 20; o < off + dataOffset;) {
     const kind = packet[o]!;
     if (kind === 0) break; // end of options
     if (kind === 1) {

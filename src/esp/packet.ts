@@ -294,14 +294,7 @@ export function transportSealedLength(sa: EspSa, packet: Uint8Array): number {
  * would drop it as a dummy packet, RFC 4303 §2.6). `packet` and `out` must not overlap. Whole datagrams only (RFC 4303
  * §3.3.4): fragmentation, if needed, comes after; this is not checked.
  */
-export function encapTransportInto(
-  sa: EspSa,
-  seq: EspSeq,
-  iv: Uint8Array | number | bigint,
-  packet: Buffer,
-  out: Buffer,
-  offset = 0,
-): number {
+export function encapTransportInto(sa: EspSa, seq: EspSeq, iv: Uint8Array | number | bigint, packet: Buffer, out: Buffer, offset = 0): number {
   const s = transportSplit(packet);
   if (s === undefined || packet[s.nextHeaderField] === ESP_NEXT_HEADER_DUMMY) return -1;
   const payloadLength = s.totalLength - s.headerLength;
@@ -386,14 +379,7 @@ export function tunnelNextHeader(inner: Uint8Array): number {
  * buildOuterHeader in front (reserve its length before `offset`). Returns
  * the length, or -1 if `inner` is neither IPv4 nor IPv6.
  */
-export function encapTunnelInto(
-  sa: EspSa,
-  seq: EspSeq,
-  iv: Uint8Array | number | bigint,
-  inner: Uint8Array,
-  out: Buffer,
-  offset = 0,
-): number {
+export function encapTunnelInto(sa: EspSa, seq: EspSeq, iv: Uint8Array | number | bigint, inner: Uint8Array, out: Buffer, offset = 0): number {
   const nh = tunnelNextHeader(inner);
   return nh < 0 ? -1 : sealEspInto(sa, seq, iv, inner, nh, out, offset);
 }

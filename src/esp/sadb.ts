@@ -14,16 +14,7 @@
 import { randomInt } from 'node:crypto';
 import { aeadFor } from '../crypto/aead.js';
 import { parseIp } from '../util/ip.js';
-import type {
-  AcquireEvent,
-  Direction,
-  ExpireEvent,
-  IpsecBackend,
-  IpsecBackendEvents,
-  PolicySpec,
-  SaCounters,
-  SaSpec,
-} from './api.js';
+import type { AcquireEvent, Direction, ExpireEvent, IpsecBackend, IpsecBackendEvents, PolicySpec, SaCounters, SaSpec } from './api.js';
 import type { EspSa } from './packet.js';
 import { MAX_SEQ_32, MAX_SEQ_ESN, ReplayWindow } from './replay.js';
 import { compileSelector, SecurityPolicyDatabase, type CompiledSelector, type SpdEntry } from './spd.js';
@@ -58,7 +49,10 @@ export class SadEntry {
   /** Set once removed: a reference kept by a packet in flight must not use it. */
   removed = false;
 
-  constructor(readonly spec: Readonly<SaSpec>, now: number) {
+  constructor(
+    readonly spec: Readonly<SaSpec>,
+    now: number,
+  ) {
     const alg = aeadFor(spec.aead.transformId, spec.aead.keyBits);
     if (!alg) throw new Error(`SAD: AEAD transform ${spec.aead.transformId}/${spec.aead.keyBits} is not implemented`);
     if (spec.aead.keyMaterial.length !== alg.keyMaterialLength) {
@@ -66,7 +60,8 @@ export class SadEntry {
     }
     const local = parseIp(spec.localAddress);
     const remote = parseIp(spec.remoteAddress);
-    if (!local || !remote || local.length !== remote.length) throw new Error(`SAD: SA ${spiHex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
+    if (!local || !remote || local.length !== remote.length)
+      throw new Error(`SAD: SA ${spiHex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
     this.installedAt = now;
     this.family = local.length === 4 ? 4 : 6;
     this.localAddress = local;

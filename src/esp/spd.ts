@@ -20,7 +20,17 @@
  */
 import { parseIp } from '../util/ip.js';
 import type { Direction, PolicySpec, TrafficSelector } from './api.js';
-import { IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT, IPPROTO_HOPOPTS, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_ROUTING, IPPROTO_TCP, IPPROTO_UDP } from './ip.js';
+import {
+  IPPROTO_AH,
+  IPPROTO_DSTOPTS,
+  IPPROTO_FRAGMENT,
+  IPPROTO_HOPOPTS,
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_ROUTING,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+} from './ip.js';
 
 const IPPROTO_SCTP = 132;
 const IPPROTO_UDPLITE = 136;

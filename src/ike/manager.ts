@@ -160,7 +160,18 @@ export class IkeSaManager {
   /** Rate-limited log lines (a fixed set of keys). */
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   readonly limits: Readonly<ManagerLimits>;
-  private readonly listeners: ManagerListeners = { established: [], destroyed: [], childEstablished: [], childFailed: [], childRekeyed: [], ikeRekeyed: [], childClosed: [], childDeleted: [], reauthDue: [], livenessCheck: [] };
+  private readonly listeners: ManagerListeners = {
+    established: [],
+    destroyed: [],
+    childEstablished: [],
+    childFailed: [],
+    childRekeyed: [],
+    ikeRekeyed: [],
+    childClosed: [],
+    childDeleted: [],
+    reauthDue: [],
+    livenessCheck: [],
+  };
   readonly counters: ManagerCounters = {
     malformed: 0,
     unknownSpi: 0,
@@ -323,7 +334,15 @@ export class IkeSaManager {
 
   /** A registered IKE SA we initiate (not started yet), from our IKE port to `remote`. */
   private newInitiatorSa(config: IkePeerConfig, localAddress: string, remote: Endpoint, initialContact: boolean): IkeSa {
-    const ctx = new IkeSaContext(true, config, { address: localAddress, port: this.options.ikePort }, remote, this.options.backend, this.options.log, randomSpi());
+    const ctx = new IkeSaContext(
+      true,
+      config,
+      { address: localAddress, port: this.options.ikePort },
+      remote,
+      this.options.backend,
+      this.options.log,
+      randomSpi(),
+    );
     ctx.sendInitialContact = initialContact;
     const sa = this.create(ctx);
     this.byLocalSpi.set(key(ctx.localSpi), sa);
@@ -335,7 +354,12 @@ export class IkeSaManager {
     if (this.draining) return Promise.reject(new Error('shutting down: no new IKE_SA is initiated'));
     const entry = this.options.connections.find((c) => c.config.name === name);
     if (!entry) return Promise.reject(new Error(`no connection named '${name}'`));
-    if (entry.remotePrefixes) return Promise.reject(new Error(`connection '${name}' is a group (remote_addrs ${entry.remoteAddrs.join(', ')}): its instances are negotiated per peer when traffic hits its trap policy`));
+    if (entry.remotePrefixes)
+      return Promise.reject(
+        new Error(
+          `connection '${name}' is a group (remote_addrs ${entry.remoteAddrs.join(', ')}): its instances are negotiated per peer when traffic hits its trap policy`,
+        ),
+      );
     return this.initiateEntry(entry, localAddress);
   }
 
@@ -347,7 +371,8 @@ export class IkeSaManager {
     const local = localAddress ?? entry.localAddrs.find((a) => a !== '%any');
     if (!remoteAddress || !local) return Promise.reject(new Error(`connection '${name}' needs concrete local_addrs and remote_addrs to initiate`));
     // §2.4: INITIAL_CONTACT only when we hold no other IKE SA between these identities over this address family
-    const initialContact = entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
+    const initialContact =
+      entry.config.unique !== 'never' && !this.sas.some((s) => s.state === 'established' && sameContact(s.ctx, entry.config, remoteAddress));
     const sa = this.newInitiatorSa(entry.config, local, { address: remoteAddress, port: entry.remotePort }, initialContact);
     return new Promise((resolve, reject) => {
       sa.on('established', () => resolve(sa));
@@ -494,7 +519,13 @@ export class IkeSaManager {
       return;
     }
     const wasHalfOpen = this.halfOpenSas.has(sa);
-    if (wasHalfOpen && h.exchangeType === ExchangeType.IKE_AUTH && !h.response && this.costsSignatureCheck(message) && !this.takeToken(remote.address, 'auth')) {
+    if (
+      wasHalfOpen &&
+      h.exchangeType === ExchangeType.IKE_AUTH &&
+      !h.response &&
+      this.costsSignatureCheck(message) &&
+      !this.takeToken(remote.address, 'auth')
+    ) {
       this.counters.authRateDrops++;
       this.options.log.log('debug', `IKE_AUTH request from ${remote.address} dropped: more than ${this.limits.authPerPeerPerSecond}/s from this address`);
       return;

@@ -87,7 +87,7 @@ export function readWhole(buf: Buffer, tag: number, what: string): DerElement {
 /** The elements inside a constructed value's content, in order. */
 export function readChildren(content: Buffer, what: string): DerElement[] {
   const out: DerElement[] = [];
-  for (let offset = 0; offset < content.length; ) {
+  for (let offset = 0; offset < content.length;) {
     const el = readElement(content, offset, what);
     out.push(el);
     offset = el.end;

@@ -30,7 +30,10 @@ export function identityPatternMatches(pattern: IdentityPattern, id: Identity, c
   if (pattern.kind === 'fromcert-ip') {
     const want = parseIp(peerAddress);
     if (want && cert.subjectAltNames.some((n) => n.type === 'ip' && n.value.equals(want))) return { ok: true };
-    return { ok: false, reason: `certificate '${cert.subject.text}' does not carry the peer's address ${peerAddress} as an IP subjectAltName (remote.id %fromcert-ip)` };
+    return {
+      ok: false,
+      reason: `certificate '${cert.subject.text}' does not carry the peer's address ${peerAddress} as an IP subjectAltName (remote.id %fromcert-ip)`,
+    };
   }
   const name = fqdnOf(id, cert)?.toLowerCase().replace(/\.$/, '');
   if (name !== undefined && name.endsWith(`.${pattern.suffix}`) && name.length > pattern.suffix.length + 1) return { ok: true };

@@ -33,7 +33,6 @@ import { PkiError } from './errors.js';
 import { formatIp, parseIpv4, parseIpv6 } from '../util/ip.js';
 import { decodeName, nameFromString, namesMatch, type Name } from './name.js';
 
-
 export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid';
 
 /**
@@ -297,10 +296,7 @@ function matchIdentity(cert: Certificate, id: Identity): MatchResult {
     }
     case 'keyid': {
       const want = Buffer.from(id.value, 'hex');
-      matched =
-        (cert.subjectKeyIdentifier?.equals(want) ?? false) ||
-        spkiSha1(cert).equals(want) ||
-        subjectPublicKeySha1(cert).equals(want);
+      matched = (cert.subjectKeyIdentifier?.equals(want) ?? false) || spkiSha1(cert).equals(want) || subjectPublicKeySha1(cert).equals(want);
       if (!matched) return { ok: false, reason: `ID @#${id.value} is neither the subjectKeyIdentifier nor the key hash of '${cert.subject.text}'` };
       break;
     }

@@ -16,15 +16,7 @@ import { createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { eddsaAlgorithm, signatureAlgorithm, type DigestName } from '../crypto/rfc7427.js';
-import {
-  KEY_USAGE_BITS,
-  OID,
-  parseCertificate,
-  subjectPublicKeySha1,
-  type Certificate,
-  type Extension,
-  type KeyUsage,
-} from './certificate.js';
+import { KEY_USAGE_BITS, OID, parseCertificate, subjectPublicKeySha1, type Certificate, type Extension, type KeyUsage } from './certificate.js';
 import { parseCrl, REVOCATION_REASONS, type Crl } from './crl.js';
 import { Tag, sequence, tlv } from './der.js';
 import { PkiError } from './errors.js';
@@ -33,17 +25,7 @@ import { nameFromString } from './name.js';
 import { encodePem } from './pem.js';
 
 export type KeyAlgorithm =
-  | 'rsa2048'
-  | 'rsa3072'
-  | 'rsa4096'
-  | 'p256'
-  | 'p384'
-  | 'p521'
-  | 'brainpoolP256r1'
-  | 'brainpoolP384r1'
-  | 'brainpoolP512r1'
-  | 'ed25519'
-  | 'ed448';
+  'rsa2048' | 'rsa3072' | 'rsa4096' | 'p256' | 'p384' | 'p521' | 'brainpoolP256r1' | 'brainpoolP384r1' | 'brainpoolP512r1' | 'ed25519' | 'ed448';
 
 const CURVES: Readonly<Record<string, string>> = {
   p256: 'prime256v1',

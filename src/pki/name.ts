@@ -73,9 +73,7 @@ const ATTRIBUTE_TYPES: ReadonlyArray<readonly [string, string, ...string[]]> = [
   ['0.9.2342.19200300.100.1.25', 'DC', 'domainComponent'],
 ];
 const NAME_OF_OID = new Map(ATTRIBUTE_TYPES.map(([oid, name]) => [oid, name]));
-const OID_OF_NAME = new Map<string, string>(
-  ATTRIBUTE_TYPES.flatMap(([oid, ...names]) => names.map((n) => [n.toLowerCase(), oid] as [string, string])),
-);
+const OID_OF_NAME = new Map<string, string>(ATTRIBUTE_TYPES.flatMap(([oid, ...names]) => names.map((n) => [n.toLowerCase(), oid] as [string, string])));
 /** Attributes that RFC 5280 Appendix A types as IA5String / PrintableString only. */
 const IA5_ATTRIBUTES = new Set(['1.2.840.113549.1.9.1', '0.9.2342.19200300.100.1.25']);
 const PRINTABLE_ONLY_ATTRIBUTES = new Set(['2.5.4.6', '2.5.4.5', '2.5.4.46']);
@@ -184,11 +182,7 @@ function normalizeString(s: string): string {
 
 function comparisonKey(rdns: readonly RelativeDistinguishedName[]): string {
   return JSON.stringify(
-    rdns.map((rdn) =>
-      rdn
-        .map((atv) => `${atv.type}=${atv.text === null ? `#${atv.encoded.toString('hex')}` : `"${normalizeString(atv.text)}`}`)
-        .sort(),
-    ),
+    rdns.map((rdn) => rdn.map((atv) => `${atv.type}=${atv.text === null ? `#${atv.encoded.toString('hex')}` : `"${normalizeString(atv.text)}`}`).sort()),
   );
 }
 
@@ -287,7 +281,10 @@ function parseNameText(text: string): Name {
       const typeText = atvText.slice(0, eq).trim();
       const type = /^\d+(\.\d+)+$/.test(typeText) ? typeText : OID_OF_NAME.get(typeText.toLowerCase());
       if (!type) throw new PkiError(`DN "${text}": unknown attribute type "${typeText}"`);
-      const raw = atvText.slice(eq + 1).replace(/^\s+/, '').replace(/(?<!\\)\s+$/, '');
+      const raw = atvText
+        .slice(eq + 1)
+        .replace(/^\s+/, '')
+        .replace(/(?<!\\)\s+$/, '');
       let encoded: Buffer;
       try {
         encoded = encodeValue(type, raw, text);

@@ -13,7 +13,6 @@ export interface PemBlock {
   readonly der: Buffer;
 }
 
-
 /** Does this look like PEM text (rather than DER)? */
 export function isPem(data: Buffer | string): boolean {
   const text = typeof data === 'string' ? data : data.subarray(0, 64 * 1024).toString('latin1');

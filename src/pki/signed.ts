@@ -32,12 +32,7 @@ export function algorithmOid(algorithmIdentifier: Buffer): string {
  * `{ ok: false, unsupported }` when the algorithm is unknown or malformed.
  * Never throws.
  */
-export function verifySignedData(
-  signedData: Uint8Array,
-  algorithmIdentifier: Buffer,
-  signature: Uint8Array,
-  issuerKey: KeyObject,
-): SignatureCheck {
+export function verifySignedData(signedData: Uint8Array, algorithmIdentifier: Buffer, signature: Uint8Array, issuerKey: KeyObject): SignatureCheck {
   const oid = algorithmOid(algorithmIdentifier);
   let algorithm;
   try {
@@ -54,12 +49,7 @@ export function verifySignedData(
     case 'rsassa-pss':
       if (keyType !== 'rsa' && keyType !== 'rsa-pss') return { ok: false };
       return attempt(() =>
-        verify(
-          algorithm.digest,
-          signedData,
-          { key: issuerKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength ?? 0 },
-          signature,
-        ),
+        verify(algorithm.digest, signedData, { key: issuerKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: algorithm.saltLength ?? 0 }, signature),
       );
     case 'ecdsa':
       if (keyType !== 'ec') return { ok: false };

@@ -94,11 +94,7 @@ interface Failure {
  * from, and what a daemon uses to pick the intermediates to send with its
  * own certificate.
  */
-export function buildChain(
-  cert: Certificate,
-  store: TrustStore,
-  options: Pick<ValidationOptions, 'intermediates' | 'maxPathLength'> = {},
-): ChainResult {
+export function buildChain(cert: Certificate, store: TrustStore, options: Pick<ValidationOptions, 'intermediates' | 'maxPathLength'> = {}): ChainResult {
   if (store.isTrustAnchor(cert)) return { ok: true, chain: [cert] };
   const extra = options.intermediates ?? [];
   const max = options.maxPathLength ?? DEFAULT_MAX_PATH_LENGTH;
@@ -110,16 +106,12 @@ export function buildChain(
   const walk = (path: Certificate[]): Certificate[] | null => {
     const current = path[path.length - 1]!;
     const depth = path.length - 1;
-    const candidates = store
-      .issuerCandidates(current, extra)
-      .filter((c) => !path.some((p) => p.fingerprint === c.fingerprint));
+    const candidates = store.issuerCandidates(current, extra).filter((c) => !path.some((p) => p.fingerprint === c.fingerprint));
     if (candidates.length === 0) {
       const selfSigned = namesMatch(current.subject, current.issuer) && signatureVerifies(current, current) === null;
       remember({
         depth,
-        reason: selfSigned
-          ? `self-signed certificate '${current.subject.text}' is not trusted`
-          : `no trusted CA for issuer '${current.issuer.text}'`,
+        reason: selfSigned ? `self-signed certificate '${current.subject.text}' is not trusted` : `no trusted CA for issuer '${current.issuer.text}'`,
       });
       return null;
     }
@@ -199,14 +191,7 @@ function checkCertificate(chain: readonly Certificate[], i: number, now: Date): 
 // ---------------------------------------------------------------------------
 // 4. Revocation
 
-function checkRevocation(
-  cert: Certificate,
-  issuer: Certificate,
-  store: TrustStore,
-  now: Date,
-  strictCrl: boolean,
-  notes: string[],
-): string | null {
+function checkRevocation(cert: Certificate, issuer: Certificate, store: TrustStore, now: Date, strictCrl: boolean, notes: string[]): string | null {
   const subject = `'${cert.subject.text}'`;
   const from = `'${issuer.subject.text}'`;
   const crls = store.crlsIssuedBy(issuer);

@@ -97,7 +97,13 @@ export class TunDevice {
   /** Offloads the kernel accepted, by name ("tso4", "tso6", "csum", "uso4", "uso6"); empty without. */
   get offloadNames(): string[] {
     const c = this.addon.constants;
-    const names: Array<[string, number | undefined]> = [['csum', c.TUN_F_CSUM], ['tso4', c.TUN_F_TSO4], ['tso6', c.TUN_F_TSO6], ['uso4', c.TUN_F_USO4], ['uso6', c.TUN_F_USO6]];
+    const names: Array<[string, number | undefined]> = [
+      ['csum', c.TUN_F_CSUM],
+      ['tso4', c.TUN_F_TSO4],
+      ['tso6', c.TUN_F_TSO6],
+      ['uso4', c.TUN_F_USO4],
+      ['uso6', c.TUN_F_USO6],
+    ];
     return names.filter(([, bit]) => bit !== undefined && (this.offloads & bit) !== 0).map(([n]) => n);
   }
 

@@ -97,7 +97,7 @@ export function formatAddr(slot: Uint8Array): string {
     // compress the longest run of zero words (RFC 5952)
     let best = -1;
     let bestLen = 1;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (words[i] !== '0') {
         i++;
         continue;

@@ -58,7 +58,15 @@ function report(): BenchReport {
 
 describe('result rows', () => {
   it('summarises samples into median, min, max and keeps the samples', () => {
-    expect(row('x', 'tcp1_mbps', [3, 1, 2, undefined, Number.NaN])).toEqual({ case: 'x', metric: 'tcp1_mbps', unit: 'Mbit/s', median: 2, min: 1, max: 3, samples: [3, 1, 2] });
+    expect(row('x', 'tcp1_mbps', [3, 1, 2, undefined, Number.NaN])).toEqual({
+      case: 'x',
+      metric: 'tcp1_mbps',
+      unit: 'Mbit/s',
+      median: 2,
+      min: 1,
+      max: 3,
+      samples: [3, 1, 2],
+    });
     expect(row('x', 'tcp4_mbps', [4, 1]).median).toBe(2.5);
   });
 
@@ -127,7 +135,10 @@ describe('ratios', () => {
   });
 
   it('reports a miss of the target', () => {
-    const low = computeRatios([row('a', 'tcp1_mbps', [200]), row('b', 'tcp1_mbps', [100])], [{ metric: 'tcp1_mbps', numerator: 'a', denominator: 'b', target: 2.5 }]);
+    const low = computeRatios(
+      [row('a', 'tcp1_mbps', [200]), row('b', 'tcp1_mbps', [100])],
+      [{ metric: 'tcp1_mbps', numerator: 'a', denominator: 'b', target: 2.5 }],
+    );
     expect(low[0]).toMatchObject({ value: 2, meets_target: false });
   });
 });

@@ -75,9 +75,22 @@ describe('tunsec control commands against a fake daemon', () => {
 
   it('up --child and down --child send the child and print the CHILD_SA; rekey prints old and new SPIs', async () => {
     const d = await fake({
-      up: (args): UpResult => ({ name: String(args.name), state: 'established', already: false, spi_i: '1111111111111111', spi_r: '2222222222222222', children: 2, child: { name: 'udp', reqid: 2, spi_in: 'c0000001', spi_out: 'c0000002' } }),
+      up: (args): UpResult => ({
+        name: String(args.name),
+        state: 'established',
+        already: false,
+        spi_i: '1111111111111111',
+        spi_r: '2222222222222222',
+        children: 2,
+        child: { name: 'udp', reqid: 2, spi_in: 'c0000001', spi_out: 'c0000002' },
+      }),
       down: (args) => ({ name: args.name, child: args.child, deleted: 1 }),
-      rekey: (args): RekeyResult => ({ name: String(args.name), child: null, ike_sas: [{ old_spi_i: '1111111111111111', old_spi_r: '2222222222222222', spi_i: '3333333333333333', spi_r: '4444444444444444' }], child_sas: [] }),
+      rekey: (args): RekeyResult => ({
+        name: String(args.name),
+        child: null,
+        ike_sas: [{ old_spi_i: '1111111111111111', old_spi_r: '2222222222222222', spi_i: '3333333333333333', spi_r: '4444444444444444' }],
+        child_sas: [],
+      }),
     });
     expect(await cli('up', 'moon-sun', '--child', 'udp', '-t', '5', '-s', d.path)).toEqual({
       code: 0,
@@ -85,7 +98,11 @@ describe('tunsec control commands against a fake daemon', () => {
       err: '',
     });
     expect(await cli('down', 'moon-sun', '--child=udp', `--socket=${d.path}`)).toEqual({ code: 0, out: 'moon-sun/udp: 1 CHILD_SA deleted\n', err: '' });
-    expect(await cli('rekey', 'moon-sun', '--socket', d.path)).toEqual({ code: 0, out: 'moon-sun: IKE_SA rekeyed: 1111111111111111_i 2222222222222222_r → 3333333333333333_i 4444444444444444_r\n', err: '' });
+    expect(await cli('rekey', 'moon-sun', '--socket', d.path)).toEqual({
+      code: 0,
+      out: 'moon-sun: IKE_SA rekeyed: 1111111111111111_i 2222222222222222_r → 3333333333333333_i 4444444444444444_r\n',
+      err: '',
+    });
     expect(d.asked).toEqual([
       { command: 'up', args: { name: 'moon-sun', timeout: 5, child: 'udp' } },
       { command: 'down', args: { name: 'moon-sun', timeout: 10, child: 'udp' } },
@@ -121,7 +138,9 @@ describe('tunsec control commands against a fake daemon', () => {
     const nobody = join(dirname(d.path), 'nobody.sock');
     const gone = await cli('status', '--json', '-s', nobody);
     expect(gone.code).toBe(1);
-    expect(JSON.parse(gone.out)).toEqual({ error: { code: 'unavailable', message: `cannot reach the daemon at ${nobody}: ENOENT (is tunsec daemon running?)` } });
+    expect(JSON.parse(gone.out)).toEqual({
+      error: { code: 'unavailable', message: `cannot reach the daemon at ${nobody}: ENOENT (is tunsec daemon running?)` },
+    });
     const bad = await cli('list-sas', '--frobnicate', '--json', '-s', d.path);
     expect(bad.code).toBe(2);
     expect(JSON.parse(bad.out)).toEqual({ error: { code: 'usage', message: "unknown option '--frobnicate'" } });
@@ -157,7 +176,9 @@ describe('tunsec control commands against a fake daemon', () => {
   it('monitor prints the events that follow its subscription, as lines or JSON lines, and --count ends it', async () => {
     const d = await fake({
       monitor: (args) =>
-        new ControlStream({ events: args.events ?? 'all' }, (send) => d.logger.subscribe((e) => send({ event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields }))),
+        new ControlStream({ events: args.events ?? 'all' }, (send) =>
+          d.logger.subscribe((e) => send({ event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields })),
+        ),
     });
     const emitWhenSubscribed = async (): Promise<void> => {
       while (d.logger.subscriberCount === 0) await new Promise((r) => setTimeout(r, 10));
@@ -166,7 +187,10 @@ describe('tunsec control commands against a fake daemon', () => {
     };
     const [json] = await Promise.all([cli('monitor', '--json', '--count', '2', '--events', 'child_rekeyed,child_deleted', '-s', d.path), emitWhenSubscribed()]);
     expect(json.code).toBe(0);
-    const lines = json.out.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = json.out
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toMatchObject([
       { event: 'child_rekeyed', subsys: 'ike', msg: 'CHILD_SA host{1} rekeyed: a_i b_o → c_i d_o', name: 'host', spi_in: 'c' },
       { event: 'child_deleted', name: 'udp' },
@@ -190,7 +214,12 @@ describe('tunsec control commands against a fake daemon', () => {
       const bad = await cli(spec.name, '--frobnicate');
       // check is a Nagios plugin: a usage error is UNKNOWN (3) on stdout
       if (spec.name === 'check') expect(bad).toEqual({ code: 3, out: "TUNSEC UNKNOWN - usage: unknown option '--frobnicate'\n", err: '' });
-      else expect(bad, spec.name).toEqual({ code: 2, out: '', err: `tunsec: unknown option '--frobnicate'\nusage: tunsec ${spec.name} ${spec.synopsis}\n(tunsec help ${spec.name} for the options)\n` });
+      else
+        expect(bad, spec.name).toEqual({
+          code: 2,
+          out: '',
+          err: `tunsec: unknown option '--frobnicate'\nusage: tunsec ${spec.name} ${spec.synopsis}\n(tunsec help ${spec.name} for the options)\n`,
+        });
     }
     expect((await cli('help', 'frobnicate')).code).toBe(2);
   });

@@ -22,7 +22,10 @@ describe('key files with loose permissions', () => {
     const pki = writePki(dir.path);
     const moon = pki.host('moon.tunsec.test');
     const file = join(dir.path, 'c.yaml');
-    writeFileSync(file, `authorities:\n  cacerts: [x509ca]\nsecrets:\n  private-moon:\n    file: ${moon.key}\nconnections:\n  dc1:\n    remote_addrs: 192.0.2.1\n    local:\n      certs: [${moon.cert}]\n    children:\n      host: {}\n`);
+    writeFileSync(
+      file,
+      `authorities:\n  cacerts: [x509ca]\nsecrets:\n  private-moon:\n    file: ${moon.key}\nconnections:\n  dc1:\n    remote_addrs: 192.0.2.1\n    local:\n      certs: [${moon.cert}]\n    children:\n      host: {}\n`,
+    );
     const check = (args: string[]): { code: number; out: string } => {
       let out = '';
       const code = configCheck([...args, file], { out: (s: string) => (out += s), err: (s: string) => (out += s) } as Parameters<typeof configCheck>[1]);

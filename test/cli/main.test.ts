@@ -15,7 +15,11 @@ const running = new Set<number>();
 /** `tunsec ARGS` as a child process (tsx), killed if it outlives the test. */
 function tunsec(args: string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_NO_WARNINGS: '1' },
+    });
     running.add(child.pid!);
     let stdout = '';
     let stderr = '';
@@ -79,17 +83,28 @@ describe('the tunsec command', () => {
     expect(bad.stderr).toBe('');
     const r = JSON.parse(bad.stdout) as { valid: boolean; errors: number; problems: Array<{ severity: string; path: string; message: string; line?: number }> };
     expect(r).toMatchObject({ file, valid: false, errors: 2, connections: [] });
-    expect(r.problems).toContainEqual(expect.objectContaining({ severity: 'error', path: 'connections.dc1.remote_adrs', line: 5, message: "unknown key (did you mean 'remote_addrs'?)" }));
+    expect(r.problems).toContainEqual(
+      expect.objectContaining({ severity: 'error', path: 'connections.dc1.remote_adrs', line: 5, message: "unknown key (did you mean 'remote_addrs'?)" }),
+    );
     const good = await tunsec(['config', 'check', '--json', 'examples/tunsec.yaml']);
     expect(good.code).toBe(0);
-    expect(JSON.parse(good.stdout)).toMatchObject({ valid: true, errors: 0, warnings: 0, problems: [], connections: [{ name: 'moon-sun', children: ['host'] }, { name: 'moon-sun-v6' }] });
+    expect(JSON.parse(good.stdout)).toMatchObject({
+      valid: true,
+      errors: 0,
+      warnings: 0,
+      problems: [],
+      connections: [{ name: 'moon-sun', children: ['host'] }, { name: 'moon-sun-v6' }],
+    });
   });
 
   it('config check prints warnings and still succeeds', async () => {
     const dir = tempDir('tunsec-cli-');
     dirs.push(dir);
     const file = join(dir.path, 'warn.yaml');
-    writeFileSync(file, 'authorities:\n  cacerts: ca.pem\nconnections:\n  dc1:\n    remote_addrs: 192.0.2.1\n    dpd_timeout: 30s\n    local:\n      certs: me.pem\n');
+    writeFileSync(
+      file,
+      'authorities:\n  cacerts: ca.pem\nconnections:\n  dc1:\n    remote_addrs: 192.0.2.1\n    dpd_timeout: 30s\n    local:\n      certs: me.pem\n',
+    );
     const r = await tunsec(['config', 'check', file]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`${file}: line 6: warning: connections.dc1.dpd_timeout: has no effect with IKEv2`);

@@ -15,7 +15,16 @@ const ike = (o: Partial<IkeDefenceStatus>): IkeDefenceStatus => ({
   half_open_timeouts: 0,
   peers: 0,
   fragment_bytes: 0,
-  limits: { cookieThreshold: 10, halfOpenMax: 1024, halfOpenPerPeer: 16, halfOpenTimeoutMs: 30_000, initPerPeerPerSecond: 10, authPerPeerPerSecond: 10, peersMax: 4096, invalidSpiPerSecond: 10 },
+  limits: {
+    cookieThreshold: 10,
+    halfOpenMax: 1024,
+    halfOpenPerPeer: 16,
+    halfOpenTimeoutMs: 30_000,
+    initPerPeerPerSecond: 10,
+    authPerPeerPerSecond: 10,
+    peersMax: 4096,
+    invalidSpiPerSecond: 10,
+  },
   ...o,
 });
 
@@ -37,7 +46,9 @@ const status = (defence: IkeDefenceStatus | undefined): StatusResult => ({
 describe('tunsec status and the IKE responder under attack', () => {
   it('prints an IKE responder line in COOKIE mode, with the cookies and drops', () => {
     const text = formatStatus(status(ike({ half_open: 10, cookie_mode: true, cookies_sent: 14991, limit_drops: 3, half_open_timeouts: 10 })));
-    expect(text.split('\n')[1]).toBe('IKE responder: COOKIE mode, 10 half-open (COOKIEs from 10, max 1024), 14991 COOKIEs sent, 0 rejected, 3 requests dropped by limits, 10 half-open timed out');
+    expect(text.split('\n')[1]).toBe(
+      'IKE responder: COOKIE mode, 10 half-open (COOKIEs from 10, max 1024), 14991 COOKIEs sent, 0 rejected, 3 requests dropped by limits, 10 half-open timed out',
+    );
   });
 
   it('stays quiet while nothing happened', () => {

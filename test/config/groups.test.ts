@@ -58,7 +58,10 @@ describe('prefixes', () => {
   });
 
   it('the longest prefix holding an address wins, whatever the order', () => {
-    const items = ['10.0.0.0/8', '10.0.1.0/24', '10.0.0.0/16', '10.0.1.128/25'].map((t, i) => ({ i, prefix: (parsePrefix(t) as { ok: true; value: IpPrefix }).value }));
+    const items = ['10.0.0.0/8', '10.0.1.0/24', '10.0.0.0/16', '10.0.1.128/25'].map((t, i) => ({
+      i,
+      prefix: (parsePrefix(t) as { ok: true; value: IpPrefix }).value,
+    }));
     expect(longestMatch(items, '10.0.1.7')?.i).toBe(1);
     expect(longestMatch(items, '10.0.1.200')?.i).toBe(3);
     expect(longestMatch(items, '10.0.2.1')?.i).toBe(2);
@@ -87,19 +90,31 @@ describe('group connections', () => {
   });
 
   it('remote.id takes *.domain and %fromcert-ip patterns; local.id does not', () => {
-    expect(parseIdentity('*.eqiad.example')).toEqual({ ok: true, value: { type: 'ID_ANY', value: '*.eqiad.example', text: '*.eqiad.example', pattern: 'wildcard' } });
+    expect(parseIdentity('*.eqiad.example')).toEqual({
+      ok: true,
+      value: { type: 'ID_ANY', value: '*.eqiad.example', text: '*.eqiad.example', pattern: 'wildcard' },
+    });
     expect(parseIdentity('%fromcert-ip')).toEqual({ ok: true, value: { type: 'ID_ANY', value: '%fromcert-ip', text: '%fromcert-ip', pattern: 'fromcert-ip' } });
     expect(parseIdentity('*.bad domain').ok).toBe(false);
     expect(loaded(config({ conn: 'remote_addrs: 10.0.1.0/24\nremote:\n  id: "*.eqiad.example"' })).connections.fleet!.remote.id.pattern).toBe('wildcard');
-    expect(errors(config({ conn: 'remote_addrs: 10.0.1.0/24\nlocal:\n  certs: x509/me.pem\n  id: "*.eqiad.example"' }).replace('    local:\n      certs: x509/me.pem\n', ''))).toEqual([
-      expect.stringContaining('is a pattern for peers\' identities'),
-    ]);
+    expect(
+      errors(
+        config({ conn: 'remote_addrs: 10.0.1.0/24\nlocal:\n  certs: x509/me.pem\n  id: "*.eqiad.example"' }).replace(
+          '    local:\n      certs: x509/me.pem\n',
+          '',
+        ),
+      ),
+    ).toEqual([expect.stringContaining("is a pattern for peers' identities")]);
   });
 });
 
 describe('policy group files', () => {
   it('one CIDR per line, comments and blank lines ignored; each bad line is reported with its line number', () => {
-    const r = parseGroupFile('# eqiad caches\n10.64.0.0/16\n\n10.64.32.0/22  # text\n10.64.1.1/16\nnot-a-prefix\n10.1.0.0/16 10.2.0.0/16\n', '/etc/tunsec/policies/private', 'private');
+    const r = parseGroupFile(
+      '# eqiad caches\n10.64.0.0/16\n\n10.64.32.0/22  # text\n10.64.1.1/16\nnot-a-prefix\n10.1.0.0/16 10.2.0.0/16\n',
+      '/etc/tunsec/policies/private',
+      'private',
+    );
     expect(r.entries.map((e) => [e.prefix.text, e.source])).toEqual([
       ['10.64.0.0/16', '/etc/tunsec/policies/private:2'],
       ['10.64.32.0/22', '/etc/tunsec/policies/private:4'],
@@ -128,10 +143,12 @@ describe('policy group files', () => {
     expect(problems.map((p) => p.message)).toEqual([expect.stringContaining('not a policy group')]);
     writeFileSync(join(dir, 'clear-or-private'), '10.0.0.0/8\n');
     rmSync(join(dir, 'privat'));
-    expect(loadPolicyGroups(dir).problems.map((p) => `${p.file}:${p.line}: ${p.message}`)).toEqual([`${join(dir, 'clear-or-private')}:1: 10.0.0.0/8 is in group private too (${join(dir, 'private')}:1)`]);
+    expect(loadPolicyGroups(dir).problems.map((p) => `${p.file}:${p.line}: ${p.message}`)).toEqual([
+      `${join(dir, 'clear-or-private')}:1: 10.0.0.0/8 is in group private too (${join(dir, 'private')}:1)`,
+    ]);
   });
 
-  it('a connection naming its policy group takes the group\'s prefixes, and the group sets its children\'s policy and start_action', () => {
+  it("a connection naming its policy group takes the group's prefixes, and the group sets its children's policy and start_action", () => {
     const dir = join(tmp, 'pg2');
     mkdirSync(dir);
     writeFileSync(join(dir, 'private-or-clear'), '10.20.0.0/16\n10.30.0.0/16\n');

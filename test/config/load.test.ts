@@ -192,8 +192,14 @@ describe('defaults', () => {
   });
 
   it('the backstop table and rule follow route_table and route_priority unless set', () => {
-    expect(load(minimal({ top: 'daemon:\n  route_table: 300\n  route_priority: 400\n' })).config.daemon).toMatchObject({ backstop_table: 301, backstop_priority: 401 });
-    expect(load(minimal({ top: 'daemon:\n  backstop_table: 99\n  backstop_priority: 500\n' })).config.daemon).toMatchObject({ backstop_table: 99, backstop_priority: 500 });
+    expect(load(minimal({ top: 'daemon:\n  route_table: 300\n  route_priority: 400\n' })).config.daemon).toMatchObject({
+      backstop_table: 301,
+      backstop_priority: 401,
+    });
+    expect(load(minimal({ top: 'daemon:\n  backstop_table: 99\n  backstop_priority: 500\n' })).config.daemon).toMatchObject({
+      backstop_table: 99,
+      backstop_priority: 500,
+    });
   });
 
   it('a backstop that would hide the TUN routes (same table, or a rule ahead of theirs) is refused with its key path', () => {
@@ -269,11 +275,7 @@ describe('one exact message per problem, with its key path', () => {
       minimal({ conn: 'proposals: aes128gcm16-ecp384bp' }),
       "connections.dc1.proposals: IKE proposal 'aes128gcm16-ecp384bp' has no PRF; name one (e.g. prfsha384): with an AEAD algorithm there is no integrity algorithm to derive it from",
     ],
-    [
-      'a typo in a key',
-      minimal({ child: 'rekey_tme: 1h' }),
-      "connections.dc1.children.cache.rekey_tme: unknown key (did you mean 'rekey_time'?)",
-    ],
+    ['a typo in a key', minimal({ child: 'rekey_tme: 1h' }), "connections.dc1.children.cache.rekey_tme: unknown key (did you mean 'rekey_time'?)"],
     ['an unknown key with no close match', minimal({ conn: 'colour: blue' }), 'connections.dc1.colour: unknown key'],
     [
       'a swanctl.conf key tunsec does not support',
@@ -285,7 +287,11 @@ describe('one exact message per problem, with its key path', () => {
       minimal({ conn: 'remote:\n  cacerts: ca.pem\n  send_cert: always' }),
       "connections.dc1.remote.send_cert: unknown key here; 'send_cert' is a setting of the connection (connections.dc1)",
     ],
-    ['a misspelt mode', minimal({ child: 'mode: tunel' }).replace('        mode: transport\n', ''), "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', 'pass', 'drop', got 'tunel'"],
+    [
+      'a misspelt mode',
+      minimal({ child: 'mode: tunel' }).replace('        mode: transport\n', ''),
+      "connections.dc1.children.cache.mode: must be one of 'transport', 'tunnel', 'pass', 'drop', got 'tunel'",
+    ],
     [
       'a bad time',
       minimal({ conn: 'rekey_time: 4x' }),
@@ -296,8 +302,16 @@ describe('one exact message per problem, with its key path', () => {
       minimal({ child: 'life_bytes: 5t' }),
       "connections.dc1.children.cache.life_bytes: invalid byte count '5t': use a number, optionally with k, m or g (1024-based, e.g. 500m)",
     ],
-    ['a packet count with a suffix', minimal({ child: 'life_packets: 1k' }), "connections.dc1.children.cache.life_packets: invalid packet count '1k': use a plain number"],
-    ['a replay window too large', minimal({ child: 'replay_window: 5000000' }), 'connections.dc1.children.cache.replay_window: must be between 0 and 65536, got 5000000'],
+    [
+      'a packet count with a suffix',
+      minimal({ child: 'life_packets: 1k' }),
+      "connections.dc1.children.cache.life_packets: invalid packet count '1k': use a plain number",
+    ],
+    [
+      'a replay window too large',
+      minimal({ child: 'replay_window: 5000000' }),
+      'connections.dc1.children.cache.replay_window: must be between 0 and 65536, got 5000000',
+    ],
     ['a port out of range', minimal({ conn: 'remote_port: 70000' }), 'connections.dc1.remote_port: must be between 1 and 65535, got 70000'],
     [
       'a host name as address',
@@ -352,17 +366,29 @@ describe('one exact message per problem, with its key path', () => {
       minimal().replace('authorities:\n  cacerts: x509ca/ca.pem\n', ''),
       "connections.dc1.remote.cacerts: required: nothing to verify the peer's certificate with (set remote.cacerts, remote.certs or authorities.cacerts)",
     ],
-    ['a child that is not a section', minimal().replace('      cache:\n        mode: transport\n', '      cache: fast\n'), "connections.dc1.children.cache: expected a section (key: value pairs), got 'fast'"],
+    [
+      'a child that is not a section',
+      minimal().replace('      cache:\n        mode: transport\n', '      cache: fast\n'),
+      "connections.dc1.children.cache: expected a section (key: value pairs), got 'fast'",
+    ],
     ['a log level out of range', minimal({ top: 'daemon:\n  log:\n    ike: 5' }), 'daemon.log.ike: must be between -1 and 4, got 5'],
     ['an unknown log subsystem', minimal({ top: 'daemon:\n  log:\n    iek: 2' }), "daemon.log.iek: unknown key (did you mean 'ike'?)"],
-    ['a bad metrics address', minimal({ top: 'daemon:\n  metrics: localhost' }), "daemon.metrics: expected address:port (e.g. 127.0.0.1:9810 or [::1]:9810), got 'localhost'"],
+    [
+      'a bad metrics address',
+      minimal({ top: 'daemon:\n  metrics: localhost' }),
+      "daemon.metrics: expected address:port (e.g. 127.0.0.1:9810 or [::1]:9810), got 'localhost'",
+    ],
     ['a bad global state', minimal({ top: 'daemon:\n  global: pass' }), "daemon.global: must be one of 'clear', 'drop', got 'pass'"],
     [
       'a badly named secret',
       minimal({ top: 'secrets:\n  moon:\n    file: moon.pem' }),
       "secrets.moon: secret sections are named private<suffix>, rsa<suffix>, ecdsa<suffix> or pkcs8<suffix>, e.g. 'private-moon'",
     ],
-    ['a connection name with a space', minimal().replace('  dc1:', '  "dc 1":'), "connections.dc 1: 'dc 1' is not a valid connection name (letters, digits, '.', '_' and '-', starting with a letter or digit)"],
+    [
+      'a connection name with a space',
+      minimal().replace('  dc1:', '  "dc 1":'),
+      "connections.dc 1: 'dc 1' is not a valid connection name (letters, digits, '.', '_' and '-', starting with a letter or digit)",
+    ],
   ])('%s', (_what, text, message) => {
     expect(errors(text)).toEqual([message]);
   });
@@ -493,9 +519,7 @@ describe('warnings', () => {
 describe('reading files', () => {
   it('a missing file is one clear problem', () => {
     const r = loadConfig({ path: '/nonexistent/tunsec.yaml' });
-    expect(r.ok ? [] : r.error.messages).toEqual([
-      "cannot read /nonexistent/tunsec.yaml: ENOENT: no such file or directory, open '/nonexistent/tunsec.yaml'",
-    ]);
+    expect(r.ok ? [] : r.error.messages).toEqual(["cannot read /nonexistent/tunsec.yaml: ENOENT: no such file or directory, open '/nonexistent/tunsec.yaml'"]);
   });
 });
 

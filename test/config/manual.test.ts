@@ -135,7 +135,7 @@ reqid: 5`),
       'manual.sas.to-sun.key_out: expected hex text, got a number: quote the key (YAML reads an unquoted 0x… as a number)',
       'manual.sas.to-sun.replay_window: must be between 0 and 65536, got 70000',
       "manual.sas.to-sun.policy: must be one of 'private', 'private-or-clear', got 'clear'",
-      'manual.sas.to-sun.reqid: unknown key: tunsec does not support the swanctl.conf setting \'reqid\'',
+      "manual.sas.to-sun.reqid: unknown key: tunsec does not support the swanctl.conf setting 'reqid'",
     ]);
     expect(ps[0]?.line).toBe(6);
     expect(text.join('\n')).not.toContain('1'.repeat(38));
@@ -157,24 +157,36 @@ reqid: 5`),
       'manual.sas.to-sun.key_in: aes256gcm16 needs 36 octets (32-octet key ‖ 4-octet salt, 72 hex digits), got 20',
       'manual.sas.to-sun.key_out: aes256gcm16 needs 36 octets (32-octet key ‖ 4-octet salt, 72 hex digits), got 20',
     ]);
-    expect(errors(yaml(BASE.replace(KEY128, `0x${'11'.repeat(16)}`)))).toEqual(['manual.sas.to-sun.key_in: aes128gcm16 needs 20 octets (16-octet key ‖ 4-octet salt, 40 hex digits), got 16']);
+    expect(errors(yaml(BASE.replace(KEY128, `0x${'11'.repeat(16)}`)))).toEqual([
+      'manual.sas.to-sun.key_in: aes128gcm16 needs 20 octets (16-octet key ‖ 4-octet salt, 40 hex digits), got 16',
+    ]);
     expect(errors(yaml(BASE.replace(KEY128, `0x${'1'.repeat(39)}`)))).toEqual(['manual.sas.to-sun.key_in: expected whole octets, got 39 hex digits']);
   });
 
   it('cross-key checks: families, ports without encap, SPIs used twice, datapath none', () => {
-    expect(errors(yaml(BASE.replace('10.1.0.2', 'fd00::2')))).toEqual(['manual.sas.to-sun.remote_addr: fd00::2 and local_addr 10.1.0.1 are of different address families']);
+    expect(errors(yaml(BASE.replace('10.1.0.2', 'fd00::2')))).toEqual([
+      'manual.sas.to-sun.remote_addr: fd00::2 and local_addr 10.1.0.1 are of different address families',
+    ]);
     expect(errors(yaml(`${BASE}\nlocal_port: 4500`))).toEqual(['manual.sas.to-sun.local_port: only with encap: yes (the UDP ports of ESP-in-UDP)']);
     const two = `connections: {}
 manual:
   sas:
     a:
-${BASE.split('\n').map((l) => `      ${l}`).join('\n')}
+${BASE.split('\n')
+  .map((l) => `      ${l}`)
+  .join('\n')}
     b:
-${BASE.replace('0x1002', '0x2002').split('\n').map((l) => `      ${l}`).join('\n')}
+${BASE.replace('0x1002', '0x2002')
+  .split('\n')
+  .map((l) => `      ${l}`)
+  .join('\n')}
 `;
     expect(errors(two)).toEqual(["manual.sas.b.spi_in: the same spi_in as manual SA 'a'"]);
     expect(errors(yaml(BASE, 'daemon:\n  datapath: none'))).toEqual(['manual: manual SAs need the userspace datapath (daemon.datapath: userspace)']);
-    expect(errors('connections: {}\nmanual:\n  sas:\n    "bad name": {}\n  other: 1\n')).toEqual(["manual.sas.bad name: 'bad name' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)", 'manual.other: unknown key']);
+    expect(errors('connections: {}\nmanual:\n  sas:\n    "bad name": {}\n  other: 1\n')).toEqual([
+      "manual.sas.bad name: 'bad name' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)",
+      'manual.other: unknown key',
+    ]);
   });
 
   it('warns when the file holding the keys is readable by group or others', () => {
@@ -185,7 +197,9 @@ ${BASE.replace('0x1002', '0x2002').split('\n').map((l) => `      ${l}`).join('\n
       chmodSync(file, 0o644);
       const r = loadConfig({ path: file });
       expect(r.ok).toBe(true);
-      expect(r.warnings.map(formatProblem)).toEqual([`manual: ${file} holds manual SA keys and is accessible by group and others (mode 0644); chmod 600 recommended`]);
+      expect(r.warnings.map(formatProblem)).toEqual([
+        `manual: ${file} holds manual SA keys and is accessible by group and others (mode 0644); chmod 600 recommended`,
+      ]);
       chmodSync(file, 0o600);
       expect(loadConfig({ path: file }).warnings).toEqual([]);
     } finally {
@@ -215,6 +229,9 @@ describe('parseManualSa (tunsec sa add): the same checks on key=value strings', 
     ]);
     const r2 = parseManualSa('x', { ...settings, key_out: '0x1234' });
     expect(r2.ok ? [] : r2.problems).toEqual(['manual.sas.x.key_out: aes128gcm16 needs 20 octets (16-octet key ‖ 4-octet salt, 40 hex digits), got 2']);
-    expect(parseManualSa('-x', settings)).toEqual({ ok: false, problems: ["manual.sas.-x: '-x' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)"] });
+    expect(parseManualSa('-x', settings)).toEqual({
+      ok: false,
+      problems: ["manual.sas.-x: '-x' is not a valid SA name (letters, digits, '.', '_' and '-', starting with a letter or digit)"],
+    });
   });
 });

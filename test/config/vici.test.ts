@@ -25,7 +25,11 @@ describe('daemon.vici', () => {
   });
 
   it('a URI, an empty string or a number is refused with the key path', () => {
-    for (const [value, shown] of [['unix:///run/tunsec/vici', "'unix:///run/tunsec/vici'"], ['""', "''"], ['4502', '4502']] as const) {
+    for (const [value, shown] of [
+      ['unix:///run/tunsec/vici', "'unix:///run/tunsec/vici'"],
+      ['""', "''"],
+      ['4502', '4502'],
+    ] as const) {
       const r = load(`  vici: ${value}`);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error.problems.map(formatProblem).join('\n')).toContain(`daemon.vici: expected 'off' or the path of the VICI socket`);

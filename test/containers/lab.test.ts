@@ -46,15 +46,38 @@ async function must(args: string[], timeoutMs = 60_000): Promise<string> {
   return r.stdout;
 }
 
-interface TunsecChild { spi_in: string; spi_out: string; mode: string; encap: boolean; bytes_in: number; bytes_out: number; packets_in: number }
-interface TunsecIke { name: string; spi_i: string; spi_r: string; initiator: boolean; state: string; children: TunsecChild[] }
+interface TunsecChild {
+  spi_in: string;
+  spi_out: string;
+  mode: string;
+  encap: boolean;
+  bytes_in: number;
+  bytes_out: number;
+  packets_in: number;
+}
+interface TunsecIke {
+  name: string;
+  spi_i: string;
+  spi_r: string;
+  initiator: boolean;
+  state: string;
+  children: TunsecChild[];
+}
 
 async function tunsecSas(): Promise<TunsecIke[]> {
   const out = await must(['podman', 'exec', TS, 'tunsec', 'list-sas', '--json']);
   return (JSON.parse(out) as { ike_sas: TunsecIke[] }).ike_sas;
 }
 
-interface SwanSa { spiI: string; spiR: string; initiator: boolean; spiIn?: string; spiOut?: string; installed: boolean; text: string }
+interface SwanSa {
+  spiI: string;
+  spiR: string;
+  initiator: boolean;
+  spiIn?: string;
+  spiOut?: string;
+  installed: boolean;
+  text: string;
+}
 
 /** `swanctl --list-sas` in the strongSwan container, parsed (one IKE SA expected at most). */
 async function swanSas(): Promise<SwanSa[]> {
@@ -167,7 +190,11 @@ describe('the tunsec image and the tunsec ↔ strongSwan container lab', () => {
     await remember(SS);
     const aardvark = existsSync(AARDVARK_PID) ? Number(readFileSync(AARDVARK_PID, 'utf8').trim()) : undefined;
     const down = await lab(['down'], 120_000);
-    console.log(`[containers] ${Object.entries(times).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+    console.log(
+      `[containers] ${Object.entries(times)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('; ')}`,
+    );
     expect(down.code, down.stderr).toBe(0);
     // nothing left: containers, networks, network namespaces, processes, firewall chains, mounts
     const ps = await podman(['ps', '-a', '--format', '{{.Names}}']);
@@ -183,9 +210,15 @@ describe('the tunsec image and the tunsec ↔ strongSwan container lab', () => {
       const rules = (await run(ipt, [])).stdout;
       expect(rules.includes(SUBNET), `${ipt}: rules for ${SUBNET}`).toBe(false);
       // with no podman bridge left on the host, netavark's chains must be gone too
-      if (podmanBridges.length === 0) expect(rules.split('\n').filter((l) => l.includes('NETAVARK')), ipt).toEqual([]);
+      if (podmanBridges.length === 0)
+        expect(
+          rules.split('\n').filter((l) => l.includes('NETAVARK')),
+          ipt,
+        ).toEqual([]);
     }
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`${ART}/`) || l.includes(`${RUNDIR}/`));
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(`${ART}/`) || l.includes(`${RUNDIR}/`));
     expect(mounts).toEqual([]);
   }, 180_000);
 
@@ -196,17 +229,35 @@ describe('the tunsec image and the tunsec ↔ strongSwan container lab', () => {
     times.image_over_debian_base = `${overBase} MB`;
     console.log(`[containers] tunsec image over the Debian 12 base: ${overBase} MB (goal ≤ 150 MB)`);
     expect(overBase).toBeLessThanOrEqual(150);
-    const inspect = await podman(['image', 'inspect', '--format', '{{json .Config.Healthcheck}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}', 'localhost/tunsec:latest']);
+    const inspect = await podman([
+      'image',
+      'inspect',
+      '--format',
+      '{{json .Config.Healthcheck}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}',
+      'localhost/tunsec:latest',
+    ]);
     expect(inspect.stdout).toContain('"tunsec","check"');
     expect(inspect.stdout).toContain('["tunsec"] ["daemon","-c","/etc/tunsec/tunsec.yaml"]');
     const contents = await podman(
-      ['run', '--rm', '--network', 'none', '--entrypoint', 'sh', 'localhost/tunsec:latest', '-c',
-        'for p in gcc g++ cc make python3 npm; do command -v $p; done; ls /opt/tunsec/node_modules; ls /opt/tunsec/native/build/Release; tunsec version'],
+      [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--entrypoint',
+        'sh',
+        'localhost/tunsec:latest',
+        '-c',
+        'for p in gcc g++ cc make python3 npm; do command -v $p; done; ls /opt/tunsec/node_modules; ls /opt/tunsec/native/build/Release; tunsec version',
+      ],
       60_000,
     );
     expect(contents.code, contents.stderr).toBe(0);
     const lines = contents.stdout.split('\n');
-    expect(lines.filter((l) => l.startsWith('/')), 'build tools in the runtime image').toEqual([]);
+    expect(
+      lines.filter((l) => l.startsWith('/')),
+      'build tools in the runtime image',
+    ).toEqual([]);
     for (const dev of ['typescript', 'vitest', 'tsx', 'fast-check', '@types']) expect(lines, `dev dependency ${dev}`).not.toContain(dev);
     expect(lines).toContain('tunsec_native.node');
     expect(lines).toContain('tunsec 0.1.0');
@@ -241,12 +292,26 @@ describe('the tunsec image and the tunsec ↔ strongSwan container lab', () => {
     // strongSwan → tunsec: bash's /dev/tcp in the strongSwan container, a node sink in tunsec's
     const sink = tcpEndpoint(5001, 'sink');
     await sink.ready;
-    const sent = await must(['podman', 'exec', SS, 'bash', '-c', `head -c ${TRANSFER} /dev/urandom > /tmp/tx && sha256sum /tmp/tx && cat /tmp/tx > /dev/tcp/${TS_IP}/5001`]);
+    const sent = await must([
+      'podman',
+      'exec',
+      SS,
+      'bash',
+      '-c',
+      `head -c ${TRANSFER} /dev/urandom > /tmp/tx && sha256sum /tmp/tx && cat /tmp/tx > /dev/tcp/${TS_IP}/5001`,
+    ]);
     expect(await sink.done).toBe(`${TRANSFER} ${sent.split(' ')[0]}`);
     // tunsec → strongSwan
     const source = tcpEndpoint(5002, 'source');
     await source.ready;
-    const got = await must(['podman', 'exec', SS, 'bash', '-c', `exec 3<>/dev/tcp/${TS_IP}/5002 && cat <&3 > /tmp/rx && echo "$(wc -c < /tmp/rx) $(sha256sum < /tmp/rx | cut -d' ' -f1)"`]);
+    const got = await must([
+      'podman',
+      'exec',
+      SS,
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${TS_IP}/5002 && cat <&3 > /tmp/rx && echo "$(wc -c < /tmp/rx) $(sha256sum < /tmp/rx | cut -d' ' -f1)"`,
+    ]);
     expect(got.trim()).toBe(await source.done);
     const after = (await tunsecSas())[0]!.children[0]!;
     expect(after.bytes_in - before.bytes_in, 'bytes into tunsec through ESP').toBeGreaterThan(TRANSFER);

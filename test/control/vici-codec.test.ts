@@ -14,14 +14,36 @@ const b = (...parts: Array<number | string>): Buffer => Buffer.concat(parts.map(
 
 /** The README's encoding example: key1 = value1, section1 = { sub-section = { key2 = value2 }, list1 = [item1, item2] }. */
 const README_EXAMPLE = b(
-  3, 4, 'key1', 0, 6, 'value1',
-  1, 8, 'section1',
-  1, 11, 'sub-section',
-  3, 4, 'key2', 0, 6, 'value2',
+  3,
+  4,
+  'key1',
+  0,
+  6,
+  'value1',
+  1,
+  8,
+  'section1',
+  1,
+  11,
+  'sub-section',
+  3,
+  4,
+  'key2',
+  0,
+  6,
+  'value2',
   2,
-  4, 5, 'list1',
-  5, 0, 5, 'item1',
-  5, 0, 5, 'item2',
+  4,
+  5,
+  'list1',
+  5,
+  0,
+  5,
+  'item1',
+  5,
+  0,
+  5,
+  'item2',
   6,
   2,
 );
@@ -34,7 +56,11 @@ describe('VICI messages', () => {
   });
 
   it('keeps the order of elements, including keys a plain object would reorder (a Map section)', () => {
-    const input = new Map<string, string>([['b', '1'], ['10', '2'], ['a', '3']]);
+    const input = new Map<string, string>([
+      ['b', '1'],
+      ['10', '2'],
+      ['a', '3'],
+    ]);
     const m = decodeMessage(encodeMessage(input));
     expect(m.map((e) => e.name)).toEqual(['b', '10', 'a']);
   });
@@ -79,7 +105,10 @@ describe('VICI messages', () => {
   }
 
   it('bounds nesting depth and element count', () => {
-    const deep = Buffer.concat([...Array.from({ length: 20 }, (_, i) => b(1, 2, `s${String.fromCharCode(97 + i)}`)), ...Array.from({ length: 20 }, () => b(2))]);
+    const deep = Buffer.concat([
+      ...Array.from({ length: 20 }, (_, i) => b(1, 2, `s${String.fromCharCode(97 + i)}`)),
+      ...Array.from({ length: 20 }, () => b(2)),
+    ]);
     expect(() => decodeMessage(deep)).toThrow('nested deeper than 16');
     const many = Buffer.concat([b(4, 1, 'l'), ...Array.from({ length: 101 }, () => b(5, 0, 0)), b(6)]);
     expect(() => decodeMessage(many, { maxDepth: 16, maxElements: 100 })).toThrow('more than 100 elements');
@@ -135,7 +164,10 @@ describe('VICI packets and framing', () => {
   }
 
   it('the frame reader reassembles segments from any split of the stream, one octet at a time included', () => {
-    const stream = Buffer.concat([encodePacket({ type: ViciPacketType.EVENT_REGISTER, name: 'log' }), encodePacket({ type: ViciPacketType.CMD_REQUEST, name: 'stats', message: { a: 'b' } })]);
+    const stream = Buffer.concat([
+      encodePacket({ type: ViciPacketType.EVENT_REGISTER, name: 'log' }),
+      encodePacket({ type: ViciPacketType.CMD_REQUEST, name: 'stats', message: { a: 'b' } }),
+    ]);
     const r = new ViciFrameReader();
     const got: Buffer[] = [];
     for (const o of stream) got.push(...r.push(Buffer.from([o])));
@@ -152,9 +184,17 @@ describe('VICI packets and framing', () => {
 
 describe('VICI codec under random and mutated input (fuzz-style properties)', () => {
   const name = fc.stringMatching(/^[a-z][a-z0-9_-]{0,12}$/);
-  const value = fc.oneof(fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)), fc.nat());
+  const value = fc.oneof(
+    fc.string({ maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
+    fc.nat(),
+  );
   const tree: fc.Arbitrary<Record<string, unknown>> = fc.letrec<{ section: Record<string, unknown> }>((tie) => ({
-    section: fc.dictionary(name, fc.oneof({ depthSize: 'small', withCrossShrink: true }, value, fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }), tie('section')), { maxKeys: 5 }),
+    section: fc.dictionary(
+      name,
+      fc.oneof({ depthSize: 'small', withCrossShrink: true }, value, fc.array(fc.string({ maxLength: 20 }), { maxLength: 4 }), tie('section')),
+      { maxKeys: 5 },
+    ),
   })).section;
 
   /** decode either returns a message or throws a ViciParseError: nothing else. */
@@ -172,11 +212,17 @@ describe('VICI codec under random and mutated input (fuzz-style properties)', ()
   };
 
   it('random octets are decoded or refused with a ViciParseError, never another exception', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (u) => decodesOrRefuses(Buffer.from(u))), { numRuns: 5000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (u) => decodesOrRefuses(Buffer.from(u))),
+      { numRuns: 5000 },
+    );
   });
 
   it('valid messages with octets flipped, cut or inserted are decoded or refused with a ViciParseError', () => {
-    const mutation = fc.tuple(tree, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('flip', 'cut', 'insert')), { minLength: 1, maxLength: 4 }));
+    const mutation = fc.tuple(
+      tree,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('flip', 'cut', 'insert')), { minLength: 1, maxLength: 4 }),
+    );
     fc.assert(
       fc.property(mutation, ([t, muts]) => {
         let octets = encodeMessage(t as ViciInput);
@@ -196,7 +242,18 @@ describe('VICI codec under random and mutated input (fuzz-style properties)', ()
     const plain = (m: ViciMessage): unknown => messageToObject(m);
     const normal = (t: Record<string, unknown>): unknown =>
       Object.fromEntries(
-        Object.entries(t).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : typeof v === 'number' ? String(v) : Array.isArray(v) ? v : typeof v === 'object' && v !== null ? normal(v as Record<string, unknown>) : v]),
+        Object.entries(t).map(([k, v]) => [
+          k,
+          Buffer.isBuffer(v)
+            ? v.toString('utf8')
+            : typeof v === 'number'
+              ? String(v)
+              : Array.isArray(v)
+                ? v
+                : typeof v === 'object' && v !== null
+                  ? normal(v as Record<string, unknown>)
+                  : v,
+        ]),
       );
     fc.assert(
       fc.property(tree, (t) => {

@@ -29,8 +29,7 @@ const IMPLEMENTATIONS: AeadImplementation[] = ['native', 'node'];
 const ALGORITHMS: AeadAlgorithm[] = [AES_GCM_16_128, AES_GCM_16_192, AES_GCM_16_256];
 const ENCR_AES_GCM_16 = 20;
 
-const context = (a: AeadAlgorithm, material: Uint8Array, implementation: AeadImplementation): AeadContext =>
-  a.createContext(material, { implementation });
+const context = (a: AeadAlgorithm, material: Uint8Array, implementation: AeadImplementation): AeadContext => a.createContext(material, { implementation });
 
 describe('implementation selection', () => {
   it('the addon with AeadKey is built (npm ci / node-gyp rebuild -C native), and createContext uses it by default', () => {
@@ -194,7 +193,9 @@ for (const a of ALGORITHMS) {
         fc.property(inputs(a), ({ material, iv, aad, plaintext, head }) => {
           const native = context(a, material, 'native');
           const node = context(a, material, 'node');
-          const reference = Buffer.from(gcm(material.subarray(0, a.keyBits / 8), Buffer.concat([material.subarray(a.keyBits / 8), iv]), aad).encrypt(plaintext));
+          const reference = Buffer.from(
+            gcm(material.subarray(0, a.keyBits / 8), Buffer.concat([material.subarray(a.keyBits / 8), iv]), aad).encrypt(plaintext),
+          );
 
           const n = layout(iv, plaintext, head);
           const o = layout(iv, plaintext, head);

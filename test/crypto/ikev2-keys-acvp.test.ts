@@ -145,9 +145,7 @@ describe('NIST ACVP kdf-components/ikev2 vectors (SP 800-135 IKEv2 KDF)', () => 
               encrKeyMaterialLength: quarter,
               integKeyLength: quarter,
             });
-            expect(Buffer.concat([split.initiatorToResponder.encr, split.initiatorToResponder.integ])).toEqual(
-              keymat.subarray(0, 2 * quarter),
-            );
+            expect(Buffer.concat([split.initiatorToResponder.encr, split.initiatorToResponder.integ])).toEqual(keymat.subarray(0, 2 * quarter));
           });
 
           it(`tcId ${t.tcId}: SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) matches ACVP SKEYSEED(Rekey)`, () => {

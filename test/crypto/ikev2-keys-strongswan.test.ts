@@ -18,14 +18,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { AES_GCM_16_128 } from '../../src/crypto/aead.js';
 import { PRF_HMAC_SHA2_384 } from '../../src/crypto/prf.js';
-import {
-  deriveChildKeymat,
-  deriveIkeSaKeys,
-  deriveRekeyedSkeyseed,
-  deriveSkeyseed,
-  wipe,
-  type IkeSaKeys,
-} from '../../src/crypto/ikev2-keys.js';
+import { deriveChildKeymat, deriveIkeSaKeys, deriveRekeyedSkeyseed, deriveSkeyseed, wipe, type IkeSaKeys } from '../../src/crypto/ikev2-keys.js';
 import { CryptoError } from '../../src/crypto/types.js';
 import { dumpsLabelled } from '../support/charon-log.js';
 import { demoFile } from '../support/fixture.js';
@@ -251,7 +244,7 @@ function initialIkeSa(): { keys: IkeSaKeys; Ni: Buffer; Nr: Buffer } {
 }
 
 describe('RFC 7296 §2.17: CHILD_SA keying material reproduces strongSwan', () => {
-  it("the first CHILD_SA (IKE_AUTH, no PFS): KEYMAT = prf+(SK_d, Ni | Nr) gives the logged ESP keys and esp_sa rows 1-2", () => {
+  it('the first CHILD_SA (IKE_AUTH, no PFS): KEYMAT = prf+(SK_d, Ni | Nr) gives the logged ESP keys and esp_sa rows 1-2', () => {
     const { keys, Ni, Nr } = initialIkeSa();
     // charon logs the prf+ seed: here exactly Ni | Nr of IKE_SA_INIT
     expect(hexOf(logged('seed')[0]!)).toBe(hexOf(Buffer.concat([Ni, Nr])));
@@ -340,7 +333,7 @@ describe('RFC 7296 §2.18: the rekeyed IKE SA reproduces strongSwan', () => {
     expect(message(43).spiR).toEqual(newSpiR);
   });
 
-  it("SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) equals the second logged SKEYSEED", () => {
+  it('SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) equals the second logged SKEYSEED', () => {
     const { Ni, Nr, oldKeys } = rekeyExchange();
     const gir = logged('shared Diffie Hellman secret')[1]!;
     expect(hexOf(deriveRekeyedSkeyseed(prf, oldKeys.SK_d, gir, Ni, Nr))).toBe(hexOf(logged('SKEYSEED')[1]!));
@@ -371,7 +364,7 @@ describe('RFC 7296 §2.18: the rekeyed IKE SA reproduces strongSwan', () => {
     expect(() => openSk(message(43), oldKeys)).toThrow(/ICV does not verify/);
   });
 
-  it('keying the new IKE SA with the old SPIs, as a buggy rekey would, does not give strongSwan\'s keys', () => {
+  it("keying the new IKE SA with the old SPIs, as a buggy rekey would, does not give strongSwan's keys", () => {
     const { Ni, Nr, oldKeys } = rekeyExchange();
     const gir = logged('shared Diffie Hellman secret')[1]!;
     const wrong = deriveIkeSaKeys({
@@ -436,9 +429,7 @@ describe('key material API', () => {
     const cmac = { ...xcbc, transformId: 8, name: 'PRF_AES128_CMAC' };
     for (const fixedKey of [xcbc, cmac]) {
       expect(() => deriveSkeyseed(fixedKey, Buffer.alloc(32), Buffer.alloc(32), Buffer.alloc(48))).toThrow(CryptoError);
-      expect(() => deriveRekeyedSkeyseed(fixedKey, Buffer.alloc(16), Buffer.alloc(48), Buffer.alloc(32), Buffer.alloc(32))).toThrow(
-        CryptoError,
-      );
+      expect(() => deriveRekeyedSkeyseed(fixedKey, Buffer.alloc(16), Buffer.alloc(48), Buffer.alloc(32), Buffer.alloc(32))).toThrow(CryptoError);
     }
   });
 });

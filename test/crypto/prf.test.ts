@@ -12,15 +12,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
-import {
-  PRF_HMAC_SHA1,
-  PRF_HMAC_SHA2_256,
-  PRF_HMAC_SHA2_384,
-  PRF_HMAC_SHA2_512,
-  PRF_PLUS_MAX_ITERATIONS,
-  prfFor,
-  prfPlus,
-} from '../../src/crypto/prf.js';
+import { PRF_HMAC_SHA1, PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512, PRF_PLUS_MAX_ITERATIONS, prfFor, prfPlus } from '../../src/crypto/prf.js';
 import { CryptoError, type Prf } from '../../src/crypto/types.js';
 import { PrfId } from '../../src/ike/transforms.js';
 
@@ -78,12 +70,8 @@ describe('PRF transform registry', () => {
     expect(prfFor(PrfId.HMAC_SHA2_256)).toBe(PRF_HMAC_SHA2_256);
     expect(prfFor(PrfId.HMAC_SHA2_384)).toBe(PRF_HMAC_SHA2_384);
     expect(prfFor(PrfId.HMAC_SHA2_512)).toBe(PRF_HMAC_SHA2_512);
-    expect([PRF_HMAC_SHA1, PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512].map((p) => p.outputLength)).toEqual([
-      20, 32, 48, 64,
-    ]);
-    expect([PRF_HMAC_SHA1, PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512].map((p) => p.transformId)).toEqual([
-      2, 5, 6, 7,
-    ]);
+    expect([PRF_HMAC_SHA1, PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512].map((p) => p.outputLength)).toEqual([20, 32, 48, 64]);
+    expect([PRF_HMAC_SHA1, PRF_HMAC_SHA2_256, PRF_HMAC_SHA2_384, PRF_HMAC_SHA2_512].map((p) => p.transformId)).toEqual([2, 5, 6, 7]);
   });
 
   it('prfFor returns undefined for PRFs tunsec does not implement (HMAC-MD5, TIGER, AES128-XCBC, AES128-CMAC, unknown)', () => {
@@ -94,14 +82,9 @@ describe('PRF transform registry', () => {
 
   it('the HMAC PRFs agree with @noble/hashes hmac for random keys of any length (RFC 2104 hashes long keys)', () => {
     fc.assert(
-      fc.property(
-        fc.uint8Array({ maxLength: 300 }),
-        fc.uint8Array({ maxLength: 300 }),
-        fc.constantFrom(...PRFS),
-        (key, data, { prf, noble }) => {
-          expect(prf.compute(key, data).equals(Buffer.from(hmac(noble, key, data)))).toBe(true);
-        },
-      ),
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 300 }), fc.constantFrom(...PRFS), (key, data, { prf, noble }) => {
+        expect(prf.compute(key, data).equals(Buffer.from(hmac(noble, key, data)))).toBe(true);
+      }),
       { numRuns: 300 },
     );
   });
@@ -151,9 +134,7 @@ describe('prf+ (RFC 7296 §2.13)', () => {
       expect(out).toHaveLength(max);
       // the last block is T255 = prf(K, T254 | S | 0xff)
       const t254 = out.subarray(max - 2 * prf.outputLength, max - prf.outputLength);
-      expect(out.subarray(max - prf.outputLength)).toEqual(
-        prf.compute(Buffer.from('k'), Buffer.concat([t254, Buffer.from('s'), Buffer.from([0xff])])),
-      );
+      expect(out.subarray(max - prf.outputLength)).toEqual(prf.compute(Buffer.from('k'), Buffer.concat([t254, Buffer.from('s'), Buffer.from([0xff])])));
       expect(() => prfPlus(prf, Buffer.from('k'), Buffer.from('s'), max + 1)).toThrow(CryptoError);
     }
   });

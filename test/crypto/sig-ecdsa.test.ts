@@ -113,9 +113,9 @@ describe('RFC 4754 §8 ECDSA test vectors (AUTH methods 9, 10, 11)', () => {
   it('a P-384 key used for method 9 (P-256) is a CryptoError, both signing and verifying', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
     expect(() => signAuth({ method: SignatureAuthMethod.ECDSA_SHA256_P256, privateKey, octets: Buffer.from('x') })).toThrow(CryptoError);
-    expect(() =>
-      verifyAuth({ method: SignatureAuthMethod.ECDSA_SHA256_P256, publicKey, octets: Buffer.from('x'), authData: Buffer.alloc(64) }),
-    ).toThrow(/prime256v1/);
+    expect(() => verifyAuth({ method: SignatureAuthMethod.ECDSA_SHA256_P256, publicKey, octets: Buffer.from('x'), authData: Buffer.alloc(64) })).toThrow(
+      /prime256v1/,
+    );
   });
 
   it('an RSA key used for methods 9, 10, 11 is a CryptoError', () => {

@@ -16,13 +16,7 @@ import {
   parseAlgorithmIdentifier,
   parseDigitalSignatureAuthData,
 } from '../../src/crypto/rfc7427.js';
-import {
-  SignatureAuthMethod,
-  SignatureSchemeRefused,
-  chooseSignatureAlgorithm,
-  signAuth,
-  verifyAuth,
-} from '../../src/crypto/signature.js';
+import { SignatureAuthMethod, SignatureSchemeRefused, chooseSignatureAlgorithm, signAuth, verifyAuth } from '../../src/crypto/signature.js';
 import { CryptoError } from '../../src/crypto/types.js';
 
 interface Vector {
@@ -115,8 +109,12 @@ describe('RFC 8420 encoding', () => {
     const ed = generateKeyPairSync('ed25519');
     const octets = Buffer.from('signed octets');
     const signed = signAuth({ method: 14, privateKey: ed.privateKey, octets });
-    expect(() => verifyAuth({ method: 14, publicKey: generateKeyPairSync('ed448').publicKey, octets, authData: signed.authData })).toThrow(/needs an Ed25519 key/);
-    expect(() => verifyAuth({ method: 14, publicKey: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey, octets, authData: signed.authData })).toThrow(CryptoError);
+    expect(() => verifyAuth({ method: 14, publicKey: generateKeyPairSync('ed448').publicKey, octets, authData: signed.authData })).toThrow(
+      /needs an Ed25519 key/,
+    );
+    expect(() =>
+      verifyAuth({ method: 14, publicKey: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey, octets, authData: signed.authData }),
+    ).toThrow(CryptoError);
     expect(() => verifyAuth({ method: 14, publicKey: ed.publicKey, octets, authData: signed.authData, acceptedHashes: [2, 3, 4] })).toThrow(/not accepted/);
     expect(() => signAuth({ method: 14, privateKey: ed.privateKey, octets, hash: SignatureHashAlgorithm.SHA2_256 })).toThrow(/Identity/);
   });

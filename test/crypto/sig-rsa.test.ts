@@ -37,9 +37,7 @@ describe('RSA keys of the strongSwan fixture', () => {
   it("moon's certificate carries the public half of moon's RSA-2048 key", () => {
     expect(moonCert.publicKey.asymmetricKeyType).toBe('rsa');
     expect(moonCert.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
-    expect(createPublicKey(moonKey).export({ format: 'der', type: 'spki' })).toEqual(
-      moonCert.publicKey.export({ format: 'der', type: 'spki' }),
-    );
+    expect(createPublicKey(moonKey).export({ format: 'der', type: 'spki' })).toEqual(moonCert.publicKey.export({ format: 'der', type: 'spki' }));
   });
 });
 
@@ -193,9 +191,9 @@ describe('tampering and misuse', () => {
   it('sha1WithRSAEncryption in method 14 is refused by default (SHA-2 only) and accepted when the caller allows SHA-1', () => {
     const sha1 = signAuth({ method: 14, privateKey: moonKey, octets, algorithm: SHA1_WITH_RSA_ENCRYPTION });
     expect(() => verifyAuth({ method: 14, publicKey: moonCert.publicKey, octets, authData: sha1.authData })).toThrow(/not accepted/);
-    expect(
-      verifyAuth({ method: 14, publicKey: moonCert.publicKey, octets, authData: sha1.authData, acceptedHashes: [SignatureHashAlgorithm.SHA1] }),
-    ).toBe(true);
+    expect(verifyAuth({ method: 14, publicKey: moonCert.publicKey, octets, authData: sha1.authData, acceptedHashes: [SignatureHashAlgorithm.SHA1] })).toBe(
+      true,
+    );
   });
 
   it('a hash the caller did not announce is refused with CryptoError (RFC 7427 §4)', () => {
@@ -205,8 +203,8 @@ describe('tampering and misuse', () => {
   });
 });
 
-describe('choosing the method-14 algorithm from the peer\'s SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4)', () => {
-  it('an RSA key with strongSwan\'s list (sha256 sha384 sha512 identity) picks sha256WithRSAEncryption, or PSS on request', () => {
+describe("choosing the method-14 algorithm from the peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4)", () => {
+  it("an RSA key with strongSwan's list (sha256 sha384 sha512 identity) picks sha256WithRSAEncryption, or PSS on request", () => {
     expect(chooseSignatureAlgorithm({ key: moonKey, peerHashes: [2, 3, 4, 5] })).toBe(SHA256_WITH_RSA_ENCRYPTION);
     expect(chooseSignatureAlgorithm({ key: moonKey, peerHashes: [2, 3, 4, 5], rsaPss: true })).toBe(RSASSA_PSS_SHA256);
     expect(chooseSignatureAlgorithm({ key: moonCert.publicKey, peerHashes: [4] })).toBe(SHA512_WITH_RSA_ENCRYPTION);

@@ -73,7 +73,14 @@ ${local}
     expect(peer.remoteId).toEqual({ type: 'fqdn', value: 'sun.tunsec.test' });
     expect(peer.trust.trustAnchors.map((a) => a.fingerprint)).toEqual([pki.ca.certificate.fingerprint]);
     expect(peer.ikeProposals.map(formatProposal)).toEqual(['aes128gcm16-prfsha384-ecp384bp']);
-    expect(peer).toMatchObject({ fragmentation: true, fragmentSize: FRAGMENT_SIZE, forceEncap: true, sendCert: 'always', sendCertReq: false, strictCrl: false });
+    expect(peer).toMatchObject({
+      fragmentation: true,
+      fragmentSize: FRAGMENT_SIZE,
+      forceEncap: true,
+      sendCert: 'always',
+      sendCertReq: false,
+      strictCrl: false,
+    });
     expect(c!.entry).toMatchObject({ localAddrs: ['10.77.0.1'], remoteAddrs: ['10.77.0.2'], remotePort: 4501 });
     expect(c!.startChildren).toEqual(['host']);
     const child = peer.children[0]!;
@@ -115,7 +122,9 @@ ${local}
     const r = resolveCredentials(config(connection('', '', '')));
     expect(r.connections).toEqual([]);
     expect(r.errors).toHaveLength(1);
-    expect(r.errors[0]).toMatch(/^connection dc1: local\.certs: .*moon\.tunsec\.test\.pem: no private key for certificate 'C=CH, O=tunsec test, CN=moon\.tunsec\.test'/);
+    expect(r.errors[0]).toMatch(
+      /^connection dc1: local\.certs: .*moon\.tunsec\.test\.pem: no private key for certificate 'C=CH, O=tunsec test, CN=moon\.tunsec\.test'/,
+    );
     expect(r.errors[0]).toContain('does not look for key files next to certificates');
   });
 
@@ -124,7 +133,9 @@ ${local}
     const r = resolveCredentials(config(connection('', '', `secrets:\n  private-wrong:\n    file: ${stray}\n`)));
     expect(r.connections).toEqual([]);
     expect(r.errors).toEqual([
-      expect.stringMatching(/^connection dc1: local\.certs: .*moon\.tunsec\.test\.pem: no private key in secrets matches certificate '.*CN=moon\.tunsec\.test' \(tried secrets\.private-wrong .*wrongKey\.pem\)$/),
+      expect.stringMatching(
+        /^connection dc1: local\.certs: .*moon\.tunsec\.test\.pem: no private key in secrets matches certificate '.*CN=moon\.tunsec\.test' \(tried secrets\.private-wrong .*wrongKey\.pem\)$/,
+      ),
     ]);
   });
 
@@ -136,7 +147,10 @@ ${local}
   });
 
   it('reports every problem at once: missing CA file, missing secret file, identity not in the certificate', () => {
-    const yaml = connection('', '      id: mars.tunsec.test\n', 'secrets:\n  private-gone:\n    file: private/gone.pem\n').replace('cacerts: [x509ca]', 'cacerts: [x509ca/nothere.pem]');
+    const yaml = connection('', '      id: mars.tunsec.test\n', 'secrets:\n  private-gone:\n    file: private/gone.pem\n').replace(
+      'cacerts: [x509ca]',
+      'cacerts: [x509ca/nothere.pem]',
+    );
     const r = resolveCredentials(config(yaml));
     expect(r.errors).toEqual(
       expect.arrayContaining([
@@ -152,18 +166,26 @@ ${local}
     chmodSync(moon.key, 0o644);
     const r = resolveCredentials(config(connection()));
     expect(r.errors).toEqual([]);
-    expect(r.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^secrets\.private-moon: .*moon\.tunsec\.testKey\.pem: private key file is accessible by group and others \(mode 0644\)/)]));
+    expect(r.warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^secrets\.private-moon: .*moon\.tunsec\.testKey\.pem: private key file is accessible by group and others \(mode 0644\)/),
+      ]),
+    );
   });
 
   it('refuses a secret section whose type names another key algorithm', () => {
     const yaml = connection('', '', 'secrets:\n  rsa-moon:\n    file: private/moon.tunsec.testKey.pem\n');
     const r = resolveCredentials(config(yaml));
-    expect(r.errors).toEqual(expect.arrayContaining([expect.stringMatching(/^secrets\.rsa-moon: .*: holds an ECDSA key, but the section is named rsa<suffix>/)]));
+    expect(r.errors).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^secrets\.rsa-moon: .*: holds an ECDSA key, but the section is named rsa<suffix>/)]),
+    );
   });
 
   it('trusts pinned peer certificates (remote.certs) as they are', () => {
     const sun = pki.host('sun.tunsec.test', '10.77.0.2');
-    const yaml = connection().replace('  cacerts: [x509ca]\n', '').replace('      id: sun.tunsec.test\n', `      id: sun.tunsec.test\n      certs: [${sun.cert}]\n`);
+    const yaml = connection()
+      .replace('  cacerts: [x509ca]\n', '')
+      .replace('      id: sun.tunsec.test\n', `      id: sun.tunsec.test\n      certs: [${sun.cert}]\n`);
     const r = resolveCredentials(config(yaml));
     expect(r.errors).toEqual([]);
     expect(r.connections[0]!.entry.config.trust.trustAnchors.map((a) => a.fingerprint)).toEqual([sun.issued.certificate.fingerprint]);

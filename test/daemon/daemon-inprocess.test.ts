@@ -6,7 +6,11 @@ import { DaemonLogger } from '../../src/daemon/logger.js';
 import { freePort, tempDir, writeLoopbackConfig, writePki, type LogLine, type PkiFiles } from './support.js';
 
 /** A Daemon in this process whose JSON lines are collected. */
-function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): { d: Daemon; lines: LogLine[]; wait(event: string, timeoutMs?: number): Promise<LogLine> } {
+function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): {
+  d: Daemon;
+  lines: LogLine[];
+  wait(event: string, timeoutMs?: number): Promise<LogLine>;
+} {
   const lines: LogLine[] = [];
   const waiters: Array<() => void> = [];
   const logger = new DaemonLogger({
@@ -35,7 +39,11 @@ function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): { d: Dae
   return { d, lines, wait };
 }
 
-function config(dir: string, pki: PkiFiles, o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; keyingtries?: number }): string {
+function config(
+  dir: string,
+  pki: PkiFiles,
+  o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; keyingtries?: number },
+): string {
   return writeLoopbackConfig(dir, pki, { ...o, daemonExtra: ['log: { default: 2 }'] });
 }
 
@@ -82,7 +90,9 @@ describe('tunsec daemon (in process)', () => {
     const moon = daemon({ nattPort: natt, retransmit: { timeout: 0.05, base: 1, tries: 1 }, retryDelayMs: { initial: 20, max: 40 } });
     daemons.push(moon.d);
     const started = Date.now();
-    await moon.d.start(config(dir.path, pki, { name: 'moon', local: '127.0.0.2', remote: '127.0.0.1', localPort: port, remotePort: deadPort, start: true, keyingtries: 3 }));
+    await moon.d.start(
+      config(dir.path, pki, { name: 'moon', local: '127.0.0.2', remote: '127.0.0.1', localPort: port, remotePort: deadPort, start: true, keyingtries: 3 }),
+    );
     const gaveUp = await new Promise<LogLine>((resolve, reject) => {
       const t = setInterval(() => {
         const l = moon.lines.find((x) => x.msg.includes('giving up'));

@@ -183,7 +183,10 @@ describe('tunsec daemon', () => {
     const host = pki.host('moon.tunsec.test', MOON);
     const ike = await freePort([MOON]);
     const file = join(dir.path, 'moon.yaml');
-    writeFileSync(file, daemonConfig(dir.path, { name: 'moon', address: MOON, peerAddress: SUN, peerName: 'sun', start: false }, { ike }, host.cert, host.key, pki.caCert));
+    writeFileSync(
+      file,
+      daemonConfig(dir.path, { name: 'moon', address: MOON, peerAddress: SUN, peerName: 'sun', start: false }, { ike }, host.cert, host.key, pki.caCert),
+    );
     const pidFile = join(dir.path, 'moon.pid');
     writeFileSync(pidFile, `${process.pid}\n`); // this test runner: certainly alive
     const p = spawnDaemon(['-c', file, '--port-nat-t', String(await freePort([MOON], [ike]))]);

@@ -123,7 +123,12 @@ describe('initiation on demand while a start loop waits to retry', () => {
     const { h, lines } = host(c);
     const sa = ikeSa('established', ['a'], { ctx: { spiI: Buffer.alloc(8, 1) } });
     const initiate = vi.fn().mockRejectedValueOnce(new Error('peer unreachable')).mockResolvedValueOnce(sa);
-    const initiation = new Initiation({ ...h, manager: () => ({ sas: [], initiate }) as unknown as IkeSaManager, loopsMayRun: () => true, retryDelayMs: { initial: 600_000, max: 600_000 } });
+    const initiation = new Initiation({
+      ...h,
+      manager: () => ({ sas: [], initiate }) as unknown as IkeSaManager,
+      loopsMayRun: () => true,
+      retryDelayMs: { initial: 600_000, max: 600_000 },
+    });
     const loop = initiation.keepInitiating(c);
     await vi.waitFor(() => expect(lines.join('')).toContain('establishing failed (attempt 1 of forever)'));
     initiation.acquired('dc1', 'a');

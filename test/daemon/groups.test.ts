@@ -24,7 +24,19 @@ const prefix = (text: string) => {
 function group(): ResolvedConnection {
   const config = {
     name: 'dc-fleet',
-    children: [{ name: 'cache', reqid: 1, mode: 'transport', localTs: [ts('dynamic')], remoteTs: [ts('10.0.1.0/24[tcp/443]')], espProposals: [], replayWindow: 32, lifetimes: {}, policy: 'private' }],
+    children: [
+      {
+        name: 'cache',
+        reqid: 1,
+        mode: 'transport',
+        localTs: [ts('dynamic')],
+        remoteTs: [ts('10.0.1.0/24[tcp/443]')],
+        espProposals: [],
+        replayWindow: 32,
+        lifetimes: {},
+        policy: 'private',
+      },
+    ],
   } as unknown as IkePeerConfig;
   return {
     name: 'dc-fleet',
@@ -41,7 +53,7 @@ function group(): ResolvedConnection {
 }
 
 describe('group instances', () => {
-  it('a host in the group gets an instance under the group\'s name with the peer as its only address and host-to-host selectors', () => {
+  it("a host in the group gets an instance under the group's name with the peer as its only address and host-to-host selectors", () => {
     const groups = new GroupInstances();
     const g = group();
     const a = groups.instance(g, '10.0.1.7')!;

@@ -58,7 +58,16 @@ describe('ManualSas', () => {
     const sun = side();
     const info = moon.manual.add(sa('m', moonSettings), 'config');
     sun.manual.add(sa('s', sunSettings), 'config');
-    expect(info).toMatchObject({ name: 'm', reqid: MANUAL_REQID_BASE, spi_in: '00002001', spi_out: '00001001', mode: 'transport', encap: null, local_ts: `${MOON}/32`, remote_ts: `${SUN}/32` });
+    expect(info).toMatchObject({
+      name: 'm',
+      reqid: MANUAL_REQID_BASE,
+      spi_in: '00002001',
+      spi_out: '00001001',
+      mode: 'transport',
+      encap: null,
+      local_ts: `${MOON}/32`,
+      remote_ts: `${SUN}/32`,
+    });
     expect(moon.sad.listPolicies().map((p) => [p.reqid, p.direction, p.action, p.failureMode])).toEqual([
       [MANUAL_REQID_BASE, 'out', 'protect', 'private'],
       [MANUAL_REQID_BASE, 'in', 'protect', 'private'],
@@ -71,7 +80,9 @@ describe('ManualSas', () => {
     expect(m).toMatchObject({ packets_in: 1, packets_out: 1, icv_failures: 0, installed_in: true, installed_out: true });
     expect(m!.bytes_out).toBeGreaterThan(0);
     // the second SA gets the next reqid
-    expect(moon.manual.add(sa('m2', { ...moonSettings, spi_in: '0x3001', spi_out: '0x3002', remote_addr: '10.9.0.3' }), 'runtime').reqid).toBe(MANUAL_REQID_BASE + 1);
+    expect(moon.manual.add(sa('m2', { ...moonSettings, spi_in: '0x3001', spi_out: '0x3002', remote_addr: '10.9.0.3' }), 'runtime').reqid).toBe(
+      MANUAL_REQID_BASE + 1,
+    );
   });
 
   it('a wrong key on one side: ICV failures counted on the receiving SA, nothing delivered', () => {
@@ -105,11 +116,15 @@ describe('ManualSas', () => {
     expect(() => moon.manual.add(sa('m', moonSettings), 'runtime')).toThrow("manual SA 'm' exists already");
     expect(() => moon.manual.add(sa('x', { ...moonSettings, spi_out: '0x5555' }), 'runtime')).toThrow('an inbound SA with SPI 00002001 is installed already');
     expect(() => moon.manual.add(sa('y', { ...moonSettings, spi_in: '0x5555' }), 'runtime')).toThrow('an outbound SA with SPI 00001001 is installed already');
-    expect(() => moon.manual.add(sa('z', { ...moonSettings, spi_in: '0x6001', spi_out: '0x6002', encap: 'yes' }), 'runtime')).toThrow(`ESP-in-UDP needs a NAT-T socket on ${MOON}:4500`);
+    expect(() => moon.manual.add(sa('z', { ...moonSettings, spi_in: '0x6001', spi_out: '0x6002', encap: 'yes' }), 'runtime')).toThrow(
+      `ESP-in-UDP needs a NAT-T socket on ${MOON}:4500`,
+    );
     expect(moon.sad.listSas().length).toBe(2);
     expect(moon.manual.names).toEqual(['m']);
     const withUdp = side(true);
-    expect(withUdp.manual.add(sa('z', { ...moonSettings, encap: 'yes', mode: 'tunnel', local_ts: '192.168.1.0/24', remote_ts: '192.168.2.0/24' }), 'runtime')).toMatchObject({
+    expect(
+      withUdp.manual.add(sa('z', { ...moonSettings, encap: 'yes', mode: 'tunnel', local_ts: '192.168.1.0/24', remote_ts: '192.168.2.0/24' }), 'runtime'),
+    ).toMatchObject({
       encap: { local_port: 4500, remote_port: 4500 },
       mode: 'tunnel',
       local_ts: '192.168.1.0/24',
@@ -160,7 +175,9 @@ describe('control commands sa-list, sa-add, sa-del', () => {
       "invalid manual SA 'm':\n  manual.sas.m.spi_in: must be between 256 (0x100) and 4294967295 (0xffffffff); 1–255 are reserved (RFC 4303 §2.1), got 7",
     );
     const short = await rejects(Promise.resolve().then(() => call(h, 'sa-add', { name: 'm', settings: { ...moonSettings, key_out: '0x00' } })));
-    expect(short.message).toBe("invalid manual SA 'm':\n  manual.sas.m.key_out: aes128gcm16 needs 20 octets (16-octet key ‖ 4-octet salt, 40 hex digits), got 1");
+    expect(short.message).toBe(
+      "invalid manual SA 'm':\n  manual.sas.m.key_out: aes128gcm16 needs 20 octets (16-octet key ‖ 4-octet salt, 40 hex digits), got 1",
+    );
     expect((await rejects(Promise.resolve().then(() => call(h, 'sa-add', { name: 'm' })))).code).toBe('bad_request');
     expect((await rejects(Promise.resolve().then(() => call(h, 'sa-del', {})))).code).toBe('bad_request');
     expect((await rejects(Promise.resolve().then(() => call(h, 'sa-del', { name: 'nope' })))).code).toBe('not_found');

@@ -54,10 +54,47 @@ function value(e: Exposition, name: string, labels: Record<string, string> = {})
 // In-process data.
 
 const DATAPATH_KEYS: Array<keyof DatapathCounters> = [
-  'outPackets', 'outBytes', 'inPackets', 'inBytes', 'outMalformed', 'outNoPolicy', 'outBypass', 'outDiscard', 'outHeld', 'outHoldOverflow', 'outNoSa',
-  'outFallbackClear', 'outGlobalClear', 'outGlobalDrop', 'acquires', 'inMalformed', 'inUnknownSpi', 'inHeldPendingSpi', 'inHeldPendingSpiDropped', 'inReplay', 'inIcv', 'inPadding', 'inDummy', 'inPolicy', 'expiredDrops', 'inRouteWaitOverflow',
+  'outPackets',
+  'outBytes',
+  'inPackets',
+  'inBytes',
+  'outMalformed',
+  'outNoPolicy',
+  'outBypass',
+  'outDiscard',
+  'outHeld',
+  'outHoldOverflow',
+  'outNoSa',
+  'outFallbackClear',
+  'outGlobalClear',
+  'outGlobalDrop',
+  'acquires',
+  'inMalformed',
+  'inUnknownSpi',
+  'inHeldPendingSpi',
+  'inHeldPendingSpiDropped',
+  'inReplay',
+  'inIcv',
+  'inPadding',
+  'inDummy',
+  'inPolicy',
+  'expiredDrops',
+  'inRouteWaitOverflow',
 ];
-const IO_KEYS: Array<keyof IoCounters> = ['tunReads', 'tunWrites', 'tunWriteDrops', 'espReceived', 'udpReceived', 'sendDrops', 'clearSent', 'internalErrors', 'tunGsoPackets', 'tunGsoRefused', 'tunGroWrites', 'tunGroSegments'];
+const IO_KEYS: Array<keyof IoCounters> = [
+  'tunReads',
+  'tunWrites',
+  'tunWriteDrops',
+  'espReceived',
+  'udpReceived',
+  'sendDrops',
+  'clearSent',
+  'internalErrors',
+  'tunGsoPackets',
+  'tunGsoRefused',
+  'tunGroWrites',
+  'tunGroSegments',
+];
 
 function child(o: Partial<ChildSaInfo> = {}): ChildSaInfo {
   return {
@@ -115,7 +152,17 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
   const counters = Object.fromEntries(DATAPATH_KEYS.map((k, i) => [k, 1000 + i])) as unknown as DatapathCounters;
   const io = Object.fromEntries(IO_KEYS.map((k, i) => [k, 2000 + i])) as unknown as IoCounters;
   const conn = (name: string, state: 'established' | 'connecting' | 'not connected', ike: number, children: number) => ({
-    name, state, since: now, age: 42, peer: '10.0.0.2', local_id: 'moon', remote_id: 'sun', ike_sas: ike, children, failed_children: [], start_action: 'start' as const,
+    name,
+    state,
+    since: now,
+    age: 42,
+    peer: '10.0.0.2',
+    local_id: 'moon',
+    remote_id: 'sun',
+    ike_sas: ike,
+    children,
+    failed_children: [],
+    start_action: 'start' as const,
   });
   return {
     status: {
@@ -133,8 +180,28 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
     },
     sas: {
       ike_sas: [ikeSa({ children: o.children ?? [child()] }), ikeSa({ name: 'dc2', state: 'connecting', children: [], spi_i: 'aa', spi_r: '00' })],
-      datapath: o.datapath === false ? null : { tun: 'tunsec0', counters, io, traps: [], backstop: { table: 221, rules: 0, routes: 0, lifted: false }, global_off: 'drop' },
-      manager: { malformed: 11, unknownSpi: 12, noConnection: 13, cookiesSent: 14, cookiesRejected: 15, internalErrors: 16, invalidSpiSent: 17, halfOpenLimitDrops: 18, peerHalfOpenDrops: 19, initRateDrops: 20, authRateDrops: 21, halfOpenTimeouts: 22, dpdChecks: 23, deadPeers: 24, drainingDrops: 25, half_open: 3 },
+      datapath:
+        o.datapath === false
+          ? null
+          : { tun: 'tunsec0', counters, io, traps: [], backstop: { table: 221, rules: 0, routes: 0, lifted: false }, global_off: 'drop' },
+      manager: {
+        malformed: 11,
+        unknownSpi: 12,
+        noConnection: 13,
+        cookiesSent: 14,
+        cookiesRejected: 15,
+        internalErrors: 16,
+        invalidSpiSent: 17,
+        halfOpenLimitDrops: 18,
+        peerHalfOpenDrops: 19,
+        initRateDrops: 20,
+        authRateDrops: 21,
+        halfOpenTimeouts: 22,
+        dpdChecks: 23,
+        deadPeers: 24,
+        drainingDrops: 25,
+        half_open: 3,
+      },
     },
   };
 }
@@ -190,7 +257,18 @@ describe('tunsec metrics from a snapshot', () => {
   });
 
   it('manual SAs have their own bytes, packets, replay and ICV counters, and none are exported without manual SAs', async () => {
-    const manual = { name: 'static1', reqid: 9, spi_in: '00001001', spi_out: '00001002', bytes_in: 0, packets_in: 0, bytes_out: 840, packets_out: 10, replay_drops: 0, icv_failures: 10 };
+    const manual = {
+      name: 'static1',
+      reqid: 9,
+      spi_in: '00001001',
+      spi_out: '00001002',
+      bytes_in: 0,
+      packets_in: 0,
+      bytes_out: 840,
+      packets_out: 10,
+      replay_drops: 0,
+      icv_failures: 10,
+    };
     const base = snapshot();
     const e = await scrape(() => ({ ...base, sas: { ...base.sas, manual_sas: [manual] } }) as MetricsSnapshot);
     expect(value(e, 'tunsec_manual_sa_bytes_total', { sa: 'static1', reqid: '9', direction: 'out', spi: '00001002' })).toBe(840);
@@ -202,7 +280,9 @@ describe('tunsec metrics from a snapshot', () => {
 
   it('every datapath and I/O counter is exported exactly once, drops by direction and reason, cleartext fallbacks as their own metric', async () => {
     const e = await scrape(() => snapshot());
-    const tunsec = e.samples.filter((s) => s.name.startsWith('tunsec_datapath_') || s.name.startsWith('tunsec_io_') || s.name === 'tunsec_cleartext_fallbacks_total');
+    const tunsec = e.samples.filter(
+      (s) => s.name.startsWith('tunsec_datapath_') || s.name.startsWith('tunsec_io_') || s.name === 'tunsec_cleartext_fallbacks_total',
+    );
     const seen = tunsec.map((s) => s.value).sort((a, b) => a - b);
     expect(seen).toEqual([...DATAPATH_KEYS.map((_k, i) => 1000 + i), ...IO_KEYS.map((_k, i) => 2000 + i)]);
     const at = (k: keyof DatapathCounters): number => 1000 + DATAPATH_KEYS.indexOf(k);
@@ -368,7 +448,11 @@ describe('the metrics HTTP endpoint', () => {
 // ---------------------------------------------------------------------------
 // In a daemon.
 
-function daemonConfig(dir: string, pki: PkiFiles, o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; metrics: string }): string {
+function daemonConfig(
+  dir: string,
+  pki: PkiFiles,
+  o: { name: string; local: string; remote: string; localPort: number; remotePort: number; start: boolean; metrics: string },
+): string {
   return writeLoopbackConfig(dir, pki, { ...o, daemonExtra: [`metrics: ${o.metrics}`] });
 }
 
@@ -393,13 +477,33 @@ describe('a tunsec daemon with daemon.metrics', () => {
     const sun = new Daemon({ logger: quietLogger(sunLines), nattPort: sunNatt });
     const moon = new Daemon({ logger: quietLogger(), nattPort: moonNatt });
     daemons.push(sun, moon);
-    await sun.start(daemonConfig(dir.path, pki, { name: 'sun', local: '127.0.0.1', remote: '127.0.0.2', localPort: sunPort, remotePort: moonPort, start: false, metrics: `127.0.0.1:${metricsPort}` }));
+    await sun.start(
+      daemonConfig(dir.path, pki, {
+        name: 'sun',
+        local: '127.0.0.1',
+        remote: '127.0.0.2',
+        localPort: sunPort,
+        remotePort: moonPort,
+        start: false,
+        metrics: `127.0.0.1:${metricsPort}`,
+      }),
+    );
     const url = `http://127.0.0.1:${metricsPort}/metrics`;
     const before = parseExposition(await (await fetch(url)).text());
     expect(value(before, 'tunsec_connection_state', { connection: 'sun' })).toBe(0);
     expect(value(before, 'tunsec_global_switch_state', { state: 'up' })).toBe(1);
 
-    await moon.start(daemonConfig(dir.path, pki, { name: 'moon', local: '127.0.0.2', remote: '127.0.0.1', localPort: moonPort, remotePort: sunPort, start: true, metrics: `127.0.0.2:${metricsPort}` }));
+    await moon.start(
+      daemonConfig(dir.path, pki, {
+        name: 'moon',
+        local: '127.0.0.2',
+        remote: '127.0.0.1',
+        localPort: moonPort,
+        remotePort: sunPort,
+        start: true,
+        metrics: `127.0.0.2:${metricsPort}`,
+      }),
+    );
     const deadline = Date.now() + 10_000;
     let e = before;
     while (Date.now() < deadline) {
@@ -430,8 +534,21 @@ describe('a tunsec daemon with daemon.metrics', () => {
       const d = new Daemon({ logger: quietLogger(), nattPort: natt });
       daemons.push(d);
       const err = await d
-        .start(daemonConfig(dir.path, pki, { name: 'sun', local: '127.0.0.1', remote: '127.0.0.2', localPort: port, remotePort: port, start: false, metrics: `127.0.0.1:${metricsPort}` }))
-        .then(() => undefined, (x: unknown) => x);
+        .start(
+          daemonConfig(dir.path, pki, {
+            name: 'sun',
+            local: '127.0.0.1',
+            remote: '127.0.0.2',
+            localPort: port,
+            remotePort: port,
+            start: false,
+            metrics: `127.0.0.1:${metricsPort}`,
+          }),
+        )
+        .then(
+          () => undefined,
+          (x: unknown) => x,
+        );
       expect(err).toBeInstanceOf(DaemonStartError);
       expect((err as Error).message).toBe(`cannot serve metrics on 127.0.0.1:${metricsPort} (daemon.metrics): the address is in use`);
       expect(d.phase).toBe('stopped');

@@ -19,7 +19,11 @@ import type { IkeSa } from '../../src/ike/sa/ike-sa.js';
 import { main } from '../../src/cli/main.js';
 import { freePort, tempDir, writePki, type LogLine, type PkiFiles } from './support.js';
 
-function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): { d: Daemon; lines: LogLine[]; wait(pred: (l: LogLine) => boolean, what: string, timeoutMs?: number): Promise<LogLine> } {
+function daemon(options: ConstructorParameters<typeof Daemon>[0] = {}): {
+  d: Daemon;
+  lines: LogLine[];
+  wait(pred: (l: LogLine) => boolean, what: string, timeoutMs?: number): Promise<LogLine>;
+} {
   const lines: LogLine[] = [];
   const logger = new DaemonLogger({ json: true, write: (line) => void lines.push(JSON.parse(line) as LogLine) });
   const d = new Daemon({ logger, ...options });
@@ -98,7 +102,17 @@ describe('reload plan (pure)', () => {
     dirs.push(dir);
     const pki = writePki(dir.path);
     const a = pki.host('a.tunsec.test');
-    const conn = (name: string, extra: Partial<ConnOpts> = {}): ConnOpts => ({ name, local: '127.0.0.1', remote: '127.0.0.2', localPort: 500, remotePort: 500, start: false, cert: a.cert, id: 'a.tunsec.test', ...extra });
+    const conn = (name: string, extra: Partial<ConnOpts> = {}): ConnOpts => ({
+      name,
+      local: '127.0.0.1',
+      remote: '127.0.0.2',
+      localPort: 500,
+      remotePort: 500,
+      start: false,
+      cert: a.cert,
+      id: 'a.tunsec.test',
+      ...extra,
+    });
     const load = (text: string) => {
       const file = join(dir.path, `c${Math.random()}.yaml`);
       writeFileSync(file, text);
@@ -111,7 +125,13 @@ describe('reload plan (pure)', () => {
     // A renewed certificate and key at the same paths, for `renew` only.
     const b = pki.host('b.tunsec.test');
     const after = load(
-      yaml(dir.path, pki, [a.key, b.key], [conn('new'), conn('change', { keyingtries: 3 }), conn('keep'), conn('renew', { cert: b.cert, id: 'b.tunsec.test' })], ['log: { default: 2 }', 'tun_name: other0']),
+      yaml(
+        dir.path,
+        pki,
+        [a.key, b.key],
+        [conn('new'), conn('change', { keyingtries: 3 }), conn('keep'), conn('renew', { cert: b.cert, id: 'b.tunsec.test' })],
+        ['log: { default: 2 }', 'tun_name: other0'],
+      ),
     );
     const plan = planReload(before, after);
     expect(plan.kept).toEqual(['keep']);
@@ -138,7 +158,9 @@ describe('reload plan (pure)', () => {
     const pki = writePki(dir.path);
     const a = pki.host('a.tunsec.test');
     const file = join(dir.path, 'c.yaml');
-    const text = yaml(dir.path, pki, a.key, [{ name: 'x', local: '127.0.0.1', remote: '127.0.0.2', localPort: 500, remotePort: 500, start: false, cert: a.cert, id: 'a.tunsec.test' }]);
+    const text = yaml(dir.path, pki, a.key, [
+      { name: 'x', local: '127.0.0.1', remote: '127.0.0.2', localPort: 500, remotePort: 500, start: false, cert: a.cert, id: 'a.tunsec.test' },
+    ]);
     writeFileSync(file, text);
     const load = () => {
       const config = loadConfigOrThrow({ path: file });
@@ -179,8 +201,26 @@ describe('reload (two daemons in process)', () => {
     const sun = daemon({ nattPort: sunNatt });
     const moon = daemon({ nattPort: moonNatt, control, retryDelayMs: { initial: 50, max: 100 } });
     daemons.push(sun.d, moon.d);
-    const sunConn: ConnOpts = { name: 'sun', local: '127.0.0.1', remote: '%any', localPort: sunPort, remotePort: moonPort, start: false, cert: sunHost.cert, id: 'sun.tunsec.test' };
-    const moonConn: ConnOpts = { name: 'moon', local: '127.0.0.2', remote: '127.0.0.1', localPort: moonPort, remotePort: sunPort, start: true, cert: moonHost.cert, id: 'moon.tunsec.test' };
+    const sunConn: ConnOpts = {
+      name: 'sun',
+      local: '127.0.0.1',
+      remote: '%any',
+      localPort: sunPort,
+      remotePort: moonPort,
+      start: false,
+      cert: sunHost.cert,
+      id: 'sun.tunsec.test',
+    };
+    const moonConn: ConnOpts = {
+      name: 'moon',
+      local: '127.0.0.2',
+      remote: '127.0.0.1',
+      localPort: moonPort,
+      remotePort: sunPort,
+      start: true,
+      cert: moonHost.cert,
+      id: 'moon.tunsec.test',
+    };
     const sunFile = join(dir.path, 'sun.yaml');
     const moonFile = join(dir.path, 'moon.yaml');
     writeFileSync(sunFile, yaml(dir.path, pki, sunHost.key, [sunConn], [], 'sun'));

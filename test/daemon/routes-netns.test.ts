@@ -79,7 +79,11 @@ describe('TunRoutes in a network namespace', () => {
     try {
       expect(await routes.start()).toEqual([]);
       const problems = [
-        ...(await routes.addPolicy('web', { local: [hostV4, hostV6], remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80), ts('fd01::', 'fd01::ffff:ffff:ffff:ffff', 17, 53, 53)], localAddress: '192.0.2.1' })),
+        ...(await routes.addPolicy('web', {
+          local: [hostV4, hostV6],
+          remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80), ts('fd01::', 'fd01::ffff:ffff:ffff:ffff', 17, 53, 53)],
+          localAddress: '192.0.2.1',
+        })),
         ...(await routes.addPolicy('range', { local: [hostV4], remote: [ts('10.1.1.1', '10.1.1.6')] })),
         ...(await routes.addPolicy('sport', { local: [ts('192.0.2.1', '192.0.2.1', 6, 5000, 5001)], remote: [ts('10.3.0.0', '10.3.0.255')] })),
       ];
@@ -146,7 +150,10 @@ describe('TunRoutes in a network namespace', () => {
     const crashed = newRoutes();
     expect(await crashed.start()).toEqual([]);
     expect(
-      await crashed.addPolicy('p', { local: [hostV4, hostV6], remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80), ts('10.1.2.0', '10.1.2.255'), ts('fd01::1', 'fd01::8')] }),
+      await crashed.addPolicy('p', {
+        local: [hostV4, hostV6],
+        remote: [ts('10.1.0.0', '10.1.0.255', 6, 80, 80), ts('10.1.2.0', '10.1.2.255'), ts('fd01::1', 'fd01::8')],
+      }),
     ).toEqual([]);
     expect((await leftovers()).length).toBeGreaterThan(5);
 
@@ -189,7 +196,12 @@ describe('TunRoutes in a network namespace', () => {
     // The device's routes are gone (the daemon died): the backstop refuses what the main table would send.
     await must('ip', ['-n', ns, 'route', 'flush', 'table', '220']);
     await must('ip', ['-n', ns, '-6', 'route', 'flush', 'table', '220']);
-    for (const [address, keys] of [['10.1.3.5', []], ['10.1.0.9', ['ipproto', 'tcp', 'dport', '80']], ['10.1.2.7', ['ipproto', 'udp', 'sport', '1500']], ['fd01::2', []]] as const) {
+    for (const [address, keys] of [
+      ['10.1.3.5', []],
+      ['10.1.0.9', ['ipproto', 'tcp', 'dport', '80']],
+      ['10.1.2.7', ['ipproto', 'udp', 'sport', '1500']],
+      ['fd01::2', []],
+    ] as const) {
       const r = await ip(['route', 'get', address, ...keys]);
       expect(`${address} ${r.code} ${r.stderr}`).toMatch(/ 2 .*Permission denied/);
     }

@@ -28,7 +28,9 @@ describe('routingRulesFor', () => {
 
   it('an address range becomes one rule and one route per prefix of its cover', () => {
     const policy = { local: [anyV4], remote: [ts('10.0.0.1', '10.0.0.6', 17)] };
-    expect(rulesOf(policy)).toEqual(['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 rule add pref 220 to ${p} ipproto 17 lookup 220`));
+    expect(rulesOf(policy)).toEqual(
+      ['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 rule add pref 220 to ${p} ipproto 17 lookup 220`),
+    );
     expect(routesOf(policy)).toEqual(['10.0.0.1/32', '10.0.0.2/31', '10.0.0.4/31', '10.0.0.6/32'].map((p) => `-4 route replace ${p} dev tunsec0 table 220`));
   });
 
@@ -47,12 +49,18 @@ describe('routingRulesFor', () => {
   });
 
   it('ICMP and ICMPv6 selectors leave out their type/code "ports", which ip rule cannot match', () => {
-    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 1, 0x0800, 0x08ff)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto 1 lookup 220']);
-    expect(rulesOf({ local: [ts('fd00::1', 'fd00::1', 58, 0x8000, 0x8000)], remote: [ts('fd01::1')] })).toEqual(['-6 rule add pref 220 to fd01::1/128 ipproto 58 lookup 220']);
+    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 1, 0x0800, 0x08ff)] })).toEqual([
+      '-4 rule add pref 220 to 10.1.0.1/32 ipproto 1 lookup 220',
+    ]);
+    expect(rulesOf({ local: [ts('fd00::1', 'fd00::1', 58, 0x8000, 0x8000)], remote: [ts('fd01::1')] })).toEqual([
+      '-6 rule add pref 220 to fd01::1/128 ipproto 58 lookup 220',
+    ]);
   });
 
   it('OPAQUE ports leave the rule without ports (the SPD refines)', () => {
-    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 6, 0xffff, 0)] })).toEqual(['-4 rule add pref 220 to 10.1.0.1/32 ipproto 6 lookup 220']);
+    expect(rulesOf({ local: [anyV4], remote: [ts('10.1.0.1', '10.1.0.1', 6, 0xffff, 0)] })).toEqual([
+      '-4 rule add pref 220 to 10.1.0.1/32 ipproto 6 lookup 220',
+    ]);
   });
 
   it('IPv6 rules and routes carry -6, and only selectors of one family are paired', () => {
@@ -62,8 +70,12 @@ describe('routingRulesFor', () => {
   });
 
   it('a local address becomes the src of routes of its family, in canonical text', () => {
-    expect(routesOf({ local: [anyV4], remote: [ts('10.1.0.1')], localAddress: '10.0.0.1' })).toEqual(['-4 route replace 10.1.0.1/32 dev tunsec0 src 10.0.0.1 table 220']);
-    expect(routesOf({ local: [anyV6], remote: [ts('fd01::1')], localAddress: 'FD00::0001' })).toEqual(['-6 route replace fd01::1/128 dev tunsec0 src fd00::1 table 220']);
+    expect(routesOf({ local: [anyV4], remote: [ts('10.1.0.1')], localAddress: '10.0.0.1' })).toEqual([
+      '-4 route replace 10.1.0.1/32 dev tunsec0 src 10.0.0.1 table 220',
+    ]);
+    expect(routesOf({ local: [anyV6], remote: [ts('fd01::1')], localAddress: 'FD00::0001' })).toEqual([
+      '-6 route replace fd01::1/128 dev tunsec0 src fd00::1 table 220',
+    ]);
   });
 
   it('never uses from: the rules select on the destination only', () => {
@@ -194,7 +206,9 @@ describe('TunRoutes', () => {
     await routes.addPolicy('a', tcp80);
     await routes.addPolicy('b', tcp80);
     expect(commands.length).toBe(2);
-    expect(routes.installed().rules).toEqual([{ args: ['-4', 'rule', 'add', 'pref', '220', 'to', '10.1.0.0/24', 'ipproto', '6', 'dport', '80', 'lookup', '220'], refs: 2 }]);
+    expect(routes.installed().rules).toEqual([
+      { args: ['-4', 'rule', 'add', 'pref', '220', 'to', '10.1.0.0/24', 'ipproto', '6', 'dport', '80', 'lookup', '220'], refs: 2 },
+    ]);
     await routes.removePolicy('a');
     expect(commands.length).toBe(2);
     await routes.removePolicy('b');
@@ -256,7 +270,9 @@ describe('TunRoutes', () => {
     let refuse = true;
     const { ip } = fakeIp({ fail: (cmd) => (cmd.includes('rule add') && refuse ? 'RTNETLINK answers: File exists' : undefined) });
     const routes = new TunRoutes({ tunName: 'tunsec0', ip, sysctl: fakeSysctl().sysctl });
-    expect(await routes.addPolicy('a', tcp80)).toEqual(['ip -4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220: RTNETLINK answers: File exists']);
+    expect(await routes.addPolicy('a', tcp80)).toEqual([
+      'ip -4 rule add pref 220 to 10.1.0.0/24 ipproto 6 dport 80 lookup 220: RTNETLINK answers: File exists',
+    ]);
     expect(routes.installed().rules).toEqual([]);
     refuse = false;
     await routes.addPolicy('b', tcp80);

@@ -67,7 +67,15 @@ function minimalConfig(dir: string): string {
   const file = join(dir, 'tunsec.yaml');
   writeFileSync(
     file,
-    ['daemon:', `  pid_file: ${join(dir, 'tunsec.pid')}`, `  control_socket: ${join(dir, 'tunsec.sock')}`, '  bypass_rules: no', '  datapath: none', 'connections: {}', ''].join('\n'),
+    [
+      'daemon:',
+      `  pid_file: ${join(dir, 'tunsec.pid')}`,
+      `  control_socket: ${join(dir, 'tunsec.sock')}`,
+      '  bypass_rules: no',
+      '  datapath: none',
+      'connections: {}',
+      '',
+    ].join('\n'),
   );
   return file;
 }
@@ -190,7 +198,12 @@ describe('journald priorities', () => {
     ]);
     if (started) child.kill('SIGTERM');
     const code = await exited;
-    return { code, lines: text().split('\n').filter((l) => l !== '') };
+    return {
+      code,
+      lines: text()
+        .split('\n')
+        .filter((l) => l !== ''),
+    };
   }
 
   it('with JOURNAL_STREAM naming its stdout, every log line starts with its syslog priority: <6> info and events, <4> warn, <3> error', async () => {

@@ -24,7 +24,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const REPO = join(import.meta.dirname, '..', '..');
-const DOCS = ['README.md', ...readdirSync(join(REPO, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 const RUN = 'run';
 /** Ordered: [pattern over the command, RUN or why it is not run here]. */
@@ -32,7 +38,7 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^(npx )?tunsec (--help|help|version)$|^(npx )?tunsec help [a-z-]+$/, RUN],
   [/^source <\((npx )?tunsec completion bash\)$/, 'changes the reading shell; test/cli runs the completion script in bash'],
   [/^(npx )?tunsec config check (--creds )?examples\/tunsec\.yaml$/, RUN],
-  [/^(npx )?tunsec config check (--creds )?\/etc\//, 'reads a configuration on the operator\'s host'],
+  [/^(npx )?tunsec config check (--creds )?\/etc\//, "reads a configuration on the operator's host"],
   [/^(npx )?tunsec daemon\b/, 'starts the daemon: TUN device, routes, sockets (root, side effects)'],
   [/^(npx )?tunsec (status|list-sas|list-conns|list-certs|check|up|down|rekey|monitor|reload|global|sa)\b/, 'talks to a running daemon'],
   [/\bsocat\b.*tunsec\.sock/, 'talks to a running daemon'],
@@ -42,7 +48,10 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^npm run typecheck$|^npx vitest run\b/, 'part of npm test itself'],
   [/^(PURGE=1 |TS_START=\w+ )?containers\/lab\.sh\b/, 'builds and starts containers (rootful podman)'],
   [/^(docker|podman) /, 'builds or starts container images'],
-  [/^dpkg -i |^npm pack$|^mkdir \/opt\/tunsec\b|^node_modules\/\.bin\/tunsec --version$/, 'installs the package system-wide; test/packaging/package.test.ts builds, installs (into throwaway roots) and runs it'],
+  [
+    /^dpkg -i |^npm pack$|^mkdir \/opt\/tunsec\b|^node_modules\/\.bin\/tunsec --version$/,
+    'installs the package system-wide; test/packaging/package.test.ts builds, installs (into throwaway roots) and runs it',
+  ],
   [/^(systemctl|journalctl) /, 'needs systemd as PID 1 with the unit installed (test/daemon/systemd.test.ts and systemd-analyze verify cover the unit)'],
   [/^WIRESHARK_CONFIG_DIR=\S+ tshark\b/, 'needs a capture and a key log of a running daemon'],
 ];

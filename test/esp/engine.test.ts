@@ -60,7 +60,6 @@ import {
   comboName,
 } from './support.js';
 
-
 /** Where the ESP header starts in what `outbound` produced. */
 function espOffset(pair: Pair, wire: Buffer): number {
   if (pair.opts.udp) return 0;
@@ -96,7 +95,11 @@ function nextSeq(sa: SadEntry): number {
   return sa.seq;
 }
 
-const l4s = (family: Family) => [tcp(40000, 443, Buffer.from('GET / HTTP/1.1\r\n')), udp(5353, 53, Buffer.alloc(101, 7)), icmp(family === 4 ? 8 : 128, 0, Buffer.alloc(56, 0x61), family === 6)];
+const l4s = (family: Family) => [
+  tcp(40000, 443, Buffer.from('GET / HTTP/1.1\r\n')),
+  udp(5353, 53, Buffer.alloc(101, 7)),
+  icmp(family === 4 ? 8 : 128, 0, Buffer.alloc(56, 0x61), family === 6),
+];
 
 // ---------------------------------------------------------------------------
 
@@ -249,8 +252,12 @@ describe('outbound: policies without SA use, and the global off switch', () => {
 
   it('bypass: OUT_CLEAR (outBypass) even with an SA; discard: OUT_DROP (outDiscard); by priority over protect', () => {
     const pair = peers({ family: 4, mode: 'tunnel' });
-    pair.moon.sad.addPolicy(policySpec({ reqid: 50, priority: 10, action: 'bypass', local: [ts(ADDR[4].moonHost)], remote: [ts(ADDR[4].sunHost, ADDR[4].sunHost, 17, 53, 53)] }));
-    pair.moon.sad.addPolicy(policySpec({ reqid: 51, priority: 10, action: 'discard', local: [ts(ADDR[4].moonHost)], remote: [ts(ADDR[4].sunHost, ADDR[4].sunHost, 6)] }));
+    pair.moon.sad.addPolicy(
+      policySpec({ reqid: 50, priority: 10, action: 'bypass', local: [ts(ADDR[4].moonHost)], remote: [ts(ADDR[4].sunHost, ADDR[4].sunHost, 17, 53, 53)] }),
+    );
+    pair.moon.sad.addPolicy(
+      policySpec({ reqid: 51, priority: 10, action: 'discard', local: [ts(ADDR[4].moonHost)], remote: [ts(ADDR[4].sunHost, ADDR[4].sunHost, 6)] }),
+    );
     expect(send(pair.moon, moonToSun(pair, udp(1, 53))).res.verdict).toBe(OUT_CLEAR);
     expect(send(pair.moon, moonToSun(pair, tcp(1, 22))).res.verdict).toBe(OUT_DROP);
     expect(send(pair.moon, moonToSun(pair, udp(1, 54))).res.verdict).toBe(OUT_SEND);
@@ -260,7 +267,9 @@ describe('outbound: policies without SA use, and the global off switch', () => {
 
   it('global off "clear": protected traffic goes in the clear (outGlobalClear) without using the SA; "drop": dropped', () => {
     const pair = peers({ family: 6, mode: 'tunnel' });
-    pair.moon.sad.addPolicy(policySpec({ reqid: 50, priority: 10, action: 'bypass', local: [ANY6], remote: [ts(ADDR[6].sunHost, ADDR[6].sunHost, 17, 53, 53)] }));
+    pair.moon.sad.addPolicy(
+      policySpec({ reqid: 50, priority: 10, action: 'bypass', local: [ANY6], remote: [ts(ADDR[6].sunHost, ADDR[6].sunHost, 17, 53, 53)] }),
+    );
     pair.moon.dp.globalOff = 'clear';
     expect(send(pair.moon, moonToSun(pair, udp(1, 2))).res.verdict).toBe(OUT_CLEAR);
     expect(send(pair.moon, moonToSun(pair, udp(1, 53))).res.verdict).toBe(OUT_CLEAR);
@@ -282,7 +291,13 @@ describe('outbound: policies without SA use, and the global off switch', () => {
 });
 
 describe('outbound: `private` policy without an SA (hold queue, acquire)', () => {
-  const opts = (o: Partial<PeerOptions> = {}): PeerOptions => ({ family: 4, mode: 'tunnel', withSas: false, engine: { holdPackets: 3, acquireIntervalMs: 5000 }, ...o });
+  const opts = (o: Partial<PeerOptions> = {}): PeerOptions => ({
+    family: 4,
+    mode: 'tunnel',
+    withSas: false,
+    engine: { holdPackets: 3, acquireIntervalMs: 5000 },
+    ...o,
+  });
 
   it('holds copies of the first N packets (OUT_HELD), drops the rest (outHoldOverflow)', () => {
     const pair = peers(opts());
@@ -334,13 +349,22 @@ describe('outbound: `private` policy without an SA (hold queue, acquire)', () =>
     pair.moon.clock.ms += 1;
     send(pair.moon, moonToSun(pair, icmp(8, 0)));
     expect(pair.moon.acquires).toHaveLength(2);
-    expect(pair.moon.acquires[1]!.packetSelector.remote).toEqual({ protocol: 1, startAddress: ADDR[4].sunHost, endAddress: ADDR[4].sunHost, startPort: 0x0800, endPort: 0x0800 });
+    expect(pair.moon.acquires[1]!.packetSelector.remote).toEqual({
+      protocol: 1,
+      startAddress: ADDR[4].sunHost,
+      endAddress: ADDR[4].sunHost,
+      startPort: 0x0800,
+      endPort: 0x0800,
+    });
     expect(pair.moon.dp.counters.acquires).toBe(2);
   });
 
   it('an acquire for an OPAQUE-port packet (IPv6 non-initial fragment) asks for the whole port range', () => {
     const pair = peers(opts({ family: 6 }));
-    const frag = ipv6({ src: ADDR[6].moonHost, dst: ADDR[6].sunHost, exts: [{ type: 44, octets: Buffer.from([0, 0, 0, 0x10, 0, 0, 0, 9]) }], raw: true }, udp(1, 2));
+    const frag = ipv6(
+      { src: ADDR[6].moonHost, dst: ADDR[6].sunHost, exts: [{ type: 44, octets: Buffer.from([0, 0, 0, 0x10, 0, 0, 0, 9]) }], raw: true },
+      udp(1, 2),
+    );
     expect(send(pair.moon, frag).res.verdict).toBe(OUT_HELD);
     expect(pair.moon.acquires[0]!.packetSelector).toEqual({
       local: { protocol: 17, startAddress: ADDR[6].moonHost, endAddress: ADDR[6].moonHost, startPort: 0, endPort: 0xffff },
@@ -829,7 +853,12 @@ describe('random input never throws (fast-check)', () => {
 
   /** Bytes that look like IPv4/IPv6 often enough to get past the first checks. */
   const ipish = fc
-    .record({ version: fc.constantFrom(4, 6, 4, 6, 5, 0), body: fc.uint8Array({ minLength: 0, maxLength: 300 }), fixLength: fc.boolean(), proto: fc.constantFrom(1, 6, 17, 58, 59, 0, 44, 43, 60, 4, 41, 50) })
+    .record({
+      version: fc.constantFrom(4, 6, 4, 6, 5, 0),
+      body: fc.uint8Array({ minLength: 0, maxLength: 300 }),
+      fixLength: fc.boolean(),
+      proto: fc.constantFrom(1, 6, 17, 58, 59, 0, 44, 43, 60, 4, 41, 50),
+    })
     .map(({ version, body, fixLength, proto }) => {
       const b = Buffer.from(body);
       if (b.length > 0) b[0] = (version << 4) | (version === 4 ? 5 + (b[0]! % 3) : b[0]! & 15);
@@ -847,19 +876,27 @@ describe('random input never throws (fast-check)', () => {
 
   it('outbound: random packets give a verdict, and OUT_SEND output fits the buffer', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: setups.length - 1 }), fc.boolean(), fc.oneof(ipish, fc.uint8Array({ maxLength: 120 }).map((a) => Buffer.from(a))), (si, six, pkt) => {
-        const s = setups[si]!;
-        const pair = six ? s.v6 : s.v4;
-        const out = Buffer.alloc(pkt.length + 100);
-        const res = outResult();
-        pair.moon.dp.outbound(pkt, pkt.length, out, res);
-        expect([OUT_DROP, OUT_SEND, OUT_CLEAR, OUT_HELD]).toContain(res.verdict);
-        if (res.verdict === OUT_SEND) {
-          expect(res.length).toBeLessThanOrEqual(out.length);
-          // and the peer takes what was sent without throwing
-          deliverReceived(pair.sun, receive(pair, pair.moon, Buffer.from(out.subarray(0, res.length))));
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: setups.length - 1 }),
+        fc.boolean(),
+        fc.oneof(
+          ipish,
+          fc.uint8Array({ maxLength: 120 }).map((a) => Buffer.from(a)),
+        ),
+        (si, six, pkt) => {
+          const s = setups[si]!;
+          const pair = six ? s.v6 : s.v4;
+          const out = Buffer.alloc(pkt.length + 100);
+          const res = outResult();
+          pair.moon.dp.outbound(pkt, pkt.length, out, res);
+          expect([OUT_DROP, OUT_SEND, OUT_CLEAR, OUT_HELD]).toContain(res.verdict);
+          if (res.verdict === OUT_SEND) {
+            expect(res.length).toBeLessThanOrEqual(out.length);
+            // and the peer takes what was sent without throwing
+            deliverReceived(pair.sun, receive(pair, pair.moon, Buffer.from(out.subarray(0, res.length))));
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });

@@ -27,7 +27,6 @@ import {
   comboName,
 } from './support.js';
 
-
 const sunInSa = (pair: Pair): SadEntry => pair.sun.sad.inboundSa(SPI_MOON_TO_SUN)!;
 const moonOutSa = (pair: Pair): SadEntry => pair.moon.sad.outboundSaFor(REQID)!;
 const copy = (r: Received): Received => ({ ...r, buf: Buffer.from(r.buf) });
@@ -40,7 +39,13 @@ function sealed(pair: Pair, n = 0): Received {
 
 /** Everything a received packet may change on the SA. */
 function saState(sa: SadEntry) {
-  return { bytes: sa.counters.bytes, packets: sa.counters.packets, lastUsed: sa.counters.lastUsed, top: sa.replay!.top, accepted: sa.replay!.counters.accepted };
+  return {
+    bytes: sa.counters.bytes,
+    packets: sa.counters.packets,
+    lastUsed: sa.counters.lastUsed,
+    top: sa.replay!.top,
+    accepted: sa.replay!.counters.accepted,
+  };
 }
 
 /** An ESP packet of moon's out SA with a chosen (encrypted) plaintext, e.g. bad padding (32-bit sequence numbers). */

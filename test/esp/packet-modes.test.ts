@@ -23,14 +23,7 @@ import {
   transportSealedLength,
   type EspSa,
 } from '../../src/esp/packet.js';
-import {
-  buildOuterHeader,
-  clampTcpMss,
-  fixTransportChecksum,
-  ipv4HeaderChecksumValid,
-  packetSelector,
-  writeIpv4HeaderChecksum,
-} from '../../src/esp/ip.js';
+import { buildOuterHeader, clampTcpMss, fixTransportChecksum, ipv4HeaderChecksumValid, packetSelector, writeIpv4HeaderChecksum } from '../../src/esp/ip.js';
 import { demoFile } from '../support/fixture.js';
 import { readPcapFrames } from '../support/pcap.js';
 
@@ -105,7 +98,14 @@ const extArb: fc.Arbitrary<Ext> = fc.oneof(
 
 /** In RFC 8200 §4.1 order: hop-by-hop, destination options, routing, fragment, destination options — each optional. */
 const orderedExtsArb = fc
-  .record({ hbh: fc.boolean(), dst1: fc.boolean(), rt: fc.boolean(), frag: fc.boolean(), dst2: fc.boolean(), bodies: fc.array(extArb, { minLength: 5, maxLength: 5 }) })
+  .record({
+    hbh: fc.boolean(),
+    dst1: fc.boolean(),
+    rt: fc.boolean(),
+    frag: fc.boolean(),
+    dst2: fc.boolean(),
+    bodies: fc.array(extArb, { minLength: 5, maxLength: 5 }),
+  })
   .map((r) => {
     const pick = (type: Ext['type'], i: number): Ext => ({ type, body: type === 44 ? r.bodies[i]!.body.subarray(0, 6) : padBody(r.bodies[i]!.body) });
     const out: Ext[] = [];
@@ -118,7 +118,9 @@ const orderedExtsArb = fc
   });
 const padBody = (b: Buffer): Buffer => (b.length % 8 === 6 ? b : Buffer.concat([b, Buffer.alloc(6)]).subarray(0, 6));
 
-const ipv6Arb = fc.record({ exts: orderedExtsArb, protocol: protocolArb.filter((p) => ![0, 43, 44, 50, 51, 59, 60].includes(p)), payload: payloadArb }).map((r) => ipv6(r.exts, r.protocol, r.payload));
+const ipv6Arb = fc
+  .record({ exts: orderedExtsArb, protocol: protocolArb.filter((p) => ![0, 43, 44, 50, 51, 59, 60].includes(p)), payload: payloadArb })
+  .map((r) => ipv6(r.exts, r.protocol, r.payload));
 
 const anyIpArb = fc.oneof(ipv4Arb, ipv6Arb);
 const seqArb = fc.integer({ min: 1, max: 0xffffffff });
@@ -318,7 +320,11 @@ describe('packetSelector', () => {
   });
 
   it('puts ICMP type and code (type in the high octet, RFC 4301 §4.4.1.1) in both port fields, v4 and v6', () => {
-    expect(packetSelector(ipv4({ options: Buffer.alloc(0), protocol: 1, payload: Buffer.from('0300abcd', 'hex') }))).toMatchObject({ protocol: 1, srcPort: 0x0300, dstPort: 0x0300 });
+    expect(packetSelector(ipv4({ options: Buffer.alloc(0), protocol: 1, payload: Buffer.from('0300abcd', 'hex') }))).toMatchObject({
+      protocol: 1,
+      srcPort: 0x0300,
+      dstPort: 0x0300,
+    });
     expect(packetSelector(ipv6([], 58, Buffer.from('8000abcd', 'hex')))).toMatchObject({ family: 6, protocol: 58, srcPort: 0x8000, dstPort: 0x8000 });
   });
 

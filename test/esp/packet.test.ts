@@ -43,9 +43,7 @@ interface EspCase {
   plaintext: string;
   packet: string;
 }
-const mcgrew = (
-  JSON.parse(readFileSync(new URL('../vectors/gcm-draft-mcgrew-gcm-test-01.json', import.meta.url), 'utf8')) as { vectors: EspCase[] }
-).vectors;
+const mcgrew = (JSON.parse(readFileSync(new URL('../vectors/gcm-draft-mcgrew-gcm-test-01.json', import.meta.url), 'utf8')) as { vectors: EspCase[] }).vectors;
 
 /** Independent RFC 1071 check: the one's complement sum over the octets (plus `extra`) is 0xffff. */
 function checksumOk(octets: Buffer, extra = 0): boolean {

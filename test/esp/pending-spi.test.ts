@@ -16,7 +16,22 @@
 import { describe, expect, it } from 'vitest';
 import type { PacketEngineOptions, InboundResult } from '../../src/esp/engine.js';
 import { DEFAULT_PENDING_SPI_LIMITS } from '../../src/esp/pending-spi.js';
-import { COMBOS, comboName, deliverReceived, expectRebuilt, icmp, moonToSun, peers, receive, REQID, send, type Pair, type Peer, type PeerOptions, type Received } from './support.js';
+import {
+  COMBOS,
+  comboName,
+  deliverReceived,
+  expectRebuilt,
+  icmp,
+  moonToSun,
+  peers,
+  receive,
+  REQID,
+  send,
+  type Pair,
+  type Peer,
+  type PeerOptions,
+  type Received,
+} from './support.js';
 
 interface Pending {
   pair: Pair;
@@ -99,7 +114,11 @@ describe('ESP for an SPI allocated for an exchange under way', () => {
     p.install();
     for (const x of pings.slice(3)) expect(deliverReceived(p.pair.sun, x.received).packet).toBeUndefined();
     expect(p.ready).toEqual([p.spi]);
-    expectDelivered(p, openHeld(p.pair.sun, p.spi), pings.map((x) => x.plain));
+    expectDelivered(
+      p,
+      openHeld(p.pair.sun, p.spi),
+      pings.map((x) => x.plain),
+    );
     // taken: the next packet takes the normal path at once
     const next = ping(p, 6);
     expectDelivered(p, [deliverReceived(p.pair.sun, next.received)], [next.plain]);
@@ -130,7 +149,11 @@ describe('ESP for an SPI allocated for an exchange under way', () => {
     for (const x of pings) deliverReceived(p.pair.sun, x.received);
     expect(p.pair.sun.dp.counters).toMatchObject({ inHeldPendingSpi: 3, inHeldPendingSpiDropped: 2 });
     p.install();
-    expectDelivered(p, openHeld(p.pair.sun, p.spi), pings.slice(0, 3).map((x) => x.plain));
+    expectDelivered(
+      p,
+      openHeld(p.pair.sun, p.spi),
+      pings.slice(0, 3).map((x) => x.plain),
+    );
   });
 
   it('once the SA is installed a full queue drops nothing: later packets are opened at once', () => {

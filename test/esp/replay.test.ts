@@ -6,15 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import {
-  MAX_SEQ_32,
-  REPLAY_DUPLICATE,
-  REPLAY_TOO_OLD,
-  REPLAY_WINDOW_MAX,
-  ReplayWindow,
-  seqHigh,
-  seqLow,
-} from '../../src/esp/replay.js';
+import { MAX_SEQ_32, REPLAY_DUPLICATE, REPLAY_TOO_OLD, REPLAY_WINDOW_MAX, ReplayWindow, seqHigh, seqLow } from '../../src/esp/replay.js';
 import { MAX_REPLAY_WINDOW } from '../../src/config/index.js';
 
 const TWO_32 = 2 ** 32;
@@ -396,7 +388,11 @@ const start = (esn: boolean) =>
         fc.integer({ min: 1, max: 5 }).chain((hi) => fc.integer({ min: -300, max: 300 }).map((d) => hi * TWO_32 + d)),
         fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER - TWO_32 }),
       )
-    : fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 300 }).map((k) => TWO_32 - k), fc.nat(MAX_SEQ_32));
+    : fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 1, max: 300 }).map((k) => TWO_32 - k),
+        fc.nat(MAX_SEQ_32),
+      );
 
 function runAgainstModel(size: number, esn: boolean, startAt: number, packets: { at: { rel: number } | { low: number }; fate: string }[]): void {
   const w = new ReplayWindow(size, esn);

@@ -51,7 +51,12 @@ describe('SecurityAssociationDatabase: SAs', () => {
     sad.addSa(inb(0x1234));
     sad.addSa(out(0x1234));
     expect(() => sad.addSa(inb(0x1234))).toThrow(/already installed/);
-    expect(sad.listSas().map((e) => e.name).sort()).toEqual(['00001234_i', '00001234_o']);
+    expect(
+      sad
+        .listSas()
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(['00001234_i', '00001234_o']);
   });
 
   it('refuses an unknown AEAD, key material of the wrong length, and addresses of two families', () => {

@@ -180,7 +180,10 @@ describe('FlowKey.read', () => {
       ['IPv6 shorter than 40', good6.subarray(0, 39)],
       ['IPv6 payload length beyond the buffer', mutate(good6, (b) => b.writeUInt16BE(b.length - 39, 4))],
       ['IPv6 extension header beyond the packet', v6('2001:db8::1', '2001:db8::2', { protocol: 0, octets: Buffer.from([17, 0, 0, 0]) }, { raw: true })],
-      ['IPv6 extension header length beyond the packet', v6('2001:db8::1', '2001:db8::2', udp(1, 2), { exts: [{ type: 0, octets: Buffer.from([0, 9, 0, 0, 0, 0, 0, 0]) }] })],
+      [
+        'IPv6 extension header length beyond the packet',
+        v6('2001:db8::1', '2001:db8::2', udp(1, 2), { exts: [{ type: 0, octets: Buffer.from([0, 9, 0, 0, 0, 0, 0, 0]) }] }),
+      ],
     ];
     for (const [what, p] of bad) expect(new FlowKey().read(p), what).toBe(false);
   });
@@ -257,7 +260,13 @@ describe('FlowKey.matches', () => {
         const L = mk(ls);
         const R = mk(rs);
         const l4: L4 =
-          pk.protocol === 1 ? icmp(pk.sp >> 8, pk.sp & 0xff) : pk.protocol === 47 ? { protocol: 47, octets: Buffer.alloc(8) } : pk.protocol === 6 ? tcp(pk.sp, pk.dp) : udp(pk.sp, pk.dp);
+          pk.protocol === 1
+            ? icmp(pk.sp >> 8, pk.sp & 0xff)
+            : pk.protocol === 47
+              ? { protocol: 47, octets: Buffer.alloc(8) }
+              : pk.protocol === 6
+                ? tcp(pk.sp, pk.dp)
+                : udp(pk.sp, pk.dp);
         const pkt = v4(pk.src, pk.dst, l4, { flags: pk.frag ? 3 : 0, raw: true });
         const opaque = pk.frag || pk.protocol === 47;
         const srcPort = opaque ? -1 : pk.sp;

@@ -14,14 +14,7 @@
  */
 import { expect } from 'vitest';
 import type { AcquireEvent, ExpireEvent, PolicySpec, SaLifetimes, SaSpec, TrafficSelector } from '../../src/esp/api.js';
-import {
-  PacketEngine,
-  OUT_SEND,
-  type PacketEngineOptions,
-  type InboundResult,
-  type InboundSource,
-  type OutboundResult,
-} from '../../src/esp/engine.js';
+import { PacketEngine, OUT_SEND, type PacketEngineOptions, type InboundResult, type InboundSource, type OutboundResult } from '../../src/esp/engine.js';
 import { SecurityAssociationDatabase } from '../../src/esp/sadb.js';
 import { parseIp } from '../../src/util/ip.js';
 
@@ -238,7 +231,14 @@ export type Mode = 'transport' | 'tunnel';
 
 /** Outer (and, in transport mode, inner) host addresses; inner networks for tunnel mode. */
 export const ADDR = {
-  4: { moon: '192.0.2.1', sun: '192.0.2.2', moonNet: ['10.1.0.0', '10.1.255.255'], sunNet: ['10.2.0.0', '10.2.255.255'], moonHost: '10.1.0.5', sunHost: '10.2.0.7' },
+  4: {
+    moon: '192.0.2.1',
+    sun: '192.0.2.2',
+    moonNet: ['10.1.0.0', '10.1.255.255'],
+    sunNet: ['10.2.0.0', '10.2.255.255'],
+    moonHost: '10.1.0.5',
+    sunHost: '10.2.0.7',
+  },
   6: {
     moon: '2001:db8::1',
     sun: '2001:db8::2',
@@ -363,8 +363,26 @@ export function peers(opts: PeerOptions): Pair {
     const inRemote = to === sun ? (opts.sunInRemote ?? fromSel) : fromSel;
     const inLifetimes = to === sun && opts.sunInLifetimes ? { ...NO_LIFETIMES, ...opts.sunInLifetimes } : { ...lifetimes };
     return {
-      out: { ...common, lifetimes: { ...lifetimes }, direction: 'out', localAddress: from.address, remoteAddress: to.address, localSelectors: fromSel, remoteSelectors: toSel, ...encapFor(4500, 4500) },
-      in: { ...common, lifetimes: inLifetimes, direction: 'in', localAddress: to.address, remoteAddress: from.address, localSelectors: inLocal, remoteSelectors: inRemote, ...encapFor(4500, 4500) },
+      out: {
+        ...common,
+        lifetimes: { ...lifetimes },
+        direction: 'out',
+        localAddress: from.address,
+        remoteAddress: to.address,
+        localSelectors: fromSel,
+        remoteSelectors: toSel,
+        ...encapFor(4500, 4500),
+      },
+      in: {
+        ...common,
+        lifetimes: inLifetimes,
+        direction: 'in',
+        localAddress: to.address,
+        remoteAddress: from.address,
+        localSelectors: inLocal,
+        remoteSelectors: inRemote,
+        ...encapFor(4500, 4500),
+      },
     };
   };
   const installOne = (from: Peer, to: Peer, spi: number, key: Buffer) => {

@@ -19,7 +19,34 @@ describe('configuration loader fuzzing properties', () => {
 
   it('loadConfig returns a result for arbitrary YAML-ish text', async () => {
     const { target } = await readyTarget('config');
-    const tokens = fc.constantFrom('connections:', 'children:', 'manual:', 'sas:', 'local_ts:', '&a ', '*a', '<<: ', '!!binary ', '{', '}', '[', ']', '- ', ': ', '\n', '  ', 'x', '0x10', '"', "'", '#', '?', '%any', 'yes', '1h');
+    const tokens = fc.constantFrom(
+      'connections:',
+      'children:',
+      'manual:',
+      'sas:',
+      'local_ts:',
+      '&a ',
+      '*a',
+      '<<: ',
+      '!!binary ',
+      '{',
+      '}',
+      '[',
+      ']',
+      '- ',
+      ': ',
+      '\n',
+      '  ',
+      'x',
+      '0x10',
+      '"',
+      "'",
+      '#',
+      '?',
+      '%any',
+      'yes',
+      '1h',
+    );
     const text = fc.array(fc.oneof(tokens, fc.string({ maxLength: 6 })), { maxLength: 60 }).map((parts) => Buffer.from(parts.join('')));
     await assertTargetHolds(target, text, 1500);
   });

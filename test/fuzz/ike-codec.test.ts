@@ -44,7 +44,9 @@ describe('IKE codec fuzzing properties', () => {
     const { target, corpus } = await readyTarget('ike-sk');
     await assertTargetHolds(target, mutatedCorpus(target, corpus), 1500);
     // and for arbitrary plaintexts
-    const arbitrary = fc.tuple(fc.nat({ max: 255 }), fc.constantFrom(0, 33, 34, 35, 36, 39, 40, 41, 44, 45, 47, 48), fc.nat({ max: 7 }), octets(300)).map(([t, f, m, b]) => Buffer.concat([Buffer.from([t, f, m]), b]));
+    const arbitrary = fc
+      .tuple(fc.nat({ max: 255 }), fc.constantFrom(0, 33, 34, 35, 36, 39, 40, 41, 44, 45, 47, 48), fc.nat({ max: 7 }), octets(300))
+      .map(([t, f, m, b]) => Buffer.concat([Buffer.from([t, f, m]), b]));
     await assertTargetHolds(target, arbitrary, 1500);
   });
 
@@ -64,7 +66,8 @@ describe('IKE codec fuzzing properties', () => {
         const aead = senderAeadFor(m.header, rows)!;
         const last = m.payloads[m.payloads.length - 1]!;
         // from the SK/SKF generic header on: everything after it is authenticated (AAD or ciphertext)
-        const start = d.length - (last.type === PayloadType.SKF ? 8 : 4) - (last.type === PayloadType.SK || last.type === PayloadType.SKF ? last.content.length : 0);
+        const start =
+          d.length - (last.type === PayloadType.SKF ? 8 : 4) - (last.type === PayloadType.SK || last.type === PayloadType.SKF ? last.content.length : 0);
         const tampered = Buffer.from(d);
         const pos = start + (at % (d.length - start));
         tampered[pos]! ^= x;

@@ -15,6 +15,10 @@ describe('certificate / CRL parsing fuzzing properties', () => {
 
   it('arbitrary octets in every mode raise only PkiError', async () => {
     const { target } = await readyTarget('pki');
-    await assertTargetHolds(target, fc.tuple(fc.nat({ max: 3 }), octets(300)).map(([m, b]) => Buffer.concat([Buffer.from([m]), b])), 3000);
+    await assertTargetHolds(
+      target,
+      fc.tuple(fc.nat({ max: 3 }), octets(300)).map(([m, b]) => Buffer.concat([Buffer.from([m]), b])),
+      3000,
+    );
   });
 });

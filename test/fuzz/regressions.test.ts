@@ -19,7 +19,9 @@ describe('bugs found by fuzzing', () => {
   });
 
   it('a YAML merge key (<<) of a scalar is reported as a configuration problem, not thrown as an Error', () => {
-    expect(problemsOf('defaults: &d 1\nconnections:\n  a: { <<: *d, local_addrs: 10.0.0.1 }\n')).toEqual([expect.stringMatching(/^YAML: Merge sources must be maps/)]);
+    expect(problemsOf('defaults: &d 1\nconnections:\n  a: { <<: *d, local_addrs: 10.0.0.1 }\n')).toEqual([
+      expect.stringMatching(/^YAML: Merge sources must be maps/),
+    ]);
   });
 
   it('a YAML document with more aliases than the resource-exhaustion limit is reported as a configuration problem, not thrown', () => {

@@ -12,7 +12,15 @@ const aead = AES_GCM_16_128.createContext(randomBytes(20));
 
 function fragmentsOf(messageId: number, size = 3000): { bytes: Buffer; message: IkeMessage }[] {
   const message: IkeMessage = {
-    header: { spiI: randomBytes(8), spiR: randomBytes(8), exchangeType: ExchangeType.IKE_AUTH, initiator: true, response: false, higherVersion: false, messageId },
+    header: {
+      spiI: randomBytes(8),
+      spiR: randomBytes(8),
+      exchangeType: ExchangeType.IKE_AUTH,
+      initiator: true,
+      response: false,
+      higherVersion: false,
+      messageId,
+    },
     payloads: [{ type: PayloadType.CERT, encoding: 4, data: randomBytes(size) }],
   };
   return fragmentMessage(message, { aead, maxMessageSize: 576 }).map((bytes) => ({ bytes, message: decodeMessage(bytes) }));

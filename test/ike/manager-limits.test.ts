@@ -159,7 +159,10 @@ describe('the IKE responder under an IKE_SA_INIT flood', () => {
 
   it('drops requests no connection accepts before keeping any state, logging one line per interval', () => {
     const log = new MemoryLogger();
-    const h = harness({ log, connections: [{ config: peerConfig(pki, me, 'moon.test', undefined), localAddrs: ['%any'], remoteAddrs: ['192.0.2.99'], remotePort: 500 }] });
+    const h = harness({
+      log,
+      connections: [{ config: peerConfig(pki, me, 'moon.test', undefined), localAddrs: ['%any'], remoteAddrs: ['192.0.2.99'], remotePort: 500 }],
+    });
     for (let i = 0; i < 100; i++) h.send(initRequest(), `198.18.0.${i}`);
     expect(h.manager.counters.noConnection).toBe(100);
     expect(h.manager.halfOpenCount).toBe(0);
@@ -168,7 +171,9 @@ describe('the IKE responder under an IKE_SA_INIT flood', () => {
     expect(log.lines.filter((l) => l.message.startsWith('no connection configured'))).toHaveLength(1);
     h.clock.now += 10_000;
     h.send(initRequest(), '198.18.1.1');
-    expect(log.lines.at(-1)!.message).toBe('no connection configured for IKE_SA_INIT from 198.18.1.1 to 192.0.2.1; ignored (and 99 more since the last report)');
+    expect(log.lines.at(-1)!.message).toBe(
+      'no connection configured for IKE_SA_INIT from 198.18.1.1 to 192.0.2.1; ignored (and 99 more since the last report)',
+    );
   });
 
   it('drops a half-open SA that does not finish IKE_AUTH within half_open_timeout', async () => {

@@ -23,11 +23,26 @@ describe('secrets stay out of the logs and are wiped with their SAs', () => {
     const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
     const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', { fragmentSize: 576 }), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', { fragmentSize: 576 }),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
-    const sun = await startPeer('127.0.0.2', ports, [
-      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', { fragmentSize: 576 }), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
-    ], { cookieThreshold: 0 });
+    const sun = await startPeer(
+      '127.0.0.2',
+      ports,
+      [
+        {
+          config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', { fragmentSize: 576 }),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
+      { cookieThreshold: 0 },
+    );
     peers.push(moon, sun);
 
     const sa = await moon.manager.initiate('host-host');

@@ -116,7 +116,10 @@ describe('shutdown and unknown IKE SAs (RFC 7296 §1.4.1, §2.21.4)', () => {
     expect(answers).toHaveLength(2);
     expect(sun.manager.counters.unknownSpi).toBe(5);
     const [forChild, forInfo] = answers.map((a) => decodeMessage(a));
-    for (const [m, id, originalInitiator] of [[forChild!, 7, true], [forInfo!, 12, false]] as const) {
+    for (const [m, id, originalInitiator] of [
+      [forChild!, 7, true],
+      [forInfo!, 12, false],
+    ] as const) {
       expect(m.header.spiI.equals(spiI)).toBe(true);
       expect(m.header.spiR.equals(spiR)).toBe(true);
       expect(m.header.messageId).toBe(id);

@@ -43,8 +43,15 @@ describe('the tunsec command against a daemon in a network namespace', () => {
   beforeAll(async () => {
     pair = await NetnsPair.create('cl');
     const certs: Record<string, Issued> = {};
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec cli, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] } });
+    for (const [name, side] of [
+      ['moon', pair.a],
+      ['sun', pair.b],
+    ] as const) {
+      certs[name] = issueCertificate(ca, {
+        subject: `C=CH, O=tunsec cli, CN=${name}`,
+        key: 'p384',
+        subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] },
+      });
     }
     const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
       const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
@@ -88,7 +95,11 @@ describe('the tunsec command against a daemon in a network namespace', () => {
     const status = await atMoon('status');
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/^tunsec daemon: pid \d+, running since \S+ \(up \d+[sm].*\), global switch up \(off state: drop\)\n/);
-    expect(status.stdout).toMatch(new RegExp(`\\n${CONN}: connecting since \\S+ \\(\\d+s\\), peer ${pair.b.ip4.replaceAll('.', '\\.')}, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test, 1 IKE_SA, 0 CHILD_SAs\\n`));
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `\\n${CONN}: connecting since \\S+ \\(\\d+s\\), peer ${pair.b.ip4.replaceAll('.', '\\.')}, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test, 1 IKE_SA, 0 CHILD_SAs\\n`,
+      ),
+    );
     const sas = await atMoon('list-sas');
     expect(sas.stdout).toMatch(new RegExp(`^${CONN}: CONNECTING, IKEv2, [0-9a-f]{16}_i\\* 0{16}_r\\n`));
     expect(sas.stdout).toContain(`  trap policies: ${CONN}/${CONN}{1}`);
@@ -118,7 +129,9 @@ describe('the tunsec command against a daemon in a network namespace', () => {
   it('down aborts the attempt: status says not connected and check is CRITICAL (exit 2)', async () => {
     const down = await atMoon('down', CONN);
     expect(down.stdout, down.stderr).toBe(`${CONN}: 1 IKE_SA deleted\n`);
-    expect((await atMoon('status')).stdout).toMatch(new RegExp(`\\n${CONN}: not connected since \\S+ \\(\\d+s\\), peer [\\d.]+, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test\\n$`));
+    expect((await atMoon('status')).stdout).toMatch(
+      new RegExp(`\\n${CONN}: not connected since \\S+ \\(\\d+s\\), peer [\\d.]+, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test\\n$`),
+    );
     expect((await atMoon('list-sas')).stdout).toMatch(/^no IKE SAs\n/);
     const check = await atMoon('check');
     expect(check.code).toBe(2);
@@ -131,9 +144,15 @@ describe('the tunsec command against a daemon in a network namespace', () => {
     const up = await atMoon('up', CONN);
     expect(up.code, `${up.stderr}\n${logs()}`).toBe(0);
     expect(up.stdout).toMatch(new RegExp(`^${CONN}: established \\(IKE_SA [0-9a-f]{16}_i [0-9a-f]{16}_r, 1 CHILD_SA\\)\\n$`));
-    expect((await atMoon('status')).stdout).toMatch(new RegExp(`\\n${CONN}: established since \\S+ \\(\\d+s\\), peer ${pair.b.ip4.replaceAll('.', '\\.')}, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test, 1 IKE_SA, 1 CHILD_SA\\n`));
+    expect((await atMoon('status')).stdout).toMatch(
+      new RegExp(
+        `\\n${CONN}: established since \\S+ \\(\\d+s\\), peer ${pair.b.ip4.replaceAll('.', '\\.')}, moon\\.tunsec\\.test\\.\\.\\.sun\\.tunsec\\.test, 1 IKE_SA, 1 CHILD_SA\\n`,
+      ),
+    );
     const sas = await atMoon('list-sas');
-    expect(sas.stdout).toContain(`  local  'moon.tunsec.test' @ ${pair.a.ip4}[500]\n  remote 'sun.tunsec.test' @ ${pair.b.ip4}[500]\n  aes128gcm16-prfsha384-ecp384bp\n`);
+    expect(sas.stdout).toContain(
+      `  local  'moon.tunsec.test' @ ${pair.a.ip4}[500]\n  remote 'sun.tunsec.test' @ ${pair.b.ip4}[500]\n  aes128gcm16-prfsha384-ecp384bp\n`,
+    );
     expect(sas.stdout).toContain(`  ${CONN}: INSTALLED, TRANSPORT, reqid 1, aes128gcm16-noesn\n`);
     expect(sas.stdout).toContain(`    local  ${pair.a.ip4}/32\n    remote ${pair.b.ip4}/32\n`);
     // both ends agree on the SPIs

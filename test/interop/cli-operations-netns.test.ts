@@ -22,7 +22,14 @@ const REPO = join(import.meta.dirname, '../..');
 const CONN = 'host-host';
 const ca = createCa({ subject: 'C=CH, O=tunsec cli, CN=tunsec CLI Test CA', key: 'p384' });
 // a second child for up/down --child: UDP only, not started with the connection
-const UDP_CHILD = ['udp:', '  mode: transport', '  local_ts: dynamic[udp]', '  remote_ts: dynamic[udp]', '  esp_proposals: aes128gcm16-ecp384bp!', '  start_action: none'];
+const UDP_CHILD = [
+  'udp:',
+  '  mode: transport',
+  '  local_ts: dynamic[udp]',
+  '  remote_ts: dynamic[udp]',
+  '  esp_proposals: aes128gcm16-ecp384bp!',
+  '  start_action: none',
+];
 
 /** `tunsec monitor --json` inside moon's namespace, its event lines collected; stopped by PID. */
 class Monitor {
@@ -32,7 +39,11 @@ class Monitor {
   readonly exit: Promise<number | null>;
 
   constructor(netns: string, socket: string) {
-    this.child = spawn('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'monitor', '--json', '--socket', socket], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(
+      'ip',
+      ['netns', 'exec', netns, process.execPath, '--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'monitor', '--json', '--socket', socket],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     this.exit = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -102,7 +113,9 @@ describe('tunsec up/down --child, rekey, list-certs and monitor between two tuns
     expect(before).toHaveLength(1);
     const up = await moon.cli('up', CONN, '--child', 'udp');
     expect(up.code, `${up.stderr}\n${logs()}`).toBe(0);
-    expect(up.stdout).toMatch(new RegExp(`^${CONN}/udp: established \\(CHILD_SA \\{\\d+\\} [0-9a-f]{8}_i [0-9a-f]{8}_o on IKE_SA ${before[0]!.spi_i}_i ${before[0]!.spi_r}_r\\)\\n$`));
+    expect(up.stdout).toMatch(
+      new RegExp(`^${CONN}/udp: established \\(CHILD_SA \\{\\d+\\} [0-9a-f]{8}_i [0-9a-f]{8}_o on IKE_SA ${before[0]!.spi_i}_i ${before[0]!.spi_r}_r\\)\\n$`),
+    );
     const after = (await sas(moon)).ike_sas;
     expect(after.map((s) => s.spi_i)).toEqual([before[0]!.spi_i]);
     expect(after[0]!.children.map((c) => c.name).sort()).toEqual([CONN, 'udp']);
@@ -125,8 +138,18 @@ describe('tunsec up/down --child, rekey, list-certs and monitor between two tuns
     const now = (await sas(moon)).ike_sas[0]!.children.find((x) => x.name === CONN)!;
     expect([now.spi_in, now.spi_out]).toEqual([c.spi_in, c.spi_out]);
     // sun's inbound is moon's outbound
-    await waitFor('sun shows the new CHILD_SA', async () => (await sas(sun)).ike_sas[0]?.children.some((x) => x.name === CONN && x.spi_in === c.spi_out && x.spi_out === c.spi_in), 10_000);
-    expect(await monitor!.event('child_rekeyed', (e) => e.spi_in === c.spi_in)).toMatchObject({ name: CONN, conn: CONN, old_spi_in: old.spi_in, old_spi_out: old.spi_out, spi_out: c.spi_out });
+    await waitFor(
+      'sun shows the new CHILD_SA',
+      async () => (await sas(sun)).ike_sas[0]?.children.some((x) => x.name === CONN && x.spi_in === c.spi_out && x.spi_out === c.spi_in),
+      10_000,
+    );
+    expect(await monitor!.event('child_rekeyed', (e) => e.spi_in === c.spi_in)).toMatchObject({
+      name: CONN,
+      conn: CONN,
+      old_spi_in: old.spi_in,
+      old_spi_out: old.spi_out,
+      spi_out: c.spi_out,
+    });
     const ping = await pair.exec(pair.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', pair.b.ip4], 20_000);
     expect(ping.code, `${ping.stdout}\n${logs()}`).toBe(0);
   }, 90_000);
@@ -164,7 +187,14 @@ describe('tunsec up/down --child, rekey, list-certs and monitor between two tuns
   it('list-certs shows the own, CA and peer certificates with subject, SANs, validity, key type and fingerprint', async () => {
     const r = await json<ListCertsResult>(moon, 'list-certs');
     const own = r.certificates.find((c) => c.kind === 'own')!;
-    expect(own).toMatchObject({ subject: 'C=CH, O=tunsec cli, CN=moon', issuer: 'C=CH, O=tunsec cli, CN=tunsec CLI Test CA', validity: 'valid', key: 'ECDSA P-384', ca: false, connections: [CONN] });
+    expect(own).toMatchObject({
+      subject: 'C=CH, O=tunsec cli, CN=moon',
+      issuer: 'C=CH, O=tunsec cli, CN=tunsec CLI Test CA',
+      validity: 'valid',
+      key: 'ECDSA P-384',
+      ca: false,
+      connections: [CONN],
+    });
     expect(own.sans).toEqual(expect.arrayContaining(['DNS:moon.tunsec.test', `IP:${pair.a.ip4}`]));
     expect(own.fingerprint).toMatch(/^[0-9a-f]{64}$/);
     expect(r.certificates.find((c) => c.kind === 'ca')).toMatchObject({ subject: 'C=CH, O=tunsec cli, CN=tunsec CLI Test CA', ca: true });

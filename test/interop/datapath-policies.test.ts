@@ -30,7 +30,12 @@ describe('policies without an SA', () => {
     await pair?.destroy();
   });
 
-  const daemon = (name: PeerName, startAction: 'trap' | 'start' | 'none', policy: 'private' | 'private-or-clear' = 'private', childExtra: string[] = []): TunsecDaemon => {
+  const daemon = (
+    name: PeerName,
+    startAction: 'trap' | 'start' | 'none',
+    policy: 'private' | 'private-or-clear' = 'private',
+    childExtra: string[] = [],
+  ): TunsecDaemon => {
     const d = peerDaemon(pair, ca, certs, name, { name: 'host-host', mode: 'transport', startAction, policy, childExtra });
     daemons.push(d);
     return d;
@@ -113,13 +118,30 @@ describe('policies without an SA', () => {
     expect(moon.lines.filter((l) => l.event === 'child_established').length).toBeGreaterThanOrEqual(2);
     const received = Number(/(\d+) received/.exec(ping.stdout)?.[1] ?? 0);
     expect(received, ping.stdout).toBeGreaterThanOrEqual(12);
-    expect(clear.map((p) => `icmp type ${p.icmpType} ${p.src} → ${p.dst}`), `${moon.text()}\n--- sun\n${sun.text()}`).toEqual([]);
+    expect(
+      clear.map((p) => `icmp type ${p.icmpType} ${p.src} → ${p.dst}`),
+      `${moon.text()}\n--- sun\n${sun.text()}`,
+    ).toEqual([]);
   }, 90_000);
 
   it('shunts: a pass child sends its flow in the clear past a protecting policy, a drop child discards its flow, the rest is ESP', async () => {
-    const shunts = ['ping-pass:', '  mode: pass', '  local_ts: dynamic[icmp]', '  remote_ts: dynamic[icmp]', 'discard-drop:', '  mode: drop', '  remote_ts: dynamic[udp/9]'];
+    const shunts = [
+      'ping-pass:',
+      '  mode: pass',
+      '  local_ts: dynamic[icmp]',
+      '  remote_ts: dynamic[icmp]',
+      'discard-drop:',
+      '  mode: drop',
+      '  remote_ts: dynamic[udp/9]',
+    ];
     const both = (name: PeerName, startAction: 'start' | 'none'): TunsecDaemon => {
-      const d = peerDaemon(pair, ca, certs, name, { name: 'host-host', mode: 'transport', startAction, extraChildren: shunts, daemonExtra: ['log: { esp: 2 }'] });
+      const d = peerDaemon(pair, ca, certs, name, {
+        name: 'host-host',
+        mode: 'transport',
+        startAction,
+        extraChildren: shunts,
+        daemonExtra: ['log: { esp: 2 }'],
+      });
       daemons.push(d);
       return d;
     };

@@ -25,8 +25,15 @@ describe.each(['tunsec', 'strongSwan'] as const)('ESP between tunsec and strongS
 
   beforeAll(async () => {
     pair = await NetnsPair.create('ds');
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec interop, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.ikev2.test`], ip: [side.ip4] } });
+    for (const [name, side] of [
+      ['moon', pair.a],
+      ['sun', pair.b],
+    ] as const) {
+      certs[name] = issueCertificate(ca, {
+        subject: `C=CH, O=tunsec interop, CN=${name}`,
+        key: 'p384',
+        subjectAltNames: { dns: [`${name}.ikev2.test`], ip: [side.ip4] },
+      });
     }
     moon = new StrongSwan({
       netns: pair.a.ns,
@@ -77,7 +84,10 @@ describe.each(['tunsec', 'strongSwan'] as const)('ESP between tunsec and strongS
   });
 
   it('ping works in both directions', async () => {
-    for (const [from, to] of [[pair.a, pair.b.ip4], [pair.b, pair.a.ip4]] as const) {
+    for (const [from, to] of [
+      [pair.a, pair.b.ip4],
+      [pair.b, pair.a.ip4],
+    ] as const) {
       const ping = await pair.exec(from, 'ping', ['-c', '3', '-i', '0.2', '-W', '3', to], 20_000);
       expect(ping.code, `${ping.stdout}\n${ping.stderr}\ntunsec:\n${sun.text()}\nstrongSwan:\n${moon.log().slice(-4000)}`).toBe(0);
     }

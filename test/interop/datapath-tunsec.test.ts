@@ -95,7 +95,10 @@ describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
   beforeAll(async () => {
     pair = await NetnsPair.create('dq');
     const certs = peerCertificates(ca, pair, 'tunsec datapath');
-    for (const [side, addrs] of [[pair.a, inner.moon], [pair.b, inner.sun]] as const) {
+    for (const [side, addrs] of [
+      [pair.a, inner.moon],
+      [pair.b, inner.sun],
+    ] as const) {
       await pair.exec(side, 'ip', ['addr', 'add', `${addrs.v4}/24`, 'dev', 'lo']);
       await pair.exec(side, 'ip', ['-6', 'addr', 'add', `${addrs.v6}/64`, 'dev', 'lo']);
     }
@@ -125,7 +128,10 @@ describe('tunsec ↔ tunsec tunnel mode over ESP-in-UDP', () => {
     const clear = await Capture.start(pair.b.ns, pair.b.ifname, ['not', 'udp', 'port', '4500', 'and', 'not', 'udp', 'port', '500']);
     const encapsulated = await Capture.start(pair.b.ns, pair.b.ifname, ['-c', '10', 'udp', 'port', '4500']);
     try {
-      for (const [from, to] of [[inner.moon.v4, inner.sun.v4], [inner.moon.v6, inner.sun.v6]] as const) {
+      for (const [from, to] of [
+        [inner.moon.v4, inner.sun.v4],
+        [inner.moon.v6, inner.sun.v6],
+      ] as const) {
         const ping = await pair.exec(pair.a, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', from, to], 20_000);
         expect(ping.code, `${ping.stdout}\n${ping.stderr}\nmoon:\n${moon.text()}\nsun:\n${sun.text()}`).toBe(0);
       }
@@ -186,11 +192,17 @@ describe('wire evidence: standard ESP, decryptable with the key log, replays dro
   it("tshark decrypts tunsec's IKE_AUTH and its ESP with the esp_sa / ikev2_decryption_table files tunsec wrote", async () => {
     const keys = join(sun.dir, 'keys');
     const env = { ...process.env, WIRESHARK_CONFIG_DIR: keys, HOME: keys };
-    const icmp = await run('tshark', ['-r', capture.file, '-Y', 'esp && icmp.type == 8', '-T', 'fields', '-e', 'ip.src', '-e', 'ip.dst'], { env, timeoutMs: 60_000 });
+    const icmp = await run('tshark', ['-r', capture.file, '-Y', 'esp && icmp.type == 8', '-T', 'fields', '-e', 'ip.src', '-e', 'ip.dst'], {
+      env,
+      timeoutMs: 60_000,
+    });
     expect(icmp.code, icmp.stderr).toBe(0);
     expect(icmp.stdout.trim().split('\n')).toEqual(Array(3).fill(`${pair.a.ip4}\t${pair.b.ip4}`));
     // The identities travel only inside the encrypted IKE_AUTH (exchange type 35) messages.
-    const ike = await run('tshark', ['-r', capture.file, '-Y', 'isakmp.exchangetype == 35', '-T', 'fields', '-e', 'isakmp.id.data.fqdn'], { env, timeoutMs: 60_000 });
+    const ike = await run('tshark', ['-r', capture.file, '-Y', 'isakmp.exchangetype == 35', '-T', 'fields', '-e', 'isakmp.id.data.fqdn'], {
+      env,
+      timeoutMs: 60_000,
+    });
     expect(ike.code, ike.stderr).toBe(0);
     expect(ike.stdout.trim().split('\n')).toEqual(['moon.tunsec.test,sun.tunsec.test', 'sun.tunsec.test']);
   }, 90_000);
@@ -198,7 +210,8 @@ describe('wire evidence: standard ESP, decryptable with the key log, replays dro
   it('an ESP packet captured on the wire and sent again is dropped as a replay and counted', async () => {
     const esp = capture.packets().find((p) => p.protocol === 'esp' && p.src === pair.a.ip4)!;
     expect(esp).toBeDefined();
-    const send = 'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 0))';
+    const send =
+      'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(bytes.fromhex(sys.argv[1]), (sys.argv[2], 0))';
     const r = await pair.exec(pair.a, 'python3', ['-c', send, esp.ip.toString('hex'), pair.b.ip4]);
     expect(r.code, r.stderr).toBe(0);
     await waitFor('replay drop in the log', () => sun.lines.some((l) => /dropped a replayed or too old packet/.test(String(l.msg))), 5000);

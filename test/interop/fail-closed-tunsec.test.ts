@@ -39,11 +39,21 @@ async function tunsecRouting(side: NetnsSide): Promise<string[]> {
   const lines: string[] = [];
   for (const family of ['-4', '-6']) {
     const rules = await run('ip', ['-n', side.ns, family, 'rule', 'show']);
-    lines.push(...rules.stdout.split('\n').filter((l) => /lookup 22[01]\b/.test(l)).map((l) => `${family} rule ${l.trim()}`));
+    lines.push(
+      ...rules.stdout
+        .split('\n')
+        .filter((l) => /lookup 22[01]\b/.test(l))
+        .map((l) => `${family} rule ${l.trim()}`),
+    );
     for (const table of ['220', '221']) {
       const routes = await run('ip', ['-n', side.ns, family, 'route', 'show', 'table', table]);
       // a table that was never used does not exist: nothing in it
-      lines.push(...routes.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => `${family} table ${table}: ${l.trim()}`));
+      lines.push(
+        ...routes.stdout
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => `${family} table ${table}: ${l.trim()}`),
+      );
     }
   }
   return lines;
@@ -81,10 +91,28 @@ describe.concurrent('tunsec killed with kill -9 under load: the private flow nev
         await pair.exec(pair.b, 'ip', ['route', 'add', '192.168.81.0/24', 'via', pair.a.ip4]);
         await pair.exec(pair.b, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
       }
-      const selectors = (me: string, them: string) => (mode === 'tunnel' ? { localTs: `${me.replace(/\.1$/, '.0')}/24`, remoteTs: `${them.replace(/\.1$/, '.0')}/24` } : {});
-      const sun = peerDaemon(pair, ca, certs, 'sun', { name: 'flow', mode, family, startAction: 'none', policy: 'private', ...selectors(inner.sun, inner.moon) });
-      const moon = peerDaemon(pair, ca, certs, 'moon', { name: 'flow', mode, family, startAction: 'trap', policy: 'private', ...selectors(inner.moon, inner.sun) });
-      cleanups.push(() => moon.stop(), () => sun.stop());
+      const selectors = (me: string, them: string) =>
+        mode === 'tunnel' ? { localTs: `${me.replace(/\.1$/, '.0')}/24`, remoteTs: `${them.replace(/\.1$/, '.0')}/24` } : {};
+      const sun = peerDaemon(pair, ca, certs, 'sun', {
+        name: 'flow',
+        mode,
+        family,
+        startAction: 'none',
+        policy: 'private',
+        ...selectors(inner.sun, inner.moon),
+      });
+      const moon = peerDaemon(pair, ca, certs, 'moon', {
+        name: 'flow',
+        mode,
+        family,
+        startAction: 'trap',
+        policy: 'private',
+        ...selectors(inner.moon, inner.sun),
+      });
+      cleanups.push(
+        () => moon.stop(),
+        () => sun.stop(),
+      );
       await sun.start();
       await sun.event('daemon_started');
       await moon.start();
@@ -105,7 +133,18 @@ describe.concurrent('tunsec killed with kill -9 under load: the private flow nev
       const ping = background(pair.a, 'ping', ['-i', '0.1', '-W', '1', ...source, target]);
       cleanups.push(async () => ping.child.kill('SIGKILL'));
       await moon.event('child_established', 30_000);
-      const tcp = background(pair.a, 'iperf3', ['-c', target, '-p', '5201', '-t', '120', '-b', '4M', '--forceflush', ...(mode === 'tunnel' ? ['-B', inner.moon] : [])]);
+      const tcp = background(pair.a, 'iperf3', [
+        '-c',
+        target,
+        '-p',
+        '5201',
+        '-t',
+        '120',
+        '-b',
+        '4M',
+        '--forceflush',
+        ...(mode === 'tunnel' ? ['-B', inner.moon] : []),
+      ]);
       cleanups.push(async () => tcp.child.kill('SIGKILL'));
       await waitFor('the TCP transfer to run', () => /\d+\.\d+-\d+\.\d+\s+sec/.test(tcp.output()), 15_000);
 
@@ -118,7 +157,8 @@ describe.concurrent('tunsec killed with kill -9 under load: the private flow nev
         packets = await capture.stop();
         capture.remove();
       }
-      const tunsecOwn = (p: CapturedPacket): boolean => p.protocol === 'esp' || (p.protocol === 'udp' && [500, 4500].some((port) => p.srcPort === port || p.dstPort === port));
+      const tunsecOwn = (p: CapturedPacket): boolean =>
+        p.protocol === 'esp' || (p.protocol === 'udp' && [500, 4500].some((port) => p.srcPort === port || p.dstPort === port));
       const leaked = packets.filter((p) => moonAddresses.has(p.src) && !tunsecOwn(p) && !isNeighborDiscovery(p));
       const afterKill = await tunsecRouting(pair.a);
       expect(
@@ -126,8 +166,14 @@ describe.concurrent('tunsec killed with kill -9 under load: the private flow nev
         `backstop after the kill:\n${afterKill.join('\n')}`,
       ).toEqual([]);
       // the flow did go on trying while moon's daemon was dead: the backstop refused it, the wire stayed clean
-      expect(afterKill.some((l) => l.includes('lookup 221')), afterKill.join('\n')).toBe(true);
-      expect(afterKill.some((l) => /table 221: prohibit/.test(l)), afterKill.join('\n')).toBe(true);
+      expect(
+        afterKill.some((l) => l.includes('lookup 221')),
+        afterKill.join('\n'),
+      ).toBe(true);
+      expect(
+        afterKill.some((l) => /table 221: prohibit/.test(l)),
+        afterKill.join('\n'),
+      ).toBe(true);
 
       // Restart: the backstop is adopted, the trap negotiates again, ping goes through ESP.
       const established = moon.lines.filter((l) => l.event === 'child_established').length;

@@ -37,7 +37,12 @@ const SPOOFED = '198.18';
 const ca = createCa({ subject: 'C=CH, O=tunsec flood test, CN=tunsec Flood CA', key: 'p384' });
 
 /** One request/response on a daemon's control socket (we are root: SO_PEERCRED lets us in). */
-function control(socket: string, command: string, args: Record<string, unknown> = {}, timeoutMs = 70_000): Promise<{ ok: boolean; result?: any; error?: string }> {
+function control(
+  socket: string,
+  command: string,
+  args: Record<string, unknown> = {},
+  timeoutMs = 70_000,
+): Promise<{ ok: boolean; result?: any; error?: string }> {
   return new Promise((resolve, reject) => {
     const c = createConnection(socket);
     let buf = '';
@@ -145,17 +150,39 @@ async function flood(pair: NetnsPair, responder: TunsecDaemon, mark: number, leg
   const capture = await Capture.start(pair.a.ns, pair.a.ifname, ['udp', 'and', 'src', 'host', pair.a.ip4, 'and', 'src', 'port', '500']);
   let attacker: ChildProcess | undefined;
   try {
-    attacker = spawn('ip', ['netns', 'exec', pair.b.ns, process.execPath, '--import', 'tsx', join(repo, 'test/support/ike-flood.ts'), pair.a.ip4, String(FLOOD_COUNT), String(FLOOD_RATE), SPOOFED, String(mark)], {
-      cwd: repo,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    attacker = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        pair.b.ns,
+        process.execPath,
+        '--import',
+        'tsx',
+        join(repo, 'test/support/ike-flood.ts'),
+        pair.a.ip4,
+        String(FLOOD_COUNT),
+        String(FLOOD_RATE),
+        SPOOFED,
+        String(mark),
+      ],
+      {
+        cwd: repo,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let err = '';
     attacker.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     attacker.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const done = new Promise<number | null>((resolve) => attacker!.on('exit', (code) => resolve(code)));
     // the flood is on once the responder has handed out its first cookies
-    await waitFor('the first COOKIE notifies', async () => ((await control(join(responder.dir, 'tunsec.sock'), 'status')).result?.daemon?.ike?.cookies_sent ?? 0) > 100, 30_000, 200);
+    await waitFor(
+      'the first COOKIE notifies',
+      async () => ((await control(join(responder.dir, 'tunsec.sock'), 'status')).result?.daemon?.ike?.cookies_sent ?? 0) > 100,
+      30_000,
+      200,
+    );
     await sleep(headStartMs);
     const t0 = performance.now();
     await legit();
@@ -272,7 +299,15 @@ describe('a tunsec responder flooded with spoofed IKE_SA_INIT requests, a tunsec
     moon = responderDaemon(pair, certFor('moon', pair.a.ip4), 'transport');
     sun = new TunsecDaemon(
       pair.b.ns,
-      tunsecYaml({ name: 'flood', local: pair.b.ip4, remote: pair.a.ip4, localId: 'sun.flood.test', remoteId: 'moon.flood.test', mode: 'transport', startAction: 'none' }),
+      tunsecYaml({
+        name: 'flood',
+        local: pair.b.ip4,
+        remote: pair.a.ip4,
+        localId: 'sun.flood.test',
+        remoteId: 'moon.flood.test',
+        mode: 'transport',
+        startAction: 'none',
+      }),
       credentialFiles(ca.certificatePem, certFor('sun', pair.b.ip4)),
     );
     await Promise.all([moon.start(), sun.start()]);

@@ -28,7 +28,11 @@ const ca = createCa({ subject: 'C=CH, O=tunsec fleet, CN=tunsec Fleet Test CA', 
 const INACTIVITY_S = 30;
 
 function certificate(name: string, side: NetnsSide): Issued {
-  return issueCertificate(ca, { subject: `C=CH, O=tunsec fleet, CN=${name}.fleet.test`, key: 'p384', subjectAltNames: { dns: [`${name}.fleet.test`], ip: [side.ip4] } });
+  return issueCertificate(ca, {
+    subject: `C=CH, O=tunsec fleet, CN=${name}.fleet.test`,
+    key: 'p384',
+    subjectAltNames: { dns: [`${name}.fleet.test`], ip: [side.ip4] },
+  });
 }
 
 /** One connection: `remote` an address or the fleet's prefix; the child's extra lines (eight-space indented). */
@@ -89,11 +93,19 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
     );
     daemons.push(
       hubDaemon,
-      new TunsecDaemon(p1.ns, yaml({ name: 'p1', side: p1, remote: hub.ip4, remoteId: 'hub.fleet.test', startAction: 'none' }), credentialFiles(ca.certificatePem, certificate('p1', p1))),
+      new TunsecDaemon(
+        p1.ns,
+        yaml({ name: 'p1', side: p1, remote: hub.ip4, remoteId: 'hub.fleet.test', startAction: 'none' }),
+        credentialFiles(ca.certificatePem, certificate('p1', p1)),
+      ),
       // p2 only answers for its group (its private traps drop, never negotiate); p3 negotiates on demand
       ...[p2, p3].map(
         (p, i) =>
-          new TunsecDaemon(p.ns, yaml({ name: `p${i + 2}`, side: p, remote: lan.prefix, remoteId: '%fromcert-ip', startAction: i === 0 ? 'none' : 'trap' }), credentialFiles(ca.certificatePem, certificate(`p${i + 2}`, p))),
+          new TunsecDaemon(
+            p.ns,
+            yaml({ name: `p${i + 2}`, side: p, remote: lan.prefix, remoteId: '%fromcert-ip', startAction: i === 0 ? 'none' : 'trap' }),
+            credentialFiles(ca.certificatePem, certificate(`p${i + 2}`, p)),
+          ),
       ),
     );
     for (const d of daemons) await d.start();
@@ -105,13 +117,18 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
     await lan?.destroy();
   }, 60_000);
 
-  it('pinging two peers from the hub and the hub from a third makes three instances of the one template, listed as fleet[peer], with no cleartext ICMP on the hub\'s wire', async () => {
+  it("pinging two peers from the hub and the hub from a third makes three instances of the one template, listed as fleet[peer], with no cleartext ICMP on the hub's wire", async () => {
     const [p1, p2, p3] = peers as [NetnsSide, NetnsSide, NetnsSide];
     const clear = await Capture.start(hub.ns, hub.ifname, ['icmp']);
     try {
-      const flows = [[hub, p1], [hub, p2], [p3, hub]] as const;
+      const flows = [
+        [hub, p1],
+        [hub, p2],
+        [p3, hub],
+      ] as const;
       const pings = await Promise.all(flows.map(([from, to]) => lan.exec(from, 'ping', ['-c', '3', '-i', '0.3', '-w', '30', to.ip4], 40_000)));
-      for (const [i, ping] of pings.entries()) expect(ping.code, `${flows[i]![0].ip4} → ${flows[i]![1].ip4}: ${ping.stdout}\n${ping.stderr}\nhub:\n${hubDaemon.text()}`).toBe(0);
+      for (const [i, ping] of pings.entries())
+        expect(ping.code, `${flows[i]![0].ip4} → ${flows[i]![1].ip4}: ${ping.stdout}\n${ping.stderr}\nhub:\n${hubDaemon.text()}`).toBe(0);
       const status = (await controlRequest(join(hubDaemon.dir, 'tunsec.sock'), 'status')) as StatusResult;
       const group = status.connections.find((c) => c.name === 'fleet');
       expect(group?.state).toBe('established');
@@ -119,7 +136,9 @@ describe('a group connection over a /24 negotiates per-peer instances on demand'
       // fail closed without the process too: the backstop prohibits the whole group prefix
       const backstop = await lan.exec(hub, 'ip', ['route', 'show', 'table', '221']);
       expect(backstop.stdout).toContain(`prohibit ${lan.prefix}`);
-      expect(await instances(), `hub:\n${hubDaemon.text()}\np3:\n${daemons[3]!.text()}`).toEqual([`fleet[${p1.ip4}]`, `fleet[${p2.ip4}]`, `fleet[${p3.ip4}]`].sort());
+      expect(await instances(), `hub:\n${hubDaemon.text()}\np3:\n${daemons[3]!.text()}`).toEqual(
+        [`fleet[${p1.ip4}]`, `fleet[${p2.ip4}]`, `fleet[${p3.ip4}]`].sort(),
+      );
       const sas = (await hubSas()).ike_sas;
       expect(sas.every((sa) => sa.name === 'fleet' && sa.children.length === 1 && sa.children[0]!.mode === 'transport')).toBe(true);
       expect(sas.find((sa) => sa.remote.address === p3.ip4)?.initiator).toBe(false);

@@ -72,7 +72,9 @@ describe('an intermediate CA listed only under authorities.cacerts, between tuns
       await moon.start();
       await waitFor('moon to log the AUTHENTICATION_FAILED answer', () => moon.text().includes('peer answered AUTHENTICATION_FAILED'), 60_000);
       expect(moon.text()).toContain('an intermediate CA certificate may be missing; list it under authorities.cacerts or local.certs');
-      expect(sun.text()).toContain("no trusted CA for issuer 'C=CH, O=tunsec interop, CN=tunsec Intermediate CA' (the peer sent 0 CA certificates with its own;");
+      expect(sun.text()).toContain(
+        "no trusted CA for issuer 'C=CH, O=tunsec interop, CN=tunsec Intermediate CA' (the peer sent 0 CA certificates with its own;",
+      );
     } finally {
       await moon.stop();
       await sun.stop();

@@ -48,7 +48,13 @@ describe('dead peers and closed IKE_SAs between two tunsec daemons', () => {
     return d;
   }
   function sunDaemon(): TunsecDaemon {
-    const d = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'none', policy: 'private', daemonExtra: FAST_RETRANSMIT });
+    const d = peerDaemon(pair, ca, certs, 'sun', {
+      name: 'host-host',
+      mode: 'transport',
+      startAction: 'none',
+      policy: 'private',
+      daemonExtra: FAST_RETRANSMIT,
+    });
     daemons.push(d);
     return d;
   }
@@ -90,9 +96,14 @@ describe('dead peers and closed IKE_SAs between two tunsec daemons', () => {
       const clear = (await capture.stop()).filter((p) => p.icmpType === 8 || p.icmpType === 0);
       const diag = `${summary.stdout.split('\n').slice(-3).join('\n')}\n--- moon\n${moon.text().slice(-6000)}\n--- sun\n${sun.text().slice(-3000)}`;
       if (summary.code !== 0) console.info(`ping exit ${summary.code}: ${summary.stderr.slice(-500)}`);
-      console.info(`dead peer: declared dead ${deadAfterMs} ms after SIGKILL (${String(dead.reason)}); SAs back ${backAfterMs} ms after the restart; ${sent} pings, ${received} answered, ${clear.length} in the clear`);
+      console.info(
+        `dead peer: declared dead ${deadAfterMs} ms after SIGKILL (${String(dead.reason)}); SAs back ${backAfterMs} ms after the restart; ${sent} pings, ${received} answered, ${clear.length} in the clear`,
+      );
       expect(String(dead.reason), diag).toMatch(/did not answer INFORMATIONAL request/);
-      expect(clear.map((p) => `${p.src} → ${p.dst} type ${p.icmpType}`), diag).toEqual([]);
+      expect(
+        clear.map((p) => `${p.src} → ${p.dst} type ${p.icmpType}`),
+        diag,
+      ).toEqual([]);
       // the pings of the last seconds, after the SAs came back, were answered
       const tail = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', pair.b.ip4], 15_000);
       expect(tail.code, `${tail.stdout}\n${diag}`).toBe(0);
@@ -123,7 +134,7 @@ describe('dead peers and closed IKE_SAs between two tunsec daemons', () => {
     expect(ping.code, `${ping.stdout}\n${moon.text().slice(-4000)}`).toBe(0);
   }, 120_000);
 
-  it("close_action start: when the peer closes the IKE_SA (tunsec down on sun) tunsec negotiates it again at once", async () => {
+  it('close_action start: when the peer closes the IKE_SA (tunsec down on sun) tunsec negotiates it again at once', async () => {
     const moon = moonDaemon(['close_action: start']);
     const sun = sunDaemon();
     await sun.start();

@@ -153,7 +153,9 @@ describe('manual SAs, transport mode over raw ESP (IPv4)', () => {
     expect(s!.packets_out).toBe(m!.packets_in);
     const text = await cli(['sa', 'list', '--socket', socketOf(sun)]);
     expect(text.code, text.err).toBe(0);
-    expect(text.out).toMatch(/^host\{65536\}: TRANSPORT, aes128gcm16, \S+ === \S+, private \(config\)\n {2}in {2}00001001, +\d+ bytes, +\d+ packets, replay window 32, 0 replay drops, 0 ICV failures/);
+    expect(text.out).toMatch(
+      /^host\{65536\}: TRANSPORT, aes128gcm16, \S+ === \S+, private \(config\)\n {2}in {2}00001001, +\d+ bytes, +\d+ packets, replay window 32, 0 replay drops, 0 ICV failures/,
+    );
     const json = await cli(['sa', 'list', '--json', '--socket', socketOf(sun)]);
     expect((JSON.parse(json.out) as ManualSaListResult).sas[0]?.spi_in).toBe('00001001');
     expect(json.out).not.toContain('4a4a');
@@ -193,7 +195,9 @@ describe('manual SAs, tunnel mode over ESP-in-UDP', () => {
       expect(ping.code, `${ping.stdout}\n${ping.stderr}\nmoon:\n${moon.text()}\nsun:\n${sun.text()}`).toBe(0);
       expect(await tcpTransfer(pair, inner.sun, inner.moon)).toBeGreaterThan(1_000_000);
       const innerAddresses = new Set([inner.moon, inner.sun]);
-      expect((await clear.stop()).filter((p) => innerAddresses.has(p.src) || innerAddresses.has(p.dst)).map((p) => `${p.protocol} ${p.src} → ${p.dst}`)).toEqual([]);
+      expect(
+        (await clear.stop()).filter((p) => innerAddresses.has(p.src) || innerAddresses.has(p.dst)).map((p) => `${p.protocol} ${p.src} → ${p.dst}`),
+      ).toEqual([]);
       const esp = await encapsulated.stop();
       expect(esp.length).toBeGreaterThan(0);
       expect(esp.every((p) => (p.src === pair.a.ip4 || p.src === pair.b.ip4) && p.protocol === 'udp')).toBe(true);
@@ -205,7 +209,13 @@ describe('manual SAs, tunnel mode over ESP-in-UDP', () => {
     }
     const [m] = (await saList(moon)).sas;
     const [s] = (await saList(sun)).sas;
-    expect(m).toMatchObject({ mode: 'tunnel', encap: { local_port: 4500, remote_port: 4500 }, local_ts: '192.168.81.0/24', remote_ts: '192.168.82.0/24', icv_failures: 0 });
+    expect(m).toMatchObject({
+      mode: 'tunnel',
+      encap: { local_port: 4500, remote_port: 4500 },
+      local_ts: '192.168.81.0/24',
+      remote_ts: '192.168.82.0/24',
+      icv_failures: 0,
+    });
     expect(s!.packets_in).toBe(m!.packets_out);
     expect(m!.packets_in).toBe(s!.packets_out);
   }, 90_000);
@@ -228,10 +238,35 @@ describe('runtime manual SAs (tunsec sa add/del) and a mismatched key', () => {
   });
 
   const add = (d: TunsecDaemon, s: SaSide): Promise<{ code: number; out: string; err: string }> =>
-    cli(['sa', 'add', 'rt', `local_addr=${s.local}`, `remote_addr=${s.remote}`, `spi_in=${s.spiIn}`, `spi_out=${s.spiOut}`, `key_in=${s.keyIn}`, `key_out=${s.keyOut}`, 'replay_window=64', '--socket', socketOf(d)]);
+    cli([
+      'sa',
+      'add',
+      'rt',
+      `local_addr=${s.local}`,
+      `remote_addr=${s.remote}`,
+      `spi_in=${s.spiIn}`,
+      `spi_out=${s.spiOut}`,
+      `key_in=${s.keyIn}`,
+      `key_out=${s.keyOut}`,
+      'replay_window=64',
+      '--socket',
+      socketOf(d),
+    ]);
 
   it('invalid settings are refused with the configuration checks', async () => {
-    const r = await cli(['sa', 'add', 'rt', 'local_addr=10.0.0.1', 'remote_addr=10.0.0.2', 'spi_in=12', 'spi_out=0x1000', 'key_in=0x00', `key_out=${KEY_MOON_TO_SUN}`, '--socket', socketOf(moon)]);
+    const r = await cli([
+      'sa',
+      'add',
+      'rt',
+      'local_addr=10.0.0.1',
+      'remote_addr=10.0.0.2',
+      'spi_in=12',
+      'spi_out=0x1000',
+      'key_in=0x00',
+      `key_out=${KEY_MOON_TO_SUN}`,
+      '--socket',
+      socketOf(moon),
+    ]);
     expect(r.code).toBe(1);
     expect(r.err).toContain('manual.sas.rt.spi_in: must be between 256 (0x100) and 4294967295');
     expect((await saList(moon)).sas).toEqual([]);
@@ -257,7 +292,10 @@ describe('runtime manual SAs (tunsec sa add/del) and a mismatched key', () => {
     const text = await cli(['sa', 'list', '--socket', socketOf(moon)]);
     expect(text.out).toMatch(new RegExp(`, ${m!.icv_failures} ICV failures`));
     // …and in the metrics
-    const scrape = await pair.exec(pair.a, process.execPath, ['-e', "fetch('http://127.0.0.1:9810/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))"]);
+    const scrape = await pair.exec(pair.a, process.execPath, [
+      '-e',
+      "fetch('http://127.0.0.1:9810/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))",
+    ]);
     expect(scrape.code, scrape.stderr).toBe(0);
     const icvLine = scrape.stdout.split('\n').find((l) => l.startsWith('tunsec_manual_sa_icv_failures_total{') && l.includes('sa="rt"'));
     expect(icvLine, scrape.stdout.slice(0, 2000)).toBeDefined();

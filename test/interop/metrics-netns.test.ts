@@ -69,12 +69,16 @@ describe('tunsec metrics scraped over HTTP in a network namespace', () => {
     return { code: Number(r.stdout.slice(nl + 1)), body: r.stdout.slice(0, nl) };
   }
 
-  async function childSa(side: NetnsSide): Promise<{ bytes: Record<'in' | 'out', number>; packets: Record<'in' | 'out', number>; spi: Record<'in' | 'out', string>; state: number }> {
+  async function childSa(
+    side: NetnsSide,
+  ): Promise<{ bytes: Record<'in' | 'out', number>; packets: Record<'in' | 'out', number>; spi: Record<'in' | 'out', string>; state: number }> {
     const r = await scrape(side);
     expect(r.code).toBe(200);
     const e = parseExposition(r.body);
     const of = (name: string, direction: 'in' | 'out') => {
-      const hits = e.samples.filter((s) => s.name === name && s.labels.connection === 'host-host' && s.labels.child === 'host-host' && s.labels.direction === direction);
+      const hits = e.samples.filter(
+        (s) => s.name === name && s.labels.connection === 'host-host' && s.labels.child === 'host-host' && s.labels.direction === direction,
+      );
       expect(hits, `${name}{direction="${direction}"} in ${side.ns}:\n${r.body}`).toHaveLength(1);
       return hits[0]!;
     };

@@ -43,7 +43,8 @@ async function topology(): Promise<void> {
 }
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=NAT test CA', key: 'p256' });
-const cert = (name: string) => issueCertificate(ca, { subject: `C=CH, O=tunsec interop, CN=${name}`, key: 'p256', subjectAltNames: { dns: [`${name}.tunsec.test`] } });
+const cert = (name: string) =>
+  issueCertificate(ca, { subject: `C=CH, O=tunsec interop, CN=${name}`, key: 'p256', subjectAltNames: { dns: [`${name}.tunsec.test`] } });
 
 describe('NAT traversal through a masquerading router (RFC 7296 §2.23, RFC 3948)', () => {
   beforeAll(topology);

@@ -48,7 +48,10 @@ describe.each([
     pair = await NetnsPair.create('of');
     const certs = peerCertificates(ca, pair, 'tunsec offload');
     if (mode === 'tunnel') {
-      for (const [side, addrs] of [[pair.a, inner.moon], [pair.b, inner.sun]] as const) {
+      for (const [side, addrs] of [
+        [pair.a, inner.moon],
+        [pair.b, inner.sun],
+      ] as const) {
         await pair.exec(side, 'ip', ['addr', 'add', `${addrs.ip4}/24`, 'dev', 'lo']);
         await pair.exec(side, 'ip', ['-6', 'addr', 'add', `${addrs.ip6}/64`, 'dev', 'lo']);
       }
@@ -84,7 +87,8 @@ describe.each([
   }
 
   it('the transfer succeeds, every segment is its own ESP packet on the wire, and the counters count segments', async () => {
-    const espFilter = mode === 'tunnel' ? ['-c', '300', 'udp', 'port', '4500', 'and', 'greater', '1000'] : ['-c', '300', 'esp', 'or', '(', 'ip6', 'proto', '50', ')'];
+    const espFilter =
+      mode === 'tunnel' ? ['-c', '300', 'udp', 'port', '4500', 'and', 'greater', '1000'] : ['-c', '300', 'esp', 'or', '(', 'ip6', 'proto', '50', ')'];
     const esp = await Capture.start(pair.b.ns, pair.b.ifname, espFilter);
     const [from, to] = mode === 'tunnel' ? [inner.moon[fam], inner.sun[fam]] : [pair.a[fam], pair.b[fam]];
     try {

@@ -40,10 +40,33 @@ async function main(): Promise<void> {
 
     // the peer's outbound SA, tunnel mode over UDP encapsulation, on the SPI we reserved
     const spi = sad.allocateSpi();
-    const common = { spi, mode: 'tunnel' as const, encap: { localPort: 4500, remotePort: 4500 }, aead: { transformId: 20, keyBits: 128, keyMaterial: KEY_A }, esn: false, replayWindow: 64, lifetimes: NO_LIFETIMES, reqid: 1 };
-    const inbound: SaSpec = { ...common, direction: 'in', localAddress: OUTER_LOCAL, remoteAddress: OUTER_REMOTE, localSelectors: [ts(LOCAL)], remoteSelectors: [ts(REMOTE)] };
+    const common = {
+      spi,
+      mode: 'tunnel' as const,
+      encap: { localPort: 4500, remotePort: 4500 },
+      aead: { transformId: 20, keyBits: 128, keyMaterial: KEY_A },
+      esn: false,
+      replayWindow: 64,
+      lifetimes: NO_LIFETIMES,
+      reqid: 1,
+    };
+    const inbound: SaSpec = {
+      ...common,
+      direction: 'in',
+      localAddress: OUTER_LOCAL,
+      remoteAddress: OUTER_REMOTE,
+      localSelectors: [ts(LOCAL)],
+      remoteSelectors: [ts(REMOTE)],
+    };
     const peer = new SecurityAssociationDatabase();
-    peer.addSa({ ...common, direction: 'out', localAddress: OUTER_REMOTE, remoteAddress: OUTER_LOCAL, localSelectors: [ts(REMOTE)], remoteSelectors: [ts(LOCAL)] });
+    peer.addSa({
+      ...common,
+      direction: 'out',
+      localAddress: OUTER_REMOTE,
+      remoteAddress: OUTER_LOCAL,
+      localSelectors: [ts(REMOTE)],
+      remoteSelectors: [ts(LOCAL)],
+    });
     peer.addPolicy(policySpec({ reqid: 1, local: [ts(REMOTE)], remote: [ts(LOCAL)], mode: 'tunnel', localAddress: OUTER_REMOTE, remoteAddress: OUTER_LOCAL }));
     peer.setOutboundSa(1, spi);
     const peerDp = new PacketEngine(peer);

@@ -51,8 +51,15 @@ describe.each(['tunsec', 'strongSwan'] as const)('rekeying between tunsec and st
   async function setup(o: { ssChildRekey?: string; ssIkeRekey?: string; tunsecChild?: string[]; tunsecConn?: string[] }): Promise<Setup> {
     const pair = await NetnsPair.create(initiator === 'tunsec' ? 'rt' : 'rs');
     const certs: Record<string, Issued> = {};
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
-      certs[name] = issueCertificate(ca, { subject: `C=CH, O=tunsec interop, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.ikev2.test`], ip: [side.ip4] } });
+    for (const [name, side] of [
+      ['moon', pair.a],
+      ['sun', pair.b],
+    ] as const) {
+      certs[name] = issueCertificate(ca, {
+        subject: `C=CH, O=tunsec interop, CN=${name}`,
+        key: 'p384',
+        subjectAltNames: { dns: [`${name}.ikev2.test`], ip: [side.ip4] },
+      });
     }
     const moon = new StrongSwan({
       netns: pair.a.ns,
@@ -142,7 +149,10 @@ describe.each(['tunsec', 'strongSwan'] as const)('rekeying between tunsec and st
   }, 120_000);
 
   it('tunsec rekeys the CHILD_SA (PFS) and the IKE_SA by its own rekey_times while a 20 Hz ping loses nothing', async () => {
-    const x = await setup({ tunsecChild: ['rekey_time: 5s', 'life_time: 8s', 'rand_time: 1s'], tunsecConn: ['rekey_time: 9s', 'over_time: 5s', 'rand_time: 1s'] });
+    const x = await setup({
+      tunsecChild: ['rekey_time: 5s', 'life_time: 8s', 'rand_time: 1s'],
+      tunsecConn: ['rekey_time: 9s', 'over_time: 5s', 'rand_time: 1s'],
+    });
     const before = await x.moon.listSas();
     const p = await ping(x, 16);
     const after = await x.moon.listSas();

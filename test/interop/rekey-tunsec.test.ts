@@ -46,7 +46,9 @@ describe('CHILD_SA rekeying between two tunsec daemons', () => {
     const rekeys = (both.match(/CHILD_SA host-host\{\d+\} rekeyed with SPIs .*\(PFS\)/g) ?? []).length / 2;
     const diag = `${ping.stdout.split('\n').slice(-3).join('\n')}\n--- moon\n${moon.text().slice(-5000)}\n--- sun\n${sun.text().slice(-5000)}`;
     const collisions = (both.match(/refused \(TEMPORARY_FAILURE\)/g) ?? []).length;
-    console.info(`rekey-tunsec ${childExtra.join(' ')}: ${sent} pings, ${sent - received} lost, ${rekeys} CHILD rekeys, ${collisions} collisions answered TEMPORARY_FAILURE`);
+    console.info(
+      `rekey-tunsec ${childExtra.join(' ')}: ${sent} pings, ${sent - received} lost, ${rekeys} CHILD rekeys, ${collisions} collisions answered TEMPORARY_FAILURE`,
+    );
     return { moon, sun, sent, received, clear, rekeys, both, diag };
   }
 

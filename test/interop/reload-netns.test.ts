@@ -31,7 +31,8 @@ describe('reload: SIGHUP and tunsec reload between two daemons in netns', () => 
   let moon: TunsecDaemon;
   let sun: TunsecDaemon;
 
-  const tunsec = (...args: string[]): Promise<RunResult> => pair.exec(pair.a, process.execPath, ['--import', 'tsx', CLI, ...args, '--socket', join(moon.dir, 'tunsec.sock')], 90_000);
+  const tunsec = (...args: string[]): Promise<RunResult> =>
+    pair.exec(pair.a, process.execPath, ['--import', 'tsx', CLI, ...args, '--socket', join(moon.dir, 'tunsec.sock')], 90_000);
   const json = async <T>(...args: string[]): Promise<T> => {
     const r = await tunsec(...args, '--json');
     expect(r.code, `${args.join(' ')}: ${r.stderr}\n${moon.text()}`).toBe(0);
@@ -70,7 +71,11 @@ describe('reload: SIGHUP and tunsec reload between two daemons in netns', () => 
     const bytesBefore = (await json<ListSasResult>('list-sas')).ike_sas[0]!.children[0]!.bytes_out;
 
     // Renew moon's certificate and key in place (a new key, a new subject DN, the same identity).
-    const renewed = issueCertificate(ca, { subject: 'C=CH, O=tunsec reload, CN=moon renewed', key: 'p384', subjectAltNames: { dns: ['moon.tunsec.test'], ip: [pair.a.ip4, pair.a.ip6] } });
+    const renewed = issueCertificate(ca, {
+      subject: 'C=CH, O=tunsec reload, CN=moon renewed',
+      key: 'p384',
+      subjectAltNames: { dns: ['moon.tunsec.test'], ip: [pair.a.ip4, pair.a.ip6] },
+    });
     writeFileSync(join(moon.dir, 'cert.pem'), renewed.certificatePem);
     writeFileSync(join(moon.dir, 'key.pem'), renewed.privateKeyPem!, { mode: 0o600 });
     const pid = Number(readFileSync(join(moon.dir, 'tunsec.pid'), 'utf8').trim());
@@ -98,7 +103,10 @@ describe('reload: SIGHUP and tunsec reload between two daemons in netns', () => 
   it('tunsec reload rejects an invalid configuration with every problem; the running configuration and SAs stay', async () => {
     const before = await spis();
     const good = readFileSync(configFile(), 'utf8');
-    writeFileSync(configFile(), good.replace(/certs: \[[^\]]*cert\.pem\]/, `certs: [${moon.dir}/missing.pem]`).replace('    remote_addrs:', '    remote_addrz:'));
+    writeFileSync(
+      configFile(),
+      good.replace(/certs: \[[^\]]*cert\.pem\]/, `certs: [${moon.dir}/missing.pem]`).replace('    remote_addrs:', '    remote_addrz:'),
+    );
     const failedBefore = events('config_reload_failed');
     const r = await tunsec('reload');
     expect(r.code).toBe(1);

@@ -51,14 +51,25 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     return d;
   }
   function sunDaemon(): TunsecDaemon {
-    const d = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'none', policy: 'private', daemonExtra: FAST_RETRANSMIT });
+    const d = peerDaemon(pair, ca, certs, 'sun', {
+      name: 'host-host',
+      mode: 'transport',
+      startAction: 'none',
+      policy: 'private',
+      daemonExtra: FAST_RETRANSMIT,
+    });
     daemons.push(d);
     return d;
   }
   const events = (d: TunsecDaemon, name: string): LogLine[] => d.lines.filter((l) => l.event === name);
   /** Ping sun from moon once a try until one is answered: the flow is back. */
   const pingAnswered = (timeoutMs: number): Promise<true> =>
-    waitFor('a ping answered through the new SAs', async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined, timeoutMs, 200);
+    waitFor(
+      'a ping answered through the new SAs',
+      async () => (await pair.exec(pair.a, 'ping', ['-c', '1', '-W', '1', pair.b.ip4], 10_000)).code === 0 || undefined,
+      timeoutMs,
+      200,
+    );
 
   it('SIGTERM while the peer redials: no IKE SA completes on the stopping side, no route is installed after teardown began, the peer keeps no IKE SA, and the flow is back once the daemon restarts', async () => {
     const moon = moonDaemon();
@@ -74,7 +85,8 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     const stoppedAfterMs = Date.now() - sigtermAt;
     const stopped = sun.lines;
     const sigterm = stopped.findIndex((l) => /SIGTERM received: deleting 1 IKE SA/.test(l.msg ?? ''));
-    const diag = (): string => `--- sun (stopped)\n${stopped.map((l) => (l.event ? JSON.stringify(l) : `${l.level ?? ''} ${l.msg ?? ''}`)).join('\n')}\n--- moon\n${moon.text().slice(-6000)}`;
+    const diag = (): string =>
+      `--- sun (stopped)\n${stopped.map((l) => (l.event ? JSON.stringify(l) : `${l.level ?? ''} ${l.msg ?? ''}`)).join('\n')}\n--- moon\n${moon.text().slice(-6000)}`;
     expect(sigterm, diag()).toBeGreaterThanOrEqual(0);
     // moon did redial while sun was stopping (the race this test is about)
     await waitFor('moon re-initiates on the Delete', () => moon.lines.find((l) => /close_action start: initiating again/.test(l.msg ?? '')), 10_000);
@@ -82,12 +94,23 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     const afterSigterm = stopped.slice(sigterm);
     const moonSas = JSON.parse((await moon.cli('list-sas', '--json')).stdout) as ListSasResult;
     const redials = stopped.filter((l) => /IKE_SA_INIT from .* dropped: shutting down/.test(l.msg ?? '')).length;
-    console.info(`shutdown: sun stopped ${stoppedAfterMs} ms after SIGTERM; ${redials} logged IKE_SA_INIT drop(s) while stopping; moon's IKE SAs then: ${moonSas.ike_sas.map((s) => s.state).join(', ') || 'none'}`);
-    expect(afterSigterm.filter((l) => l.event === 'ike_established' || l.event === 'child_established'), diag()).toEqual([]);
-    expect(afterSigterm.filter((l) => /Cannot find device|installing routes/.test(l.msg ?? '')), diag()).toEqual([]);
+    console.info(
+      `shutdown: sun stopped ${stoppedAfterMs} ms after SIGTERM; ${redials} logged IKE_SA_INIT drop(s) while stopping; moon's IKE SAs then: ${moonSas.ike_sas.map((s) => s.state).join(', ') || 'none'}`,
+    );
+    expect(
+      afterSigterm.filter((l) => l.event === 'ike_established' || l.event === 'child_established'),
+      diag(),
+    ).toEqual([]);
+    expect(
+      afterSigterm.filter((l) => /Cannot find device|installing routes/.test(l.msg ?? '')),
+      diag(),
+    ).toEqual([]);
     expect(afterSigterm.at(-1)?.event, diag()).toBe('daemon_stopped');
     // the peer holds no IKE SA towards the daemon that is gone (at most its redial, not established)
-    expect(moonSas.ike_sas.filter((s) => s.state === 'established'), diag()).toEqual([]);
+    expect(
+      moonSas.ike_sas.filter((s) => s.state === 'established'),
+      diag(),
+    ).toEqual([]);
 
     sun = sunDaemon();
     const restartedAt = Date.now();
@@ -97,13 +120,15 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     // traffic from moon: the flow is back once moon's redial (or its acquire) reaches the new sun
     await pingAnswered(90_000);
     const backAfterMs = Date.now() - restartedAt;
-    console.info(`shutdown: after the restart sun was listening after ${startedAfterMs} ms, the first ping was answered ${backAfterMs} ms after the restart began`);
+    console.info(
+      `shutdown: after the restart sun was listening after ${startedAfterMs} ms, the first ping was answered ${backAfterMs} ms after the restart began`,
+    );
     const ping = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '1', pair.b.ip4], 15_000);
     expect(ping.code, `${ping.stdout}\n${diag()}\n--- sun (restarted)\n${sun.text().slice(-4000)}`).toBe(0);
     expect(events(sun, 'ike_established')).toHaveLength(1);
   }, 180_000);
 
-  it('a restarted daemon answers the first request of the IKE SA the peer still holds by initiating: INITIAL_CONTACT replaces the stale IKE SA before the peer\'s DPD gives up on it', async () => {
+  it("a restarted daemon answers the first request of the IKE SA the peer still holds by initiating: INITIAL_CONTACT replaces the stale IKE SA before the peer's DPD gives up on it", async () => {
     // moon retransmits as strongSwan does, a little faster: a silent peer counts as dead ~24 s after the check
     const moon = peerDaemon(pair, ca, certs, 'moon', {
       name: 'host-host',
@@ -116,7 +141,13 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     });
     daemons.push(moon);
     const sunTrap = (): TunsecDaemon => {
-      const d = peerDaemon(pair, ca, certs, 'sun', { name: 'host-host', mode: 'transport', startAction: 'trap', policy: 'private', daemonExtra: FAST_RETRANSMIT });
+      const d = peerDaemon(pair, ca, certs, 'sun', {
+        name: 'host-host',
+        mode: 'transport',
+        startAction: 'trap',
+        policy: 'private',
+        daemonExtra: FAST_RETRANSMIT,
+      });
       daemons.push(d);
       return d;
     };
@@ -136,10 +167,18 @@ describe('a stopping tunsec daemon and a peer that redials at once', () => {
     await pingAnswered(60_000);
     const backAfterMs = Date.now() - restartedAt;
     const diag = `--- moon\n${moon.text().slice(-6000)}\n--- sun\n${sun.text().slice(-4000)}`;
-    console.info(`lost peer: moon's stale IKE SA ended (${String(replaced.cause)}) ${replacedAfterMs} ms and the first ping was answered ${backAfterMs} ms after sun's restart began`);
-    expect(sun.lines.some((l) => /sent an IKE request for an IKE_SA we do not have/.test(l.msg ?? '')), diag).toBe(true);
+    console.info(
+      `lost peer: moon's stale IKE SA ended (${String(replaced.cause)}) ${replacedAfterMs} ms and the first ping was answered ${backAfterMs} ms after sun's restart began`,
+    );
+    expect(
+      sun.lines.some((l) => /sent an IKE request for an IKE_SA we do not have/.test(l.msg ?? '')),
+      diag,
+    ).toBe(true);
     expect(replaced.cause, diag).toBe('replaced');
     expect(String(replaced.reason), diag).toMatch(/INITIAL_CONTACT/);
-    expect(events(sun, 'ike_established').map((l) => l.initiator), diag).toEqual([true]);
+    expect(
+      events(sun, 'ike_established').map((l) => l.initiator),
+      diag,
+    ).toEqual([true]);
   }, 180_000);
 });

@@ -41,10 +41,14 @@ export class TunsecDaemon {
     for (const [name, content] of Object.entries(this.files)) writeFileSync(join(this.dir, name), content, { mode: 0o600 });
     const config = join(this.dir, 'tunsec.yaml');
     writeFileSync(config, this.yaml.replaceAll('${DIR}', this.dir));
-    const child = spawn('ip', ['netns', 'exec', this.netns, ...this.wrapper, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config], {
-      cwd: repo,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', this.netns, ...this.wrapper, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config],
+      {
+        cwd: repo,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.child = child;
     this.exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     let buf = '';
@@ -81,7 +85,11 @@ export class TunsecDaemon {
 
   /** Run `tunsec <args>` against this daemon's control socket, inside its namespace. */
   cli(...args: string[]): Promise<RunResult> {
-    return run('ip', ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), ...args, '--socket', join(this.dir, 'tunsec.sock')], { timeoutMs: 60_000 });
+    return run(
+      'ip',
+      ['netns', 'exec', this.netns, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), ...args, '--socket', join(this.dir, 'tunsec.sock')],
+      { timeoutMs: 60_000 },
+    );
   }
 
   /** SIGKILL: the daemon dies without a word (no DELETE), as in a crash or power loss. Its directory stays for a restart. */
@@ -185,7 +193,11 @@ export type PeerName = 'moon' | 'sun';
 /** One certificate per side of a NetnsPair (moon = a, sun = b), with `<name>.tunsec.test` and the side's addresses as SANs. */
 export function peerCertificates(ca: Issued, pair: NetnsPair, organization: string): Record<PeerName, Issued> {
   const issue = (name: PeerName, side: NetnsSide): Issued =>
-    issueCertificate(ca, { subject: `C=CH, O=${organization}, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] } });
+    issueCertificate(ca, {
+      subject: `C=CH, O=${organization}, CN=${name}`,
+      key: 'p384',
+      subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] },
+    });
   return { moon: issue('moon', pair.a), sun: issue('sun', pair.b) };
 }
 

@@ -19,7 +19,10 @@ describe.each([
   const certs: Record<string, Issued> = {};
   beforeAll(async () => {
     pair = await NetnsPair.create('tt');
-    for (const [name, side] of [['moon', pair.a], ['sun', pair.b]] as const) {
+    for (const [name, side] of [
+      ['moon', pair.a],
+      ['sun', pair.b],
+    ] as const) {
       certs[name] = issueCertificate(ca, {
         subject: `C=CH, O=tunsec interop, CN=${name}`,
         key: 'p384',

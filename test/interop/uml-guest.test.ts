@@ -86,7 +86,11 @@ describe('the XSAVE shim cache', () => {
     writeFileSync(changed, '\n/* changed */\n', { flag: 'a' });
     const second = await xstateShim(dir, changed);
     expect(second).not.toBe(first);
-    expect(readdirSync(dir).filter((f) => f.endsWith('.so')).sort()).toEqual([first, second].map((p) => p.slice(dir.length + 1)).sort());
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.so'))
+        .sort(),
+    ).toEqual([first, second].map((p) => p.slice(dir.length + 1)).sort());
   });
 });
 

@@ -95,7 +95,13 @@ describe.each(cases)('transport mode against kernel XFRM ($family, $initiator in
     let t = performance.now();
     await charon.start();
     setupMs.charonStart = Math.round(performance.now() - t);
-    tunsec = peerDaemon(lab.pair, ca, certs, 'moon', { name: 'host-host', mode: 'transport', startAction: initiator === 'tunsec' ? 'start' : 'none', family, encap });
+    tunsec = peerDaemon(lab.pair, ca, certs, 'moon', {
+      name: 'host-host',
+      mode: 'transport',
+      startAction: initiator === 'tunsec' ? 'start' : 'none',
+      family,
+      encap,
+    });
     t = performance.now();
     await tunsec.start();
     await tunsec.event('daemon_started');
@@ -105,7 +111,9 @@ describe.each(cases)('transport mode against kernel XFRM ($family, $initiator in
     }
     child = await tunsec.event('child_established');
     setupMs.established = Math.round(performance.now() - t);
-    console.log(`${family} ${initiator} initiating${encap ? ' (ESP-in-UDP)' : ''}: charon up ${setupMs.charonStart} ms, tunsec start → CHILD_SA ${setupMs.established} ms`);
+    console.log(
+      `${family} ${initiator} initiating${encap ? ' (ESP-in-UDP)' : ''}: charon up ${setupMs.charonStart} ms, tunsec start → CHILD_SA ${setupMs.established} ms`,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -120,8 +128,22 @@ describe.each(cases)('transport mode against kernel XFRM ($family, $initiator in
     const states = parseXfrmState(xfrm);
     const inbound = states.find((s) => s.spi === child.spi_out); // tunsec → kernel
     const outbound = states.find((s) => s.spi === child.spi_in); // kernel → tunsec
-    expect(inbound, `${xfrm}\n${JSON.stringify(child)}`).toMatchObject({ src: a[family], dst: b[family], mode: 'transport', aead: 'rfc4106(gcm(aes))', icvBits: 128, encap });
-    expect(outbound, `${xfrm}\n${JSON.stringify(child)}`).toMatchObject({ src: b[family], dst: a[family], mode: 'transport', aead: 'rfc4106(gcm(aes))', icvBits: 128, encap });
+    expect(inbound, `${xfrm}\n${JSON.stringify(child)}`).toMatchObject({
+      src: a[family],
+      dst: b[family],
+      mode: 'transport',
+      aead: 'rfc4106(gcm(aes))',
+      icvBits: 128,
+      encap,
+    });
+    expect(outbound, `${xfrm}\n${JSON.stringify(child)}`).toMatchObject({
+      src: b[family],
+      dst: a[family],
+      mode: 'transport',
+      aead: 'rfc4106(gcm(aes))',
+      icvBits: 128,
+      encap,
+    });
     expect(child.encap).toBe(encap);
     const sas = await charon.swanctl('--list-sas');
     expect(sas.stdout).toMatch(/ESTABLISHED/);
@@ -161,22 +183,41 @@ describe.each(cases)('transport mode against kernel XFRM ($family, $initiator in
     expect(clear.map((p) => `${p.src} > ${p.dst} ${p.protocol} ${p.dstPort ?? p.icmpType ?? ''}`)).toEqual([]);
     const espCount = between.filter(esp).length;
     expect(espCount).toBeGreaterThan(100);
-    console.log(`${family} ${initiator}${encap ? ' encap' : ''}: ${espCount} ${encap ? 'ESP-in-UDP' : 'ESP'} packets captured, ${throughput.join(' / ')} Mbit/s (tunsec → kernel / kernel → tunsec, Linux 6.1 XFRM under UML)`);
+    console.log(
+      `${family} ${initiator}${encap ? ' encap' : ''}: ${espCount} ${encap ? 'ESP-in-UDP' : 'ESP'} packets captured, ${throughput.join(' / ')} Mbit/s (tunsec → kernel / kernel → tunsec, Linux 6.1 XFRM under UML)`,
+    );
     const stat = await lab.uml.must('cat /proc/net/xfrm_stat');
     const errors = stat.split('\n').filter((l) => /\s[1-9]\d*\s*$/.test(l));
     expect(errors, stat).toEqual([]);
   }, 90_000);
 
   it("tunsec's counters agree with the kernel's, with no ICV or replay failures", async () => {
-    const r = await lab.pair.exec(lab.pair.a, process.execPath, ['--import', 'tsx', CLI, 'list-sas', '--json', '--socket', join(tunsec.dir, 'tunsec.sock')], 60_000);
+    const r = await lab.pair.exec(
+      lab.pair.a,
+      process.execPath,
+      ['--import', 'tsx', CLI, 'list-sas', '--json', '--socket', join(tunsec.dir, 'tunsec.sock')],
+      60_000,
+    );
     expect(r.code, r.stderr).toBe(0);
     const mine = (JSON.parse(r.stdout) as ListSasResult).ike_sas[0]!.children[0]!;
-    expect(mine).toMatchObject({ spi_in: child.spi_in, spi_out: child.spi_out, mode: 'transport', encap, icv_failures: 0, replay_drops: 0, bad_padding: 0, policy_drops: 0 });
+    expect(mine).toMatchObject({
+      spi_in: child.spi_in,
+      spi_out: child.spi_out,
+      mode: 'transport',
+      encap,
+      icv_failures: 0,
+      replay_drops: 0,
+      bad_padding: 0,
+      policy_drops: 0,
+    });
     const kernel = parseXfrmState(await lab.uml.must('ip -s xfrm state'));
     const kIn = kernel.find((s) => s.spi === child.spi_out)!; // what the kernel received from tunsec
     const kOut = kernel.find((s) => s.spi === child.spi_in)!;
     // bytes too: both count what ESP protects (transport mode: after the IP header)
-    expect({ kernelIn: [kIn.packets, kIn.bytes], kernelOut: [kOut.packets, kOut.bytes] }).toEqual({ kernelIn: [mine.packets_out, mine.bytes_out], kernelOut: [mine.packets_in, mine.bytes_in] });
+    expect({ kernelIn: [kIn.packets, kIn.bytes], kernelOut: [kOut.packets, kOut.bytes] }).toEqual({
+      kernelIn: [mine.packets_out, mine.bytes_out],
+      kernelOut: [mine.packets_in, mine.bytes_in],
+    });
   });
 
   it('stopping tunsec deletes the SAs in the kernel too (DELETE honoured)', async () => {

@@ -83,7 +83,8 @@ async function cli(d: TunsecDaemon, args: string[]): Promise<{ code: number; out
 }
 
 const listSas = async (d: TunsecDaemon): Promise<ListSasResult> => (await controlRequest(join(d.dir, 'tunsec.sock'), 'list-sas')) as ListSasResult;
-const tunsecSpis = async (d: TunsecDaemon): Promise<string[]> => (await listSas(d)).ike_sas.flatMap((s) => s.children.flatMap((c) => [String(c.spi_in), String(c.spi_out)]));
+const tunsecSpis = async (d: TunsecDaemon): Promise<string[]> =>
+  (await listSas(d)).ike_sas.flatMap((s) => s.children.flatMap((c) => [String(c.spi_in), String(c.spi_out)]));
 const kernelSpis = async (): Promise<string[]> => parseXfrmState(await lab.uml.must('ip xfrm state')).map((s) => s.spi);
 
 /** Both sides have forgotten `spis` (waits for the DELETE exchange to finish). */
@@ -125,7 +126,14 @@ describe.each([
     // on the bridge's port towards tunsec, from before IKE_SA_INIT (the IKE keys are checked too)
     // a large kernel buffer (-B, KiB): on a busy 2-core machine tcpdump otherwise loses frames under iperf3
     capture = await Capture.start(b.ns, b.ifname, ['-B', '32768']);
-    tunsec = peerDaemon(lab.pair, ca, certs, 'moon', { name: 'host-host', mode: 'transport', startAction: 'start', family, encap, daemonExtra: ['keylog: ${DIR}/keys'] });
+    tunsec = peerDaemon(lab.pair, ca, certs, 'moon', {
+      name: 'host-host',
+      mode: 'transport',
+      startAction: 'start',
+      family,
+      encap,
+      daemonExtra: ['keylog: ${DIR}/keys'],
+    });
     await tunsec.start();
     child = await tunsec.event('child_established');
     const v = family === 'ip6' ? '-6' : '-4';
@@ -163,7 +171,10 @@ describe.each([
       .filter((f) => f[0] === 'tcp' && f[2]?.trim() === 'T' && !['ip', 'ipv6', 'icmp', 'icmpv6', 'tcp', 'udp', 'esp', 'isakmp'].includes(f[1]!))
       .flatMap((f) => ['--disable-protocol', f[1]!]);
     const tshark = async (filter: string, fields: string[]): Promise<string[]> => {
-      const r = await run('tshark', ['-r', capture.file, ...noTcpHeuristics, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], { env, timeoutMs: 60_000 });
+      const r = await run('tshark', ['-r', capture.file, ...noTcpHeuristics, '-Y', filter, '-T', 'fields', ...fields.flatMap((f) => ['-e', f])], {
+        env,
+        timeoutMs: 60_000,
+      });
       expect(r.code, r.stderr).toBe(0);
       return r.stdout.split('\n').filter((l) => l.trim() !== '');
     };
@@ -173,12 +184,34 @@ describe.each([
     const malformed = await tshark('_ws.malformed || _ws.expert.severity == "error"', ['frame.number', '_ws.expert.message']);
     const ike = await tshark('isakmp.exchangetype == 35', ['isakmp.id.data.fqdn']);
     // ESP-in-UDP: the frames counted are the UDP 4500 ones, not IKE (non-ESP marker) nor NAT-T keepalives (one octet)
-    const wireEsp = capture.packets().filter((p: CapturedPacket) => (encap ? p.protocol === 'udp' && (p.srcPort === 4500 || p.dstPort === 4500) && p.ip.length >= (p.family === 4 ? 20 : 40) + 8 + 8 && p.ip.readUInt32BE((p.family === 4 ? 20 : 40) + 8) !== 0 : p.protocol === 'esp'));
-    console.log(`${family}${encap ? ' ESP-in-UDP' : ''}: ${wireEsp.length} ESP frames captured (tunsec counted ${sent} ESP packets in + out), tshark: ${esp.length} ESP, ${decrypted.length} with decrypted ICMP/TCP, ${malformed.length} malformed`);
+    const wireEsp = capture
+      .packets()
+      .filter((p: CapturedPacket) =>
+        encap
+          ? p.protocol === 'udp' &&
+            (p.srcPort === 4500 || p.dstPort === 4500) &&
+            p.ip.length >= (p.family === 4 ? 20 : 40) + 8 + 8 &&
+            p.ip.readUInt32BE((p.family === 4 ? 20 : 40) + 8) !== 0
+          : p.protocol === 'esp',
+      );
+    console.log(
+      `${family}${encap ? ' ESP-in-UDP' : ''}: ${wireEsp.length} ESP frames captured (tunsec counted ${sent} ESP packets in + out), tshark: ${esp.length} ESP, ${decrypted.length} with decrypted ICMP/TCP, ${malformed.length} malformed`,
+    );
     const { a, b } = lab.pair;
     const between = capture.packets().filter((p) => (p.src === a[family] && p.dst === b[family]) || (p.src === b[family] && p.dst === a[family]));
-    const histogram = JSON.stringify(between.reduce<Record<string, number>>((h, p) => ({ ...h, [`${p.protocol}${p.dstPort !== undefined ? `/${p.dstPort}` : ''}`]: (h[`${p.protocol}${p.dstPort !== undefined ? `/${p.dstPort}` : ''}`] ?? 0) + 1 }), {}));
-    expect(between.filter((p) => p.protocol === 'tcp' || (p.protocol === 'icmp' && !isNeighborDiscovery(p))).length, `cleartext between the hosts: ${histogram}`).toBe(0);
+    const histogram = JSON.stringify(
+      between.reduce<Record<string, number>>(
+        (h, p) => ({
+          ...h,
+          [`${p.protocol}${p.dstPort !== undefined ? `/${p.dstPort}` : ''}`]: (h[`${p.protocol}${p.dstPort !== undefined ? `/${p.dstPort}` : ''}`] ?? 0) + 1,
+        }),
+        {},
+      ),
+    );
+    expect(
+      between.filter((p) => p.protocol === 'tcp' || (p.protocol === 'icmp' && !isNeighborDiscovery(p))).length,
+      `cleartext between the hosts: ${histogram}`,
+    ).toBe(0);
     expect(undecrypted).toEqual([]);
     expect(malformed).toEqual([]);
     expect(esp.length).toBe(wireEsp.length);
@@ -256,10 +289,16 @@ describe('private policy, strongSwan killed without a Delete (IPv4)', () => {
       capture.remove();
     }
     const packets = capture.packets().filter((p) => !isNeighborDiscovery(p));
-    return { fromTunsec: packets.filter((p) => p.src === a.ip4 && p.dst === b.ip4), toTunsec: packets.filter((p) => p.src === b.ip4 && p.dst === a.ip4), forward, back };
+    return {
+      fromTunsec: packets.filter((p) => p.src === a.ip4 && p.dst === b.ip4),
+      toTunsec: packets.filter((p) => p.src === b.ip4 && p.dst === a.ip4),
+      forward,
+      back,
+    };
   }
 
-  const clearOf = (ps: CapturedPacket[]): string[] => ps.filter((p) => p.protocol === 'icmp' || p.protocol === 'tcp').map((p) => `${p.src} > ${p.dst} ${p.protocol} type ${p.icmpType ?? ''}`);
+  const clearOf = (ps: CapturedPacket[]): string[] =>
+    ps.filter((p) => p.protocol === 'icmp' || p.protocol === 'tcp').map((p) => `${p.src} > ${p.dst} ${p.protocol} type ${p.icmpType ?? ''}`);
 
   it('after SIGKILL of charon (kernel SAs left in place) tunsec keeps its CHILD_SA and traffic still flows as ESP', async () => {
     await lab.uml.must('kill -9 $(cat /run/charon.pid); sleep 0.2; ! kill -0 $(cat /run/charon.pid) 2>/dev/null');
@@ -308,8 +347,12 @@ describe('private policy, strongSwan killed without a Delete (IPv4)', () => {
     expect(clearOf(r.fromTunsec), diag()).toEqual([]);
     const after = (await listSas(tunsec)).datapath?.counters;
     const ikeOut = r.fromTunsec.filter((p) => p.protocol === 'udp' && (p.dstPort === 500 || p.dstPort === 4500)).length;
-    console.log(`after down (${downMs} ms with the peer dead: ${down.out.trim()}): ${await tunsecSpis(tunsec).then((s) => s.length)} SPIs in tunsec, outHeld ${before?.outHeld} → ${after?.outHeld}, acquires ${before?.acquires} → ${after?.acquires}, outNoSa ${after?.outNoSa}, ${ikeOut} IKE packets towards the dead peer, ${r.fromTunsec.filter((p) => p.protocol === 'esp').length} ESP`);
-    expect((after?.outHeld ?? 0) + (after?.outHoldOverflow ?? 0) + (after?.outNoSa ?? 0) + (after?.outDiscard ?? 0)).toBeGreaterThan((before?.outHeld ?? 0) + (before?.outHoldOverflow ?? 0) + (before?.outNoSa ?? 0) + (before?.outDiscard ?? 0));
+    console.log(
+      `after down (${downMs} ms with the peer dead: ${down.out.trim()}): ${await tunsecSpis(tunsec).then((s) => s.length)} SPIs in tunsec, outHeld ${before?.outHeld} → ${after?.outHeld}, acquires ${before?.acquires} → ${after?.acquires}, outNoSa ${after?.outNoSa}, ${ikeOut} IKE packets towards the dead peer, ${r.fromTunsec.filter((p) => p.protocol === 'esp').length} ESP`,
+    );
+    expect((after?.outHeld ?? 0) + (after?.outHoldOverflow ?? 0) + (after?.outNoSa ?? 0) + (after?.outDiscard ?? 0)).toBeGreaterThan(
+      (before?.outHeld ?? 0) + (before?.outHoldOverflow ?? 0) + (before?.outNoSa ?? 0) + (before?.outDiscard ?? 0),
+    );
     expect(after?.outFallbackClear ?? 0).toBe(0);
   }, 60_000);
 });

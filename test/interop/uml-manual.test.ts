@@ -187,83 +187,118 @@ const caseName = (c: Case): string =>
   `${c.family === 'ip4' ? 'IPv4' : 'IPv6'} ${c.encap ? 'ESP-in-UDP 4500' : 'raw ESP'}, AES-${c.bits}-GCM-16 + ESN, replay window ${REPLAY_WINDOW}, ${c.fromConfig ? 'manual: config' : 'tunsec sa add'}: ping both ways${c.iperf ? ' + iperf3 TCP each way' : ' (ping only)'}`;
 
 describe('manual SAs, transport mode, tunsec ↔ Linux 6.1 XFRM (UML)', () => {
-  it.each(cases.map((c, i) => ({ ...c, i, title: caseName(c) })))('$title', async (c) => {
-    const sa = sas[c.i]!;
-    const { a, b } = lab.pair;
-    const diag = (): string => `\ntunsec:\n${tunsec.text().slice(-3000)}`;
+  it.each(cases.map((c, i) => ({ ...c, i, title: caseName(c) })))(
+    '$title',
+    async (c) => {
+      const sa = sas[c.i]!;
+      const { a, b } = lab.pair;
+      const diag = (): string => `\ntunsec:\n${tunsec.text().slice(-3000)}`;
 
-    // tunsec: this case's SA pair; earlier cases' SAs go (config SAs of later cases, of the other family, stay until their turn)
-    const later = new Set(sas.slice(c.i + 1).map((s) => s.name));
-    for (const other of await saList()) {
-      if (other.name === sa.name || later.has(other.name)) continue;
-      const del = await cli(['sa', 'del', other.name, '--socket', socket()]);
-      expect(del.code, del.err).toBe(0);
-    }
-    if (!c.fromConfig) {
-      const settings = Object.entries(tunsecSettings(c, sa)).map(([k, v]) => `${k}=${v}`);
-      const add = await cli(['sa', 'add', sa.name, ...settings, '--socket', socket()]);
-      expect(add.code, add.err + diag()).toBe(0);
-      expect(add.out).toContain(`SPIs ${hex(sa.spiBA)}_i ${hex(sa.spiAB)}_o`);
-    }
-    const mine = (await saList()).find((s) => s.name === sa.name);
-    expect(mine).toMatchObject({ name: sa.name, origin: c.fromConfig ? 'config' : 'runtime', mode: 'transport', proposal: `aes${c.bits}gcm16-esn`, replay_window: REPLAY_WINDOW, encap: c.encap ? { local_port: 4500, remote_port: 4500 } : null });
-    // the kernel: the mirror image
-    await lab.uml.must(kernelScript(c, sa));
-    const xfrmText = await lab.uml.must('ip xfrm state');
-    const states = parseXfrmState(xfrmText);
-    // ESN on both kernel SAs, and the inbound one's 1024-packet window
-    expect(xfrmText.split(/^(?=src )/m).filter((block) => /^\s+replay-window \d+ flag [^\n]*\besn\b/m.test(block)).length, xfrmText).toBe(2);
-    expect(xfrmText, xfrmText).toMatch(/replay_window 1024\b/);
-    expect(states.map((s) => ({ spi: s.spi, mode: s.mode, aead: s.aead, icv: s.icvBits, encap: s.encap })).sort((x, y) => x.spi.localeCompare(y.spi))).toEqual([
-      { spi: hex(sa.spiAB), mode: 'transport', aead: 'rfc4106(gcm(aes))', icv: 128, encap: c.encap },
-      { spi: hex(sa.spiBA), mode: 'transport', aead: 'rfc4106(gcm(aes))', icv: 128, encap: c.encap },
-    ]);
-
-    // everything between the hosts on tunsec's side except ESP / ESP-in-UDP (and ND)
-    const clear = await Capture.start(a.ns, a.ifname, ['not', '(', 'esp', 'or', 'ip6', 'proto', '50', 'or', 'udp', 'port', '4500', 'or', 'arp', ')']);
-    const wire = await Capture.start(a.ns, a.ifname, ['-c', '40', c.encap ? 'udp port 4500' : 'esp or ip6 proto 50']);
-    const throughput: number[] = [];
-    try {
-      const v = c.family === 'ip6' ? '-6' : '-4';
-      const ping = await lab.pair.exec(a, 'ping', [v, '-c', '3', '-i', '0.2', '-W', '3', b[c.family]], 20_000);
-      expect(ping.code, `tunsec side → kernel: ${ping.stdout}${ping.stderr}${diag()}`).toBe(0);
-      const back = await lab.uml.exec(`ping ${v} -c 3 -i 0.2 -W 3 ${a[c.family]}`, 20_000);
-      expect(back.code, `kernel → tunsec side: ${back.stdout}${diag()}`).toBe(0);
-      if (c.iperf) {
-        for (const reverse of [false, true]) {
-          await lab.uml.startIperf3Server(5201);
-          const client = await lab.pair.exec(a, 'iperf3', ['-c', b[c.family], '-p', '5201', '-n', '4M', '-J', ...(reverse ? ['-R'] : [])], 40_000);
-          const server = { stdout: await lab.uml.stopIperf3Server(5201) };
-          expect(client.code, `${client.stdout.slice(-2000)}\n${client.stderr}\nserver: ${server.stdout}${diag()}`).toBe(0);
-          const result = JSON.parse(client.stdout) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
-          expect(result.end.sum_received.bytes, reverse ? 'kernel → tunsec' : 'tunsec → kernel').toBeGreaterThan(1_000_000); // the receiver's tally can end before the last segments of -n 4M
-          throughput.push(Math.round(result.end.sum_received.bits_per_second / 1e6));
-        }
+      // tunsec: this case's SA pair; earlier cases' SAs go (config SAs of later cases, of the other family, stay until their turn)
+      const later = new Set(sas.slice(c.i + 1).map((s) => s.name));
+      for (const other of await saList()) {
+        if (other.name === sa.name || later.has(other.name)) continue;
+        const del = await cli(['sa', 'del', other.name, '--socket', socket()]);
+        expect(del.code, del.err).toBe(0);
       }
-    } finally {
-      await clear.stop();
-      await wire.stop();
-      clear.remove();
-      wire.remove();
-    }
-    const between = (p: { src: string; dst: string }): boolean => (p.src === a[c.family] && p.dst === b[c.family]) || (p.src === b[c.family] && p.dst === a[c.family]);
-    expect(clear.packets().filter((p) => between(p) && !isNeighborDiscovery(p)).map((p) => `${p.src} > ${p.dst} ${p.protocol} ${p.dstPort ?? p.icmpType ?? ''}`)).toEqual([]);
-    expect(wire.packets().filter(between).length).toBeGreaterThanOrEqual(12);
+      if (!c.fromConfig) {
+        const settings = Object.entries(tunsecSettings(c, sa)).map(([k, v]) => `${k}=${v}`);
+        const add = await cli(['sa', 'add', sa.name, ...settings, '--socket', socket()]);
+        expect(add.code, add.err + diag()).toBe(0);
+        expect(add.out).toContain(`SPIs ${hex(sa.spiBA)}_i ${hex(sa.spiAB)}_o`);
+      }
+      const mine = (await saList()).find((s) => s.name === sa.name);
+      expect(mine).toMatchObject({
+        name: sa.name,
+        origin: c.fromConfig ? 'config' : 'runtime',
+        mode: 'transport',
+        proposal: `aes${c.bits}gcm16-esn`,
+        replay_window: REPLAY_WINDOW,
+        encap: c.encap ? { local_port: 4500, remote_port: 4500 } : null,
+      });
+      // the kernel: the mirror image
+      await lab.uml.must(kernelScript(c, sa));
+      const xfrmText = await lab.uml.must('ip xfrm state');
+      const states = parseXfrmState(xfrmText);
+      // ESN on both kernel SAs, and the inbound one's 1024-packet window
+      expect(xfrmText.split(/^(?=src )/m).filter((block) => /^\s+replay-window \d+ flag [^\n]*\besn\b/m.test(block)).length, xfrmText).toBe(2);
+      expect(xfrmText, xfrmText).toMatch(/replay_window 1024\b/);
+      expect(
+        states.map((s) => ({ spi: s.spi, mode: s.mode, aead: s.aead, icv: s.icvBits, encap: s.encap })).sort((x, y) => x.spi.localeCompare(y.spi)),
+      ).toEqual([
+        { spi: hex(sa.spiAB), mode: 'transport', aead: 'rfc4106(gcm(aes))', icv: 128, encap: c.encap },
+        { spi: hex(sa.spiBA), mode: 'transport', aead: 'rfc4106(gcm(aes))', icv: 128, encap: c.encap },
+      ]);
 
-    // let the last TCP segments land before reading the counters
-    await sleep(300);
-    const stat = await lab.uml.must('cat /proc/net/xfrm_stat');
-    expect(stat.split('\n').filter((l) => /\s[1-9]\d*\s*$/.test(l)), stat).toEqual([]);
-    const kernel = parseXfrmState(await lab.uml.must('ip -s xfrm state'));
-    const kIn = kernel.find((s) => s.spi === hex(sa.spiAB))!;
-    const kOut = kernel.find((s) => s.spi === hex(sa.spiBA))!;
-    const after = (await saList()).find((s) => s.name === sa.name);
-    expect(after).toMatchObject({ name: sa.name, spi_in: hex(sa.spiBA), spi_out: hex(sa.spiAB), icv_failures: 0, replay_drops: 0, bad_padding: 0, policy_drops: 0 });
-    // bytes too: both count what ESP protects (transport mode: after the IP header)
-    expect({ kernelIn: [kIn.packets, kIn.bytes], kernelOut: [kOut.packets, kOut.bytes] }).toEqual({ kernelIn: [after!.packets_out, after!.bytes_out], kernelOut: [after!.packets_in, after!.bytes_in] });
-    expect(after!.packets_in).toBeGreaterThanOrEqual(6);
-    const counters = ((await controlRequest(socket(), 'list-sas')) as ListSasResult).datapath?.counters;
-    expect({ inIcv: counters?.inIcv, inReplay: counters?.inReplay }).toEqual({ inIcv: 0, inReplay: 0 });
-    console.log(`${caseName(c)}: ${after!.packets_out} / ${after!.packets_in} packets out / in${throughput.length ? `, ${throughput.join(' / ')} Mbit/s (tunsec → kernel / kernel → tunsec, Linux 6.1 XFRM under UML)` : ''}`);
-  }, 60_000);
+      // everything between the hosts on tunsec's side except ESP / ESP-in-UDP (and ND)
+      const clear = await Capture.start(a.ns, a.ifname, ['not', '(', 'esp', 'or', 'ip6', 'proto', '50', 'or', 'udp', 'port', '4500', 'or', 'arp', ')']);
+      const wire = await Capture.start(a.ns, a.ifname, ['-c', '40', c.encap ? 'udp port 4500' : 'esp or ip6 proto 50']);
+      const throughput: number[] = [];
+      try {
+        const v = c.family === 'ip6' ? '-6' : '-4';
+        const ping = await lab.pair.exec(a, 'ping', [v, '-c', '3', '-i', '0.2', '-W', '3', b[c.family]], 20_000);
+        expect(ping.code, `tunsec side → kernel: ${ping.stdout}${ping.stderr}${diag()}`).toBe(0);
+        const back = await lab.uml.exec(`ping ${v} -c 3 -i 0.2 -W 3 ${a[c.family]}`, 20_000);
+        expect(back.code, `kernel → tunsec side: ${back.stdout}${diag()}`).toBe(0);
+        if (c.iperf) {
+          for (const reverse of [false, true]) {
+            await lab.uml.startIperf3Server(5201);
+            const client = await lab.pair.exec(a, 'iperf3', ['-c', b[c.family], '-p', '5201', '-n', '4M', '-J', ...(reverse ? ['-R'] : [])], 40_000);
+            const server = { stdout: await lab.uml.stopIperf3Server(5201) };
+            expect(client.code, `${client.stdout.slice(-2000)}\n${client.stderr}\nserver: ${server.stdout}${diag()}`).toBe(0);
+            const result = JSON.parse(client.stdout) as { end: { sum_received: { bytes: number; bits_per_second: number } } };
+            expect(result.end.sum_received.bytes, reverse ? 'kernel → tunsec' : 'tunsec → kernel').toBeGreaterThan(1_000_000); // the receiver's tally can end before the last segments of -n 4M
+            throughput.push(Math.round(result.end.sum_received.bits_per_second / 1e6));
+          }
+        }
+      } finally {
+        await clear.stop();
+        await wire.stop();
+        clear.remove();
+        wire.remove();
+      }
+      const between = (p: { src: string; dst: string }): boolean =>
+        (p.src === a[c.family] && p.dst === b[c.family]) || (p.src === b[c.family] && p.dst === a[c.family]);
+      expect(
+        clear
+          .packets()
+          .filter((p) => between(p) && !isNeighborDiscovery(p))
+          .map((p) => `${p.src} > ${p.dst} ${p.protocol} ${p.dstPort ?? p.icmpType ?? ''}`),
+      ).toEqual([]);
+      expect(wire.packets().filter(between).length).toBeGreaterThanOrEqual(12);
+
+      // let the last TCP segments land before reading the counters
+      await sleep(300);
+      const stat = await lab.uml.must('cat /proc/net/xfrm_stat');
+      expect(
+        stat.split('\n').filter((l) => /\s[1-9]\d*\s*$/.test(l)),
+        stat,
+      ).toEqual([]);
+      const kernel = parseXfrmState(await lab.uml.must('ip -s xfrm state'));
+      const kIn = kernel.find((s) => s.spi === hex(sa.spiAB))!;
+      const kOut = kernel.find((s) => s.spi === hex(sa.spiBA))!;
+      const after = (await saList()).find((s) => s.name === sa.name);
+      expect(after).toMatchObject({
+        name: sa.name,
+        spi_in: hex(sa.spiBA),
+        spi_out: hex(sa.spiAB),
+        icv_failures: 0,
+        replay_drops: 0,
+        bad_padding: 0,
+        policy_drops: 0,
+      });
+      // bytes too: both count what ESP protects (transport mode: after the IP header)
+      expect({ kernelIn: [kIn.packets, kIn.bytes], kernelOut: [kOut.packets, kOut.bytes] }).toEqual({
+        kernelIn: [after!.packets_out, after!.bytes_out],
+        kernelOut: [after!.packets_in, after!.bytes_in],
+      });
+      expect(after!.packets_in).toBeGreaterThanOrEqual(6);
+      const counters = ((await controlRequest(socket(), 'list-sas')) as ListSasResult).datapath?.counters;
+      expect({ inIcv: counters?.inIcv, inReplay: counters?.inReplay }).toEqual({ inIcv: 0, inReplay: 0 });
+      console.log(
+        `${caseName(c)}: ${after!.packets_out} / ${after!.packets_in} packets out / in${throughput.length ? `, ${throughput.join(' / ')} Mbit/s (tunsec → kernel / kernel → tunsec, Linux 6.1 XFRM under UML)` : ''}`,
+      );
+    },
+    60_000,
+  );
 });

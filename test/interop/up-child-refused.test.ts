@@ -27,12 +27,14 @@ describe('tunsec up when the peer refuses the CHILD_SA (ESP proposal mismatch)',
   let pair: NetnsPair;
   let moon: TunsecDaemon;
   let sun: TunsecDaemon;
-  const atMoon = (...args: string[]): Promise<RunResult> => pair.exec(pair.a, process.execPath, ['--import', 'tsx', CLI, ...args, '--socket', join(moon.dir, 'tunsec.sock')], 90_000);
+  const atMoon = (...args: string[]): Promise<RunResult> =>
+    pair.exec(pair.a, process.execPath, ['--import', 'tsx', CLI, ...args, '--socket', join(moon.dir, 'tunsec.sock')], 90_000);
 
   beforeAll(async () => {
     pair = await NetnsPair.create('uc');
     const certs = peerCertificates(ca, pair, 'tunsec up');
-    const daemon = (name: PeerName, espProposals: string): TunsecDaemon => peerDaemon(pair, ca, certs, name, { name: CONN, mode: 'transport', startAction: 'none', espProposals });
+    const daemon = (name: PeerName, espProposals: string): TunsecDaemon =>
+      peerDaemon(pair, ca, certs, name, { name: CONN, mode: 'transport', startAction: 'none', espProposals });
     moon = daemon('moon', 'aes128gcm16-ecp384bp!');
     sun = daemon('sun', 'aes256gcm16-ecp384bp!');
     for (const d of [sun, moon]) {
@@ -58,7 +60,11 @@ describe('tunsec up when the peer refuses the CHILD_SA (ESP proposal mismatch)',
   it('status shows the connection with its CHILD_SA failed and the reason; --json lists it', async () => {
     const text = await atMoon('status');
     expect(text.code, text.stderr).toBe(0);
-    expect(text.stdout).toMatch(new RegExp(`\\n${CONN}: established \\(1 CHILD_SA failed\\) since .*, 1 IKE_SA, 0 CHILD_SAs\\n  CHILD_SA ${CONN}: failed since \\S+: ${REFUSAL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`));
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `\\n${CONN}: established \\(1 CHILD_SA failed\\) since .*, 1 IKE_SA, 0 CHILD_SAs\\n  CHILD_SA ${CONN}: failed since \\S+: ${REFUSAL.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`,
+      ),
+    );
     const json = await atMoon('status', '--json');
     const conn = (JSON.parse(json.stdout) as StatusResult).connections.find((c) => c.name === CONN)!;
     expect(conn).toMatchObject({ state: 'established', ike_sas: 1, children: 0, failed_children: [{ name: CONN, reason: REFUSAL }] });

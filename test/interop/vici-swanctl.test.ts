@@ -70,8 +70,21 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     pair = await NetnsPair.create('vc');
     const certs = peerCertificates(ca, pair, 'tunsec vici');
     // a second child, not started: swanctl --initiate --child brings it up
-    const extra = ['extra:', '  mode: transport', '  local_ts: dynamic[udp]', '  remote_ts: dynamic[udp]', '  esp_proposals: aes128gcm16-ecp384bp!', '  start_action: none'];
-    moon = peerDaemon(pair, ca, certs, 'moon', { name: CONN, mode: 'transport', startAction: 'start', extraChildren: extra, daemonExtra: ['vici: ${DIR}/vici', 'log: { dmn: 2 }'] });
+    const extra = [
+      'extra:',
+      '  mode: transport',
+      '  local_ts: dynamic[udp]',
+      '  remote_ts: dynamic[udp]',
+      '  esp_proposals: aes128gcm16-ecp384bp!',
+      '  start_action: none',
+    ];
+    moon = peerDaemon(pair, ca, certs, 'moon', {
+      name: CONN,
+      mode: 'transport',
+      startAction: 'start',
+      extraChildren: extra,
+      daemonExtra: ['vici: ${DIR}/vici', 'log: { dmn: 2 }'],
+    });
     sun = peerDaemon(pair, ca, certs, 'sun', { name: CONN, mode: 'transport', startAction: 'none', extraChildren: extra });
     uri = `unix://${join(moon.dir, 'vici')}`;
     await startResponderThenInitiator(sun, moon);
@@ -159,7 +172,9 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     expect(list).toMatch(/^ {2}extra: #\d+, reqid \d+, INSTALLED, TRANSPORT, ESP:AES_GCM_16-128\/ECP_384_BP$/m); // CREATE_CHILD_SA with PFS
     expect(list).toContain(`    local  ${pair.a.ip4}/32[udp]\n`);
     expect(list).not.toMatch(new RegExp(`^  ${CONN}: #`, 'm'));
-    await waitFor('child-updown of extra', () => /child-updown event \{up=yes/.test(monitor.out) && /extra-\d+ \{/.test(monitor.out), 10_000).catch(() => undefined);
+    await waitFor('child-updown of extra', () => /child-updown event \{up=yes/.test(monitor.out) && /extra-\d+ \{/.test(monitor.out), 10_000).catch(
+      () => undefined,
+    );
     expect(monitor.out).toMatch(/child-updown event \{up=yes host-host \{uniqueid=\d+ version=2 state=ESTABLISHED/);
     expect(monitor.out).toMatch(/extra-\d+ \{name=extra uniqueid=\d+ reqid=\d+ state=INSTALLED mode=TRANSPORT protocol=ESP/);
   });
@@ -191,10 +206,18 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     const list = await ok('--list-sas', '--child', CONN);
     expect(list).toMatch(new RegExp(`^    in  ${after.spi_in},`, 'm'));
     const log = watchers[1]!;
-    const line = new RegExp(`^00\\[IKE\\] CHILD_SA ${CONN}\\{\\d+\\} rekeyed: ${before.spi_in}_i ${before.spi_out}_o -> ${after.spi_in}_i ${after.spi_out}_o$`, 'm');
+    const line = new RegExp(
+      `^00\\[IKE\\] CHILD_SA ${CONN}\\{\\d+\\} rekeyed: ${before.spi_in}_i ${before.spi_out}_o -> ${after.spi_in}_i ${after.spi_out}_o$`,
+      'm',
+    );
     await waitFor('the rekey in swanctl --log', () => line.test(log.out), 10_000).catch(() => undefined);
     expect(log.out).toMatch(line);
-    expect(log.out).toMatch(new RegExp(`^00\\[IKE\\] ${CONN}\\[[0-9a-f]{16}_i [0-9a-f]{16}_r\\]: rekeying CHILD_SA ${CONN}\\{\\d+\\} ${before.spi_in}_i ${before.spi_out}_o \\(swanctl --rekey\\)$`, 'm'));
+    expect(log.out).toMatch(
+      new RegExp(
+        `^00\\[IKE\\] ${CONN}\\[[0-9a-f]{16}_i [0-9a-f]{16}_r\\]: rekeying CHILD_SA ${CONN}\\{\\d+\\} ${before.spi_in}_i ${before.spi_out}_o \\(swanctl --rekey\\)$`,
+        'm',
+      ),
+    );
     // rekeying something that is not there fails as with charon
     const none = await swanctl('--rekey', '--child', 'nonesuch');
     expect(none.code).not.toBe(0);

@@ -36,7 +36,18 @@ afterAll(() => {
 /** A configuration with no connections that starts without privileges beyond the files in `dir`. */
 function minimalConfig(dir: string): string {
   const file = join(dir, 'tunsec.yaml');
-  writeFileSync(file, ['daemon:', `  pid_file: ${join(dir, 'tunsec.pid')}`, `  control_socket: ${join(dir, 'tunsec.sock')}`, '  bypass_rules: no', '  datapath: none', 'connections: {}', ''].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'daemon:',
+      `  pid_file: ${join(dir, 'tunsec.pid')}`,
+      `  control_socket: ${join(dir, 'tunsec.sock')}`,
+      '  bypass_rules: no',
+      '  datapath: none',
+      'connections: {}',
+      '',
+    ].join('\n'),
+  );
   return file;
 }
 
@@ -83,7 +94,11 @@ describe('npm package', () => {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => /^package\/(src|test|bench|fuzz|scripts|containers)\//.test(f) || f.endsWith('.d.ts'))).toEqual([]);
-    const pkg = JSON.parse(await must('tar', ['-xzOf', tarball, 'package/package.json'])) as { scripts: Record<string, string>; dependencies: Record<string, string>; engines: { node: string } };
+    const pkg = JSON.parse(await must('tar', ['-xzOf', tarball, 'package/package.json'])) as {
+      scripts: Record<string, string>;
+      dependencies: Record<string, string>;
+      engines: { node: string };
+    };
     expect(pkg.scripts.install).not.toContain('setup-system');
     expect(Object.keys(pkg.dependencies).filter((d) => d.startsWith('@noble/'))).toEqual([]);
     expect(pkg.engines.node).toBe('>=22');
@@ -160,7 +175,9 @@ describe('Debian package', () => {
     const check = await run(bin, ['config', 'check', join(root, 'etc', 'tunsec', 'tunsec.yaml')]);
     expect(check.stdout).toMatch(/tunsec\.yaml: OK/);
     expect(check.code).toBe(0);
-    const man = await must('man', ['-l', join(root, 'usr', 'share', 'man', 'man8', 'tunsec.8.gz')], { env: { ...process.env, MANPAGER: 'cat', MANWIDTH: '80' } });
+    const man = await must('man', ['-l', join(root, 'usr', 'share', 'man', 'man8', 'tunsec.8.gz')], {
+      env: { ...process.env, MANPAGER: 'cat', MANWIDTH: '80' },
+    });
     expect(man).toMatch(/^TUNSEC\(8\)/m);
     expect(man).toContain('/run/tunsec/tunsec.sock');
     const dir = join(work, 'deb-run');

@@ -23,7 +23,7 @@ describe('identity patterns', () => {
     });
   });
 
-  it('*.eqiad.example admits a DN ID by its certificate\'s CN; an address ID is not a name', () => {
+  it("*.eqiad.example admits a DN ID by its certificate's CN; an address ID is not a name", () => {
     expect(identityPatternMatches(wildcard, parseIdentity('C=CH, O=fleet, CN=cp1.eqiad.example'), cp1, '10.64.0.7')).toEqual({ ok: true });
     expect(identityPatternMatches(wildcard, parseIdentity('10.64.0.7'), cp1, '10.64.0.7').ok).toBe(false);
   });

@@ -55,7 +55,17 @@ describe('identities from configuration text (strongSwan rules)', () => {
   });
 
   it('identityToString reads back to the same identity', () => {
-    const texts = ['moon.ikev2.test', 'fqdn:10.0.0.1', 'fqdn:a=b', '10.0.0.1', 'fd00::1', 'user@example.com', 'email:plain', '@#0a1b', 'C=CH, O=A\\, B, CN=moon'];
+    const texts = [
+      'moon.ikev2.test',
+      'fqdn:10.0.0.1',
+      'fqdn:a=b',
+      '10.0.0.1',
+      'fd00::1',
+      'user@example.com',
+      'email:plain',
+      '@#0a1b',
+      'C=CH, O=A\\, B, CN=moon',
+    ];
     for (const text of texts) {
       const id = parseIdentity(text);
       expect(parseIdentity(identityToString(id)), text).toEqual(id);
@@ -103,7 +113,10 @@ describe('certificates vouching for identities', () => {
   });
 
   it('wildcard SANs are literal names, not patterns', () => {
-    expect(certMatchesIdentity(cert, parseIdentity('a.wild.example.org'))).toEqual({ ok: false, reason: `ID a.wild.example.org not in certificate SANs ${sans}` });
+    expect(certMatchesIdentity(cert, parseIdentity('a.wild.example.org'))).toEqual({
+      ok: false,
+      reason: `ID a.wild.example.org not in certificate SANs ${sans}`,
+    });
     expect(certMatchesIdentity(cert, parseIdentity('*.wild.example.org'))).toEqual({ ok: true });
   });
 
@@ -119,7 +132,10 @@ describe('certificates vouching for identities', () => {
 
   it('RFC822 identities match rfc822Name SANs, the domain case-insensitively and the local part exactly', () => {
     expect(certMatchesIdentity(cert, parseIdentity('Admin@EXAMPLE.org'))).toEqual({ ok: true });
-    expect(certMatchesIdentity(cert, parseIdentity('admin@example.org'))).toEqual({ ok: false, reason: `ID admin@example.org not in certificate SANs ${sans}` });
+    expect(certMatchesIdentity(cert, parseIdentity('admin@example.org'))).toEqual({
+      ok: false,
+      reason: `ID admin@example.org not in certificate SANs ${sans}`,
+    });
   });
 
   it('DN identities match the subject in another spelling and string type', () => {
@@ -179,13 +195,16 @@ describe('Distinguished Names', () => {
 
   it('random printable values survive text → DER → text → DER', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.constantFrom('CN', 'O', 'OU', 'L', 'ST'), fc.string({ minLength: 1, maxLength: 12 })), { minLength: 1, maxLength: 4 }), (rdns) => {
-        const values = rdns.map(([t, v]) => [t, v.trim() || 'x'] as const);
-        const text = values.map(([t, v]) => `${t}=${v.replace(/[\\,+#]/g, (c) => `\\${c}`)}`).join(', ');
-        const name = nameFromString(text);
-        expect(nameFromString(name.text).der).toEqual(name.der);
-        expect(name.rdns.map((r) => r[0]!.text)).toEqual(values.map(([, v]) => v));
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom('CN', 'O', 'OU', 'L', 'ST'), fc.string({ minLength: 1, maxLength: 12 })), { minLength: 1, maxLength: 4 }),
+        (rdns) => {
+          const values = rdns.map(([t, v]) => [t, v.trim() || 'x'] as const);
+          const text = values.map(([t, v]) => `${t}=${v.replace(/[\\,+#]/g, (c) => `\\${c}`)}`).join(', ');
+          const name = nameFromString(text);
+          expect(nameFromString(name.text).der).toEqual(name.der);
+          expect(name.rdns.map((r) => r[0]!.text)).toEqual(values.map(([, v]) => v));
+        },
+      ),
     );
   });
 });

@@ -53,9 +53,7 @@ describe('certificates', () => {
     expect(() => readCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nMII*\n-----END CERTIFICATE-----\n'), 'x.pem')).toThrow(
       'x.pem: "CERTIFICATE" block is not valid base64',
     );
-    expect(() => readCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n'), 'x.pem')).toThrow(
-      'x.pem: "CERTIFICATE" block has no END line',
-    );
+    expect(() => readCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n'), 'x.pem')).toThrow('x.pem: "CERTIFICATE" block has no END line');
   });
 
   it('a truncated certificate says where DER parsing stopped', () => {
@@ -156,9 +154,7 @@ describe('private keys', () => {
     const pem = readFileSync(FIXTURE.moonKey);
     const loose = file('loose.pem', pem, 0o644);
     const tight = file('tight.pem', pem, 0o600);
-    expect(loadPrivateKey(loose).warnings).toEqual([
-      `${loose}: private key file is accessible by group and others (mode 0644); chmod 600 recommended`,
-    ]);
+    expect(loadPrivateKey(loose).warnings).toEqual([`${loose}: private key file is accessible by group and others (mode 0644); chmod 600 recommended`]);
     expect(loadPrivateKey(tight).warnings).toEqual([]);
     expect(keyFilePermissionWarning(file('group.pem', pem, 0o640))).toMatch(/accessible by group \(mode 0640\)/);
   });
@@ -174,7 +170,8 @@ describe('private keys', () => {
 
 describe('PEM', () => {
   it('RFC 1421 headers are read, CRLF line ends and surrounding text ignored', () => {
-    const text = 'Bag Attributes\r\n-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-128-CBC,00\r\n\r\nAAEC\r\n-----END RSA PRIVATE KEY-----\r\n';
+    const text =
+      'Bag Attributes\r\n-----BEGIN RSA PRIVATE KEY-----\r\nProc-Type: 4,ENCRYPTED\r\nDEK-Info: AES-128-CBC,00\r\n\r\nAAEC\r\n-----END RSA PRIVATE KEY-----\r\n';
     const [block] = decodePem(text, 'k.pem');
     expect(block!.label).toBe('RSA PRIVATE KEY');
     expect(block!.headers.get('Proc-Type')).toBe('4,ENCRYPTED');

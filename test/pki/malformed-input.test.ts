@@ -84,14 +84,19 @@ describe('malformed certificates', () => {
 
   it('random text and PEM-looking text given to the loaders only ever produce a PkiError', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 300 }), fc.constantFrom('CERTIFICATE', 'X509 CRL', 'PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY'), fc.base64String({ maxLength: 200 }), (text, label, b64) => {
-        for (const input of [text, `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`]) {
-          const data = Buffer.from(input);
-          onlyPkiErrors(() => readCertificates(data, 'x.pem'));
-          onlyPkiErrors(() => readCrls(data, 'x.pem'));
-          onlyPkiErrors(() => readPrivateKey(data, 'x.pem'));
-        }
-      }),
+      fc.property(
+        fc.string({ maxLength: 300 }),
+        fc.constantFrom('CERTIFICATE', 'X509 CRL', 'PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY'),
+        fc.base64String({ maxLength: 200 }),
+        (text, label, b64) => {
+          for (const input of [text, `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`]) {
+            const data = Buffer.from(input);
+            onlyPkiErrors(() => readCertificates(data, 'x.pem'));
+            onlyPkiErrors(() => readCrls(data, 'x.pem'));
+            onlyPkiErrors(() => readPrivateKey(data, 'x.pem'));
+          }
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -138,8 +143,6 @@ describe('malformed CRLs and identities', () => {
     // Extension { extnID 2.5.29.17, extnValue OCTET STRING { SEQUENCE … } }: make it a SET.
     const sanOid = Buffer.from('0603551d11', 'hex');
     der[der.indexOf(sanOid) + sanOid.length + 2] = 0x31;
-    expect(() => parseCertificate(der, 'CERT payload')).toThrow(
-      'CERT payload: not a valid X.509 certificate (subjectAltName: expected tag 0x30, found 0x31)',
-    );
+    expect(() => parseCertificate(der, 'CERT payload')).toThrow('CERT payload: not a valid X.509 certificate (subjectAltName: expected tag 0x30, found 0x31)');
   });
 });

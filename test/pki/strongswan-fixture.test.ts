@@ -27,9 +27,7 @@ function store(): TrustStore {
 
 /** The CERTREQ payloads (type 38) in the unencrypted IKE_SA_INIT response, as Certificate Authority octets. */
 function certReqsOfIkeSaInitResponse(): { encoding: number; authorities: Buffer }[] {
-  const message = readIkeMessages(FIXTURE.pcap).find(
-    (m) => m.payload[18] === 34 /* IKE_SA_INIT */ && (m.payload[19]! & 0x20) !== 0 /* Response */,
-  );
+  const message = readIkeMessages(FIXTURE.pcap).find((m) => m.payload[18] === 34 /* IKE_SA_INIT */ && (m.payload[19]! & 0x20) !== 0 /* Response */);
   expect(message).toBeDefined();
   const p = message!.payload;
   const out: { encoding: number; authorities: Buffer }[] = [];
@@ -45,7 +43,7 @@ function certReqsOfIkeSaInitResponse(): { encoding: number; authorities: Buffer 
 }
 
 describe('the strongSwan fixture PKI', () => {
-  it('parses the CA, moon and sun certificates with strongSwan\'s DN spelling', () => {
+  it("parses the CA, moon and sun certificates with strongSwan's DN spelling", () => {
     expect(ca!.subject.text).toBe(CA_DN);
     expect(moon!.subject.text).toBe('C=CH, O=IKEv2 Interop Test, CN=moon');
     expect(sun!.subject.text).toBe('C=CH, O=IKEv2 Interop Test, CN=sun');
@@ -56,7 +54,7 @@ describe('the strongSwan fixture PKI', () => {
     expect(moon!.authorityKeyIdentifier).toEqual(ca!.subjectKeyIdentifier);
   });
 
-  it('moon\'s and sun\'s certificates validate to the CA, with the revocation status noted as unknown', () => {
+  it("moon's and sun's certificates validate to the CA, with the revocation status noted as unknown", () => {
     for (const peer of [moon!, sun!]) {
       const result = validateCertificate(peer, store(), { now: AFTER_CAPTURE });
       expect(result).toEqual({
@@ -67,32 +65,32 @@ describe('the strongSwan fixture PKI', () => {
     }
   });
 
-  it('moon\'s certificate was not yet valid a minute before the fixture was made', () => {
+  it("moon's certificate was not yet valid a minute before the fixture was made", () => {
     const result = validateCertificate(moon!, store(), { now: new Date('2026-11-23T07:04:21Z') });
     expect(result).toEqual({ ok: false, reason: "peer cert 'C=CH, O=IKEv2 Interop Test, CN=moon' not valid until 2026-11-23T07:05:21Z" });
   });
 
-  it('without the CA in the store moon\'s certificate has no trusted issuer', () => {
+  it("without the CA in the store moon's certificate has no trusted issuer", () => {
     expect(validateCertificate(moon!, new TrustStore(), { now: AFTER_CAPTURE })).toEqual({
       ok: false,
       reason: `no trusted CA for issuer '${CA_DN}'`,
     });
   });
 
-  it('strictcrl rejects moon\'s certificate because the fixture has no CRL', () => {
+  it("strictcrl rejects moon's certificate because the fixture has no CRL", () => {
     expect(validateCertificate(moon!, store(), { now: AFTER_CAPTURE, strictCrl: true })).toEqual({
       ok: false,
       reason: `no valid CRL for 'C=CH, O=IKEv2 Interop Test, CN=moon' (no CRL from '${CA_DN}')`,
     });
   });
 
-  it('moon\'s certificate vouches for moon.ikev2.test, 10.77.0.1 and fd77::1', () => {
+  it("moon's certificate vouches for moon.ikev2.test, 10.77.0.1 and fd77::1", () => {
     for (const id of ['moon.ikev2.test', 'MOON.ikev2.test.', '10.77.0.1', 'fd77::1', 'fd77:0:0:0::1', '@moon.ikev2.test']) {
       expect(certMatchesIdentity(moon!, parseIdentity(id)), id).toEqual({ ok: true });
     }
   });
 
-  it('moon\'s certificate does not vouch for sun.ikev2.test, 10.77.0.2 or fd77::2, and says which SANs it has', () => {
+  it("moon's certificate does not vouch for sun.ikev2.test, 10.77.0.2 or fd77::2, and says which SANs it has", () => {
     const sans = '[DNS:moon.ikev2.test, IP:10.77.0.1, IP:fd77::1]';
     expect(certMatchesIdentity(moon!, parseIdentity('sun.ikev2.test'))).toEqual({
       ok: false,
@@ -102,7 +100,7 @@ describe('the strongSwan fixture PKI', () => {
     expect(certMatchesIdentity(moon!, parseIdentity('fd77::2'))).toEqual({ ok: false, reason: `ID fd77::2 not in certificate SANs ${sans}` });
   });
 
-  it('an ID_DER_ASN1_DN of moon\'s subject matches, from text or from the subject itself', () => {
+  it("an ID_DER_ASN1_DN of moon's subject matches, from text or from the subject itself", () => {
     expect(certMatchesIdentity(moon!, parseIdentity('C=CH, O=IKEv2 Interop Test, CN=moon'))).toEqual({ ok: true });
     expect(certMatchesIdentity(moon!, parseIdentity('c=ch,o=ikev2 interop test,cn=MOON'))).toEqual({ ok: true });
     const fromPayload = identityFromIdPayload(identityToIdPayload(subjectIdentity(moon!)));
@@ -114,7 +112,7 @@ describe('the strongSwan fixture PKI', () => {
     });
   });
 
-  it('the PKCS#1 and PKCS#8 files of moon\'s key load to the same key, which matches moon\'s certificate only', () => {
+  it("the PKCS#1 and PKCS#8 files of moon's key load to the same key, which matches moon's certificate only", () => {
     const pkcs1 = loadPrivateKey(FIXTURE.moonKey).key;
     const pkcs8 = loadPrivateKey(FIXTURE.moonKeyPkcs8).key;
     expect(pkcs1.equals(pkcs8)).toBe(true);
@@ -126,7 +124,7 @@ describe('the strongSwan fixture PKI', () => {
     );
   });
 
-  it('sun\'s CERTREQ in the IKE_SA_INIT response is the SHA-1 of the CA\'s SubjectPublicKeyInfo', () => {
+  it("sun's CERTREQ in the IKE_SA_INIT response is the SHA-1 of the CA's SubjectPublicKeyInfo", () => {
     const [certReq, ...more] = certReqsOfIkeSaInitResponse();
     expect(more).toEqual([]);
     expect(certReq!.encoding).toBe(4); // X.509 Certificate - Signature
@@ -136,7 +134,7 @@ describe('the strongSwan fixture PKI', () => {
     expect(store().requestedTrustAnchors([certReq!.authorities])).toEqual([ca]);
   });
 
-  it('buildChain finds moon\'s path to the CA (what moon sends with its certificate)', () => {
+  it("buildChain finds moon's path to the CA (what moon sends with its certificate)", () => {
     const chain = buildChain(moon!, store());
     expect(chain).toEqual({ ok: true, chain: [moon, ca] });
   });

@@ -57,9 +57,7 @@ describe('path building', () => {
     const evil = root('C=CH, O=Evil, CN=Evil CA');
     const int = intermediate(evil);
     const sun = endEntity(int);
-    expect(reasonOf(validate(sun, storeWith(root()), { intermediates: [int.certificate] }))).toBe(
-      "no trusted CA for issuer 'C=CH, O=Evil, CN=Evil CA'",
-    );
+    expect(reasonOf(validate(sun, storeWith(root()), { intermediates: [int.certificate] }))).toBe("no trusted CA for issuer 'C=CH, O=Evil, CN=Evil CA'");
   });
 
   it('an impostor CA with the trusted name but another key fails the signature check', () => {
@@ -103,9 +101,7 @@ describe('path building', () => {
     const sun = endEntity(i2);
     const options = { intermediates: [i1.certificate, i2.certificate] };
     expect(validate(sun, storeWith(ca), options).ok).toBe(true);
-    expect(reasonOf(validate(sun, storeWith(ca), { ...options, maxPathLength: 1 }))).toBe(
-      "path from 'CN=sun' needs more than 1 intermediate CA certificates",
-    );
+    expect(reasonOf(validate(sun, storeWith(ca), { ...options, maxPathLength: 1 }))).toBe("path from 'CN=sun' needs more than 1 intermediate CA certificates");
   });
 
   it('a fullchain file (end entity first, then its intermediate) validates', () => {
@@ -170,18 +166,14 @@ describe('CA constraints and extensions', () => {
     const ca = root();
     const int = intermediate(ca, 'CN=Intermediate', { basicConstraints: { cA: false } });
     const sun = endEntity(int);
-    expect(reasonOf(validate(sun, storeWith(ca), { intermediates: [int.certificate] }))).toBe(
-      "'CN=Intermediate' is not a CA (basicConstraints)",
-    );
+    expect(reasonOf(validate(sun, storeWith(ca), { intermediates: [int.certificate] }))).toBe("'CN=Intermediate' is not a CA (basicConstraints)");
   });
 
   it('an intermediate without any basicConstraints is not a CA either', () => {
     const ca = root();
     const int = intermediate(ca, 'CN=Intermediate', { basicConstraints: null });
     const sun = endEntity(int);
-    expect(reasonOf(validate(sun, storeWith(ca), { intermediates: [int.certificate] }))).toBe(
-      "'CN=Intermediate' is not a CA (basicConstraints)",
-    );
+    expect(reasonOf(validate(sun, storeWith(ca), { intermediates: [int.certificate] }))).toBe("'CN=Intermediate' is not a CA (basicConstraints)");
   });
 
   it('an intermediate whose keyUsage lacks keyCertSign may not sign certificates', () => {
@@ -193,7 +185,7 @@ describe('CA constraints and extensions', () => {
     );
   });
 
-  it("a root with pathLenConstraint 0 does not allow an intermediate below it", () => {
+  it('a root with pathLenConstraint 0 does not allow an intermediate below it', () => {
     const ca = root(ROOT, { basicConstraints: { cA: true, pathLenConstraint: 0 } });
     const int = intermediate(ca);
     const sun = endEntity(int);
@@ -208,9 +200,7 @@ describe('CA constraints and extensions', () => {
     const extension = { oid: '1.3.6.1.4.1.55555.1', value: Buffer.from([0x05, 0x00]) };
     const critical = endEntity(ca, 'CN=sun', { extraExtensions: [{ ...extension, critical: true }] });
     const plain = endEntity(ca, 'CN=sun', { extraExtensions: [{ ...extension, critical: false }] });
-    expect(reasonOf(validate(critical, storeWith(ca)))).toBe(
-      "peer cert 'CN=sun' has an unsupported critical extension 1.3.6.1.4.1.55555.1",
-    );
+    expect(reasonOf(validate(critical, storeWith(ca)))).toBe("peer cert 'CN=sun' has an unsupported critical extension 1.3.6.1.4.1.55555.1");
     expect(validate(plain, storeWith(ca)).ok).toBe(true);
   });
 
@@ -275,7 +265,11 @@ describe('revocation (CRLs)', () => {
 
   it('a revoked intermediate takes its end entities with it', () => {
     const { ca, int, sun, store } = pki();
-    const revoked = issueCrl(ca, { ...current, crlNumber: 2, revoked: [{ serialNumber: int.certificate.serialNumber, revocationDate: REVOKED_AT, reason: 'cACompromise' }] });
+    const revoked = issueCrl(ca, {
+      ...current,
+      crlNumber: 2,
+      revoked: [{ serialNumber: int.certificate.serialNumber, revocationDate: REVOKED_AT, reason: 'cACompromise' }],
+    });
     store.addCrl(revoked.crl);
     store.addCrl(issueCrl(int, current).crl);
     expect(reasonOf(validate(sun, store))).toMatch(/^certificate 'CN=Intermediate' serial 0x[0-9a-f]+ revoked at 2030-05-15T00:00:00Z \(cACompromise\)$/);
@@ -297,7 +291,10 @@ describe('revocation (CRLs)', () => {
   it('without a CRL, strictcrl rejects and the default accepts with a note', () => {
     const { sun, store } = pki();
     expect(reasonOf(validate(sun, store, { strictCrl: true }))).toBe("no valid CRL for 'CN=sun' (no CRL from 'CN=Intermediate')");
-    expect(validate(sun, store)).toMatchObject({ ok: true, notes: ["revocation status of 'CN=sun' unknown (no CRL from 'CN=Intermediate')", expect.any(String)] });
+    expect(validate(sun, store)).toMatchObject({
+      ok: true,
+      notes: ["revocation status of 'CN=sun' unknown (no CRL from 'CN=Intermediate')", expect.any(String)],
+    });
   });
 
   it('an expired CRL is not a valid CRL: strictcrl rejects, the default accepts with a note', () => {
@@ -307,9 +304,7 @@ describe('revocation (CRLs)', () => {
       "no valid CRL for 'CN=sun' (CRL #1 from 'CN=Intermediate' expired on 2030-05-31T00:00:00Z)",
     );
     const result = validate(sun, store);
-    expect(result.ok && result.notes[0]).toBe(
-      "revocation status of 'CN=sun' unknown (CRL #1 from 'CN=Intermediate' expired on 2030-05-31T00:00:00Z)",
-    );
+    expect(result.ok && result.notes[0]).toBe("revocation status of 'CN=sun' unknown (CRL #1 from 'CN=Intermediate' expired on 2030-05-31T00:00:00Z)");
   });
 
   it('a CRL issued in the future is not a valid CRL yet', () => {
@@ -341,9 +336,7 @@ describe('revocation (CRLs)', () => {
     });
     store.addCrl(forged.crl);
     const result = validate(sun, store);
-    expect(result.ok && result.notes[0]).toBe(
-      "revocation status of 'CN=sun' unknown (CRL #1 from 'CN=Intermediate' ignored: its signature does not verify)",
-    );
+    expect(result.ok && result.notes[0]).toBe("revocation status of 'CN=sun' unknown (CRL #1 from 'CN=Intermediate' ignored: its signature does not verify)");
     expect(reasonOf(validate(sun, store, { strictCrl: true }))).toBe(
       "no valid CRL for 'CN=sun' (CRL #1 from 'CN=Intermediate' ignored: its signature does not verify)",
     );

@@ -61,7 +61,8 @@ export function readIpPackets(path: string): CapturedPacket[] {
 }
 
 /** ICMPv6 Neighbor Discovery (RFC 4861 types 133–137): link-local plumbing below IP routing, never IPsec-protected. */
-export const isNeighborDiscovery = (p: CapturedPacket): boolean => p.family === 6 && p.protocol === 'icmp' && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 137;
+export const isNeighborDiscovery = (p: CapturedPacket): boolean =>
+  p.family === 6 && p.protocol === 'icmp' && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 137;
 
 export class Capture {
   private stopped?: CapturedPacket[];
@@ -76,12 +77,19 @@ export class Capture {
   static async start(netns: string, ifname: string, filter: string[] = []): Promise<Capture> {
     const dir = mkdtempSync('/tmp/tscap-');
     const file = join(dir, 'capture.pcap');
-    const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-n', '-U', '--immediate-mode', '-s', '2048', '-w', file, ...filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-n', '-U', '--immediate-mode', '-s', '2048', '-w', file, ...filter], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const capture = new Capture(child, dir, file);
     try {
-      await waitFor(`tcpdump on ${netns}/${ifname}`, () => (child.exitCode !== null ? Promise.reject(new Error(stderr)) : stderr.includes('listening on')), 10_000, 50);
+      await waitFor(
+        `tcpdump on ${netns}/${ifname}`,
+        () => (child.exitCode !== null ? Promise.reject(new Error(stderr)) : stderr.includes('listening on')),
+        10_000,
+        50,
+      );
     } catch (err) {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -39,7 +39,15 @@ const ke = keyExchangeGroup(29)!.generate().publicValue;
 const NONCE_LENGTH = 32;
 /** One encoded request; each packet gets its own SPIi (octets 0–7) and nonce (the last 32 octets: Ni is the last payload). */
 const template = encodeMessage({
-  header: { spiI: randomBytes(8), spiR: Buffer.alloc(8), exchangeType: ExchangeType.IKE_SA_INIT, initiator: true, response: false, higherVersion: false, messageId: 0 },
+  header: {
+    spiI: randomBytes(8),
+    spiR: Buffer.alloc(8),
+    exchangeType: ExchangeType.IKE_SA_INIT,
+    initiator: true,
+    response: false,
+    higherVersion: false,
+    messageId: 0,
+  },
   payloads: [{ type: PayloadType.SA, proposals: sa }, { type: PayloadType.KE, dhGroup: 29, keyExchangeData: ke }, nonce(randomBytes(NONCE_LENGTH))],
 } satisfies IkeMessage);
 

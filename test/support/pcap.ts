@@ -22,7 +22,10 @@ function ipv4ToString(b: Buffer, off: number): string {
 function ipv6ToString(b: Buffer, off: number): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(off + i).toString(16));
-  return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::');
+  return groups
+    .join(':')
+    .replace(/(^|:)0(:0)+(:|$)/, '::')
+    .replace(/:{3,}/, '::');
 }
 
 export function readPcapFrames(path: string): Buffer[] {
@@ -105,7 +108,5 @@ export function readIkeMessages(path: string): UdpDatagram[] {
 
 /** ESP-in-UDP packets (RFC 3948): port 4500, first four octets (the SPI) non-zero. */
 export function readEspInUdp(path: string): UdpDatagram[] {
-  return readUdpDatagrams(path).filter(
-    (d) => (d.srcPort === 4500 || d.dstPort === 4500) && d.payload.length > 8 && d.payload.readUInt32BE(0) !== 0,
-  );
+  return readUdpDatagrams(path).filter((d) => (d.srcPort === 4500 || d.dstPort === 4500) && d.payload.length > 8 && d.payload.readUInt32BE(0) !== 0);
 }

@@ -153,7 +153,9 @@ export class StrongSwan {
             append = no
             flush_line = yes
             default = 1
-${Object.entries(lv).map(([k, v]) => `            ${k} = ${v}`).join('\n')}
+${Object.entries(lv)
+  .map(([k, v]) => `            ${k} = ${v}`)
+  .join('\n')}
         }
     }
     syslog {
@@ -192,7 +194,22 @@ swanctl {
     const fd = openSync(out, 'w');
     const child = spawn(
       'ip',
-      ['netns', 'exec', this.options.netns, 'unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$1" /run && exec "$2"', 'sh', this.runDir, CHARON_BIN],
+      [
+        'netns',
+        'exec',
+        this.options.netns,
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '--',
+        'sh',
+        '-c',
+        'mount --bind "$1" /run && exec "$2"',
+        'sh',
+        this.runDir,
+        CHARON_BIN,
+      ],
       { env: this.env, stdio: ['ignore', fd, fd], detached: true },
     );
     child.unref();

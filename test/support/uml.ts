@@ -50,8 +50,21 @@ export const GUEST_CHARON = '/usr/lib/ipsec/charon';
  * Others load on demand.
  */
 export const BOOT_MODULES: readonly string[] = [
-  'ipv6', 'xfrm_user', 'xfrm_algo', 'esp4', 'esp6',
-  'cryptomgr', 'gcm', 'ghash_generic', 'ctr', 'seqiv', 'echainiv', 'authenc', 'sha512_generic', 'hmac', 'drbg',
+  'ipv6',
+  'xfrm_user',
+  'xfrm_algo',
+  'esp4',
+  'esp6',
+  'cryptomgr',
+  'gcm',
+  'ghash_generic',
+  'ctr',
+  'seqiv',
+  'echainiv',
+  'authenc',
+  'sha512_generic',
+  'hmac',
+  'drbg',
 ];
 
 const here = fileURLToPath(new URL('./uml/', import.meta.url));
@@ -177,7 +190,10 @@ export class UmlGuest {
     const console = openSync(join(this.stateDir, 'console.log'), 'w');
     const t0 = performance.now();
     // `ip netns exec` execs the kernel: the PID is the UML main thread's, in a session (and process group) of its own.
-    const child = spawn('ip', ['netns', 'exec', o.netns, 'env', `LD_PRELOAD=${shim}`, UML_BIN, ...args], { detached: true, stdio: ['ignore', console, console] });
+    const child = spawn('ip', ['netns', 'exec', o.netns, 'env', `LD_PRELOAD=${shim}`, UML_BIN, ...args], {
+      detached: true,
+      stdio: ['ignore', console, console],
+    });
     closeSync(console);
     child.unref();
     if (child.pid === undefined) throw new Error('spawn failed');
@@ -276,7 +292,9 @@ export class UmlGuest {
 
   /** Stop the iperf3 server of startIperf3Server (if still running); returns its log. */
   async stopIperf3Server(port = 5201): Promise<string> {
-    const r = await this.exec(`[ -f /tmp/iperf3-${port}.pid ] && kill $(cat /tmp/iperf3-${port}.pid) 2>/dev/null; rm -f /tmp/iperf3-${port}.pid; cat /tmp/iperf3-${port}.log 2>/dev/null`);
+    const r = await this.exec(
+      `[ -f /tmp/iperf3-${port}.pid ] && kill $(cat /tmp/iperf3-${port}.pid) 2>/dev/null; rm -f /tmp/iperf3-${port}.pid; cat /tmp/iperf3-${port}.log 2>/dev/null`,
+    );
     return r.stdout;
   }
 
@@ -332,7 +350,14 @@ export class UmlLab {
       for (const dev of [UmlLab.bridge, port]) await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
       await must('ip', ['-n', ns, 'link', 'set', port, 'master', UmlLab.bridge]);
       await must('ip', ['-n', ns, 'link', 'set', UmlLab.bridge, 'up']);
-      lab.guest = await UmlGuest.boot({ netns: ns, bridge: UmlLab.bridge, ip4: `${lab.pair.b.ip4}/24`, ip6: `${lab.pair.b.ip6}/64`, mac: '52:54:00:75:6d:02', ...guest });
+      lab.guest = await UmlGuest.boot({
+        netns: ns,
+        bridge: UmlLab.bridge,
+        ip4: `${lab.pair.b.ip4}/24`,
+        ip6: `${lab.pair.b.ip6}/64`,
+        mac: '52:54:00:75:6d:02',
+        ...guest,
+      });
     } catch (err) {
       await lab.destroy();
       throw err;
@@ -478,7 +503,23 @@ export class GuestStrongSwan {
   private writeConfig(): void {
     const d = this.guest.hostPath('ss');
     rmSync(d, { recursive: true, force: true });
-    for (const sub of ['x509', 'x509ca', 'x509ocsp', 'x509aa', 'x509ac', 'x509crl', 'pubkey', 'rsa', 'ecdsa', 'bliss', 'pkcs8', 'pkcs12', 'private', 'conf.d'].map((s) => `swanctl/${s}`)) mkdirSync(join(d, sub), { recursive: true });
+    for (const sub of [
+      'x509',
+      'x509ca',
+      'x509ocsp',
+      'x509aa',
+      'x509ac',
+      'x509crl',
+      'pubkey',
+      'rsa',
+      'ecdsa',
+      'bliss',
+      'pkcs8',
+      'pkcs12',
+      'private',
+      'conf.d',
+    ].map((s) => `swanctl/${s}`))
+      mkdirSync(join(d, sub), { recursive: true });
     const lv = { ike: 2, chd: 2, knl: 2, cfg: 1, ...this.o.logLevels };
     writeFileSync(
       join(d, 'strongswan.conf'),
@@ -643,4 +684,3 @@ export function parseXfrmState(text: string): XfrmState[] {
   }
   return out;
 }
-

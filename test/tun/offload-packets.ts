@@ -76,7 +76,7 @@ export function ipPacket(ip: IpSpec, proto: number, l4: Uint8Array): Buffer {
     const p = Buffer.alloc(40 + ext + l4.length);
     const tc = ip.tos ?? 0;
     p[0] = 0x60 | (tc >> 4);
-    p[1] = (tc & 0x0f) << 4 | 0x0a; // flow label 0xa1234
+    p[1] = ((tc & 0x0f) << 4) | 0x0a; // flow label 0xa1234
     p.writeUInt16BE(0x1234, 2);
     p.writeUInt16BE(ext + l4.length, 4);
     p[6] = ip.hopByHop ? 0 : proto;

@@ -95,7 +95,9 @@ describe('GSO split: TSO super-packets become MTU-sized segments before sealing'
   it('an IPv4 TCP super-packet splits into gso_size segments: IDs counted up, lengths, header and TCP checksums right, FIN/PSH only on the last', () => {
     const payload = payloadBytes(3500);
     const sup = tcpPacket({ id: 0xfffe }, { seq: 0xfffffc00, flags: TCP_ACK | TCP_PSH | TCP_FIN, payload });
-    const segs = segmentsOf(split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 1000, csumStart: 20, csumOffset: 16 }), sup));
+    const segs = segmentsOf(
+      split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 1000, csumStart: 20, csumOffset: 16 }), sup),
+    );
     expect(segs.map((s) => s.length)).toEqual([1040, 1040, 1040, 540]);
     expect(checkTcpSegments(segs, sup, 1000)).toEqual(payload);
     expect(segs.map(flagsOf)).toEqual([TCP_ACK, TCP_ACK, TCP_ACK, TCP_ACK | TCP_PSH | TCP_FIN]);
@@ -105,7 +107,9 @@ describe('GSO split: TSO super-packets become MTU-sized segments before sealing'
   it('TCP options (timestamps) are copied into every segment', () => {
     const payload = payloadBytes(2896, 2);
     const sup = tcpPacket({}, { seq: 1, options: tcpTimestamps(111, 222), payload });
-    const segs = segmentsOf(split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 52, gsoSize: 1448, csumStart: 20, csumOffset: 16 }), sup));
+    const segs = segmentsOf(
+      split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV4, hdrLen: 52, gsoSize: 1448, csumStart: 20, csumOffset: 16 }), sup),
+    );
     expect(segs).toHaveLength(2);
     expect(checkTcpSegments(segs, sup, 1448)).toEqual(payload);
     for (const s of segs) expect(s.subarray(40, 52)).toEqual(Buffer.from(tcpTimestamps(111, 222)));
@@ -114,11 +118,13 @@ describe('GSO split: TSO super-packets become MTU-sized segments before sealing'
   it('an IPv6 TCP super-packet splits with payload lengths and checksums right; CWR stays on the first segment only (GSO_ECN)', () => {
     const payload = payloadBytes(4000, 3);
     const sup = tcpPacket({ v6: true, tos: ECN_ECT0 }, { seq: 77, flags: TCP_ACK | TCP_CWR | TCP_ECE | TCP_PSH, options: tcpTimestamps(5, 6), payload });
-    const segs = segmentsOf(split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV6 | GSO_ECN, hdrLen: 72, gsoSize: 1388, csumStart: 40, csumOffset: 16 }), sup));
+    const segs = segmentsOf(
+      split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_TCPV6 | GSO_ECN, hdrLen: 72, gsoSize: 1388, csumStart: 40, csumOffset: 16 }), sup),
+    );
     expect(segs).toHaveLength(3);
     expect(checkTcpSegments(segs, sup, 1388)).toEqual(payload);
     expect(segs.map(flagsOf)).toEqual([TCP_ACK | TCP_CWR | TCP_ECE, TCP_ACK | TCP_ECE, TCP_ACK | TCP_ECE | TCP_PSH]);
-    for (const s of segs) expect(s[1]! >> 4 | ((s[0]! & 0x0f) << 4)).toBe(ECN_ECT0); // traffic class (ECN) kept
+    for (const s of segs) expect((s[1]! >> 4) | ((s[0]! & 0x0f) << 4)).toBe(ECN_ECT0); // traffic class (ECN) kept
   });
 
   it('a CE mark on the super-packet is carried by every segment', () => {
@@ -171,7 +177,9 @@ describe('GSO split: TSO super-packets become MTU-sized segments before sealing'
     for (const ip of [{ id: 7 }, { v6: true }] as IpSpec[]) {
       const sup = udpPacket(ip, payload, true);
       const off = l4Offset(sup);
-      const segs = segmentsOf(split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: off + 8, gsoSize: 1200, csumStart: off, csumOffset: 6 }), sup));
+      const segs = segmentsOf(
+        split(vnet({ flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: off + 8, gsoSize: 1200, csumStart: off, csumOffset: 6 }), sup),
+      );
       expect(segs.map((s) => s.length)).toEqual([off + 1208, off + 1208, off + 608]);
       for (const s of segs) {
         expect(s.readUInt16BE(off + 4)).toBe(s.length - off);
@@ -196,17 +204,35 @@ function completedChecksumValid(pkt: Buffer, csumStart: number, csumOffset: numb
   const c = Buffer.from(pkt);
   const sum = onesSum(c, csumStart, c.length);
   c.writeUInt16BE(0xffff - sum, csumStart + csumOffset);
-  return l4ChecksumValid(c, 6) && c.readUInt16BE(csumStart + 16) !== 0 && pkt.readUInt16BE(csumStart + csumOffset) === pseudoSum(pkt, 6, pkt.length - csumStart);
+  return (
+    l4ChecksumValid(c, 6) && c.readUInt16BE(csumStart + 16) !== 0 && pkt.readUInt16BE(csumStart + csumOffset) === pseudoSum(pkt, 6, pkt.length - csumStart)
+  );
 }
 
 /** `n` consecutive segments of one flow, `mss` payload octets each (the last `last` octets). */
-function flow(ip: IpSpec, n: number, mss: number, opts: { seq?: number; last?: number; options?: Uint8Array; flags?: (i: number) => number; tos?: (i: number) => number; sport?: number } = {}): Buffer[] {
+function flow(
+  ip: IpSpec,
+  n: number,
+  mss: number,
+  opts: { seq?: number; last?: number; options?: Uint8Array; flags?: (i: number) => number; tos?: (i: number) => number; sport?: number } = {},
+): Buffer[] {
   const out: Buffer[] = [];
   let seq = opts.seq ?? 1000;
   for (let i = 0; i < n; i++) {
     const len = i === n - 1 && opts.last !== undefined ? opts.last : mss;
     const tos = opts.tos?.(i) ?? ip.tos;
-    out.push(tcpPacket({ ...ip, id: ((ip.id ?? 100) + i) & 0xffff, ...(tos === undefined ? {} : { tos }) }, { seq, payload: payloadBytes(len, i + 1), flags: opts.flags?.(i) ?? TCP_ACK, ...(opts.options ? { options: opts.options } : {}), ...(opts.sport ? { sport: opts.sport } : {}) }));
+    out.push(
+      tcpPacket(
+        { ...ip, id: ((ip.id ?? 100) + i) & 0xffff, ...(tos === undefined ? {} : { tos }) },
+        {
+          seq,
+          payload: payloadBytes(len, i + 1),
+          flags: opts.flags?.(i) ?? TCP_ACK,
+          ...(opts.options ? { options: opts.options } : {}),
+          ...(opts.sport ? { sport: opts.sport } : {}),
+        },
+      ),
+    );
     seq = (seq + len) >>> 0;
   }
   return out;
@@ -241,7 +267,9 @@ describe('GRO: opened TCP segments of one flow leave as one TUN write', () => {
 
   it('differing timestamps, a gap in the sequence, or a short segment end a super-packet', () => {
     const ts = flow({}, 3, 1000);
-    const withTs = [0, 1, 2].map((i) => tcpPacket({ id: 100 + i }, { seq: 1000 + 1000 * i, payload: payloadBytes(1000), options: tcpTimestamps(i === 2 ? 9 : 1, 2) }));
+    const withTs = [0, 1, 2].map((i) =>
+      tcpPacket({ id: 100 + i }, { seq: 1000 + 1000 * i, payload: payloadBytes(1000), options: tcpTimestamps(i === 2 ? 9 : 1, 2) }),
+    );
     expect(coalesce(withTs).map((o) => o.pkt.length)).toEqual([40 + 12 + 2000, 40 + 12 + 1000]);
     const gap = [ts[0]!, ts[2]!];
     expect(coalesce(gap).map((o) => o.hdr.gsoType)).toEqual([GSO_NONE, GSO_NONE]);
@@ -272,7 +300,9 @@ describe('GRO: opened TCP segments of one flow leave as one TUN write', () => {
     ]);
     const fin = flow({}, 2, 1000, { flags: (i) => (i === 1 ? TCP_ACK | TCP_FIN : TCP_ACK) });
     expect(coalesce(fin).map((o) => o.hdr.flags)).toEqual([VIRTIO_NET_HDR_F_DATA_VALID, 0]);
-    const opts = [0, 1].map((i) => tcpPacket({ id: 100 + i, ipOptions: Uint8Array.from([148, 4, 0, 0]) }, { seq: 1000 + 1000 * i, payload: payloadBytes(1000) }));
+    const opts = [0, 1].map((i) =>
+      tcpPacket({ id: 100 + i, ipOptions: Uint8Array.from([148, 4, 0, 0]) }, { seq: 1000 + 1000 * i, payload: payloadBytes(1000) }),
+    );
     const o = coalesce(opts);
     expect(o.map((x) => x.hdr)).toEqual([vnetZero, vnetZero]);
     expect(o.map((x) => x.pkt)).toEqual(opts);
@@ -338,7 +368,13 @@ describe('hostile input', () => {
       const base = bases[rnd(bases.length)]!;
       const p = Buffer.from(base.subarray(0, 1 + rnd(base.length)));
       for (let k = rnd(4); k > 0; k--) p[rnd(p.length)] = rnd(256);
-      const hdr = vnet({ flags: rnd(4), gsoType: [0, 1, 3, 4, 5, 0x81, rnd(256)][rnd(7)]!, gsoSize: [0, 1, 8, 500, 1400, 60000, rnd(65536)][rnd(7)]!, csumStart: rnd(3) === 0 ? rnd(65536) : 20, csumOffset: rnd(3) === 0 ? rnd(65536) : 16 });
+      const hdr = vnet({
+        flags: rnd(4),
+        gsoType: [0, 1, 3, 4, 5, 0x81, rnd(256)][rnd(7)]!,
+        gsoSize: [0, 1, 8, 500, 1400, 60000, rnd(65536)][rnd(7)]!,
+        csumStart: rnd(3) === 0 ? rnd(65536) : 20,
+        csumOffset: rnd(3) === 0 ? rnd(65536) : 16,
+      });
       const input = Buffer.concat([hdr, p]);
       let n = -2;
       try {

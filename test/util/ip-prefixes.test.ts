@@ -69,7 +69,7 @@ describe('rangeToPrefixes', () => {
     const range = (octets: number) =>
       fc.tuple(fc.uint8Array({ minLength: octets, maxLength: octets }), fc.uint8Array({ minLength: octets, maxLength: octets })).map(([a, b]) => {
         const [x, y] = [bytesToBigInt(a), bytesToBigInt(b)];
-        return x <= y ? [x, y, octets] as const : [y, x, octets] as const;
+        return x <= y ? ([x, y, octets] as const) : ([y, x, octets] as const);
       });
     fc.assert(
       fc.property(fc.oneof(range(4), range(16)), ([first, last, octets]) => {

@@ -104,7 +104,9 @@ export const WAITING_OPTIONS: Options = {
 };
 
 /** `--child CHILD`, for the commands that act on one CHILD_SA. */
-export const CHILD_OPTION: Options = { child: { type: 'string', value: 'CHILD', help: "one child of the connection: its CHILD_SA only (the IKE_SA stays)", complete: 'child' } };
+export const CHILD_OPTION: Options = {
+  child: { type: 'string', value: 'CHILD', help: 'one child of the connection: its CHILD_SA only (the IKE_SA stays)', complete: 'child' },
+};
 
 /**
  * Parse `args` with util.parseArgs (strict: unknown options are errors,

@@ -88,7 +88,9 @@ export function bashCompletion(all: readonly CommandSpec[]): string {
     const flags = opts.flatMap(([n, o]) => [`--${n}`, ...(o.short ? [`-${o.short}`] : [])]).join(' ');
     const valued = opts.filter(([, o]) => o.type === 'string');
     const valuePattern = valued.flatMap(([n, o]) => [`--${n}`, ...(o.short ? [`-${o.short}`] : [])]).join('|');
-    const valueCases = valued.map(([n, o]) => `        ${[`--${n}`, ...(o.short ? [`-${o.short}`] : [])].join('|')}) ${valueCompletion(o)}; return ;;`).join('\n');
+    const valueCases = valued
+      .map(([n, o]) => `        ${[`--${n}`, ...(o.short ? [`-${o.short}`] : [])].join('|')}) ${valueCompletion(o)}; return ;;`)
+      .join('\n');
     let positional: string;
     const sub = c.subcommands ? `if (( npos == 0 )); then COMPREPLY=( $(compgen -W "${c.subcommands.join(' ')}" -- "$cur") ); return; fi\n      ` : '';
     switch (c.positionals) {

@@ -53,13 +53,20 @@ export function configCheck(args: readonly string[], io: Io): number {
   const spec = configCommand;
   const parsed = parseArgs(spec, args);
   const positionals = parsed.positionals;
-  if (positionals.length !== 1) throw usage(spec, positionals.length === 0 ? 'config check needs a FILE' : `config check takes one FILE, got ${positionals.length}`);
+  if (positionals.length !== 1)
+    throw usage(spec, positionals.length === 0 ? 'config check needs a FILE' : `config check takes one FILE, got ${positionals.length}`);
   const file = positionals[0]!;
   const json = parsed.values.json === true;
   const out: ConfigCheckResult = { file, valid: false, errors: 0, warnings: 0, problems: [], connections: [] };
   const text: string[] = [];
   const problem = (p: ConfigProblem): void => {
-    out.problems.push({ severity: p.severity, path: p.path, message: p.message, ...(p.line === undefined ? {} : { line: p.line }), ...(p.column === undefined ? {} : { column: p.column }) });
+    out.problems.push({
+      severity: p.severity,
+      path: p.path,
+      message: p.message,
+      ...(p.line === undefined ? {} : { line: p.line }),
+      ...(p.column === undefined ? {} : { column: p.column }),
+    });
     if (p.severity === 'error') out.errors++;
     else out.warnings++;
     text.push(describeProblem(file, p));

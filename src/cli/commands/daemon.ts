@@ -43,7 +43,9 @@ export async function runDaemon(args: readonly string[], io: Io): Promise<number
   const daemon = new Daemon({ nattPort, control: true, logger: log, ...(serviceManager ? { serviceManager } : {}) });
   // Whatever escapes a handler is logged; the daemon keeps serving its SAs.
   process.on('uncaughtException', (err) => log.log('daemon', 'error', `uncaught exception: ${err.stack ?? String(err)}`));
-  process.on('unhandledRejection', (reason) => log.log('daemon', 'error', `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`));
+  process.on('unhandledRejection', (reason) =>
+    log.log('daemon', 'error', `unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`),
+  );
 
   let resolveExit!: (code: number) => void;
   const exit = new Promise<number>((r) => (resolveExit = r));
@@ -90,4 +92,3 @@ export async function runDaemon(args: readonly string[], io: Io): Promise<number
   }
   return exit;
 }
-

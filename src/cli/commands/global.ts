@@ -29,7 +29,8 @@ switch. Nothing is persisted: a restarted daemon comes up 'up'.`,
 async function globalRun(spec: CommandSpec, args: readonly string[], io: Io): Promise<number> {
   const parsed = parseArgs(spec, args);
   const [action, ...extra] = parsed.positionals;
-  if (action !== 'down' && action !== 'up' && action !== 'status') throw usage(spec, action === undefined ? "'global' needs down, up or status" : `unknown global action '${action}' (down, up or status)`);
+  if (action !== 'down' && action !== 'up' && action !== 'status')
+    throw usage(spec, action === undefined ? "'global' needs down, up or status" : `unknown global action '${action}' (down, up or status)`);
   if (extra.length > 0) throw usage(spec, `global ${action} takes no further arguments`);
   const target = controlTarget(spec, parsed);
   const timeout = target.timeout ?? (action === 'up' ? 60 : 10);
@@ -50,7 +51,9 @@ async function globalRun(spec: CommandSpec, args: readonly string[], io: Io): Pr
         return 0;
       }
       if (action === 'down') {
-        io.out(`global switch down: ${plural(r.deleted ?? 0, 'IKE_SA')} deleted; ${r.mode === 'drop' ? 'traffic of tunsec policies is dropped' : 'traffic of tunsec policies passes in the clear'}\n`);
+        io.out(
+          `global switch down: ${plural(r.deleted ?? 0, 'IKE_SA')} deleted; ${r.mode === 'drop' ? 'traffic of tunsec policies is dropped' : 'traffic of tunsec policies passes in the clear'}\n`,
+        );
         return 0;
       }
       const conns = r.connections ?? [];

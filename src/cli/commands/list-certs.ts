@@ -35,7 +35,8 @@ holds now), key type and SHA-256 fingerprint.`,
     if (parsed.positionals.length > 1) throw usage(this, 'list-certs takes at most one connection NAME');
     const name = parsed.positionals[0];
     const target = controlTarget(this, parsed);
-    const only = (r: ListCertsResult): ListCertsResult => (name === undefined ? r : { certificates: r.certificates.filter((c) => c.connections.includes(name)) });
+    const only = (r: ListCertsResult): ListCertsResult =>
+      name === undefined ? r : { certificates: r.certificates.filter((c) => c.connections.includes(name)) };
     return runControl(
       io,
       target,
@@ -51,7 +52,12 @@ holds now), key type and SHA-256 fingerprint.`,
   },
 };
 
-const TITLE: Readonly<Record<CertKind, string>> = { own: 'own certificate', intermediate: 'intermediate CA certificate (sent)', ca: 'CA certificate (trusted)', peer: 'peer certificate' };
+const TITLE: Readonly<Record<CertKind, string>> = {
+  own: 'own certificate',
+  intermediate: 'intermediate CA certificate (sent)',
+  ca: 'CA certificate (trusted)',
+  peer: 'peer certificate',
+};
 
 export function formatCerts(r: ListCertsResult, now = Date.now()): string {
   if (r.certificates.length === 0) return 'no certificates\n';

@@ -51,11 +51,16 @@ export function formatSas(r: ListSasResult): string {
     );
     const notable = Object.entries(c).filter(([k, v]) => v !== 0 && !['outPackets', 'outBytes', 'inPackets', 'inBytes'].includes(k));
     out.push(`  other: ${notable.length === 0 ? 'none' : notable.map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    out.push(`  io: ${Object.entries(dp.io).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    out.push(
+      `  io: ${Object.entries(dp.io)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
     if (dp.traps.length > 0) out.push(`  trap policies: ${dp.traps.map((t) => `${t.connection}/${t.child}{${t.reqid}}`).join(', ')}`);
     const b = dp.backstop;
     if (b.lifted) out.push(`  backstop: lifted (global switch down, clear)`);
-    else if (b.rules > 0) out.push(`  backstop: ${plural(b.rules, 'rule')}, ${plural(b.routes, 'prohibit route')} in table ${b.table} (private flows refused if tunsec dies)`);
+    else if (b.rules > 0)
+      out.push(`  backstop: ${plural(b.rules, 'rule')}, ${plural(b.routes, 'prohibit route')} in table ${b.table} (private flows refused if tunsec dies)`);
   } else {
     out.push('datapath: none (daemon.datapath: none)');
   }

@@ -50,7 +50,10 @@ async function monitorRun(spec: CommandSpec, args: readonly string[], io: Io): P
   if (parsed.positionals.length > 0) throw usage(spec, `monitor takes no arguments, got '${parsed.positionals[0]}'`);
   const target = controlTarget(spec, parsed);
   const eventsText = stringOption(parsed, 'events');
-  const events = eventsText?.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const events = eventsText
+    ?.split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   const countText = stringOption(parsed, 'count');
   const count = countText === undefined ? undefined : Number(countText);
   if (count !== undefined && (!Number.isInteger(count) || count < 1)) throw usage(spec, `--count: '${countText}' is not a positive whole number`);

@@ -57,10 +57,17 @@ async function upDown(spec: CommandSpec, verb: 'up' | 'down', args: readonly str
   const target = controlTarget(spec, parsed);
   const timeout = target.timeout ?? (verb === 'up' ? UP_DEFAULT_TIMEOUT : DOWN_DEFAULT_TIMEOUT);
   const request = { name, timeout, ...(child === undefined ? {} : { child }) };
-  return runControl(io, target, verb, request, (result) => {
-    io.out(verb === 'up' ? formatUp(result as UpResult) : formatDown(result as DownResult));
-    return 0;
-  }, timeout);
+  return runControl(
+    io,
+    target,
+    verb,
+    request,
+    (result) => {
+      io.out(verb === 'up' ? formatUp(result as UpResult) : formatDown(result as DownResult));
+      return 0;
+    },
+    timeout,
+  );
 }
 
 export function formatUp(r: UpResult): string {
@@ -72,6 +79,7 @@ export function formatUp(r: UpResult): string {
 }
 
 export function formatDown(r: DownResult): string {
-  if (r.child !== undefined) return r.deleted === 0 ? `${r.name}/${r.child}: no CHILD_SA was up\n` : `${r.name}/${r.child}: ${plural(r.deleted, 'CHILD_SA')} deleted\n`;
+  if (r.child !== undefined)
+    return r.deleted === 0 ? `${r.name}/${r.child}: no CHILD_SA was up\n` : `${r.name}/${r.child}: ${plural(r.deleted, 'CHILD_SA')} deleted\n`;
   return r.deleted === 0 ? `${r.name}: no IKE_SA was up\n` : `${r.name}: ${plural(r.deleted, 'IKE_SA')} deleted\n`;
 }

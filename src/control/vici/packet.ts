@@ -73,7 +73,8 @@ export function encodePacket(
   const parts: Buffer[] = [Buffer.from([packet.type])];
   if ('name' in packet) {
     const n = Buffer.from(packet.name, 'latin1');
-    if (n.length === 0 || n.length > 255 || n.some((o) => o < 0x20 || o > 0x7e)) throw new RangeError(`VICI packet name ${JSON.stringify(packet.name)} is not 1–255 printable ASCII characters`);
+    if (n.length === 0 || n.length > 255 || n.some((o) => o < 0x20 || o > 0x7e))
+      throw new RangeError(`VICI packet name ${JSON.stringify(packet.name)} is not 1–255 printable ASCII characters`);
     parts.push(Buffer.from([n.length]), n);
   }
   if ('message' in packet) parts.push(encodeMessage(packet.message));

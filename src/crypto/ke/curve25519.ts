@@ -62,8 +62,7 @@ export class XdhGroup implements KeyExchangeGroup {
   }
 
   generate(): KeyExchangePrivate {
-    const { privateKey, publicKey } =
-      this.spec.keyType === 'x25519' ? generateKeyPairSync('x25519') : generateKeyPairSync('x448');
+    const { privateKey, publicKey } = this.spec.keyType === 'x25519' ? generateKeyPairSync('x25519') : generateKeyPairSync('x448');
     return new XdhPrivate(this, privateKey, this.rawPublic(publicKey));
   }
 

@@ -179,9 +179,7 @@ export class EcpGroup implements KeyExchangeGroup {
   decodePublicValue(data: Uint8Array): Buffer {
     const { fieldLength, curve } = this.spec;
     if (data.length !== this.publicValueLength) {
-      throw new CryptoError(
-        `${this.label()}: Key Exchange Data must be ${this.publicValueLength} octets (x ‖ y), got ${data.length}`,
-      );
+      throw new CryptoError(`${this.label()}: Key Exchange Data must be ${this.publicValueLength} octets (x ‖ y), got ${data.length}`);
     }
     if (isAllZero(data)) {
       throw new CryptoError(`${this.label()}: Key Exchange Data is all zero (the point at infinity is not a valid public value)`);

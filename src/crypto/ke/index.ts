@@ -12,12 +12,10 @@ export { XdhGroup, CURVE25519, CURVE448 } from './curve25519.js';
 export { ModpGroup, MODP_GROUP_SPECS } from './modp.js';
 
 const GROUPS: ReadonlyMap<number, KeyExchangeGroup> = new Map<number, KeyExchangeGroup>(
-  [
-    ...MODP_GROUP_SPECS.map((spec) => new ModpGroup(spec)),
-    ...ECP_GROUP_SPECS.map((spec) => new EcpGroup(spec)),
-    CURVE25519,
-    CURVE448,
-  ].map((group) => [group.groupId, group]),
+  [...MODP_GROUP_SPECS.map((spec) => new ModpGroup(spec)), ...ECP_GROUP_SPECS.map((spec) => new EcpGroup(spec)), CURVE25519, CURVE448].map((group) => [
+    group.groupId,
+    group,
+  ]),
 );
 
 /** Every supported group ID, ascending: 14-18 (MODP), 19-21 (NIST ECP), 27-30 (brainpool), 31, 32. */

@@ -53,7 +53,8 @@ export type ControlHandlers = { [C in ControlCommand]: (args: Record<string, unk
 function timeoutArg(args: Record<string, unknown>, dflt: number): number {
   const t = args.timeout;
   if (t === undefined) return dflt * 1000;
-  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 3600) throw new ControlError('bad_request', "'timeout' must be a number of seconds, above 0 and at most 3600");
+  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 3600)
+    throw new ControlError('bad_request', "'timeout' must be a number of seconds, above 0 and at most 3600");
   return t * 1000;
 }
 
@@ -77,13 +78,16 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
   const known = (name: string, child?: string): void => {
     const c = daemon.connectionList.find((x) => x.name === name);
     if (!c) throw new ControlError('not_found', `no connection named '${name}'`);
-    if (child !== undefined && !c.entry.config.children.some((ch) => ch.name === child)) throw new ControlError('not_found', `connection ${name} has no child named '${child}'`);
+    if (child !== undefined && !c.entry.config.children.some((ch) => ch.name === child))
+      throw new ControlError('not_found', `connection ${name} has no child named '${child}'`);
   };
   const running = (): void => {
     if (daemon.phase !== 'running') throw new ControlError('unavailable', `the daemon is ${daemon.phase}`);
   };
   const failed = (err: unknown): ControlError =>
-    err instanceof ControlError ? err : new ControlError(['UpTimeout', 'OperationTimeout'].includes((err as Error).name) ? 'timeout' : 'failed', (err as Error).message);
+    err instanceof ControlError
+      ? err
+      : new ControlError(['UpTimeout', 'OperationTimeout'].includes((err as Error).name) ? 'timeout' : 'failed', (err as Error).message);
   return {
     status: () => statusOf(daemon),
     'list-sas': (args) => {
@@ -126,9 +130,19 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
         // as `swanctl --initiate`: an IKE_SA without the CHILD_SA asked for is a failure (the IKE_SA stays up)
         const failedChildren = daemon.connectionStates.failedChildren(sa);
         if (failedChildren.length > 0) {
-          throw new ControlError('failed', `${name}: IKE_SA established, but ${failedChildren.map((f) => `CHILD_SA ${f.name} failed: ${f.reason}`).join('; ')}`);
+          throw new ControlError(
+            'failed',
+            `${name}: IKE_SA established, but ${failedChildren.map((f) => `CHILD_SA ${f.name} failed: ${f.reason}`).join('; ')}`,
+          );
         }
-        return { name, state: 'established', already, spi_i: sa.ctx.spiI.toString('hex'), spi_r: sa.ctx.spiR.toString('hex'), children: sa.ctx.children.length };
+        return {
+          name,
+          state: 'established',
+          already,
+          spi_i: sa.ctx.spiI.toString('hex'),
+          spi_r: sa.ctx.spiR.toString('hex'),
+          children: sa.ctx.children.length,
+        };
       } catch (err) {
         const e = failed(err);
         throw new ControlError(e.code, `${name}: ${e.code === 'timeout' ? '' : 'establishing failed: '}${e.message}`);
@@ -155,29 +169,51 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
       known(name, child);
       const sas = daemon.operations.established(name);
       if (sas.length === 0) throw new ControlError('not_found', `${name}: no established IKE_SA to rekey`);
-      if (child !== undefined && !sas.some((sa) => sa.ctx.children.some((c) => c.name === child))) throw new ControlError('not_found', `${name}: no CHILD_SA ${child} to rekey`);
+      if (child !== undefined && !sas.some((sa) => sa.ctx.children.some((c) => c.name === child)))
+        throw new ControlError('not_found', `${name}: no CHILD_SA ${child} to rekey`);
       try {
         if (child === undefined) {
           const r = await daemon.operations.rekeyIke(name, timeout);
           const hex = (b: Buffer): string => b.toString('hex');
-          return { name, child: null, ike_sas: r.map(({ old, fresh }) => ({ old_spi_i: hex(old.ctx.spiI), old_spi_r: hex(old.ctx.spiR), spi_i: hex(fresh.ctx.spiI), spi_r: hex(fresh.ctx.spiR) })), child_sas: [] };
+          return {
+            name,
+            child: null,
+            ike_sas: r.map(({ old, fresh }) => ({
+              old_spi_i: hex(old.ctx.spiI),
+              old_spi_r: hex(old.ctx.spiR),
+              spi_i: hex(fresh.ctx.spiI),
+              spi_r: hex(fresh.ctx.spiR),
+            })),
+            child_sas: [],
+          };
         }
         const r = await daemon.operations.rekeyChild(name, child, timeout);
         return {
           name,
           child,
           ike_sas: [],
-          child_sas: r.map(({ old, fresh }) => ({ name: fresh.name, reqid: fresh.reqid, old_spi_in: spiHex(old.inboundSpi), old_spi_out: spiHex(old.outboundSpi), spi_in: spiHex(fresh.inboundSpi), spi_out: spiHex(fresh.outboundSpi) })),
+          child_sas: r.map(({ old, fresh }) => ({
+            name: fresh.name,
+            reqid: fresh.reqid,
+            old_spi_in: spiHex(old.inboundSpi),
+            old_spi_out: spiHex(old.outboundSpi),
+            spi_in: spiHex(fresh.inboundSpi),
+            spi_out: spiHex(fresh.outboundSpi),
+          })),
         };
       } catch (err) {
         const e = failed(err);
-        throw new ControlError(e.code, `${name}${child === undefined ? '' : `/${child}`}: rekeying ${e.code === 'timeout' ? 'timed out' : 'failed'}: ${e.message}`);
+        throw new ControlError(
+          e.code,
+          `${name}${child === undefined ? '' : `/${child}`}: rekeying ${e.code === 'timeout' ? 'timed out' : 'failed'}: ${e.message}`,
+        );
       }
     },
     'list-certs': () => listCerts(daemon),
     monitor: (args) => {
       const events = args.events;
-      if (events !== undefined && (!Array.isArray(events) || !events.every((e) => typeof e === 'string'))) throw new ControlError('bad_request', "'events' must be an array of event names");
+      if (events !== undefined && (!Array.isArray(events) || !events.every((e) => typeof e === 'string')))
+        throw new ControlError('bad_request', "'events' must be an array of event names");
       const only = events === undefined ? undefined : new Set(events as string[]);
       return new ControlStream<MonitorResult>({ events: only ? [...only] : 'all' }, (send) =>
         daemon.log.subscribe((e) => {
@@ -235,7 +271,8 @@ function manualSaCommands(daemon: DaemonControl, running: () => void): Pick<Cont
     'sa-add': (args): ManualSaInfo => {
       const name = saName(args);
       const settings = args.settings;
-      if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) throw new ControlError('bad_request', "'settings' must be an object of manual SA keys");
+      if (typeof settings !== 'object' || settings === null || Array.isArray(settings))
+        throw new ControlError('bad_request', "'settings' must be an object of manual SA keys");
       const m = manual();
       const parsed = parseManualSa(name, settings);
       if (!parsed.ok) throw new ControlError('failed', `invalid manual SA '${name}':\n${parsed.problems.map((p) => `  ${p}`).join('\n')}`);

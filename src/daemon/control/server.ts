@@ -124,7 +124,9 @@ export class ControlServer {
     const path = this.options.path;
     const existing = await probeControlSocket(path);
     if (existing.kind === 'live') {
-      throw new Error(`control socket ${path} is in use by a running daemon${existing.pid === undefined ? '' : ` (pid ${existing.pid})`}; stop it first or set another daemon.control_socket`);
+      throw new Error(
+        `control socket ${path} is in use by a running daemon${existing.pid === undefined ? '' : ` (pid ${existing.pid})`}; stop it first or set another daemon.control_socket`,
+      );
     }
     if (existing.kind === 'stale') {
       unlinkSync(path);
@@ -193,8 +195,19 @@ export class ControlServer {
       // Fail closed: a peer whose credentials cannot be read is refused too.
       this.counters.refusedPeers++;
       const who = cred ? `uid ${cred.uid} (pid ${cred.pid})` : `a peer whose credentials cannot be read (${credError})`;
-      this.options.log.log('daemon', 'warn', `control socket: refused ${who}: only root${allowed.some((u) => u !== 0) ? ` and uid ${allowed.filter((u) => u !== 0).join(', ')}` : ''} may control the daemon`);
-      socket.end(line({ id: null, ok: false, code: 'forbidden', error: `permission denied: ${cred ? `uid ${cred.uid} is` : 'peer credentials are'} not allowed to control the daemon (root only)` }));
+      this.options.log.log(
+        'daemon',
+        'warn',
+        `control socket: refused ${who}: only root${allowed.some((u) => u !== 0) ? ` and uid ${allowed.filter((u) => u !== 0).join(', ')}` : ''} may control the daemon`,
+      );
+      socket.end(
+        line({
+          id: null,
+          ok: false,
+          code: 'forbidden',
+          error: `permission denied: ${cred ? `uid ${cred.uid} is` : 'peer credentials are'} not allowed to control the daemon (root only)`,
+        }),
+      );
       return;
     }
     if (this.clients.size >= this.maxClients) {
@@ -305,7 +318,8 @@ export class ControlServer {
     } catch (err) {
       return this.bad(null, 'bad_json', `request is not JSON: ${(err as Error).message}`);
     }
-    if (typeof request !== 'object' || request === null || Array.isArray(request)) return this.bad(null, 'bad_request', 'a request is a JSON object: {"id":1,"command":"status","args":{}}');
+    if (typeof request !== 'object' || request === null || Array.isArray(request))
+      return this.bad(null, 'bad_request', 'a request is a JSON object: {"id":1,"command":"status","args":{}}');
     const r = request as Record<string, unknown>;
     const id = r.id;
     if (id !== undefined && id !== null && !(typeof id === 'number' && Number.isFinite(id)) && !(typeof id === 'string' && id.length <= 256)) {
@@ -313,7 +327,8 @@ export class ControlServer {
     }
     const rid: ControlRequestId = (id as ControlRequestId | undefined) ?? null;
     if (typeof r.command !== 'string') return this.bad(rid, 'bad_request', "'command' must be a string");
-    if (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args))) return this.bad(rid, 'bad_request', "'args' must be an object");
+    if (r.args !== undefined && (typeof r.args !== 'object' || r.args === null || Array.isArray(r.args)))
+      return this.bad(rid, 'bad_request', "'args' must be an object");
     const handler = Object.hasOwn(this.options.handlers, r.command) ? this.options.handlers[r.command] : undefined;
     if (!handler) {
       return this.bad(rid, 'unknown_command', `unknown command '${r.command.slice(0, 64)}'; commands: ${Object.keys(this.options.handlers).join(', ')}`);

@@ -111,7 +111,14 @@ export function statusOf(daemon: DaemonView): StatusResult {
 
 function controlStats(server: DaemonView['controlServer']): StatusResult['daemon']['control'] {
   const c = server?.counters ?? { connections: 0, requests: 0, badRequests: 0, rejectedClients: 0, refusedPeers: 0 };
-  return { clients: server?.clientCount ?? 0, connections: c.connections, requests: c.requests, bad_requests: c.badRequests, rejected_clients: c.rejectedClients, refused_peers: c.refusedPeers };
+  return {
+    clients: server?.clientCount ?? 0,
+    connections: c.connections,
+    requests: c.requests,
+    bad_requests: c.badRequests,
+    rejected_clients: c.rejectedClients,
+    refused_peers: c.refusedPeers,
+  };
 }
 
 function connectionStatus(daemon: DaemonView, name: string, now: number): ConnectionStatus {
@@ -334,7 +341,10 @@ function keyType(cert: Certificate): string {
 export function check(daemon: DaemonView, name?: string): CheckResult {
   const now = Date.now();
   // A group connection is up on demand, per peer: having no IKE SA is its normal state, not a fault.
-  const all = daemon.connectionList.map((c) => ({ status: connectionStatus(daemon, c.name, now), expected: c.group === undefined && (name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name) }));
+  const all = daemon.connectionList.map((c) => ({
+    status: connectionStatus(daemon, c.name, now),
+    expected: c.group === undefined && (name === undefined ? c.startChildren.length + c.trapChildren.length > 0 : c.name === name),
+  }));
   const considered = all.filter((c) => (name === undefined ? true : c.status.name === name));
   const fallback = daemon.datapath?.status().counters.outFallbackClear ?? 0;
   const g = daemon.global.state;

@@ -129,7 +129,13 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     const ike = messageString(request, 'ike');
     for (const info of listConns(daemon).connections) {
       if (ike !== undefined && info.name !== ike) continue;
-      client.event('list-conn', listConnEvent(info, daemon.connectionList.find((c) => c.name === info.name)));
+      client.event(
+        'list-conn',
+        listConnEvent(
+          info,
+          daemon.connectionList.find((c) => c.name === info.name),
+        ),
+      );
     }
     return {};
   };
@@ -166,7 +172,8 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     if (ike !== undefined) {
       const c = daemon.connectionList.find((x) => x.name === ike);
       if (!c) throw new ViciCommandError(`no config named '${ike}'`);
-      if (child !== undefined && !c.entry.config.children.some((x) => x.name === child)) throw new ViciCommandError(`no CHILD_SA config named '${child}' in '${ike}'`);
+      if (child !== undefined && !c.entry.config.children.some((x) => x.name === child))
+        throw new ViciCommandError(`no CHILD_SA config named '${child}' in '${ike}'`);
       return c.name;
     }
     if (child === undefined) throw new ViciCommandError('missing configuration name');
@@ -181,7 +188,9 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     const timeout = timeoutOf(request, MAX_WAIT_MS);
     running();
     if (timeout === 'nowait') {
-      void Promise.resolve().then(() => deps.control.up({ name: conn, timeout: MAX_WAIT_MS / 1000 })).catch(() => {});
+      void Promise.resolve()
+        .then(() => deps.control.up({ name: conn, timeout: MAX_WAIT_MS / 1000 }))
+        .catch(() => {});
       return { success: 'yes' };
     }
     await withControlLog(client, conn, async () => {
@@ -217,7 +226,9 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     }
     if (ike === undefined) throw new ViciCommandError('missing configuration name');
     connectionOf(ike, undefined);
-    const r = await withControlLog(client, ike, async () => Promise.resolve(deps.control.down({ name: ike, timeout: Math.max(timeout, 1) / 1000 })).catch(asVici));
+    const r = await withControlLog(client, ike, async () =>
+      Promise.resolve(deps.control.down({ name: ike, timeout: Math.max(timeout, 1) / 1000 })).catch(asVici),
+    );
     if (r.deleted === 0) throw new ViciCommandError('no matching SAs to terminate found');
     return { success: 'yes', matches: r.deleted, terminated: r.deleted };
   };
@@ -237,14 +248,17 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     for (const sa of established()) {
       if (sa.successor || (want.ike !== undefined && sa.ctx.config.name !== want.ike) || (want.ikeId !== undefined && ids.ikeId(sa) !== want.ikeId)) continue;
       for (const c of sa.ctx.children) {
-        if ((want.child === undefined || c.name === want.child) && (want.childId === undefined || ids.childId(c) === want.childId)) matches.push({ sa, child: c });
+        if ((want.child === undefined || c.name === want.child) && (want.childId === undefined || ids.childId(c) === want.childId))
+          matches.push({ sa, child: c });
       }
     }
     if (matches.length === 0) throw new ViciCommandError('no matching SAs to terminate found');
     for (const { sa, child } of matches) {
       const conn = daemon.connectionList.find((c) => c.name === sa.ctx.config.name);
       if (conn?.trapChildren.includes(child.name)) {
-        throw new ViciCommandError(`CHILD_SA '${child.name}' has start_action trap: deleting it alone would remove its trap policy too; terminate its IKE_SA (--ike ${sa.ctx.config.name}) instead`);
+        throw new ViciCommandError(
+          `CHILD_SA '${child.name}' has start_action trap: deleting it alone would remove its trap policy too; terminate its IKE_SA (--ike ${sa.ctx.config.name}) instead`,
+        );
       }
     }
     const wait = Math.max(timeout, 1000);
@@ -254,7 +268,9 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
           let timer: NodeJS.Timeout | undefined;
           const outcome = await Promise.race([
             sa.deleteChild(child, 'terminated over VICI (swanctl --terminate --child)'),
-            new Promise<{ ok: false; reason: string }>((resolve) => (timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${Math.round(wait / 1000)} s` }), wait))),
+            new Promise<{ ok: false; reason: string }>(
+              (resolve) => (timer = setTimeout(() => resolve({ ok: false, reason: `no answer within ${Math.round(wait / 1000)} s` }), wait)),
+            ),
           ]);
           clearTimeout(timer);
           return { child, outcome };
@@ -263,7 +279,9 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     );
     const failed = outcomes.filter((o) => !o.outcome.ok);
     if (failed.length > 0) {
-      throw new ViciCommandError(`terminated ${outcomes.length - failed.length} of ${outcomes.length} CHILD_SAs: ${failed.map((f) => `${f.child.name}{${f.child.reqid}}: ${(f.outcome as { reason: string }).reason}`).join('; ')}`);
+      throw new ViciCommandError(
+        `terminated ${outcomes.length - failed.length} of ${outcomes.length} CHILD_SAs: ${failed.map((f) => `${f.child.name}{${f.child.reqid}}: ${(f.outcome as { reason: string }).reason}`).join('; ')}`,
+      );
     }
     return { success: 'yes', matches: matches.length, terminated: matches.length };
   };
@@ -273,7 +291,8 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
     const ikeId = idOf(request, 'ike-id');
     const child = messageString(request, 'child');
     const childId = idOf(request, 'child-id');
-    if (messageString(request, 'reauth') === 'yes') throw new ViciCommandError('reauthentication on request is not supported by tunsec (it reauthenticates at reauth_time)');
+    if (messageString(request, 'reauth') === 'yes')
+      throw new ViciCommandError('reauthentication on request is not supported by tunsec (it reauthenticates at reauth_time)');
     if (ike === undefined && ikeId === undefined && child === undefined && childId === undefined) throw new ViciCommandError('missing configuration name');
     running();
     let matches = 0;
@@ -324,7 +343,8 @@ function matchesSubject(cert: Certificate, subject: string): boolean {
 /** charon's `%V` of an uptime: "42 seconds", "5 minutes", "3 hours", "2 days". */
 export function humanDuration(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
-  const [n, unit] = s >= 86400 ? [Math.floor(s / 86400), 'day'] : s >= 3600 ? [Math.floor(s / 3600), 'hour'] : s >= 60 ? [Math.floor(s / 60), 'minute'] : [s, 'second'];
+  const [n, unit] =
+    s >= 86400 ? [Math.floor(s / 86400), 'day'] : s >= 3600 ? [Math.floor(s / 3600), 'hour'] : s >= 60 ? [Math.floor(s / 60), 'minute'] : [s, 'second'];
   return `${n} ${unit}${n === 1 ? '' : 's'}`;
 }
 
@@ -334,4 +354,3 @@ export function charonTime(d: Date): string {
   const p = (n: number): string => String(n).padStart(2, '0');
   return `${months[d.getMonth()]} ${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`;
 }
-

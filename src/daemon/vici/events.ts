@@ -24,7 +24,15 @@ export interface ViciBroadcaster {
 }
 
 /** charon's group names for tunsec's subsystems (`[IKE]` in swanctl --log). */
-export const LOG_GROUPS: Readonly<Record<LogRecord['subsys'], string>> = { daemon: 'DMN', cfg: 'CFG', net: 'NET', mgr: 'MGR', ike: 'IKE', esp: 'ESP', knl: 'KNL' };
+export const LOG_GROUPS: Readonly<Record<LogRecord['subsys'], string>> = {
+  daemon: 'DMN',
+  cfg: 'CFG',
+  net: 'NET',
+  mgr: 'MGR',
+  ike: 'IKE',
+  esp: 'ESP',
+  knl: 'KNL',
+};
 /** charon's levels of tunsec's: errors and warnings 0 (basic), informational 1 (audit), debug 2 (control). */
 export const LOG_LEVELS: Readonly<Record<LogRecord['level'], number>> = { error: 0, warn: 0, info: 1, debug: 2 };
 
@@ -78,7 +86,12 @@ export class ViciEventSource {
       this.broadcast('child-rekey', () =>
         listSaEvent(sa, {
           ...ikeSaKeys(sa, undefined, this.ids),
-          'child-sas': new Map([[`${fresh.name}-${this.ids.childId(fresh)}`, { old: childSaKeys(old, undefined, this.ids, 'REKEYED'), new: childSaKeys(fresh, undefined, this.ids) }]]),
+          'child-sas': new Map([
+            [
+              `${fresh.name}-${this.ids.childId(fresh)}`,
+              { old: childSaKeys(old, undefined, this.ids, 'REKEYED'), new: childSaKeys(fresh, undefined, this.ids) },
+            ],
+          ]),
         }),
       );
     });
@@ -139,7 +152,10 @@ export class ViciEventSource {
 
   private childUpdown(sa: IkeSa, child: ChildSaRecord, up: boolean): void {
     this.broadcast('child-updown', () => {
-      const m = listSaEvent(sa, { ...ikeSaKeys(sa, undefined, this.ids), 'child-sas': childSasSection([{ child, state: up ? 'INSTALLED' : 'DELETING' }], this.ids) }) as Map<string, ViciInputValue>;
+      const m = listSaEvent(sa, {
+        ...ikeSaKeys(sa, undefined, this.ids),
+        'child-sas': childSasSection([{ child, state: up ? 'INSTALLED' : 'DELETING' }], this.ids),
+      }) as Map<string, ViciInputValue>;
       return up ? new Map<string, ViciInputValue>([['up', 'yes'], ...m]) : m;
     });
   }

@@ -107,7 +107,13 @@ function lifetimeKeys(sa: IkeSa, now: number): Record<string, ViciInputValue> {
 }
 
 /** The keys of one CHILD_SA in list-sa's `child-sas` (and the updown/rekey events). */
-export function childSaKeys(child: ChildSaRecord, info: ChildSaInfo | undefined, ids: ViciIds, state: 'INSTALLED' | 'DELETING' | 'REKEYED' = 'INSTALLED', now = Date.now()): Record<string, ViciInputValue> {
+export function childSaKeys(
+  child: ChildSaRecord,
+  info: ChildSaInfo | undefined,
+  ids: ViciIds,
+  state: 'INSTALLED' | 'DELETING' | 'REKEYED' = 'INSTALLED',
+  now = Date.now(),
+): Record<string, ViciInputValue> {
   const age = info?.installed_age ?? Math.max(0, Math.floor((now - child.installedAt) / 1000));
   const rekey = child.rekeySeconds ? Math.max(0, child.rekeySeconds - age) : undefined;
   const hard = child.config?.lifetimes.hardSeconds;
@@ -137,7 +143,10 @@ export function childSaKeys(child: ChildSaRecord, info: ChildSaInfo | undefined,
 }
 
 /** The `child-sas` section: charon keys each CHILD_SA by `name-uniqueid`. */
-export function childSasSection(children: ReadonlyArray<{ child: ChildSaRecord; info?: ChildSaInfo; state?: 'INSTALLED' | 'DELETING' }>, ids: ViciIds): ViciInput {
+export function childSasSection(
+  children: ReadonlyArray<{ child: ChildSaRecord; info?: ChildSaInfo; state?: 'INSTALLED' | 'DELETING' }>,
+  ids: ViciIds,
+): ViciInput {
   return new Map(children.map(({ child, info, state }) => [`${child.name}-${ids.childId(child)}`, childSaKeys(child, info, ids, state)]));
 }
 
@@ -168,7 +177,14 @@ export function listConnEvent(info: ConnInfo, conn: ResolvedConnection | undefin
     });
   }
   for (const shunt of conn?.shunts ?? []) {
-    children.set(shunt.name, { mode: shunt.mode.toUpperCase(), rekey_time: 0, rekey_bytes: 0, rekey_packets: 0, 'local-ts': shunt.localTs.map((t) => t.text), 'remote-ts': shunt.remoteTs.map((t) => t.text) });
+    children.set(shunt.name, {
+      mode: shunt.mode.toUpperCase(),
+      rekey_time: 0,
+      rekey_bytes: 0,
+      rekey_packets: 0,
+      'local-ts': shunt.localTs.map((t) => t.text),
+      'remote-ts': shunt.remoteTs.map((t) => t.text),
+    });
   }
   const life = cfg?.ikeLifetimes;
   return new Map<string, ViciInputValue>([

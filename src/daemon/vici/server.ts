@@ -189,7 +189,11 @@ export class ViciServer {
     if (!cred || !allowed.includes(cred.uid)) {
       // Fail closed: unreadable credentials are refused too. VICI has no packet for "go away": the connection just ends.
       this.counters.refusedPeers++;
-      log.log('daemon', 'warn', `VICI socket: refused ${cred ? `uid ${cred.uid} (pid ${cred.pid})` : `a peer whose credentials cannot be read (${credError})`}: only root${allowed.some((u) => u !== 0) ? ` and uid ${allowed.filter((u) => u !== 0).join(', ')}` : ''} may control the daemon`);
+      log.log(
+        'daemon',
+        'warn',
+        `VICI socket: refused ${cred ? `uid ${cred.uid} (pid ${cred.pid})` : `a peer whose credentials cannot be read (${credError})`}: only root${allowed.some((u) => u !== 0) ? ` and uid ${allowed.filter((u) => u !== 0).join(', ')}` : ''} may control the daemon`,
+      );
       socket.destroy();
       return;
     }
@@ -267,7 +271,8 @@ export class ViciServer {
       this.counters.badPackets++;
       log.log('daemon', 'warn', `VICI socket: ${err.message}`);
       // The framing is intact: a request whose message is malformed gets an answer, anything else ends the connection.
-      if (segment[0] === ViciPacketType.CMD_REQUEST) conn.send(encodePacket({ type: ViciPacketType.CMD_RESPONSE, message: { success: 'no', errmsg: err.message } }));
+      if (segment[0] === ViciPacketType.CMD_REQUEST)
+        conn.send(encodePacket({ type: ViciPacketType.CMD_RESPONSE, message: { success: 'no', errmsg: err.message } }));
       else conn.socket.destroy();
       return;
     }

@@ -27,14 +27,7 @@ import { type CertPayload, type CertReqPayload, decodeCertBody, decodeCertReqBod
 import { type CpPayload, decodeCpBody, encodeCpBody } from './payloads/cp.js';
 import { type DeletePayload, decodeDeleteBody, encodeDeleteBody } from './payloads/delete.js';
 import { type EapPayload, decodeEapBody, encodeEapBody } from './payloads/eap.js';
-import {
-  type EncryptedFragmentPayload,
-  type EncryptedPayload,
-  decodeSkBody,
-  decodeSkfBody,
-  encodeSkBody,
-  encodeSkfBody,
-} from './payloads/encrypted.js';
+import { type EncryptedFragmentPayload, type EncryptedPayload, decodeSkBody, decodeSkfBody, encodeSkBody, encodeSkfBody } from './payloads/encrypted.js';
 import { type IdPayload, decodeIdBody, encodeIdBody } from './payloads/id.js';
 import { type KePayload, decodeKeBody, encodeKeBody } from './payloads/ke.js';
 import { type NoncePayload, decodeNonceBody, encodeNonceBody } from './payloads/nonce.js';
@@ -87,24 +80,14 @@ export function payloadNumber(p: Payload): number {
  * Decodes the payloads in buf[start, end) starting with type `first`.
  * `inEncrypted`: decoding an SK plaintext, where SK and SKF may not appear.
  */
-export function decodePayloadChain(
-  buf: Buffer,
-  start: number,
-  end: number,
-  first: number,
-  ctx: DecodeContext,
-  inEncrypted: boolean,
-): Payload[] {
+export function decodePayloadChain(buf: Buffer, start: number, end: number, first: number, ctx: DecodeContext, inEncrypted: boolean): Payload[] {
   const payloads: Payload[] = [];
   let pos = start;
   let type = first;
   while (type !== PayloadType.NONE) {
     const name = payloadTypeName(type);
     if (end - pos < GENERIC_HEADER_LENGTH) {
-      throw new IkeParseError(
-        `${name}: the chain announces this payload but only ${plural(end - pos, 'octet')} are left`,
-        { offset: pos, payloadType: type },
-      );
+      throw new IkeParseError(`${name}: the chain announces this payload but only ${plural(end - pos, 'octet')} are left`, { offset: pos, payloadType: type });
     }
     const next = buf[pos]!;
     const flags = buf[pos + 1]!;

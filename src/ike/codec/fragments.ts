@@ -329,11 +329,9 @@ export class FragmentReassembler {
     for (let n = 1; n <= entry.total; n++) parts.push(entry.chunks.get(n)!);
     const inner = Buffer.concat(parts);
     try {
-      const payloads = decodeInner(
-        { iv: Buffer.alloc(0), plaintext: inner, innerLength: inner.length, padding: Buffer.alloc(0) },
-        entry.firstPayload!,
-        { isResponse: entry.header!.response },
-      );
+      const payloads = decodeInner({ iv: Buffer.alloc(0), plaintext: inner, innerLength: inner.length, padding: Buffer.alloc(0) }, entry.firstPayload!, {
+        isResponse: entry.header!.response,
+      });
       this.counters.completed++;
       return { status: 'complete', header: entry.header!, payloads, fragments: entry.total, innerLength: inner.length };
     } catch (err) {

@@ -118,8 +118,7 @@ export function encodeHeader(header: IkeHeader, nextPayload: number, length: num
   out[18] = checkUint(header.exchangeType, 8, 'IKE header: Exchange Type');
   const reserved = checkUint(header.reservedFlags ?? 0, 8, 'IKE header: reserved flags');
   if (reserved & KNOWN_FLAGS) throw new IkeEncodeError('IKE header: reservedFlags overlaps the R, V and I bits');
-  out[19] =
-    (header.response ? FLAG_RESPONSE : 0) | (header.higherVersion ? FLAG_VERSION : 0) | (header.initiator ? FLAG_INITIATOR : 0) | reserved;
+  out[19] = (header.response ? FLAG_RESPONSE : 0) | (header.higherVersion ? FLAG_VERSION : 0) | (header.initiator ? FLAG_INITIATOR : 0) | reserved;
   out.writeUInt32BE(checkUint(header.messageId, 32, 'IKE header: Message ID'), 20);
   out.writeUInt32BE(checkUint(length, 32, 'IKE header: Length'), 24);
   return out;

@@ -149,10 +149,7 @@ export class UdpTransport {
       this.sockets.find((s) => s.local.port === local.port && s.local.address === local.address) ??
       // Bound to a wildcard address: any socket of the right family and port will do.
       this.sockets.find(
-        (s) =>
-          s.local.port === local.port &&
-          isIPv6(s.local.address) === isIPv6(local.address) &&
-          (s.local.address === '0.0.0.0' || s.local.address === '::'),
+        (s) => s.local.port === local.port && isIPv6(s.local.address) === isIPv6(local.address) && (s.local.address === '0.0.0.0' || s.local.address === '::'),
       )
     );
   }
@@ -196,7 +193,9 @@ export class UdpTransport {
    * these sockets itself, in batches, and hand back what is not ESP.
    */
   nattSockets(): Array<{ local: Endpoint; socket: Socket; deliver: (msg: Buffer, remote: Endpoint) => void }> {
-    return this.sockets.filter((s) => s.natt).map((s) => ({ local: s.local, socket: s.socket, deliver: (msg: Buffer, remote: Endpoint) => this.receive(s, msg, remote) }));
+    return this.sockets
+      .filter((s) => s.natt)
+      .map((s) => ({ local: s.local, socket: s.socket, deliver: (msg: Buffer, remote: Endpoint) => this.receive(s, msg, remote) }));
   }
 
   /** Every bound socket (to set socket options such as SO_MARK on them). */

@@ -35,9 +35,6 @@ export const DEFAULT_PROPOSAL_STRINGS: Readonly<Record<ProposalProtocol, readonl
     `aes128-aes192-aes256-sha256-sha384-sha512-${PRFS}-${KE_METHODS}`,
     `aes128gcm16-aes192gcm16-aes256gcm16-chacha20poly1305-${PRFS}-${KE_METHODS}`,
   ],
-  [ProtocolId.ESP]: [
-    `aes128gcm16-aes192gcm16-aes256gcm16-${KE_METHODS}-none-noesn`,
-    `aes128-aes192-aes256-sha256-sha384-sha512-${KE_METHODS}-none-noesn`,
-  ],
+  [ProtocolId.ESP]: [`aes128gcm16-aes192gcm16-aes256gcm16-${KE_METHODS}-none-noesn`, `aes128-aes192-aes256-sha256-sha384-sha512-${KE_METHODS}-none-noesn`],
   [ProtocolId.AH]: [`sha256-sha384-sha512-${KE_METHODS}-none-noesn`],
 };

@@ -63,9 +63,7 @@ export function strongswanAlgorithmName(type: TransformType, id: number): string
 
 /** As charon logs proposals: `IKE:AES_GCM_16_128/PRF_HMAC_SHA2_384/ECP_384_BP`, `ESP:AES_GCM_16_128/NO_EXT_SEQ`. */
 export function describeProposal(p: Proposal): string {
-  const algs = ordered(p).map(
-    (t) => `${strongswanAlgorithmName(t.type, t.id)}${t.keyLength === undefined ? '' : `_${t.keyLength}`}`,
-  );
+  const algs = ordered(p).map((t) => `${strongswanAlgorithmName(t.type, t.id)}${t.keyLength === undefined ? '' : `_${t.keyLength}`}`);
   return `${PROTOCOL_NAMES[p.protocol]}:${algs.join('/')}`;
 }
 

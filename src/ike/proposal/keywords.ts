@@ -122,9 +122,7 @@ export const UNSUPPORTED_KEYWORDS: ReadonlyMap<string, string> = new Map([
   ['mlkem1024', 'ML-KEM (additional key exchanges, RFC 9370) is not supported'],
 ]);
 
-const BY_KEYWORD: ReadonlyMap<string, Transform> = new Map(
-  ROWS.map(([keyword, type, id, keyLength]) => [keyword, transform(type, id, keyLength)]),
-);
+const BY_KEYWORD: ReadonlyMap<string, Transform> = new Map(ROWS.map(([keyword, type, id, keyLength]) => [keyword, transform(type, id, keyLength)]));
 
 const CANONICAL: ReadonlyMap<string, string> = (() => {
   const map = new Map<string, string>();

@@ -13,14 +13,7 @@
  */
 import { EncrId, KeId, ProtocolId, TransformType } from '../transforms.js';
 import { DEFAULT_PROPOSAL_STRINGS } from './defaults.js';
-import {
-  UNSUPPORTED_KEYWORDS,
-  gmacIntegrity,
-  isAeadEncryption,
-  keywordForTransform,
-  prfForIntegrity,
-  transformForKeyword,
-} from './keywords.js';
+import { UNSUPPORTED_KEYWORDS, gmacIntegrity, isAeadEncryption, keywordForTransform, prfForIntegrity, transformForKeyword } from './keywords.js';
 import type { Proposal, ProposalProtocol, Transform } from './types.js';
 import { sameTransform } from './types.js';
 
@@ -46,13 +39,7 @@ export const PROTOCOL_NAMES: Readonly<Record<ProposalProtocol, string>> = {
 };
 
 /** Canonical order of transform types inside a parsed or printed proposal. */
-export const TYPE_ORDER: readonly TransformType[] = [
-  TransformType.ENCR,
-  TransformType.INTEG,
-  TransformType.PRF,
-  TransformType.KE,
-  TransformType.ESN,
-];
+export const TYPE_ORDER: readonly TransformType[] = [TransformType.ENCR, TransformType.INTEG, TransformType.PRF, TransformType.KE, TransformType.ESN];
 
 /**
  * Parse a proposal list (`"aes128gcm16-prfsha384-ecp384bp!"`, or a YAML
@@ -113,7 +100,9 @@ export function parseProposal(text: string, protocol: ProposalProtocol): Proposa
       // AH authenticates only: AES-GMAC is its integrity algorithm, other ciphers make no sense.
       const gmac = t.id === EncrId.NULL_AUTH_AES_GMAC ? gmacIntegrity(t.keyLength ?? 0) : undefined;
       if (gmac === undefined) {
-        return fail(`'${word}' in AH proposal '${proposal}': AH does not encrypt (of the ciphers only aes128gmac, aes192gmac and aes256gmac are accepted, as integrity algorithms)`);
+        return fail(
+          `'${word}' in AH proposal '${proposal}': AH does not encrypt (of the ciphers only aes128gmac, aes192gmac and aes256gmac are accepted, as integrity algorithms)`,
+        );
       }
       t = gmac;
     }
@@ -121,9 +110,7 @@ export function parseProposal(text: string, protocol: ProposalProtocol): Proposa
     if (earlier !== undefined) {
       const first = wordOf.get(earlier) ?? word;
       return fail(
-        first === word
-          ? `algorithm '${word}' appears twice in proposal '${proposal}'`
-          : `algorithm '${word}' repeats '${first}' in proposal '${proposal}'`,
+        first === word ? `algorithm '${word}' appears twice in proposal '${proposal}'` : `algorithm '${word}' repeats '${first}' in proposal '${proposal}'`,
       );
     }
     transforms.push(t);
@@ -142,9 +129,7 @@ export function parseProposal(text: string, protocol: ProposalProtocol): Proposa
   const aead = encr.filter((t) => isAeadEncryption(t.id));
   const classic = encr.filter((t) => !isAeadEncryption(t.id));
   if (aead[0] !== undefined && classic[0] !== undefined) {
-    return fail(
-      `proposal '${proposal}' mixes AEAD ('${word(aead[0])}') and classic ('${word(classic[0])}') encryption; put them in separate proposals`,
-    );
+    return fail(`proposal '${proposal}' mixes AEAD ('${word(aead[0])}') and classic ('${word(classic[0])}') encryption; put them in separate proposals`);
   }
   if (aead[0] !== undefined && integ[0] !== undefined) {
     return fail(
@@ -160,9 +145,7 @@ export function parseProposal(text: string, protocol: ProposalProtocol): Proposa
       return fail(`'${word(nullCipher)}' in IKE proposal '${proposal}': IKE messages must be encrypted`);
     }
     if (classic[0] !== undefined && integ[0] === undefined) {
-      return fail(
-        `IKE proposal '${proposal}' has no integrity algorithm, which classic (non-AEAD) encryption such as '${word(classic[0])}' requires`,
-      );
+      return fail(`IKE proposal '${proposal}' has no integrity algorithm, which classic (non-AEAD) encryption such as '${word(classic[0])}' requires`);
     }
     if (prf[0] === undefined) {
       // strongSwan's rule: without a PRF keyword, use the PRF matching each integrity algorithm.
@@ -188,9 +171,7 @@ export function parseProposal(text: string, protocol: ProposalProtocol): Proposa
     }
   } else {
     if (prf[0] !== undefined) {
-      return fail(
-        `'${word(prf[0])}' in ${name} proposal '${proposal}': ${name} proposals don't negotiate a PRF (CHILD_SA keys come from the IKE SA's PRF)`,
-      );
+      return fail(`'${word(prf[0])}' in ${name} proposal '${proposal}': ${name} proposals don't negotiate a PRF (CHILD_SA keys come from the IKE SA's PRF)`);
     }
     if (protocol === ProtocolId.ESP) {
       if (encr[0] === undefined) return fail(`ESP proposal '${proposal}' has no encryption algorithm`);

@@ -32,13 +32,7 @@ function toTransformSubstructure(t: Transform): TransformSubstructure {
   };
 }
 
-const KNOWN_TYPES: ReadonlySet<number> = new Set([
-  TransformType.ENCR,
-  TransformType.PRF,
-  TransformType.INTEG,
-  TransformType.KE,
-  TransformType.ESN,
-]);
+const KNOWN_TYPES: ReadonlySet<number> = new Set([TransformType.ENCR, TransformType.PRF, TransformType.INTEG, TransformType.KE, TransformType.ESN]);
 
 function transformTypeName(type: number): string {
   if (type >= 6 && type <= 12) return `ADDKE${type - 5}`;

@@ -42,7 +42,14 @@ export type ChildState =
    * outstanding. `redundantOutbound`: our losing pair's outbound SA, still used
    * until the winner is known to have its inbound SA.
    */
-  | { kind: 'superseded'; successor: ChildSaRecord; switched: boolean; switchTimer?: NodeJS.Timeout; redundantOutbound?: number; collision?: ChildRekeyCollision }
+  | {
+      kind: 'superseded';
+      successor: ChildSaRecord;
+      switched: boolean;
+      switchTimer?: NodeJS.Timeout;
+      redundantOutbound?: number;
+      collision?: ChildRekeyCollision;
+    }
   /** The losing pair of a collision, made by the peer's exchange: the peer deletes it, we do when `graceTimer` fires. */
   | { kind: 'redundant'; graceTimer: NodeJS.Timeout }
   /** Deleted; its inbound SA accepts packets in flight for a grace period (the SAD removes it then). */

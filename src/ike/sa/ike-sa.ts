@@ -16,7 +16,13 @@ import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
 import { IkeAuthTask } from '../tasks/ike-auth.js';
 import { ChildCreateTask } from '../tasks/child-create.js';
 import type { CreateChildOutcome } from '../tasks/create-child-sa.js';
-import { createChildSaAnswered, respondCreateChildSaExchange, runCreateChildSa, type CreateChildSaHost, type CreateChildSaResponder } from '../tasks/create-child-sa-exchange.js';
+import {
+  createChildSaAnswered,
+  respondCreateChildSaExchange,
+  runCreateChildSa,
+  type CreateChildSaHost,
+  type CreateChildSaResponder,
+} from '../tasks/create-child-sa-exchange.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
 import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
@@ -258,7 +264,14 @@ export class IkeSa {
           this.ctx.state === 'established' ? 'dead-peer' : this.ctx.state === 'deleting' ? this.deleteCause : 'failed',
         ),
     });
-    const pending: PendingRequest = { messageId: msg.messageId, exchangeType: msg.exchangeType, datagrams, tasks, retransmitter, ...(onResponse ? { onResponse } : {}) };
+    const pending: PendingRequest = {
+      messageId: msg.messageId,
+      exchangeType: msg.exchangeType,
+      datagrams,
+      tasks,
+      retransmitter,
+      ...(onResponse ? { onResponse } : {}),
+    };
     this.requests.allocate(pending);
     this.pending = pending;
     retransmitter.start();
@@ -338,7 +351,10 @@ export class IkeSa {
     if (rekeyOf) this.ctx.peerId ??= rekeyOf.peerId;
     this.startKeepalives();
     const { local, remote, config, peerId } = this.ctx;
-    this.ctx.log.log('info', `${this.ctx.name}: IKE_SA established ${rekeyOf ? `by rekeying ${rekeyOf.name}` : `between ${local.address}[${config.localId.value}]...${remote.address}[${peerId?.value ?? '?'}]`}`);
+    this.ctx.log.log(
+      'info',
+      `${this.ctx.name}: IKE_SA established ${rekeyOf ? `by rekeying ${rekeyOf.name}` : `between ${local.address}[${config.localId.value}]...${remote.address}[${peerId?.value ?? '?'}]`}`,
+    );
     this.emit('established', this);
     for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
     this.startLifetimes();
@@ -366,7 +382,11 @@ export class IkeSa {
       // (once per retransmitted message: on its last fragment).
       if (MessageProtection.isLastFragmentOrWhole(message)) {
         this.responses.receive(id);
-        this.io.send(local, remote, cached.map((c) => Buffer.from(c)));
+        this.io.send(
+          local,
+          remote,
+          cached.map((c) => Buffer.from(c)),
+        );
       }
       return;
     }
@@ -422,7 +442,11 @@ export class IkeSa {
   private notifyAuthFailure(err: unknown): void {
     if (!(err instanceof ExchangeFailure) || err.notify !== NotifyType.AUTHENTICATION_FAILED) return;
     try {
-      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [notify(NotifyType.AUTHENTICATION_FAILED)] };
+      const msg: TaskMessage = {
+        exchangeType: ExchangeType.INFORMATIONAL,
+        messageId: this.requests.nextId,
+        payloads: [notify(NotifyType.AUTHENTICATION_FAILED)],
+      };
       this.io.send(this.ctx.local, this.ctx.remote, this.protection.encode(msg, false));
     } catch {
       /* best effort */

@@ -25,7 +25,17 @@ import {
   type SelectedProposal,
 } from '../proposal/index.js';
 import { EsnId, TransformType } from '../transforms.js';
-import { checkInitiatorTs, childrenByFit, initiatorTs, rangesToPayload, selectResponderTs, toEspSelectors, transportModeAllowed, formatRanges, type TsRange } from '../ts/index.js';
+import {
+  checkInitiatorTs,
+  childrenByFit,
+  initiatorTs,
+  rangesToPayload,
+  selectResponderTs,
+  toEspSelectors,
+  transportModeAllowed,
+  formatRanges,
+  type TsRange,
+} from '../ts/index.js';
 import type { ChildSaRecord, IkeSaContext } from '../sa/context.js';
 import { implementedProposals } from '../sa/suites.js';
 import type { ChildPeerConfig } from '../sa/peer-config.js';
@@ -249,7 +259,15 @@ export function installChildSa(sa: IkeSaContext, n: ChildInstall): ChildSaRecord
   const aead = aeadFor(encr.id, encr.keyLength ?? 0);
   if (!aead) throw new Error(`ESP: ${formatProposal(n.proposal)} selected but not implemented`);
   const keys = sa.keys!;
-  const keymat = deriveChildKeymat({ prf: keys.prf, skD: keys.skD, Ni: n.Ni, Nr: n.Nr, gir: n.gir, encrKeyMaterialLength: aead.keyMaterialLength, integKeyLength: 0 });
+  const keymat = deriveChildKeymat({
+    prf: keys.prf,
+    skD: keys.skD,
+    Ni: n.Ni,
+    Nr: n.Nr,
+    gir: n.gir,
+    encrKeyMaterialLength: aead.keyMaterialLength,
+    integKeyLength: 0,
+  });
   const inKeys = n.weInitiated ? keymat.responderToInitiator : keymat.initiatorToResponder;
   const outKeys = n.weInitiated ? keymat.initiatorToResponder : keymat.responderToInitiator;
   const outboundSpi = n.proposal.spi.readUInt32BE(0);
@@ -270,8 +288,20 @@ export function installChildSa(sa: IkeSaContext, n: ChildInstall): ChildSaRecord
     localSelectors: localTs,
     remoteSelectors: remoteTs,
   };
-  const inbound: SaSpec = { ...common, spi: n.inboundSpi, direction: 'in', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: inKeys.encr }, replayWindow: n.config.replayWindow };
-  const outbound: SaSpec = { ...common, spi: outboundSpi, direction: 'out', aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: outKeys.encr }, replayWindow: 0 };
+  const inbound: SaSpec = {
+    ...common,
+    spi: n.inboundSpi,
+    direction: 'in',
+    aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: inKeys.encr },
+    replayWindow: n.config.replayWindow,
+  };
+  const outbound: SaSpec = {
+    ...common,
+    spi: outboundSpi,
+    direction: 'out',
+    aead: { transformId: encr.id, keyBits: encr.keyLength ?? 0, keyMaterial: outKeys.encr },
+    replayWindow: 0,
+  };
   try {
     sa.backend.addSa(inbound);
     sa.backend.addSa(outbound);

@@ -78,7 +78,11 @@ export class ChildRekeys {
   /** We answered the peer's rekey of `old` (§1.3.3); if we are rekeying it too, that is a collision settled when ours completes. */
   peerRekeyed(old: ChildSaRecord, record: ChildSaRecord, nonces: Buffer[]): void {
     const collision = this.states.is(old, 'rekeying') ? { peerPair: record, nonces } : undefined;
-    if (collision) this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`);
+    if (collision)
+      this.ctx.log.log(
+        'info',
+        `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} rekey collision: the peer rekeys it too; settled by the nonces when our exchange completes (§2.8.1)`,
+      );
     this.replaceChild(old, record, false, collision);
   }
 
@@ -183,7 +187,10 @@ export class ChildRekeys {
     if (state?.kind === 'retrying') clearTimeout(state.retryTimer);
     const rekeyTimer = this.states.rekeyTimer(child);
     this.states.set(child, { kind: 'rekeying', ...(rekeyTimer ? { rekeyTimer } : {}) });
-    this.ctx.log.log('info', `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`);
+    this.ctx.log.log(
+      'info',
+      `${this.ctx.name}: rekeying CHILD_SA ${child.name}{${child.reqid}} ${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o (${why})`,
+    );
     const req = new ChildRekeyRequest(this.ctx, child);
     this.host.enqueue(() => this.sendChildRekey(req));
   }
@@ -234,7 +241,8 @@ export class ChildRekeys {
         const s = this.states.is(child, 'rekeying');
         if (!s) return;
         const retryTimer = setTimeout(() => {
-          if (this.ctx.state === 'established' && this.states.is(child, 'retrying')?.retryTimer === retryTimer) this.host.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
+          if (this.ctx.state === 'established' && this.states.is(child, 'retrying')?.retryTimer === retryTimer)
+            this.host.rekeyChild(child, 'retry after TEMPORARY_FAILURE');
         }, ms);
         retryTimer.unref?.();
         this.states.set(child, { kind: 'retrying', why: 'retry after TEMPORARY_FAILURE', retryTimer, ...(s.rekeyTimer ? { rekeyTimer: s.rekeyTimer } : {}) });
@@ -363,7 +371,11 @@ export class ChildRekeys {
   /** Delete our half of a superseded pair (INFORMATIONAL, §1.4.1); the old inbound SA lives until answered. */
   private sendChildDelete(old: ChildSaRecord): void {
     if (this.ctx.state !== 'established') return;
-    const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])] };
+    const msg: TaskMessage = {
+      exchangeType: ExchangeType.INFORMATIONAL,
+      messageId: this.host.nextMessageId,
+      payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(old.inboundSpi)])],
+    };
     this.host.request(msg, () => {
       if (this.ctx.backend.activeOutboundSpi(old.reqid) === old.outboundSpi >>> 0) {
         // still our outbound SA (a collision's redundant pair while the winner's switch is pending): move on first
@@ -393,7 +405,11 @@ export class ChildRekeys {
         done({ ok: false, reason: 'the CHILD_SA changed meanwhile (rekeyed or gone); try again' });
         return this.host.sendNextRequest();
       }
-      const msg: TaskMessage = { exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])] };
+      const msg: TaskMessage = {
+        exchangeType: ExchangeType.INFORMATIONAL,
+        messageId: this.host.nextMessageId,
+        payloads: [deletePayload(ProtocolId.ESP, [spiBuffer(child.inboundSpi)])],
+      };
       this.host.request(msg, () => {
         const i = this.ctx.children.indexOf(child);
         // the peer rekeyed it meanwhile (our Delete crossed its rekey, §2.25): the pair it replaced is gone on its side now
@@ -404,7 +420,10 @@ export class ChildRekeys {
         if (st && 'rekeyTimer' in st) clearTimeout(st.rekeyTimer);
         this.forgetChild(child);
         this.removeChild(child);
-        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o): ${why}`);
+        this.ctx.log.log(
+          'info',
+          `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o): ${why}`,
+        );
         done({ ok: true });
       });
     });
@@ -432,7 +451,10 @@ export class ChildRekeys {
     this.switchOutbound(old);
     this.states.delete(old);
     this.retireInbound(old);
-    this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`);
+    this.ctx.log.log(
+      'info',
+      `${this.ctx.name}: CHILD_SA ${old.name}{${old.reqid}} old SAs ${spiHex(old.inboundSpi)}_i ${spiHex(old.outboundSpi)}_o deleted by the peer after its rekey`,
+    );
   }
 
   /**
@@ -450,7 +472,10 @@ export class ChildRekeys {
         // §2.8.1: the initiator of the exchange with the lowest nonce deletes what it made
         this.dropRedundant(loser);
         gone.push(spiBuffer(loser.inboundSpi));
-        this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`);
+        this.ctx.log.log(
+          'info',
+          `${this.ctx.name}: CHILD_SA ${loser.name}{${loser.reqid}} redundant SAs ${spiHex(loser.inboundSpi)}_i ${spiHex(loser.outboundSpi)}_o of the rekey collision deleted by the peer`,
+        );
         continue;
       }
       const old = this.states.find('superseded', (c) => c.outboundSpi === outbound)?.[0];
@@ -468,13 +493,14 @@ export class ChildRekeys {
       const inbound = Buffer.alloc(4);
       inbound.writeUInt32BE(child!.inboundSpi);
       gone.push(inbound);
-      this.ctx.log.log('info', `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${spiHex(child!.inboundSpi)}_i ${spiHex(outbound)}_o)`);
+      this.ctx.log.log(
+        'info',
+        `${this.ctx.name}: CHILD_SA ${child!.name}{${child!.reqid}} deleted by the peer (SPIs ${spiHex(child!.inboundSpi)}_i ${spiHex(outbound)}_o)`,
+      );
       this.host.childClosed(child!);
     }
     return gone;
   }
-
-
 
   removeChild(child: ChildSaRecord): void {
     // The reqid's policies belong to whichever CHILD_SA sends on it now: a CHILD_SA of

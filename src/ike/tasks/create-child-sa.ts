@@ -107,7 +107,11 @@ export function respondCreateChildSa(
     }
     const decision = checkKeGroup(selected, ke?.dhGroup);
     if (decision.action === 'invalid-ke') {
-      throw new CreateChildRefusal(NotifyType.INVALID_KE_PAYLOAD, `IKE_SA rekey: peer sent KE group ${ke?.dhGroup ?? '(none)'}, answering INVALID_KE_PAYLOAD for ${decision.requestGroup}`, groupData(decision.requestGroup));
+      throw new CreateChildRefusal(
+        NotifyType.INVALID_KE_PAYLOAD,
+        `IKE_SA rekey: peer sent KE group ${ke?.dhGroup ?? '(none)'}, answering INVALID_KE_PAYLOAD for ${decision.requestGroup}`,
+        groupData(decision.requestGroup),
+      );
     }
     if (decision.action !== 'accept' || !ke) throw new CreateChildRefusal(NotifyType.NO_PROPOSAL_CHOSEN, 'IKE_SA rekey without a key exchange');
     const group = keyExchangeGroup(decision.group);
@@ -123,11 +127,11 @@ export function respondCreateChildSa(
     ctx.Nr = Nr;
     ctx.keys = deriveKeyset({ selected, Ni, Nr, gir, spiI, spiR, rekeyOf: { skD: keys.skD, prf: keys.prf } });
     gir.fill(0);
-    response.payloads.push(
-      { type: PayloadType.SA, proposals: [toProposalSubstructure(selected, selected.number, spiR)] },
-      nonce(Nr),
-      { type: PayloadType.KE, dhGroup: decision.group, keyExchangeData: own.publicValue },
-    );
+    response.payloads.push({ type: PayloadType.SA, proposals: [toProposalSubstructure(selected, selected.number, spiR)] }, nonce(Nr), {
+      type: PayloadType.KE,
+      dhGroup: decision.group,
+      keyExchangeData: own.publicValue,
+    });
     return { kind: 'ike-rekey', ctx, nonces: [Ni, Nr] };
   }
 
@@ -147,7 +151,10 @@ export function respondCreateChildSa(
   if (rekey) {
     old = rekey.spi.length === 4 ? findRekeyed(rekey.spi.readUInt32BE(0)) : undefined;
     if (!old?.config || !old.localRanges || !old.remoteRanges) {
-      throw new CreateChildRefusal(NotifyType.CHILD_SA_NOT_FOUND, `peer wants to rekey CHILD_SA with SPI ${rekey.spi.toString('hex')}, which does not exist (any more)`);
+      throw new CreateChildRefusal(
+        NotifyType.CHILD_SA_NOT_FOUND,
+        `peer wants to rekey CHILD_SA with SPI ${rekey.spi.toString('hex')}, which does not exist (any more)`,
+      );
     }
     candidates.push(old.config);
   } else {
@@ -156,7 +163,14 @@ export function respondCreateChildSa(
   }
   let selected: SelectedProposal | undefined;
   for (const c of candidates) {
-    const ts = selectResponderTs({ tsi: tsi.selectors, tsr: tsr.selectors, localConfig: c.localTs, remoteConfig: c.remoteTs, localAddr: sa.local.address, remoteAddr: sa.remote.address });
+    const ts = selectResponderTs({
+      tsi: tsi.selectors,
+      tsr: tsr.selectors,
+      localConfig: c.localTs,
+      remoteConfig: c.remoteTs,
+      localAddr: sa.local.address,
+      remoteAddr: sa.remote.address,
+    });
     if ('error' in ts) {
       reason = `child ${c.name}: ${ts.reason}`;
       continue;
@@ -173,7 +187,10 @@ export function respondCreateChildSa(
       failure = NotifyType.NO_PROPOSAL_CHOSEN;
       continue;
     }
-    if (c.mode === 'transport' && !transportModeAllowed({ local: ts.tsr, remote: ts.tsi }, sa.local.address, sa.remote.address, { remoteBehindNat: sa.natRemote }).allowed) {
+    if (
+      c.mode === 'transport' &&
+      !transportModeAllowed({ local: ts.tsr, remote: ts.tsi }, sa.local.address, sa.remote.address, { remoteBehindNat: sa.natRemote }).allowed
+    ) {
       reason = `child ${c.name}: transport mode not possible`;
       failure = NotifyType.TS_UNACCEPTABLE;
       continue;
@@ -187,7 +204,11 @@ export function respondCreateChildSa(
   if (!config || !selected) throw new CreateChildRefusal(failure, `CHILD_SA ${old ? 'rekey' : 'creation'} refused: ${reason}`);
   const decision = checkKeGroup(selected, ke?.dhGroup);
   if (decision.action === 'invalid-ke') {
-    throw new CreateChildRefusal(NotifyType.INVALID_KE_PAYLOAD, `CHILD_SA ${config.name}: peer sent KE group ${ke?.dhGroup ?? '(none)'}, the selected proposal uses ${decision.requestGroup}: answering INVALID_KE_PAYLOAD`, groupData(decision.requestGroup));
+    throw new CreateChildRefusal(
+      NotifyType.INVALID_KE_PAYLOAD,
+      `CHILD_SA ${config.name}: peer sent KE group ${ke?.dhGroup ?? '(none)'}, the selected proposal uses ${decision.requestGroup}: answering INVALID_KE_PAYLOAD`,
+      groupData(decision.requestGroup),
+    );
   }
   let gir: Buffer | undefined;
   let ownKe: Buffer | undefined;
@@ -257,7 +278,13 @@ export type RequestResult<T> =
   | { status: 'not-found' }
   | { status: 'failed'; reason: string };
 
-function responseError<T>(msg: TaskMessage, keGroup: number | undefined, proposals: Proposal[], retries: { n: number }, onGroup: (g: number) => void): RequestResult<T> | undefined {
+function responseError<T>(
+  msg: TaskMessage,
+  keGroup: number | undefined,
+  proposals: Proposal[],
+  retries: { n: number },
+  onGroup: (g: number) => void,
+): RequestResult<T> | undefined {
   const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe) {
     const wanted = invalidKe.data.length === 2 ? invalidKe.data.readUInt16BE(0) : undefined;
@@ -348,7 +375,8 @@ abstract class ChildSaRequest {
     if (!ts.ok) return { status: 'failed', reason: ts.error };
     const transport = findNotify(msg, NotifyType.USE_TRANSPORT_MODE) !== undefined;
     // A new CHILD_SA must get the mode asked for (§1.3.1); a rekey keeps the mode it had.
-    if (!target.rekeys && (target.mode === 'transport') !== transport) return { status: 'failed', reason: `peer answered ${transport ? 'transport' : 'tunnel'} mode to a ${target.mode} mode request` };
+    if (!target.rekeys && (target.mode === 'transport') !== transport)
+      return { status: 'failed', reason: `peer answered ${transport ? 'transport' : 'tunnel'} mode to a ${target.mode} mode request` };
     const decision = checkKeGroup(check.selected, this.ke ? this.keGroup : undefined);
     let gir: Buffer | undefined;
     if (decision.action === 'accept') {
@@ -437,11 +465,11 @@ export class IkeRekeyRequest {
       if (!group) throw new Error(`key exchange group ${this.keGroup} is not implemented`);
       this.ke = group.generate();
     }
-    msg.payloads.push(
-      { type: PayloadType.SA, proposals: toProposalSubstructures(promoteKeGroup(this.proposals, this.keGroup), this.spiI) },
-      nonce(this.Ni),
-      { type: PayloadType.KE, dhGroup: this.keGroup, keyExchangeData: this.ke.publicValue },
-    );
+    msg.payloads.push({ type: PayloadType.SA, proposals: toProposalSubstructures(promoteKeGroup(this.proposals, this.keGroup), this.spiI) }, nonce(this.Ni), {
+      type: PayloadType.KE,
+      dhGroup: this.keGroup,
+      keyExchangeData: this.ke.publicValue,
+    });
   }
 
   process(msg: TaskMessage): RequestResult<IkeSaContext> {
@@ -453,7 +481,8 @@ export class IkeRekeyRequest {
     if (!saPayload || !nr || !ke) return { status: 'failed', reason: 'the IKE_SA rekey response lacks SA, Nonce or KE' };
     const check = checkSelectedProposal(promoteKeGroup(this.proposals, this.keGroup!), fromProposalSubstructures(saPayload.proposals));
     if (!check.ok) return { status: 'failed', reason: check.error };
-    if (check.selected.spi.length !== 8 || ke.dhGroup !== this.keGroup || !this.ke) return { status: 'failed', reason: 'the IKE_SA rekey response has a bad SPI or KE group' };
+    if (check.selected.spi.length !== 8 || ke.dhGroup !== this.keGroup || !this.ke)
+      return { status: 'failed', reason: 'the IKE_SA rekey response has a bad SPI or KE group' };
     let gir: Buffer;
     try {
       gir = sharedSecret(this.ke, ke.keyExchangeData);

@@ -29,17 +29,24 @@ export interface InformationalResponder {
 }
 
 /** Answer one INFORMATIONAL request into `response`; returns why the IKE SA ends, if it does. */
-export function respondInformational(sa: InformationalResponder, msg: TaskMessage, response: TaskMessage): { reason: string; cause: IkeSaEndCause } | undefined {
+export function respondInformational(
+  sa: InformationalResponder,
+  msg: TaskMessage,
+  response: TaskMessage,
+): { reason: string; cause: IkeSaEndCause } | undefined {
   for (const p of msg.payloads) {
     if (p.type === PayloadType.DELETE && p.protocolId === ProtocolId.IKE) {
       // after an IKE rekey the old SA's Delete is part of the rekey, not the peer closing
       const { successorName, redundant } = sa.peerDeletesIkeSa();
       if (redundant) return { reason: 'redundant IKE_SA of a rekey collision deleted by the peer (§2.8.1)', cause: 'rekeyed' };
-      return successorName !== undefined ? { reason: `rekeyed, replaced by ${successorName}`, cause: 'rekeyed' } : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
+      return successorName !== undefined
+        ? { reason: `rekeyed, replaced by ${successorName}`, cause: 'rekeyed' }
+        : { reason: 'peer deleted the IKE_SA', cause: 'peer-deleted' };
     }
   }
   for (const p of msg.payloads) {
-    if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED) return { reason: 'peer reported AUTHENTICATION_FAILED', cause: 'failed' };
+    if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.AUTHENTICATION_FAILED)
+      return { reason: 'peer reported AUTHENTICATION_FAILED', cause: 'failed' };
   }
   if (msg.payloads.length === 0) sa.ctx.log.log('debug', `${sa.ctx.name}: liveness check (empty INFORMATIONAL) from the peer answered`);
   const ourInbound: Buffer[] = [];

@@ -64,6 +64,8 @@ export class Dpd {
     this.checks++;
     this.host.livenessCheck();
     ctx.log.log('info', `${ctx.name}: no traffic from ${ctx.remote.address} for dpd_delay ${ctx.config.dpdDelay}s, sending a liveness check (DPD)`);
-    this.host.request({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [] }, () => ctx.log.log('debug', `${ctx.name}: liveness check answered`));
+    this.host.request({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.host.nextMessageId, payloads: [] }, () =>
+      ctx.log.log('debug', `${ctx.name}: liveness check answered`),
+    );
   }
 }

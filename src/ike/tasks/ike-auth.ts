@@ -103,7 +103,11 @@ export class IkeAuthTask extends BaseTask {
     const peerIsInitiator = !sa.originalInitiator;
     const idP = firstOfType(msg, peerIsInitiator ? PayloadType.IDi : PayloadType.IDr);
     const auth = firstOfType(msg, PayloadType.AUTH);
-    if (!idP || !auth) throw new ExchangeFailure(`peer's IKE_AUTH lacks ${idP ? 'AUTH' : peerIsInitiator ? 'IDi' : 'IDr'}`, peerIsInitiator ? NotifyType.INVALID_SYNTAX : AUTH_FAILED);
+    if (!idP || !auth)
+      throw new ExchangeFailure(
+        `peer's IKE_AUTH lacks ${idP ? 'AUTH' : peerIsInitiator ? 'IDi' : 'IDr'}`,
+        peerIsInitiator ? NotifyType.INVALID_SYNTAX : AUTH_FAILED,
+      );
     let peerId: Identity;
     try {
       peerId = identityFromIdPayload({ idType: idP.idType, data: idP.data });
@@ -116,7 +120,11 @@ export class IkeAuthTask extends BaseTask {
     }
     const certs = this.peerCertificates(payloadsOfType(msg, PayloadType.CERT));
     const peerCert = certs[0];
-    if (!peerCert) throw new ExchangeFailure(`peer ${shownId} sent no X.509 certificate (send_cert policy? we ${config.sendCertReq ? 'sent' : 'did not send'} a CERTREQ)`, AUTH_FAILED);
+    if (!peerCert)
+      throw new ExchangeFailure(
+        `peer ${shownId} sent no X.509 certificate (send_cert policy? we ${config.sendCertReq ? 'sent' : 'did not send'} a CERTREQ)`,
+        AUTH_FAILED,
+      );
     const validation = validateCertificate(peerCert, config.trust, { intermediates: certs.slice(1), strictCrl: config.strictCrl });
     if (!validation.ok) {
       // A missing intermediate looks exactly like an unknown CA: say which it might be.
@@ -144,7 +152,10 @@ export class IkeAuthTask extends BaseTask {
     if (!ok) throw new ExchangeFailure(`peer ${shownId}: AUTH signature does not verify with its certificate`, AUTH_FAILED);
     sa.peerId = peerId;
     sa.peerCertificate = peerCert;
-    const scheme = auth.method === SignatureAuthMethod.DIGITAL_SIGNATURE ? `RFC 7427 signature (${parseDigitalSignatureAuthData(auth.data).algorithm.name})` : `AUTH method ${auth.method}`;
+    const scheme =
+      auth.method === SignatureAuthMethod.DIGITAL_SIGNATURE
+        ? `RFC 7427 signature (${parseDigitalSignatureAuthData(auth.data).algorithm.name})`
+        : `AUTH method ${auth.method}`;
     sa.log.log('info', `${sa.name}: authentication of '${shownId}' with ${scheme} successful`);
   }
 

@@ -65,7 +65,8 @@ export class IkeInitTask extends BaseTask {
     if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
     const { config } = this.sa;
     this.keGroup ??= initialKeGroup(this.proposals);
-    if (this.keGroup === undefined) throw new ExchangeFailure(`connection ${config.name}: no IKE proposal that tunsec implements carries a key exchange group`, undefined);
+    if (this.keGroup === undefined)
+      throw new ExchangeFailure(`connection ${config.name}: no IKE proposal that tunsec implements carries a key exchange group`, undefined);
     const group = keyExchangeGroup(this.keGroup);
     if (!group) throw new ExchangeFailure(`key exchange group ${this.keGroup} is not implemented`, undefined);
     // §2.6 / §1.2: a restart after COOKIE or INVALID_KE_PAYLOAD keeps the nonce; a new group needs a new KE.
@@ -103,7 +104,8 @@ export class IkeInitTask extends BaseTask {
     const cookie = findNotify(msg, NotifyType.COOKIE);
     if (cookie) {
       if (++this.restarts > MAX_RESTARTS) throw new ExchangeFailure('responder keeps demanding COOKIEs; giving up', undefined);
-      if (cookie.data.length < 1 || cookie.data.length > 64) throw new ExchangeFailure(`COOKIE of ${cookie.data.length} octets (1..64 allowed, §3.10.1)`, undefined);
+      if (cookie.data.length < 1 || cookie.data.length > 64)
+        throw new ExchangeFailure(`COOKIE of ${cookie.data.length} octets (1..64 allowed, §3.10.1)`, undefined);
       this.cookie = Buffer.from(cookie.data);
       sa.log.log('info', `${sa.name}: responder demands a COOKIE, retrying IKE_SA_INIT with it`);
       return 'retry';
@@ -146,17 +148,19 @@ export class IkeInitTask extends BaseTask {
     const received = fromProposalSubstructures(saPayload.proposals);
     const selected = selectProposal(received, this.proposals);
     if (!selected) {
-      throw new ExchangeFailure(
-        noAcceptableProposal('IKE', received, this.proposals),
-        NotifyType.NO_PROPOSAL_CHOSEN,
-      );
+      throw new ExchangeFailure(noAcceptableProposal('IKE', received, this.proposals), NotifyType.NO_PROPOSAL_CHOSEN);
     }
     const decision = checkKeGroup(selected, ke.dhGroup);
     if (decision.action !== 'accept') {
       const group = decision.action === 'invalid-ke' ? decision.requestGroup : 0;
       const data = Buffer.alloc(2);
       data.writeUInt16BE(group);
-      throw new ExchangeFailure(`peer sent KE group ${ke.dhGroup}, the selected proposal uses ${group}: answering INVALID_KE_PAYLOAD`, NotifyType.INVALID_KE_PAYLOAD, true, data);
+      throw new ExchangeFailure(
+        `peer sent KE group ${ke.dhGroup}, the selected proposal uses ${group}: answering INVALID_KE_PAYLOAD`,
+        NotifyType.INVALID_KE_PAYLOAD,
+        true,
+        data,
+      );
     }
     const group = keyExchangeGroup(decision.group);
     if (!group) throw new ExchangeFailure(`key exchange group ${decision.group} is not implemented`, NotifyType.NO_PROPOSAL_CHOSEN);

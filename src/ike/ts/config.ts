@@ -19,7 +19,6 @@ import type { Parsed } from '../../util/parsed.js';
 import { parseIp } from '../../util/ip.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, type TsRange, hostRange, isAnyPort, isOpaquePort } from './range.js';
 
-
 const ANY_NETS: Readonly<Record<string, readonly string[]>> = {
   '%any': ['0.0.0.0/0', '::/0'],
   '%any4': ['0.0.0.0/0'],

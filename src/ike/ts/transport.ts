@@ -27,8 +27,7 @@ export function transportModeAllowed(
   if (local === undefined || remote === undefined) throw new TypeError(`'${localAddr}' / '${remoteAddr}' are not IP addresses`);
   if (ts.local.length === 0 || ts.remote.length === 0) return { allowed: false, reason: 'no traffic selectors' };
 
-  const isHost = (r: TsRange, address?: Buffer): boolean =>
-    r.startAddress.equals(r.endAddress) && (address === undefined || r.startAddress.equals(address));
+  const isHost = (r: TsRange, address?: Buffer): boolean => r.startAddress.equals(r.endAddress) && (address === undefined || r.startAddress.equals(address));
 
   for (const r of ts.local) {
     if (!isHost(r, local)) return { allowed: false, reason: `local selector ${formatRange(r)} is not our address ${localAddr}` };

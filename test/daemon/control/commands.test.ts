@@ -11,7 +11,11 @@ import { ControlRequestFailed, controlRequest } from '../../../src/cli/control-c
 import { main } from '../../../src/cli/main.js';
 import { collectingLogger, freePort, sleep, tempDir, writePki, type LogLine, type PkiFiles } from '../support.js';
 
-function daemonConfig(dir: string, pki: PkiFiles, o: { name: string; peer: string; local: string; remote: string; port: number; peerPort: number; startAction: string; global?: string }): string {
+function daemonConfig(
+  dir: string,
+  pki: PkiFiles,
+  o: { name: string; peer: string; local: string; remote: string; port: number; peerPort: number; startAction: string; global?: string },
+): string {
   const host = pki.host(`${o.name}.tunsec.test`);
   const file = join(dir, `${o.name}.yaml`);
   writeFileSync(
@@ -57,7 +61,8 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
   let sunSock: string;
   let sunConfig: string;
 
-  const ask = <T>(path: string, command: string, args: Record<string, unknown> = {}): Promise<T> => controlRequest(path, command, args, { timeoutMs: 30_000 }) as Promise<T>;
+  const ask = <T>(path: string, command: string, args: Record<string, unknown> = {}): Promise<T> =>
+    controlRequest(path, command, args, { timeoutMs: 30_000 }) as Promise<T>;
   async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
     let out = '';
     let err = '';
@@ -79,8 +84,26 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
     // Fast retransmits: moon's first attempt, with sun not running yet, fails within a second.
     moon = new Daemon({ logger: moonLogger.logger, nattPort: moonNatt, control: true, retransmit: { timeout: 0.2, base: 1, tries: 2 } });
     sun = new Daemon({ logger: collectingLogger().logger, nattPort: sunNatt, control: true });
-    sunConfig = daemonConfig(dir.path, pki, { name: 'sun', peer: 'moon', local: '127.0.0.1', remote: '127.0.0.2', port: sunPort, peerPort: moonPort, startAction: 'none' });
-    await moon.start(daemonConfig(dir.path, pki, { name: 'moon', peer: 'sun', local: '127.0.0.2', remote: '127.0.0.1', port: moonPort, peerPort: sunPort, startAction: 'start' }));
+    sunConfig = daemonConfig(dir.path, pki, {
+      name: 'sun',
+      peer: 'moon',
+      local: '127.0.0.1',
+      remote: '127.0.0.2',
+      port: sunPort,
+      peerPort: moonPort,
+      startAction: 'none',
+    });
+    await moon.start(
+      daemonConfig(dir.path, pki, {
+        name: 'moon',
+        peer: 'sun',
+        local: '127.0.0.2',
+        remote: '127.0.0.1',
+        port: moonPort,
+        peerPort: sunPort,
+        startAction: 'start',
+      }),
+    );
   });
 
   afterAll(async () => {
@@ -91,20 +114,41 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
 
   it('reports a start connection whose peer does not answer as connecting, then as not connected (check CRITICAL)', async () => {
     const first = await ask<StatusResult>(moonSock, 'status');
-    expect(first.daemon).toMatchObject({ pid: process.pid, state: 'running', control_socket: moonSock, datapath: 'none', global: { state: 'up', mode: 'drop' } });
-    expect(first.connections[0]).toMatchObject({ name: 'moon', state: 'connecting', peer: '127.0.0.1', local_id: 'moon.tunsec.test', remote_id: 'sun.tunsec.test', start_action: 'start' });
+    expect(first.daemon).toMatchObject({
+      pid: process.pid,
+      state: 'running',
+      control_socket: moonSock,
+      datapath: 'none',
+      global: { state: 'up', mode: 'drop' },
+    });
+    expect(first.connections[0]).toMatchObject({
+      name: 'moon',
+      state: 'connecting',
+      peer: '127.0.0.1',
+      local_id: 'moon.tunsec.test',
+      remote_id: 'sun.tunsec.test',
+      start_action: 'start',
+    });
     expect((await ask<CheckResult>(moonSock, 'check')).code).toBe(1);
     for (let i = 0; i < 100 && (await ask<StatusResult>(moonSock, 'status')).connections[0]!.state !== 'not connected'; i++) await sleep(50);
     const s = await ask<StatusResult>(moonSock, 'status');
     expect(s.connections[0]).toMatchObject({ state: 'not connected', ike_sas: 0, children: 0 });
     expect(Date.parse(s.connections[0]!.since)).toBeGreaterThanOrEqual(Date.parse(first.daemon.started!));
     const c = await ask<CheckResult>(moonSock, 'check');
-    expect(c).toMatchObject({ code: 2, status: 'CRITICAL', summary: 'moon not connected', perfdata: 'established=0 connecting=0 not_connected=1 fallback_clear=0c' });
+    expect(c).toMatchObject({
+      code: 2,
+      status: 'CRITICAL',
+      summary: 'moon not connected',
+      perfdata: 'established=0 connecting=0 not_connected=1 fallback_clear=0c',
+    });
   });
 
   it('check counts only connections meant to be up, unless one is named; an unknown name is not_found', async () => {
     await sun.start(sunConfig);
-    expect(await ask<CheckResult>(sunSock, 'check')).toMatchObject({ code: 0, summary: 'no connection is meant to be up (none with start_action start or trap)' });
+    expect(await ask<CheckResult>(sunSock, 'check')).toMatchObject({
+      code: 0,
+      summary: 'no connection is meant to be up (none with start_action start or trap)',
+    });
     expect(await ask<CheckResult>(sunSock, 'check', { name: 'sun' })).toMatchObject({ code: 2, summary: 'sun not connected' });
     await expect(ask(sunSock, 'check', { name: 'nope' })).rejects.toMatchObject({ code: 'not_found', message: "no connection named 'nope'" });
     await expect(ask(sunSock, 'up', { name: 42 })).rejects.toMatchObject({ code: 'bad_request' });
@@ -126,7 +170,19 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
         encap: false,
         fragmentation: true,
         keyingtries: 1,
-        children: [{ name: 'host', reqid: 1, mode: 'transport', esp_proposals: ['aes128gcm16-ecp384bp-noesn'], local_ts: ['dynamic'], remote_ts: ['dynamic'], start_action: 'start', policy: 'private', replay_window: 32 }],
+        children: [
+          {
+            name: 'host',
+            reqid: 1,
+            mode: 'transport',
+            esp_proposals: ['aes128gcm16-ecp384bp-noesn'],
+            local_ts: ['dynamic'],
+            remote_ts: ['dynamic'],
+            start_action: 'start',
+            policy: 'private',
+            replay_window: 32,
+          },
+        ],
       },
     ]);
   });
@@ -139,8 +195,31 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
     const sas = await ask<ListSasResult>(moonSock, 'list-sas');
     expect(sas.ike_sas).toHaveLength(1);
     const ike = sas.ike_sas[0]!;
-    expect(ike).toMatchObject({ name: 'moon', spi_i: up.spi_i, initiator: true, state: 'established', local: { address: '127.0.0.2' }, remote: { address: '127.0.0.1' }, proposal: 'aes128gcm16-prfsha384-ecp384bp', nat_local: false, nat_remote: false });
-    expect(ike.children[0]).toMatchObject({ name: 'host', reqid: 1, mode: 'transport', encap: false, proposal: 'aes128gcm16-noesn', local_ts: ['127.0.0.2/32'], remote_ts: ['127.0.0.1/32'], bytes_in: 0, packets_out: 0, replay_window: 32, replay_drops: 0, icv_failures: 0 });
+    expect(ike).toMatchObject({
+      name: 'moon',
+      spi_i: up.spi_i,
+      initiator: true,
+      state: 'established',
+      local: { address: '127.0.0.2' },
+      remote: { address: '127.0.0.1' },
+      proposal: 'aes128gcm16-prfsha384-ecp384bp',
+      nat_local: false,
+      nat_remote: false,
+    });
+    expect(ike.children[0]).toMatchObject({
+      name: 'host',
+      reqid: 1,
+      mode: 'transport',
+      encap: false,
+      proposal: 'aes128gcm16-noesn',
+      local_ts: ['127.0.0.2/32'],
+      remote_ts: ['127.0.0.1/32'],
+      bytes_in: 0,
+      packets_out: 0,
+      replay_window: 32,
+      replay_drops: 0,
+      icv_failures: 0,
+    });
     expect(sas.datapath).toBeNull();
     // the peer sees the same CHILD SA from its side
     const sunSas = await ask<ListSasResult>(sunSock, 'list-sas');
@@ -157,9 +236,13 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
   it('the CLI prints status, list-sas, list-conns and check for people, and the result objects with --json', async () => {
     const status = await cli('status', '--socket', moonSock);
     expect(status.code).toBe(0);
-    expect(status.out).toMatch(/^tunsec daemon: pid \d+, running since \S+ \(up \d+s\), global switch up \(off state: drop\)\nmoon: established since \S+ \(\d+s\), peer 127\.0\.0\.1, moon\.tunsec\.test\.\.\.sun\.tunsec\.test, 1 IKE_SA, 1 CHILD_SA\n$/);
+    expect(status.out).toMatch(
+      /^tunsec daemon: pid \d+, running since \S+ \(up \d+s\), global switch up \(off state: drop\)\nmoon: established since \S+ \(\d+s\), peer 127\.0\.0\.1, moon\.tunsec\.test\.\.\.sun\.tunsec\.test, 1 IKE_SA, 1 CHILD_SA\n$/,
+    );
     const sas = await cli('list-sas', '--socket', moonSock);
-    expect(sas.out).toMatch(/^moon: ESTABLISHED \d+s ago, IKEv2, [0-9a-f]{16}_i\* [0-9a-f]{16}_r\n  local  'moon\.tunsec\.test' @ 127\.0\.0\.2\[\d+\]\n  remote 'sun\.tunsec\.test' @ 127\.0\.0\.1\[\d+\]\n  aes128gcm16-prfsha384-ecp384bp\n/);
+    expect(sas.out).toMatch(
+      /^moon: ESTABLISHED \d+s ago, IKEv2, [0-9a-f]{16}_i\* [0-9a-f]{16}_r\n  local  'moon\.tunsec\.test' @ 127\.0\.0\.2\[\d+\]\n  remote 'sun\.tunsec\.test' @ 127\.0\.0\.1\[\d+\]\n  aes128gcm16-prfsha384-ecp384bp\n/,
+    );
     expect(sas.out).toMatch(/\n  host: INSTALLED, TRANSPORT, reqid 1, aes128gcm16-noesn\n/);
     expect(sas.out).toMatch(/\n    in  [0-9a-f]{8},\s+0 bytes,\s+0 packets, replay window 32, 0 replay drops, 0 ICV failures\n/);
     expect(sas.out).toContain('datapath: none (daemon.datapath: none)');
@@ -199,12 +282,15 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
   it('global down deletes every IKE SA, refuses up, and ignores a peer that initiates; global up brings the start connection back', async () => {
     await ask(moonSock, 'up', { name: 'moon' });
     const down = await cli('global', 'down', '--socket', moonSock);
-    expect(down).toEqual({ code: 0, out: "global switch down: 1 IKE_SA deleted; traffic of tunsec policies is dropped\n", err: '' });
+    expect(down).toEqual({ code: 0, out: 'global switch down: 1 IKE_SA deleted; traffic of tunsec policies is dropped\n', err: '' });
     expect(moonLog.find((l) => l.event === 'global_down')).toMatchObject({ mode: 'drop', deleted_ike_sas: 1 });
     expect((await ask<ListSasResult>(sunSock, 'list-sas')).ike_sas).toEqual([]);
     expect(await ask(moonSock, 'global-status')).toMatchObject({ state: 'down', mode: 'drop' });
     expect((await ask<StatusResult>(moonSock, 'status')).daemon.global.state).toBe('down');
-    await expect(ask(moonSock, 'up', { name: 'moon' })).rejects.toMatchObject({ code: 'failed', message: "moon: establishing failed: the global switch is down: nothing is initiated until 'tunsec global up'" });
+    await expect(ask(moonSock, 'up', { name: 'moon' })).rejects.toMatchObject({
+      code: 'failed',
+      message: "moon: establishing failed: the global switch is down: nothing is initiated until 'tunsec global up'",
+    });
     expect((await ask<CheckResult>(moonSock, 'check')).summary).toBe('moon not connected; global switch down');
     // sun tries: moon does not answer while its switch is down
     await expect(ask(sunSock, 'up', { name: 'sun', timeout: 1 })).rejects.toMatchObject({ code: 'timeout' });

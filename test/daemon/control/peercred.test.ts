@@ -42,7 +42,9 @@ function ask(path: string): Promise<string[]> {
 function askAsNobody(path: string): Promise<{ code: number | null; out: string; err: string }> {
   const script = `const s=require('net').createConnection(${JSON.stringify(path)});let b='';s.on('connect',()=>s.write('{"id":1,"command":"ping"}\\n'));s.on('data',d=>b+=d);s.on('close',()=>{process.stdout.write(b);process.exit(0)});s.on('error',e=>{process.stderr.write(e.message);process.exit(3)});setTimeout(()=>{process.stdout.write(b);process.exit(4)},5000);`;
   return new Promise((resolve) => {
-    const child = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '-e', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -62,7 +62,10 @@ describe('the control socket protocol', () => {
     for (const d of dirs.splice(0)) d.remove();
   });
 
-  async function serve(handlers: Record<string, ControlHandler>, opts: { maxClients?: number } = {}): Promise<{ server: ControlServer; path: string; lines: LogLine[] }> {
+  async function serve(
+    handlers: Record<string, ControlHandler>,
+    opts: { maxClients?: number } = {},
+  ): Promise<{ server: ControlServer; path: string; lines: LogLine[] }> {
     const dir = tempDir('tunsec-control-');
     dirs.push(dir);
     const path = join(dir.path, 'run', 'tunsec.sock');
@@ -87,7 +90,9 @@ describe('the control socket protocol', () => {
 
   it('answers one JSON line per request line, echoing the id, in request order on one connection', async () => {
     const { path } = await serve(echo);
-    const r = await exchange(path, '{"id":1,"command":"slow","args":{"ms":80}}\n{"id":"two","command":"echo","args":{"x":1}}\n{"command":"echo"}\n', { expect: 3 });
+    const r = await exchange(path, '{"id":1,"command":"slow","args":{"ms":80}}\n{"id":"two","command":"echo","args":{"x":1}}\n{"command":"echo"}\n', {
+      expect: 3,
+    });
     expect(r.responses).toEqual([
       { id: 1, ok: true, result: { slept: 80 } },
       { id: 'two', ok: true, result: { args: { x: 1 } } },
@@ -106,7 +111,13 @@ describe('the control socket protocol', () => {
 
   it('answers bad JSON, a non-object, a bad id, a missing command and bad args with errors, counts them, and keeps the connection usable', async () => {
     const { server, path, lines } = await serve(echo);
-    const r = await exchange(path, ['{"id":1,"command":', '[1,2]', '{"id":{},"command":"echo"}', '{"id":5}', '{"id":6,"command":"echo","args":[1]}', '{"id":7,"command":"echo"}', ''].join('\n'), { expect: 6 });
+    const r = await exchange(
+      path,
+      ['{"id":1,"command":', '[1,2]', '{"id":{},"command":"echo"}', '{"id":5}', '{"id":6,"command":"echo","args":[1]}', '{"id":7,"command":"echo"}', ''].join(
+        '\n',
+      ),
+      { expect: 6 },
+    );
     expect(r.responses.map((x) => [x.id, x.ok, x.code])).toEqual([
       [null, false, 'bad_json'],
       [null, false, 'bad_request'],
@@ -196,7 +207,10 @@ describe('the control socket protocol', () => {
     const path = join(dir.path, 'tunsec.sock');
     // A process that listens and dies by SIGKILL leaves its socket file behind.
     await new Promise<void>((resolve) => {
-      const child = spawn(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+      const child = spawn(process.execPath, [
+        '-e',
+        `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+      ]);
       child.on('exit', () => resolve());
     });
     expect(statSync(path).isSocket()).toBe(true);

@@ -187,7 +187,12 @@ describe('the VICI server', () => {
   });
 
   it('lost framing (a zero or oversized length) and packets only the daemon may send end that connection, counted', async () => {
-    for (const octets of [Buffer.from([0, 0, 0, 0]), Buffer.from([0x7f, 0, 0, 0]), encodePacket({ type: ViciPacketType.CMD_RESPONSE, message: {} }), encodePacket({ type: ViciPacketType.EVENT, name: 'x', message: {} })]) {
+    for (const octets of [
+      Buffer.from([0, 0, 0, 0]),
+      Buffer.from([0x7f, 0, 0, 0]),
+      encodePacket({ type: ViciPacketType.CMD_RESPONSE, message: {} }),
+      encodePacket({ type: ViciPacketType.EVENT, name: 'x', message: {} }),
+    ]) {
       const before = server.counters.badPackets;
       const c = new Client(path);
       await c.ready;

@@ -16,8 +16,7 @@ import {
   type TransformSubstructure,
 } from '../../../src/ike/codec/index.js';
 
-export const bytes = (minLength: number, maxLength: number): fc.Arbitrary<Buffer> =>
-  fc.uint8Array({ minLength, maxLength }).map((b) => Buffer.from(b));
+export const bytes = (minLength: number, maxLength: number): fc.Arbitrary<Buffer> => fc.uint8Array({ minLength, maxLength }).map((b) => Buffer.from(b));
 const u8 = fc.integer({ min: 0, max: 0xff });
 const u16 = fc.integer({ min: 0, max: 0xffff });
 const nonZero = (bits: number) => fc.integer({ min: 1, max: 2 ** bits - 1 });
@@ -59,19 +58,17 @@ const transform: fc.Arbitrary<TransformSubstructure> = withOptional(
 function proposalBody(number: number): fc.Arbitrary<ProposalSubstructure> {
   const spiFor = (protocolId: number) =>
     protocolId === 1 ? fc.oneof(bytes(0, 0), bytes(8, 8)) : protocolId === 2 || protocolId === 3 ? bytes(4, 4) : bytes(0, 8);
-  return fc
-    .oneof(fc.constantFrom(1, 2, 3), u8)
-    .chain((protocolId) =>
-      withOptional(
-        fc.record({
-          number: fc.constant(number),
-          protocolId: fc.constant(protocolId),
-          spi: spiFor(protocolId),
-          transforms: fc.array(transform, { maxLength: 5 }),
-        }),
-        { reserved: reserved(8) },
-      ),
-    );
+  return fc.oneof(fc.constantFrom(1, 2, 3), u8).chain((protocolId) =>
+    withOptional(
+      fc.record({
+        number: fc.constant(number),
+        protocolId: fc.constant(protocolId),
+        spi: spiFor(protocolId),
+        transforms: fc.array(transform, { maxLength: 5 }),
+      }),
+      { reserved: reserved(8) },
+    ),
+  );
 }
 
 function saPayload(isResponse: boolean): fc.Arbitrary<Payload> {
@@ -113,14 +110,16 @@ export function innerPayload(isResponse: boolean): fc.Arbitrary<Payload> {
     generic(withOptional(fc.record({ type: fc.constant(PayloadType.KE), dhGroup: u16, keyExchangeData: bytes(0, 64) }), { reserved: reserved(16) })),
     generic(
       withOptional(
-        fc.tuple(
-          fc.constantFrom(PayloadType.IDi, PayloadType.IDr),
-          fc.oneof(
-            fc.record({ idType: fc.constant(1), data: bytes(4, 4) }),
-            fc.record({ idType: fc.constant(5), data: bytes(16, 16) }),
-            fc.record({ idType: fc.constantFrom(2, 3, 9, 10, 11, 12, 13, 200), data: bytes(0, 40) }),
-          ),
-        ).map(([type, id]) => ({ type, ...id })),
+        fc
+          .tuple(
+            fc.constantFrom(PayloadType.IDi, PayloadType.IDr),
+            fc.oneof(
+              fc.record({ idType: fc.constant(1), data: bytes(4, 4) }),
+              fc.record({ idType: fc.constant(5), data: bytes(16, 16) }),
+              fc.record({ idType: fc.constantFrom(2, 3, 9, 10, 11, 12, 13, 200), data: bytes(0, 40) }),
+            ),
+          )
+          .map(([type, id]) => ({ type, ...id })),
         { reserved: reserved(24) },
       ),
     ),
@@ -162,10 +161,9 @@ export function innerPayload(isResponse: boolean): fc.Arbitrary<Payload> {
     ),
     generic(fc.record({ type: fc.constant(PayloadType.EAP), code: u8, identifier: u8, data: bytes(0, 20) })),
     // Unknown payloads are never critical once decoded (critical ones are rejected).
-    withOptional(
-      fc.record({ type: fc.constant('unknown' as const), payloadType: u8.filter((t) => t !== 0 && !isKnownPayloadType(t)), body: bytes(0, 20) }),
-      { headerReserved: reserved(7) },
-    ),
+    withOptional(fc.record({ type: fc.constant('unknown' as const), payloadType: u8.filter((t) => t !== 0 && !isKnownPayloadType(t)), body: bytes(0, 20) }), {
+      headerReserved: reserved(7),
+    }),
   );
 }
 
@@ -191,17 +189,13 @@ export const header: fc.Arbitrary<IkeHeader> = withOptional(
 const encryptedTail: fc.Arbitrary<Payload> = fc.oneof(
   generic(fc.record({ type: fc.constant(PayloadType.SK), firstPayload: u8, content: bytes(0, 64) }).map((p): Payload => p)),
   generic(
-    fc
-      .tuple(fc.integer({ min: 1, max: 0xffff }), fc.integer({ min: 1, max: 0xffff }), u8, bytes(0, 64))
-      .map(
-        ([a, b, firstPayload, content]): Payload => ({
-          type: PayloadType.SKF,
-          firstPayload,
-          fragmentNumber: Math.min(a, b),
-          totalFragments: Math.max(a, b),
-          content,
-        }),
-      ),
+    fc.tuple(fc.integer({ min: 1, max: 0xffff }), fc.integer({ min: 1, max: 0xffff }), u8, bytes(0, 64)).map(([a, b, firstPayload, content]): Payload => ({
+      type: PayloadType.SKF,
+      firstPayload,
+      fragmentNumber: Math.min(a, b),
+      totalFragments: Math.max(a, b),
+      content,
+    })),
   ),
 );
 

@@ -131,10 +131,7 @@ describe('the payload chain (RFC 7296 §3.2)', () => {
   });
 
   it('an unknown payload without the Critical bit is skipped but kept raw, the chain continues after it, and the message re-encodes exactly', () => {
-    const bytes = datagram(
-      PayloadType.NONCE,
-      Buffer.concat([payload(200, nonce), payload(PayloadType.NOTIFY, 'cafe', 0x05), payload(0, '00004000')]),
-    );
+    const bytes = datagram(PayloadType.NONCE, Buffer.concat([payload(200, nonce), payload(PayloadType.NOTIFY, 'cafe', 0x05), payload(0, '00004000')]));
     const m = roundTrips(bytes);
     expect(m.payloads).toEqual([
       { type: PayloadType.NONCE, nonce },
@@ -155,7 +152,14 @@ describe('the payload chain (RFC 7296 §3.2)', () => {
 });
 
 /** SA payload body: proposals given as [lastSubstruc, number, protocol, spi, transforms[[last, type, id, attrs]]]. */
-function proposal(last: number, num: number, protocol: number, spi: string, transforms: Array<[number, number, number, string?]>, countOverride?: number): Buffer {
+function proposal(
+  last: number,
+  num: number,
+  protocol: number,
+  spi: string,
+  transforms: Array<[number, number, number, string?]>,
+  countOverride?: number,
+): Buffer {
   const t = transforms.map(([l, type, id, attrs]) => {
     const a = Buffer.from(attrs ?? '', 'hex');
     const b = Buffer.alloc(8);
@@ -178,7 +182,14 @@ describe('SA payload substructures (RFC 7296 §3.3)', () => {
   const sa = (body: Buffer, header: IkeHeader = request) => datagram(PayloadType.SA, payload(0, body), header);
 
   it('a well-formed ESP proposal with a TV Key Length decodes and re-encodes', () => {
-    const m = roundTrips(sa(proposal(0, 1, 3, 'c0ffee01', [[3, 1, 20, '800e0080'], [0, 5, 0]])));
+    const m = roundTrips(
+      sa(
+        proposal(0, 1, 3, 'c0ffee01', [
+          [3, 1, 20, '800e0080'],
+          [0, 5, 0],
+        ]),
+      ),
+    );
     expect(m.payloads[0]).toEqual({
       type: PayloadType.SA,
       proposals: [
@@ -212,9 +223,16 @@ describe('SA payload substructures (RFC 7296 §3.3)', () => {
   });
 
   it('a transform Last Substruc that disagrees with Num Transforms is INVALID_SYNTAX', () => {
-    expect(parseError(sa(proposal(0, 1, 3, 'c0ffee01', [[0, 1, 20, '800e0080'], [0, 5, 0]]))).message).toBe(
-      'SA proposal 1: transform 1 of 2: Last Substruc 0, expected 3',
-    );
+    expect(
+      parseError(
+        sa(
+          proposal(0, 1, 3, 'c0ffee01', [
+            [0, 1, 20, '800e0080'],
+            [0, 5, 0],
+          ]),
+        ),
+      ).message,
+    ).toBe('SA proposal 1: transform 1 of 2: Last Substruc 0, expected 3');
     expect(parseError(sa(proposal(0, 1, 3, 'c0ffee01', [[3, 1, 20, '800e0080']]))).message).toBe(
       'SA proposal 1: transform 1 of 1: Last Substruc 3, expected 0',
     );
@@ -223,16 +241,28 @@ describe('SA payload substructures (RFC 7296 §3.3)', () => {
   it('a proposal marked last with more octets after it, or marked "more" at the end, is INVALID_SYNTAX', () => {
     const two = Buffer.concat([proposal(0, 1, 3, 'c0ffee01', [aesGcm128]), proposal(0, 2, 3, 'c0ffee01', [aesGcm128])]);
     expect(parseError(sa(two)).message).toBe('SA: proposal 1 is marked last but 24 octets follow it');
-    expect(parseError(sa(proposal(2, 1, 3, 'c0ffee01', [aesGcm128]))).message).toBe(
-      'SA: proposal 1 is marked "more follow" (2) but the payload ends',
-    );
+    expect(parseError(sa(proposal(2, 1, 3, 'c0ffee01', [aesGcm128]))).message).toBe('SA: proposal 1 is marked "more follow" (2) but the payload ends');
   });
 
   it('Num Transforms larger or smaller than the transforms present is INVALID_SYNTAX', () => {
     expect(parseError(sa(proposal(0, 1, 3, 'c0ffee01', [aesGcm128], 2))).message).toMatch(/Last Substruc 0, expected 3/);
-    expect(parseError(sa(proposal(0, 1, 3, 'c0ffee01', [[3, 1, 20, '800e0080'], [0, 5, 0]], 1))).message).toMatch(
-      /Last Substruc 3, expected 0/,
-    );
+    expect(
+      parseError(
+        sa(
+          proposal(
+            0,
+            1,
+            3,
+            'c0ffee01',
+            [
+              [3, 1, 20, '800e0080'],
+              [0, 5, 0],
+            ],
+            1,
+          ),
+        ),
+      ).message,
+    ).toMatch(/Last Substruc 3, expected 0/);
     expect(parseError(sa(proposal(0, 1, 3, 'c0ffee01', [aesGcm128], 0))).message).toBe(
       'SA proposal 1: 12 unexpected octets after the 0 transforms Num Transforms announces',
     );
@@ -251,9 +281,7 @@ describe('SA payload substructures (RFC 7296 §3.3)', () => {
   it('an SPI Size that does not fit the Protocol ID is INVALID_SYNTAX (IKE: 0 or 8, ESP/AH: 4)', () => {
     roundTrips(sa(proposal(0, 1, 1, '', [aesGcm128])));
     roundTrips(sa(proposal(0, 1, 1, '0102030405060708', [aesGcm128])));
-    expect(parseError(sa(proposal(0, 1, 1, 'c0ffee01', [aesGcm128]))).message).toBe(
-      'SA proposal 1: SPI Size 4 for Protocol ID 1, expected 0 or 8',
-    );
+    expect(parseError(sa(proposal(0, 1, 1, 'c0ffee01', [aesGcm128]))).message).toBe('SA proposal 1: SPI Size 4 for Protocol ID 1, expected 0 or 8');
     expect(parseError(sa(proposal(0, 1, 3, '', [aesGcm128]))).message).toBe('SA proposal 1: SPI Size 0 for Protocol ID 3, expected 4');
   });
 
@@ -280,8 +308,7 @@ describe('Traffic Selector payloads (RFC 7296 §3.13)', () => {
     b.writeUInt16BE(length, 2);
     return b;
   };
-  const tsi = (count: number, ...selectors: Buffer[]) =>
-    datagram(PayloadType.TSi, payload(0, Buffer.concat([Buffer.from([count, 0, 0, 0]), ...selectors])));
+  const tsi = (count: number, ...selectors: Buffer[]) => datagram(PayloadType.TSi, payload(0, Buffer.concat([Buffer.from([count, 0, 0, 0]), ...selectors])));
 
   it('a selector length that does not match its TS type is INVALID_SYNTAX with a message naming both', () => {
     const e = parseError(tsi(1, ts4(12)));
@@ -368,9 +395,7 @@ describe('the other payload bodies', () => {
 
   it('an EAP message whose Length disagrees with the payload is INVALID_SYNTAX', () => {
     roundTrips(datagram(PayloadType.EAP, payload(0, '01 07 0006 0161')));
-    expect(parseError(datagram(PayloadType.EAP, payload(0, '01 07 0007 0161'))).message).toBe(
-      'EAP: EAP Length 7, but the payload carries 6 octets',
-    );
+    expect(parseError(datagram(PayloadType.EAP, payload(0, '01 07 0007 0161'))).message).toBe('EAP: EAP Length 7, but the payload carries 6 octets');
   });
 
   it('CP attributes keep their R bit and values; an attribute running past the payload is INVALID_SYNTAX', () => {
@@ -383,9 +408,7 @@ describe('the other payload bodies', () => {
         { type: 3, value: Buffer.from('0a000001', 'hex'), reserved: 1 },
       ],
     });
-    expect(parseError(datagram(PayloadType.CP, payload(0, '01 000000 0001 0004 0a'))).message).toBe(
-      'CP: attribute 1 value needs 4 octets, only 1 left',
-    );
+    expect(parseError(datagram(PayloadType.CP, payload(0, '01 000000 0001 0004 0a'))).message).toBe('CP: attribute 1 value needs 4 octets, only 1 left');
   });
 
   it('SKF Fragment Number 0, above Total Fragments, or Total Fragments 0 is INVALID_SYNTAX', () => {
@@ -477,10 +500,24 @@ describe('encoding refuses what the wire cannot carry', () => {
         },
       ]),
     ],
-    ['SK before another payload', m([{ type: PayloadType.SK, firstPayload: 0, content: Buffer.alloc(30) }, { type: PayloadType.NONCE, nonce }])],
+    [
+      'SK before another payload',
+      m([
+        { type: PayloadType.SK, firstPayload: 0, content: Buffer.alloc(30) },
+        { type: PayloadType.NONCE, nonce },
+      ]),
+    ],
     ['a 4-octet SPIi', m([], { ...request, spiI: Buffer.alloc(4) })],
     ['a Message ID of 2^32', m([], { ...request, messageId: 2 ** 32 })],
-    ['a port of 65536', m([{ type: PayloadType.TSr, selectors: [{ tsType: 7, ipProtocolId: 0, startPort: 0, endPort: 65536, startAddress: Buffer.alloc(4), endAddress: Buffer.alloc(4) }] }])],
+    [
+      'a port of 65536',
+      m([
+        {
+          type: PayloadType.TSr,
+          selectors: [{ tsType: 7, ipProtocolId: 0, startPort: 0, endPort: 65536, startAddress: Buffer.alloc(4), endAddress: Buffer.alloc(4) }],
+        },
+      ]),
+    ],
     ['an unknown payload that claims a known type', m([{ type: 'unknown', payloadType: PayloadType.NONCE, body: nonce }])],
     ['an SA without proposals', m([{ type: PayloadType.SA, proposals: [] }])],
     ['a payload longer than 65535 octets', m([{ type: PayloadType.VENDOR_ID, vendorId: Buffer.alloc(65532) }])],

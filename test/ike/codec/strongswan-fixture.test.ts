@@ -177,9 +177,7 @@ describe('the strongSwan 5.9.8 demo exchange (exchange.pcap)', () => {
     const caKey = new X509Certificate(readFileSync(demoFile('pki/ca/caCert.pem'))).publicKey.export({ type: 'spki', format: 'der' });
     expect(certreq!.encoding).toBe(CertEncoding.X509_SIGNATURE);
     expect(certreq!.caKeyHashes).toEqual([createHash('sha1').update(caKey).digest()]);
-    const hashAlgs = payloadsOf(frame(8).message.payloads, PayloadType.NOTIFY).find(
-      (n) => n.notifyType === NotifyType.SIGNATURE_HASH_ALGORITHMS,
-    );
+    const hashAlgs = payloadsOf(frame(8).message.payloads, PayloadType.NOTIFY).find((n) => n.notifyType === NotifyType.SIGNATURE_HASH_ALGORITHMS);
     expect(hashAlgs!.data).toEqual(Buffer.from('0002000300040005', 'hex')); // SHA2-256, SHA2-384, SHA2-512, Identity
   });
 

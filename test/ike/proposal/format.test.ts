@@ -8,11 +8,7 @@ import type { ProposalSubstructure } from '../../../src/ike/codec/payloads/sa.js
 import { describeProposal, formatAsListSas, formatProposal, formatProposalList } from '../../../src/ike/proposal/format.js';
 import { allKeywords, isAeadEncryption, transformForKeyword } from '../../../src/ike/proposal/keywords.js';
 import { defaultProposals, parseProposal, parseProposalList } from '../../../src/ike/proposal/parse.js';
-import {
-  fromProposalSubstructure,
-  toProposalSubstructure,
-  toProposalSubstructures,
-} from '../../../src/ike/proposal/substructure.js';
+import { fromProposalSubstructure, toProposalSubstructure, toProposalSubstructures } from '../../../src/ike/proposal/substructure.js';
 import type { Proposal, ProposalProtocol } from '../../../src/ike/proposal/types.js';
 import { EncrId, KeId, ProtocolId, TransformType } from '../../../src/ike/transforms.js';
 

@@ -256,9 +256,7 @@ describe('errors', () => {
   });
 
   it('an unknown keyword in the second proposal names the second proposal', () => {
-    expect(errorsOf('aes128gcm16-prfsha384-ecp384bp,aes256-sha384-ecp385', IKE)).toEqual([
-      "unknown algorithm 'ecp385' in proposal 'aes256-sha384-ecp385'",
-    ]);
+    expect(errorsOf('aes128gcm16-prfsha384-ecp384bp,aes256-sha384-ecp385', IKE)).toEqual(["unknown algorithm 'ecp385' in proposal 'aes256-sha384-ecp385'"]);
   });
 
   it('every bad proposal of a list is reported', () => {
@@ -276,8 +274,14 @@ describe('errors', () => {
 
   it.each([
     ['des-sha256', "algorithm 'des' in proposal 'des-sha256' is not supported: single DES is broken"],
-    ['aes128-sha256_96', "algorithm 'sha256_96' in proposal 'aes128-sha256_96' is not supported: HMAC-SHA-256 truncated to 96 bits is a non-standard strongSwan private algorithm"],
-    ['aes128gcm16-ke1_mlkem768', "algorithm 'ke1_mlkem768' in proposal 'aes128gcm16-ke1_mlkem768' is not supported: additional key exchanges (RFC 9370) are not supported"],
+    [
+      'aes128-sha256_96',
+      "algorithm 'sha256_96' in proposal 'aes128-sha256_96' is not supported: HMAC-SHA-256 truncated to 96 bits is a non-standard strongSwan private algorithm",
+    ],
+    [
+      'aes128gcm16-ke1_mlkem768',
+      "algorithm 'ke1_mlkem768' in proposal 'aes128gcm16-ke1_mlkem768' is not supported: additional key exchanges (RFC 9370) are not supported",
+    ],
   ])("strongSwan keywords tunsec refuses say why: '%s'", (text, message) => {
     expect(errorsOf(text, ESP)).toEqual([message]);
   });
@@ -302,15 +306,35 @@ describe('errors', () => {
 
   it.each([
     [IKE, 'prfsha384-ecp384bp', "IKE proposal 'prfsha384-ecp384bp' has no encryption algorithm"],
-    [IKE, 'aes128-prfsha256-ecp256', "IKE proposal 'aes128-prfsha256-ecp256' has no integrity algorithm, which classic (non-AEAD) encryption such as 'aes128' requires"],
+    [
+      IKE,
+      'aes128-prfsha256-ecp256',
+      "IKE proposal 'aes128-prfsha256-ecp256' has no integrity algorithm, which classic (non-AEAD) encryption such as 'aes128' requires",
+    ],
     [IKE, 'aes128gcm16-prfsha384', "IKE proposal 'aes128gcm16-prfsha384' has no key exchange method (e.g. ecp384bp, curve25519)"],
     [IKE, 'aes128gcm16-prfsha384-none', "'none' in IKE proposal 'aes128gcm16-prfsha384-none': an IKE SA always needs a key exchange method"],
-    [IKE, 'aes128gcm16-prfsha384-ecp384bp-noesn', "'noesn' in IKE proposal 'aes128gcm16-prfsha384-ecp384bp-noesn': extended sequence numbers apply to ESP and AH only"],
+    [
+      IKE,
+      'aes128gcm16-prfsha384-ecp384bp-noesn',
+      "'noesn' in IKE proposal 'aes128gcm16-prfsha384-ecp384bp-noesn': extended sequence numbers apply to ESP and AH only",
+    ],
     [IKE, 'null-sha256-ecp256', "'null' in IKE proposal 'null-sha256-ecp256': IKE messages must be encrypted"],
-    [ESP, 'aes128gcm16-prfsha384-ecp384bp', "'prfsha384' in ESP proposal 'aes128gcm16-prfsha384-ecp384bp': ESP proposals don't negotiate a PRF (CHILD_SA keys come from the IKE SA's PRF)"],
+    [
+      ESP,
+      'aes128gcm16-prfsha384-ecp384bp',
+      "'prfsha384' in ESP proposal 'aes128gcm16-prfsha384-ecp384bp': ESP proposals don't negotiate a PRF (CHILD_SA keys come from the IKE SA's PRF)",
+    ],
     [ESP, 'sha256-ecp256', "ESP proposal 'sha256-ecp256' has no encryption algorithm"],
-    [ESP, 'aes128-ecp256', "ESP proposal 'aes128-ecp256' has no integrity algorithm; ESP with classic encryption such as 'aes128' and no integrity protection is not accepted (RFC 8221)"],
-    [AH, 'aes128-sha256', "'aes128' in AH proposal 'aes128-sha256': AH does not encrypt (of the ciphers only aes128gmac, aes192gmac and aes256gmac are accepted, as integrity algorithms)"],
+    [
+      ESP,
+      'aes128-ecp256',
+      "ESP proposal 'aes128-ecp256' has no integrity algorithm; ESP with classic encryption such as 'aes128' and no integrity protection is not accepted (RFC 8221)",
+    ],
+    [
+      AH,
+      'aes128-sha256',
+      "'aes128' in AH proposal 'aes128-sha256': AH does not encrypt (of the ciphers only aes128gmac, aes192gmac and aes256gmac are accepted, as integrity algorithms)",
+    ],
     [AH, 'ecp256', "AH proposal 'ecp256' has no integrity algorithm"],
   ])('a proposal missing or misplacing a transform type is an error (protocol %i, %s)', (protocol, text, message) => {
     expect(errorsOf(text, protocol as ProposalProtocol)).toEqual([message]);
@@ -318,9 +342,7 @@ describe('errors', () => {
 
   it('a keyword given twice, or under two aliases, is an error', () => {
     expect(errorsOf('aes128gcm16-aes128gcm16', ESP)).toEqual(["algorithm 'aes128gcm16' appears twice in proposal 'aes128gcm16-aes128gcm16'"]);
-    expect(errorsOf('aes128gcm16-aes128gcm128', ESP)).toEqual([
-      "algorithm 'aes128gcm128' repeats 'aes128gcm16' in proposal 'aes128gcm16-aes128gcm128'",
-    ]);
+    expect(errorsOf('aes128gcm16-aes128gcm128', ESP)).toEqual(["algorithm 'aes128gcm128' repeats 'aes128gcm16' in proposal 'aes128gcm16-aes128gcm128'"]);
   });
 
   it("'!' in the middle of a list is an error", () => {

@@ -173,14 +173,8 @@ describe('key exchange group decisions', () => {
     expect(initialKeGroup(ours)).toBe(KeId.ECP_384_BP);
     expect(offersKeGroup(ours, KeId.MODP_3072)).toBe(true);
     expect(offersKeGroup(ours, KeId.MODP_2048)).toBe(false);
-    expect(promoteKeGroup(ours, KeId.ECP_256).map(formatProposal)).toEqual([
-      'aes128gcm16-prfsha384-ecp256-ecp384bp',
-      'aes256-sha256-prfsha256-modp3072',
-    ]);
-    expect(promoteKeGroup(ours, KeId.MODP_3072).map(formatProposal)).toEqual([
-      'aes256-sha256-prfsha256-modp3072',
-      'aes128gcm16-prfsha384-ecp384bp-ecp256',
-    ]);
+    expect(promoteKeGroup(ours, KeId.ECP_256).map(formatProposal)).toEqual(['aes128gcm16-prfsha384-ecp256-ecp384bp', 'aes256-sha256-prfsha256-modp3072']);
+    expect(promoteKeGroup(ours, KeId.MODP_3072).map(formatProposal)).toEqual(['aes256-sha256-prfsha256-modp3072', 'aes128gcm16-prfsha384-ecp384bp-ecp256']);
   });
 
   it('withoutKe strips KE for the IKE_AUTH SA payload and sends proposals that became equal once', () => {

@@ -22,7 +22,12 @@ describe('IKE_AUTH refuses bad peer certificates with one clear log line (RFC 72
       { config: peerConfig(pki, moonCert, moonId, 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
     ]);
     const sun = await startPeer('127.0.0.2', ports, [
-      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', undefined, sunOverrides), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, sunCert, 'sun.tunsec.test', undefined, sunOverrides),
+        localAddrs: ['127.0.0.2'],
+        remoteAddrs: ['127.0.0.1'],
+        remotePort: ports.ike,
+      },
     ]);
     peers.push(moon, sun);
     const outcome = await moon.manager.initiate('host-host').then(

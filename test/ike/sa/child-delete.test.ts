@@ -18,8 +18,17 @@ describe('deleting one CHILD_SA on request (§1.4.1)', () => {
     const ports = await freePorts();
     const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
     const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
-    const moon = await startPeer('127.0.0.1', ports, [{ config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike }]);
-    const sun = await startPeer('127.0.0.2', ports, [{ config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }]);
+    const moon = await startPeer('127.0.0.1', ports, [
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test'),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
+    ]);
+    const sun = await startPeer('127.0.0.2', ports, [
+      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+    ]);
     peers.push(moon, sun);
     const moonSa = await moon.manager.initiate('host-host');
     await waitFor(() => sun.manager.sas.some((s) => s.state === 'established' && s.ctx.children.length === 1), 4000, 'sun established');

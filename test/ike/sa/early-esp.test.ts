@@ -115,7 +115,14 @@ describe('ESP the peer sends on a new SA before its response reaches us (RFC 729
     const res = { verdict: 0, length: 0, sa: undefined };
     l.sunDp.outbound(plain, plain.length, wire, res);
     expect(res.verdict).toBe(OUT_SEND);
-    l.early.push({ text, outboundSpi: newest.spec.spi >>> 0, sunInbound: l.sun.sad.listSas().filter((e) => e.spec.direction === 'in').map((e) => e.spec.spi >>> 0) });
+    l.early.push({
+      text,
+      outboundSpi: newest.spec.spi >>> 0,
+      sunInbound: l.sun.sad
+        .listSas()
+        .filter((e) => e.spec.direction === 'in')
+        .map((e) => e.spec.spi >>> 0),
+    });
     receive(l.moonDp, wire.subarray(0, res.length), 20, l.delivered, Buffer.alloc(2048));
     return false;
   }
@@ -155,14 +162,22 @@ describe('ESP the peer sends on a new SA before its response reaches us (RFC 729
     const l = await lab([ExchangeType.CREATE_CHILD_SA]);
     const moonSa = await l.moon.manager.initiate('host-host');
     const child = moonSa.ctx.children[0]!;
-    const spisBefore = l.moon.sad.listSas().map((e) => e.spec.spi).sort();
+    const spisBefore = l.moon.sad
+      .listSas()
+      .map((e) => e.spec.spi)
+      .sort();
     let next: IkeSa | undefined;
     moonSa.on('ikeRekeyed', (_o, n) => (next = n));
     // the IKE_SA rekey's response is a CREATE_CHILD_SA response too: no new ESP SA, so sun's ping goes on the current one
     moonSa.rekeyIke('test');
     await waitUntil(() => next?.state === 'established', 4000, 'IKE_SA rekeyed');
     expect(next!.ctx.children).toContain(child);
-    expect(l.moon.sad.listSas().map((e) => e.spec.spi).sort()).toEqual(spisBefore);
+    expect(
+      l.moon.sad
+        .listSas()
+        .map((e) => e.spec.spi)
+        .sort(),
+    ).toEqual(spisBefore);
     expect(l.moonDp.counters).toMatchObject({ inHeldPendingSpi: 0, inUnknownSpi: 0, inPackets: 1 });
     const fresh = childRekeyed(next!);
     next!.rekeyChild(child, 'test after the IKE_SA rekey');

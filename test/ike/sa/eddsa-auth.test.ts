@@ -32,13 +32,25 @@ describe('Ed25519 / Ed448 certificates and intermediates between tunsec peers (R
   ) {
     const ports = await freePorts();
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
     const rewrite = opts.sunRewrite;
     const sun = await startPeer(
       '127.0.0.2',
       ports,
-      [{ config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
       rewrite ? { dropOutgoing: (b) => (rewrite(b), false) } : {},
     );
     peers.push(moon, sun);
@@ -113,10 +125,15 @@ describe('Ed25519 / Ed448 certificates and intermediates between tunsec peers (R
     const pki = pkiWith(root, int);
     const sunTrust = new TrustStore();
     sunTrust.addTrustAnchor(root.certificate);
-    const { moon, sun, outcome } = await run(pki, pki.host('moon.tunsec.test', { key: 'ed25519' }), issueCertificate(root, { subject: 'CN=sun', subjectAltNames: { dns: ['sun.tunsec.test'] } }), {
-      moon: { intermediates: [int.certificate] },
-      sun: { trust: sunTrust },
-    });
+    const { moon, sun, outcome } = await run(
+      pki,
+      pki.host('moon.tunsec.test', { key: 'ed25519' }),
+      issueCertificate(root, { subject: 'CN=sun', subjectAltNames: { dns: ['sun.tunsec.test'] } }),
+      {
+        moon: { intermediates: [int.certificate] },
+        sun: { trust: sunTrust },
+      },
+    );
     expect(outcome, moon.log.text() + sun.log.text()).toBe('established');
   });
 
@@ -124,7 +141,11 @@ describe('Ed25519 / Ed448 certificates and intermediates between tunsec peers (R
     const root = createCa({ subject: 'C=CH, O=tunsec test, CN=Root', key: 'p256' });
     const int = issueIntermediate(root, { subject: 'C=CH, O=tunsec test, CN=Intermediate', key: 'p256' });
     const pki = pkiWith(root, int);
-    const { moon, sun, outcome } = await run(pki, pki.host('moon.tunsec.test'), issueCertificate(root, { subject: 'CN=sun', subjectAltNames: { dns: ['sun.tunsec.test'] } }));
+    const { moon, sun, outcome } = await run(
+      pki,
+      pki.host('moon.tunsec.test'),
+      issueCertificate(root, { subject: 'CN=sun', subjectAltNames: { dns: ['sun.tunsec.test'] } }),
+    );
     expect(outcome).toContain('AUTHENTICATION_FAILED');
     expect(sun.log.text()).toContain(
       "no trusted CA for issuer 'C=CH, O=tunsec test, CN=Intermediate' (the peer sent 0 CA certificates with its own; if that issuer is an intermediate CA, the peer did not send it and it is not in authorities.cacerts)",

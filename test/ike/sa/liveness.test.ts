@@ -13,7 +13,6 @@ import type { IkeSa, IkeSaEndCause } from '../../../src/ike/sa/ike-sa.js';
 import type { IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
 import type { Issued } from '../../../src/pki/issue.js';
 
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function ended(sa: IkeSa): Promise<{ reason: string; cause: IkeSaEndCause }> {
@@ -42,12 +41,24 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
     const silence = { sun: false };
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
     const sun = await startPeer(
       '127.0.0.2',
       ports,
-      [{ config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
       { dropOutgoing: () => silence.sun },
     );
     peers.push(moon, sun);
@@ -137,7 +148,12 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     l.moon.stop();
     peers.splice(peers.indexOf(l.moon), 1);
     const moon2 = await startPeer('127.0.0.1', l.ports, [
-      { config: peerConfig(l.pki, l.moonCert, 'moon.tunsec.test', 'sun.tunsec.test', pinned), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: l.ports.ike },
+      {
+        config: peerConfig(l.pki, l.moonCert, 'moon.tunsec.test', 'sun.tunsec.test', pinned),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: l.ports.ike,
+      },
     ]);
     peers.push(moon2);
     const fresh = await moon2.manager.initiate('host-host');
@@ -174,7 +190,10 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     // moon is the client of sun's TCP 6379: the redis child seen from each side
     const children = [child({ reqid: 7 }), child({ name: 'redis', reqid: 8, localTs: tsList(['dynamic[tcp]']), remoteTs: tsList(['dynamic[tcp/6379]']) })];
     const sunChildren = [child({ reqid: 7 }), child({ name: 'redis', reqid: 8, localTs: tsList(['dynamic[tcp/6379]']), remoteTs: tsList(['dynamic[tcp]']) })];
-    const { moon, sun } = await lab({ moon: { children, ikeLifetimes: { rekeyTime: 0, randTime: 0, overTime: 30, reauthTime: 3 } }, sun: { children: sunChildren } });
+    const { moon, sun } = await lab({
+      moon: { children, ikeLifetimes: { rekeyTime: 0, randTime: 0, overTime: 30, reauthTime: 3 } },
+      sun: { children: sunChildren },
+    });
     const first = await moon.manager.initiate('host-host');
     first.createChild(children[1]!, 'test');
     await waitFor(() => first.ctx.children.length === 2, 3000, 'two CHILD_SAs');
@@ -190,7 +209,10 @@ describe('dead peer detection, INITIAL_CONTACT and additional CHILD_SAs (RFC 729
     const seen = new Set<string>();
     const sampler = setInterval(() => {
       for (const reqid of [7, 8]) {
-        for (const [a, b, n] of [[moon, sun, 'moon→sun'], [sun, moon, 'sun→moon']] as const) {
+        for (const [a, b, n] of [
+          [moon, sun, 'moon→sun'],
+          [sun, moon, 'sun→moon'],
+        ] as const) {
           if (!intact(a, b, reqid)) {
             broken++;
             if (reqid === 8) brokenRedis++;

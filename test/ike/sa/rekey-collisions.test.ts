@@ -27,8 +27,18 @@ function expectOnePair(w: Wire, moonChild: ChildSaRecord, sunChild: ChildSaRecor
   expect(sunChild.outboundSpi).toBe(moonChild.inboundSpi);
   expect(w.moon.sad.outboundSaFor(moonChild.reqid)?.spec.spi).toBe(moonChild.outboundSpi);
   expect(w.sun.sad.outboundSaFor(sunChild.reqid)?.spec.spi).toBe(sunChild.outboundSpi);
-  expect(w.moon.sad.listSas().filter((e) => e.spec.direction === 'out').map((e) => e.spec.spi)).toEqual([moonChild.outboundSpi]);
-  expect(w.sun.sad.listSas().filter((e) => e.spec.direction === 'out').map((e) => e.spec.spi)).toEqual([sunChild.outboundSpi]);
+  expect(
+    w.moon.sad
+      .listSas()
+      .filter((e) => e.spec.direction === 'out')
+      .map((e) => e.spec.spi),
+  ).toEqual([moonChild.outboundSpi]);
+  expect(
+    w.sun.sad
+      .listSas()
+      .filter((e) => e.spec.direction === 'out')
+      .map((e) => e.spec.spi),
+  ).toEqual([sunChild.outboundSpi]);
 }
 
 type Nonce = 'moonNi' | 'moonNr' | 'sunNi' | 'sunNr';
@@ -375,7 +385,13 @@ describe('rekeys during reauthentication (make-before-break)', () => {
     expect(moonNew.ctx.children.map((c) => c.reqid)).toEqual([reqid]);
     expect(sunNew.ctx.children.map((c) => c.reqid)).toEqual([reqid]);
     expectOnePair(w, moonNew.ctx.children[0]!, sunNew.ctx.children[0]!);
-    for (const p of [w.moon, w.sun]) expect(p.sad.listPolicies().map((x) => x.direction).sort()).toEqual(['in', 'out']);
+    for (const p of [w.moon, w.sun])
+      expect(
+        p.sad
+          .listPolicies()
+          .map((x) => x.direction)
+          .sort(),
+      ).toEqual(['in', 'out']);
   }
 
   it("the peer's CHILD_SA rekey on the old IKE_SA, answered before the new IKE_SA is up: the reauthenticated IKE_SA carries the CHILD_SA alone", async () => {

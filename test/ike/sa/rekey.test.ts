@@ -8,12 +8,18 @@ import type { IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
 
 const ESP = ProtocolId.ESP;
 
-
 describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers (RFC 7296 §1.3, §2.8, §2.18)', () => {
   const peers: TestPeer[] = [];
   afterEach(() => stopPeers(peers));
 
-  async function pair(opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; drop?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean }; delayMs?: number } = {}) {
+  async function pair(
+    opts: {
+      moon?: Partial<IkePeerConfig>;
+      sun?: Partial<IkePeerConfig>;
+      drop?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean };
+      delayMs?: number;
+    } = {},
+  ) {
     const pki = testPki();
     const ports = await freePorts();
     const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
@@ -21,13 +27,27 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
     const moon = await startPeer(
       '127.0.0.1',
       ports,
-      [{ config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon),
+          localAddrs: ['127.0.0.1'],
+          remoteAddrs: ['127.0.0.2'],
+          remotePort: ports.ike,
+        },
+      ],
       { ...(opts.drop?.moon ? { dropOutgoing: opts.drop.moon } : {}), ...(opts.delayMs ? { delayMs: opts.delayMs } : {}) },
     );
     const sun = await startPeer(
       '127.0.0.2',
       ports,
-      [{ config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
       { ...(opts.drop?.sun ? { dropOutgoing: opts.drop.sun } : {}), ...(opts.delayMs ? { delayMs: opts.delayMs } : {}) },
     );
     peers.push(moon, sun);
@@ -141,7 +161,10 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
 
   it('the rekey timer (rekey_time minus a random part of rand_time) rekeys a CHILD_SA again and again', async () => {
     const lifetimes = { softSeconds: 1, hardSeconds: 3, softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 0 };
-    const { moon, sun, moonSa, sunSa } = await pair({ moon: { children: [child({ lifetimes })] }, sun: { children: [child({ lifetimes: { ...lifetimes, softSeconds: 100, hardSeconds: 110 } })] } });
+    const { moon, sun, moonSa, sunSa } = await pair({
+      moon: { children: [child({ lifetimes })] },
+      sun: { children: [child({ lifetimes: { ...lifetimes, softSeconds: 100, hardSeconds: 110 } })] },
+    });
     const reqids: [number, number] = [moonSa.ctx.children[0]!.reqid, sunSa().ctx.children[0]!.reqid];
     let rekeys = 0;
     moonSa.on('childRekeyed', () => rekeys++);
@@ -188,10 +211,7 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
       sunSa().rekeyChild(before[1], 'collision test');
       await waitFor(
         () =>
-          moonSa.ctx.children[0] !== before[0] &&
-          sunSa().ctx.children[0] !== before[1] &&
-          moon.sad.listSas().length === 2 &&
-          sun.sad.listSas().length === 2,
+          moonSa.ctx.children[0] !== before[0] && sunSa().ctx.children[0] !== before[1] && moon.sad.listSas().length === 2 && sun.sad.listSas().length === 2,
         10_000,
         'one rekey to win',
       );
@@ -301,7 +321,11 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
       moonSa.rekeyIke('collision test');
       oldSun.rekeyIke('collision test');
       // the old IKE SA goes, and the redundant new one of the losing exchange (§2.8.1)
-      await waitFor(() => moonSa.state === 'destroyed' && oldSun.state === 'destroyed' && moon.manager.sas.length === 1 && sun.manager.sas.length === 1, 10_000, 'one IKE rekey to win');
+      await waitFor(
+        () => moonSa.state === 'destroyed' && oldSun.state === 'destroyed' && moon.manager.sas.length === 1 && sun.manager.sas.length === 1,
+        10_000,
+        'one IKE rekey to win',
+      );
     });
     expect(broken).toBe(0);
     // §2.8.1: both exchanges are answered, the lowest nonce decides which new IKE SA goes
@@ -317,7 +341,13 @@ describe('CREATE_CHILD_SA: CHILD_SA and IKE_SA rekeying between two tunsec peers
 
   it('identical rekey timers without jitter on both sides and 40 ms of delay each way: CHILD and IKE rekeys keep working, whichever side starts, and no direction ever breaks', async () => {
     const timers: Partial<IkePeerConfig> = {
-      children: [child({ reqid: 5, lifetimes: { softSeconds: 1, hardSeconds: 6, softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 0 }, rand: { seconds: 0, bytes: 0, packets: 0 } })],
+      children: [
+        child({
+          reqid: 5,
+          lifetimes: { softSeconds: 1, hardSeconds: 6, softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 0 },
+          rand: { seconds: 0, bytes: 0, packets: 0 },
+        }),
+      ],
       ikeLifetimes: { rekeyTime: 3, randTime: 0, overTime: 10 },
     };
     const { moon, sun, moonSa } = await pair({ moon: timers, sun: timers, delayMs: 40 });

@@ -14,10 +14,20 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     const moonCert = pki.host('moon.tunsec.test', { ip: ['127.0.0.1'] });
     const sunCert = pki.host('sun.tunsec.test', { ip: ['127.0.0.2'] });
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test', opts.moon),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
     const sun = await startPeer('127.0.0.2', ports, [
-      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test', opts.sun),
+        localAddrs: ['127.0.0.2'],
+        remoteAddrs: ['127.0.0.1'],
+        remotePort: ports.ike,
+      },
     ]);
     peers.push(moon, sun);
     return { moon, sun, pki };
@@ -88,8 +98,12 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     expect(sa.state).toBe('established');
     expect(sa.ctx.children).toHaveLength(0);
     // IKE_AUTH carries no KE: the ESP proposals are offered and selected without their group (RFC 7296 §1.2)
-    expect(moon.log.text()).toContain('CHILD_SA host-host failed: peer answered NO_PROPOSAL_CHOSEN to the ESP proposals we offered: aes128gcm16-noesn; the IKE_SA stays up');
-    expect(sun.log.text()).toContain('CHILD_SA refused (NO_PROPOSAL_CHOSEN): child host-host: no acceptable ESP proposal: peer offered aes128gcm16-noesn; configured aes256gcm16-noesn');
+    expect(moon.log.text()).toContain(
+      'CHILD_SA host-host failed: peer answered NO_PROPOSAL_CHOSEN to the ESP proposals we offered: aes128gcm16-noesn; the IKE_SA stays up',
+    );
+    expect(sun.log.text()).toContain(
+      'CHILD_SA refused (NO_PROPOSAL_CHOSEN): child host-host: no acceptable ESP proposal: peer offered aes128gcm16-noesn; configured aes256gcm16-noesn',
+    );
     expect(sun.sad.listSas()).toHaveLength(0);
   });
 
@@ -127,11 +141,26 @@ describe('tunsec ↔ tunsec IKE_SA_INIT + IKE_AUTH over loopback (RFC 7296 §1.2
     const moonCert = pki.host('moon.tunsec.test');
     const sunCert = pki.host('sun.tunsec.test');
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, moonCert, 'moon.tunsec.test', 'sun.tunsec.test'),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
-    const sun = await startPeer('127.0.0.2', ports, [
-      { config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike },
-    ], { cookieThreshold: 0 });
+    const sun = await startPeer(
+      '127.0.0.2',
+      ports,
+      [
+        {
+          config: peerConfig(pki, sunCert, 'sun.tunsec.test', 'moon.tunsec.test'),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
+      { cookieThreshold: 0 },
+    );
     peers.push(moon, sun);
     const sa = await moon.manager.initiate('host-host');
     expect(sa.state).toBe('established');
@@ -150,12 +179,24 @@ describe('robustness of the IKE exchange engine', () => {
     const pki = testPki();
     const ports = await freePorts();
     const moon = await startPeer('127.0.0.1', ports, [
-      { config: peerConfig(pki, pki.host('moon.tunsec.test'), 'moon.tunsec.test', 'sun.tunsec.test'), localAddrs: ['127.0.0.1'], remoteAddrs: ['127.0.0.2'], remotePort: ports.ike },
+      {
+        config: peerConfig(pki, pki.host('moon.tunsec.test'), 'moon.tunsec.test', 'sun.tunsec.test'),
+        localAddrs: ['127.0.0.1'],
+        remoteAddrs: ['127.0.0.2'],
+        remotePort: ports.ike,
+      },
     ]);
     const sun = await startPeer(
       '127.0.0.2',
       ports,
-      [{ config: peerConfig(pki, pki.host('sun.tunsec.test'), 'sun.tunsec.test', 'moon.tunsec.test'), localAddrs: ['127.0.0.2'], remoteAddrs: ['127.0.0.1'], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, pki.host('sun.tunsec.test'), 'sun.tunsec.test', 'moon.tunsec.test'),
+          localAddrs: ['127.0.0.2'],
+          remoteAddrs: ['127.0.0.1'],
+          remotePort: ports.ike,
+        },
+      ],
       sunOptions,
     );
     peers.push(moon, sun);

@@ -93,7 +93,12 @@ export interface TestPeer {
   stop(): void;
 }
 
-export async function startPeer(address: string, ports: { ike: number; natt: number }, connections: ConnectionEntry[], options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean; delayMs?: number } = {}): Promise<TestPeer> {
+export async function startPeer(
+  address: string,
+  ports: { ike: number; natt: number },
+  connections: ConnectionEntry[],
+  options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean; delayMs?: number } = {},
+): Promise<TestPeer> {
   const log = new MemoryLogger();
   const sad = new SecurityAssociationDatabase();
   const transport = new UdpTransport({ addresses: [address], ikePort: ports.ike, nattPort: ports.natt });
@@ -119,8 +124,7 @@ export async function startPeer(address: string, ports: { ike: number; natt: num
                 /* the peer was stopped meanwhile */
               }
             }, options.delayMs);
-          }
-          else transport.sendIke(local, remote, d);
+          } else transport.sendIke(local, remote, d);
         }
       },
     },
@@ -162,7 +166,14 @@ export async function loopbackPair(
     return startPeer(
       address,
       ports,
-      [{ config: peerConfig(pki, cert, `${name}.tunsec.test`, `${otherName}.tunsec.test`, opts[name]), localAddrs: [address], remoteAddrs: [other], remotePort: ports.ike }],
+      [
+        {
+          config: peerConfig(pki, cert, `${name}.tunsec.test`, `${otherName}.tunsec.test`, opts[name]),
+          localAddrs: [address],
+          remoteAddrs: [other],
+          remotePort: ports.ike,
+        },
+      ],
       drop ? { dropOutgoing: drop } : {},
     );
   };

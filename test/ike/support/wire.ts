@@ -67,7 +67,14 @@ export async function wiredPair(opts: { moon?: Partial<IkePeerConfig>; sun?: Par
     const cert = pki.host(`${name}.tunsec.test`, { ip: [address] });
     let fixed: Buffer[] = [];
     const manager = new IkeSaManager({
-      connections: [{ config: peerConfig(pki, cert, `${name}.tunsec.test`, `${otherName}.tunsec.test`, opts[name]), localAddrs: [address], remoteAddrs: [otherAddress], remotePort: 500 }],
+      connections: [
+        {
+          config: peerConfig(pki, cert, `${name}.tunsec.test`, `${otherName}.tunsec.test`, opts[name]),
+          localAddrs: [address],
+          remoteAddrs: [otherAddress],
+          remotePort: 500,
+        },
+      ],
       backend: sad,
       log,
       ikePort: 500,

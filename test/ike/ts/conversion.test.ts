@@ -18,7 +18,15 @@ describe('TS payload selectors', () => {
     const selectors = rangesToPayload(set);
     expect(selectors.map((s) => s.tsType)).toEqual([TsType.TS_IPV4_ADDR_RANGE, TsType.TS_IPV6_ADDR_RANGE, TsType.TS_IPV4_ADDR_RANGE]);
 
-    const header = { spiI: Buffer.alloc(8, 1), spiR: Buffer.alloc(8, 2), exchangeType: ExchangeType.CREATE_CHILD_SA, initiator: true, response: false, higherVersion: false, messageId: 3 };
+    const header = {
+      spiI: Buffer.alloc(8, 1),
+      spiR: Buffer.alloc(8, 2),
+      exchangeType: ExchangeType.CREATE_CHILD_SA,
+      initiator: true,
+      response: false,
+      higherVersion: false,
+      messageId: 3,
+    };
     const wire = encodeMessage({ header, payloads: [tsPayload(PayloadType.TSi, selectors)] });
     const decoded = decodeMessage(wire).payloads.find((p): p is TsPayload => p.type === PayloadType.TSi);
     const back = rangesFromPayload(decoded!.selectors);

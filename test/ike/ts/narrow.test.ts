@@ -98,7 +98,7 @@ describe('set helpers', () => {
 // ports from a few values near both ends, so that random ranges overlap.
 
 const v4 = (n: number): Buffer => bigIntToAddress(0x0a000000n + BigInt(n), 4);
-const v6 = (n: number): Buffer => bigIntToAddress(0xfd00n << 112n | BigInt(n), 6);
+const v6 = (n: number): Buffer => bigIntToAddress((0xfd00n << 112n) | BigInt(n), 6);
 
 const portRange = fc.oneof(
   fc.constant({ startPort: 0, endPort: 0xffff }),

@@ -32,7 +32,15 @@ if (mode === 'recv') {
         const n = s.recvBatch();
         for (let i = 0; i < n; i++) {
           const p = s.payload(i);
-          const line = { family: s.family, src: s.source(i), len: s.rx.lengths[i], offset: s.payloadOffset(i), spi: p.readUInt32BE(0), seq: p.readUInt32BE(4), espLen: p.length };
+          const line = {
+            family: s.family,
+            src: s.source(i),
+            len: s.rx.lengths[i],
+            offset: s.payloadOffset(i),
+            spi: p.readUInt32BE(0),
+            seq: p.readUInt32BE(4),
+            espLen: p.length,
+          };
           process.stdout.write(`PKT ${JSON.stringify(line)}\n`);
           if (++got >= expect) finish();
         }

@@ -48,5 +48,7 @@ export function decodeAuthBody(r: Reader): AuthPayload {
 }
 
 export function encodeAuthBody(p: AuthPayload, w: Writer): void {
-  w.u8(checkUint(p.method, 8, 'AUTH: Auth Method')).u24(checkUint(p.reserved ?? 0, 24, 'AUTH: RESERVED')).bytes(p.data);
+  w.u8(checkUint(p.method, 8, 'AUTH: Auth Method'))
+    .u24(checkUint(p.reserved ?? 0, 24, 'AUTH: RESERVED'))
+    .bytes(p.data);
 }

@@ -57,6 +57,8 @@ export function encodeDeleteBody(p: DeletePayload, w: Writer): void {
   for (const spi of p.spis) {
     if (spi.length !== size) throw new IkeEncodeError(`D: SPI of ${spi.length} octets for Protocol ID ${p.protocolId}, expected ${size}`);
   }
-  w.u8(p.protocolId).u8(size).u16(checkUint(p.spis.length, 16, 'D: Num of SPIs'));
+  w.u8(p.protocolId)
+    .u8(size)
+    .u16(checkUint(p.spis.length, 16, 'D: Num of SPIs'));
   for (const spi of p.spis) w.bytes(spi);
 }

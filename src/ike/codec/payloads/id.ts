@@ -76,7 +76,9 @@ export function encodeIdBody(p: Identification & { reserved?: number }, w: Write
   if (fixed !== undefined && p.data.length !== fixed) {
     throw new IkeEncodeError(`ID: ${IdType[p.idType]} data is ${p.data.length} octets, expected ${fixed}`);
   }
-  w.u8(checkUint(p.idType, 8, 'ID: ID Type')).u24(checkUint(p.reserved ?? 0, 24, 'ID: RESERVED')).bytes(p.data);
+  w.u8(checkUint(p.idType, 8, 'ID: ID Type'))
+    .u24(checkUint(p.reserved ?? 0, 24, 'ID: RESERVED'))
+    .bytes(p.data);
   return w.finish();
 }
 

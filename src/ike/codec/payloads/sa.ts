@@ -194,7 +194,10 @@ export function encodeSaBody(p: SaPayload, w: Writer): void {
         if (typeof a.value === 'number') {
           attrs.u16(ATTRIBUTE_TV | a.type).u16(checkUint(a.value, 16, 'SA: attribute value (TV)'));
         } else {
-          attrs.u16(a.type).u16(checkLength(a.value, 0, 0xffff, 'SA: attribute value (TLV)').length).bytes(a.value);
+          attrs
+            .u16(a.type)
+            .u16(checkLength(a.value, 0, 0xffff, 'SA: attribute value (TLV)').length)
+            .bytes(a.value);
         }
       }
       const reserved = checkUint(t.reserved ?? 0, 16, 'SA: transform RESERVED');
