@@ -9,9 +9,9 @@
  * Exit codes: 0 ok, 1 failed (daemon unavailable too), 2 usage error,
  * 3 not found, 4 timed out; `check` uses the Nagios plugin codes 0-3 (./commands/common.ts).
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../util/version.js';
 import { checkCommand } from './commands/check.js';
 import { EXIT, HELP_OPTION, UsageError, parseArgs, reportError, usage, type CommandSpec, type Io } from './commands/common.js';
 import { completionCommand } from './commands/completion.js';
@@ -37,23 +37,8 @@ const stdio: Io = {
   err: (t) => void process.stderr.write(t),
 };
 
-/** The package version, from the package.json above this file (src/cli or dist/src/cli). */
-export function version(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) {
-      try {
-        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'tunsec' && pkg.version) return pkg.version;
-      } catch {
-        /* not ours */
-      }
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
+/** The package version (src/util/version.ts). */
+export const version = packageVersion;
 
 const versionCommand: CommandSpec = {
   name: 'version',

@@ -10,9 +10,9 @@
  * clients is capped, and a client that goes away mid-request is simply
  * forgotten.
  */
+import { listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { MAX_REQUEST_BYTES, type ControlErrorCode, type ControlRequestId, type ControlResponse } from '../../control/protocol.js';
 import type { DaemonLogger } from '../logger.js';
 import { loadNative } from '../../native/addon.js';
@@ -98,7 +98,7 @@ export class ControlServer {
   private server?: Server;
   private readonly clients = new Set<Socket>();
   /** The socket file we created (removed at stop only if it is still this one). */
-  private created?: { dev: number; ino: number };
+  private created?: SocketFileId;
   private readonly maxRequestBytes: number;
   private readonly maxClients: number;
 
@@ -132,33 +132,11 @@ export class ControlServer {
       unlinkSync(path);
       this.options.log.log('daemon', 'info', `removed stale control socket ${path} (nobody answered on it)`);
     }
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.maxConnections = this.maxClients * 2;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // The socket file gets mode 0600 as it is created: no moment where others could connect.
-      const umask = process.umask(0o177);
-      try {
-        server.listen(path, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      } finally {
-        process.umask(umask);
-      }
-    }).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`cannot listen on control socket ${path}: ${err.message}`);
-    });
-    try {
-      chmodSync(path, 0o600); // in case the bind happened after the umask was restored
-    } catch (err) {
-      server.close();
-      throw new Error(`control socket ${path}: ${(err as Error).message}`);
-    }
+    const created = await listenPrivate(server, path, 'control socket');
     server.on('error', (err) => this.options.log.log('daemon', 'error', `control socket ${path}: ${err.message}`));
-    const st = statSync(path);
-    this.created = { dev: st.dev, ino: st.ino };
+    this.created = created;
     this.server = server;
     this.options.log.log('daemon', 'info', `control socket listening on ${path}`);
   }
@@ -171,12 +149,7 @@ export class ControlServer {
     server.close();
     for (const c of this.clients) c.destroy();
     this.clients.clear();
-    try {
-      const st = lstatSync(this.options.path);
-      if (this.created && st.dev === this.created.dev && st.ino === this.created.ino) unlinkSync(this.options.path);
-    } catch {
-      /* already gone */
-    }
+    removeIfOurs(this.options.path, this.created);
     this.created = undefined;
   }
 

@@ -16,9 +16,9 @@
  * and logged; a client that does not read its events is disconnected before
  * its backlog grows without bound.
  */
+import { listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { lstatSync, unlinkSync } from 'node:fs';
 import { ViciParseError, type ViciInput, type ViciMessage } from '../../control/vici/message.js';
 import { ViciFrameReader, ViciPacketType, decodePacket, encodePacket } from '../../control/vici/packet.js';
 import type { DaemonLogger } from '../logger.js';
@@ -87,7 +87,7 @@ export class ViciServer {
   readonly counters: ViciCounters = { connections: 0, requests: 0, unknownCommands: 0, badPackets: 0, refusedPeers: 0, rejectedClients: 0, slowClients: 0 };
   private server?: Server;
   private readonly clients = new Set<Connection>();
-  private created?: { dev: number; ino: number };
+  private created?: SocketFileId;
   private readonly known: Set<string>;
 
   constructor(private readonly options: ViciServerOptions) {
@@ -129,31 +129,10 @@ export class ViciServer {
       unlinkSync(path);
       this.options.log.log('daemon', 'info', `removed stale VICI socket ${path} (nobody answered on it)`);
     }
-    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     const server = createServer((socket) => this.accept(socket));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const umask = process.umask(0o177); // 0600 from the start: no moment where others could connect
-      try {
-        server.listen(path, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      } finally {
-        process.umask(umask);
-      }
-    }).catch((err: Error) => {
-      throw new Error(`cannot listen on VICI socket ${path}: ${err.message}`);
-    });
-    try {
-      chmodSync(path, 0o600);
-    } catch (err) {
-      server.close();
-      throw new Error(`VICI socket ${path}: ${(err as Error).message}`);
-    }
+    const created = await listenPrivate(server, path, 'VICI socket');
     server.on('error', (err) => this.options.log.log('daemon', 'error', `VICI socket ${path}: ${err.message}`));
-    const st = statSync(path);
-    this.created = { dev: st.dev, ino: st.ino };
+    this.created = created;
     this.server = server;
     this.options.log.log('daemon', 'info', `VICI socket listening on ${path}`);
   }
@@ -165,12 +144,7 @@ export class ViciServer {
     server.close();
     for (const c of this.clients) c.socket.destroy();
     this.clients.clear();
-    try {
-      const st = lstatSync(this.options.path);
-      if (this.created && st.dev === this.created.dev && st.ino === this.created.ino) unlinkSync(this.options.path);
-    } catch {
-      /* already gone */
-    }
+    removeIfOurs(this.options.path, this.created);
     this.created = undefined;
   }
 
