@@ -54,10 +54,11 @@ node_context() {
   npm="$NPM_DIR"; inc="$prefix/include/node"
   [ -d "$npm" ] || die "npm not found at $npm (NODE_BIN=$NODE_BIN)"
   [ -f "$inc/node_api.h" ] || die "node headers not found at $inc (NODE_BIN=$NODE_BIN)"
-  local stamp; stamp="$("$NODE_BIN" --version) $(stat -c %Y "$NODE_BIN") $(md5sum < "$npm/package.json" | cut -c1-8) $(md5sum < /etc/ssl/certs/ca-certificates.crt 2>/dev/null | cut -c1-8)"
+  local stamp; stamp="stripped $("$NODE_BIN" --version) $(stat -c %Y "$NODE_BIN") $(md5sum < "$npm/package.json" | cut -c1-8) $(md5sum < /etc/ssl/certs/ca-certificates.crt 2>/dev/null | cut -c1-8)"
   if [ "$(cat "$ctx/.stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$ctx"; mkdir -p "$ctx/bin" "$ctx/lib/node_modules" "$ctx/include"
-    cp -a "$NODE_BIN" "$ctx/bin/node"
+    # The official linux-x64 build carries its symbol table (~18 MB of 125): the image does not need it.
+    strip -o "$ctx/bin/node" "$NODE_BIN" || die "cannot strip $NODE_BIN (binutils)"
     cp -a "$npm" "$ctx/lib/node_modules/npm"
     cp -a "$inc" "$ctx/include/node"
     mkdir -p "$ctx/etc"

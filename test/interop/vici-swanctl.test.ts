@@ -184,7 +184,7 @@ describe('swanctl from Debian against a tunsec daemon over VICI', () => {
     const r = await swanctl('--terminate', '--child', 'extra');
     expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('terminate completed successfully');
-    expect(r.stdout).toMatch(/^\[IKE\] .*deleting CHILD_SA extra\{\d+\} on request$/m);
+    expect(r.stdout).toMatch(/^\[IKE\] .*deleting CHILD_SA extra\{\d+\} \(terminated over VICI \(swanctl --terminate --child\)\)$/m);
     await sun.event('child_closed');
     const list = await ok('--list-sas');
     expect(list).toMatch(new RegExp(`^${CONN}: #\\d+, ESTABLISHED, IKEv2`, 'm'));
