@@ -202,6 +202,12 @@ stop_engine() { # the lab's own dockerd, found by its pid file
   local pid i
   pid="$(dockerd_pid)" || return 0
   kill "$pid"
-  for i in $(seq 1 300); do [ -d "/proc/$pid" ] || { log "stopped dockerd $pid"; return 0; }; sleep 0.1; done
-  die "dockerd $pid still running 30 s after SIGTERM"
+  for i in $(seq 1 300); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  [ ! -d "/proc/$pid" ] || die "dockerd $pid still running 30 s after SIGTERM"
+  # dockerd bind-mounts the host's network namespace at <exec-root>/netns/default and leaves
+  # it mounted when it exits
+  local m
+  while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done \
+    < <(awk -v r="$LAB_RUN/docker/" 'index($5,r)==1 {print $5}' /proc/self/mountinfo | sort -r)
+  log "stopped dockerd $pid"
 }
