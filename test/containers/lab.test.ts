@@ -186,7 +186,7 @@ async function pingThroughTunnel(): Promise<void> {
   expect((await tunsecSas())[0]!.children[0]!.packets_in).toBeGreaterThanOrEqual(before + 3);
 }
 
-for (const suiteEngine of ['podman', 'docker'] as const) describe(`the tunsec image and the tunsec ↔ strongSwan container lab (${suiteEngine})`, () => {
+describe.each(['podman', 'docker'] as const)('the tunsec image and the tunsec ↔ strongSwan container lab (%s)', (suiteEngine) => {
   let buildOut = '';
   const times: Record<string, string> = {};
   let dockerd: number | undefined;
@@ -372,7 +372,12 @@ for (const suiteEngine of ['podman', 'docker'] as const) describe(`the tunsec im
     } else {
       // dockerd runs the image's HEALTHCHECK itself, the first time 30 s (its interval) after the start
       const t0 = Date.now();
-      await waitFor('docker reports the container healthy', async () => (await ctr(['inspect', '-f', '{{.State.Health.Status}}', TS])).stdout.trim() === 'healthy', 45_000, 500);
+      await waitFor(
+        'docker reports the container healthy',
+        async () => (await ctr(['inspect', '-f', '{{.State.Health.Status}}', TS])).stdout.trim() === 'healthy',
+        45_000,
+        500,
+      );
       times.waited_for_healthy = `${((Date.now() - t0) / 1000).toFixed(1)} s`;
       const log = await ctr(['inspect', '-f', '{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}', TS]);
       expect(log.stdout).toMatch(/^0 TUNSEC OK/);
@@ -425,22 +430,26 @@ for (const suiteEngine of ['podman', 'docker'] as const) describe(`the tunsec im
   }, 60_000);
 
   // podman-compose only: docker compose (a separate package) is not installed here
-  it.runIf(suiteEngine === 'podman')('the compose file brings up the same lab under podman-compose, strongSwan finding tunsec by name', async () => {
-    const down = await lab(['down'], 120_000);
-    expect(down.code, down.stderr).toBe(0);
-    const up = await lab(['compose-up'], 180_000);
-    await remember(SS);
-    await remember(TS);
-    expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
-    const m = /compose up -> CHILD_SA installed: ([\d.]+) s/.exec(up.stdout);
-    times.compose_up_to_child_sa = `${m?.[1]} s`;
-    console.log(`[containers] compose up → CHILD_SA installed: ${m?.[1]} s`);
-    const [ts, ss] = await Promise.all([tunsecSas(), swanSas()]);
-    expect(ts[0]?.initiator).toBe(false);
-    expect(ss[0]?.spiOut).toBe(ts[0]?.children[0]?.spi_in);
-    const addr = (await must(['engine', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', TS])).trim();
-    const ping = await ctr(['exec', SS, 'ping', '-c', '2', '-i', '0.2', '-W', '3', addr], 20_000);
-    expect(ping.code, ping.stdout + ping.stderr).toBe(0);
-    expect((await tunsecSas())[0]!.children[0]!.packets_in).toBeGreaterThanOrEqual(2);
-  }, 200_000);
+  it.runIf(suiteEngine === 'podman')(
+    'the compose file brings up the same lab under podman-compose, strongSwan finding tunsec by name',
+    async () => {
+      const down = await lab(['down'], 120_000);
+      expect(down.code, down.stderr).toBe(0);
+      const up = await lab(['compose-up'], 180_000);
+      await remember(SS);
+      await remember(TS);
+      expect(up.code, `${up.stdout}\n${up.stderr}`).toBe(0);
+      const m = /compose up -> CHILD_SA installed: ([\d.]+) s/.exec(up.stdout);
+      times.compose_up_to_child_sa = `${m?.[1]} s`;
+      console.log(`[containers] compose up → CHILD_SA installed: ${m?.[1]} s`);
+      const [ts, ss] = await Promise.all([tunsecSas(), swanSas()]);
+      expect(ts[0]?.initiator).toBe(false);
+      expect(ss[0]?.spiOut).toBe(ts[0]?.children[0]?.spi_in);
+      const addr = (await must(['engine', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', TS])).trim();
+      const ping = await ctr(['exec', SS, 'ping', '-c', '2', '-i', '0.2', '-W', '3', addr], 20_000);
+      expect(ping.code, ping.stdout + ping.stderr).toBe(0);
+      expect((await tunsecSas())[0]!.children[0]!.packets_in).toBeGreaterThanOrEqual(2);
+    },
+    200_000,
+  );
 });
