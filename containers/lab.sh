@@ -44,7 +44,9 @@ build_debian() {
   fi
   if ! image_exists "$DEBIAN_IMAGE"; then
     t0=$(now)
-    ctr import --change 'CMD ["/bin/bash"]' "$tar" "$DEBIAN_IMAGE" >/dev/null
+    local quiet=()
+    [ "$ENGINE" = docker ] || quiet=(--quiet)
+    ctr import "${quiet[@]}" --change 'CMD ["/bin/bash"]' "$tar" "$DEBIAN_IMAGE" >/dev/null
     log "imported $DEBIAN_IMAGE in $(elapsed "$t0") s"
   fi
 }
