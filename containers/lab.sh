@@ -1,6 +1,6 @@
 #!/bin/bash
-# containers/lab.sh — tunsec ↔ strongSwan in containers (rootful podman, offline), see
-# docs/containers.md.
+# containers/lab.sh — tunsec ↔ strongSwan in containers (rootful podman or docker, offline),
+# see docs/containers.md. TUNSEC_CONTAINER_ENGINE=docker|podman (default podman).
 #
 #   lab.sh build            images: Debian 12 base (mmdebstrap, cached in $LAB_ART), node 22
 #                           (the node devDependency), strongSwan, tunsec (./Containerfile); prints sizes
@@ -11,11 +11,13 @@
 #                           configs (PURGE=1: also images, podman storage, the base tarball)
 #   lab.sh compose-up|compose-down   the same lab with containers/compose.yaml (podman-compose)
 #   lab.sh podman ARGS...   podman with the lab's private configuration
+#   lab.sh docker ARGS...   docker with the lab's daemon (its own dockerd unless DOCKER_HOST is set)
+#   lab.sh engine ARGS...   the selected engine (podman or docker) with the lab's configuration
 #   lab.sh tunsec ARGS...   `tunsec ARGS` in the tunsec container (status, list-sas, check, ...)
 #   lab.sh swanctl ARGS...  `swanctl ARGS` in the strongSwan container
 #
-# Needs root, podman, runc, mmdebstrap (scripts/system-packages.txt) and Debian's apt mirror
-# (no container registry). Everything it makes lives in $LAB_ART and $LAB_RUN.
+# Needs root, podman (or docker.io), runc, mmdebstrap (scripts/system-packages.txt) and Debian's
+# apt mirror (no container registry). Everything it makes lives in $LAB_ART and $LAB_RUN.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -37,12 +39,14 @@ build_debian() {
       "deb $DEBIAN_MIRROR $SUITE main" "deb $DEBIAN_MIRROR $SUITE-updates main" \
       "deb $DEBIAN_SECURITY $SUITE-security main"
     mv "$tar.tmp" "$tar"
-    podman rmi -f "$DEBIAN_IMAGE" >/dev/null 2>&1 || true
+    ctr rmi -f "$DEBIAN_IMAGE" >/dev/null 2>&1 || true
     log "base tarball $(du -h "$tar" | cut -f1) in $(elapsed "$t0") s"
   fi
-  if ! podman image exists "$DEBIAN_IMAGE"; then
+  if ! image_exists "$DEBIAN_IMAGE"; then
     t0=$(now)
-    podman import --quiet --change 'CMD ["/bin/bash"]' "$tar" "$DEBIAN_IMAGE" >/dev/null
+    local quiet=()
+    [ "$ENGINE" = docker ] || quiet=(--quiet)
+    ctr import "${quiet[@]}" --change 'CMD ["/bin/bash"]' "$tar" "$DEBIAN_IMAGE" >/dev/null
     log "imported $DEBIAN_IMAGE in $(elapsed "$t0") s"
   fi
 }
@@ -69,17 +73,21 @@ node_context() {
 }
 
 pbuild() {
-  # docker format: podman drops HEALTHCHECK from OCI images. RUN steps use the host network
-  # (apt, npm registry): no NAT bridge, so no netavark rules and no ip_forward change.
+  # docker format: podman drops HEALTHCHECK from OCI images (docker builds nothing else). RUN
+  # steps use the host network (apt, npm registry): no NAT bridge, so no netavark rules and no
+  # ip_forward change.
+  local fmt=()
+  [ "$ENGINE" = docker ] || fmt=(--format docker)
   # shellcheck disable=SC2046
-  podman build --quiet --format docker --network host $(build_ulimits) "$@" >/dev/null
+  ctr build --quiet "${fmt[@]}" --network host $(build_ulimits) "$@" >/dev/null
 }
 
-image_mb() { podman image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f", $1/1e6}'; }
+image_mb() { ctr image inspect --format '{{.Size}}' "$1" | awk '{printf "%.1f", $1/1e6}'; }
 
 cmd_build() {
   require_prereqs
   write_engine_conf
+  ensure_engine
   local t0 t ctx
   t0=$(now)
   build_debian
@@ -108,7 +116,7 @@ cmd_build() {
 
 images_present() {
   local i
-  for i in "$DEBIAN_IMAGE" "$NODE_IMAGE" "$SS_IMAGE" "$TUNSEC_IMAGE"; do podman image exists "$i" || return 1; done
+  for i in "$DEBIAN_IMAGE" "$NODE_IMAGE" "$SS_IMAGE" "$TUNSEC_IMAGE"; do image_exists "$i" || return 1; done
 }
 
 # ------------------------------------------------------------------------------ PKI + configs
@@ -117,7 +125,7 @@ make_pki() {
   [ -s "$pki/ca.pem" ] && return 0
   rm -rf "$pki"; mkdir -p "$pki"
   # ECDSA P-384 throughout, made with strongSwan's pki inside its image (no network)
-  podman run --rm --network none -v "$pki:/pki" \
+  ctr run --rm --network none -v "$pki:/pki" \
     -e SS_ID="$SS_ID" -e TS_ID="$TS_ID" -e SS_IP="$SS_IP" -e TS_IP="$TS_IP" "$SS_IMAGE" \
     bash -euo pipefail -c '
       pki --gen --type ecdsa --size 384 --outform pem > /pki/ca-key.pem
@@ -219,43 +227,48 @@ EOC
 wait_log() { # CONTAINER PATTERN TIMEOUT_S  (logs captured first: `podman logs | grep -q` trips pipefail)
   local c="$1" pat="$2" i out
   for i in $(seq 1 $(( $3 * 10 ))); do
-    out="$(podman logs "$c" 2>&1 || true)"
+    out="$(ctr logs "$c" 2>&1 || true)"
     grep -q -- "$pat" <<<"$out" && return 0
-    [ "$(podman container inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" = true ] || break
+    [ "$(ctr container inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" = true ] || break
     sleep 0.1
   done
-  podman logs "$c" 2>&1 | tail -50 >&2 || true
+  ctr logs "$c" 2>&1 | tail -50 >&2 || true
   die "$c: no '$pat' in its log"
 }
 
 # Without systemd podman cannot schedule the image's HEALTHCHECK (it logs errors on every
 # start and stop); the check is then run on demand: `lab.sh podman healthcheck run NAME`.
+# dockerd schedules health checks itself.
 health_args() {
-  if [ -d /run/systemd/system ]; then return 0; fi
+  if [ "$ENGINE" = docker ] || [ -d /run/systemd/system ]; then return 0; fi
   echo --health-interval=disable
 }
 
 start_strongswan() {
-  podman container exists "$SS_CTR" && podman rm -f -t 5 "$SS_CTR" >/dev/null
-  podman run -d --name "$SS_CTR" --hostname strongswan --network "$NET" --ip "$SS_IP" \
+  if container_exists "$SS_CTR"; then remove_container "$SS_CTR" 5; fi
+  ctr run -d --name "$SS_CTR" --hostname strongswan --network "$NET" --ip "$SS_IP" \
     "${SS_CAPS[@]}" -v "$LAB_ART/lab/swanctl:/etc/swanctl:ro" "$SS_IMAGE" >/dev/null
   wait_log "$SS_CTR" 'lab-charon: ready' 20
 }
 
 start_tunsec() {
-  podman container exists "$TS_CTR" && podman rm -f -t 10 "$TS_CTR" >/dev/null
-  podman run -d --name "$TS_CTR" --hostname tunsec --network "$NET" --ip "$TS_IP" \
+  if container_exists "$TS_CTR"; then remove_container "$TS_CTR" 10; fi
+  ctr run -d --name "$TS_CTR" --hostname tunsec --network "$NET" --ip "$TS_IP" \
     "${TS_CAPS[@]}" $(health_args) -v "$LAB_ART/lab/tunsec:/etc/tunsec:ro" "$TUNSEC_IMAGE" >/dev/null
 }
 
 cmd_up() {
   require_prereqs
   write_engine_conf
+  ensure_engine
   images_present || cmd_build
-  if ! podman network exists "$NET"; then
-    # internal: no NAT, no route out, no DNS (fixed addresses)
-    podman network create --internal --disable-dns --subnet "$SUBNET" --gateway "$GATEWAY" "$NET" >/dev/null
-    log "network $NET ($SUBNET, internal)"
+  if ! network_exists "$NET"; then
+    # internal: no NAT, no route out, no DNS (fixed addresses; docker's embedded DNS cannot be
+    # turned off, the lab does not use it)
+    local dns=(--disable-dns)
+    [ "$ENGINE" = podman ] || dns=()
+    ctr network create --internal "${dns[@]}" --subnet "$SUBNET" --gateway "$GATEWAY" "$NET" >/dev/null
+    log "network $NET ($SUBNET, internal, $ENGINE)"
   fi
   make_pki
   write_configs "$LAB_ART/lab" ip
@@ -268,7 +281,7 @@ cmd_up() {
     wait_log "$TS_CTR" '"event":"child_established"' 30
     # the daemon's own timestamp of the event, against the moment `podman run` was called
     local line
-    line="$(podman logs "$TS_CTR" 2>&1 | grep '"event":"child_established"' || true)"
+    line="$(ctr logs "$TS_CTR" 2>&1 | grep '"event":"child_established"' || true)"
     ms=$(date -d "$(sed -E -n '1s/^\{"time":"([^"]+)".*/\1/p' <<<"$line")" +%s%3N)
     echo "container start -> CHILD_SA installed: $((ms - t0)) ms"
   else
@@ -278,18 +291,21 @@ cmd_up() {
 }
 
 cmd_status() {
-  podman ps -a --filter "name=^tunsec-lab-" --format '{{.Names}}  {{.Status}}  {{.Image}}'
-  if podman container exists "$TS_CTR"; then echo "--- tunsec list-sas ($TS_CTR)"; podman exec "$TS_CTR" tunsec list-sas || true; fi
-  if podman container exists "$SS_CTR"; then echo "--- swanctl --list-sas ($SS_CTR)"; podman exec "$SS_CTR" swanctl --list-sas 2>/dev/null || true; fi
+  ctr ps -a --filter "name=tunsec-lab-" --format '{{.Names}}  {{.Status}}  {{.Image}}'
+  if container_exists "$TS_CTR"; then echo "--- tunsec list-sas ($TS_CTR)"; ctr exec "$TS_CTR" tunsec list-sas || true; fi
+  if container_exists "$SS_CTR"; then echo "--- swanctl --list-sas ($SS_CTR)"; ctr exec "$SS_CTR" swanctl --list-sas 2>/dev/null || true; fi
 }
 
 compose() {
+  # with docker: `docker compose -f containers/compose.yaml` (see the file); not run by the lab
+  [ "$ENGINE" = podman ] || die "compose-up/compose-down run podman-compose only (TUNSEC_CONTAINER_ENGINE=podman)"
   command -v podman-compose >/dev/null || die "podman-compose missing (run scripts/setup-system.sh as root)"
   TUNSEC_LAB_DIR="$LAB_ART" TUNSEC_IMAGE="$TUNSEC_IMAGE" STRONGSWAN_IMAGE="$SS_IMAGE" \
     podman-compose -p "$COMPOSE_PROJECT" -f "$LAB_DIR/compose.yaml" "$@"
 }
 
 cmd_compose_up() {
+  [ "$ENGINE" = podman ] || die "compose-up runs podman-compose only (with docker: \`docker compose -f containers/compose.yaml\`, see the file)"
   require_prereqs
   write_engine_conf
   images_present || cmd_build
@@ -322,28 +338,7 @@ stop_idle_aardvark() {
 }
 
 cmd_down() {
-  local c n aardvark
-  # its PID before the networks go (it may remove the file on its way out)
-  aardvark="$(cat "$AARDVARK_DIR/aardvark.pid" 2>/dev/null || true)"
-  if [ -f "$CONTAINERS_CONF" ]; then
-    if command -v podman-compose >/dev/null && [ -n "$(podman ps -a -q --filter "label=io.podman.compose.project=$COMPOSE_PROJECT")" ]; then
-      compose down -t 10 >/dev/null 2>&1 || true
-    fi
-    for c in "$TS_CTR" "$SS_CTR"; do
-      # tunsec first and with time to send its DELETEs
-      if podman container exists "$c"; then
-        # (podman without systemd complains that it cannot remove a healthcheck timer it never made)
-        podman rm -f -t 10 "$c" 2>&1 >/dev/null | { grep -v 'unable to get systemd connection' >&2 || true; }
-        log "removed container $c"
-      fi
-    done
-    for n in "$NET" "$COMPOSE_NET"; do
-      if podman network exists "$n"; then podman network rm -f "$n" >/dev/null; log "removed network $n"; fi
-    done
-    if [ "${PURGE:-0}" = 1 ]; then podman rmi -a -f >/dev/null 2>&1 || true; fi
-  fi
-  stop_idle_aardvark "$aardvark"
-  [ "${KEEP_FW:-0}" = 1 ] || remove_netavark_fw
+  if [ "$ENGINE" = docker ]; then down_docker; else down_podman; fi
   rm -rf "$LAB_ART/pki" "$LAB_ART/lab" "$LAB_ART/compose" "$LAB_ART/compose-up.out"
   if [ "${PURGE:-0}" = 1 ]; then
     # containers/storage may keep its overlay directory bind-mounted
@@ -355,6 +350,40 @@ cmd_down() {
   log "down"
 }
 
+down_podman() {
+  local c n aardvark
+  # its PID before the networks go (it may remove the file on its way out)
+  aardvark="$(cat "$AARDVARK_DIR/aardvark.pid" 2>/dev/null || true)"
+  if [ -f "$CONTAINERS_CONF" ]; then
+    if command -v podman-compose >/dev/null && [ -n "$(podman ps -a -q --filter "label=io.podman.compose.project=$COMPOSE_PROJECT")" ]; then
+      compose down -t 10 >/dev/null 2>&1 || true
+    fi
+    for c in "$TS_CTR" "$SS_CTR"; do
+      # tunsec first and with time to send its DELETEs
+      if podman container exists "$c"; then remove_container "$c" 10; log "removed container $c"; fi
+    done
+    for n in "$NET" "$COMPOSE_NET"; do
+      if podman network exists "$n"; then podman network rm -f "$n" >/dev/null; log "removed network $n"; fi
+    done
+    if [ "${PURGE:-0}" = 1 ]; then podman rmi -a -f >/dev/null 2>&1 || true; fi
+  fi
+  stop_idle_aardvark "$aardvark"
+  [ "${KEEP_FW:-0}" = 1 ] || remove_netavark_fw
+}
+
+# containers and network, then the lab's own dockerd (its images stay in $LAB_ART/docker
+# unless PURGE=1); a daemon that is not running is not started for this
+down_docker() {
+  local c
+  if ctr version >/dev/null 2>&1; then
+    for c in "$TS_CTR" "$SS_CTR"; do
+      if container_exists "$c"; then remove_container "$c" 10; log "removed container $c"; fi
+    done
+    if network_exists "$NET"; then ctr network rm "$NET" >/dev/null; log "removed network $NET"; fi
+  fi
+  stop_engine
+}
+
 case "${1:-}" in
   build) cmd_build ;;
   up) cmd_up ;;
@@ -363,7 +392,9 @@ case "${1:-}" in
   compose-up) cmd_compose_up ;;
   compose-down) cmd_down ;;
   podman) shift; exec podman "$@" ;;
-  tunsec) shift; exec podman exec "$TS_CTR" tunsec "$@" ;;
-  swanctl) shift; exec podman exec "$SS_CTR" swanctl "$@" ;;
-  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  docker) shift; ENGINE=docker; ctr "$@" ;;
+  engine) shift; ctr "$@" ;;
+  tunsec) shift; ctr exec "$TS_CTR" tunsec "$@" ;;
+  swanctl) shift; ctr exec "$SS_CTR" swanctl "$@" ;;
+  *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

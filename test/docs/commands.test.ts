@@ -46,7 +46,7 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^npm ci\b/, 'installs packages (and system packages through scripts/setup-system.sh)'],
   [/^npm run (demo|bench|fuzz|soak)\b|^node --import tsx bench\//, 'root, network namespaces and minutes of running'],
   [/^npm run typecheck$|^npx vitest run\b/, 'part of npm test itself'],
-  [/^(PURGE=1 |TS_START=\w+ )?containers\/lab\.sh\b/, 'builds and starts containers (rootful podman)'],
+  [/^((PURGE=1|TS_START=\w+|TUNSEC_CONTAINER_ENGINE=\w+) )*containers\/lab\.sh\b/, 'builds and starts containers (rootful podman or docker)'],
   [/^(docker|podman) /, 'builds or starts container images'],
   [
     /^dpkg -i |^npm pack$|^mkdir \/opt\/tunsec\b|^node_modules\/\.bin\/tunsec --version$/,
