@@ -90,7 +90,7 @@ function usage(): never {
   const ids = [...allScenarios().map((s) => s.id), ...UML_CASE_IDS];
   process.stdout.write(
     `usage: node --import tsx bench/throughput.ts [--quick] [--only=ID,...] [--duration=SEC] [--reps=N] [--udp-rate=RATE|--no-udp] [--ping-count=N] [--warmup=SEC]\n` +
-      `       [--handshake-sas=N|--no-handshake] [--cpu-prof] [--budget=SEC]\n` +
+      `       [--handshake-sas=N|--no-handshake] [--handshake-cases=tunsec-ike,tunsec-ike-2proc,strongswan-ike] [--cpu-prof] [--budget=SEC]\n` +
       `  --quick        2 s runs, 2 repetitions, 50 pings, 1 s warm-up (under 7 minutes with the UML rows); default: 8 s runs, 3 repetitions, 200 pings (under 21)\n` +
       `  --cpu-prof     after the measurements, profile both tunsec daemons (node --cpu-prof) under iperf3 TCP on tunsec-transport; top self time → docs/notes/bench.md\n` +
       `  scenarios:     ${ids.join(', ')} (--only takes ids or prefixes: --only=plain,tunsec or --only uml-plain,uml-kernel-xfrm,tunsec-uml-kernel)\n` +
@@ -118,6 +118,7 @@ function parseOptions(argv: string[]): BenchOptions {
         'no-udp': { type: 'boolean' },
         only: { type: 'string' },
         'handshake-sas': { type: 'string' },
+        'handshake-cases': { type: 'string' },
         'no-handshake': { type: 'boolean' },
         'cpu-prof': { type: 'boolean' },
         budget: { type: 'string' },
@@ -161,6 +162,7 @@ function parseOptions(argv: string[]): BenchOptions {
   const sas = parsed['handshake-sas'];
   if (sas !== undefined)
     o.handshakes = { ...o.handshakes!, total: num('handshake-sas', sas, 1), batch: Math.min(o.handshakes?.batch ?? 250, num('handshake-sas', sas, 1)) };
+  if (parsed['handshake-cases'] !== undefined && o.handshakes) o.handshakes = { ...o.handshakes, cases: parsed['handshake-cases'].split(',').filter(Boolean) };
   if (parsed['no-handshake']) o.handshakes = undefined;
   if (parsed.budget !== undefined) o.budgetSec = num('budget', parsed.budget, 60);
   return o;
@@ -391,6 +393,7 @@ function handshakeCases(hs: HandshakeCaseResult[]): { cases: CaseStatus[]; rows:
     const miss = h.status === 'ok' ? undefined : { failed: h.reason ?? 'failed' };
     rows.push(row(h.id, 'handshakes_per_s', h.rates, miss));
     rows.push(row(h.id, 'kb_per_sa', [h.kb_per_sa], miss));
+    rows.push(row(h.id, 'kb_per_sa_slope', [h.kb_per_sa_slope], miss));
   }
   return { cases, rows };
 }
@@ -605,7 +608,7 @@ function resultsPage(r: BenchReport, o: BenchOptions, profile: string | undefine
       ? [
           `Method: every case set up first and checked on the wire (ESP / ESP-in-UDP, no cleartext), ${o.warmupSec} s TCP warm-up each, then ${r.options.reps_done as number} interleaved repetition(s) (each round starts one case later) of: ping ×${o.pingCount} every ${o.pingIntervalSec} s (p50/p99 over every reply), iperf3 TCP ${o.durationSec} s with 1 and 4 streams, UDP ${o.durationSec} s at ${o.udpRate === '0' ? 'the highest rate the sender reaches (-b 0)' : o.udpRate} with 1400- and 64-byte IP packets (packets/s that arrived, loss as iperf3 counts it). Median (min–max). cpu_s_per_gb = utime+stime of both IPsec processes over the TCP runs ÷ GB received; rss_mb = both IPsec processes' VmRSS after the 4-stream run.` +
             (hs
-              ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs). See docs/notes/bench.md.`
+              ? ` Handshakes: ${hs.total} IKE_SA+CHILD_SA per case kept up, ${hs.concurrency} initiations in flight, one rate sample per ${hs.batch}, tunsec and strongSwan batches alternating; kb_per_sa = (ΔRSS initiator + ΔRSS responder) ÷ (2 × SAs); kb_per_sa_slope the same over the second half only (without what grows once, such as V8's young generation). tunsec-ike runs both IKE managers in the bench's own thread; tunsec-ike-2proc runs each in a process of its own with its key exchanges and signatures on crypto worker threads (daemon.crypto_workers' default). See docs/notes/bench.md.`
               : ''),
           '',
         ]

@@ -16,6 +16,8 @@
 //       verifies. On false the ciphertext area is restored (re-encrypted with the same key stream),
 //       so no unauthenticated plaintext is left behind and the caller may retry (e.g. another ESN
 //       guess); it never throws for bad data.
+//   key.handle: a number naming this key to the batched ESP calls of tunsec_esp.cc (never reused
+//       within a process; unknown once the key is destroyed).
 //   key.destroy(): frees the EVP contexts (OpenSSL cleanses the key schedule) and wipes the salt;
 //       later seal/open throw. Idempotent. The finalizer does the same if destroy() was not called.
 // Argument errors throw: TypeError for a non-Uint8Array buffer/AAD or a non-number offset,
@@ -32,6 +34,10 @@
 #include <string.h>
 
 #include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include "tunsec_esp.h"
 
 #if !defined(OPENSSL_VERSION_MAJOR) || OPENSSL_VERSION_MAJOR < 3
 #error "tunsec_aead.cc expects node's OpenSSL 3 headers (<nodedir>/include/node/openssl)"
@@ -141,12 +147,20 @@ bool ParseArgs(const Napi::CallbackInfo &info, const char *usage, Args *a) {
   return true;
 }
 
+class AeadKey;
+
+// Handles of live keys, for the batched ESP calls (tunsec_esp.cc). Worker threads may load the
+// addon too, so the map is locked; a key itself is only used on the thread that made it.
+std::mutex registry_mutex;
+std::unordered_map<uint32_t, AeadKey *> registry;
+uint32_t next_handle = 1;
+
 class AeadKey : public Napi::ObjectWrap<AeadKey> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "AeadKey",
                        {InstanceMethod<&AeadKey::Seal>("seal"), InstanceMethod<&AeadKey::Open>("open"),
-                        InstanceMethod<&AeadKey::Destroy>("destroy")});
+                        InstanceMethod<&AeadKey::Destroy>("destroy"), InstanceAccessor<&AeadKey::Handle>("handle")});
   }
 
   // new AeadKey(key, salt)
@@ -184,7 +198,20 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
     if (!ok) {
       Release();
       Napi::Error::New(env, std::string("AeadKey: OpenSSL could not set up ") + name).ThrowAsJavaScriptException();
+      return;
     }
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    handle_ = next_handle++;
+    if (next_handle == 0) next_handle = 1;  // 2^32 keys later; 0 stays "none"
+    registry[handle_] = this;
+  }
+
+  bool Lookup(EspKeyView *out) const {
+    if (enc_ == nullptr) return false;
+    out->enc = enc_;
+    out->dec = dec_;
+    out->salt = salt_;
+    return true;
   }
 
   ~AeadKey() override { Release(); }
@@ -241,6 +268,8 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
     return Napi::Boolean::New(env, ok);
   }
 
+  Napi::Value Handle(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), handle_); }
+
   Napi::Value Destroy(const Napi::CallbackInfo &info) {
     Release();
     return info.Env().Undefined();
@@ -252,6 +281,11 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
   }
 
   void Release() {
+    if (handle_ != 0) {
+      std::lock_guard<std::mutex> lock(registry_mutex);
+      registry.erase(handle_);
+      handle_ = 0;
+    }
     // EVP_CIPHER_CTX_free cleanses the provider context, key schedule included.
     EVP_CIPHER_CTX_free(enc_);
     EVP_CIPHER_CTX_free(dec_);
@@ -263,9 +297,16 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
   EVP_CIPHER_CTX *enc_ = nullptr;
   EVP_CIPHER_CTX *dec_ = nullptr;
   unsigned char salt_[kSaltLen] = {0, 0, 0, 0};
+  uint32_t handle_ = 0;
 };
 
 }  // namespace
+
+bool EspKeyLookup(uint32_t handle, EspKeyView *out) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  auto it = registry.find(handle);
+  return it != registry.end() && it->second->Lookup(out);
+}
 
 // Called from the module's Init (tunsec_native.cc).
 void InitAead(Napi::Env env, Napi::Object exports) { exports.Set("AeadKey", AeadKey::Define(env)); }

@@ -24,13 +24,17 @@
 #include <string>
 #include <vector>
 
+#include "tunsec_napi.h"
+
 namespace tunsec {
 void InitAead(Napi::Env env, Napi::Object exports);     // tunsec_aead.cc
 void InitOffload(Napi::Env env, Napi::Object exports);  // tunsec_offload.cc
 void InitNotify(Napi::Env env, Napi::Object exports);   // tunsec_notify.cc
+void InitEsp(Napi::Env env, Napi::Object exports);      // tunsec_esp.cc
+void InitUdpGro(Napi::Env env, Napi::Object exports);   // tunsec_udp_gro.cc
 }
 
-// TUN_F_USO4/6 (Linux 6.2) are missing from older uapi headers.
+// TUN_F_USO4/6 (Linux 6.2) are missing from older uapi headers (UDP_GRO: tunsec_napi.h).
 #ifndef TUN_F_USO4
 #define TUN_F_USO4 0x20
 #endif
@@ -216,20 +220,41 @@ Napi::Value SetUp(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-// readBatch(fd, buffers: Uint8Array[], lengths: Int32Array) -> count
-// Reads one packet per buffer until EAGAIN or min(buffers.length, lengths.length) packets.
+// The data pointer and length of element i of a JS array of Uint8Arrays (marshalled one by one,
+// as they are used: a lone packet costs one element, not the whole pool).
+bool SlotAt(Napi::Env env, Napi::Array arr, uint32_t i, iovec *out) {
+  Napi::Value v = arr.Get(i);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "buffers must be an array of Buffer/Uint8Array");
+    return false;
+  }
+  Napi::Uint8Array u = v.As<Napi::Uint8Array>();
+  out->iov_base = u.Data();
+  out->iov_len = u.ByteLength();
+  return true;
+}
+
+// readBatch(fd, buffers: Uint8Array[], lengths: Int32Array, maxReads?) -> count
+// Reads one packet per buffer until EAGAIN or min(buffers.length, lengths.length) packets; with
+// maxReads (> 0) at most that many read()s (a caller expecting a lone packet spares the read that
+// would only say EAGAIN; the descriptor stays readable if more is queued).
 Napi::Value ReadBatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int32_t fd;
-  if (!ArgInt(info, 0, &fd) || info.Length() < 3 || !info[1].IsArray()) return ThrowType(env, "readBatch(fd, buffers, lengths)");
+  if (!ArgInt(info, 0, &fd) || info.Length() < 3 || !info[1].IsArray()) return ThrowType(env, "readBatch(fd, buffers, lengths, maxReads?)");
   int32_t *lens;
   size_t nlens;
   if (!GetLengths(env, info[2], &lens, &nlens)) return env.Undefined();
-  std::vector<iovec> iov;
-  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)nlens, &iov)) return env.Undefined();
+  int32_t reads = 0;
+  ArgInt(info, 3, &reads);
+  Napi::Array arr = info[1].As<Napi::Array>();
+  size_t max = arr.Length() < nlens ? arr.Length() : nlens;
+  if (reads > 0 && (size_t)reads < max) max = (size_t)reads;
   size_t n = 0;
-  while (n < iov.size()) {
-    ssize_t r = read(fd, iov[n].iov_base, iov[n].iov_len);
+  iovec slot;
+  while (n < max) {
+    if (!SlotAt(env, arr, (uint32_t)n, &slot)) return env.Undefined();
+    ssize_t r = read(fd, slot.iov_base, slot.iov_len);
     if (r < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -250,8 +275,9 @@ Napi::Value WriteBatch(const Napi::CallbackInfo &info) {
   int32_t *lens;
   size_t nlens;
   if (!GetLengths(env, info[2], &lens, &nlens)) return env.Undefined();
+  if ((size_t)count > nlens) return ThrowType(env, "count exceeds buffers/lengths");
   std::vector<iovec> iov;
-  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)nlens, &iov)) return env.Undefined();
+  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)count, &iov)) return env.Undefined();
   if ((size_t)count > iov.size()) return ThrowType(env, "count exceeds buffers/lengths");
   int32_t n = 0;
   while (n < count) {
@@ -446,8 +472,9 @@ Napi::Value SendBatch(const Napi::CallbackInfo &info) {
   int32_t *lens;
   size_t nlens;
   if (!GetLengths(env, info[2], &lens, &nlens)) return env.Undefined();
+  if ((size_t)count > nlens) return ThrowType(env, "count exceeds buffers/lengths");
   std::vector<iovec> iov;
-  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)nlens, &iov)) return env.Undefined();
+  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)count, &iov)) return env.Undefined();
   if ((size_t)count > iov.size()) return ThrowType(env, "count exceeds buffers/lengths");
   sockaddr_storage ss;
   socklen_t sl;
@@ -491,44 +518,48 @@ Napi::Value RecvBatch(const Napi::CallbackInfo &info) {
   Napi::Uint8Array addrs = ata.As<Napi::Uint8Array>();
   size_t max = nlens;
   if (addrs.ByteLength() / 20 < max) max = addrs.ByteLength() / 20;
-  std::vector<iovec> iov;
-  if (!CollectBuffers(env, info[1].As<Napi::Array>(), (uint32_t)max, &iov)) return env.Undefined();
-  size_t n = iov.size();
-  if (n == 0) return Napi::Number::New(env, 0);
-  std::vector<mmsghdr> msgs(n);
-  std::vector<sockaddr_storage> names(n);
-  for (size_t i = 0; i < n; i++) {
-    memset(&msgs[i], 0, sizeof msgs[i]);
-    msgs[i].msg_hdr.msg_name = &names[i];
-    msgs[i].msg_hdr.msg_namelen = sizeof names[i];
-    msgs[i].msg_hdr.msg_iov = &iov[i];
-    msgs[i].msg_hdr.msg_iovlen = 1;
+  // A first recvmmsg of a few slots (a lone packet marshals 8 buffers, not the pool); only when
+  // it fills them are the others marshalled and read.
+  Napi::Array arr = info[1].As<Napi::Array>();
+  if (arr.Length() < max) max = arr.Length();
+  if (max == 0) return Napi::Number::New(env, 0);
+  // reused between calls (no per-call allocation and zeroing of 64 × 200 octets)
+  thread_local std::vector<iovec> iov;
+  thread_local std::vector<mmsghdr> msgs;
+  thread_local std::vector<sockaddr_storage> names;
+  if (iov.size() < max) {
+    iov.resize(max);
+    msgs.resize(max);
+    names.resize(max);
   }
-  int r;
-  do {
-    r = recvmmsg(fd, msgs.data(), (unsigned)n, MSG_DONTWAIT, nullptr);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, 0);
-    return ThrowErrno(env, "recvmmsg", errno);
+  size_t ready = 0;  // slots marshalled
+  size_t got = 0;
+  while (got < max) {
+    const size_t want = got == 0 ? (max < 8 ? max : 8) : max;
+    for (; ready < want; ready++) {
+      if (!SlotAt(env, arr, (uint32_t)ready, &iov[ready])) return env.Undefined();
+      memset(&msgs[ready], 0, sizeof msgs[ready]);
+      msgs[ready].msg_hdr.msg_name = &names[ready];
+      msgs[ready].msg_hdr.msg_namelen = sizeof names[ready];
+      msgs[ready].msg_hdr.msg_iov = &iov[ready];
+      msgs[ready].msg_hdr.msg_iovlen = 1;
+    }
+    int r;
+    do {
+      r = recvmmsg(fd, msgs.data() + got, (unsigned)(want - got), MSG_DONTWAIT, nullptr);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || got > 0) break;
+      return ThrowErrno(env, "recvmmsg", errno);
+    }
+    got += (size_t)r;
+    if (got < want) break;
   }
+  const int r = (int)got;
   uint8_t *a = addrs.Data();
   for (int i = 0; i < r; i++) {
-    uint8_t *slot = a + (size_t)i * 20;
-    memset(slot, 0, 20);
     lens[i] = (int32_t)msgs[i].msg_len;
-    const sockaddr_storage &ss = names[i];
-    if (ss.ss_family == AF_INET) {
-      const auto *s4 = reinterpret_cast<const sockaddr_in *>(&ss);
-      slot[0] = 4;
-      memcpy(slot + 2, &s4->sin_port, 2);
-      memcpy(slot + 4, &s4->sin_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-      const auto *s6 = reinterpret_cast<const sockaddr_in6 *>(&ss);
-      slot[0] = 6;
-      memcpy(slot + 2, &s6->sin6_port, 2);
-      memcpy(slot + 4, &s6->sin6_addr, 16);
-    }
+    tunsec::PutAddr(a + (size_t)i * tunsec::kAddrSlot, names[i]);
   }
   return Napi::Number::New(env, r);
 }
@@ -702,6 +733,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tunsec::InitAead(env, exports);
   tunsec::InitOffload(env, exports);
   tunsec::InitNotify(env, exports);
+  tunsec::InitEsp(env, exports);
+  tunsec::InitUdpGro(env, exports);
 
   Napi::Object c = Napi::Object::New(env);
   auto def = [&](const char *k, int v) { c.Set(k, Napi::Number::New(env, v)); };
@@ -716,6 +749,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def("IPPROTO_IPV6", IPPROTO_IPV6);
   def("IPPROTO_UDP", IPPROTO_UDP);
   def("IPPROTO_ESP", IPPROTO_ESP);
+  def("SOL_UDP", SOL_UDP);
+  def("UDP_GRO", UDP_GRO);
   def("IP_TOS", IP_TOS);
   def("IP_MTU_DISCOVER", IP_MTU_DISCOVER);
   def("IPV6_V6ONLY", IPV6_V6ONLY);

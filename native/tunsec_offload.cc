@@ -451,30 +451,55 @@ bool Slots(Napi::Env env, const Napi::Value &v, uint32_t max, std::vector<uint8_
   return true;
 }
 
+// Marshals slots [ptrs->size(), upto) of `arr` (a prefix was marshalled before): a lone packet
+// touches one element, not the whole pool.
+bool MoreSlots(Napi::Env env, Napi::Array arr, uint32_t upto, std::vector<uint8_t *> *ptrs, std::vector<size_t> *caps) {
+  for (uint32_t i = (uint32_t)ptrs->size(); i < upto; i++) {
+    uint8_t *d;
+    size_t l;
+    if (!U8(arr.Get(i), &d, &l)) {
+      ThrowType(env, "buffers must be an array of Buffer/Uint8Array");
+      return false;
+    }
+    ptrs->push_back(d);
+    caps->push_back(l);
+  }
+  return true;
+}
+
 // Offload counters the JS side collects (and zeroes) after each call: indices into `stats`.
 enum Stat { kPendingLen = 0, kPendingNext = 1, kGsoPackets = 2, kGsoSegments = 3, kRefused = 4, kGroWrites = 5, kGroSegments = 6, kStatCount = 8 };
 
 thread_local std::vector<uint8_t *> tPtrs;
 thread_local std::vector<size_t> tCaps;
 
-// readBatchVnet(fd, buffers, lengths, scratch, stats) -> segments
+// readBatchVnet(fd, buffers, lengths, scratch, stats, maxReads?) -> segments
 // Reads virtio-net-header packets into `scratch` (>= 64 KiB + 10) and splits them into the slots.
 // A super-packet whose segments do not all fit stays in scratch (stats[0] = its length, stats[1] =
-// the next segment) and is finished by the next call before anything new is read.
+// the next segment) and is finished by the next call before anything new is read. With maxReads
+// (> 0) at most that many read()s: a caller expecting a lone packet spares the read that would
+// only return EAGAIN (the descriptor stays readable if more is queued).
 Napi::Value ReadBatchVnet(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int32_t *lens, *st;
   size_t nlens, nst, slen;
   uint8_t *scratch;
-  if (info.Length() < 5 || !info[0].IsNumber() || !I32(info[2], &lens, &nlens) || !U8(info[3], &scratch, &slen) || !I32(info[4], &st, &nst) ||
-      nst < kStatCount || slen < kVnetLen + kMaxIpLen)
-    return ThrowType(env, "readBatchVnet(fd, buffers, lengths, scratch >= 65545 octets, stats: Int32Array(8))");
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsArray() || !I32(info[2], &lens, &nlens) || !U8(info[3], &scratch, &slen) ||
+      !I32(info[4], &st, &nst) || nst < kStatCount || slen < kVnetLen + kMaxIpLen)
+    return ThrowType(env, "readBatchVnet(fd, buffers, lengths, scratch >= 65545 octets, stats: Int32Array(8), maxReads?)");
   int fd = info[0].As<Napi::Number>().Int32Value();
-  if (!Slots(env, info[1], (uint32_t)nlens, &tPtrs, &tCaps)) return env.Undefined();
-  int max = (int)tPtrs.size();
+  int reads = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Int32Value() : 0;
+  if (reads <= 0) reads = INT32_MAX;
+  Napi::Array arr = info[1].As<Napi::Array>();
+  const uint32_t nslots = arr.Length() < nlens ? arr.Length() : (uint32_t)nlens;
+  tPtrs.clear();
+  tCaps.clear();
+  int max = (int)nslots;
   int n = 0;
   while (n < max) {
     if (st[kPendingLen] == 0) {
+      if (reads == 0) break;
+      reads--;
       ssize_t r = read(fd, scratch, slen);
       if (r < 0) {
         if (errno == EINTR) continue;
@@ -490,6 +515,8 @@ Napi::Value ReadBatchVnet(const Napi::CallbackInfo &info) {
       st[kPendingNext] = 0;
     }
     VnetHdr vh = DecodeVnet(scratch);
+    // slots marshalled as needed: one for a plain packet, all that are left for a super-packet
+    if (!MoreSlots(env, arr, (vh.gsoType & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) == VIRTIO_NET_HDR_GSO_NONE ? (uint32_t)n + 1 : nslots, &tPtrs, &tCaps)) return env.Undefined();
     int total = 0;
     int got = GsoSplit(vh, scratch + kVnetLen, (size_t)st[kPendingLen] - kVnetLen, st[kPendingNext], tPtrs.data() + n, tCaps.data() + n, lens + n, max - n, &total);
     if (got < 0) {
@@ -524,8 +551,9 @@ Napi::Value WriteBatchVnet(const Napi::CallbackInfo &info) {
     return ThrowType(env, "writeBatchVnet(fd, buffers, lengths, count, stats: Int32Array(8))");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int count = info[3].As<Napi::Number>().Int32Value();
-  if (!Slots(env, info[1], (uint32_t)nlens, &tPtrs, &tCaps)) return env.Undefined();
-  if (count < 0 || (size_t)count > tPtrs.size()) return ThrowType(env, "count exceeds buffers/lengths");
+  if (count < 0 || (size_t)count > nlens) return ThrowType(env, "count exceeds buffers/lengths");
+  if (!Slots(env, info[1], (uint32_t)count, &tPtrs, &tCaps)) return env.Undefined();
+  if ((size_t)count > tPtrs.size()) return ThrowType(env, "count exceeds buffers/lengths");
   for (int i = 0; i < count; i++)
     if (lens[i] < 0 || (size_t)lens[i] > tCaps[(size_t)i]) return ThrowType(env, "length out of range for its buffer");
   GroPlan(tPtrs.data(), lens, count, &tGroups, &tNext);

@@ -6,6 +6,10 @@
  *   tunsec-ike       tunsec IKE manager ↔ tunsec IKE manager (src/ike/manager.ts with an in-memory
  *                    SAD, the daemon's IKE engine without TUN/datapath), both in the bench's own
  *                    Node process on loopback (127.0.0.1 ↔ 127.0.0.2): one thread does both roles
+ *   tunsec-ike-2proc tunsec IKE manager ↔ tunsec IKE manager, each in a Node process of its own
+ *                    (./ike-peer.ts, driven over IPC) with its public-key work on a crypto worker pool
+ *                    of daemon.crypto_workers' default size: the two roles no longer share a thread,
+ *                    and key exchange and signatures leave the thread that runs the exchanges
  *   strongswan-ike   charon ↔ charon (kernel-libipsec: every CHILD_SA is installed in libipsec), each in
  *                    its own namespace; initiations are `swanctl --initiate --child` processes
  *
@@ -30,6 +34,10 @@ import { NetnsPair } from '../../test/support/netns.js';
 import { StrongSwan, type StrongSwanConnection } from '../../test/support/strongswan.js';
 import type { Cleanups } from './cleanup.js';
 import { rssMb } from './measure.js';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { defaultCryptoWorkers } from '../../src/crypto/pool/defaults.js';
+import type { PeerCommand, PeerReply } from './ike-peer.js';
 
 export interface HandshakeOptions {
   /** SAs established per case (and kept up): the memory figure is taken at this count. */
@@ -40,6 +48,8 @@ export interface HandshakeOptions {
   concurrency: number;
   /** Unrecorded handshakes first (they stay up and are in the memory baseline). */
   warmup: number;
+  /** Only these case ids (default: all). */
+  cases?: string[];
 }
 
 export interface HandshakeCaseResult {
@@ -54,6 +64,11 @@ export interface HandshakeCaseResult {
   failed_initiations: number;
   rss_mb?: { before: number; after: number; per_process?: Record<string, { before: number; after: number }> };
   kb_per_sa?: number;
+  /**
+   * The slope over the second half: (RSS at `total` − RSS at `total`/2) ÷ (2 × SAs made in between).
+   * Leaves out what grows once (V8's young generation, charon's thread pools) and is not per SA.
+   */
+  kb_per_sa_slope?: number;
   details: Record<string, unknown>;
 }
 
@@ -170,6 +185,113 @@ class TunsecIke implements HandshakeCase {
   }
 }
 
+// ---------------------------------------------------------------- tunsec ↔ tunsec, two processes, crypto workers
+
+/** One ./ike-peer.ts process and its IPC channel (one command at a time). */
+class PeerProcess {
+  private readonly proc: ChildProcess;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly label: string) {
+    this.proc = fork(fileURLToPath(new URL('./ike-peer.ts', import.meta.url)), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  ask(cmd: PeerCommand): Promise<PeerReply & { ok: true }> {
+    const next = this.queue.then(
+      () =>
+        new Promise<PeerReply & { ok: true }>((resolve, reject) => {
+          const onExit = (code: number | null): void => reject(new Error(`${this.label} exited (${code}) during ${cmd.cmd}`));
+          this.proc.once('exit', onExit);
+          this.proc.once('message', (r: PeerReply) => {
+            this.proc.off('exit', onExit);
+            if (r.ok) resolve(r);
+            else reject(new Error(`${this.label}: ${r.error}`));
+          });
+          this.proc.send(cmd);
+        }),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || !this.proc.connected) return;
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    await Promise.race([this.ask({ cmd: 'stop' }).catch(() => undefined), new Promise((r) => setTimeout(r, 5000))]);
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+class TunsecIkeTwoProcesses implements HandshakeCase {
+  readonly id = 'tunsec-ike-2proc';
+  /** TUNSEC_BENCH_CRYPTO_WORKERS=0 runs the same case with the public-key work inline, for comparison. */
+  readonly workers = Number(process.env.TUNSEC_BENCH_CRYPTO_WORKERS ?? defaultCryptoWorkers());
+  readonly title = 'tunsec ↔ tunsec IKE (two processes, crypto workers, loopback)';
+  readonly description = `two tunsec IkeSaManagers (the daemon's IKE engine, in-memory SAD) on 127.0.0.1 ↔ 127.0.0.2, each in its own Node process with daemon.crypto_workers' default of ${this.workers} worker thread(s) for key exchange and signatures`;
+  private peers: PeerProcess[] = [];
+  private delays: Record<string, unknown> = {};
+
+  async setup(): Promise<void> {
+    const ca = createCa({ subject: 'C=CH, O=tunsec bench, CN=Bench IKE CA', key: 'rsa2048' });
+    const host = (name: string): Issued =>
+      issueCertificate(ca, { subject: `C=CH, O=tunsec bench, CN=${name}`, key: 'rsa2048', subjectAltNames: { dns: [name] } });
+    const ports = await freePorts();
+    const sides = [
+      { label: 'tunsec A (initiator)', me: '127.0.0.1', other: '127.0.0.2', id: 'moon.tunsec.test', peer: 'sun.tunsec.test' },
+      { label: 'tunsec B (responder)', me: '127.0.0.2', other: '127.0.0.1', id: 'sun.tunsec.test', peer: 'moon.tunsec.test' },
+    ];
+    for (const side of sides) {
+      const cert = host(side.id);
+      const proc = new PeerProcess(side.label);
+      this.peers.push(proc);
+      await proc.ask({
+        cmd: 'start',
+        me: side.me,
+        other: side.other,
+        id: side.id,
+        peer: side.peer,
+        ports,
+        caPem: ca.certificatePem,
+        certPem: cert.certificatePem,
+        keyPem: cert.privateKeyPem!,
+        workers: this.workers,
+      });
+    }
+  }
+
+  async establish(n: number, concurrency: number): Promise<number> {
+    return (await this.peers[0]!.ask({ cmd: 'establish', n, concurrency })).failed ?? n;
+  }
+
+  rss(): Record<string, number | undefined> {
+    return Object.fromEntries(this.peers.map((p) => [p.label, rssMb(p.pid)]));
+  }
+
+  async count(): Promise<number> {
+    for (const p of this.peers) this.delays[p.label] = (await p.ask({ cmd: 'delay' })).delayMs;
+    return (await this.peers[1]!.ask({ cmd: 'count' })).count ?? 0;
+  }
+
+  details(): Record<string, unknown> {
+    return { crypto_workers_per_process: this.workers, event_loop_delay_ms_during_handshakes: this.delays };
+  }
+
+  async teardown(): Promise<void> {
+    const peers = this.peers;
+    this.peers = [];
+    await Promise.all(peers.map((p) => p.stop()));
+  }
+}
+
 // ---------------------------------------------------------------- strongSwan ↔ strongSwan
 
 class StrongSwanIke implements HandshakeCase {
@@ -265,7 +387,10 @@ const sum = (r: Record<string, number | undefined>): number | undefined => {
 
 /** Run both handshake cases with interleaved batches. */
 export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log: (l: string) => void): Promise<HandshakeCaseResult[]> {
-  const cases: HandshakeCase[] = [new TunsecIke(), new StrongSwanIke()];
+  const all: HandshakeCase[] = [new TunsecIke(), new TunsecIkeTwoProcesses(), new StrongSwanIke()];
+  const cases = o.cases ? all.filter((c) => o.cases!.includes(c.id)) : all;
+  if (o.cases && cases.length !== o.cases.length)
+    throw new Error(`--handshake-cases: no case ${o.cases.filter((id) => !all.some((c) => c.id === id)).join(', ')} (have ${all.map((c) => c.id).join(', ')})`);
   const results = new Map<HandshakeCase, HandshakeCaseResult>();
   const before = new Map<HandshakeCase, Record<string, number | undefined>>();
   const undo = cases.map((c) => cleanups.add(`handshake case ${c.id}`, () => c.teardown()));
@@ -295,6 +420,8 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
       }
     }
     const live = () => cases.filter((c) => results.get(c)!.status === 'ok');
+    /** RSS and failed initiations once half the SAs are up (for kb_per_sa_slope). */
+    const half = new Map<HandshakeCase, { rss: Record<string, number | undefined>; done: number; failed: number }>();
     for (let done = 0; done < o.total;) {
       const n = Math.min(o.batch, o.total - done);
       for (const c of live()) {
@@ -310,6 +437,8 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
         );
       }
       done += n;
+      if (done >= o.total / 2 && done < o.total)
+        for (const c of live()) if (!half.has(c)) half.set(c, { rss: c.rss(), done, failed: results.get(c)!.failed_initiations });
     }
     for (const c of live()) {
       const res = results.get(c)!;
@@ -327,6 +456,10 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
         // Per side: both the initiator and the responder hold every SA.
         const sas = o.total - res.failed_initiations;
         if (sas > 0) res.kb_per_sa = Math.round((((sa - sb) * 1024) / (2 * sas)) * 10) / 10;
+        const h = half.get(c);
+        const sh = h ? sum(h.rss) : undefined;
+        const secondHalf = h ? o.total - h.done - (res.failed_initiations - h.failed) : 0;
+        if (sh !== undefined && secondHalf > 0) res.kb_per_sa_slope = round(((sa - sh) * 1024) / (2 * secondHalf));
       }
       res.details = c.details();
       if (res.established < (o.total + o.warmup) * 0.95) {
@@ -334,7 +467,7 @@ export async function runHandshakes(o: HandshakeOptions, cleanups: Cleanups, log
         res.reason = `the responder has ${res.established} IKE_SAs, ${o.total + o.warmup} were initiated (${res.failed_initiations} initiations failed)`;
       }
       log(
-        `[${c.id}] ${res.established} IKE_SAs up at the responder; RSS ${res.rss_mb?.before} → ${res.rss_mb?.after} MiB: ${res.kb_per_sa} KiB per SA and side`,
+        `[${c.id}] ${res.established} IKE_SAs up at the responder; RSS ${res.rss_mb?.before} → ${res.rss_mb?.after} MiB: ${res.kb_per_sa} KiB per SA and side (second half: ${res.kb_per_sa_slope ?? '–'})`,
       );
     }
   } finally {

@@ -43,7 +43,7 @@ export interface BenchOptions {
   only: string[] | undefined;
   /** Ping interval (s): the RTT percentiles come from every echo reply. */
   pingIntervalSec: number;
-  handshakes: { total: number; batch: number; concurrency: number; warmup: number } | undefined;
+  handshakes: { total: number; batch: number; concurrency: number; warmup: number; cases?: string[] } | undefined;
   cpuProf: boolean;
   /** Stop starting new repetitions after this many seconds (the bench stays bounded in time). */
   budgetSec: number;

@@ -22,7 +22,8 @@ export type Metric =
   | 'cpu_b_s_per_gb'
   | 'rss_mb'
   | 'handshakes_per_s'
-  | 'kb_per_sa';
+  | 'kb_per_sa'
+  | 'kb_per_sa_slope';
 
 export const UNITS: Record<Metric, string> = {
   tcp1_mbps: 'Mbit/s',
@@ -40,6 +41,7 @@ export const UNITS: Record<Metric, string> = {
   rss_mb: 'MiB',
   handshakes_per_s: 'SAs/s',
   kb_per_sa: 'KiB/SA',
+  kb_per_sa_slope: 'KiB/SA',
 };
 
 export const THROUGHPUT_METRICS: Metric[] = [
@@ -54,7 +56,7 @@ export const THROUGHPUT_METRICS: Metric[] = [
   'cpu_s_per_gb',
   'rss_mb',
 ];
-export const HANDSHAKE_METRICS: Metric[] = ['handshakes_per_s', 'kb_per_sa'];
+export const HANDSHAKE_METRICS: Metric[] = ['handshakes_per_s', 'kb_per_sa', 'kb_per_sa_slope'];
 
 /** One result row. A case that could not run has null numbers, no samples and `unavailable`/`failed`: never a made-up number. */
 export interface ResultRow {
@@ -82,8 +84,10 @@ export interface RatioSpec {
   metric: Metric;
   numerator: string;
   denominator: string;
-  /** Goal for the ratio (≥), e.g. the issue's 2.5× for tcp1 tunsec-transport / strongswan-libipsec. */
+  /** Goal for the ratio: at least this (or, with `atMost`, at most this), e.g. issue 19's ≥ 3.5× for tcp1 tunsec-transport / strongswan-libipsec. */
   target?: number;
+  /** The goal is an upper bound (CPU per GB, latency). */
+  atMost?: boolean;
 }
 
 export interface RatioResult extends RatioSpec {
@@ -133,15 +137,23 @@ export function computeRatios(rows: ResultRow[], specs: RatioSpec[]): RatioResul
     if (note || !n || !d || n.median === null || d.median === null) return { ...base, value: null, paired: [], note: note ?? 'no number' };
     const value = round(n.median / d.median);
     const paired = n.samples.length === d.samples.length ? n.samples.map((x, i) => round(x / d.samples[i]!)).filter(Number.isFinite) : [];
-    return { ...base, value, paired, ...(s.target !== undefined ? { meets_target: value >= s.target } : {}) };
+    return { ...base, value, paired, ...(s.target !== undefined ? { meets_target: s.atMost ? value <= s.target : value >= s.target } : {}) };
   });
 }
 
-export const TARGET_TCP1_RATIO = 2.5;
+/** Issue 19's goals, as ratios of one run: TCP 1 stream against strongSwan libipsec, CPU per GB, ping p50, handshakes. */
+export const GOALS = {
+  tcp1Transport: 3.5,
+  tcp1TunnelUdp: 5,
+  cpuPerGb: 0.2,
+  pingP50: 1,
+  handshakesTwoProcesses: 2.5,
+} as const;
 
 /** The ratios the report shows (issue 8): tunsec vs libipsec, everything vs plain and vs the kernel, handshakes. */
 export function defaultRatioSpecs(): RatioSpec[] {
   const tunsec = ['tunsec-transport', 'tunsec-tunnel-udp', 'tunsec-strongswan'];
+  const tcp1Goal: Record<string, number> = { 'tunsec-transport': GOALS.tcp1Transport, 'tunsec-tunnel-udp': GOALS.tcp1TunnelUdp };
   const specs: RatioSpec[] = [];
   for (const m of ['tcp1_mbps', 'tcp4_mbps'] as const) {
     for (const t of tunsec)
@@ -149,15 +161,21 @@ export function defaultRatioSpecs(): RatioSpec[] {
         metric: m,
         numerator: t,
         denominator: 'strongswan-libipsec',
-        ...(m === 'tcp1_mbps' && t === 'tunsec-transport' ? { target: TARGET_TCP1_RATIO } : {}),
+        ...(m === 'tcp1_mbps' && tcp1Goal[t] !== undefined ? { target: tcp1Goal[t] } : {}),
       });
   }
-  for (const m of ['udp1400_pps', 'udp64_pps', 'cpu_s_per_gb', 'rss_mb', 'ping_p50_ms'] as const)
-    specs.push({ metric: m, numerator: 'tunsec-transport', denominator: 'strongswan-libipsec' });
+  for (const m of ['udp1400_pps', 'udp64_pps', 'rss_mb'] as const) specs.push({ metric: m, numerator: 'tunsec-transport', denominator: 'strongswan-libipsec' });
+  for (const t of ['tunsec-transport', 'tunsec-tunnel-udp']) {
+    specs.push({ metric: 'cpu_s_per_gb', numerator: t, denominator: 'strongswan-libipsec', target: GOALS.cpuPerGb, atMost: true });
+    specs.push({ metric: 'ping_p50_ms', numerator: t, denominator: 'strongswan-libipsec', target: GOALS.pingP50, atMost: true });
+  }
   for (const c of ['strongswan-libipsec', ...tunsec, 'kernel-xfrm']) specs.push({ metric: 'tcp1_mbps', numerator: c, denominator: 'plain' });
   specs.push({ metric: 'tcp1_mbps', numerator: 'tunsec-transport', denominator: 'kernel-xfrm' });
   specs.push({ metric: 'handshakes_per_s', numerator: 'tunsec-ike', denominator: 'strongswan-ike' });
   specs.push({ metric: 'kb_per_sa', numerator: 'tunsec-ike', denominator: 'strongswan-ike' });
+  specs.push({ metric: 'kb_per_sa_slope', numerator: 'tunsec-ike', denominator: 'strongswan-ike' });
+  specs.push({ metric: 'handshakes_per_s', numerator: 'tunsec-ike-2proc', denominator: 'strongswan-ike', target: GOALS.handshakesTwoProcesses });
+  specs.push({ metric: 'handshakes_per_s', numerator: 'tunsec-ike-2proc', denominator: 'tunsec-ike' });
   return specs;
 }
 
@@ -262,7 +280,7 @@ export function markdownTables(report: Pick<BenchReport, 'rows' | 'ratios' | 'ca
     out.push('| ratio (same run) | value | per repetition | |', '| --- | ---: | --- | --- |');
     for (const r of report.ratios) {
       const goal =
-        r.target !== undefined && r.value !== null ? (r.meets_target ? `meets the ≥ ${r.target}× goal` : `BELOW the ≥ ${r.target}× goal`) : (r.note ?? '');
+        r.target !== undefined && r.value !== null ? `${r.meets_target ? 'meets' : 'MISSES'} the ${r.atMost ? '≤' : '≥'} ${r.target}× goal` : (r.note ?? '');
       out.push(
         `| ${r.name} | ${r.value === null ? '–' : `**${r.value < 0.1 ? r.value.toPrecision(2) : r.value.toFixed(2)}×**`} | ${r.paired.map((x) => x.toFixed(2)).join(', ')} | ${goal.replace(/\|/g, '\\|').slice(0, 200)} |`,
       );

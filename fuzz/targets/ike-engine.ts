@@ -108,7 +108,6 @@ function errorLine(p: Pair): string {
 }
 
 function header(t: { exchangeType: number; response: boolean }, p: Pair): IkeHeader {
-  const responses = (sunSa(p) as unknown as { responses: { expectedId: number } }).responses;
   return {
     spiI: p.sa.ctx.spiI,
     spiR: p.sa.ctx.spiR,
@@ -116,7 +115,7 @@ function header(t: { exchangeType: number; response: boolean }, p: Pair): IkeHea
     initiator: true,
     response: t.response,
     higherVersion: false,
-    messageId: responses.expectedId,
+    messageId: sunSa(p)?.expectedPeerMessageId ?? 0,
   };
 }
 

@@ -10,44 +10,14 @@
  *
  *   node dist/src/cli/demo.js [--keep]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { createCa, issueCertificate, type Issued } from '../pki/issue.js';
+import { CLI, demoFailed, demoTeardown, keepOption, say, sh, startDaemon, step, tunsec, waitForEvents, type DemoHost } from './demo-hosts.js';
 
-/** The tunsec CLI next to this file: built (dist/) or, from a checkout, the TypeScript source through tsx. */
-const CLI_JS = fileURLToPath(new URL('./main.js', import.meta.url));
-const CLI = existsSync(CLI_JS) ? [CLI_JS] : ['--import', 'tsx', fileURLToPath(new URL('./main.ts', import.meta.url))];
-
-interface Peer {
-  name: 'moon' | 'sun';
-  ns: string;
-  ifname: string;
-  ip4: string;
-  ip6: string;
-  dir: string;
-  daemon?: ChildProcess;
-  log: string[];
-}
-
-const say = (line = ''): void => void process.stdout.write(`${line}\n`);
-const step = (what: string): void => say(`\n\x1b[1m== ${what}\x1b[0m`);
-
-function sh(cmd: string, args: string[], opts: { allowFail?: boolean; quiet?: boolean } = {}): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 });
-  const result = { code: r.status ?? 1, stdout: r.stdout ?? '', stderr: r.stderr ?? r.error?.message ?? '' };
-  if (result.code !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')}: ${result.stderr.trim() || `exit ${result.code}`}`);
-  return result;
-}
-
-/** The tunsec CLI inside a peer's namespace. */
-function tunsec(peer: Peer, args: string[]): string {
-  const r = sh('ip', ['netns', 'exec', peer.ns, process.execPath, ...CLI, ...args, '--socket', join(peer.dir, 'tunsec.sock')], { allowFail: true });
-  return (r.stdout + r.stderr).trimEnd();
-}
+type Peer = DemoHost & { name: 'moon' | 'sun' };
 
 function yaml(me: Peer, other: Peer): string {
   const peerName = other.name;
@@ -84,61 +54,7 @@ function yaml(me: Peer, other: Peer): string {
   ].join('\n');
 }
 
-/** The daemon logs to a file in the peer's directory (so it can outlive the demo with --keep). */
-function startDaemon(peer: Peer): void {
-  const logFile = join(peer.dir, 'daemon.log');
-  const fd = openSync(logFile, 'a');
-  const child = spawn('ip', ['netns', 'exec', peer.ns, process.execPath, ...CLI, 'daemon', '-c', join(peer.dir, 'tunsec.yaml')], {
-    stdio: ['ignore', fd, fd],
-    detached: true,
-  });
-  closeSync(fd);
-  peer.daemon = child;
-}
-
-function logOf(peer: Peer): string[] {
-  const file = join(peer.dir, 'daemon.log');
-  return existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((l) => l.length > 0)
-    : [];
-}
-
-async function waitForEvents(peer: Peer, event: string, count: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    peer.log = logOf(peer);
-    const n = peer.log.filter((l) => l.includes(`"event":"${event}"`)).length;
-    if (n >= count) return;
-    if (peer.daemon?.exitCode !== null && peer.daemon?.exitCode !== undefined)
-      throw new Error(`${peer.name}'s daemon exited:\n${peer.log.slice(-20).join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`${peer.name}: no ${count}× ${event} within ${timeoutMs / 1000} s:\n${peer.log.slice(-20).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function stopDaemon(peer: Peer): Promise<void> {
-  const child = peer.daemon;
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** `--keep`: leave the namespaces and daemons running; anything else is an error. */
-function demoOptions(): { keep: boolean } {
-  try {
-    return { keep: parseArgs({ options: { keep: { type: 'boolean' } }, strict: true }).values.keep === true };
-  } catch (err) {
-    process.stderr.write(`tunsec demo: ${(err as Error).message}\nusage: npm run demo [-- --keep]\n`);
-    process.exit(2);
-  }
-}
-
-const options = demoOptions();
+const options = keepOption('demo');
 
 async function main(): Promise<number> {
   const keep = options.keep;
@@ -158,21 +74,7 @@ async function main(): Promise<number> {
     log: [],
   }));
   const [moon, sun] = peers as [Peer, Peer];
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    step('cleaning up');
-    for (const p of peers) await stopDaemon(p);
-    for (const p of peers) sh('ip', ['netns', 'del', p.ns], { allowFail: true });
-    for (const p of peers) rmSync(p.dir, { recursive: true, force: true });
-    say('daemons stopped (Deletes sent), namespaces, TUN devices, routes and files removed');
-  };
-  const onSignal = (): void => {
-    void cleanup().then(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { cleanup, keep: keepRunning, track } = demoTeardown(peers, [], 'daemons stopped (Deletes sent), namespaces, TUN devices, routes and files removed');
 
   try {
     step('two hosts: network namespaces joined by a veth pair');
@@ -215,9 +117,11 @@ async function main(): Promise<number> {
 
     step('pings through ESP, with a capture on the veth');
     const capFile = join(sun.dir, 'capture.pcap');
-    const cap = spawn('ip', ['netns', 'exec', sun.ns, 'tcpdump', '-i', sun.ifname, '-n', '-U', '--immediate-mode', '-w', capFile, 'esp or icmp or icmp6'], {
-      stdio: 'ignore',
-    });
+    const cap = track(
+      spawn('ip', ['netns', 'exec', sun.ns, 'tcpdump', '-i', sun.ifname, '-n', '-U', '--immediate-mode', '-w', capFile, 'esp or icmp or icmp6'], {
+        stdio: 'ignore',
+      }),
+    );
     await new Promise((r) => setTimeout(r, 1000));
     for (const target of [sun.ip4, sun.ip6]) {
       const ping = sh('ip', ['netns', 'exec', moon.ns, 'ping', '-c', '3', '-i', '0.2', '-W', '2', target], { allowFail: true });
@@ -255,21 +159,14 @@ async function main(): Promise<number> {
       say(`look around:  ip netns exec ${moon.ns} ping ${sun.ip4}`);
       say(`              ip netns exec ${moon.ns} ${process.execPath} ${CLI.join(' ')} status --socket ${join(moon.dir, 'tunsec.sock')}`);
       say(`clean up:     kill ${moon.daemon?.pid} ${sun.daemon?.pid}; ip netns del ${moon.ns}; ip netns del ${sun.ns}; rm -r ${moon.dir} ${sun.dir}`);
-      for (const p of peers) p.daemon?.unref();
-      cleaned = true;
+      keepRunning();
       return 0;
     }
     await cleanup();
     say('\ndemo finished: IKEv2 with certificates, ESP in transport mode over IPv4 and IPv6, nothing in the clear');
     return 0;
   } catch (err) {
-    process.stderr.write(`\ntunsec demo failed: ${(err as Error).message}\n`);
-    for (const p of peers) {
-      const tail = logOf(p).slice(-15).join('\n');
-      if (tail) process.stderr.write(`--- ${p.name} daemon log (last lines)\n${tail}\n`);
-    }
-    await cleanup();
-    return 1;
+    return demoFailed('demo', err, peers, cleanup);
   }
 }
 

@@ -81,9 +81,13 @@ export const text = () => field(parseText);
 /** A file or socket path (relative paths are resolved later against the configuration's directory). */
 export const path = () => field(parseText);
 
-/** One of a few words; YAML booleans count as yes/no where those are among the words. */
+/**
+ * One of a few words; YAML booleans count as yes/no where those are among the
+ * words, and YAML's null as 'null' (`auth: null` reads as swanctl's `auth = null`).
+ */
 export function choice<const T extends string>(values: readonly T[]) {
   return field((v): Parsed<T> => {
+    if (v === null && (values as readonly string[]).includes('null')) return ok('null' as T);
     const word = typeof v === 'boolean' && values.includes((v ? 'yes' : 'no') as T) ? (v ? 'yes' : 'no') : v;
     if (typeof word === 'string' && (values as readonly string[]).includes(word)) return ok(word as T);
     return bad(`must be ${values.length === 1 ? '' : 'one of '}${values.map((s) => `'${s}'`).join(', ')}, got ${describeValue(v)}`);

@@ -2,6 +2,7 @@
  * IKE identities (RFC 7296 §3.5) written as strings, typed the way strongSwan
  * infers them:
  * - `%any` (or `%any6`, `*`, or empty) matches any identity;
+ * - `%null` is ID_NULL (RFC 7619), the identity of a side with `auth: null`;
  * - a string containing `=` is a Distinguished Name (`C=CH, O=strongSwan, CN=moon`);
  * - an IPv4 or IPv6 literal is an address identity;
  * - `@host.example` is an FQDN (the `@` only prevents reading it as anything else),
@@ -18,13 +19,13 @@
 import { PkiError, parseIdentity as parsePkiIdentity, readIdentityText, type IdentityText } from '../pki/index.js';
 import { type Parsed, bad, ok } from '../util/parsed.js';
 
-export type IdentityType = 'ID_ANY' | 'ID_IPV4_ADDR' | 'ID_FQDN' | 'ID_RFC822_ADDR' | 'ID_IPV6_ADDR' | 'ID_DER_ASN1_DN' | 'ID_KEY_ID';
+export type IdentityType = 'ID_ANY' | 'ID_NULL' | 'ID_IPV4_ADDR' | 'ID_FQDN' | 'ID_RFC822_ADDR' | 'ID_IPV6_ADDR' | 'ID_DER_ASN1_DN' | 'ID_KEY_ID';
 
 export interface Identity {
   type: IdentityType;
   /**
    * The identification data as text: the address (canonical), FQDN, e-mail
-   * address or DN string; for ID_KEY_ID the octets in hex; '' for ID_ANY.
+   * address or DN string; for ID_KEY_ID the octets in hex; '' for ID_ANY and ID_NULL.
    */
   value: string;
   /** As written in the configuration. */
@@ -37,6 +38,9 @@ export interface Identity {
    */
   pattern?: 'wildcard' | 'fromcert-ip';
 }
+
+/** `%null`: ID_NULL (RFC 7619 §3), the identity of a side that uses NULL Authentication and names nobody. */
+export const NULL_ID = '%null';
 
 /** `%fromcert-ip`: the peer proves the address it talks from with its certificate (an IP SAN). */
 export const FROMCERT_IP = '%fromcert-ip';
@@ -52,6 +56,7 @@ const ID_TYPE: Readonly<Record<IdentityText['type'], IdentityType>> = {
 
 export function parseIdentity(text: string): Parsed<Identity> {
   const trimmed = text.trim();
+  if (trimmed === NULL_ID) return ok({ type: 'ID_NULL', value: '', text });
   if (trimmed === FROMCERT_IP) return ok({ type: 'ID_ANY', value: FROMCERT_IP, text, pattern: 'fromcert-ip' });
   const wildcard = /^(?:fqdn:|dns:|@)?\*\.(.+)$/.exec(trimmed);
   if (wildcard) {

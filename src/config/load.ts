@@ -25,7 +25,8 @@ import {
   secretSchema,
   topSchema,
 } from './schema.js';
-import type { ChildConfig, ConnectionConfig, DaemonConfig, SecretConfig, TunsecConfig } from './types.js';
+import { defaultCryptoWorkers } from '../crypto/pool/defaults.js';
+import type { ChildConfig, ConnectionConfig, DaemonConfig, Identity, SecretConfig, TunsecConfig } from './types.js';
 import { type PolicyGroups, loadPolicyGroups, prefixesOf } from './policy-groups.js';
 import { MANUAL_NAME, duplicateSpis, manualKeysPermissionWarning, manualSaSchema, manualSchema, resolveManualSa, type ManualSaConfig } from './manual.js';
 
@@ -182,6 +183,44 @@ export function isGroup(remoteAddrs: readonly string[]): boolean {
   return remoteAddrs.some((a) => a.includes('/'));
 }
 
+/**
+ * What `auth: null` (RFC 7619) excludes on one side: certificates (nothing is
+ * signed or verified with them) and, for the peer, an identity to insist on,
+ * since a NULL-authenticated peer proves none. `%null` is only for a side with
+ * auth null (RFC 7619 §3: ID_NULL goes with NULL Authentication only).
+ */
+function nullAuthProblems(
+  out: Collector,
+  at: readonly PathSegment[],
+  side: { auth: 'pubkey' | 'null'; id?: Identity | undefined; certs: string[]; cacerts?: string[] },
+): void {
+  const local = at[at.length - 1] === 'local';
+  if (side.auth !== 'null') {
+    if (side.id?.type === 'ID_NULL')
+      out.add(
+        [...at, 'id'],
+        `'%null' (ID_NULL) goes with NULL Authentication only (RFC 7619 §3); set ${local ? 'local' : 'remote'}.auth: null, or give an identity`,
+      );
+    return;
+  }
+  if (side.certs.length > 0)
+    out.add(
+      [...at, 'certs'],
+      local
+        ? "auth 'null' authenticates with no certificate; remove local.certs, or use auth 'pubkey'"
+        : "auth 'null' verifies no certificate, so a pinned peer certificate would never be checked; remove remote.certs, or use auth 'pubkey'",
+    );
+  if ((side.cacerts ?? []).length > 0) out.add([...at, 'cacerts'], "auth 'null' verifies no certificate; remove remote.cacerts, or use auth 'pubkey'");
+  const id = side.id;
+  if (!local && id !== undefined && (id.pattern !== undefined || (id.type !== 'ID_ANY' && id.type !== 'ID_NULL')))
+    out.add(
+      [...at, 'id'],
+      `'${id.text}' would be an identity the peer never proves: with auth 'null' the peer authenticates nothing; leave remote.id out (any identity) or use '%null'`,
+    );
+  if (local && id?.type === 'ID_ANY' && id.pattern === undefined)
+    out.add([...at, 'id'], `'${id.text}' matches any identity; it cannot be sent as ours (leave local.id out to send ID_NULL, '%null')`);
+}
+
 function isSection(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -246,6 +285,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       tun_name: daemonIn.tun_name,
       tun_mtu: daemonIn.tun_mtu,
       offload: daemonIn.offload,
+      datapath_crypto: daemonIn.datapath_crypto,
       fwmark: daemonIn.fwmark,
       route_table: daemonIn.route_table,
       route_priority: daemonIn.route_priority,
@@ -255,6 +295,7 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
       retransmit: { timeout: daemonIn.retransmit_timeout, base: daemonIn.retransmit_base, tries: daemonIn.retransmit_tries },
       mss_clamp: daemonIn.mss_clamp,
       watch_credentials: daemonIn.watch_credentials,
+      crypto_workers: daemonIn.crypto_workers ?? defaultCryptoWorkers(),
       limits: daemonIn.limits,
     };
     // The backstop must answer only when the TUN table has no route: a rule behind the TUN rules (and
@@ -365,10 +406,19 @@ function parseConfig(text: string, name: string, baseDir: string): LoadResult {
         `'${local.id.text}' is a pattern for peers' identities; local.id must be one identity (leave it out to use the certificate's subject DN)`,
       );
     }
-    if (local !== undefined && local.certs.length === 0) {
+    if (local !== undefined && local.auth === 'pubkey' && local.certs.length === 0) {
       out.add([...base, 'local', 'certs'], "required with auth 'pubkey': the certificate tunsec authenticates with");
     }
-    if (remote !== undefined && authorities !== undefined && remote.certs.length === 0 && remote.cacerts.length === 0 && authorities.cacerts.length === 0) {
+    if (local !== undefined) nullAuthProblems(out, [...base, 'local'], local);
+    if (remote !== undefined) nullAuthProblems(out, [...base, 'remote'], remote);
+    if (
+      remote !== undefined &&
+      remote.auth === 'pubkey' &&
+      authorities !== undefined &&
+      remote.certs.length === 0 &&
+      remote.cacerts.length === 0 &&
+      authorities.cacerts.length === 0
+    ) {
       out.add(
         [...base, 'remote', 'cacerts'],
         "required: nothing to verify the peer's certificate with (set remote.cacerts, remote.certs or authorities.cacerts)",

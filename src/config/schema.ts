@@ -56,6 +56,17 @@ const viciSocket = () =>
         : bad(`expected 'off' or the path of the VICI socket (e.g. /run/tunsec/vici; a path, not a unix:// URI), got ${describeValue(v)}`),
   );
 
+/** `daemon.crypto_workers`: threads for IKE's public-key work; 0 = on the main thread (src/crypto/pool). */
+const cryptoWorkers = () =>
+  field((v): Parsed<number> => {
+    const n = typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v;
+    return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 64
+      ? ok(n)
+      : bad(
+          `expected the number of crypto worker threads, a whole number from 0 (key exchange and signatures inline on the main thread) to 64, got ${describeValue(v)}`,
+        );
+  });
+
 /** A number (fractions allowed) within [min, max]. */
 const decimal = (min: number, max: number) =>
   field((v): Parsed<number> =>
@@ -109,6 +120,7 @@ export const daemonSchema = z.strictObject({
   tun_name: interfaceName().default('tunsec0'),
   tun_mtu: tunMtu().default('auto'),
   offload: choice(['auto', 'on', 'off']).default('auto'),
+  datapath_crypto: choice(['native', 'js']).default('native'),
   fwmark: integer(1, 0xffffffff).default(0x7473),
   route_table: integer(1, 0xfffffff0).default(220),
   route_priority: integer(1, 32764).default(220),
@@ -120,6 +132,7 @@ export const daemonSchema = z.strictObject({
   retransmit_tries: integer(0, 20).default(5),
   mss_clamp: yesNo().default(true),
   watch_credentials: duration().default(10),
+  crypto_workers: cryptoWorkers().optional(),
   limits: limitsSchema.prefault({}),
 });
 
@@ -136,14 +149,19 @@ export const secretSchema = z.strictObject({ file: path() });
 
 const ANY_ID: Identity = { type: 'ID_ANY', value: '', text: '%any' };
 
+/**
+ * `auth`: `pubkey` (a certificate and its private key) or `null`, RFC 7619's NULL
+ * Authentication: the side proves nothing, for opportunistic encryption between
+ * hosts without credentials (./load.ts checks what each excludes).
+ */
 export const localAuthSchema = z.strictObject({
-  auth: choice(['pubkey']).default('pubkey'),
+  auth: choice(['pubkey', 'null']).default('pubkey'),
   id: identity().optional(),
   certs: paths().default([]),
 });
 
 export const remoteAuthSchema = z.strictObject({
-  auth: choice(['pubkey']).default('pubkey'),
+  auth: choice(['pubkey', 'null']).default('pubkey'),
   id: identity().default(ANY_ID),
   certs: paths().default([]),
   cacerts: paths().default([]),

@@ -63,8 +63,15 @@ export interface DaemonConfig {
    * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: TSO super-packets split into segments before
    * sealing, opened TCP segments coalesced into GRO writes): `auto` uses them when the kernel
    * accepts, `on` refuses to start without them, `off` is one packet per read and write.
+   * UDP GRO on the NAT-T socket (ESP-in-UDP) follows it: on unless `off`.
    */
   offload: 'auto' | 'on' | 'off';
+  /**
+   * ESP crypto of the datapath: `native` seals and sends, and opens, a batch per addon call
+   * (native/tunsec_esp.cc; the JS path is used where the addon lacks it); `js` one AEAD call per
+   * packet from JS (src/esp/packet.ts), kept as the fallback and the cross-check.
+   */
+  datapath_crypto: 'native' | 'js';
   /** SO_MARK of tunsec's own sockets, routed around the TUN device. */
   fwmark: number;
   /** Routing table of the routes into the TUN device, and the priority of the rules that select it. */
@@ -88,6 +95,11 @@ export interface DaemonConfig {
   mss_clamp: boolean;
   /** Seconds between polls of the credential files (certificates, keys, CAs, CRLs); a change reloads the credentials. 0: off. */
   watch_credentials: number;
+  /**
+   * Worker threads for IKE's public-key work (key exchange, AUTH signatures; src/crypto/pool);
+   * 0 = inline on the main thread. Default: one core left to the datapath, 1 to 4 workers.
+   */
+  crypto_workers: number;
   /** Denial-of-service bounds (docs/configuration.md, docs/notes/hardening.md). */
   limits: LimitsConfig;
 }
@@ -134,15 +146,18 @@ export interface SecretConfig {
   file: string;
 }
 
+/** `pubkey`: certificates and signatures; `null`: RFC 7619 NULL Authentication (no credentials, no proof). */
+export type AuthClass = 'pubkey' | 'null';
+
 export interface LocalAuthConfig {
-  auth: 'pubkey';
-  /** Absent: the subject DN of the first certificate. */
+  auth: AuthClass;
+  /** Absent: the subject DN of the first certificate (auth pubkey), ID_NULL (auth null). */
   id?: Identity;
   certs: string[];
 }
 
 export interface RemoteAuthConfig {
-  auth: 'pubkey';
+  auth: AuthClass;
   /** ID_ANY when not configured. */
   id: Identity;
   /** Pinned peer certificates. */

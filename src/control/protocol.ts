@@ -173,6 +173,9 @@ export interface ChildSaInfo {
   policy_drops: number;
 }
 
+/** `pubkey`: a certificate and signature; `null`: RFC 7619 NULL Authentication (nothing proven). */
+export type AuthClassName = 'pubkey' | 'null';
+
 export interface IkeSaInfo {
   name: string;
   /** A group connection's per-peer instance: `NAME[peer]` (name is the group's); null otherwise. */
@@ -185,6 +188,10 @@ export interface IkeSaInfo {
   remote: { address: string; port: number };
   local_id: string;
   remote_id: string;
+  /** How we authenticate: `pubkey` (certificate) or `null` (RFC 7619 NULL Authentication). */
+  local_auth: AuthClassName;
+  /** How the peer authenticated; null before IKE_AUTH completed. */
+  remote_auth: AuthClassName | null;
   proposal: string | null;
   established: string | null;
   established_age: number | null;
@@ -221,7 +228,10 @@ export interface ConnInfo {
   remote_port: number;
   local_id: string;
   remote_id: string;
-  certificate: string;
+  local_auth: AuthClassName;
+  remote_auth: AuthClassName;
+  /** Our certificate's subject; null with local auth null. */
+  certificate: string | null;
   proposals: string[];
   encap: boolean;
   fragmentation: boolean;

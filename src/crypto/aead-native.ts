@@ -55,7 +55,16 @@ class NativeAesGcmContext implements AeadContext {
   constructor(
     readonly algorithm: AeadAlgorithm,
     private key: NativeAeadKey | null,
-  ) {}
+  ) {
+    this.handle = key?.handle ?? 0;
+  }
+
+  /** Read once: the accessor is a native call, and the datapath asks for every packet. */
+  private readonly handle: number;
+
+  get nativeHandle(): number {
+    return this.key === null ? 0 : this.handle;
+  }
 
   private liveKey(): NativeAeadKey {
     if (this.key === null) throw new CryptoError('AEAD context used after destroy()');

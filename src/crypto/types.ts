@@ -68,6 +68,12 @@ export interface AeadContext {
   openInPlace(buf: Uint8Array, ivOff: number, aad: Uint8Array, ctOff: number, ctLen: number): boolean;
   /** Overwrite the key material held by this context (SA deleted); later use throws CryptoError. */
   destroy(): void;
+  /**
+   * The addon's handle of this key, for the batched ESP datapath (native/tunsec_esp.cc): a
+   * positive number while the native key lives, 0 after destroy(); undefined for contexts
+   * without a native key (node:crypto).
+   */
+  readonly nativeHandle?: number;
 }
 
 /** Pseudo-random function (Transform Type 2), RFC 7296 §2.13, RFC 4868. */

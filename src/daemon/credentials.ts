@@ -31,6 +31,7 @@ import {
   loadCertificateChain,
   loadCertificates,
   loadPrivateKey,
+  NULL_IDENTITY,
   parseIdentity,
   subjectIdentity,
   type Certificate,
@@ -178,8 +179,12 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
   // Our certificate: the first file's first certificate; the rest of that file and the other files are its chain.
   let certificate: Certificate | undefined;
   const intermediates: Certificate[] = [];
-  const [first, ...more] = conn.local.certs;
-  if (first === undefined) {
+  const localNull = conn.local.auth === 'null';
+  const remoteNull = conn.remote.auth === 'null';
+  const [first, ...more] = localNull ? [] : conn.local.certs;
+  if (localNull) {
+    // RFC 7619: no certificate, no key; the configuration's checks refused local.certs already.
+  } else if (first === undefined) {
     errors.push(at('local.certs', "required with auth 'pubkey'"));
   } else {
     const chain = pki('local.certs', () => loadCertificateChain(first));
@@ -214,7 +219,10 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
 
   // Identities.
   let localId: Identity | undefined;
-  if (certificate) {
+  if (localNull) {
+    // ID_NULL unless an identity is configured (RFC 7619 §3 allows one; nothing proves it).
+    localId = conn.local.id === undefined || conn.local.id.type === 'ID_NULL' ? NULL_IDENTITY : pki('local.id', () => toPkiIdentity(conn.local.id!));
+  } else if (certificate) {
     if (conn.local.id === undefined) {
       localId = subjectIdentity(certificate);
     } else if (conn.local.id.type === 'ID_ANY') {
@@ -246,7 +254,7 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     // A pinned certificate is trusted as it is (a path of length one).
     pki('remote.certs', () => loadCertificates(path).forEach((c) => trust.addTrustAnchor(c)));
   }
-  if (trust.trustAnchors.length === 0 && errors.length === errorsBeforeTrust) {
+  if (!remoteNull && trust.trustAnchors.length === 0 && errors.length === errorsBeforeTrust) {
     errors.push(
       at('remote.cacerts', 'no CA certificate was loaded (authorities.cacerts, remote.cacerts and remote.certs gave none): no peer could be authenticated'),
     );
@@ -279,19 +287,21 @@ export function resolveConnection(conn: ConnectionConfig, authorities: Authoriti
     );
   }
 
-  if (errors.length > 0 || !certificate || !privateKey || !localId) return { errors, warnings };
+  if (errors.length > 0 || !localId || (!localNull && (!certificate || !privateKey))) return { errors, warnings };
   // Intermediates listed only under authorities.cacerts / remote.cacerts are sent too when they chain our certificate.
-  const sentIntermediates = intermediatesToSend(certificate, trust, intermediates);
+  const sentIntermediates = certificate ? intermediatesToSend(certificate, trust, intermediates) : [];
   const peer: IkePeerConfig = {
     name: conn.name,
     ikeProposals: conn.proposals.proposals,
     localId,
     ...(remoteId ? { remoteId } : {}),
+    localAuth: conn.local.auth,
+    remoteAuth: conn.remote.auth,
     ...(conn.remote.id.pattern === 'wildcard' ? { remoteIdPattern: { kind: 'wildcard' as const, suffix: conn.remote.id.value.slice(2) } } : {}),
     ...(conn.remote.id.pattern === 'fromcert-ip' ? { remoteIdPattern: { kind: 'fromcert-ip' as const } } : {}),
-    certificate,
+    ...(certificate ? { certificate } : {}),
     intermediates: sentIntermediates,
-    privateKey,
+    ...(privateKey ? { privateKey } : {}),
     trust,
     strictCrl: authorities.strictcrl === 'yes',
     sendCert: conn.send_cert,
@@ -379,7 +389,7 @@ export function childConfig(child: ChildConfig & { mode: 'transport' | 'tunnel' 
 /** `loaded connection dc1: 192.0.2.1 → 192.0.2.2:500, local id moon, certificate 'CN=moon'` */
 export function describeConnection(c: ResolvedConnection): string {
   const e = c.entry;
-  return `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${e.config.localId.value}, certificate '${e.config.certificate.subject.text}'`;
+  return `loaded connection ${c.name}: ${e.localAddrs.join(',')} → ${e.remoteAddrs.join(',')}:${e.remotePort}, local id ${describeIdentity(e.config.localId)}, ${e.config.certificate ? `certificate '${e.config.certificate.subject.text}'` : 'NULL authentication (RFC 7619)'}${e.config.remoteAuth === 'null' ? ', peer NULL authentication' : ''}`;
 }
 
 export function describeIdentity(id: Identity | undefined): string {

@@ -14,6 +14,7 @@
  */
 import { SecurityAssociationDatabase } from '../esp/sadb.js';
 import type { DaemonConfig, TunsecConfig } from '../config/index.js';
+import { createPublicKeyCrypto, type PublicKeyCrypto } from '../crypto/pool/index.js';
 import { IkeSaManager } from '../ike/manager.js';
 import type { IkeSa } from '../ike/sa/ike-sa.js';
 import type { RetransmitSettings } from '../ike/exchange/index.js';
@@ -72,6 +73,8 @@ export class Daemon {
   private state: DaemonState = 'new';
   private transport?: UdpTransport;
   private managerInstance?: IkeSaManager;
+  /** IKE's public-key work (daemon.crypto_workers): a worker pool, or inline. */
+  private crypto?: PublicKeyCrypto;
   readonly backend = new SecurityAssociationDatabase();
   private readonly events: SaEventReporter;
   /** `up/down --child`, `rekey` (./sa-operations.ts). */
@@ -287,6 +290,7 @@ export class Daemon {
         sad: this.backend,
         log: this.log,
         udpAvailable: (address, port) => this.transport?.nattSocket({ address, port }) !== undefined,
+        routesSettled: () => this.datapathInstance?.routesSettled() ?? Promise.resolve(),
       });
       installManualSas(this.manualSas, config); // all or none: a failure removes those installed
     }
@@ -412,7 +416,9 @@ export class Daemon {
   /** The IKE SA manager over the sockets, its events wired to the log, the end actions and the key log. */
   private startManager(daemon: DaemonConfig, connections: readonly ResolvedConnection[], ikePort: number): void {
     const transport = this.transport;
+    this.crypto = createPublicKeyCrypto(daemon.crypto_workers);
     const manager = new IkeSaManager({
+      crypto: this.crypto,
       connections: connections.map((c) => c.entry),
       backend: this.backend,
       log: this.log.ikeLogger(connections.map((c) => c.name)),
@@ -562,6 +568,9 @@ export class Daemon {
     this.vici = undefined;
     this.metricsServer?.stop();
     this.metricsServer = undefined;
+    // workers are unref'd: a pool left running never holds the process; closing ends the threads now
+    void this.crypto?.close();
+    this.crypto = undefined;
     if (this.pidFile) releasePidFile(this.pidFile);
     this.pidFile = undefined;
   }

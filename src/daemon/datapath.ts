@@ -162,6 +162,7 @@ export class UserspaceDatapath {
       mtu,
       mark: c.fwmark,
       offload: c.offload,
+      crypto: c.datapath_crypto,
       udp: {
         fdFor: (address, port) => {
           const socket = transport?.nattSocket({ address, port });
@@ -182,15 +183,18 @@ export class UserspaceDatapath {
       for (const n of transport.nattSockets()) {
         // Both readers demultiplex alike, so until Node's reads stop either may take a datagram.
         let dup: number | undefined;
+        let adopted: { enableGro(): boolean };
         try {
           dup = loadNative().dupFd(dgramFd(n.socket));
-          this.ioLoop.adoptUdpSocket(dup, (msg, address, port) => n.deliver(msg, { address, port }));
+          adopted = this.ioLoop.adoptUdpSocket(dup, (msg, address, port) => n.deliver(msg, { address, port }));
         } catch (err) {
           if (dup !== undefined) loadNative().closeFd(dup);
           this.log.log('esp', 'info', `ESP-in-UDP on ${n.local.address}:${n.local.port} is read through Node's dgram socket (${(err as Error).message})`);
           continue;
         }
+        // UDP GRO only once Node no longer reads the socket: its reads would not split coalesced datagrams.
         if (!stopDgramReceive(n.socket)) this.log.log('esp', 'info', `Node keeps reading ${n.local.address}:${n.local.port} too (its dgram handle is hidden)`);
+        else if (c.offload !== 'off' && adopted.enableGro()) this.log.log('esp', 'debug', `ESP-in-UDP on ${n.local.address}:${n.local.port}: UDP GRO on`);
       }
       // Mark the IKE sockets too (the sport rules of bypass.ts cover them already; this also covers custom ports).
       const k = constants();
@@ -519,6 +523,11 @@ export class UserspaceDatapath {
     };
     if (added) void this.backstop.addPolicy(key, { local: spec.local, remote: spec.remote }).then(report);
     else void this.backstop.removePolicy(key).then(report);
+  }
+
+  /** Resolves once the route changes of every policy added or removed so far are made (TUN routes and backstop). */
+  async routesSettled(): Promise<void> {
+    await Promise.all([this.routes?.settled(), this.backstop?.settled()]);
   }
 
   /** Keep the routes in step with the outbound `protect` policies. */

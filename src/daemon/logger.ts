@@ -40,21 +40,22 @@ const SYSLOG_PRIORITY: Readonly<Record<LogLevel, number>> = { error: 3, warn: 4,
 
 export type EventFields = Record<string, unknown>;
 
-/** A line as written, for listeners such as the VICI `log` event (src/daemon/vici/). */
+/**
+ * One message as subscribers get it: every line written (after the level
+ * check) and every event, also one its subsystem's level keeps from being
+ * written. The VICI `log` events take the written lines, the control
+ * socket's `monitor` the events.
+ */
 export interface LogRecord {
+  time: string;
   subsys: Subsystem;
   level: LogLevel;
   msg: string;
+  /** Set for events (`ike_established`, …), with their fields. */
   event?: string;
-}
-
-/** An event as subscribers get it: its name, the log line's fields and text. */
-export interface LoggedEvent {
-  time: string;
-  event: string;
-  subsys: Subsystem;
-  msg: string;
   fields: EventFields;
+  /** Whether the line was written: false for an event of a silenced subsystem (-1). */
+  written: boolean;
 }
 
 export interface DaemonLoggerOptions {
@@ -75,8 +76,7 @@ export class DaemonLogger {
   readonly journal: boolean;
   private readonly levels: Record<Subsystem, number>;
   private readonly now: () => Date;
-  private readonly listeners = new Set<(record: LogRecord) => void>();
-  private readonly subscribers = new Set<(e: LoggedEvent) => void>();
+  private readonly subscribers = new Set<(record: LogRecord) => void>();
 
   constructor(options: DaemonLoggerOptions = {}) {
     this.write = options.write ?? stdoutWriter();
@@ -97,7 +97,7 @@ export class DaemonLogger {
 
   log(subsys: Subsystem, level: LogLevel, msg: string, fields: EventFields = {}): void {
     if (!this.enabled(subsys, level)) return;
-    this.emit(subsys, level, msg, fields);
+    this.emit({ time: this.now().toISOString(), subsys, level, msg, fields, written: true });
   }
 
   /**
@@ -106,34 +106,15 @@ export class DaemonLogger {
    * level, subsys, msg or event.
    */
   event(subsys: Subsystem, event: string, msg: string, fields: EventFields): void {
-    if (this.subscribers.size > 0) {
-      const e: LoggedEvent = { time: this.now().toISOString(), event, subsys, msg, fields };
-      for (const s of [...this.subscribers]) {
-        try {
-          s(e);
-        } catch {
-          /* a subscriber's failure is its own (it unsubscribes itself) */
-        }
-      }
-    }
-    if (this.levels[subsys] < 0) return;
-    this.emit(subsys, 'info', msg, { event, ...fields });
+    this.emit({ time: this.now().toISOString(), subsys, level: 'info', msg, event, fields, written: this.levels[subsys] >= 0 });
   }
 
   /**
-   * Call `listener` with every line written (after the level check). A listener
-   * must not log itself; what it throws is ignored. Returns the unsubscribe function.
+   * Call `listener` with every record from now on (see LogRecord: written
+   * lines, and events whatever the levels). A listener must not log itself;
+   * what it throws is ignored. Returns the function that ends the subscription.
    */
-  onLine(listener: (record: LogRecord) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /**
-   * Every event from now on, whatever the log levels (the control socket's
-   * `monitor`); returns the function that ends the subscription.
-   */
-  subscribe(listener: (e: LoggedEvent) => void): () => void {
+  subscribe(listener: (record: LogRecord) => void): () => void {
     this.subscribers.add(listener);
     return () => void this.subscribers.delete(listener);
   }
@@ -142,21 +123,19 @@ export class DaemonLogger {
     return this.subscribers.size;
   }
 
-  private emit(subsys: Subsystem, level: LogLevel, msg: string, fields: EventFields): void {
-    if (this.listeners.size > 0) {
-      const record: LogRecord = typeof fields.event === 'string' ? { subsys, level, msg, event: fields.event } : { subsys, level, msg };
-      for (const l of this.listeners) {
-        try {
-          l(record);
-        } catch {
-          /* a listener's failure must not lose the line */
-        }
+  private emit(record: LogRecord): void {
+    for (const s of [...this.subscribers]) {
+      try {
+        s(record);
+      } catch {
+        /* a subscriber's failure must not lose the line (and is its own: it unsubscribes itself) */
       }
     }
-    const time = this.now().toISOString();
+    if (!record.written) return;
+    const { time, level, subsys, msg, event, fields } = record;
     let line: string;
     if (this.json) {
-      line = JSON.stringify({ time, level, subsys, msg, ...fields });
+      line = JSON.stringify(event === undefined ? { time, level, subsys, msg, ...fields } : { time, level, subsys, msg, event, ...fields });
     } else {
       line = `${time} ${level.padEnd(5)} ${subsys.padEnd(6)} ${msg}`;
     }

@@ -46,6 +46,8 @@ export interface ManualSasOptions {
   log: DaemonLogger;
   /** Whether ESP-in-UDP can be sent from `address:port` (a bound NAT-T socket there). */
   udpAvailable: (address: string, port: number) => boolean;
+  /** Resolves when the routes of the policies added or removed so far are in place (the datapath's route queue). */
+  routesSettled?: () => Promise<void>;
 }
 
 export class ManualSas {
@@ -53,6 +55,11 @@ export class ManualSas {
   private nextReqid = MANUAL_REQID_BASE;
 
   constructor(private readonly options: ManualSasOptions) {}
+
+  /** After add() or delete(): resolves once traffic follows the new policies (their TUN routes are in or out). */
+  settled(): Promise<void> {
+    return this.options.routesSettled?.() ?? Promise.resolve();
+  }
 
   get names(): string[] {
     return [...this.installed.keys()];

@@ -111,6 +111,19 @@ const IO_COUNTERS: Record<keyof IoCounters, { name: string; help: string }> = {
     help: 'Coalesced TCP super-packets written to the TUN device (their segments count as packets written).',
   },
   tunGroSegments: { name: 'tunsec_io_tun_gro_segments_total', help: 'Segments inside the coalesced super-packets written to the TUN device.' },
+  udpGsoSends: { name: 'tunsec_io_udp_gso_sends_total', help: 'ESP-in-UDP datagrams sent with UDP GSO (UDP_SEGMENT).' },
+  udpGsoPackets: { name: 'tunsec_io_udp_gso_packets_total', help: 'ESP packets inside the UDP GSO datagrams.' },
+  udpGsoRefused: { name: 'tunsec_io_udp_gso_refused_total', help: 'UDP sockets whose route refused GSO (EIO); their packets were resent one by one.' },
+  udpGroDatagrams: {
+    name: 'tunsec_io_udp_gro_datagrams_total',
+    help: 'Coalesced ESP-in-UDP datagrams received with UDP GRO (split into their datagrams before the demultiplexing).',
+  },
+  udpGroSegments: {
+    name: 'tunsec_io_udp_gro_segments_total',
+    help: 'Datagrams inside the coalesced UDP GRO datagrams (they count in tunsec_io_udp_esp_received_packets_total too).',
+  },
+  udpGroRefused: { name: 'tunsec_io_udp_gro_refused_total', help: 'NAT-T sockets on which UDP GRO could not be enabled; read one datagram at a time.' },
+  sealFailures: { name: 'tunsec_io_seal_failures_total', help: 'Packets the batched native seal could not seal (dropped).' },
 };
 
 const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: string }> = {
@@ -147,6 +160,15 @@ const MANAGER_COUNTERS: Record<keyof ManagerCounters, { name: string; help: stri
     help: 'Established IKE SAs ended because the peer stopped answering (DPD or any unanswered exchange); dpd_action applied.',
   },
   drainingDrops: { name: 'tunsec_ike_shutdown_drops_total', help: 'IKE_SA_INIT requests dropped because the daemon was shutting down.' },
+  authFailures: { name: 'tunsec_ike_auth_failures_total', help: "Peers' IKE_AUTH refused with AUTHENTICATION_FAILED (the log line says why)." },
+  nullAuthRefused: {
+    name: 'tunsec_ike_null_auth_refused_total',
+    help: 'Peers refused for offering NULL Authentication (RFC 7619) to a connection whose remote.auth is pubkey (also counted in auth_failures).',
+  },
+  cryptoWorkerFailures: {
+    name: 'tunsec_ike_crypto_worker_failures_total',
+    help: 'Key exchanges and AUTH signatures lost to a crypto worker that failed (daemon.crypto_workers): that exchange failed, the worker was replaced.',
+  },
 };
 
 /**

@@ -66,9 +66,10 @@ export function planReload(current: LoadedState, next: LoadedState): ReloadPlan 
 /** What a kept connection's next authentication uses: our certificate, its chain, our key, the trust anchors and CRLs, strictcrl. */
 export function credentialKey(c: ResolvedConnection): string {
   const cfg = c.entry.config;
-  const key = cfg.privateKey.export({ format: 'der', type: 'pkcs8' }) as Buffer;
+  const key = cfg.privateKey ? (cfg.privateKey.export({ format: 'der', type: 'pkcs8' }) as Buffer) : Buffer.alloc(0);
   return stableKey({
-    cert: cfg.certificate.fingerprint,
+    auth: [cfg.localAuth ?? 'pubkey', cfg.remoteAuth ?? 'pubkey'],
+    cert: cfg.certificate?.fingerprint ?? null,
     intermediates: cfg.intermediates.map((i) => i.fingerprint),
     key: key.toString('base64'),
     trust: cfg.trust.trustAnchors.map((t) => t.fingerprint),

@@ -404,6 +404,11 @@ export class TunRoutes {
     };
   }
 
+  /** Resolves once every route and rule change queued so far has been made (or has failed and been logged). */
+  settled(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
   private serialized<T>(operation: () => Promise<T>): Promise<T> {
     const result = this.queue.then(operation);
     this.queue = result.catch(() => undefined);

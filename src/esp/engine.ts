@@ -27,6 +27,16 @@
 import type { AcquireEvent, TrafficSelector } from './api.js';
 import { buildOuterHeader, clampTcpMss, fixTransportChecksum, outerHeaderLength, IPPROTO_NONE, IPPROTO_TCP, IPV4_MIN_HEADER, IPV6_HEADER } from './ip.js';
 import {
+  ESP_DESC_SLOTS,
+  ESP_OPEN_MODE_IPV4_TRANSPORT,
+  ESP_OPEN_MODE_TUNNEL,
+  ESP_SEAL_ESN,
+  ESP_SEAL_PRESEALED,
+  EspOpenDesc,
+  EspOpenStatus,
+  EspSealDesc,
+} from '../native/addon.js';
+import {
   decapTransport,
   decapTunnel,
   espSealedLength,
@@ -36,12 +46,14 @@ import {
   espSpi,
   openEsp,
   sealEspInto,
+  transportHeaderInto,
   transportSplit,
+  tunnelNextHeader,
 } from './packet.js';
 import { DEFAULT_PENDING_SPI_LIMITS, PendingSpiQueues, type PendingSpiLimits } from './pending-spi.js';
 import { seqHigh } from './replay.js';
 import { type SadEntry, type SecurityAssociationDatabase } from './sadb.js';
-import { FlowKey, type SpdEntry } from './spd.js';
+import { FlowKey, FlowCache, FLOW_CACHE_MISS, type SpdEntry } from './spd.js';
 import { formatIp } from '../util/ip.js';
 import { spiHex } from '../util/format.js';
 
@@ -138,8 +150,55 @@ export interface OutboundResult {
 export interface InboundResult {
   /** The packet to write to the TUN device, or undefined (dropped). */
   packet: Buffer | undefined;
+  /** Its length, when `packet` is a larger buffer (`inboundFinish` leaves it at the start of the receive buffer). */
+  length?: number;
   sa: SadEntry | undefined;
 }
+
+/**
+ * Where `outbound` leaves a packet for the batched native seal (io.ts, native/tunsec_esp.cc)
+ * instead of sealing it: the I/O loop points `index` at the transmit slot `out` is. The header in
+ * front of ESP (transport: the packet's own; raw tunnel: the outer one) is written to `out` now,
+ * the SPD decision, the SA, its sequence number and lifetime accounting are done now; only the
+ * ESP packet itself is built and encrypted later, a batch in one native call.
+ */
+export interface SealStage {
+  index: number;
+  /** `src[index]` is set to the packet read from the TUN device. */
+  readonly src: Uint8Array[];
+  /** ESP_DESC_SLOTS per slot: EspSealDesc. */
+  readonly desc: Uint32Array;
+}
+
+/**
+ * ESP packets waiting for the batched native open, with what `inboundStage` decided about
+ * each (its SA, its anti-replay candidate); `inboundFinish` completes them in order.
+ */
+export class OpenStage {
+  count = 0;
+  readonly bufs: Uint8Array[];
+  readonly desc: Uint32Array;
+  readonly sas: (SadEntry | undefined)[];
+  readonly candidates: Float64Array;
+  /** Highest candidate staged per ESN SA in this batch (see `inboundStage`). */
+  readonly esnTop = new Map<SadEntry, number>();
+
+  constructor(readonly capacity: number) {
+    this.bufs = new Array<Uint8Array>(capacity).fill(new Uint8Array(0));
+    this.desc = new Uint32Array(capacity * ESP_DESC_SLOTS);
+    this.sas = new Array<SadEntry | undefined>(capacity).fill(undefined);
+    this.candidates = new Float64Array(capacity);
+  }
+}
+
+/** `inboundStage` verdicts. */
+export const IN_DONE = 0;
+/** Staged for the native open: run the batch, then `inboundFinish`. */
+export const IN_STAGED = 1;
+/** Not for the native path (a mode it does not do, a context without a native key): use `inbound`. */
+export const IN_JS = 2;
+/** The batch must be opened and finished before this packet can be staged (ESN: its Seq#Hi guess depends on them). */
+export const IN_FLUSH = 3;
 
 /** Where an inbound ESP packet came from: raw IP (IPv4 with its header, IPv6 bare) or ESP-in-UDP. */
 export interface InboundSource {
@@ -221,6 +280,10 @@ export class PacketEngine {
   private nowSeconds = Math.floor(Date.now() / 1000);
   /** ESP received for reserved SPIs, waiting for their SAs. */
   private readonly pending: PendingSpiQueues<HeldEsp>;
+  /** Outbound policy per flow, in front of the SPD; emptied on every SPD and SAD change. */
+  readonly flowCache = new FlowCache<SpdEntry>();
+  /** Set by the I/O loop for the batched native seal (see SealStage); undefined = seal here. */
+  sealStage: SealStage | undefined;
 
   constructor(
     readonly sad: SecurityAssociationDatabase,
@@ -235,6 +298,7 @@ export class PacketEngine {
     this.pending = new PendingSpiQueues({ ...DEFAULT_PENDING_SPI_LIMITS, ...opts.pendingSpi });
     const onPendingSpiReady = opts.onPendingSpiReady;
     sad.onSaAdded((sa) => {
+      this.flowCache.clear();
       if (sa.direction === 'in' && this.pending.markInstalled(sa.spi >>> 0)) onPendingSpiReady?.(sa.spi >>> 0);
     });
     sad.onSpiReleased((spi) => this.dropPending(spi, 'its exchange failed'));
@@ -247,6 +311,7 @@ export class PacketEngine {
       for (const [key, held] of this.policyState) if (typeof key === 'string' && key.endsWith(`|${peer}`) && held.held.length > 0) onHeldReady(key);
     });
     sad.onPolicyChange(({ entry, added }) => {
+      this.flowCache.clear();
       // held packets survive a policy being replaced (trap → CHILD_SA policy), not its removal
       if (!added && entry.spec.direction === 'out' && !sad.spd.get(entry.spec.reqid, 'out')) {
         this.policyState.delete(entry.spec.reqid);
@@ -273,11 +338,11 @@ export class PacketEngine {
   }
 
   /** Whether `packet`, decrypted for `reqid`, was kept back (copied) instead of being delivered now. */
-  keepInbound(reqid: number, packet: Buffer): boolean {
+  keepInbound(reqid: number, packet: Buffer, length = packet.length): boolean {
     if (this.inboundWait.size === 0) return false;
     const q = this.inboundWait.get(reqid);
     if (q === undefined) return false;
-    if (q.length < Math.max(64, this.holdPackets)) q.push(Buffer.from(packet));
+    if (q.length < Math.max(64, this.holdPackets)) q.push(Buffer.from(packet.subarray(0, length)));
     else this.counters.inRouteWaitOverflow++;
     return true;
   }
@@ -378,7 +443,11 @@ export class PacketEngine {
       c.outMalformed++;
       return;
     }
-    const policy = this.sad.spd.lookup(flow, 'out');
+    let policy = this.flowCache.get(flow);
+    if (policy === FLOW_CACHE_MISS) {
+      policy = this.sad.spd.lookup(flow, 'out');
+      this.flowCache.set(flow, policy);
+    }
     if (!policy) {
       c.outNoPolicy++;
       this.rateLog('no-policy', 'debug', () => `dropped an outbound packet no policy selects (${this.describeFlow()})`);
@@ -416,8 +485,7 @@ export class PacketEngine {
       this.sad.sequenceExhausted(sa);
       return false;
     }
-    const packet = length === pkt.length ? pkt : pkt.subarray(0, length);
-    const split = sa.spec.mode === 'transport' ? transportSplit(packet) : undefined;
+    const split = sa.spec.mode === 'transport' ? transportSplit(pkt, length) : undefined;
     if (sa.spec.mode === 'transport' && split === undefined) {
       this.counters.outMalformed++;
       res.verdict = OUT_DROP;
@@ -428,6 +496,90 @@ export class PacketEngine {
       this.counters.expiredDrops++;
       return false;
     }
+    const stage = this.sealStage;
+    const handle = stage === undefined ? 0 : (sa.esp.ctx.nativeHandle ?? 0);
+    let n = -1;
+    if (handle > 0) {
+      n = this.stageSeal(stage!, handle, sa, seq, pkt, length, split, out);
+    } else {
+      if (stage !== undefined) stage.desc[stage.index * ESP_DESC_SLOTS + EspSealDesc.Flags] = ESP_SEAL_PRESEALED;
+      n = this.sealHere(sa, seq, length === pkt.length ? pkt : pkt.subarray(0, length), split, out);
+    }
+    if (n >= 0) sa.seq = seq; // nothing was sealed otherwise: the number is not used up
+    if (n < 0) {
+      this.counters.outMalformed++;
+      res.verdict = OUT_DROP;
+      return true;
+    }
+    this.counters.outPackets++;
+    this.counters.outBytes += length;
+    res.verdict = OUT_SEND;
+    res.length = n;
+    res.sa = sa;
+    return true;
+  }
+
+  /**
+   * The batched native path of `protect`: the same checks and the same octets as `sealHere`,
+   * but only the header in front of ESP is written now; the ESP packet is described in `stage`
+   * (IV = the sequence number, as `sealHere`). Returns the length the packet will have, or -1.
+   */
+  private stageSeal(
+    stage: SealStage,
+    handle: number,
+    sa: SadEntry,
+    seq: number,
+    pkt: Buffer,
+    length: number,
+    split: ReturnType<typeof transportSplit>,
+    out: Buffer,
+  ): number {
+    let srcOff = 0;
+    let payloadLength = length;
+    let nextHeader: number;
+    if (sa.spec.mode === 'tunnel') {
+      nextHeader = tunnelNextHeader(pkt);
+      if (nextHeader < 0) return -1;
+    } else {
+      // Next Header 59 would be taken for a dummy packet and dropped by the peer (RFC 4303 §2.6)
+      nextHeader = pkt[split!.nextHeaderField]!;
+      if (nextHeader === IPPROTO_NONE) return -1;
+      srcOff = split!.headerLength;
+      payloadLength = split!.totalLength - srcOff;
+    }
+    const espLength = espSealedLength(sa.esp, payloadLength);
+    let espOff = 0;
+    if (sa.spec.encap !== undefined) {
+      // the ESP packet goes into a UDP datagram (RFC 3948): it must fit one
+      if (espLength > 0xffff - 8 - (sa.family === 4 ? IPV4_MIN_HEADER : 0)) return -1;
+    } else if (sa.spec.mode === 'tunnel') {
+      espOff = outerHeaderLength(sa.localAddress.length);
+      if (espLength + (espOff === IPV4_MIN_HEADER ? espOff : 0) > 0xffff) return -1;
+      buildOuterHeader({ src: sa.localAddress, dst: sa.remoteAddress, payloadLength: espLength, inner: pkt }, out, 0);
+    } else {
+      espOff = split!.headerLength;
+      if (espOff + espLength > (pkt[0]! >> 4 === 4 ? 0xffff : 0xffff + IPV6_HEADER)) return -1;
+      transportHeaderInto(pkt, split!, espLength, out);
+    }
+    if (espOff + espLength > out.length) throw new RangeError(`ESP: output buffer needs ${espOff + espLength} octets`);
+    const d = stage.index * ESP_DESC_SLOTS;
+    const desc = stage.desc;
+    desc[d + EspSealDesc.SrcOff] = srcOff;
+    desc[d + EspSealDesc.PayloadLength] = payloadLength;
+    desc[d + EspSealDesc.NextHeader] = nextHeader;
+    desc[d + EspSealDesc.Key] = handle;
+    desc[d + EspSealDesc.Spi] = sa.esp.spi;
+    desc[d + EspSealDesc.SeqHigh] = seqHigh(seq);
+    desc[d + EspSealDesc.SeqLow] = seq >>> 0;
+    desc[d + EspSealDesc.EspOff] = espOff;
+    desc[d + EspSealDesc.Flags] = sa.esp.esn ? ESP_SEAL_ESN : 0;
+    stage.src[stage.index] = pkt;
+    return espOff + espLength;
+  }
+
+  /** Seal `packet` with `sa` into `out` now (the JS path); the length, or -1. */
+  private sealHere(sa: SadEntry, seq: number, packet: Buffer, split: ReturnType<typeof transportSplit>, out: Buffer): number {
+    const length = packet.length;
     let n = -1;
     // IV: the sequence number, unique per packet of an SA (RFC 4106 §3.1).
     if (sa.spec.encap !== undefined) {
@@ -451,18 +603,7 @@ export class PacketEngine {
     } else {
       n = encapTransportInto(sa.esp, seq, seq, packet, out, 0);
     }
-    if (n >= 0) sa.seq = seq; // nothing was sealed otherwise: the number is not used up
-    if (n < 0) {
-      this.counters.outMalformed++;
-      res.verdict = OUT_DROP;
-      return true;
-    }
-    this.counters.outPackets++;
-    this.counters.outBytes += length;
-    res.verdict = OUT_SEND;
-    res.length = n;
-    res.sa = sa;
-    return true;
+    return n;
   }
 
   private withoutSa(policy: SpdEntry, pkt: Buffer, length: number, res: OutboundResult): void {
@@ -604,6 +745,126 @@ export class PacketEngine {
     c.inPackets++;
     c.inBytes += packet.length;
     res.packet = packet;
+    res.length = packet.length;
+    res.sa = sa;
+  }
+
+  // -----------------------------------------------------------------------
+  // Inbound, batched (the native open of native/tunsec_esp.cc): `inboundStage` does what
+  // `inbound` does before the ICV check, the I/O loop opens the staged batch in one native
+  // call, `inboundFinish` does what `inbound` does after it — same checks, same counters.
+
+  /**
+   * Stage one received ESP packet (arguments as `inbound`) for the native open; IN_DONE when
+   * it was dropped or held (counted), IN_JS when `inbound` must take it, IN_FLUSH when the
+   * staged packets must be opened and finished first (then stage it again).
+   */
+  inboundStage(buf: Buffer, espOff: number, espEnd: number, src: InboundSource, st: OpenStage): number {
+    const c = this.counters;
+    if (espEnd - espOff < 8) return IN_JS;
+    const spi = ((buf[espOff]! << 24) | (buf[espOff + 1]! << 16) | (buf[espOff + 2]! << 8) | buf[espOff + 3]!) >>> 0;
+    const sa = this.sad.inboundSa(spi);
+    if (sa === undefined || sa.family !== src.family || this.pending.active) return IN_JS;
+    let mode: number;
+    if (sa.spec.mode === 'tunnel') mode = ESP_OPEN_MODE_TUNNEL;
+    else if (!src.udp && src.family === 4 && espOff > 0) mode = ESP_OPEN_MODE_IPV4_TRANSPORT;
+    else return IN_JS;
+    const handle = sa.esp.ctx.nativeHandle ?? 0;
+    if (handle <= 0) return IN_JS;
+    const replay = sa.replay!;
+    const low = ((buf[espOff + 4]! << 24) | (buf[espOff + 5]! << 16) | (buf[espOff + 6]! << 8) | buf[espOff + 7]!) >>> 0;
+    if (replay.esn) {
+      // RFC 4304: the Seq#Hi guess depends on the window's top, which packets staged before this
+      // one may move; if they could change the guess, they are finished first (as one by one).
+      const staged = st.esnTop.get(sa);
+      if (staged !== undefined && staged > replay.top && replay.guessHigh(low, replay.top) !== replay.guessHigh(low, staged)) return IN_FLUSH;
+    }
+    const candidate = replay.check(low);
+    if (candidate < 0) {
+      c.inReplay++;
+      sa.counters.replayDrops++;
+      this.rateLog(`replay-${spi}`, 'debug', () => `SA ${sa.name}: dropped a replayed or too old packet (seq ${low})`);
+      return IN_DONE;
+    }
+    if (replay.esn && candidate > (st.esnTop.get(sa) ?? 0)) st.esnTop.set(sa, candidate);
+    const i = st.count++;
+    const d = i * ESP_DESC_SLOTS;
+    const desc = st.desc;
+    desc[d + EspOpenDesc.EspOff] = espOff;
+    desc[d + EspOpenDesc.EspEnd] = espEnd;
+    desc[d + EspOpenDesc.Key] = handle;
+    desc[d + EspOpenDesc.SeqHigh] = seqHigh(candidate);
+    desc[d + EspOpenDesc.Flags] = (replay.esn ? 1 : 0) | (mode << 8);
+    st.bufs[i] = buf;
+    st.sas[i] = sa;
+    st.candidates[i] = candidate;
+    return IN_STAGED;
+  }
+
+  /** Complete staged packet `i` after the native open; on success `res.packet[0, res.length)` is for the TUN device. */
+  inboundFinish(st: OpenStage, i: number, res: InboundResult): void {
+    res.packet = undefined;
+    res.length = 0;
+    res.sa = undefined;
+    const c = this.counters;
+    const sa = st.sas[i]!;
+    st.sas[i] = undefined;
+    const buf = st.bufs[i] as Buffer;
+    const d = i * ESP_DESC_SLOTS;
+    const status = st.desc[d + EspOpenDesc.Status]!;
+    const candidate = st.candidates[i]!;
+    const replay = sa.replay!;
+    switch (status) {
+      case EspOpenStatus.Ok:
+        break;
+      case EspOpenStatus.Icv:
+        sa.counters.icvFailures++;
+        this.countInboundFailure(sa, 'icv');
+        return;
+      case EspOpenStatus.Truncated:
+        this.countInboundFailure(sa, 'truncated');
+        return;
+      case EspOpenStatus.FrameMalformed:
+        this.countInboundFailure(sa, 'malformed');
+        return;
+      case EspOpenStatus.NoKey:
+        // the SA went while its packet was staged (not reachable within one batch)
+        c.inUnknownSpi++;
+        return;
+      default:
+        // authenticated (bad padding, a dummy, a malformed inner packet): its sequence number is used up
+        if (status === EspOpenStatus.Padding) sa.counters.badPadding++;
+        this.countInboundFailure(sa, status === EspOpenStatus.Padding ? 'padding' : status === EspOpenStatus.Dummy ? 'dummy' : 'malformed');
+        replay.accept(candidate);
+        return;
+    }
+    // Only an authenticated packet moves the window (RFC 4303 §3.4.3).
+    if (!replay.accept(candidate)) {
+      c.inReplay++;
+      sa.counters.replayDrops++;
+      return;
+    }
+    const length = st.desc[d + EspOpenDesc.OutLength]!;
+    if (!this.flow.read(buf, length) || !this.flow.matches(sa.localSelectors, sa.remoteSelectors, 'in')) {
+      c.inPolicy++;
+      sa.counters.policyDrops++;
+      this.rateLog(
+        `policy-${sa.spec.spi}`,
+        'warn',
+        () => `SA ${sa.name}: dropped a decrypted packet outside the SA's traffic selectors (${this.describeFlow()})`,
+      );
+      return;
+    }
+    const protectedBytes = sa.spec.mode === 'tunnel' ? length : length - (buf[0]! & 0x0f) * 4;
+    if (!this.sad.account(sa, protectedBytes, this.nowSeconds)) {
+      c.expiredDrops++;
+      return;
+    }
+    if (this.mssClampMtu > 0 && this.flow.protocol === IPPROTO_TCP) clampTcpMss(buf, length, this.mssClampMtu);
+    c.inPackets++;
+    c.inBytes += length;
+    res.packet = buf;
+    res.length = length;
     res.sa = sa;
   }
 

@@ -61,19 +61,19 @@ export function ipv4HeaderChecksumValid(buf: Uint8Array, off = 0): boolean {
  * when the header does not fit, IHL < 5, or the total length is outside
  * [IHL, buf.length]. Octets after the total length (link padding) are ignored.
  */
-export function ipv4Frame(buf: Uint8Array): { headerLength: number; totalLength: number } | undefined {
-  if (buf.length < IPV4_MIN_HEADER || buf[0]! >> 4 !== 4) return undefined;
+export function ipv4Frame(buf: Uint8Array, length = buf.length): { headerLength: number; totalLength: number } | undefined {
+  if (length < IPV4_MIN_HEADER || buf[0]! >> 4 !== 4) return undefined;
   const headerLength = (buf[0]! & 0x0f) * 4;
   const totalLength = (buf[2]! << 8) | buf[3]!;
-  if (headerLength < IPV4_MIN_HEADER || totalLength < headerLength || totalLength > buf.length) return undefined;
+  if (headerLength < IPV4_MIN_HEADER || totalLength < headerLength || totalLength > length) return undefined;
   return { headerLength, totalLength };
 }
 
 /** IPv6: total length from the Payload Length field (no jumbograms); undefined if it does not fit. */
-export function ipv6TotalLength(buf: Uint8Array): number | undefined {
-  if (buf.length < IPV6_HEADER || buf[0]! >> 4 !== 6) return undefined;
+export function ipv6TotalLength(buf: Uint8Array, length = buf.length): number | undefined {
+  if (length < IPV6_HEADER || buf[0]! >> 4 !== 6) return undefined;
   const total = IPV6_HEADER + ((buf[4]! << 8) | buf[5]!);
-  return total > buf.length ? undefined : total;
+  return total > length ? undefined : total;
 }
 
 /** Whether `nh` is an IPv6 extension header that ext-header walking steps over. */

@@ -252,15 +252,15 @@ export function openEsp(sa: EspSa, packet: Buffer, seqHigh = 0, counters?: EspCo
  * `nextHeaderField` is the octet that becomes 50. Undefined if not a
  * well-formed IPv4/IPv6 packet.
  */
-export function transportSplit(packet: Uint8Array): { headerLength: number; totalLength: number; nextHeaderField: number } | undefined {
-  if (packet.length < 1) return undefined;
+export function transportSplit(packet: Uint8Array, length = packet.length): { headerLength: number; totalLength: number; nextHeaderField: number } | undefined {
+  if (length < 1) return undefined;
   const v = packet[0]! >> 4;
   if (v === 4) {
-    const f = ipv4Frame(packet);
+    const f = ipv4Frame(packet, length);
     return f === undefined ? undefined : { headerLength: f.headerLength, totalLength: f.totalLength, nextHeaderField: 9 };
   }
   if (v === 6) {
-    const total = ipv6TotalLength(packet);
+    const total = ipv6TotalLength(packet, length);
     if (total === undefined) return undefined;
     const ins = ipv6EspInsertion(packet, total);
     return ins === undefined ? undefined : { headerLength: ins.offset, totalLength: total, nextHeaderField: ins.nextHeaderField };
@@ -276,6 +276,21 @@ function setTotalLength(buf: Buffer, offset: number, total: number): void {
   } else {
     buf.writeUInt16BE(total - IPV6_HEADER, offset + 4);
   }
+}
+
+/**
+ * The part of `encapTransportInto` in front of ESP, for a caller that seals the ESP packet
+ * elsewhere (the batched native datapath): the IP header (and extension headers) of `packet`
+ * copied to `out[0)`, its protocol / Next Header field set to 50 and its lengths (IPv4: and
+ * checksum) set for an ESP packet of `espLength` octets. Returns the total length.
+ */
+export function transportHeaderInto(packet: Uint8Array, split: { headerLength: number; nextHeaderField: number }, espLength: number, out: Buffer): number {
+  // a plain loop: a subarray for .set would allocate per packet, and headers are short
+  for (let i = 0; i < split.headerLength; i++) out[i] = packet[i]!;
+  out[split.nextHeaderField] = IPPROTO_ESP;
+  const total = split.headerLength + espLength;
+  setTotalLength(out, 0, total);
+  return total;
 }
 
 /** Length `encapTransportInto` writes for this packet, or -1 if it is not a well-formed IPv4/IPv6 packet. */

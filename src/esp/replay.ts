@@ -136,21 +136,7 @@ export class ReplayWindow {
     low >>>= 0;
     let seq = low;
     if (this.esn) {
-      // RFC 4303 Appendix A2.2: T = top, W = window, B = bottom; guess Seq#Hi
-      // so that the result lies in [B, B + 2^32).
-      const top = this.topSeq;
-      const tl = top >>> 0;
-      const th = (top - tl) / TWO_32;
-      const w = this.guessSpan;
-      let hi: number;
-      if (tl >= w - 1) {
-        // Case A: the window lies within one sub-space; below Bl means the next sub-space.
-        hi = low >= tl - w + 1 ? th : th + 1;
-      } else {
-        // Case B: the window spans two sub-spaces; at or above Bl means the previous one.
-        hi = low >= tl - w + 1 + TWO_32 ? th - 1 : th;
-      }
-      seq = hi * TWO_32 + low;
+      seq = this.guessHigh(low, this.topSeq) * TWO_32 + low;
       if (seq > this.maxSeq) {
         this.counters.tooOld++;
         return REPLAY_TOO_OLD;
@@ -166,6 +152,23 @@ export class ReplayWindow {
     if (verdict === REPLAY_TOO_OLD) this.counters.tooOld++;
     else if (verdict === REPLAY_DUPLICATE) this.counters.replayed++;
     return verdict;
+  }
+
+  /**
+   * RFC 4303 Appendix A2.2 (ESN): the Seq#Hi to assume for the low half `low` had the window's
+   * top `top` (T; W = window, B = bottom): the one that puts the result in [B, B + 2^32). Pure:
+   * the batched datapath uses it to see whether packets opened earlier in the same batch could
+   * change the guess for this one. Non-decreasing in `top` for a fixed `low`.
+   */
+  guessHigh(low: number, top: number): number {
+    low >>>= 0;
+    const tl = top >>> 0;
+    const th = (top - tl) / TWO_32;
+    const w = this.guessSpan;
+    // Case A: the window lies within one sub-space; below Bl means the next sub-space.
+    if (tl >= w - 1) return low >= tl - w + 1 ? th : th + 1;
+    // Case B: the window spans two sub-spaces; at or above Bl means the previous one.
+    return low >= tl - w + 1 + TWO_32 ? th - 1 : th;
   }
 
   /**

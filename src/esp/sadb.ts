@@ -117,7 +117,9 @@ export class SecurityAssociationDatabase implements IpsecBackend {
     const table = sa.direction === 'in' ? this.inbound : this.outbound;
     if (table.has(sa.spi >>> 0)) throw new Error(`SAD: ${sa.direction}bound SA with SPI ${spiHex(sa.spi)} already installed`);
     // The AEAD context keeps its own copy of the key: IKE wipes its KEYMAT after installing.
-    const spec: SaSpec = { ...sa, aead: { ...sa.aead, keyMaterial: Buffer.from(sa.aead.keyMaterial) } };
+    // Buffer.alloc, not Buffer.from: a long-lived slice of Buffer's shared pool would keep an 8 KiB slab alive.
+    const spec: SaSpec = { ...sa, aead: { ...sa.aead, keyMaterial: Buffer.alloc(sa.aead.keyMaterial.length) } };
+    (spec.aead.keyMaterial as Buffer).set(sa.aead.keyMaterial);
     const entry = new SadEntry(spec, this.now());
     table.set(sa.spi >>> 0, entry);
     if (sa.direction === 'in') this.reservedSpis.delete(sa.spi >>> 0);

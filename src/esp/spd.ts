@@ -180,6 +180,103 @@ export class FlowKey {
   }
 }
 
+/** `FlowCache.get` when the flow is not cached. */
+export const FLOW_CACHE_MISS: unique symbol = Symbol('flow cache miss');
+
+/** Slots of a FlowCache (a power of two). */
+const FLOW_CACHE_SLOTS = 1024;
+/** Key octets per slot: source and destination address (16 each), ports (2 each). */
+const FLOW_KEY = 36;
+
+/**
+ * What the SPD said about recent flows (RFC 4301 §4.4.1: the decision depends on the selector
+ * fields only — family, addresses, protocol, ports), direct-mapped by a hash of them, so a bulk
+ * flow costs a hash and a compare per packet instead of a walk of the ordered policies. Nothing
+ * is ever stale: the owner empties it (`clear`) on every SPD or SAD change. A slot holds
+ * the key octets in place: no allocation per packet, negative answers (no policy) cached too.
+ */
+export class FlowCache<T> {
+  private readonly keys = new Uint8Array(FLOW_CACHE_SLOTS * FLOW_KEY);
+  /** Per slot: generation it was written in (0 = never), and family << 8 | protocol. */
+  private readonly meta = new Uint32Array(FLOW_CACHE_SLOTS * 2);
+  private readonly values = new Array<T | undefined>(FLOW_CACHE_SLOTS).fill(undefined);
+  private generation = 1;
+  hits = 0;
+  misses = 0;
+
+  clear(): void {
+    this.generation++;
+    if (this.generation > 0xfffffff0) {
+      this.meta.fill(0);
+      this.generation = 1;
+    }
+    this.values.fill(undefined);
+  }
+
+  private slot(flow: FlowKey): number {
+    const len = flow.family === 4 ? 4 : 16;
+    const b = flow.buf;
+    // FNV-1a over the selector fields
+    let h = (0x811c9dc5 ^ flow.protocol ^ (flow.family << 8)) >>> 0;
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ b[flow.srcOff + i]!, 0x01000193);
+    for (let i = 0; i < len; i++) h = Math.imul(h ^ b[flow.dstOff + i]!, 0x01000193);
+    h = Math.imul(h ^ (flow.srcPort & 0xffff), 0x01000193);
+    h = Math.imul(h ^ (flow.dstPort & 0xffff) ^ ((flow.srcPort >>> 31) << 17), 0x01000193);
+    return (h ^ (h >>> 16)) & (FLOW_CACHE_SLOTS - 1);
+  }
+
+  private keyMatches(flow: FlowKey, slot: number): boolean {
+    const m = slot * 2;
+    if (this.meta[m] !== this.generation || this.meta[m + 1] !== ((flow.family << 8) | flow.protocol)) return false;
+    const k = this.keys;
+    const o = slot * FLOW_KEY;
+    const len = flow.family === 4 ? 4 : 16;
+    const b = flow.buf;
+    for (let i = 0; i < len; i++) if (k[o + i] !== b[flow.srcOff + i] || k[o + 16 + i] !== b[flow.dstOff + i]) return false;
+    // ports: -1 (OPAQUE) is told apart from 65535 by portsOpaque
+    return (
+      k[o + 32] === ((flow.srcPort >> 8) & 0xff) &&
+      k[o + 33] === (flow.srcPort & 0xff) &&
+      k[o + 34] === ((flow.dstPort >> 8) & 0xff) &&
+      k[o + 35] === (flow.dstPort & 0xff) &&
+      this.portsOpaque[slot] === (flow.srcPort < 0 ? 1 : 0) + (flow.dstPort < 0 ? 2 : 0)
+    );
+  }
+
+  private readonly portsOpaque = new Uint8Array(FLOW_CACHE_SLOTS);
+
+  /** The cached answer for `flow` (possibly undefined: no policy), or FLOW_CACHE_MISS. */
+  get(flow: FlowKey): T | undefined | typeof FLOW_CACHE_MISS {
+    const slot = this.slot(flow);
+    if (!this.keyMatches(flow, slot)) {
+      this.misses++;
+      return FLOW_CACHE_MISS;
+    }
+    this.hits++;
+    return this.values[slot];
+  }
+
+  set(flow: FlowKey, value: T | undefined): void {
+    const slot = this.slot(flow);
+    const k = this.keys;
+    const o = slot * FLOW_KEY;
+    const len = flow.family === 4 ? 4 : 16;
+    const b = flow.buf;
+    for (let i = 0; i < len; i++) {
+      k[o + i] = b[flow.srcOff + i]!;
+      k[o + 16 + i] = b[flow.dstOff + i]!;
+    }
+    k[o + 32] = (flow.srcPort >> 8) & 0xff;
+    k[o + 33] = flow.srcPort & 0xff;
+    k[o + 34] = (flow.dstPort >> 8) & 0xff;
+    k[o + 35] = flow.dstPort & 0xff;
+    this.portsOpaque[slot] = (flow.srcPort < 0 ? 1 : 0) + (flow.dstPort < 0 ? 2 : 0);
+    this.meta[slot * 2] = this.generation;
+    this.meta[slot * 2 + 1] = (flow.family << 8) | flow.protocol;
+    this.values[slot] = value;
+  }
+}
+
 /** A policy with its selectors compiled; `state` is for the datapath (hold queue, acquire timing). */
 export interface SpdEntry {
   readonly spec: Readonly<PolicySpec>;

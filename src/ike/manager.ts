@@ -11,13 +11,15 @@ import { notify } from './codec/build.js';
 import type { IpsecBackend } from '../esp/api.js';
 import type { Logger } from './log.js';
 import type { Endpoint } from './net/udp.js';
-import { IkeSaContext } from './sa/context.js';
+import { IkeSaContext, type AuthRefusal } from './sa/context.js';
 import { IkeSa, OLD_INBOUND_GRACE_MS, type IkeSaEvents, type IkeSaIo } from './sa/ike-sa.js';
 import type { RetransmitSettings } from './exchange/index.js';
 import type { IkePeerConfig } from './sa/peer-config.js';
+import { SaEventEmitter } from './sa/events.js';
 import { randomSpi } from './tasks/ike-init.js';
 import { setReassemblyDefaults, type ReassemblyLimits } from './codec/fragments.js';
 import { type IpPrefix, longestMatch } from '../util/prefix.js';
+import type { PublicKeyCrypto } from '../crypto/pool/types.js';
 
 export interface ConnectionEntry {
   config: IkePeerConfig;
@@ -76,6 +78,8 @@ export interface ManagerOptions {
    * `remoteAddress` (in its prefixes); undefined refuses the request.
    */
   instanceFor?: (group: ConnectionEntry, remoteAddress: string) => ConnectionEntry | undefined;
+  /** Where key exchange and AUTH signatures run (daemon.crypto_workers); default inline. The caller closes it. */
+  crypto?: PublicKeyCrypto;
 }
 
 /** The limits in force, for status and metrics (`daemon.limits`). */
@@ -121,13 +125,18 @@ export interface ManagerCounters {
   deadPeers: number;
   /** IKE_SA_INIT requests dropped because the manager is draining (shutdown). */
   drainingDrops: number;
+  /** Peers' IKE_AUTH we refused with AUTHENTICATION_FAILED (any reason; the log line says which). */
+  authFailures: number;
+  /** Of those, peers that offered NULL Authentication (RFC 7619) to a connection with remote.auth pubkey. */
+  nullAuthRefused: number;
+  /** Key exchanges and AUTH signatures lost to a failed crypto worker (daemon.crypto_workers; that exchange failed, the worker was replaced). */
+  cryptoWorkerFailures: number;
 }
 
 const key = (spi: Buffer): string => spi.toString('hex');
 
 /** Every IKE SA's life-cycle events, for the daemon (log, status, metrics). */
 export type ManagerEvents = IkeSaEvents;
-type ManagerListeners = { [K in keyof ManagerEvents]: Array<ManagerEvents[K]> };
 
 /**
  * Whether an IKE SA is a contact with the peer a new initiation of `config`
@@ -160,17 +169,20 @@ export class IkeSaManager {
   /** Rate-limited log lines (a fixed set of keys). */
   private readonly lastLog = new Map<string, { at: number; suppressed: number }>();
   readonly limits: Readonly<ManagerLimits>;
-  private readonly listeners: ManagerListeners = {
-    established: [],
-    destroyed: [],
-    childEstablished: [],
-    childFailed: [],
-    childRekeyed: [],
-    ikeRekeyed: [],
-    childClosed: [],
-    childDeleted: [],
-    reauthDue: [],
-    livenessCheck: [],
+  /** Every IKE SA's events, forwarded (./sa/events.ts). */
+  private readonly events: SaEventEmitter<IkeSa>;
+  /** IKE SAs made by an IKE SA rekey (§2.18): their establishment is no new contact (no uniqueness check). */
+  private readonly rekeyedSas = new WeakSet<IkeSa>();
+  /** Every IKE SA's count of refused IKE_AUTHs (IkeSaContext.onAuthRefused), one function for all. */
+  private readonly authRefused = (kind: AuthRefusal): void => {
+    this.counters.authFailures++;
+    if (kind === 'null-auth') this.counters.nullAuthRefused++;
+  };
+  /** §2.18: the IKE SA made by rekeying one of ours is registered under its new SPI (IkeSa.spawn of every IKE SA). */
+  private readonly spawn = (next: IkeSaContext): IkeSa => {
+    const successor = this.create(next, true);
+    this.byLocalSpi.set(key(next.localSpi), successor);
+    return successor;
   };
   readonly counters: ManagerCounters = {
     malformed: 0,
@@ -188,6 +200,9 @@ export class IkeSaManager {
     dpdChecks: 0,
     deadPeers: 0,
     drainingDrops: 0,
+    authFailures: 0,
+    nullAuthRefused: 0,
+    cryptoWorkerFailures: 0,
   };
   /** Shutting down (`drain()`): no new IKE SA is made, initiated or answered. */
   private drained = false;
@@ -203,6 +218,22 @@ export class IkeSaManager {
       peersMax: options.peersMax ?? 4096,
       invalidSpiPerSecond: options.invalidSpiPerSecond ?? 10,
     };
+    this.events = new SaEventEmitter<IkeSa>(options.log, (sa) => sa.ctx.name);
+    const pool = options.crypto?.counters;
+    if (pool) Object.defineProperty(this.counters, 'cryptoWorkerFailures', { get: () => pool.workerFailures, enumerable: true });
+    // What the manager does on every IKE SA's events, ahead of its subscribers': handlers here rather
+    // than closures per IKE SA (docs/notes/memory.md). Each IKE SA's events are forwarded here (create()).
+    this.events.on('destroyed', (sa, _reason, cause) => {
+      this.unregister(sa);
+      if (cause === 'dead-peer') this.counters.deadPeers++;
+    });
+    this.events.on('livenessCheck', () => this.counters.dpdChecks++);
+    this.events.on('established', (sa) => {
+      if (this.rekeyedSas.has(sa)) return;
+      this.removeHalfOpen(sa); // also when IKE_AUTH completed after its public-key work (crypto workers)
+      this.enforceUniqueness(sa);
+    });
+    this.events.on('reauthDue', (sa) => this.reauthenticate(sa));
     if (options.reassembly) setReassemblyDefaults(options.reassembly);
     // Soft expiries (rekey_bytes / rekey_packets / rekey_time) start the owning CHILD_SA's rekey.
     options.backend.on('expire', (e) => {
@@ -220,32 +251,19 @@ export class IkeSaManager {
 
   /** Subscribe to the events of every IKE SA this manager creates (initiated or responded). */
   on<K extends keyof ManagerEvents>(event: K, handler: ManagerEvents[K]): this {
-    this.listeners[event].push(handler);
+    this.events.on(event, handler);
     return this;
   }
 
   /** A new IkeSa, with its events forwarded and its removal from the tables on destroy. */
   private create(ctx: IkeSaContext, rekeyed = false): IkeSa {
+    if (this.options.crypto) ctx.crypto = this.options.crypto;
     const sa = new IkeSa(ctx, this.options.io, this.options.retransmit ?? {}, rekeyed);
     ctx.otherIkeSas = () => this.sas.filter((s) => s !== sa).map((s) => s.ctx);
-    sa.on('destroyed', (_s, _reason, cause) => {
-      this.unregister(sa);
-      if (cause === 'dead-peer') this.counters.deadPeers++;
-    });
-    sa.on('livenessCheck', () => this.counters.dpdChecks++);
-    if (!rekeyed) sa.on('established', () => this.enforceUniqueness(sa));
-    sa.on('reauthDue', () => this.reauthenticate(sa));
-    // §2.18: the IKE SA made by rekeying this one is registered under its new SPI.
-    sa.spawn = (next) => {
-      const successor = this.create(next, true);
-      this.byLocalSpi.set(key(next.localSpi), successor);
-      return successor;
-    };
-    for (const event of Object.keys(this.listeners) as Array<keyof ManagerEvents>) {
-      sa.on(event, ((...args: unknown[]) => {
-        for (const h of this.listeners[event]) (h as (...a: unknown[]) => void)(...args);
-      }) as ManagerEvents[typeof event]);
-    }
+    ctx.onAuthRefused = this.authRefused;
+    if (rekeyed) this.rekeyedSas.add(sa);
+    sa.spawn = this.spawn;
+    sa.forwardEvents(this.events);
     return sa;
   }
 

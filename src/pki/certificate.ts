@@ -199,10 +199,33 @@ export function formatGeneralName(n: GeneralName): string {
   }
 }
 
-/** Parse a DER certificate; PkiError "<source>: not a valid X.509 certificate (…)" otherwise. */
+/**
+ * Certificates parsed before and still referenced somewhere, by source and
+ * SHA-256 of the DER: every IKE SA with the same peer holds one shared object
+ * instead of its own parse (a parsed certificate is ~10 KiB with its buffers).
+ * Weak references: an entry goes when no IKE SA or store holds the certificate.
+ */
+const parsed = new Map<string, WeakRef<Certificate>>();
+const forget = new FinalizationRegistry<string>((key) => {
+  if (parsed.get(key)?.deref() === undefined) parsed.delete(key);
+});
+
+/**
+ * Parse a DER certificate; PkiError "<source>: not a valid X.509 certificate (…)" otherwise.
+ * The same DER from the same source yields the same (immutable) object while it is in use.
+ */
 export function parseCertificate(der: Uint8Array, source: string): Certificate {
+  const key = `${source}\0${createHash('sha256').update(der).digest('base64')}`;
+  const known = parsed.get(key)?.deref();
+  if (known) return known;
   try {
-    return decodeCertificate(Buffer.from(der), source);
+    // its own allocation (not a slice of Buffer's shared 8 KiB pool, which the certificate would keep alive)
+    const copy = Buffer.alloc(der.length);
+    copy.set(der);
+    const cert = decodeCertificate(copy, source);
+    parsed.set(key, new WeakRef(cert));
+    forget.register(cert, key);
+    return cert;
   } catch (err) {
     if (err instanceof DerError) throw new PkiError(`${source}: not a valid X.509 certificate (${err.message})`);
     throw err;

@@ -33,7 +33,7 @@ import { PkiError } from './errors.js';
 import { formatIp, parseIpv4, parseIpv6 } from '../util/ip.js';
 import { decodeName, nameFromString, namesMatch, type Name } from './name.js';
 
-export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid';
+export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid' | 'null';
 
 /**
  * An IKE identity. `value` is text for every type: the FQDN or address,
@@ -43,7 +43,12 @@ export type IdentityType = 'fqdn' | 'ipv4' | 'ipv6' | 'rfc822' | 'dn' | 'keyid';
  */
 export type Identity =
   | { readonly type: 'fqdn' | 'rfc822' | 'ipv4' | 'ipv6' | 'keyid'; readonly value: string }
-  | { readonly type: 'dn'; readonly value: string; readonly der: Buffer };
+  | { readonly type: 'dn'; readonly value: string; readonly der: Buffer }
+  /** ID_NULL (RFC 7619 §3): no identity at all, for NULL Authentication; shown as `%null`. */
+  | { readonly type: 'null'; readonly value: '' };
+
+/** The ID_NULL identity (RFC 7619 §3). */
+export const NULL_IDENTITY: Identity = { type: 'null', value: '' };
 
 /** IANA "IKEv2 Identification Payload ID Types" that map to Identity. */
 export const ID_TYPE = {
@@ -53,6 +58,8 @@ export const ID_TYPE = {
   ID_IPV6_ADDR: 5,
   ID_DER_ASN1_DN: 9,
   ID_KEY_ID: 11,
+  /** RFC 7619 §3 */
+  ID_NULL: 13,
 } as const;
 
 /** ID Type and Identification Data of an IDi/IDr payload. */
@@ -97,7 +104,7 @@ function dnFromText(text: string, original: string): Identity {
  * or "@#").
  */
 export interface IdentityText {
-  readonly type: IdentityType;
+  readonly type: Exclude<IdentityType, 'null'>;
   readonly rest: string;
   /** A prefix such as "ipv6:" named the type (rather than the text's shape). */
   readonly prefixed: boolean;
@@ -105,7 +112,7 @@ export interface IdentityText {
   readonly hex: boolean;
 }
 
-const PREFIXES: Readonly<Record<string, IdentityType>> = {
+const PREFIXES: Readonly<Record<string, IdentityText['type']>> = {
   fqdn: 'fqdn',
   dns: 'fqdn',
   email: 'rfc822',
@@ -124,7 +131,7 @@ const PREFIXES: Readonly<Record<string, IdentityType>> = {
  */
 export function readIdentityText(text: string): IdentityText | undefined {
   if (text === '' || ['%any', '%any6', '*'].includes(text)) return undefined;
-  const read = (type: IdentityType, rest: string, prefixed = false, hex = false): IdentityText => ({ type, rest, prefixed, hex });
+  const read = (type: IdentityText['type'], rest: string, prefixed = false, hex = false): IdentityText => ({ type, rest, prefixed, hex });
   const prefix = /^([a-z0-9]+):(.*)$/i.exec(text);
   const byPrefix = prefix ? PREFIXES[prefix[1]!.toLowerCase()] : undefined;
   if (byPrefix) {
@@ -142,6 +149,7 @@ export function readIdentityText(text: string): IdentityText | undefined {
 
 /** An identity from configuration text (rules in the module comment). */
 export function parseIdentity(text: string): Identity {
+  if (text.trim() === '%null') return NULL_IDENTITY;
   const read = readIdentityText(text);
   if (!read) throw new PkiError(`identity "${text}" is a wildcard, not an identity of its own`);
   const { type, rest } = read;
@@ -175,6 +183,8 @@ export function identityToString(id: Identity): string {
       return /[=@:]/.test(id.value) || parseIpv4(id.value) ? `fqdn:${id.value}` : id.value;
     case 'rfc822':
       return id.value.startsWith('@') || id.value.includes('=') || !id.value.includes('@') ? `email:${id.value}` : id.value;
+    case 'null':
+      return '%null';
     default:
       return id.value;
   }
@@ -198,6 +208,9 @@ export function identityToIdPayload(id: Identity): IdPayloadData {
       return { idType: ID_TYPE.ID_DER_ASN1_DN, data: Buffer.from(id.der) };
     case 'keyid':
       return { idType: ID_TYPE.ID_KEY_ID, data: Buffer.from(id.value, 'hex') };
+    case 'null':
+      // RFC 7619 §3: ID_NULL carries no identification data.
+      return { idType: ID_TYPE.ID_NULL, data: Buffer.alloc(0) };
   }
 }
 
@@ -232,6 +245,9 @@ export function identityFromIdPayload(payload: IdPayloadData): Identity {
       }
     case ID_TYPE.ID_KEY_ID:
       return { type: 'keyid', value: data.toString('hex') };
+    case ID_TYPE.ID_NULL:
+      // We send it empty (RFC 7619 §3); whatever a peer put there names nobody, so it is not read.
+      return NULL_IDENTITY;
     default:
       throw new PkiError(`ID type ${idType} is not supported`);
   }
@@ -273,6 +289,8 @@ function matchIdentity(cert: Certificate, id: Identity): MatchResult {
   const sans = cert.subjectAltNames;
   let matched = false;
   switch (id.type) {
+    case 'null':
+      return { ok: false, reason: 'ID_NULL (RFC 7619) names nobody; no certificate vouches for it' };
     case 'fqdn': {
       const want = normalizeFqdn(id.value);
       matched = sans.some((n) => n.type === 'dns' && normalizeFqdn(n.value) === want);

@@ -62,6 +62,7 @@ export {
   subjectIdentity,
   certMatchesIdentity,
   ID_TYPE,
+  NULL_IDENTITY,
   type Identity,
   type IdentityType,
   type IdentityText,

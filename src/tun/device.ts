@@ -174,12 +174,14 @@ export class TunDevice {
   /**
    * Read up to one batch. Without arguments fills `this.rx` (packet i is `rx.packet(i)`);
    * otherwise fills the given buffers, lengths[i] = bytes of packet i. Returns the count
-   * (0 when nothing is pending).
+   * (0 when nothing is pending). `maxReads` (> 0) bounds the read()s: a caller expecting a lone
+   * packet passes 1 and spares the read that would only say EAGAIN (a super-packet read is still
+   * split whole; the device stays readable if more is queued).
    */
-  readBatch(buffers: Uint8Array[] = this.rx.buffers, lengths: Int32Array = this.rx.lengths): number {
+  readBatch(buffers: Uint8Array[] = this.rx.buffers, lengths: Int32Array = this.rx.lengths, maxReads = 0): number {
     this.assertOpen();
-    if (this.scratch === undefined) return this.addon.readBatch(this.fd, buffers, lengths);
-    const n = this.addon.readBatchVnet!(this.fd, buffers, lengths, this.scratch, this.stats);
+    if (this.scratch === undefined) return this.addon.readBatch(this.fd, buffers, lengths, maxReads);
+    const n = this.addon.readBatchVnet!(this.fd, buffers, lengths, this.scratch, this.stats, maxReads);
     this.collectStats();
     return n;
   }

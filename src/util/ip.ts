@@ -113,6 +113,14 @@ export function canonicalIp(text: string): string | undefined {
   return bytes === undefined ? undefined : formatIp(bytes);
 }
 
+/** Order for address texts: IPv4 before IPv6, then numerically; what does not parse sorts last, by text. */
+export function compareIp(a: string, b: string): number {
+  const x = parseIp(a);
+  const y = parseIp(b);
+  if (x === undefined || y === undefined) return x !== undefined ? -1 : y !== undefined ? 1 : a < b ? -1 : a > b ? 1 : 0;
+  return x.length - y.length || Buffer.compare(x, y);
+}
+
 /** The octets as one unsigned big-endian number (address arithmetic). */
 export function bytesToBigInt(bytes: Uint8Array): bigint {
   let n = 0n;

@@ -122,8 +122,8 @@ describe('ratios', () => {
     const r = get('tcp1 tunsec-transport / strongswan-libipsec');
     expect(r.value).toBe(2.5); // 600 / 240
     expect(r.paired).toEqual([3, 2, 3]);
-    expect(r.target).toBe(2.5);
-    expect(r.meets_target).toBe(true);
+    expect(r.target).toBe(3.5); // issue 19's goal for raw ESP transport
+    expect(r.meets_target).toBe(false);
     expect(get('tcp1 strongswan-libipsec / plain').value).toBe(0.011);
     expect(get('handshakes tunsec-ike / strongswan-ike').value).toBe(1.75);
   });
@@ -140,6 +140,18 @@ describe('ratios', () => {
       [{ metric: 'tcp1_mbps', numerator: 'a', denominator: 'b', target: 2.5 }],
     );
     expect(low[0]).toMatchObject({ value: 2, meets_target: false });
+  });
+
+  it('an at-most goal (CPU per GB, latency) is met at or below its target', () => {
+    const [cheap, dear] = computeRatios(
+      [row('a', 'cpu_s_per_gb', [10]), row('b', 'cpu_s_per_gb', [100]), row('c', 'cpu_s_per_gb', [30])],
+      [
+        { metric: 'cpu_s_per_gb', numerator: 'a', denominator: 'b', target: 0.2, atMost: true },
+        { metric: 'cpu_s_per_gb', numerator: 'c', denominator: 'b', target: 0.2, atMost: true },
+      ],
+    );
+    expect(cheap).toMatchObject({ value: 0.1, meets_target: true });
+    expect(dear).toMatchObject({ value: 0.3, meets_target: false });
   });
 });
 
@@ -172,7 +184,7 @@ describe('writeResults', () => {
     const md = readFileSync(paths.md, 'utf8');
     expect(md).toContain('| tunsec-transport | **600** (500–720) | **675** (650–700) |');
     expect(md).toContain('| kernel-xfrm | unavailable: Requested AEAD algorithm not found |');
-    expect(md).toContain('| tcp1 tunsec-transport / strongswan-libipsec | **2.50×** | 3.00, 2.00, 3.00 | meets the ≥ 2.5× goal |');
+    expect(md).toContain('| tcp1 tunsec-transport / strongswan-libipsec | **2.50×** | 3.00, 2.00, 3.00 | MISSES the ≥ 3.5× goal |');
     const svg = readFileSync(paths.svg, 'utf8');
     expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);

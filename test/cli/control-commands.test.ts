@@ -177,7 +177,7 @@ describe('tunsec control commands against a fake daemon', () => {
     const d = await fake({
       monitor: (args) =>
         new ControlStream({ events: args.events ?? 'all' }, (send) =>
-          d.logger.subscribe((e) => send({ event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields })),
+          d.logger.subscribe((e) => e.event !== undefined && send({ event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields })),
         ),
     });
     const emitWhenSubscribed = async (): Promise<void> => {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultProposals } from '../../src/ike/proposal/parse.js';
 import { formatProposalList } from '../../src/ike/proposal/format.js';
 import { ProtocolId } from '../../src/ike/transforms.js';
+import { defaultCryptoWorkers } from '../../src/crypto/pool/defaults.js';
 import { type ConfigProblem, type TunsecConfig, formatProblem, loadConfig, loadConfigOrThrow } from '../../src/config/index.js';
 
 function load(text: string): { config: TunsecConfig; warnings: string[] } {
@@ -151,6 +152,7 @@ describe('defaults', () => {
       watch_credentials: 10,
       tun_mtu: 'auto',
       offload: 'auto',
+      datapath_crypto: 'native',
       fwmark: 0x7473,
       route_table: 220,
       route_priority: 220,
@@ -159,6 +161,7 @@ describe('defaults', () => {
       hold_packets: 16,
       retransmit: { timeout: 4, base: 1.8, tries: 5 },
       mss_clamp: true,
+      crypto_workers: defaultCryptoWorkers(),
       limits: {
         half_open_max: 1024,
         half_open_per_peer: 16,
@@ -182,6 +185,17 @@ describe('defaults', () => {
     const r = loadConfig({ text: minimal({ top: 'daemon:\n  tun_name: a-very-long-interface\n' }) });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.problems.map((p) => p.path)).toContain('daemon.tun_name');
+  });
+
+  it('daemon.crypto_workers takes 0 (inline) up to 64 workers and refuses anything else with its key path and the range', () => {
+    for (const n of [0, 1, 4, 64]) expect(load(minimal({ top: `daemon:\n  crypto_workers: ${n}\n` })).config.daemon?.crypto_workers).toBe(n);
+    expect(defaultCryptoWorkers(2)).toBe(1);
+    expect(defaultCryptoWorkers(1)).toBe(1);
+    expect(defaultCryptoWorkers(16)).toBe(4);
+    for (const bad of ['-1', '65', '2.5', 'many']) {
+      const found = problems(minimal({ top: `daemon:\n  crypto_workers: ${bad}\n` })).filter((p) => p.path === 'daemon.crypto_workers');
+      expect(found.map((p) => p.message)).toEqual([expect.stringContaining('from 0 (key exchange and signatures inline on the main thread) to 64')]);
+    }
   });
 
   it('daemon.offload takes auto, on or off and refuses anything else with its key path', () => {
@@ -325,7 +339,11 @@ describe('one exact message per problem, with its key path', () => {
     ],
     ['IKEv1', minimal({ conn: 'version: 1' }), 'connections.dc1.version: tunsec speaks IKEv2 only; version must be 2, got a number (1)'],
     ['MOBIKE on', minimal({ conn: 'mobike: yes' }), "connections.dc1.mobike: tunsec does not implement MOBIKE (RFC 4555); only 'no' is accepted"],
-    ['an auth method other than pubkey', minimal({ conn: 'remote:\n  auth: psk' }), "connections.dc1.remote.auth: must be 'pubkey', got 'psk'"],
+    [
+      'an auth method other than pubkey or null',
+      minimal({ conn: 'remote:\n  auth: psk' }),
+      "connections.dc1.remote.auth: must be one of 'pubkey', 'null', got 'psk'",
+    ],
     [
       'an identity that is no IPv6 address',
       minimal({ conn: 'remote:\n  id: fd77::zz' }),

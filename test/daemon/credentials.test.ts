@@ -65,8 +65,8 @@ ${local}
     expect(r.errors).toEqual([]);
     const [c] = r.connections;
     const peer = c!.entry.config;
-    expect(peer.privateKey.equals(moon.issued.privateKey!)).toBe(true);
-    expect(peer.certificate.fingerprint).toBe(moon.issued.certificate.fingerprint);
+    expect(peer.privateKey!.equals(moon.issued.privateKey!)).toBe(true);
+    expect(peer.certificate!.fingerprint).toBe(moon.issued.certificate.fingerprint);
     // strongSwan's default local identity: the certificate's subject DN.
     expect(peer.localId.type).toBe('dn');
     expect(identityToString(peer.localId)).toBe('C=CH, O=tunsec test, CN=moon.tunsec.test');
@@ -101,8 +101,8 @@ ${local}
     const r = resolveCredentials(config(connection()));
     expect(r.errors).toEqual([]);
     const peer = r.connections[0]!.entry.config;
-    expect(peer.privateKey.asymmetricKeyType).toBe('ed25519');
-    expect(peer.certificate.fingerprint).toBe(leaf.certificate.fingerprint);
+    expect(peer.privateKey!.asymmetricKeyType).toBe('ed25519');
+    expect(peer.certificate!.fingerprint).toBe(leaf.certificate.fingerprint);
     expect(peer.intermediates.map((c) => c.subject.text)).toEqual(['C=CH, O=tunsec test, CN=tunsec Intermediate CA']);
   });
 

@@ -94,6 +94,13 @@ const IO_KEYS: Array<keyof IoCounters> = [
   'tunGsoRefused',
   'tunGroWrites',
   'tunGroSegments',
+  'udpGsoSends',
+  'udpGsoPackets',
+  'udpGsoRefused',
+  'udpGroDatagrams',
+  'udpGroSegments',
+  'udpGroRefused',
+  'sealFailures',
 ];
 
 function child(o: Partial<ChildSaInfo> = {}): ChildSaInfo {
@@ -136,6 +143,8 @@ function ikeSa(o: Partial<IkeSaInfo> = {}): IkeSaInfo {
     remote: { address: '10.0.0.2', port: 500 },
     local_id: 'moon',
     remote_id: 'sun',
+    local_auth: 'pubkey',
+    remote_auth: 'pubkey',
     proposal: 'aes128gcm16-prfsha384-ecp384bp',
     established: new Date().toISOString(),
     established_age: 5,
@@ -200,6 +209,9 @@ function snapshot(o: { datapath?: boolean; children?: ChildSaInfo[] } = {}): Met
         dpdChecks: 23,
         deadPeers: 24,
         drainingDrops: 25,
+        authFailures: 26,
+        nullAuthRefused: 27,
+        cryptoWorkerFailures: 28,
         half_open: 3,
       },
     },
@@ -309,6 +321,8 @@ describe('tunsec metrics from a snapshot', () => {
     expect(value(e, 'tunsec_ike_dpd_checks_total')).toBe(23);
     expect(value(e, 'tunsec_ike_dead_peers_total')).toBe(24);
     expect(value(e, 'tunsec_ike_shutdown_drops_total')).toBe(25);
+    expect(value(e, 'tunsec_ike_auth_failures_total')).toBe(26);
+    expect(value(e, 'tunsec_ike_null_auth_refused_total')).toBe(27);
     expect(value(e, 'tunsec_ike_unknown_spi_messages_total')).toBe(12);
     expect(value(e, 'tunsec_ike_no_connection_total')).toBe(13);
     expect(value(e, 'tunsec_ike_cookies_sent_total')).toBe(14);

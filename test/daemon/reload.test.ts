@@ -239,7 +239,7 @@ describe('reload (two daemons in process)', () => {
     expect(sa).toBeDefined();
     const before = spis(sa!);
     const sunBefore = spis(established(sun.d, 'sun')[0]!);
-    const oldCert = sa!.ctx.config.certificate.fingerprint;
+    const oldCert = sa!.ctx.config.certificate!.fingerprint;
 
     // Renew moon's certificate and key in place, and add a connection.
     const renewed = pki.host('moon.tunsec.test');
@@ -253,9 +253,9 @@ describe('reload (two daemons in process)', () => {
     // The SAs stay: same SPIs on both sides, same config object on the SA; new SAs get the new one.
     expect(established(moon.d, 'moon').map(spis)).toEqual([before]);
     expect(established(sun.d, 'sun').map(spis)).toEqual([sunBefore]);
-    expect(established(moon.d, 'moon')[0]!.ctx.config.certificate.fingerprint).toBe(oldCert);
+    expect(established(moon.d, 'moon')[0]!.ctx.config.certificate!.fingerprint).toBe(oldCert);
     expect(moon.d.connectionList.map((c) => c.name)).toEqual(['moon', 'extra']);
-    const newCert = moon.d.connectionList[0]!.entry.config.certificate.fingerprint;
+    const newCert = moon.d.connectionList[0]!.entry.config.certificate!.fingerprint;
     expect(newCert).not.toBe(oldCert);
     // reqids of the kept connection are unchanged; the added one gets a fresh one
     expect(moon.d.connectionList[0]!.entry.config.children[0]!.reqid).toBe(sa!.ctx.children[0]!.reqid);
@@ -264,7 +264,7 @@ describe('reload (two daemons in process)', () => {
     // The next authentication uses the renewed certificate (and sun accepts it).
     await moon.d.down('moon', 3000);
     const { sa: fresh } = await moon.d.up('moon', 10_000);
-    expect(fresh.ctx.config.certificate.fingerprint).toBe(newCert);
+    expect(fresh.ctx.config.certificate!.fingerprint).toBe(newCert);
     const sunSa = established(sun.d, 'sun').find((s) => s.ctx.spiI.equals(fresh.ctx.spiI));
     expect(sunSa?.ctx.peerCertificate?.fingerprint).toBe(newCert);
   });
@@ -273,7 +273,7 @@ describe('reload (two daemons in process)', () => {
     const { pki, sun, moon, moonFile, moonYaml, moonConn } = await pairUp(false, ['watch_credentials: 1']);
     const [sa] = established(moon.d, 'moon');
     const before = spis(sa!);
-    const oldCert = sa!.ctx.config.certificate.fingerprint;
+    const oldCert = sa!.ctx.config.certificate!.fingerprint;
 
     // An edit the operator has not asked to apply yet, then the renewal (as an ACME client would write it).
     writeFileSync(moonFile, moonYaml([moonConn, { ...moonConn, name: 'extra', start: false }], ['watch_credentials: 1']));
@@ -283,12 +283,12 @@ describe('reload (two daemons in process)', () => {
     expect(moon.lines.some((l) => /credential files changed \(.*moon.*\): reloading the credentials/.test(l.msg))).toBe(true);
     expect(moon.d.connectionList.map((c) => c.name)).toEqual(['moon']);
     expect(established(moon.d, 'moon').map(spis)).toEqual([before]);
-    const newCert = moon.d.connectionList[0]!.entry.config.certificate.fingerprint;
+    const newCert = moon.d.connectionList[0]!.entry.config.certificate!.fingerprint;
     expect(newCert).not.toBe(oldCert);
 
     await moon.d.down('moon', 3000);
     const { sa: fresh } = await moon.d.up('moon', 10_000);
-    expect(fresh.ctx.config.certificate.fingerprint).toBe(newCert);
+    expect(fresh.ctx.config.certificate!.fingerprint).toBe(newCert);
     expect(established(sun.d, 'sun').find((s) => s.ctx.spiI.equals(fresh.ctx.spiI))?.ctx.peerCertificate?.fingerprint).toBe(newCert);
   });
 

@@ -236,4 +236,4 @@ export function collectingLogger(): { logger: DaemonLogger; lines: LogLine[] } {
   return { lines, logger: new DaemonLogger({ json: true, write: (l) => lines.push(JSON.parse(l) as LogLine) }) };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { sleep } from '../support/proc.js';

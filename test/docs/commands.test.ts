@@ -45,7 +45,7 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/^swanctl --/, 'talks to a running daemon over VICI (test/interop/vici-swanctl.test.ts runs these)'],
   [/^npm ci\b/, 'installs packages (and system packages through scripts/setup-system.sh)'],
   [/^npm run (demo|bench|fuzz|soak)\b|^node --import tsx bench\//, 'root, network namespaces and minutes of running'],
-  [/^npm run typecheck$|^npx vitest run\b/, 'part of npm test itself'],
+  [/^npm run typecheck$|^npx vitest run\b|^node scripts\/test-lanes\.mjs\b/, 'part of npm test itself'],
   [/^((PURGE=1|TS_START=\w+|TUNSEC_CONTAINER_ENGINE=\w+) )*containers\/lab\.sh\b/, 'builds and starts containers (rootful podman or docker)'],
   [/^(docker|podman) /, 'builds or starts container images'],
   [

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListSasResult } from '../../src/control/protocol.js';
-import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { createCa } from '../../src/pki/issue.js';
 import { Capture, isNeighborDiscovery } from '../support/capture.js';
 import { NetnsPair, type NetnsSide } from '../support/netns.js';
 import { requireRootAndPrograms, type RunResult } from '../support/proc.js';
-import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, peerCertificates, tunsecYaml } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec CLI end to end', ['ip', 'ping', 'tcpdump']);
 
@@ -42,17 +42,7 @@ describe('the tunsec command against a daemon in a network namespace', () => {
 
   beforeAll(async () => {
     pair = await NetnsPair.create('cl');
-    const certs: Record<string, Issued> = {};
-    for (const [name, side] of [
-      ['moon', pair.a],
-      ['sun', pair.b],
-    ] as const) {
-      certs[name] = issueCertificate(ca, {
-        subject: `C=CH, O=tunsec cli, CN=${name}`,
-        key: 'p384',
-        subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4] },
-      });
-    }
+    const certs = peerCertificates(ca, pair, 'tunsec cli');
     const daemon = (name: 'moon' | 'sun'): TunsecDaemon => {
       const [me, other, peer] = name === 'moon' ? [pair.a, pair.b, 'sun'] : [pair.b, pair.a, 'moon'];
       return new TunsecDaemon(

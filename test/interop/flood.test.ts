@@ -22,6 +22,7 @@ import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js'
 import { NotifyType, PayloadType, decodeMessage } from '../../src/ike/codec/index.js';
 import { Capture, type CapturedPacket } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
+import { scrapeMetrics } from '../support/metrics.js';
 import { must, pidFromFile, requireRootAndPrograms, sleep, stopPid, waitFor } from '../support/proc.js';
 import { StrongSwan, requireStrongSwan } from '../support/strongswan.js';
 import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
@@ -33,6 +34,8 @@ const repo = fileURLToPath(new URL('../../', import.meta.url));
 /** Requests and packets per second (override for a one-off stress run: TUNSEC_FLOOD_COUNT / TUNSEC_FLOOD_RATE). */
 const FLOOD_COUNT = Number(process.env.TUNSEC_FLOOD_COUNT ?? 15_000);
 const FLOOD_RATE = Number(process.env.TUNSEC_FLOOD_RATE ?? 1_500);
+/** The flood's longest run: the legitimate SAs must be up (on a busy machine) before it ends. */
+const FLOOD_MAX_S = 90;
 const SPOOFED = '198.18';
 const ca = createCa({ subject: 'C=CH, O=tunsec flood test, CN=tunsec Flood CA', key: 'p384' });
 
@@ -131,8 +134,8 @@ interface FloodFigures {
 /**
  * The flood around `legit`: starts sampling the responder's memory, starts
  * the capture and the flood, lets the flood run `headStartMs`, then runs
- * `legit` (which returns when the legitimate SAs are up) and waits for the
- * flood to end.
+ * `legit` (which returns when the legitimate SAs are up), lets the flood go on
+ * until FLOOD_COUNT requests are out and stops it.
  */
 async function flood(pair: NetnsPair, responder: TunsecDaemon, mark: number, legit: () => Promise<void>, headStartMs = 1500): Promise<FloodFigures> {
   const pid = pidFromFile(join(responder.dir, 'tunsec.pid'));
@@ -161,7 +164,8 @@ async function flood(pair: NetnsPair, responder: TunsecDaemon, mark: number, leg
         'tsx',
         join(repo, 'test/support/ike-flood.ts'),
         pair.a.ip4,
-        String(FLOOD_COUNT),
+        // at most FLOOD_MAX_S seconds of it: stopped once the legitimate SAs are up and FLOOD_COUNT went out
+        String(FLOOD_RATE * FLOOD_MAX_S),
         String(FLOOD_RATE),
         SPOOFED,
         String(mark),
@@ -188,6 +192,11 @@ async function flood(pair: NetnsPair, responder: TunsecDaemon, mark: number, leg
     await legit();
     const legitSetupMs = Math.round(performance.now() - t0);
     const stillFlooding = attacker.exitCode === null;
+    // the flood runs on until FLOOD_COUNT requests are out (at FLOOD_RATE), however fast the
+    // legitimate setup was on a busy machine, then stops
+    const floodStart = t0 - headStartMs;
+    await sleep(Math.max(0, (FLOOD_COUNT / FLOOD_RATE) * 1000 - (performance.now() - floodStart)));
+    attacker.kill('SIGTERM');
     const code = await done;
     expect(code, `flood sender failed: ${err}`).toBe(0);
     expect(stillFlooding, 'the legitimate SAs were set up while the flood was still running').toBe(true);
@@ -274,18 +283,6 @@ function responderDaemon(pair: NetnsPair, cert: Issued, mode: 'transport' | 'tun
   );
 }
 
-/** The responder's Prometheus metrics (scraped inside its namespace): sample → value. */
-async function scrapeMetrics(pair: NetnsPair): Promise<Map<string, number>> {
-  const r = await pair.exec(pair.a, 'curl', ['-sf', 'http://127.0.0.1:9810/metrics'], 10_000);
-  expect(r.code, r.stderr).toBe(0);
-  const out = new Map<string, number>();
-  for (const line of r.stdout.split('\n')) {
-    const m = /^(tunsec_[^\s]+)\s+(\S+)$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
-
 const certFor = (name: string, ip: string): Issued =>
   issueCertificate(ca, { subject: `C=CH, O=tunsec flood test, CN=${name}`, key: 'p384', subjectAltNames: { dns: [`${name}.flood.test`], ip: [ip] } });
 
@@ -330,7 +327,7 @@ describe('a tunsec responder flooded with spoofed IKE_SA_INIT requests, a tunsec
     report('tunsec', f);
     expectBounded(f);
     // the same figures and the limits in force, as metrics
-    const metrics = await scrapeMetrics(pair);
+    const metrics = await scrapeMetrics(pair, pair.a, 'http://127.0.0.1:9810/metrics');
     expect(metrics.get('tunsec_ike_cookies_sent_total')).toBe(f.status.cookies_sent);
     expect(metrics.get('tunsec_ike_sas_half_open')).toBe(10);
     expect(metrics.get('tunsec_ike_cookie_mode')).toBe(1);

@@ -19,7 +19,7 @@ import { Capture } from '../support/capture.js';
 import { NetnsLan } from '../support/netns-lan.js';
 import type { NetnsSide } from '../support/netns.js';
 import { requireRootAndPrograms, waitFor } from '../support/proc.js';
-import { FAST_RETRANSMIT, TunsecDaemon, credentialFiles } from './tunsec-daemon.js';
+import { FAST_RETRANSMIT, TunsecDaemon, credentialFiles, daemonAndCredentials } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec group connections', ['ip', 'ping', 'tcpdump']);
 
@@ -38,15 +38,7 @@ function certificate(name: string, side: NetnsSide): Issued {
 /** One connection: `remote` an address or the fleet's prefix; the child's extra lines (eight-space indented). */
 function yaml(o: { name: string; side: NetnsSide; remote: string; remoteId: string; startAction: 'trap' | 'none'; childExtra?: string[] }): string {
   return [
-    'daemon:',
-    '  pid_file: ${DIR}/tunsec.pid',
-    '  control_socket: ${DIR}/tunsec.sock',
-    ...FAST_RETRANSMIT.map((l) => `  ${l}`),
-    'authorities:',
-    '  cacerts: [${DIR}/ca.pem]',
-    'secrets:',
-    '  private-key:',
-    '    file: ${DIR}/key.pem',
+    ...daemonAndCredentials(FAST_RETRANSMIT),
     'connections:',
     '  fleet:',
     `    local_addrs: ${o.side.ip4}`,

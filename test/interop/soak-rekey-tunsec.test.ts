@@ -16,7 +16,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCa, type Issued } from '../../src/pki/issue.js';
 import { Capture } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
-import { pidFromFile, pingSummary, requireRootAndPrograms, stopPid } from '../support/proc.js';
+import { pidFromFile, pingSummary, requireRootAndPrograms, stopPid, waitFor } from '../support/proc.js';
 import { peerCertificates, peerDaemon, startResponderThenInitiator, type LogLine, type PeerName, type TunsecDaemon } from './tunsec-daemon.js';
 
 requireRootAndPrograms('tunsec ↔ tunsec rekey soak', ['ip', 'ping', 'tcpdump', 'iperf3']);
@@ -149,11 +149,22 @@ describe('rekeying under load between two tunsec daemons', () => {
     expect(sent - received, diag).toBe(0);
     expect(childRekeys, diag).toBeGreaterThanOrEqual(3);
     expect(ikeRekeys, diag).toBeGreaterThanOrEqual(1);
+    // The rekeys go on (every 4 s / 9 s, no jitter): a reading may fall inside one, with the old and the
+    // colliding SAs not yet deleted. Every rekey must settle into one IKE SA with one CHILD_SA: wait for a reading that shows it.
     for (const d of [moon, sun]) {
-      const r = await d.cli('list-sas', '--json');
-      const sas = JSON.parse(r.stdout) as { ike_sas: Array<{ children: unknown[] }> };
-      expect(sas.ike_sas.length, r.stdout).toBe(1);
-      expect(sas.ike_sas[0]!.children.length, r.stdout).toBe(1);
+      let last = '';
+      await waitFor(
+        `one IKE_SA with one CHILD_SA on ${d === moon ? 'moon' : 'sun'}`,
+        async () => {
+          last = (await d.cli('list-sas', '--json')).stdout;
+          const sas = JSON.parse(last) as { ike_sas: Array<{ children: unknown[] }> };
+          return sas.ike_sas.length === 1 && sas.ike_sas[0]!.children.length === 1;
+        },
+        15_000,
+        200,
+      ).catch((e: unknown) => {
+        throw new Error(`${String(e)}\nlast reading:\n${last}\n${diag}`);
+      });
     }
   }, 90_000);
 });

@@ -8,9 +8,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { issueCertificate, type Issued } from '../../src/pki/issue.js';
 import type { NetnsPair, NetnsSide } from '../support/netns.js';
-import { run, waitFor, type RunResult } from '../support/proc.js';
+import { pidFromFile, run, waitFor, type RunResult } from '../support/proc.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
+
+/** node arguments running the CLI from source. */
+export const SOURCE_CLI = ['--import', 'tsx', join(repo, 'src/cli/main.ts')];
+/** node arguments running the built CLI (`npm run build` first). */
+export const DIST_CLI = [join(repo, 'dist/src/cli/main.js')];
 
 export interface LogLine {
   level?: string;
@@ -27,6 +32,8 @@ export class TunsecDaemon {
   readonly lines: LogLine[] = [];
   /** A command the daemon is run under, e.g. `setpriv --bounding-set -net_raw` (default none). */
   wrapper: string[] = [];
+  /** How node runs the CLI: the TypeScript source through tsx (default), or `DIST_CLI` (the build: less CPU and memory per daemon, for fleets). */
+  entry: string[] = SOURCE_CLI;
   private child?: ChildProcess;
   private exit?: Promise<number | null>;
 
@@ -41,14 +48,10 @@ export class TunsecDaemon {
     for (const [name, content] of Object.entries(this.files)) writeFileSync(join(this.dir, name), content, { mode: 0o600 });
     const config = join(this.dir, 'tunsec.yaml');
     writeFileSync(config, this.yaml.replaceAll('${DIR}', this.dir));
-    const child = spawn(
-      'ip',
-      ['netns', 'exec', this.netns, ...this.wrapper, process.execPath, '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'daemon', '-c', config],
-      {
-        cwd: repo,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn('ip', ['netns', 'exec', this.netns, ...this.wrapper, process.execPath, ...this.entry, 'daemon', '-c', config], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
     this.exit = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     let buf = '';
@@ -77,6 +80,11 @@ export class TunsecDaemon {
     } catch (err) {
       throw new Error(`${(err as Error).message}; tunsec log:\n${this.text()}`);
     }
+  }
+
+  /** The daemon's PID (from its pid file), while it runs. */
+  pid(): number | undefined {
+    return this.child && this.child.exitCode === null && this.child.signalCode === null ? pidFromFile(join(this.dir, 'tunsec.pid')) : undefined;
   }
 
   text(): string {
@@ -143,20 +151,30 @@ export interface TunsecHostConfig {
 }
 
 /**
- * A one-connection tunsec configuration with the mission's strict proposals.
- * Credentials are `${DIR}/ca.pem`, `${DIR}/cert.pem`, `${DIR}/key.pem` (see `credentialFiles`).
+ * The head every test configuration shares: pid file and control socket in `${DIR}`, the given
+ * `daemon:` lines, and the credentials of `credentialFiles` (CA, key); `connections:` follows.
  */
-export function tunsecYaml(o: TunsecHostConfig): string {
+export function daemonAndCredentials(daemonLines: readonly string[]): string[] {
   return [
     'daemon:',
     '  pid_file: ${DIR}/tunsec.pid',
     '  control_socket: ${DIR}/tunsec.sock',
-    ...(o.daemonExtra ?? []).map((l) => `  ${l}`),
+    ...daemonLines.map((l) => `  ${l}`),
     'authorities:',
     '  cacerts: [${DIR}/ca.pem]',
     'secrets:',
     '  private-key:',
     '    file: ${DIR}/key.pem',
+  ];
+}
+
+/**
+ * A one-connection tunsec configuration with the mission's strict proposals.
+ * Credentials are `${DIR}/ca.pem`, `${DIR}/cert.pem`, `${DIR}/key.pem` (see `credentialFiles`).
+ */
+export function tunsecYaml(o: TunsecHostConfig): string {
+  return [
+    ...daemonAndCredentials(o.daemonExtra ?? []),
     'connections:',
     `  ${o.name}:`,
     `    local_addrs: "${o.local}"`,

@@ -4,10 +4,10 @@
  * no NAT so no UDP encapsulation; and the same with `encap: yes`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCa, issueCertificate, type Issued } from '../../src/pki/issue.js';
+import { createCa, type Issued } from '../../src/pki/issue.js';
 import { NetnsPair } from '../support/netns.js';
 import { must, run } from '../support/proc.js';
-import { TunsecDaemon, credentialFiles, tunsecYaml } from './tunsec-daemon.js';
+import { TunsecDaemon, credentialFiles, peerCertificates, tunsecYaml, type PeerName } from './tunsec-daemon.js';
 
 const ca = createCa({ subject: 'C=CH, O=tunsec interop, CN=tunsec Interop Root CA', key: 'p384' });
 
@@ -16,19 +16,10 @@ describe.each([
   ['IPv6', 'ip6'],
 ] as const)('tunsec ↔ tunsec daemons on ports 500/4500 over %s', (_f, key) => {
   let pair: NetnsPair;
-  const certs: Record<string, Issued> = {};
+  let certs: Record<PeerName, Issued>;
   beforeAll(async () => {
     pair = await NetnsPair.create('tt');
-    for (const [name, side] of [
-      ['moon', pair.a],
-      ['sun', pair.b],
-    ] as const) {
-      certs[name] = issueCertificate(ca, {
-        subject: `C=CH, O=tunsec interop, CN=${name}`,
-        key: 'p384',
-        subjectAltNames: { dns: [`${name}.tunsec.test`], ip: [side.ip4, side.ip6] },
-      });
-    }
+    certs = peerCertificates(ca, pair, 'tunsec interop');
   });
   afterAll(async () => {
     await pair?.destroy();

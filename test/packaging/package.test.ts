@@ -9,7 +9,7 @@
  * a listener of our own in test/daemon/systemd.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,12 +20,32 @@ const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as
 
 let work: string;
 let tarball: string;
+/** What `npm pack` reads: package.json's `files`, what prepare compiles them from, and the package metadata. */
+const PACKED_SOURCES = [
+  'package.json',
+  'package-lock.json',
+  'tsconfig.json',
+  'tsconfig.build.json',
+  'src',
+  'native',
+  'man',
+  'examples',
+  'docs',
+  'LICENSE',
+  'README.md',
+];
 
 beforeAll(async () => {
   requireRootAndPrograms('packaging', ['npm', 'dpkg', 'dpkg-deb', 'systemd-analyze', 'man', 'python3', 'make', 'g++', 'tar']);
   work = mkdtempSync(join(tmpdir(), 'tunsec-pkg-'));
-  // prepare (tsc) runs first: the tarball holds what the sources compile to now
-  await must('npm', ['pack', '--silent', '--pack-destination', work], { timeoutMs: 300_000, cwd: REPO });
+  // prepare (tsc) runs first: the tarball holds what the sources compile to now. It runs in a copy of
+  // the sources, so that the repository's own dist/ (which other test files run at the same time) is
+  // never rewritten under them.
+  const tree = join(work, 'tree');
+  mkdirSync(tree);
+  for (const f of PACKED_SOURCES) cpSync(join(REPO, f), join(tree, f), { recursive: true, filter: (p) => !p.startsWith(join(REPO, 'native', 'build')) });
+  symlinkSync(join(REPO, 'node_modules'), join(tree, 'node_modules'));
+  await must('npm', ['pack', '--silent', '--pack-destination', work], { timeoutMs: 300_000, cwd: tree });
   tarball = join(work, `tunsec-${VERSION}.tgz`);
 }, 320_000);
 

@@ -5,7 +5,8 @@
  * a real brainpoolP384r1 KE value, fresh SPIi and nonce each) to DST:500,
  * every one from a different spoofed source address in PREFIX.0.0/16, sent
  * through an IPPROTO_RAW socket (IP_HDRINCL) at RATE packets per second.
- * Prints one JSON line: {sent, dropped, seconds, rate}.
+ * Prints one JSON line: {sent, dropped, seconds, rate}. SIGTERM ends the flood early (the line is
+ * still printed): a caller floods "until its own work is done" with a large COUNT.
  *
  *   ike-flood.ts DST COUNT RATE PREFIX [MARK]      e.g. 10.7.0.1 12000 2000 198.18 0x7473
  *
@@ -86,8 +87,11 @@ let dropped = 0;
 const start = process.hrtime.bigint();
 const elapsed = (): number => Number(process.hrtime.bigint() - start) / 1e9;
 
+let stopped = false;
+process.on('SIGTERM', () => (stopped = true));
+
 async function main(): Promise<void> {
-  while (sent + dropped < count) {
+  while (!stopped && sent + dropped < count) {
     // pace: never ahead of RATE
     const due = (sent + dropped) / rate;
     const ahead = due - elapsed();

@@ -37,6 +37,9 @@ export interface StrongSwanConnection {
   /** More CA certificates for swanctl/x509ca (e.g. an intermediate charon sends with its own certificate). */
   extraCaPems?: string[];
   sendCert?: 'always' | 'ifasked' | 'never';
+  /** `local.auth` / `remote.auth` (default pubkey); anything else is written as given, for tests of what charon refuses. */
+  localAuth?: string;
+  remoteAuth?: string;
   fragmentation?: 'yes' | 'accept' | 'force' | 'no';
   encap?: boolean;
   mobike?: boolean;
@@ -79,9 +82,16 @@ function swanctlConf(c: StrongSwanConnection): string {
   opt('over_time', c.overTime, '        ');
   opt('rand_time', c.randTime, '        ');
   opt('dpd_delay', c.dpdDelay, '        ');
-  lines.push(`        local {`, `            auth = pubkey`, `            certs = ${c.name}-cert.pem`, `            id = ${c.localId}`);
+  lines.push(`        local {`, `            auth = ${c.localAuth ?? 'pubkey'}`, `            certs = ${c.name}-cert.pem`, `            id = ${c.localId}`);
   opt('send_cert', c.sendCert, '            ');
-  lines.push(`        }`, `        remote {`, `            auth = pubkey`, `            id = ${c.remoteId}`, `        }`, `        children {`);
+  lines.push(
+    `        }`,
+    `        remote {`,
+    `            auth = ${c.remoteAuth ?? 'pubkey'}`,
+    `            id = ${c.remoteId}`,
+    `        }`,
+    `        children {`,
+  );
   for (const ch of c.children) {
     lines.push(`            ${ch.name} {`);
     opt('mode', ch.mode, '                ');

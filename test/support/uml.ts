@@ -350,6 +350,11 @@ export class UmlLab {
       for (const dev of [UmlLab.bridge, port]) await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv6.conf.${dev}.disable_ipv6=1`]);
       await must('ip', ['-n', ns, 'link', 'set', port, 'master', UmlLab.bridge]);
       await must('ip', ['-n', ns, 'link', 'set', UmlLab.bridge, 'up']);
+      // tunsec sends ESP-in-UDP batches as UDP_SEGMENT super-packets. A veth passes them on
+      // unsegmented, so a capture on the bridge would see one frame holding several ESP packets
+      // (tshark cannot split those). With USO off on tunsec's veth the kernel segments before
+      // the veth, as a NIC does before the wire: the capture sees the packets the guest receives.
+      await must('ip', ['netns', 'exec', lab.pair.a.ns, 'ethtool', '-K', lab.pair.a.ifname, 'tx-udp-segmentation', 'off']);
       lab.guest = await UmlGuest.boot({
         netns: ns,
         bridge: UmlLab.bridge,

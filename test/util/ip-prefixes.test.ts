@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bigIntToBytes, bytesToBigInt, formatIp, parseIp, prefixRange, rangeToPrefixes } from '../../src/util/ip.js';
+import { bigIntToBytes, bytesToBigInt, compareIp, formatIp, parseIp, prefixRange, rangeToPrefixes } from '../../src/util/ip.js';
 
 /** [first, last] address of a prefix "a/n" as numbers. */
 function bounds(prefix: string): [bigint, bigint] {
@@ -79,5 +79,12 @@ describe('rangeToPrefixes', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('compareIp', () => {
+  it('orders addresses numerically, IPv4 before IPv6, unparsable text last (status lists group instances in this order)', () => {
+    const sorted = ['fd77::10', '10.150.0.10', 'peer-x', '10.150.0.4', 'fd77::2', '10.150.0.3'].sort(compareIp);
+    expect(sorted).toEqual(['10.150.0.3', '10.150.0.4', '10.150.0.10', 'fd77::2', 'fd77::10', 'peer-x']);
   });
 });

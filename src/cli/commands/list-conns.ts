@@ -29,15 +29,20 @@ export function formatConns(r: ListConnsResult): string {
   return r.connections.map(formatConn).join('');
 }
 
+/** swanctl's words for the auth class; NULL Authentication (RFC 7619) says that nothing is proven. */
+function authName(auth: ConnInfo['local_auth']): string {
+  return auth === 'null' ? 'NULL (RFC 7619, unauthenticated)' : 'public key';
+}
+
 function formatConn(c: ConnInfo): string {
   const lines = [
     `${c.name}: IKEv2, proposals ${c.proposals.join(',')}${c.encap ? ', encap' : ''}${c.fragmentation ? ', fragmentation' : ''}, keyingtries ${c.keyingtries === 0 ? 'forever' : c.keyingtries}`,
     `  local:  ${c.local_addrs.join(', ')}`,
     `  remote: ${c.remote_addrs.join(', ')} port ${c.remote_port}`,
-    '  local public key authentication:',
+    `  local ${authName(c.local_auth)} authentication:`,
     `    id: ${c.local_id}`,
-    `    certs: ${c.certificate}`,
-    '  remote public key authentication:',
+    ...(c.certificate === null ? [] : [`    certs: ${c.certificate}`]),
+    `  remote ${authName(c.remote_auth)} authentication:`,
     `    id: ${c.remote_id}`,
   ];
   for (const ch of c.children) {

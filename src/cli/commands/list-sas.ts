@@ -72,8 +72,8 @@ function formatIkeSa(sa: IkeSaInfo): string[] {
   const nat = [sa.nat_local ? 'local NAT' : '', sa.nat_remote ? 'remote NAT' : ''].filter(Boolean);
   const lines = [
     `${sa.instance ?? sa.name}: ${sa.state.toUpperCase()}${when}, IKEv2, ${sa.spi_i}_i${sa.initiator ? '*' : ''} ${sa.spi_r}_r${sa.initiator ? '' : '*'}`,
-    `  local  '${sa.local_id}' @ ${endpoint(sa.local)}${sa.nat_local ? ' [NAT]' : ''}`,
-    `  remote '${sa.remote_id}' @ ${endpoint(sa.remote)}${sa.nat_remote ? ' [NAT]' : ''}`,
+    `  local  '${sa.local_id}' @ ${endpoint(sa.local)}${sa.nat_local ? ' [NAT]' : ''}${sa.local_auth === 'null' ? ' [NULL auth]' : ''}`,
+    `  remote '${sa.remote_id}' @ ${endpoint(sa.remote)}${sa.nat_remote ? ' [NAT]' : ''}${sa.remote_auth === 'null' ? ' [NULL auth: unauthenticated]' : ''}`,
   ];
   if (sa.proposal) lines.push(`  ${sa.proposal}`);
   if (sa.established) lines.push(`  established ${sa.established}${nat.length ? `, ${nat.join(', ')}` : ''}`);

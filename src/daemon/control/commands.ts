@@ -33,7 +33,7 @@ import { check, globalStatus, listCerts, listConns, listSas, statusOf, type Daem
 
 /** What the commands need of the daemon beyond the views (a Daemon is one). */
 export interface DaemonControl extends DaemonView {
-  readonly manual: Pick<ManualSas, 'list' | 'add' | 'delete'> | undefined;
+  readonly manual: Pick<ManualSas, 'list' | 'add' | 'delete' | 'settled'> | undefined;
   up(name: string, timeoutMs: number): Promise<{ sa: IkeSa; already: boolean }>;
   down(name: string, timeoutMs: number): Promise<number>;
   reload(): Promise<ReloadResult>;
@@ -217,7 +217,7 @@ export function controlCommands(daemon: DaemonControl): ControlHandlers {
       const only = events === undefined ? undefined : new Set(events as string[]);
       return new ControlStream<MonitorResult>({ events: only ? [...only] : 'all' }, (send) =>
         daemon.log.subscribe((e) => {
-          if (only && !only.has(e.event)) return;
+          if (e.event === undefined || (only && !only.has(e.event))) return;
           const line: ControlEvent = { event: e.event, time: e.time, subsys: e.subsys, msg: e.msg, ...e.fields };
           send(line);
         }),
@@ -268,7 +268,7 @@ function manualSaCommands(daemon: DaemonControl, running: () => void): Pick<Cont
   };
   return {
     'sa-list': (): ManualSaListResult => manual().list(),
-    'sa-add': (args): ManualSaInfo => {
+    'sa-add': (args): Promise<ManualSaInfo> => {
       const name = saName(args);
       const settings = args.settings;
       if (typeof settings !== 'object' || settings === null || Array.isArray(settings))
@@ -276,16 +276,20 @@ function manualSaCommands(daemon: DaemonControl, running: () => void): Pick<Cont
       const m = manual();
       const parsed = parseManualSa(name, settings);
       if (!parsed.ok) throw new ControlError('failed', `invalid manual SA '${name}':\n${parsed.problems.map((p) => `  ${p}`).join('\n')}`);
+      let info: ManualSaInfo;
       try {
-        return m.add(parsed.sa, 'runtime');
+        info = m.add(parsed.sa, 'runtime');
       } catch (err) {
         throw new ControlError('failed', (err as Error).message);
       }
+      // answered once the policy's routes are in: traffic sent after the command is protected
+      return m.settled().then(() => info);
     },
-    'sa-del': (args): ManualSaDelResult => {
+    'sa-del': (args): Promise<ManualSaDelResult> => {
       const name = saName(args);
-      if (!manual().delete(name, 'tunsec sa del')) throw new ControlError('not_found', `no manual SA named '${name}'`);
-      return { name, deleted: true };
+      const m = manual();
+      if (!m.delete(name, 'tunsec sa del')) throw new ControlError('not_found', `no manual SA named '${name}'`);
+      return m.settled().then(() => ({ name, deleted: true }));
     },
   };
 }

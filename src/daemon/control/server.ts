@@ -10,9 +10,8 @@
  * clients is capped, and a client that goes away mid-request is simply
  * forgotten.
  */
-import { listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { claimSocketPath, listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
+import { createServer, type Server, type Socket } from 'node:net';
 import { MAX_REQUEST_BYTES, type ControlErrorCode, type ControlRequestId, type ControlResponse } from '../../control/protocol.js';
 import type { DaemonLogger } from '../logger.js';
 import { loadNative } from '../../native/addon.js';
@@ -122,16 +121,14 @@ export class ControlServer {
    */
   async start(): Promise<void> {
     const path = this.options.path;
-    const existing = await probeControlSocket(path);
-    if (existing.kind === 'live') {
-      throw new Error(
-        `control socket ${path} is in use by a running daemon${existing.pid === undefined ? '' : ` (pid ${existing.pid})`}; stop it first or set another daemon.control_socket`,
-      );
-    }
-    if (existing.kind === 'stale') {
-      unlinkSync(path);
-      this.options.log.log('daemon', 'info', `removed stale control socket ${path} (nobody answered on it)`);
-    }
+    await claimSocketPath(path, {
+      what: 'control socket',
+      setting: 'daemon.control_socket',
+      ask: { request: `${JSON.stringify({ id: 'probe', command: 'status' })}\n`, answer: daemonPid },
+      inUse: (pid) =>
+        `control socket ${path} is in use by a running daemon${pid === undefined ? '' : ` (pid ${pid})`}; stop it first or set another daemon.control_socket`,
+      log: (line) => this.options.log.log('daemon', 'info', line),
+    });
     const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.maxConnections = this.maxClients * 2;
     const created = await listenPrivate(server, path, 'control socket');
@@ -338,56 +335,8 @@ function line(response: ControlResponse | undefined): string {
   return response === undefined ? '' : `${JSON.stringify(response)}\n`;
 }
 
-type Probe = { kind: 'absent' } | { kind: 'stale' } | { kind: 'live'; pid?: number };
-
-/**
- * What is at `path`: nothing, a socket nobody accepts on (left by a crash),
- * or a live daemon (its pid when it answers `status` within a second).
- * Anything but a socket is an error: tunsec does not remove files it did not make.
- */
-export async function probeControlSocket(path: string): Promise<Probe> {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
-    throw new Error(`control socket ${path}: ${(err as Error).message}`);
-  }
-  if (!st.isSocket()) throw new Error(`control socket ${path} exists and is not a socket; remove it or set another daemon.control_socket`);
-  return new Promise<Probe>((resolve, reject) => {
-    const socket = createConnection({ path });
-    let buf = '';
-    let connected = false;
-    const done = (p: Probe): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(p);
-    };
-    const timer = setTimeout(() => done(connected ? { kind: 'live' } : { kind: 'stale' }), 1000);
-    socket.on('connect', () => {
-      connected = true;
-      socket.write(`${JSON.stringify({ id: 'probe', command: 'status' })}\n`);
-    });
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('utf8');
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      try {
-        const r = JSON.parse(buf.slice(0, nl)) as { result?: { daemon?: { pid?: unknown } } };
-        const pid = r.result?.daemon?.pid;
-        done(typeof pid === 'number' ? { kind: 'live', pid } : { kind: 'live' });
-      } catch {
-        done({ kind: 'live' });
-      }
-    });
-    socket.on('end', () => done(connected ? { kind: 'live' } : { kind: 'stale' }));
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (connected) return done({ kind: 'live' });
-      clearTimeout(timer);
-      socket.destroy();
-      if (err.code === 'ECONNREFUSED') resolve({ kind: 'stale' });
-      else if (err.code === 'ENOENT') resolve({ kind: 'absent' });
-      else reject(new Error(`control socket ${path}: ${err.message}`));
-    });
-  });
+/** The pid in a daemon's answer to `status`. */
+function daemonPid(line: string): number | undefined {
+  const pid = (JSON.parse(line) as { result?: { daemon?: { pid?: unknown } } }).result?.daemon?.pid;
+  return typeof pid === 'number' ? pid : undefined;
 }

@@ -28,6 +28,7 @@ import type { SaCounters } from '../../esp/api.js';
 import type { SecurityAssociationDatabase } from '../../esp/sadb.js';
 import { reassemblyBudget } from '../../ike/codec/fragments.js';
 import type { IkeSaManager } from '../../ike/manager.js';
+import { compareIp } from '../../util/ip.js';
 import { formatProposal } from '../../ike/proposal/index.js';
 import { formatGeneralName, formatSerial, formatTime, type Certificate } from '../../pki/certificate.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
@@ -147,7 +148,7 @@ function connectionStatus(daemon: DaemonView, name: string, now: number): Connec
     age: ageOf(since, now),
     // a group's peers are its prefixes; those with an IKE SA are its instances
     peer: c.group ? c.entry.remoteAddrs.join(', ') : (shown?.ctx.remote.address ?? c.entry.remoteAddrs.find((a) => a !== '%any') ?? null),
-    ...(c.group ? { instances: [...new Set(sas.map((sa) => sa.ctx.config.instancePeer ?? sa.ctx.remote.address))] } : {}),
+    ...(c.group ? { instances: [...new Set(sas.map((sa) => sa.ctx.config.instancePeer ?? sa.ctx.remote.address))].sort(compareIp) } : {}),
     local_id: describeIdentity(cfg.localId),
     remote_id: c.group ? remoteIdOf(cfg) : describeIdentity(shown?.ctx.peerId ?? cfg.remoteId),
     ike_sas: sas.length,
@@ -209,6 +210,8 @@ export function listSas(daemon: DaemonView, name?: string): ListSasResult {
       remote: { address: ctx.remote.address, port: ctx.remote.port },
       local_id: describeIdentity(ctx.config.localId),
       remote_id: describeIdentity(ctx.peerId ?? ctx.config.remoteId),
+      local_auth: ctx.config.localAuth ?? 'pubkey',
+      remote_auth: ctx.peerAuth ?? null,
       proposal: ctx.selected ? formatProposal(ctx.selected) : null,
       established: ctx.establishedAt === undefined ? null : iso(ctx.establishedAt),
       established_age: ctx.establishedAt === undefined ? null : ageOf(ctx.establishedAt, now),
@@ -238,7 +241,9 @@ export function listConns(daemon: DaemonView): ListConnsResult {
         remote_port: c.entry.remotePort,
         local_id: describeIdentity(cfg.localId),
         remote_id: remoteIdOf(cfg),
-        certificate: cfg.certificate.subject.text,
+        local_auth: cfg.localAuth ?? 'pubkey',
+        remote_auth: cfg.remoteAuth ?? 'pubkey',
+        certificate: cfg.certificate?.subject.text ?? null,
         proposals: cfg.ikeProposals.map(formatProposal),
         encap: cfg.forceEncap,
         fragmentation: cfg.fragmentation,
@@ -280,7 +285,7 @@ export function listCerts(daemon: DaemonView): ListCertsResult {
   };
   for (const c of daemon.connectionList) {
     const cfg = c.entry.config;
-    add('own', cfg.certificate, c.name);
+    if (cfg.certificate) add('own', cfg.certificate, c.name);
     for (const i of cfg.intermediates) add('intermediate', i, c.name);
     for (const a of cfg.trust.trustAnchors) add('ca', a, c.name);
   }

@@ -76,7 +76,8 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
    */
   const withControlLog = async <T>(client: ViciClient, conn: string | undefined, f: () => Promise<T>): Promise<T> => {
     if (!client.registered('control-log')) return f();
-    const stop = deps.log.onLine((r) => {
+    const stop = deps.log.subscribe((r) => {
+      if (!r.written) return;
       if (conn !== undefined && !r.msg.includes(conn)) return;
       client.event('control-log', logEvent(r));
     });
@@ -152,7 +153,7 @@ export function viciCommands(deps: ViciCommandDeps): Record<string, ViciCommand>
       seen.add(cert.fingerprint);
       certs.push({ cert, own });
     };
-    for (const c of daemon.connectionList) add(c.entry.config.certificate, true);
+    for (const c of daemon.connectionList) if (c.entry.config.certificate) add(c.entry.config.certificate, true);
     for (const c of daemon.connectionList) {
       for (const i of c.entry.config.intermediates) add(i, false);
       for (const a of c.entry.config.trust.trustAnchors) add(a, false);

@@ -109,7 +109,8 @@ export class ViciEventSource {
 
   /** The daemon's log lines of levels 0 and 1 as `log` events (charon sends those levels only). */
   attachLog(log: DaemonLogger): () => void {
-    return log.onLine((r) => {
+    return log.subscribe((r) => {
+      if (!r.written) return;
       const level = LOG_LEVELS[r.level];
       if (level > 1) return;
       this.broadcast('log', () => logEvent(r));

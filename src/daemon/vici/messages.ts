@@ -8,7 +8,7 @@
  * The figures come from the control socket's views (../control/views.ts:
  * identities, counters, ages); the algorithms and unique IDs from the SAs.
  */
-import type { ChildSaInfo, ConnInfo, IkeSaInfo } from '../../control/protocol.js';
+import type { AuthClassName, ChildSaInfo, ConnInfo, IkeSaInfo } from '../../control/protocol.js';
 import type { ViciInput, ViciInputValue } from '../../control/vici/message.js';
 import { strongswanAlgorithmName, transformOfType, type SelectedProposal } from '../../ike/proposal/index.js';
 import type { IkeSa } from '../../ike/sa/ike-sa.js';
@@ -200,12 +200,17 @@ export function listConnEvent(info: ConnInfo, conn: ResolvedConnection | undefin
         dpd_delay: cfg?.dpdDelay ?? 0,
         remote_port: info.remote_port,
         encap: yes(info.encap),
-        'local-1': { class: 'public key', id: info.local_id, certs: [info.certificate] },
-        'remote-1': { class: 'public key', id: info.remote_id },
+        // swanctl prints "<side> <class> authentication:"; strongSwan has no class for RFC 7619, so NULL shows as `null`.
+        'local-1': { class: authClass(info.local_auth), id: info.local_id, ...(info.certificate === null ? {} : { certs: [info.certificate] }) },
+        'remote-1': { class: authClass(info.remote_auth), id: info.remote_id },
         children,
       },
     ],
   ]);
+}
+
+function authClass(auth: AuthClassName): string {
+  return auth === 'null' ? 'null' : 'public key';
 }
 
 /** A list-cert event: one X.509 certificate (DER), CA or end entity, and whether its private key is loaded. */

@@ -16,9 +16,8 @@
  * and logged; a client that does not read its events is disconnected before
  * its backlog grows without bound.
  */
-import { listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { lstatSync, unlinkSync } from 'node:fs';
+import { claimSocketPath, listenPrivate, removeIfOurs, type SocketFileId } from '../private-socket.js';
+import { createServer, type Server, type Socket } from 'node:net';
 import { ViciParseError, type ViciInput, type ViciMessage } from '../../control/vici/message.js';
 import { ViciFrameReader, ViciPacketType, decodePacket, encodePacket } from '../../control/vici/packet.js';
 import type { DaemonLogger } from '../logger.js';
@@ -123,12 +122,12 @@ export class ViciServer {
   /** Listen at `path` with mode 0600; a stale socket file is replaced, a live one or a non-socket is refused. */
   async start(): Promise<void> {
     const path = this.options.path;
-    const existing = await probeSocket(path);
-    if (existing === 'live') throw new Error(`VICI socket ${path} is in use (a charon or another tunsec answers there); stop it or set another daemon.vici`);
-    if (existing === 'stale') {
-      unlinkSync(path);
-      this.options.log.log('daemon', 'info', `removed stale VICI socket ${path} (nobody answered on it)`);
-    }
+    await claimSocketPath(path, {
+      what: 'VICI socket',
+      setting: 'daemon.vici',
+      inUse: () => `VICI socket ${path} is in use (a charon or another tunsec answers there); stop it or set another daemon.vici`,
+      log: (line) => this.options.log.log('daemon', 'info', line),
+    });
     const server = createServer((socket) => this.accept(socket));
     const created = await listenPrivate(server, path, 'VICI socket');
     server.on('error', (err) => this.options.log.log('daemon', 'error', `VICI socket ${path}: ${err.message}`));
@@ -297,27 +296,4 @@ export class ViciServer {
         conn.socket.destroy();
     }
   }
-}
-
-/** What is at `path`: nothing, a socket nobody accepts on (left by a crash), or a live server. */
-async function probeSocket(path: string): Promise<'absent' | 'stale' | 'live'> {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
-    throw new Error(`VICI socket ${path}: ${(err as Error).message}`);
-  }
-  if (!st.isSocket()) throw new Error(`VICI socket ${path} exists and is not a socket; remove it or set another daemon.vici`);
-  return new Promise((resolve) => {
-    const s = createConnection({ path });
-    const timer = setTimeout(() => done('live'), 1000);
-    const done = (r: 'stale' | 'live'): void => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve(r);
-    };
-    s.on('connect', () => done('live'));
-    s.on('error', () => done('stale'));
-  });
 }

@@ -1,8 +1,9 @@
 /**
  * What an IKE SA reports to the manager and the daemon. Generic in the IKE SA
- * type so that this module needs nothing of ./ike-sa.ts. A listener that
- * throws is logged and the others still run: one subscriber's bug never
- * stops an exchange.
+ * type so that this module needs nothing of ./ike-sa.ts. Each IKE SA has
+ * one emitter, and the manager (../manager.ts) one that every IKE SA's events
+ * are forwarded into. A listener that throws is logged and the others still
+ * run: one subscriber's bug never stops an exchange.
  */
 import type { ChildSaRecord, IkeSaEndCause } from './context.js';
 import type { Logger } from '../log.js';
@@ -28,35 +29,46 @@ export interface SaEvents<S> {
   livenessCheck(sa: S): void;
 }
 
+type Listener<S> = SaEvents<S>[keyof SaEvents<S>];
+
 export class SaEventEmitter<S> {
-  private readonly listeners: { [K in keyof SaEvents<S>]: Array<SaEvents<S>[K]> } = {
-    established: [],
-    destroyed: [],
-    childEstablished: [],
-    childFailed: [],
-    childRekeyed: [],
-    ikeRekeyed: [],
-    childClosed: [],
-    childDeleted: [],
-    reauthDue: [],
-    livenessCheck: [],
-  };
+  /**
+   * Listeners of all events in the order they were added, flat: event name,
+   * then handler (or an emitter forwarded to, for every event). One array per
+   * IKE SA instead of one per event and a forwarding closure per event: there
+   * is an emitter per IKE SA, and most events have no listener of their own.
+   */
+  private readonly entries: Array<keyof SaEvents<S> | Listener<S> | SaEventEmitter<S> | undefined> = [];
 
   constructor(
     private readonly log: Logger,
-    private readonly name: () => string,
+    /** The IKE SA's name in the log line of a failed listener. */
+    private readonly name: (sa: S) => string,
   ) {}
 
   on<K extends keyof SaEvents<S>>(event: K, handler: SaEvents<S>[K]): void {
-    this.listeners[event].push(handler);
+    this.entries.push(event, handler);
+  }
+
+  /** Every event of this emitter is emitted by `target` too (the manager's, for all its IKE SAs). */
+  forwardTo(target: SaEventEmitter<S>): void {
+    this.entries.push(undefined, target);
   }
 
   emit<K extends keyof SaEvents<S>>(event: K, ...args: Parameters<SaEvents<S>[K]>): void {
-    for (const h of this.listeners[event]) {
+    // live, as an array of listeners per event was: one added while emitting this event runs too
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i += 2) {
+      const [on, h] = [entries[i], entries[i + 1]];
+      if (h instanceof SaEventEmitter) {
+        h.emit(event, ...args);
+        continue;
+      }
+      if (on !== event) continue;
       try {
         (h as (...a: Parameters<SaEvents<S>[K]>) => void)(...args);
       } catch (err) {
-        this.log.log('error', `${this.name()}: ${event} listener failed: ${(err as Error).stack ?? String(err)}`);
+        this.log.log('error', `${this.name(args[0])}: ${event} listener failed: ${(err as Error).stack ?? String(err)}`);
       }
     }
   }

@@ -1,51 +1,45 @@
 /**
- * One IKE SA's exchange engine (RFC 7296 §1, §2.1–§2.3): builds requests
- * from its tasks, encrypts (SK, RFC 5282) and fragments (SKF, RFC 7383) them,
- * retransmits until the matching response arrives, and answers the peer's
- * requests — a retransmitted request gets the cached response, never a second
- * processing. Tasks (../tasks/) do the per-concern work.
+ * One IKE SA (RFC 7296 §1): its context (identity, keys: ./context.ts), its
+ * task queue and the exchange engine that builds requests from the tasks and
+ * hands the peer's requests to them. Message IDs, retransmission and the
+ * response cache are ./windows.ts's, SK/SKF ./protection.ts's, the
+ * per-concern work the tasks' (../tasks/).
  */
 import { ExchangeType, IkeIntegrityError, IkeParseError, NotifyType, type IkeMessage } from '../codec/index.js';
-import { deletePayload, notify } from '../codec/build.js';
-import { ProtocolId } from '../transforms.js';
+import { notify } from '../codec/build.js';
 import type { Endpoint } from '../net/udp.js';
-import { ExchangeFailure, processResponse, respond, type Task, type TaskMessage } from '../tasks/task.js';
-import { IkeInitTask } from '../tasks/ike-init.js';
-import { IkeNatdTask } from '../tasks/ike-natd.js';
-import { IkeCertPreTask } from '../tasks/ike-cert-pre.js';
-import { IkeAuthTask } from '../tasks/ike-auth.js';
-import { ChildCreateTask } from '../tasks/child-create.js';
+import type { IkeSaIo } from './io.js';
+import { ExchangeFailure, processResponse, respondOrFail, type Task, type TaskMessage } from '../tasks/task.js';
+import { initialExchangeTasks } from '../tasks/initial-exchanges.js';
+import { PrepareGate, prepareTasks } from '../tasks/prepare.js';
+import { floatToNattPort } from '../tasks/ike-natd.js';
+import { authFailedNotice } from '../tasks/ike-auth.js';
 import type { CreateChildOutcome } from '../tasks/create-child-sa.js';
 import {
   createChildSaAnswered,
   respondCreateChildSaExchange,
   runCreateChildSa,
   type CreateChildSaHost,
+  type CreateChildSaRequest,
   type CreateChildSaResponder,
 } from '../tasks/create-child-sa-exchange.js';
+import type { RequestResult } from '../tasks/create-child-sa.js';
 import type { ChildPeerConfig } from './peer-config.js';
 import type { ExpireEvent } from '../../esp/api.js';
-import { Retransmitter, RequestWindow, ResponseWindow, type RetransmitSettings } from '../exchange/index.js';
-import { IkeSaContext, type ChildSaRecord, type IkeSaEndCause } from './context.js';
+import type { RetransmitSettings } from '../exchange/index.js';
+import { ExchangeWindows, type PendingRequest } from './windows.js';
+import { IkeSaContext, compactChildRecord, type ChildSaRecord, type IkeSaEndCause } from './context.js';
 import { ChildRekeys, retryDelay, type ChildRekeyHost } from '../tasks/child-rekey.js';
 import { Dpd, type DpdHost } from '../tasks/dpd.js';
 import { respondInformational } from '../tasks/delete.js';
 import { IkeRekey, type IkeRekeyHost } from '../tasks/ike-rekey.js';
+import { IkeDelete, type IkeDeleteHost } from '../tasks/ike-delete.js';
 import { createChild, type NewChildHost } from '../tasks/child-new.js';
 import { IkeSaTimers } from './timers.js';
 import { MessageProtection } from './protection.js';
 import { SaEventEmitter, type SaEvents } from './events.js';
 
-export interface IkeSaIo {
-  /** Send datagrams (one, or the fragments of one message) from `local` to `remote`. */
-  send(local: Endpoint, remote: Endpoint, datagrams: Buffer[]): void;
-  /** NAT-T port to float to (§2.23); 4500 in production. */
-  readonly nattPort: number;
-  /** Send a NAT-keepalive (RFC 3948 §2.3) from the NAT-T socket of `local`. */
-  sendKeepalive?(local: Endpoint, remote: Endpoint): void;
-  /** Milliseconds between keepalives while behind a NAT; 0 = none (default 20 s, charon.keep_alive). */
-  readonly keepaliveMs?: number;
-}
+export type { IkeSaIo } from './io.js';
 
 export type { IkeSaEndCause } from './context.js';
 
@@ -54,24 +48,12 @@ export type IkeSaEvents = SaEvents<IkeSa>;
 
 export { OLD_INBOUND_GRACE_MS, RESPONDER_OUTBOUND_SWITCH_MS } from '../tasks/child-rekey.js';
 
-interface PendingRequest {
-  messageId: number;
-  exchangeType: number;
-  datagrams: Buffer[];
-  tasks: Task[];
-  retransmitter: Retransmitter;
-  onResponse?: (msg: TaskMessage) => void;
-}
-
 /** What the tasks that start or answer exchanges once established use of their IKE SA. */
-type TasksHost = ChildRekeyHost & DpdHost & IkeRekeyHost<IkeSa> & NewChildHost & CreateChildSaHost & CreateChildSaResponder;
+type TasksHost = ChildRekeyHost & DpdHost & IkeRekeyHost<IkeSa> & NewChildHost & CreateChildSaHost & CreateChildSaResponder & IkeDeleteHost;
 
 export class IkeSa {
-  /** Our requests (§2.3; window 1). */
-  private requests = new RequestWindow<PendingRequest>();
-  /** The peer's requests and our cached responses (§2.1). */
-  private readonly responses = new ResponseWindow();
-  private pending?: PendingRequest;
+  /** Our requests and the peer's, with retransmission and the response cache (./windows.ts). */
+  private readonly windows: ExchangeWindows;
   /** IKE lifetimes, keepalives, one-shot retries (./timers.ts). */
   private readonly timers: IkeSaTimers;
   /** This IKE SA as its tasks see it. */
@@ -80,8 +62,8 @@ export class IkeSa {
   private readonly dpd: Dpd;
   /** Our IKE SA rekey (../tasks/ike-rekey.ts). */
   private readonly ikeRekey: IkeRekey<IkeSa>;
-  /** A Delete requested while another request was outstanding (sent when it is answered). */
-  private queuedDelete?: string;
+  /** Our Delete of this IKE SA (../tasks/ike-delete.ts). */
+  private readonly ikeDelete: IkeDelete;
   /** Initiator tasks still to run, across exchanges (IKE_SA_INIT → IKE_AUTH). */
   private initiatorTasks: Task[] = [];
   /** Responder tasks of the IKE_SA_INIT/IKE_AUTH pair. */
@@ -91,46 +73,45 @@ export class IkeSa {
   reauthenticating = false;
   /** Set by the manager: registers the IKE SA that replaces this one after a rekey (§2.18). Without it IKE rekeys are refused. */
   spawn?: (ctx: IkeSaContext) => IkeSa;
-  /** Exchanges we initiate once the IKE SA is established (CHILD rekeys, Deletes, IKE rekey), one at a time (window 1). */
-  private jobs: Array<() => void> = [];
   /** CHILD_SA rekeys in both roles, §2.8.1 collisions, old pairs' deletion; each pair's state (../tasks/child-rekey.ts). */
   readonly childRekeys: ChildRekeys;
   /** CHILD_SA requests of ours sent and not answered: their reserved SPIs are released if the IKE SA ends first. */
   private readonly unanswered = new Set<{ abandon(): void }>();
-  /** §2.8.1: made by the losing exchange of an IKE rekey collision; deleted by that exchange's initiator. */
-  private redundant = false;
-  /** Why a Delete we send ends this SA (the cause reported once it is answered). */
-  private deleteCause: IkeSaEndCause = 'local';
   /** SK encryption, fragmentation and reassembly of this IKE SA's messages (./protection.ts). */
   private readonly protection: MessageProtection;
   /** The configured children whose CHILD_SAs it carried when it was destroyed (dpd_action / close_action apply to these). */
   childNamesAtEnd: string[] = [];
+  /** Holds this IKE SA while its tasks' public-key work runs off the main thread (../tasks/prepare.ts). */
+  private readonly gate = new PrepareGate(
+    () => this.ctx.state !== 'destroyed',
+    (err) => this.failAfterPrepare(err),
+    () => this.sendNextRequest(),
+  );
 
   constructor(
     readonly ctx: IkeSaContext,
     private readonly io: IkeSaIo,
-    private readonly retransmit: Partial<RetransmitSettings> = {},
+    retransmit: Partial<RetransmitSettings> = {},
     /** Made by an IKE SA rekey: established from the start, no IKE_SA_INIT/IKE_AUTH tasks. */
     rekeyed = false,
   ) {
-    const tasks = (): Task[] => [
-      new IkeInitTask(ctx),
-      new IkeNatdTask(ctx),
-      new IkeCertPreTask(ctx),
-      new IkeAuthTask(ctx),
-      ...(ctx.originalInitiator ? ctx.config.children.slice(0, 1) : [undefined]).map((c) => new ChildCreateTask(ctx, c)),
-    ];
+    // an IKE SA made by a rekey has its keys and peer from the old one: no initial exchanges
     if (rekeyed) {
-      /* keys and peer come from the old IKE SA */
-    } else if (ctx.originalInitiator) this.initiatorTasks = tasks();
-    else this.responderTasks = tasks();
-    this.events = new SaEventEmitter<IkeSa>(ctx.log, () => ctx.name);
+      /* no initial exchanges */
+    } else if (ctx.originalInitiator) this.initiatorTasks = initialExchangeTasks(ctx);
+    else this.responderTasks = initialExchangeTasks(ctx);
+    this.events = new SaEventEmitter<IkeSa>(ctx.log, (sa) => sa.ctx.name);
     this.protection = new MessageProtection(ctx, io.nattPort, () => this.dpd.heard());
-    const host = this.host();
+    // §2.4: an established peer that stops answering is dead; one that never got there failed
+    this.windows = new ExchangeWindows(ctx, io, this.protection, retransmit, (reason) =>
+      this.destroy(reason, ctx.state === 'established' ? 'dead-peer' : ctx.state === 'deleting' ? this.ikeDelete.cause : 'failed'),
+    );
+    const host = new IkeSaTasksHost(this);
     this.tasks = host;
     this.childRekeys = new ChildRekeys(host);
     this.dpd = new Dpd(host);
     this.ikeRekey = new IkeRekey(host, retryDelay);
+    this.ikeDelete = new IkeDelete(host);
     this.timers = new IkeSaTimers({
       get established() {
         return ctx.state === 'established';
@@ -140,60 +121,12 @@ export class IkeSa {
       hardEnd: (reason) => this.delete(reason, 'expired'),
     });
     ctx.observer = {
-      childEstablished: (child) => this.emit('childEstablished', this, child),
-      childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
+      childEstablished: (child) => {
+        compactChildRecord(child);
+        this.events.emit('childEstablished', this, child);
+      },
+      childFailed: (name, reason) => this.events.emit('childFailed', this, name, reason),
     };
-  }
-
-  /** What the tasks that start exchanges once established (../tasks/child-rekey.ts, child-new.ts, ike-rekey.ts, dpd.ts) use of this IKE SA. */
-  private host(): TasksHost {
-    const sa = this;
-    const host: TasksHost = {
-      ctx: this.ctx,
-      get ikeRekey() {
-        return sa.ikeRekey;
-      },
-      get ikeRekeying() {
-        return sa.ikeRekey.rekeying;
-      },
-      get replaced() {
-        return sa.successor !== undefined;
-      },
-      get nextMessageId() {
-        return sa.requests.nextId;
-      },
-      unanswered: this.unanswered,
-      enqueue: (job, first) => this.enqueue(job, first),
-      retryFirst: (job) => void this.jobs.unshift(job),
-      sendNextRequest: () => this.sendNextRequest(),
-      request: (msg, onResponse) => this.sendRequest(msg, [], onResponse),
-      rekeyChild: (child, why) => this.rekeyChild(child, why),
-      createChild: (config, why) => this.createChild(config, why),
-      get childRekeys() {
-        return sa.childRekeys;
-      },
-      childEstablished: (child) => this.emit('childEstablished', this, child),
-      childRekeyed: (old, fresh) => this.emit('childRekeyed', this, old, fresh),
-      childFailed: (name, reason) => this.emit('childFailed', this, name, reason),
-      childClosed: (child) => this.emit('childClosed', this, child),
-      later: (ms, fn) => void this.timers.later(ms, fn),
-      get idle() {
-        return !sa.pending && sa.jobs.length === 0;
-      },
-      livenessCheck: () => this.emit('livenessCheck', this),
-      get canSpawn() {
-        return sa.spawn !== undefined;
-      },
-      get reauthenticating() {
-        return sa.reauthenticating;
-      },
-      createChildSaExchange: (req, buildFailed, answered) => runCreateChildSa(host, req, buildFailed, answered),
-      spawn: (ctx) => this.spawn!(ctx),
-      ikeRekeyed: (next) => this.emit('ikeRekeyed', this, next),
-      delete: (reason, cause) => this.delete(reason, cause),
-      rekeyIke: (why) => this.rekeyIke(why),
-    };
-    return host;
   }
 
   on<K extends keyof IkeSaEvents>(event: K, handler: IkeSaEvents[K]): this {
@@ -201,12 +134,18 @@ export class IkeSa {
     return this;
   }
 
-  private emit<K extends keyof IkeSaEvents>(event: K, ...args: Parameters<IkeSaEvents[K]>): void {
-    this.events.emit(event, ...args);
+  /** Every event of this IKE SA is emitted by `target` too (the manager's emitter). */
+  forwardEvents(target: SaEventEmitter<IkeSa>): void {
+    this.events.forwardTo(target);
   }
 
   get state(): IkeSaContext['state'] {
     return this.ctx.state;
+  }
+
+  /** The message ID the peer's next request must carry (RFC 7296 §2.3). */
+  get expectedPeerMessageId(): number {
+    return this.windows.expectedPeerId;
   }
 
   /** Start IKE_SA_INIT (original initiator). */
@@ -216,24 +155,17 @@ export class IkeSa {
     this.sendNextRequest();
   }
 
-  private exchangeForInitiator(): number {
-    if (!this.ctx.keys) return ExchangeType.IKE_SA_INIT;
-    return ExchangeType.IKE_AUTH;
-  }
-
   private sendNextRequest(): void {
-    if (this.pending) return;
-    if (this.queuedDelete !== undefined) {
-      const reason = this.queuedDelete;
-      this.queuedDelete = undefined;
-      return this.sendDelete(reason);
-    }
+    if (this.windows.pending || this.gate.busy) return;
+    if (this.ikeDelete.sendQueued()) return;
     if (this.initiatorTasks.length === 0) {
-      if (this.ctx.state === 'established') this.jobs.shift()?.();
+      if (this.ctx.state === 'established') this.windows.runQueued();
       return;
     }
-    const exchangeType = this.exchangeForInitiator();
-    const msg: TaskMessage = { exchangeType, messageId: this.requests.nextId, payloads: [] };
+    const exchangeType = this.ctx.keys ? ExchangeType.IKE_AUTH : ExchangeType.IKE_SA_INIT;
+    const preparing = prepareTasks(this.initiatorTasks, (t) => t.prepareRequest?.(exchangeType));
+    if (preparing) return this.gate.wait(preparing, () => this.sendNextRequest());
+    const msg: TaskMessage = { exchangeType, messageId: this.windows.nextId, payloads: [] };
     try {
       for (const t of this.initiatorTasks) t.buildRequest(msg);
     } catch (err) {
@@ -243,43 +175,17 @@ export class IkeSa {
   }
 
   private sendRequest(msg: TaskMessage, tasks: Task[], onResponse?: (msg: TaskMessage) => void): void {
-    let datagrams: Buffer[];
     try {
-      datagrams = this.protection.encode(msg, false);
+      this.windows.send(msg, tasks, onResponse);
     } catch (err) {
       return this.fail(err);
     }
-    if (msg.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initRequest = datagrams[0];
-    const name = ExchangeType[msg.exchangeType] ?? String(msg.exchangeType);
-    const retransmitter = new Retransmitter({
-      settings: this.retransmit,
-      send: (attempt) => {
-        if (attempt > 0) this.ctx.log.log('info', `${this.ctx.name}: retransmit ${attempt} of ${name} request ${msg.messageId}`);
-        this.io.send(this.ctx.local, this.ctx.remote, datagrams);
-      },
-      giveUp: (r) =>
-        this.destroy(
-          `peer ${this.ctx.remote.address} did not answer ${name} request ${msg.messageId} after ${r.retransmits} retransmits (${(r.elapsedMs / 1000).toFixed(1)} s)`,
-          // §2.4: an established peer that stops answering is dead; one that never got there failed
-          this.ctx.state === 'established' ? 'dead-peer' : this.ctx.state === 'deleting' ? this.deleteCause : 'failed',
-        ),
-    });
-    const pending: PendingRequest = {
-      messageId: msg.messageId,
-      exchangeType: msg.exchangeType,
-      datagrams,
-      tasks,
-      retransmitter,
-      ...(onResponse ? { onResponse } : {}),
-    };
-    this.requests.allocate(pending);
-    this.pending = pending;
-    retransmitter.start();
   }
 
   /** A datagram for this IKE SA (the manager matched the SPIs). */
   receive(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
     if (this.ctx.state === 'destroyed') return;
+    if (this.gate.hold(() => this.receive(datagram, message, local, remote))) return;
     try {
       if (message.header.response) this.receiveResponse(datagram, message, remote);
       else this.receiveRequest(datagram, message, local, remote);
@@ -297,17 +203,9 @@ export class IkeSa {
   }
 
   private receiveResponse(datagram: Buffer, message: IkeMessage, remote: Endpoint): void {
-    const p = this.pending;
-    if (!p || message.header.messageId !== p.messageId) return; // §2.3: not the response we wait for
-    if (p.exchangeType === ExchangeType.IKE_SA_INIT && this.ctx.spiR.equals(Buffer.alloc(8))) {
-      // The responder's SPI arrives with its first response; keys depend on it.
-      this.ctx.spiR = Buffer.from(message.header.spiR);
-    }
-    const payloads = this.protection.open(datagram, message);
-    if (!payloads) return;
-    p.retransmitter.cancel();
-    this.requests.response(p.messageId);
-    this.pending = undefined;
+    const answered = this.windows.takeResponse(datagram, message);
+    if (!answered) return;
+    const { request: p, payloads } = answered;
     const msg: TaskMessage = { exchangeType: p.exchangeType, messageId: p.messageId, payloads };
     if (p.onResponse) {
       p.onResponse(msg);
@@ -315,85 +213,69 @@ export class IkeSa {
       return;
     }
     if (p.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = Buffer.from(datagram);
+    const preparing = prepareTasks(p.tasks, (t) => t.prepareResponse?.(msg));
+    if (preparing) return this.gate.wait(preparing, () => this.processInitialResponse(p, msg, remote));
+    this.processInitialResponse(p, msg, remote);
+  }
+
+  /** The response to our IKE_SA_INIT / IKE_AUTH request, to the initiator tasks. */
+  private processInitialResponse(p: PendingRequest, msg: TaskMessage, remote: Endpoint): void {
     let remaining: Task[];
     try {
       let retry: boolean;
       ({ remaining, retry } = processResponse(p.tasks, msg));
       if (retry) {
         // COOKIE / INVALID_KE_PAYLOAD: the same IKE_SA_INIT again, message ID 0, responder SPI still zero.
-        this.requests = new RequestWindow<PendingRequest>();
+        this.windows.restart();
         this.ctx.spiR = Buffer.alloc(8);
         this.initiatorTasks = p.tasks;
         this.sendNextRequest();
         return;
       }
     } catch (err) {
-      if (p.exchangeType === ExchangeType.IKE_AUTH && this.ctx.keys) this.notifyAuthFailure(err);
+      const notice = p.exchangeType === ExchangeType.IKE_AUTH && this.ctx.keys ? authFailedNotice(err, this.windows.nextId) : undefined;
+      if (notice) this.windows.sendOnce(notice); // §2.21.2: fire and forget, then the SA goes
       return this.fail(err);
     }
-    if (p.exchangeType === ExchangeType.IKE_SA_INIT) this.floatIfNat(remote);
+    if (p.exchangeType === ExchangeType.IKE_SA_INIT) floatToNattPort(this.ctx, remote, this.io.nattPort);
     this.initiatorTasks = remaining;
     if (p.exchangeType === ExchangeType.IKE_AUTH) this.establish();
     this.sendNextRequest();
-  }
-
-  /** §2.23: with a NAT detected, IKE moves to port 4500 from IKE_AUTH on (and ESP is UDP-encapsulated). */
-  private floatIfNat(remote: Endpoint): void {
-    if (!this.ctx.udpEncapsulation || this.ctx.local.port === this.io.nattPort) return;
-    this.ctx.local = { address: this.ctx.local.address, port: this.io.nattPort };
-    this.ctx.remote = { address: remote.address, port: this.io.nattPort };
   }
 
   /** IKE_AUTH completed, or (`rekeyOf`) made by a rekey of that IKE SA (../tasks/ike-rekey.ts), carrying its CHILD_SAs. */
   establish(rekeyOf?: IkeSaContext): void {
     this.ctx.state = 'established';
     this.ctx.establishedAt = Date.now();
+    this.ctx.releaseInitialExchange();
+    this.protection.clear(); // IKE_AUTH's fragments (RFC 7383) are in; the next fragmented message makes a new reassembler
     if (rekeyOf) this.ctx.peerId ??= rekeyOf.peerId;
-    this.startKeepalives();
+    // RFC 3948 §2.3: behind a NAT, a one-octet 0xFF datagram from the NAT-T port keeps its mapping (default every 20 s, even with other traffic).
+    if (this.ctx.natLocal && this.io.sendKeepalive)
+      this.timers.startKeepalives(
+        this.io.keepaliveMs ?? 20_000,
+        () => this.ctx.state === 'established' && this.io.sendKeepalive?.(this.ctx.local, this.ctx.remote),
+      );
     const { local, remote, config, peerId } = this.ctx;
     this.ctx.log.log(
       'info',
       `${this.ctx.name}: IKE_SA established ${rekeyOf ? `by rekeying ${rekeyOf.name}` : `between ${local.address}[${config.localId.value}]...${remote.address}[${peerId?.value ?? '?'}]`}`,
     );
-    this.emit('established', this);
-    for (const child of this.ctx.pendingChildEvents.splice(0)) this.emit('childEstablished', this, child);
-    this.startLifetimes();
+    this.events.emit('established', this);
+    for (const child of this.ctx.pendingChildEvents.splice(0)) {
+      compactChildRecord(child);
+      this.events.emit('childEstablished', this, child);
+    }
+    // CHILD rekey timers; IKE rekey (rekey_time − random rand_time), reauthentication (reauth_time − random rand_time) and hard end (the first + over_time)
+    for (const c of this.ctx.children) this.childRekeys.scheduleChildRekey(c);
+    this.timers.startLifetimes(this.ctx.config.ikeLifetimes);
     this.dpd.start();
-  }
-
-  /**
-   * RFC 3948 §2.3: behind a NAT, keep its mapping alive with a one-octet
-   * 0xFF datagram from the NAT-T port (strongSwan's default: every 20 s).
-   * Simplification: sent on the interval even when other traffic flows.
-   */
-  private startKeepalives(): void {
-    const interval = this.io.keepaliveMs ?? 20_000;
-    if (!this.ctx.natLocal || interval <= 0 || !this.io.sendKeepalive) return;
-    this.timers.startKeepalives(interval, () => {
-      if (this.ctx.state === 'established') this.io.sendKeepalive!(this.ctx.local, this.ctx.remote);
-    });
   }
 
   private receiveRequest(datagram: Buffer, message: IkeMessage, local: Endpoint, remote: Endpoint): void {
     const id = message.header.messageId;
-    const cached = this.responses.cachedResponse(id);
-    if (cached) {
-      // §2.1: a retransmitted request gets the same response, never a second processing
-      // (once per retransmitted message: on its last fragment).
-      if (MessageProtection.isLastFragmentOrWhole(message)) {
-        this.responses.receive(id);
-        this.io.send(
-          local,
-          remote,
-          cached.map((c) => Buffer.from(c)),
-        );
-      }
-      return;
-    }
-    if (id < this.responses.expectedId || id >= this.responses.expectedId + this.responses.windowSize) return; // §2.3
-    const payloads = this.protection.open(datagram, message);
+    const payloads = this.windows.openRequest(datagram, message, local, remote);
     if (!payloads) return;
-    if (this.responses.receive(id).action !== 'process') return;
     // The peer's requests come from where it is now (NAT-T float, §2.23).
     this.ctx.local = local;
     this.ctx.remote = remote;
@@ -401,27 +283,22 @@ export class IkeSa {
     if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initRequest = Buffer.from(datagram);
     const msg: TaskMessage = { exchangeType, messageId: id, payloads };
     const response: TaskMessage = { exchangeType, messageId: id, payloads: [] };
-    let fatal: { reason: string; cause: IkeSaEndCause } | undefined;
-    let outcome: CreateChildOutcome | undefined;
     if (exchangeType === ExchangeType.IKE_SA_INIT || exchangeType === ExchangeType.IKE_AUTH) {
       // a second IKE_AUTH on an established SA (only a holder of its keys can send one) is not a new authentication
       if ((exchangeType === ExchangeType.IKE_SA_INIT) !== !this.ctx.keys || this.ctx.originalInitiator || this.ctx.state === 'established') {
         this.protection.dropLog(`unexpected ${ExchangeType[exchangeType]} request ${id} dropped`);
         return;
       }
-      try {
-        this.responderTasks = respond(this.responderTasks, msg, response);
-        if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.state = 'connecting';
-      } catch (err) {
-        if (!(err instanceof ExchangeFailure)) throw err;
-        fatal = { reason: err.message, cause: 'failed' };
-        this.ctx.log.log('warn', `${this.ctx.name}: ${err.message}`);
-        response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
-      }
-    } else if (exchangeType === ExchangeType.INFORMATIONAL) {
+      const preparing = prepareTasks(this.responderTasks, (t) => t.prepareRespond?.(msg));
+      if (preparing) return this.gate.wait(preparing, () => this.answerInitialRequest(msg, response, local, remote));
+      return this.answerInitialRequest(msg, response, local, remote);
+    }
+    let fatal: { reason: string; cause: IkeSaEndCause } | undefined;
+    let outcome: CreateChildOutcome | undefined;
+    if (exchangeType === ExchangeType.INFORMATIONAL) {
       const peerDeletesIkeSa = (): { successorName: string | undefined; redundant: boolean } => {
         this.ikeRekey.peerDeletes();
-        return { successorName: this.successor?.ctx.name, redundant: this.redundant };
+        return { successorName: this.successor?.ctx.name, redundant: this.ikeDelete.redundant };
       };
       fatal = respondInformational({ ctx: this.ctx, peerDeletesIkeSa, peerDeletedChildren: (spis) => this.childRekeys.peerDeleted(spis) }, msg, response);
     } else if (exchangeType === ExchangeType.CREATE_CHILD_SA) {
@@ -429,28 +306,22 @@ export class IkeSa {
     } else {
       response.payloads.push(notify(NotifyType.NO_ADDITIONAL_SAS));
     }
-    const datagrams = this.protection.encode(response, true);
-    if (exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.initResponse = datagrams[0];
-    this.responses.respond(id, datagrams);
-    this.io.send(local, remote, datagrams);
+    this.windows.respond(response, local, remote);
     if (fatal !== undefined) return this.destroy(fatal.reason, fatal.cause);
-    if (exchangeType === ExchangeType.IKE_AUTH) this.establish();
     if (outcome) createChildSaAnswered(this.tasks, outcome);
   }
 
-  /** §2.21.2: tell the responder its AUTH was not accepted (fire and forget, then the SA goes). */
-  private notifyAuthFailure(err: unknown): void {
-    if (!(err instanceof ExchangeFailure) || err.notify !== NotifyType.AUTHENTICATION_FAILED) return;
-    try {
-      const msg: TaskMessage = {
-        exchangeType: ExchangeType.INFORMATIONAL,
-        messageId: this.requests.nextId,
-        payloads: [notify(NotifyType.AUTHENTICATION_FAILED)],
-      };
-      this.io.send(this.ctx.local, this.ctx.remote, this.protection.encode(msg, false));
-    } catch {
-      /* best effort */
+  /** The peer's IKE_SA_INIT / IKE_AUTH request, to the responder tasks; the response sent (§1.2). */
+  private answerInitialRequest(msg: TaskMessage, response: TaskMessage, local: Endpoint, remote: Endpoint): void {
+    const { remaining, failure } = respondOrFail(this.responderTasks, msg, response);
+    if (failure) this.ctx.log.log('warn', `${this.ctx.name}: ${failure.message}`);
+    else {
+      this.responderTasks = remaining;
+      if (msg.exchangeType === ExchangeType.IKE_SA_INIT) this.ctx.state = 'connecting';
     }
+    this.windows.respond(response, local, remote);
+    if (failure) return this.destroy(failure.message, 'failed');
+    if (msg.exchangeType === ExchangeType.IKE_AUTH) this.establish();
   }
 
   /** Delete the IKE SA (INFORMATIONAL with Delete, §1.4.1), then destroy it when answered or after retransmits. */
@@ -458,24 +329,16 @@ export class IkeSa {
     if (this.ctx.state === 'destroyed') return;
     if (!this.ctx.keys || this.ctx.state !== 'established') return this.destroy(reason, cause);
     this.initiatorTasks = [];
-    this.jobs = [];
+    this.windows.dropQueued();
     this.stopTimers();
-    this.startDelete(reason, cause);
+    this.ikeDelete.start(reason, cause);
   }
 
-  private startDelete(reason: string, cause: IkeSaEndCause): void {
-    this.ctx.state = 'deleting';
-    this.deleteCause = cause;
-    // §2.3: with a request outstanding the Delete waits for its response (window 1);
-    // a Delete sent with the next ID would be dropped by a peer that never saw the current one.
-    if (this.pending) this.queuedDelete = reason;
-    else this.sendDelete(reason);
-  }
-
-  private sendDelete(reason: string): void {
-    this.sendRequest({ exchangeType: ExchangeType.INFORMATIONAL, messageId: this.requests.nextId, payloads: [deletePayload(ProtocolId.IKE)] }, [], () =>
-      this.destroy(reason, this.deleteCause),
-    );
+  /** Public-key work of a task failed outside its ExchangeFailures (a bug): the IKE SA ends, the daemon goes on. */
+  private failAfterPrepare(err: unknown): void {
+    if (err instanceof ExchangeFailure) return this.fail(err);
+    this.ctx.log.log('error', `${this.ctx.name}: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    this.destroy('internal error', 'failed');
   }
 
   private fail(err: unknown): void {
@@ -489,11 +352,8 @@ export class IkeSa {
   /** Tear down: stop timers, remove CHILD SAs from the datapath, wipe keys. */
   destroy(reason: string, cause: IkeSaEndCause = 'local'): void {
     if (this.ctx.state === 'destroyed') return;
-    this.pending?.retransmitter.cancel();
-    this.requests.clear();
-    this.pending = undefined;
+    this.windows.clear();
     this.timers.stopKeepalives();
-    this.jobs = [];
     this.stopTimers();
     this.childRekeys.teardown();
     for (const req of this.unanswered) req.abandon();
@@ -504,7 +364,7 @@ export class IkeSa {
     this.ctx.keys?.destroy();
     this.ctx.state = 'destroyed';
     this.ctx.log.log('info', `${this.ctx.name}: IKE_SA destroyed: ${reason}`);
-    this.emit('destroyed', this, reason, cause);
+    this.events.emit('destroyed', this, reason, cause);
   }
 
   // ---------------------------------------------------------------------
@@ -513,8 +373,7 @@ export class IkeSa {
   // ../tasks/dpd.ts; lifetimes, keepalives and retries: ./timers.ts.
 
   private enqueue(job: () => void, first = false): void {
-    if (first) this.jobs.unshift(job);
-    else this.jobs.push(job);
+    this.windows.queue(job, first);
     this.sendNextRequest();
   }
 
@@ -524,30 +383,20 @@ export class IkeSa {
   }
 
   /**
-   * IKE rekey (rekey_time − random rand_time), reauthentication (reauth_time −
-   * random rand_time) and hard end (the first of them + over_time) timers;
-   * CHILD rekey timers.
-   */
-  private startLifetimes(): void {
-    for (const c of this.ctx.children) this.childRekeys.scheduleChildRekey(c);
-    this.timers.startLifetimes(this.ctx.config.ikeLifetimes);
-  }
-
-  /**
    * Reauthentication succeeded (a new IKE SA carries the CHILD_SAs now): no more
    * rekeys or liveness checks here; the manager deletes this SA after a grace
    * period for packets in flight on its CHILD_SAs.
    */
   retire(): void {
     this.stopTimers();
-    this.jobs = [];
+    this.windows.dropQueued();
   }
 
   /** Ask for reauthentication: a new IKE SA with a fresh IKE_AUTH replaces this one, make-before-break (the manager makes it). */
   reauthenticate(why: string): void {
     if (this.ctx.state !== 'established') return;
     this.ctx.log.log('info', `${this.ctx.name}: reauthenticating the IKE_SA (${why}): a new IKE_SA replaces it, make-before-break`);
-    this.emit('reauthDue', this);
+    this.events.emit('reauthDue', this);
   }
 
   /** The SAD raised an expiry for one of our SAs: a soft one starts the CHILD_SA's rekey. */
@@ -580,14 +429,7 @@ export class IkeSa {
    */
   deleteChild(child: ChildSaRecord, why: string): Promise<{ ok: true } | { ok: false; reason: string }> {
     if (this.successor) return this.successor.deleteChild(child, why);
-    if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
-    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} (${why})`);
-    return new Promise((resolve) =>
-      this.childRekeys.deleteChild(child, why, (outcome) => {
-        if (outcome.ok) this.emit('childDeleted', this, child);
-        resolve(outcome);
-      }),
-    );
+    return this.childRekeys.deleteChild(child, why);
   }
 
   /** Initiate the rekey of this IKE SA (§1.3.2); the CHILD_SAs move to the new one. */
@@ -615,17 +457,125 @@ export class IkeSa {
     return this.ikeRekey.successor;
   }
 
-  /** §2.8.1: made by the losing exchange of an IKE rekey collision we initiated: we delete it (nothing ever ran on it). */
+  /** §2.8.1: the redundant IKE SA of a rekey collision we initiated: we delete it (../tasks/ike-delete.ts). */
   deleteRedundant(reason: string): void {
-    if (this.ctx.state === 'destroyed' || this.ctx.state === 'deleting') return;
-    this.redundant = true;
-    this.ctx.log.log('info', `${this.ctx.name}: deleting the IKE_SA: ${reason}`);
-    this.startDelete(reason, 'rekeyed');
+    this.ikeDelete.deleteRedundant(reason);
   }
 
-  /** §2.8.1: made by the losing exchange of an IKE rekey collision the peer initiated: the peer deletes it, we do after `ms`. */
+  /** §2.8.1: the redundant IKE SA of a rekey collision the peer initiated: the peer deletes it, we do after `ms`. */
   awaitRedundantDelete(ms: number): void {
-    this.redundant = true;
-    this.timers.whateverState(ms, () => this.deleteRedundant('redundant IKE_SA of a rekey collision, not deleted by the peer (§2.8.1)'));
+    this.ikeDelete.awaitRedundantDelete(ms);
+  }
+}
+
+/**
+ * What the tasks that start or answer exchanges once established
+ * (../tasks/child-rekey.ts, child-new.ts, ike-rekey.ts, dpd.ts, …) use of
+ * their IKE SA: one object per IKE SA with its methods on the prototype (an
+ * object literal of arrow functions and getters cost ~3.5 KiB per IKE SA,
+ * docs/notes/memory.md). It reaches the IKE SA's private parts by element
+ * access, the way TypeScript allows it, so that they stay private to others.
+ */
+class IkeSaTasksHost implements TasksHost {
+  constructor(private readonly sa: IkeSa) {}
+
+  get ctx(): IkeSaContext {
+    return this.sa.ctx;
+  }
+  get ikeRekey(): IkeRekey<IkeSa> {
+    return this.sa['ikeRekey'];
+  }
+  get ikeRekeying(): boolean {
+    return this.sa['ikeRekey'].rekeying;
+  }
+  get replaced(): boolean {
+    return this.sa.successor !== undefined;
+  }
+  get nextMessageId(): number {
+    return this.sa['windows'].nextId;
+  }
+  get unanswered(): Set<{ abandon(): void }> {
+    return this.sa['unanswered'];
+  }
+  get childRekeys(): ChildRekeys {
+    return this.sa.childRekeys;
+  }
+  get idle(): boolean {
+    return this.sa['windows'].idle;
+  }
+  get canSpawn(): boolean {
+    return this.sa.spawn !== undefined;
+  }
+  get reauthenticating(): boolean {
+    return this.sa.reauthenticating;
+  }
+  get requestOutstanding(): boolean {
+    return this.sa['windows'].pending !== undefined;
+  }
+  enqueue(job: () => void, first?: boolean): void {
+    this.sa['enqueue'](job, first);
+  }
+  retryFirst(job: () => void): void {
+    this.sa['windows'].queue(job, true);
+  }
+  sendNextRequest(): void {
+    this.sa['sendNextRequest']();
+  }
+  request(msg: TaskMessage, onResponse: (msg: TaskMessage) => void): void {
+    this.sa['sendRequest'](msg, [], onResponse);
+  }
+  rekeyChild(child: ChildSaRecord, why: string): void {
+    this.sa.rekeyChild(child, why);
+  }
+  createChild(config: ChildPeerConfig, why: string): void {
+    this.sa.createChild(config, why);
+  }
+  childEstablished(child: ChildSaRecord): void {
+    compactChildRecord(child);
+    this.sa['events'].emit('childEstablished', this.sa, child);
+  }
+  childRekeyed(old: ChildSaRecord, fresh: ChildSaRecord): void {
+    compactChildRecord(fresh);
+    this.sa['events'].emit('childRekeyed', this.sa, old, fresh);
+  }
+  childFailed(name: string, reason: string): void {
+    this.sa['events'].emit('childFailed', this.sa, name, reason);
+  }
+  childClosed(child: ChildSaRecord): void {
+    this.sa['events'].emit('childClosed', this.sa, child);
+  }
+  childDeleted(child: ChildSaRecord): void {
+    this.sa['events'].emit('childDeleted', this.sa, child);
+  }
+  later(ms: number, fn: () => void): void {
+    this.sa['timers'].later(ms, fn);
+  }
+  livenessCheck(): void {
+    this.sa['events'].emit('livenessCheck', this.sa);
+  }
+  createChildSaExchange<T>(
+    req: CreateChildSaRequest<T>,
+    buildFailed: (err: Error) => void,
+    answered: (r: Exclude<RequestResult<T>, { status: 'retry' }>) => void,
+  ): void {
+    runCreateChildSa(this, req, buildFailed, answered);
+  }
+  spawn(ctx: IkeSaContext): IkeSa {
+    return this.sa.spawn!(ctx);
+  }
+  ikeRekeyed(next: IkeSa): void {
+    this.sa['events'].emit('ikeRekeyed', this.sa, next);
+  }
+  delete(reason?: string, cause?: IkeSaEndCause): void {
+    this.sa.delete(reason, cause);
+  }
+  destroy(reason: string, cause?: IkeSaEndCause): void {
+    this.sa.destroy(reason, cause);
+  }
+  whateverState(ms: number, fn: () => void): void {
+    this.sa['timers'].whateverState(ms, fn);
+  }
+  rekeyIke(why?: string): void {
+    this.sa.rekeyIke(why);
   }
 }

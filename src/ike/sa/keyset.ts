@@ -8,7 +8,7 @@
 import { aeadFor } from '../../crypto/aead.js';
 import { deriveIkeSaKeys, deriveRekeyedSkeyseed, deriveSkeyseed, wipe, type IkeSaKeys } from '../../crypto/ikev2-keys.js';
 import { prfFor } from '../../crypto/prf.js';
-import type { AeadContext, Prf } from '../../crypto/types.js';
+import { CryptoError, type AeadAlgorithm, type AeadContext, type Prf } from '../../crypto/types.js';
 import { transformOfType, type SelectedProposal } from '../proposal/index.js';
 import { TransformType } from '../transforms.js';
 
@@ -63,6 +63,28 @@ export class IkeKeyset {
   }
 }
 
+/**
+ * The SK_* of `keys` copied into one ArrayBuffer (views of it), the originals
+ * wiped: seven keys held for the IKE SA's life cost one allocation instead of
+ * seven (docs/notes/memory.md).
+ */
+const NO_KEY = Buffer.alloc(0);
+
+function inOneAllocation(keys: IkeSaKeys): IkeSaKeys {
+  const names = Object.keys(keys) as Array<keyof IkeSaKeys>;
+  const arena = Buffer.alloc(names.reduce((n, k) => n + keys[k].length, 0));
+  let at = 0;
+  const out = {} as IkeSaKeys;
+  for (const k of names) {
+    arena.set(keys[k], at);
+    // SK_ai / SK_ar are empty with AEAD ciphers (RFC 5282 §5): one shared empty view for all
+    out[k] = keys[k].length === 0 ? NO_KEY : arena.subarray(at, at + keys[k].length);
+    at += keys[k].length;
+    keys[k].fill(0);
+  }
+  return out;
+}
+
 export class UnsupportedSuiteError extends Error {
   override readonly name = 'UnsupportedSuiteError';
 }
@@ -95,16 +117,69 @@ export function deriveKeyset(input: IkeKeyInput): IkeKeyset {
   const skeyseed = input.rekeyOf
     ? deriveRekeyedSkeyseed(input.rekeyOf.prf, input.rekeyOf.skD, input.gir, input.Ni, input.Nr)
     : deriveSkeyseed(prf, input.Ni, input.Nr, input.gir);
-  const keys = deriveIkeSaKeys({
-    prf,
-    skeyseed,
-    Ni: input.Ni,
-    Nr: input.Nr,
-    spiI: input.spiI,
-    spiR: input.spiR,
-    encrKeyMaterialLength: aead.keyMaterialLength,
-    integKeyLength: 0,
-  });
+  const keys = inOneAllocation(
+    deriveIkeSaKeys({
+      prf,
+      skeyseed,
+      Ni: input.Ni,
+      Nr: input.Nr,
+      spiI: input.spiI,
+      spiR: input.spiR,
+      encrKeyMaterialLength: aead.keyMaterialLength,
+      integKeyLength: 0,
+    }),
+  );
   skeyseed.fill(0);
-  return new IkeKeyset(prf, keys, aead.createContext(keys.SK_ei), aead.createContext(keys.SK_er));
+  return new IkeKeyset(prf, keys, new OnDemandAead(aead, keys.SK_ei), new OnDemandAead(aead, keys.SK_er));
+}
+
+/**
+ * An SK_e context (RFC 5282) that keys a cipher for each message only: an IKE
+ * SA seals or opens a message now and then (DPD, rekeys), and a context kept
+ * keyed costs several KiB of OpenSSL state per direction and IKE SA
+ * (docs/notes/memory.md). The key material is the keyset's SK_ei/SK_er, wiped
+ * when the keyset is destroyed; using the context after that throws.
+ */
+class OnDemandAead implements AeadContext {
+  readonly implementation: AeadContext['implementation'];
+  private destroyed = false;
+
+  constructor(
+    readonly algorithm: AeadAlgorithm,
+    private readonly material: Buffer,
+  ) {
+    const probe = algorithm.createContext(material);
+    this.implementation = probe.implementation;
+    probe.destroy();
+  }
+
+  private use<T>(op: (ctx: AeadContext) => T): T {
+    if (this.destroyed) throw new CryptoError('AEAD context used after destroy()');
+    const ctx = this.algorithm.createContext(this.material);
+    try {
+      return op(ctx);
+    } finally {
+      ctx.destroy();
+    }
+  }
+
+  seal(iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+    return this.use((c) => c.seal(iv, aad, plaintext));
+  }
+
+  open(iv: Uint8Array, aad: Uint8Array, ciphertextAndIcv: Uint8Array): Buffer | null {
+    return this.use((c) => c.open(iv, aad, ciphertextAndIcv));
+  }
+
+  sealInPlace(buf: Uint8Array, ivOff: number, aad: Uint8Array, ptOff: number, ptLen: number): void {
+    this.use((c) => c.sealInPlace(buf, ivOff, aad, ptOff, ptLen));
+  }
+
+  openInPlace(buf: Uint8Array, ivOff: number, aad: Uint8Array, ctOff: number, ctLen: number): boolean {
+    return this.use((c) => c.openInPlace(buf, ivOff, aad, ctOff, ctLen));
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+  }
 }

@@ -33,6 +33,9 @@ export interface ChildPeerConfig {
 
 export type SendCertPolicy = 'always' | 'ifasked' | 'never';
 
+/** `pubkey`: certificates and signatures; `null`: RFC 7619 NULL Authentication. */
+export type AuthClass = 'pubkey' | 'null';
+
 export interface IkePeerConfig {
   name: string;
   ikeProposals: Proposal[];
@@ -46,9 +49,19 @@ export interface IkePeerConfig {
    * stays the group's, so `down NAME` and `list-sas NAME` cover all instances.
    */
   instancePeer?: string;
-  certificate: Certificate;
+  /**
+   * How we authenticate (RFC 7296 §2.15): `pubkey` signs AUTH with `privateKey`
+   * and sends `certificate`; `null` is RFC 7619's NULL Authentication (AUTH
+   * method 13, no credentials; `localId` is then usually ID_NULL). Absent: pubkey.
+   */
+  localAuth?: AuthClass;
+  /** How the peer must authenticate: `pubkey` (a certificate chaining to `trust`) or `null` (RFC 7619: it proves nothing). Absent: pubkey. */
+  remoteAuth?: AuthClass;
+  /** Our certificate; required with localAuth pubkey. */
+  certificate?: Certificate;
   intermediates: Certificate[];
-  privateKey: KeyObject;
+  /** The key of `certificate`; required with localAuth pubkey. */
+  privateKey?: KeyObject;
   trust: TrustStore;
   strictCrl: boolean;
   sendCert: SendCertPolicy;

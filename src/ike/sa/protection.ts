@@ -22,7 +22,8 @@ import type { TaskMessage } from '../tasks/task.js';
 import type { IkeSaContext } from './context.js';
 
 export class MessageProtection {
-  private readonly reassembler = new FragmentReassembler();
+  /** Made when the first fragment arrives (RFC 7383): most IKE SAs never see one once established. */
+  private reassembler?: FragmentReassembler;
   /** Received messages dropped as malformed, unauthenticated or rejected fragments. */
   dropped = 0;
 
@@ -73,7 +74,7 @@ export class MessageProtection {
     const aead = keys.sealerFor(message.header.initiator);
     const last = message.payloads[message.payloads.length - 1];
     if (last?.type === PayloadType.SKF) {
-      const r = this.reassembler.add(message, datagram, aead);
+      const r = (this.reassembler ??= new FragmentReassembler()).add(message, datagram, aead);
       if (r.status === 'complete') {
         this.heard();
         this.ctx.log.log(
@@ -112,8 +113,9 @@ export class MessageProtection {
     }
   }
 
-  /** Forget fragments being collected (the IKE SA ends). */
+  /** Forget fragments being collected (the IKE SA ends, or IKE_AUTH, fragmented or not, is done). */
   clear(): void {
-    this.reassembler.clear();
+    this.reassembler?.clear();
+    this.reassembler = undefined;
   }
 }

@@ -20,7 +20,8 @@ export interface IkeSaTimerEvents {
 }
 
 export class IkeSaTimers {
-  private readonly oneShots = new Set<NodeJS.Timeout>();
+  /** Pending one-shots: a plain array (a Set's hash table is ~0.5 KiB per IKE SA; there are a handful at most). */
+  private oneShots: NodeJS.Timeout[] = [];
   private keepalive?: NodeJS.Timeout;
   /** When (ms since the epoch) the IKE rekey, reauthentication and hard end are due; what swanctl --list-sas shows. */
   deadlines: { rekeyAt?: number; reauthAt?: number; endAt?: number } = {};
@@ -30,23 +31,28 @@ export class IkeSaTimers {
   /** Run `fn` after `ms` if the IKE SA is still established then; stop() cancels it. */
   later(ms: number, fn: () => void): NodeJS.Timeout {
     const t = setTimeout(() => {
-      this.oneShots.delete(t);
+      this.forget(t);
       if (this.events.established) fn();
     }, ms);
     t.unref?.();
-    this.oneShots.add(t);
+    this.oneShots.push(t);
     return t;
   }
 
   /** Run `fn` after `ms` in whatever state the IKE SA is then (a redundant IKE SA is never established); stop() cancels it. */
   whateverState(ms: number, fn: () => void): NodeJS.Timeout {
     const t = setTimeout(() => {
-      this.oneShots.delete(t);
+      this.forget(t);
       fn();
     }, ms);
     t.unref?.();
-    this.oneShots.add(t);
+    this.oneShots.push(t);
     return t;
+  }
+
+  private forget(t: NodeJS.Timeout): void {
+    const i = this.oneShots.indexOf(t);
+    if (i >= 0) this.oneShots.splice(i, 1);
   }
 
   /** IKE rekey, reauthentication and hard end timers of `lifetimes` (none when absent). */
@@ -80,7 +86,7 @@ export class IkeSaTimers {
    * interval even when other traffic flows. Started once.
    */
   startKeepalives(intervalMs: number, send: () => void): void {
-    if (this.keepalive) return;
+    if (this.keepalive || intervalMs <= 0) return;
     this.keepalive = setInterval(send, intervalMs);
     this.keepalive.unref?.();
   }
@@ -88,7 +94,7 @@ export class IkeSaTimers {
   /** Cancel the one-shots and lifetimes (keepalives go on until stopKeepalives). */
   stop(): void {
     for (const t of this.oneShots) clearTimeout(t);
-    this.oneShots.clear();
+    this.oneShots = [];
     this.deadlines = {};
   }
 

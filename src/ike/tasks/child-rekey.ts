@@ -59,6 +59,8 @@ export interface ChildRekeyHost extends ExchangeHost {
   childRekeyed(old: ChildSaRecord, fresh: ChildSaRecord): void;
   childFailed(name: string, reason: string): void;
   childClosed(child: ChildSaRecord): void;
+  /** We deleted a CHILD_SA on request (deleteChild) and the peer answered. */
+  childDeleted(child: ChildSaRecord): void;
 }
 
 export class ChildRekeys {
@@ -391,11 +393,17 @@ export class ChildRekeys {
   /**
    * Delete one CHILD_SA on request while the IKE SA stays (§1.4.1; swanctl
    * --terminate --child): an INFORMATIONAL with its Delete, its SAs and policies
-   * removed once the peer answers. `done` says whether it was deleted; not while
-   * it is being rekeyed (the rekey's own Delete settles that pair). `done` is not
-   * called when the IKE SA ends first.
+   * removed once the peer answers. Resolves with whether it was deleted; not
+   * while it is being rekeyed (the rekey's own Delete settles that pair). Never
+   * resolves if the IKE SA ends first (callers bound the wait).
    */
-  deleteChild(child: ChildSaRecord, why: string, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
+  deleteChild(child: ChildSaRecord, why: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    if (this.ctx.state !== 'established') return Promise.resolve({ ok: false, reason: `the IKE_SA is ${this.ctx.state}` });
+    this.ctx.log.log('info', `${this.ctx.name}: deleting CHILD_SA ${child.name}{${child.reqid}} (${why})`);
+    return new Promise((resolve) => this.sendDeleteOnRequest(child, why, resolve));
+  }
+
+  private sendDeleteOnRequest(child: ChildSaRecord, why: string, done: (outcome: { ok: true } | { ok: false; reason: string }) => void): void {
     const state = this.states.get(child);
     if (!this.ctx.children.includes(child)) return done({ ok: false, reason: 'the CHILD_SA is gone' });
     if (state && state.kind !== 'installed') return done({ ok: false, reason: 'the CHILD_SA is being rekeyed; try again' });
@@ -424,6 +432,7 @@ export class ChildRekeys {
           'info',
           `${this.ctx.name}: CHILD_SA ${child.name}{${child.reqid}} deleted (${spiHex(child.inboundSpi)}_i ${spiHex(child.outboundSpi)}_o): ${why}`,
         );
+        this.host.childDeleted(child);
         done({ ok: true });
       });
     });

@@ -255,6 +255,8 @@ function successorContext(old: IkeSaContext, weInitiated: boolean, spiI: Buffer,
   ctx.nonces = old.nonces;
   if (old.peerId) ctx.peerId = old.peerId;
   if (old.peerCertificate) ctx.peerCertificate = old.peerCertificate;
+  if (old.peerAuth) ctx.peerAuth = old.peerAuth;
+  ctx.onAuthRefused = old.onAuthRefused;
   return ctx;
 }
 

@@ -16,7 +16,8 @@ export class IkeCertPreTask extends BaseTask {
   }
 
   private addCertReq(msg: TaskMessage): void {
-    if (!this.sa.config.sendCertReq) return;
+    // A peer with NULL Authentication (RFC 7619) has no certificate to send.
+    if (!this.sa.config.sendCertReq || this.sa.config.remoteAuth === 'null') return;
     const hashes = this.sa.config.trust.certificateAuthorityHashes();
     if (hashes.length > 0) msg.payloads.push({ type: PayloadType.CERTREQ, encoding: CertEncoding.X509_SIGNATURE, caKeyHashes: hashes });
   }

@@ -6,7 +6,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { keyExchangeGroup } from '../../crypto/ke/index.js';
-import { CryptoError, type KeyExchangePrivate } from '../../crypto/types.js';
+import { CryptoError, type KeyExchangeGroup, type KeyExchangePrivate } from '../../crypto/types.js';
+import { CryptoWorkerError, type KeyExchangeHandle } from '../../crypto/pool/types.js';
 import { encodeSignatureHashAlgorithms, decodeSignatureHashAlgorithms, SignatureHashAlgorithm } from '../../crypto/rfc7427.js';
 import { ExchangeType, NotifyType, PayloadType, isErrorNotify } from '../codec/index.js';
 import { notify, nonce } from '../codec/build.js';
@@ -22,6 +23,7 @@ import {
   toProposalSubstructure,
   toProposalSubstructures,
   type Proposal,
+  type SelectedProposal,
 } from '../proposal/index.js';
 import type { IkeSaContext } from '../sa/context.js';
 import { deriveKeyset } from '../sa/keyset.js';
@@ -43,6 +45,11 @@ const MAX_RESTARTS = 4;
 export class IkeInitTask extends BaseTask {
   readonly name = 'IKE_INIT';
   private ke?: KeyExchangePrivate;
+  /** Crypto off the main thread (sa.crypto not inline): our KE value, made in a worker, and its failure. */
+  private pooledKe?: KeyExchangeHandle;
+  private pooledKeFailure?: unknown;
+  /** Crypto off the main thread: g^ir (and the responder's own KE data) computed by prepare for this peer KE data, or the error. */
+  private prepared?: { peerKe: Buffer; gir?: Buffer; publicValue?: Buffer; error?: unknown };
   /** Our KE data, kept after the private value is dropped (the responder sends it after deriving keys). */
   private ownKeData?: Buffer;
   private keGroup?: number;
@@ -61,21 +68,83 @@ export class IkeInitTask extends BaseTask {
     return this.cookie;
   }
 
-  override buildRequest(msg: TaskMessage): void {
-    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
-    const { config } = this.sa;
+  /** The group our IKE_SA_INIT request offers KE data of. */
+  private requestGroup(): KeyExchangeGroup {
     this.keGroup ??= initialKeGroup(this.proposals);
     if (this.keGroup === undefined)
-      throw new ExchangeFailure(`connection ${config.name}: no IKE proposal that tunsec implements carries a key exchange group`, undefined);
+      throw new ExchangeFailure(`connection ${this.sa.config.name}: no IKE proposal that tunsec implements carries a key exchange group`, undefined);
     const group = keyExchangeGroup(this.keGroup);
     if (!group) throw new ExchangeFailure(`key exchange group ${this.keGroup} is not implemented`, undefined);
-    // §2.6 / §1.2: a restart after COOKIE or INVALID_KE_PAYLOAD keeps the nonce; a new group needs a new KE.
-    if (!this.ke || this.ke.group.groupId !== this.keGroup) this.ke = group.generate();
+    return group;
+  }
+
+  /** Our KE data for the request: made here (inline), or by prepareRequest in a worker. */
+  private requestKeData(group: KeyExchangeGroup): Buffer {
+    if (this.sa.crypto.inline) {
+      // §2.6 / §1.2: a restart after COOKIE or INVALID_KE_PAYLOAD keeps the nonce; a new group needs a new KE.
+      if (!this.ke || this.ke.group.groupId !== group.groupId) this.ke = group.generate();
+      return this.ke.publicValue;
+    }
+    if (this.pooledKeFailure !== undefined)
+      throw new ExchangeFailure(`key exchange (group ${group.groupId}) failed: ${errorText(this.pooledKeFailure)}`, undefined);
+    if (this.pooledKe?.groupId !== group.groupId) throw new ExchangeFailure(`key exchange (group ${group.groupId}) not prepared`, undefined);
+    return this.pooledKe.publicValue;
+  }
+
+  prepareRequest(exchangeType: number): Promise<void> | undefined {
+    if (exchangeType !== ExchangeType.IKE_SA_INIT || this.sa.crypto.inline || this.pooledKeFailure !== undefined) return undefined;
+    let group: KeyExchangeGroup;
+    try {
+      group = this.requestGroup();
+    } catch {
+      return undefined; // buildRequest reports it
+    }
+    if (this.pooledKe?.groupId === group.groupId) return undefined;
+    return this.sa.crypto.generateKeyExchange(group.groupId).then(
+      (own) => void (this.pooledKe = own),
+      (err: unknown) => void (this.pooledKeFailure = err),
+    );
+  }
+
+  prepareResponse(msg: TaskMessage): Promise<void> | undefined {
+    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT || this.sa.crypto.inline) return undefined;
+    const ke = firstOfType(msg, PayloadType.KE);
+    const own = this.pooledKe;
+    if (!ke || !own || ke.dhGroup !== own.groupId) return undefined; // processResponse reports it
+    this.pooledKe = undefined;
+    const peerKe = ke.keyExchangeData;
+    return this.sa.crypto.computeSharedSecret(own, peerKe).then(
+      (gir) => void (this.prepared = { peerKe, gir, publicValue: own.publicValue }),
+      (error: unknown) => void (this.prepared = { peerKe, error }),
+    );
+  }
+
+  prepareRespond(msg: TaskMessage): Promise<void> | undefined {
+    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT || this.sa.crypto.inline) return undefined;
+    // the manager files the IKE SA under our SPI as soon as it has the request, before this work is done
+    if (this.sa.spiR.equals(ZERO_SPI)) this.sa.spiR = randomSpi();
+    let decided: { group: number; peerKe: Buffer };
+    try {
+      decided = this.decide(msg);
+    } catch {
+      return undefined; // processRequest reports it
+    }
+    const { peerKe } = decided;
+    return this.sa.crypto.respondKeyExchange(decided.group, peerKe).then(
+      (r) => void (this.prepared = { peerKe, gir: r.sharedSecret, publicValue: r.publicValue }),
+      (error: unknown) => void (this.prepared = { peerKe, error }),
+    );
+  }
+
+  override buildRequest(msg: TaskMessage): void {
+    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
+    const group = this.requestGroup();
+    const keData = this.requestKeData(group);
     this.sa.Ni ??= randomBytes(NONCE_LENGTH);
     if (this.cookie) msg.payloads.push(notify(NotifyType.COOKIE, { data: this.cookie }));
     msg.payloads.push(
       { type: PayloadType.SA, proposals: toProposalSubstructures(this.proposals) },
-      { type: PayloadType.KE, dhGroup: this.keGroup, keyExchangeData: this.ke.publicValue },
+      { type: PayloadType.KE, dhGroup: group.groupId, keyExchangeData: keData },
       nonce(this.sa.Ni),
     );
     this.addCapabilityNotifies(msg);
@@ -138,9 +207,8 @@ export class IkeInitTask extends BaseTask {
     return 'done';
   }
 
-  override processRequest(msg: TaskMessage): void {
-    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
-    const { sa } = this;
+  /** Responder: the proposal and KE group for the peer's request; ExchangeFailure with the notify to answer otherwise. */
+  private decide(msg: TaskMessage): { selected: SelectedProposal; group: number; peerKe: Buffer; ni: Buffer } {
     const saPayload = firstOfType(msg, PayloadType.SA);
     const ke = firstOfType(msg, PayloadType.KE);
     const ni = firstOfType(msg, PayloadType.NONCE);
@@ -162,16 +230,22 @@ export class IkeInitTask extends BaseTask {
         data,
       );
     }
-    const group = keyExchangeGroup(decision.group);
-    if (!group) throw new ExchangeFailure(`key exchange group ${decision.group} is not implemented`, NotifyType.NO_PROPOSAL_CHOSEN);
-    this.ke = group.generate();
-    this.keGroup = decision.group;
+    if (!keyExchangeGroup(decision.group)) throw new ExchangeFailure(`key exchange group ${decision.group} is not implemented`, NotifyType.NO_PROPOSAL_CHOSEN);
+    return { selected, group: decision.group, peerKe: ke.keyExchangeData, ni: ni.nonce };
+  }
+
+  override processRequest(msg: TaskMessage): void {
+    if (msg.exchangeType !== ExchangeType.IKE_SA_INIT) return;
+    const { sa } = this;
+    const { selected, group, peerKe, ni } = this.decide(msg);
+    if (sa.crypto.inline) this.ke = keyExchangeGroup(group)!.generate();
+    this.keGroup = group;
     sa.selected = selected;
-    sa.Ni = Buffer.from(ni.nonce);
+    sa.Ni = Buffer.from(ni);
     sa.Nr = randomBytes(NONCE_LENGTH);
-    sa.spiR = randomSpi();
+    if (sa.spiR.equals(ZERO_SPI)) sa.spiR = randomSpi();
     this.learnCapabilities(msg);
-    this.deriveKeys(ke.keyExchangeData, NotifyType.INVALID_SYNTAX);
+    this.deriveKeys(peerKe, NotifyType.INVALID_SYNTAX);
   }
 
   override buildResponse(msg: TaskMessage): TaskStatus {
@@ -191,16 +265,34 @@ export class IkeInitTask extends BaseTask {
     const { sa } = this;
     let gir: Buffer;
     try {
-      gir = this.ke!.computeSharedSecret(peerKe);
+      ({ gir, ownKeData: this.ownKeData } = this.sharedSecret(peerKe));
     } catch (err) {
       if (err instanceof CryptoError) throw new ExchangeFailure(`peer's KE payload is invalid: ${err.message}`, notifyOnError);
+      // not the peer's fault: a crypto worker failed; the responder asks for a later try
+      if (err instanceof CryptoWorkerError)
+        throw new ExchangeFailure(`key exchange failed: ${err.message}`, notifyOnError === undefined ? undefined : NotifyType.TEMPORARY_FAILURE);
       throw err;
     }
-    this.ownKeData = this.ke!.publicValue;
     sa.keys = deriveKeyset({ selected: sa.selected!, Ni: sa.Ni!, Nr: sa.Nr!, gir, spiI: sa.spiI, spiR: sa.spiR });
     gir.fill(0);
     this.ke = undefined;
   }
+
+  /** g^ir and our KE data: computed here (inline), or by prepareResponse / prepareRespond in a worker. */
+  private sharedSecret(peerKe: Buffer): { gir: Buffer; ownKeData: Buffer } {
+    if (this.sa.crypto.inline) return { gir: this.ke!.computeSharedSecret(peerKe), ownKeData: this.ke!.publicValue };
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    if (!prepared || !prepared.peerKe.equals(peerKe)) throw new CryptoWorkerError('key exchange not prepared for this KE payload');
+    if (prepared.error !== undefined) throw prepared.error;
+    return { gir: prepared.gir!, ownKeData: prepared.publicValue! };
+  }
+}
+
+const ZERO_SPI = Buffer.alloc(8);
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** A random, non-zero IKE SPI (§2.6). */

@@ -23,6 +23,13 @@ export function natdHash(spiI: Buffer, spiR: Buffer, ep: Endpoint): Buffer {
   return createHash('sha1').update(spiI).update(spiR).update(ip).update(port).digest();
 }
 
+/** §2.23: with a NAT detected (after IKE_SA_INIT), IKE moves to the NAT-T port from IKE_AUTH on (and ESP is UDP-encapsulated). */
+export function floatToNattPort(ctx: IkeSaContext, remote: Endpoint, nattPort: number): void {
+  if (!ctx.udpEncapsulation || ctx.local.port === nattPort) return;
+  ctx.local = { address: ctx.local.address, port: nattPort };
+  ctx.remote = { address: remote.address, port: nattPort };
+}
+
 export class IkeNatdTask extends BaseTask {
   readonly name = 'IKE_NATD';
 

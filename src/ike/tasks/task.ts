@@ -8,6 +8,7 @@
  */
 import type { Payload, PayloadOf } from '../codec/index.js';
 import { NotifyType, PayloadType, notifyTypeName } from '../codec/index.js';
+import { notify } from '../codec/build.js';
 import { listProposals, type Proposal } from '../proposal/index.js';
 import type { IkeSaContext } from '../sa/context.js';
 
@@ -31,6 +32,19 @@ export interface Task {
   processRequest(msg: TaskMessage): void;
   /** Responder: add payloads to the response. */
   buildResponse(msg: TaskMessage): TaskStatus;
+  /*
+   * Public-key work ahead of a step, when it runs off the main thread
+   * (../../crypto/pool): a hook returns a promise while the work is under way
+   * and the exchange engine holds the IKE SA until it settles (./prepare.ts);
+   * undefined when there is nothing (more) to do. Results and errors are kept
+   * by the task for the synchronous step, which then reports them as before.
+   */
+  /** Initiator, before buildRequest of an exchange of `exchangeType`. */
+  prepareRequest?(exchangeType: number): Promise<void> | undefined;
+  /** Initiator, before processResponse. */
+  prepareResponse?(msg: TaskMessage): Promise<void> | undefined;
+  /** Responder, before processRequest and buildResponse. */
+  prepareRespond?(msg: TaskMessage): Promise<void> | undefined;
 }
 
 /**
@@ -103,6 +117,21 @@ export function processResponse(tasks: readonly Task[], msg: TaskMessage): { rem
 export function respond(tasks: readonly Task[], msg: TaskMessage, response: TaskMessage): Task[] {
   for (const t of tasks) t.processRequest(msg);
   return tasks.filter((t) => t.buildResponse(response) !== 'done');
+}
+
+/**
+ * Responder of IKE_SA_INIT / IKE_AUTH: as `respond`, but an ExchangeFailure
+ * becomes the response's error notify (§2.21) and is returned: the IKE SA ends
+ * once that response is sent.
+ */
+export function respondOrFail(tasks: Task[], msg: TaskMessage, response: TaskMessage): { remaining: Task[]; failure?: ExchangeFailure } {
+  try {
+    return { remaining: respond(tasks, msg, response) };
+  } catch (err) {
+    if (!(err instanceof ExchangeFailure)) throw err;
+    response.payloads = err.notify !== undefined ? [notify(err.notify, err.notifyData ? { data: err.notifyData } : {})] : [];
+    return { remaining: tasks, failure: err };
+  }
 }
 
 /**

@@ -165,6 +165,8 @@ describe('control commands on two in-process daemons (moon initiates, sun answer
         remote_port: expect.any(Number),
         local_id: 'moon.tunsec.test',
         remote_id: 'sun.tunsec.test',
+        local_auth: 'pubkey',
+        remote_auth: 'pubkey',
         certificate: 'C=CH, O=tunsec test, CN=moon.tunsec.test',
         proposals: ['aes128gcm16-prfsha384-ecp384bp'],
         encap: false,

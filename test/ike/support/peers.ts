@@ -13,6 +13,7 @@ import { parseProposalList } from '../../../src/ike/proposal/index.js';
 import { parseTsConfigList } from '../../../src/ike/ts/index.js';
 import { ProtocolId } from '../../../src/ike/transforms.js';
 import type { ChildPeerConfig, IkePeerConfig } from '../../../src/ike/sa/peer-config.js';
+import { CryptoWorkerPool, type PublicKeyCrypto } from '../../../src/crypto/pool/index.js';
 
 export function proposals(text: string, protocol: ProtocolId.IKE | ProtocolId.ESP) {
   const r = parseProposalList(text, protocol);
@@ -97,8 +98,9 @@ export async function startPeer(
   address: string,
   ports: { ike: number; natt: number },
   connections: ConnectionEntry[],
-  options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean; delayMs?: number } = {},
+  options: { cookieThreshold?: number; dropOutgoing?: (bytes: Buffer) => boolean; delayMs?: number; crypto?: PublicKeyCrypto } = {},
 ): Promise<TestPeer> {
+  const crypto = options.crypto ?? envCrypto();
   const log = new MemoryLogger();
   const sad = new SecurityAssociationDatabase();
   const transport = new UdpTransport({ addresses: [address], ikePort: ports.ike, nattPort: ports.natt });
@@ -110,6 +112,7 @@ export async function startPeer(
     ikePort: ports.ike,
     retransmit: { timeout: 0.3, base: 1.5, tries: 3 },
     ...(options.cookieThreshold !== undefined ? { cookieThreshold: options.cookieThreshold } : {}),
+    ...(crypto ? { crypto } : {}),
     io: {
       nattPort: ports.natt,
       send(local, remote, datagrams) {
@@ -134,6 +137,19 @@ export async function startPeer(
   return { address, manager, transport, sad, log, sent, stop: () => transport.stop() };
 }
 
+let sharedPool: CryptoWorkerPool | undefined;
+
+/**
+ * TUNSEC_TEST_CRYPTO_WORKERS=n runs every test peer's public-key work on one shared pool of n
+ * workers (the same tests, with the exchange engine waiting for workers); unset or 0: inline.
+ */
+function envCrypto(): PublicKeyCrypto | undefined {
+  const n = Number(process.env.TUNSEC_TEST_CRYPTO_WORKERS ?? 0);
+  if (!(n > 0)) return undefined;
+  sharedPool ??= new CryptoWorkerPool(n);
+  return sharedPool;
+}
+
 /** A test's teardown: destroy every IKE SA of each peer (timers stop), close its sockets; empties `peers`. */
 export function stopPeers(peers: TestPeer[]): void {
   for (const p of peers.splice(0)) {
@@ -156,7 +172,12 @@ export async function freePorts(): Promise<{ ike: number; natt: number }> {
  * (identities `<name>.tunsec.test`), on free ports; `dropOutgoing` per side as in startPeer.
  */
 export async function loopbackPair(
-  opts: { moon?: Partial<IkePeerConfig>; sun?: Partial<IkePeerConfig>; dropOutgoing?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean } } = {},
+  opts: {
+    moon?: Partial<IkePeerConfig>;
+    sun?: Partial<IkePeerConfig>;
+    dropOutgoing?: { moon?: (b: Buffer) => boolean; sun?: (b: Buffer) => boolean };
+    crypto?: { moon?: PublicKeyCrypto; sun?: PublicKeyCrypto };
+  } = {},
 ): Promise<{ pki: TestPki; ports: { ike: number; natt: number }; moon: TestPeer; sun: TestPeer }> {
   const pki = testPki();
   const ports = await freePorts();
@@ -174,7 +195,7 @@ export async function loopbackPair(
           remotePort: ports.ike,
         },
       ],
-      drop ? { dropOutgoing: drop } : {},
+      { ...(drop ? { dropOutgoing: drop } : {}), ...(opts.crypto?.[name] ? { crypto: opts.crypto[name] } : {}) },
     );
   };
   const moon = await side('moon', '127.0.0.1', '127.0.0.2', 'sun');
