@@ -17,10 +17,11 @@ import type { ManualSaListResult } from '../../src/control/protocol.js';
 import type { ListSasResult } from '../../src/control/protocol.js';
 import { Capture, isNeighborDiscovery, type CapturedPacket } from '../support/capture.js';
 import { NetnsPair } from '../support/netns.js';
-import { pidFromFile, requireRootAndPrograms, stopPid } from '../support/proc.js';
+import { requireRootAndPrograms } from '../support/proc.js';
+import { tcpTransfer } from '../support/tcp-transfer.js';
 import { TunsecDaemon } from './tunsec-daemon.js';
 
-requireRootAndPrograms('manual SAs', ['ip', 'ping', 'tcpdump', 'iperf3']);
+requireRootAndPrograms('manual SAs', ['ip', 'ping', 'tcpdump']);
 
 const KEY_MOON_TO_SUN = `0x${'4a'.repeat(16)}c0ffee01`;
 const KEY_SUN_TO_MOON = `0x${'5b'.repeat(16)}c0ffee02`;
@@ -80,18 +81,6 @@ async function cli(args: string[]): Promise<{ code: number; out: string; err: st
   return { code, out, err };
 }
 
-async function tcpTransfer(pair: NetnsPair, target: string, bind?: string): Promise<number> {
-  const pidFile = `/tmp/iperf3-${pair.b.ns}.pid`;
-  const server = await pair.exec(pair.b, 'iperf3', ['-s', '-D', '-1', '-p', '5201', '-I', pidFile, ...(bind ? ['-B', target] : [])]);
-  expect(server.code, server.stderr).toBe(0);
-  await new Promise((r) => setTimeout(r, 300));
-  const client = await pair.exec(pair.a, 'iperf3', ['-c', target, '-p', '5201', '-n', '4M', '-J', ...(bind ? ['-B', bind] : [])], 30_000);
-  const serverPid = pidFromFile(pidFile);
-  if (serverPid !== undefined) await stopPid(serverPid);
-  expect(client.code, `${client.stdout}\n${client.stderr}`).toBe(0);
-  return (JSON.parse(client.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes;
-}
-
 async function startBoth(pair: NetnsPair, moonYaml: string, sunYaml: string): Promise<{ moon: TunsecDaemon; sun: TunsecDaemon }> {
   const moon = new TunsecDaemon(pair.a.ns, moonYaml);
   const sun = new TunsecDaemon(pair.b.ns, sunYaml);
@@ -133,7 +122,8 @@ describe('manual SAs, transport mode over raw ESP (IPv4)', () => {
     try {
       const ping = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', pair.b.ip4], 20_000);
       expect(ping.code, `${ping.stdout}\n${ping.stderr}\nmoon:\n${moon.text()}\nsun:\n${sun.text()}`).toBe(0);
-      expect(await tcpTransfer(pair, pair.b.ip4)).toBeGreaterThan(1_000_000);
+      // 4 MB from moon to sun: every byte arrives, intact, through the manual SAs
+      expect(await tcpTransfer(pair, pair.a, pair.b, pair.b.ip4, { bytes: 4_000_000 })).toEqual({ sent: 4_000_000, received: 4_000_000, intact: true });
       const ours = (p: CapturedPacket): boolean => (p.src === pair.a.ip4 || p.dst === pair.a.ip4) && !isNeighborDiscovery(p);
       expect((await clear.stop()).filter(ours).map((p) => `${p.protocol} ${p.src} → ${p.dst}`)).toEqual([]);
       expect((await esp.stop()).filter(ours).length).toBeGreaterThan(0);
@@ -193,7 +183,11 @@ describe('manual SAs, tunnel mode over ESP-in-UDP', () => {
     try {
       const ping = await pair.exec(pair.a, 'ping', ['-c', '5', '-i', '0.2', '-W', '2', '-I', inner.moon, inner.sun], 20_000);
       expect(ping.code, `${ping.stdout}\n${ping.stderr}\nmoon:\n${moon.text()}\nsun:\n${sun.text()}`).toBe(0);
-      expect(await tcpTransfer(pair, inner.sun, inner.moon)).toBeGreaterThan(1_000_000);
+      expect(await tcpTransfer(pair, pair.a, pair.b, inner.sun, { bytes: 4_000_000, bind: inner.moon })).toEqual({
+        sent: 4_000_000,
+        received: 4_000_000,
+        intact: true,
+      });
       const innerAddresses = new Set([inner.moon, inner.sun]);
       expect(
         (await clear.stop()).filter((p) => innerAddresses.has(p.src) || innerAddresses.has(p.dst)).map((p) => `${p.protocol} ${p.src} → ${p.dst}`),
