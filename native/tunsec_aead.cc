@@ -1,5 +1,5 @@
 // tunsec native addon: AES-GCM-16 as ESP (RFC 4106) and IKEv2 (RFC 5282) use it, with OpenSSL's
-// EVP API keyed once per SA.
+// EVP API keyed once per SA and direction (each context made when first used).
 //
 // OpenSSL is not linked here: node (20.x) is statically linked with OpenSSL 3.0.x and exports its
 // symbols, and node-gyp's include path for node's headers (<nodedir>/include/node) carries node's
@@ -18,7 +18,7 @@
 //       guess); it never throws for bad data.
 //   key.handle: a number naming this key to the batched ESP calls of tunsec_esp.cc (never reused
 //       within a process; unknown once the key is destroyed).
-//   key.destroy(): frees the EVP contexts (OpenSSL cleanses the key schedule) and wipes the salt;
+//   key.destroy(): frees the EVP contexts (OpenSSL cleanses the key schedule) and wipes key and salt;
 //       later seal/open throw. Idempotent. The finalizer does the same if destroy() was not called.
 // Argument errors throw: TypeError for a non-Uint8Array buffer/AAD or a non-number offset,
 // RangeError for an offset/length that is not a non-negative integer or that points outside buf.
@@ -180,22 +180,13 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
       ThrowRange(env, "AeadKey: salt must be 4 octets");
       return;
     }
-    // Copy the key first: key and salt could alias memory that JS changes later; the EVP contexts
-    // take their own key schedule during init.
-    unsigned char k[32];
-    memcpy(k, key.data, key.len);
+    // Copy key and salt: they could alias memory that JS changes later. The EVP contexts are made
+    // on first use (Encryptor/Decryptor): an ESP SA works in one direction only, so it never pays
+    // for the other one's key schedule and GHASH tables (~1.8 KiB of OpenSSL state each).
+    memcpy(key_, key.data, key.len);
     memcpy(salt_, salt.data, kSaltLen);
-    EVP_CIPHER *cipher = EVP_CIPHER_fetch(nullptr, name, nullptr);
-    enc_ = EVP_CIPHER_CTX_new();
-    dec_ = EVP_CIPHER_CTX_new();
-    bool ok = cipher != nullptr && enc_ != nullptr && dec_ != nullptr &&
-              EVP_EncryptInit_ex(enc_, cipher, nullptr, k, nullptr) == 1 &&
-              EVP_DecryptInit_ex(dec_, cipher, nullptr, k, nullptr) == 1 &&
-              EVP_CIPHER_CTX_get_iv_length(enc_) == static_cast<int>(kNonceLen) &&
-              EVP_CIPHER_CTX_get_iv_length(dec_) == static_cast<int>(kNonceLen);
-    OPENSSL_cleanse(k, sizeof k);
-    EVP_CIPHER_free(cipher);  // the contexts hold their own references
-    if (!ok) {
+    cipher_ = EVP_CIPHER_fetch(nullptr, name, nullptr);
+    if (cipher_ == nullptr || EVP_CIPHER_get_iv_length(cipher_) != static_cast<int>(kNonceLen)) {
       Release();
       Napi::Error::New(env, std::string("AeadKey: OpenSSL could not set up ") + name).ThrowAsJavaScriptException();
       return;
@@ -206,10 +197,11 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
     registry[handle_] = this;
   }
 
-  bool Lookup(EspKeyView *out) const {
-    if (enc_ == nullptr) return false;
-    out->enc = enc_;
-    out->dec = dec_;
+  // The contexts for `dir`, made on first use; false when destroyed or OpenSSL fails.
+  bool Lookup(EspKeyDirection dir, EspKeyView *out) {
+    EVP_CIPHER_CTX *ctx = dir == EspKeyDirection::kSeal ? Encryptor() : Decryptor();
+    if (ctx == nullptr) return false;
+    out->ctx = ctx;
     out->salt = salt_;
     return true;
   }
@@ -219,9 +211,11 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
  private:
   Napi::Value Seal(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (enc_ == nullptr) return ThrowDestroyed(env);
+    if (cipher_ == nullptr) return ThrowDestroyed(env);
     Args a;
     if (!ParseArgs(info, "AeadKey.seal(buf, ivOff, aad, ptOff, ptLen)", &a)) return env.Undefined();
+    EVP_CIPHER_CTX *enc_ = Encryptor();
+    if (enc_ == nullptr) return ThrowSetup(env);
     unsigned char nonce[kNonceLen];
     memcpy(nonce, salt_, kSaltLen);
     memcpy(nonce + kSaltLen, a.buf.data + a.iv_off, kIvLen);
@@ -243,9 +237,11 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
 
   Napi::Value Open(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (dec_ == nullptr) return ThrowDestroyed(env);
+    if (cipher_ == nullptr) return ThrowDestroyed(env);
     Args a;
     if (!ParseArgs(info, "AeadKey.open(buf, ivOff, aad, ctOff, ctLen)", &a)) return env.Undefined();
+    EVP_CIPHER_CTX *dec_ = Decryptor();
+    if (dec_ == nullptr) return ThrowSetup(env);
     unsigned char nonce[kNonceLen];
     memcpy(nonce, salt_, kSaltLen);
     memcpy(nonce + kSaltLen, a.buf.data + a.iv_off, kIvLen);
@@ -260,9 +256,10 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
               (len == 0 || ((decrypted = true), EVP_DecryptUpdate(dec_, p, &outl, p, len) == 1)) &&
               EVP_DecryptFinal_ex(dec_, p + len, &outl) == 1;  // compares the ICV in constant time
     if (!ok && decrypted) {
-      // GCM's key stream depends on key and nonce only: encrypting again restores the ciphertext.
-      bool restored = EVP_EncryptInit_ex(enc_, nullptr, nullptr, nullptr, nonce) == 1 &&
-                      EVP_EncryptUpdate(enc_, p, &outl, p, len) == 1;
+      // GCM's key stream depends on key and nonce only: running the same counter stream over the
+      // plaintext again (decrypting it) restores the ciphertext, without an encryption context.
+      bool restored = EVP_DecryptInit_ex(dec_, nullptr, nullptr, nullptr, nonce) == 1 &&
+                      EVP_DecryptUpdate(dec_, p, &outl, p, len) == 1;
       if (!restored) OPENSSL_cleanse(p, a.data_len);
     }
     return Napi::Boolean::New(env, ok);
@@ -280,6 +277,28 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
     return env.Undefined();
   }
 
+  Napi::Value ThrowSetup(Napi::Env env) {
+    Napi::Error::New(env, "AeadKey: OpenSSL could not set up an AES-GCM context").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  EVP_CIPHER_CTX *Encryptor() { return Context(&enc_, true); }
+  EVP_CIPHER_CTX *Decryptor() { return Context(&dec_, false); }
+
+  // *slot, keyed on first use for encryption or decryption.
+  EVP_CIPHER_CTX *Context(EVP_CIPHER_CTX **slot, bool encrypt) {
+    if (*slot != nullptr || cipher_ == nullptr) return *slot;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    const bool ok = ctx != nullptr && EVP_CipherInit_ex(ctx, cipher_, nullptr, key_, nullptr, encrypt ? 1 : 0) == 1 &&
+                    EVP_CIPHER_CTX_get_iv_length(ctx) == static_cast<int>(kNonceLen);
+    if (!ok) {
+      EVP_CIPHER_CTX_free(ctx);
+      return nullptr;
+    }
+    *slot = ctx;
+    return ctx;
+  }
+
   void Release() {
     if (handle_ != 0) {
       std::lock_guard<std::mutex> lock(registry_mutex);
@@ -289,23 +308,28 @@ class AeadKey : public Napi::ObjectWrap<AeadKey> {
     // EVP_CIPHER_CTX_free cleanses the provider context, key schedule included.
     EVP_CIPHER_CTX_free(enc_);
     EVP_CIPHER_CTX_free(dec_);
+    EVP_CIPHER_free(cipher_);
     enc_ = nullptr;
     dec_ = nullptr;
+    cipher_ = nullptr;
+    OPENSSL_cleanse(key_, sizeof key_);
     OPENSSL_cleanse(salt_, sizeof salt_);
   }
 
+  EVP_CIPHER *cipher_ = nullptr;  // null once destroyed
   EVP_CIPHER_CTX *enc_ = nullptr;
   EVP_CIPHER_CTX *dec_ = nullptr;
+  unsigned char key_[32] = {0};
   unsigned char salt_[kSaltLen] = {0, 0, 0, 0};
   uint32_t handle_ = 0;
 };
 
 }  // namespace
 
-bool EspKeyLookup(uint32_t handle, EspKeyView *out) {
+bool EspKeyLookup(uint32_t handle, EspKeyDirection dir, EspKeyView *out) {
   std::lock_guard<std::mutex> lock(registry_mutex);
   auto it = registry.find(handle);
-  return it != registry.end() && it->second->Lookup(out);
+  return it != registry.end() && it->second->Lookup(dir, out);
 }
 
 // Called from the module's Init (tunsec_native.cc).

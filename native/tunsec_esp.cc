@@ -105,13 +105,15 @@ Napi::Value Throw(Napi::Env env, const char *msg) {
 
 // A small cache of the last key looked up: a batch is mostly one SA.
 struct KeyCache {
+  explicit KeyCache(EspKeyDirection d) : dir(d) {}
+  EspKeyDirection dir;
   uint32_t handle = 0;
   EspKeyView view;
   bool ok = false;
   bool Get(uint32_t h) {
     if (h != handle || handle == 0) {
       handle = h;
-      ok = h != 0 && EspKeyLookup(h, &view);
+      ok = h != 0 && EspKeyLookup(h, dir, &view);
     }
     return ok;
   }
@@ -151,10 +153,10 @@ size_t SealOne(const EspKeyView &k, const uint8_t *src, size_t payloadLen, uint8
   memcpy(nonce + 4, iv, kIv);
   int outl = 0;
   const int len = (int)ptLen;
-  bool ok = EVP_EncryptInit_ex(k.enc, nullptr, nullptr, nullptr, nonce) == 1 &&
-            EVP_EncryptUpdate(k.enc, nullptr, &outl, aad, (int)aadLen) == 1 && EVP_EncryptUpdate(k.enc, pt, &outl, pt, len) == 1 &&
-            EVP_EncryptFinal_ex(k.enc, pt + len, &outl) == 1 &&
-            EVP_CIPHER_CTX_ctrl(k.enc, EVP_CTRL_AEAD_GET_TAG, (int)kIcv, pt + len) == 1;
+  bool ok = EVP_EncryptInit_ex(k.ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+            EVP_EncryptUpdate(k.ctx, nullptr, &outl, aad, (int)aadLen) == 1 && EVP_EncryptUpdate(k.ctx, pt, &outl, pt, len) == 1 &&
+            EVP_EncryptFinal_ex(k.ctx, pt + len, &outl) == 1 &&
+            EVP_CIPHER_CTX_ctrl(k.ctx, EVP_CTRL_AEAD_GET_TAG, (int)kIcv, pt + len) == 1;
   if (!ok) {
     OPENSSL_cleanse(out, total);
     return 0;
@@ -303,7 +305,7 @@ Napi::Value EspSealBatch(const Napi::CallbackInfo &info) {
   const int64_t count = info[4].As<Napi::Number>().Int64Value();
   const int fd = info[5].As<Napi::Number>().Int32Value();
   if (count < 0 || (size_t)count > nLengths || (size_t)count * kDesc > nDesc) return Throw(env, "espSealBatch: count exceeds lengths/desc");
-  KeyCache keys;
+  KeyCache keys(EspKeyDirection::kSeal);
   std::vector<Outgoing> out;
   out.reserve((size_t)count);
   int sealed = 0;
@@ -374,13 +376,13 @@ uint32_t OpenOne(const EspKeyView &k, uint8_t *p, size_t len, uint32_t hi, bool 
   uint8_t *ct = p + kEspHeader + kIv;
   const int ctLen = (int)(len - kEspHeader - kIv - kIcv);
   int outl = 0;
-  bool ok = EVP_DecryptInit_ex(k.dec, nullptr, nullptr, nullptr, nonce) == 1 &&
-            EVP_CIPHER_CTX_ctrl(k.dec, EVP_CTRL_AEAD_SET_TAG, (int)kIcv, ct + ctLen) == 1 &&
-            EVP_DecryptUpdate(k.dec, nullptr, &outl, aad, (int)aadLen) == 1 && EVP_DecryptUpdate(k.dec, ct, &outl, ct, ctLen) == 1 &&
-            EVP_DecryptFinal_ex(k.dec, ct + ctLen, &outl) == 1;
+  bool ok = EVP_DecryptInit_ex(k.ctx, nullptr, nullptr, nullptr, nonce) == 1 &&
+            EVP_CIPHER_CTX_ctrl(k.ctx, EVP_CTRL_AEAD_SET_TAG, (int)kIcv, ct + ctLen) == 1 &&
+            EVP_DecryptUpdate(k.ctx, nullptr, &outl, aad, (int)aadLen) == 1 && EVP_DecryptUpdate(k.ctx, ct, &outl, ct, ctLen) == 1 &&
+            EVP_DecryptFinal_ex(k.ctx, ct + ctLen, &outl) == 1;
   if (!ok) {
-    // the key stream depends on key and nonce only: encrypting again restores the ciphertext
-    bool restored = EVP_EncryptInit_ex(k.enc, nullptr, nullptr, nullptr, nonce) == 1 && EVP_EncryptUpdate(k.enc, ct, &outl, ct, ctLen) == 1;
+    // the key stream depends on key and nonce only: running it over the plaintext again restores the ciphertext
+    bool restored = EVP_DecryptInit_ex(k.ctx, nullptr, nullptr, nullptr, nonce) == 1 && EVP_DecryptUpdate(k.ctx, ct, &outl, ct, ctLen) == 1;
     if (!restored) OPENSSL_cleanse(ct, (size_t)ctLen);
     return kStIcv;
   }
@@ -406,7 +408,7 @@ Napi::Value EspOpenBatch(const Napi::CallbackInfo &info) {
     return Throw(env, usage);
   const int64_t count = info[2].As<Napi::Number>().Int64Value();
   if (count < 0 || (size_t)count * kDesc > nDesc) return Throw(env, "espOpenBatch: count exceeds desc");
-  KeyCache keys;
+  KeyCache keys(EspKeyDirection::kOpen);
   int opened = 0;
   for (uint32_t i = 0; i < (uint32_t)count; i++) {
     uint32_t *d = desc + (size_t)i * kDesc;
