@@ -13,7 +13,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { aeadFor } from '../crypto/aead.js';
-import { parseIp } from '../util/ip.js';
+import { addressOctets } from './addresses.js';
 import type { AcquireEvent, Direction, ExpireEvent, IpsecBackend, IpsecBackendEvents, PolicySpec, SaCounters, SaSpec } from './api.js';
 import type { EspSa } from './packet.js';
 import { MAX_SEQ_32, MAX_SEQ_ESN, ReplayWindow } from './replay.js';
@@ -58,8 +58,8 @@ export class SadEntry {
     if (spec.aead.keyMaterial.length !== alg.keyMaterialLength) {
       throw new Error(`SAD: SA ${spiHex(spec.spi)} needs ${alg.keyMaterialLength} octets of key material, got ${spec.aead.keyMaterial.length}`);
     }
-    const local = parseIp(spec.localAddress);
-    const remote = parseIp(spec.remoteAddress);
+    const local = addressOctets(spec.localAddress);
+    const remote = addressOctets(spec.remoteAddress);
     if (!local || !remote || local.length !== remote.length)
       throw new Error(`SAD: SA ${spiHex(spec.spi)} has unusable addresses ${spec.localAddress} / ${spec.remoteAddress}`);
     this.installedAt = now;

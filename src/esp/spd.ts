@@ -18,7 +18,7 @@
  * destination the remote ones; inbound (decrypted packets) the other way
  * round.
  */
-import { parseIp } from '../util/ip.js';
+import { addressOctets } from './addresses.js';
 import type { Direction, PolicySpec, TrafficSelector } from './api.js';
 import {
   IPPROTO_AH,
@@ -49,8 +49,8 @@ export interface CompiledSelector {
 }
 
 export function compileSelector(ts: TrafficSelector): CompiledSelector {
-  const start = parseIp(ts.startAddress);
-  const end = parseIp(ts.endAddress);
+  const start = addressOctets(ts.startAddress);
+  const end = addressOctets(ts.endAddress);
   if (!start || !end || start.length !== end.length) throw new Error(`SPD: bad selector addresses ${ts.startAddress}-${ts.endAddress}`);
   return {
     family: start.length === 4 ? 4 : 6,

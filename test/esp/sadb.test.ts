@@ -96,6 +96,20 @@ describe('SecurityAssociationDatabase: SAs', () => {
     expect(i.localSelectors[0]?.family).toBe(4);
   });
 
+  it('SAs and policies between the same hosts share one octet Buffer per address (memory per SA), with the right octets', () => {
+    const { sad } = sadWithClock();
+    sad.addSa(out(0x20, { localSelectors: [ts('192.0.2.1')], remoteSelectors: [ts('192.0.2.2')] }));
+    sad.addSa(inb(0x21, { localSelectors: [ts('192.0.2.1')], remoteSelectors: [ts('192.0.2.2')] }));
+    sad.addPolicy(policySpec({ reqid: 7, local: [ts('192.0.2.1')], remote: [ts('192.0.2.2')] }));
+    const [o, i] = [sad.listSas().find((e) => e.spec.spi === 0x20)!, sad.inboundSa(0x21)!];
+    const policy = sad.spd.get(7, 'out')!;
+    expect([...o.localAddress]).toEqual([192, 0, 2, 1]);
+    expect([...o.remoteAddress]).toEqual([192, 0, 2, 2]);
+    for (const shared of [i.localAddress, o.localSelectors[0]!.start, o.localSelectors[0]!.end, i.localSelectors[0]!.start, policy.local[0]!.start])
+      expect(shared).toBe(o.localAddress);
+    for (const shared of [i.remoteAddress, o.remoteSelectors[0]!.end, policy.remote[0]!.end]) expect(shared).toBe(o.remoteAddress);
+  });
+
   it('setOutboundSa picks the active outbound SA of a reqid (make-before-break) and tells listeners', () => {
     const { sad } = sadWithClock();
     const ready: number[] = [];
