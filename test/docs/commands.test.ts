@@ -16,7 +16,11 @@
  * images, or takes minutes). A command no rule matches fails the test, so
  * whoever adds one to the docs decides here whether it runs.
  * `tunsec …` is the installed command; from the checkout it is `npx tunsec …`
- * (package.json's bin, dist/ built by `npm ci`), run with npm offline.
+ * (package.json's bin, dist/ built by `npm ci`). Both are run here as that bin,
+ * dist/src/cli/main.js, with this node: on a machine whose npx cache does not
+ * hold the checkout yet, `npx tunsec` installs it there first, and that runs the
+ * package's install script (node-gyp rebuild) in the checkout itself — which
+ * removed native/build under the daemons of the other test lane.
  */
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -98,7 +102,7 @@ function verdict(command: string): string | undefined {
 }
 
 function runShell(command: string): Promise<{ code: number; output: string }> {
-  const line = command.startsWith('tunsec ') ? `npx ${command}` : command;
+  const line = command.replace(/^(npx )?tunsec /, `'${process.execPath}' dist/src/cli/main.js `);
   return new Promise((resolve) => {
     execFile(
       'sh',
