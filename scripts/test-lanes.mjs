@@ -13,6 +13,24 @@ const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import
 const extra = process.argv.slice(2);
 const started = Date.now();
 const children = new Set();
+/** Every line of each lane, colours stripped, for the failure digest printed last. */
+const laneLines = new Map();
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+const DIGEST_LINES = 50;
+
+/**
+ * A failed lane's failures, repeated after both lanes ended: the lanes interleave, and a lane that
+ * fails early has its summary scrolled far above the other lane's, out of sight of whoever reads
+ * only the end of the log (a CI page). Vitest's "Failed Tests" section when there is one (the
+ * failing test's name, the assertion and its stack), otherwise the lane's last lines (a crash).
+ */
+function failureDigest(lines) {
+  const failedFiles = lines.filter((l) => /^\s*(FAIL|❯)\s/.test(l) || /^\s*×\s/.test(l));
+  const start = lines.findIndex((l) => /Failed Tests \d+/.test(l) || /Failed Suites \d+/.test(l));
+  const body = start >= 0 ? lines.slice(start, start + DIGEST_LINES) : lines.slice(-DIGEST_LINES);
+  return [...failedFiles.slice(0, 10), ...body];
+}
 
 const runs = LANES.map((lane) => {
   const t0 = Date.now();
@@ -21,13 +39,18 @@ const runs = LANES.map((lane) => {
     env: { ...process.env, ...(process.stdout.isTTY ? { FORCE_COLOR: '1' } : {}) },
   });
   children.add(child);
+  const lines = [];
+  laneLines.set(lane, lines);
   const width = Math.max(...LANES.map((l) => l.length));
   const tag = `[${lane.padEnd(width)}] `;
   for (const [stream, out] of [
     [child.stdout, process.stdout],
     [child.stderr, process.stderr],
   ]) {
-    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => out.write(tag + line + '\n'));
+    createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      out.write(tag + line + '\n');
+      lines.push(line.replace(ANSI, ''));
+    });
   }
   return new Promise((resolve) => {
     child.on('error', (err) => resolve({ lane, code: 1, signal: null, seconds: 0, error: err.message }));
@@ -49,6 +72,10 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 const results = await Promise.all(runs);
 const failed = results.filter((r) => r.code !== 0);
+for (const r of failed) {
+  process.stdout.write(`test-lanes: ---- ${r.lane} lane failures, repeated from above ----\n`);
+  for (const line of failureDigest(laneLines.get(r.lane) ?? [])) process.stdout.write(`[${r.lane}] ${line}\n`);
+}
 for (const r of results) {
   const how = r.error ? `could not start: ${r.error}` : r.code === 0 ? 'passed' : `failed (exit ${r.code}${r.signal ? `, ${r.signal}` : ''})`;
   process.stdout.write(`test-lanes: ${r.lane} lane ${how} in ${r.seconds.toFixed(0)} s\n`);
