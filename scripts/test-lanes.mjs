@@ -6,6 +6,7 @@
 // namespaces, daemons and guests down.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { stripVTControlCharacters } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const LANES = ['vm', 'netns'];
@@ -15,21 +16,21 @@ const started = Date.now();
 const children = new Set();
 /** Every line of each lane, colours stripped, for the failure digest printed last. */
 const laneLines = new Map();
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;]*m/g;
 const DIGEST_LINES = 50;
 
 /**
  * A failed lane's failures, repeated after both lanes ended: the lanes interleave, and a lane that
  * fails early has its summary scrolled far above the other lane's, out of sight of whoever reads
- * only the end of the log (a CI page). Vitest's "Failed Tests" section when there is one (the
- * failing test's name, the assertion and its stack), otherwise the lane's last lines (a crash).
+ * only the end of the log (a CI page). When vitest printed its "Failed Tests"/"Failed Suites"
+ * section: the failed files and tests of the run (its ❯ and × lines before that section), then the
+ * section's start (the first failing test's name, the assertion and its stack). Otherwise (a crash)
+ * the lane's last lines.
  */
 function failureDigest(lines) {
-  const failedFiles = lines.filter((l) => /^\s*(FAIL|❯)\s/.test(l) || /^\s*×\s/.test(l));
-  const start = lines.findIndex((l) => /Failed Tests \d+/.test(l) || /Failed Suites \d+/.test(l));
-  const body = start >= 0 ? lines.slice(start, start + DIGEST_LINES) : lines.slice(-DIGEST_LINES);
-  return [...failedFiles.slice(0, 10), ...body];
+  const start = lines.findIndex((l) => /Failed (Tests|Suites) \d+/.test(l));
+  if (start < 0) return lines.slice(-DIGEST_LINES);
+  const failedInRun = lines.slice(0, start).filter((l) => /^\s*(❯|×)\s/.test(l));
+  return [...failedInRun.slice(0, 10), ...lines.slice(start, start + DIGEST_LINES)];
 }
 
 const runs = LANES.map((lane) => {
@@ -49,7 +50,7 @@ const runs = LANES.map((lane) => {
   ]) {
     createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
       out.write(tag + line + '\n');
-      lines.push(line.replace(ANSI, ''));
+      lines.push(stripVTControlCharacters(line));
     });
   }
   return new Promise((resolve) => {

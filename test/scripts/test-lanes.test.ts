@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 import { expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,8 +18,7 @@ function runLanes(args: string[]): Promise<{ code: number | null; lines: string[
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    // eslint-disable-next-line no-control-regex
-    child.on('close', (code) => resolve({ code, lines: out.replace(/\x1b\[[0-9;]*m/g, '').split('\n') }));
+    child.on('close', (code) => resolve({ code, lines: stripVTControlCharacters(out).split('\n') }));
   });
 }
 
